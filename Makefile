@@ -1,0 +1,55 @@
+# Brickops build. Every target runs on a fresh machine after `.ci/run`'s installs
+# (Go from go.mod, npm packages from package-lock.json).
+
+VERSION   := $(shell cat VERSION)
+GO        ?= go
+LDFLAGS   := -s -w -X github.com/brickops/brickops/internal/buildinfo.Version=$(VERSION)
+PLATFORMS := linux/amd64 linux/arm64 windows/amd64 darwin/amd64 darwin/arm64
+
+.PHONY: all build build-host test test-go test-node lint package bench stress node_modules clean
+
+all: build
+
+## build: the brickops executable for every platform, in dist/bin/<goos>-<goarch>/
+build:
+	@for p in $(PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; ext=; [ $$os = windows ] && ext=.exe; \
+		echo "build $$os/$$arch"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags "$(LDFLAGS)" \
+			-o dist/bin/$$os-$$arch/brickops$$ext ./cmd/brickops || exit 1; \
+	done
+
+## build-host: only linux/amd64 (what the Node tests and the Go black-box tests run)
+build-host:
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags "$(LDFLAGS)" \
+		-o dist/bin/linux-amd64/brickops ./cmd/brickops
+
+node_modules: package-lock.json
+	npm ci --no-audit --no-fund
+	@touch node_modules
+
+## test: everything the project checks
+test: lint test-go test-node
+
+test-go: build-host node_modules
+	$(GO) test -race -count=1 ./...
+
+test-node: build-host node_modules
+	node --test build/launcher/
+
+## lint: gofmt, go vet, golangci-lint (pinned by the tool line in go.mod)
+lint:
+	@out=$$(gofmt -l cmd internal build); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) tool golangci-lint run ./...
+
+## package: dist/brickops-<version>.vsix
+package: build node_modules
+	$(GO) run ./build/package -version $(VERSION) -out dist
+
+## bench: every figure the issues define, printed and written to dist/bench.json
+bench: package
+	$(GO) run ./build/bench -out dist/bench.json
+
+clean:
+	rm -rf dist

@@ -1,0 +1,20 @@
+// Command brickops runs the Brickops pipeline tasks. See internal/cli.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/brickops/brickops/internal/cli"
+)
+
+func main() {
+	// The agent cancels a step with SIGINT, then SIGTERM 7.5 s later
+	// (Agent.Sdk/ProcessInvoker.cs); both cancel the task's context.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := cli.Main(ctx, cli.Process{Args: os.Args[1:], Environ: os.Environ(), Stdout: os.Stdout, Stderr: os.Stderr}, cli.Tasks())
+	stop()
+	os.Exit(code)
+}

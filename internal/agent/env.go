@@ -1,0 +1,86 @@
+package agent
+
+import (
+	"sort"
+	"strings"
+)
+
+// Env is the process environment, read once at start-up and passed down.
+// Nothing else in Brickops calls os.Getenv.
+type Env map[string]string
+
+// NewEnv builds an Env from os.Environ()-style "KEY=value" entries.
+func NewEnv(environ []string) Env {
+	env := make(Env, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+// Environ returns the "KEY=value" list, sorted, for starting a child process.
+func (e Env) Environ() []string {
+	out := make([]string, 0, len(e))
+	for k, v := range e {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Get returns the value of an environment variable by its exact name.
+func (e Env) Get(name string) string { return e[name] }
+
+// VariableKey is the environment name the agent gives a pipeline variable or
+// input: upper-cased, with '.' and ' ' replaced by '_' (dashes are kept).
+// (agent src/Agent.Worker/Handlers/Handler.cs AddVariablesToEnvironment)
+func VariableKey(name string) string {
+	return strings.ToUpper(strings.NewReplacer(".", "_", " ", "_").Replace(name))
+}
+
+// Variable returns a pipeline variable by its pipeline name (e.g.
+// "Build.BuildId" or "databricks-token"). Secret variables, which the agent
+// passes to Node-handler tasks as SECRET_<NAME>, are looked up too; secret
+// reports which one was found.
+func (e Env) Variable(name string) (value string, secret bool, ok bool) {
+	key := VariableKey(name)
+	if v, found := e["SECRET_"+key]; found {
+		return v, true, true
+	}
+	v, found := e[key]
+	return v, false, found
+}
+
+// Secrets returns every value that must never be printed: secret variables,
+// endpoint authorization parameters, the job access token and the proxy
+// password. Empty and very short values are left out since masking them would
+// garble the log (the agent ignores them as well).
+func (e Env) Secrets() []string {
+	var out []string
+	for k, v := range e {
+		if len(v) < minSecretLength {
+			continue
+		}
+		if strings.HasPrefix(k, "SECRET_") || strings.HasPrefix(k, "ENDPOINT_AUTH_PARAMETER_") ||
+			k == "SYSTEM_ACCESSTOKEN" {
+			out = append(out, v)
+		}
+		if strings.HasPrefix(k, "ENDPOINT_AUTH_") && !strings.HasPrefix(k, "ENDPOINT_AUTH_SCHEME_") &&
+			!strings.HasPrefix(k, "ENDPOINT_AUTH_PARAMETER_") {
+			// The JSON form carries the same parameters: mask each of them.
+			if ep, err := parseEndpointAuth(v); err == nil {
+				for _, p := range ep.Parameters {
+					if len(p) >= minSecretLength {
+						out = append(out, p)
+					}
+				}
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+const minSecretLength = 3

@@ -1,0 +1,72 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strings"
+)
+
+// TaskFunc runs one task. It reads its inputs from env, reports through log,
+// and returns an error when the task failed. It must return soon after ctx is
+// cancelled (the pipeline was cancelled), after cancelling any remote work it
+// started.
+type TaskFunc func(ctx context.Context, env Env, log *Log) error
+
+// Run runs a task and writes its single task.complete: Succeeded (or
+// SucceededWithIssues when it wrote warnings), Failed with one error issue per
+// problem, or Canceled when ctx was cancelled. A panic is reported as a failure
+// rather than crashing the step. Run returns the result it wrote.
+func Run(ctx context.Context, task TaskFunc, env Env, log *Log) (result Result) {
+	defer func() {
+		if p := recover(); p != nil {
+			log.Debug("panic: %v\n%s", p, debug.Stack())
+			log.Error("internal error: %v (please report this at https://github.com/brickops/brickops/issues)", p)
+			result = Failed
+			log.Complete(result, "internal error")
+		}
+	}()
+	err := task(ctx, env, log)
+	result, message := classify(ctx, err, log)
+	log.Complete(result, message)
+	return result
+}
+
+func classify(ctx context.Context, err error, log *Log) (Result, string) {
+	switch {
+	case err == nil && log.Warnings() > 0:
+		return SucceededWithIssues, fmt.Sprintf("finished with %d warning(s)", log.Warnings())
+	case err == nil:
+		return Succeeded, ""
+	case ctx.Err() != nil:
+		log.Warning("the pipeline cancelled the task: %v", err)
+		return Canceled, "canceled"
+	}
+	problems := splitJoined(err)
+	for _, p := range problems {
+		log.Error("%s", p.Error())
+	}
+	if len(problems) == 1 {
+		return Failed, firstLine(problems[0].Error())
+	}
+	return Failed, fmt.Sprintf("%d problems, see the errors above", len(problems))
+}
+
+// splitJoined unwraps errors.Join so that every bad input is its own issue.
+func splitJoined(err error) []error {
+	var joined interface{ Unwrap() []error }
+	if errors.As(err, &joined) && err == joined.(error) {
+		var out []error
+		for _, e := range joined.Unwrap() {
+			out = append(out, splitJoined(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}

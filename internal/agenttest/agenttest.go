@@ -1,0 +1,369 @@
+// Package agenttest runs a Brickops task the way the Azure Pipelines agent
+// does, in-process or as the built executable, and reads its output back with
+// the agent's rules. Every task's tests use it.
+//
+//	res := agenttest.Run{
+//		Task:    "DatabricksTrain",
+//		Inputs:  map[string]string{"notebookPath": "/Repos/x/train"},
+//		Secrets: map[string]string{"databricks-token": token},
+//	}.Exec(t, agenttest.Executable(t))
+//	require.Equal(t, agent.Succeeded, res.Result)
+//	assert.Equal(t, "42", res.Outputs["runId"])
+//
+// A run fails its test when any secret in play (secret variables, service
+// connection parameters, the job token, values the task registered with
+// task.setsecret) appears anywhere in stdout or stderr, apart from the
+// task.setsecret and issecret setvariable commands that hand them to the
+// agent.
+package agenttest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickops/brickops/internal/cli"
+	"github.com/brickops/brickops/tasks"
+)
+
+// Run is one task run as the agent would start it.
+type Run struct {
+	Task      string
+	Inputs    map[string]string // by input name; undeclared inputs take their task.json defaults
+	Variables map[string]string // public pipeline variables by pipeline name, e.g. "databricks-host"
+	Secrets   map[string]string // secret pipeline variables by pipeline name
+	Endpoints []agent.Endpoint  // service connections referenced by connectedService inputs
+	Env       map[string]string // raw environment entries added last (e.g. AGENT_PROXYURL)
+	JobToken  string            // the job's access token (SystemVssConnection); generated when empty
+	Debug     bool              // System.Debug
+	HostType  string            // System.HostType; "build" when empty
+}
+
+// Result is what the run wrote, read back with the agent's rules.
+type Result struct {
+	Stdout, Stderr string
+	ExitCode       int
+	Commands       []agent.Command
+	Outputs        map[string]string // every task.setvariable, by variable name
+	SecretOutputs  map[string]bool   // variables set with issecret=true
+	Registered     []string          // values registered with task.setsecret
+	Errors         []string          // task.issue type=error messages
+	Warnings       []string          // task.issue type=warning messages
+	Summaries      map[string]string // uploaded summary file → content
+	Progress       []int             // task.setprogress values
+	Completions    int               // number of task.complete commands (must be 1)
+	Result         agent.Result
+	Message        string // task.complete message
+	TempDir        string // Agent.TempDirectory of the run
+}
+
+// Environ returns the environment the agent would give the task.
+func (r Run) Environ(t testing.TB) []string {
+	t.Helper()
+	def, err := tasks.Definition(r.Task)
+	if err != nil {
+		t.Fatalf("agenttest: %v", err)
+	}
+	tmp := t.TempDir()
+	env := map[string]string{
+		"TF_BUILD":                                 "True",
+		"AGENT_TEMPDIRECTORY":                      filepath.Join(tmp, "agent-temp"),
+		"AGENT_TOOLSDIRECTORY":                     filepath.Join(tmp, "agent-tools"),
+		"AGENT_OS":                                 agentOS(),
+		"AGENT_OSARCHITECTURE":                     "X64",
+		"BUILD_SOURCESDIRECTORY":                   filepath.Join(tmp, "s"),
+		"SYSTEM_DEFAULTWORKINGDIRECTORY":           filepath.Join(tmp, "s"),
+		"SYSTEM_TEAMFOUNDATIONCOLLECTIONURI":       "https://dev.azure.com/contoso/",
+		"SYSTEM_TEAMPROJECT":                       "mlops",
+		"SYSTEM_TEAMPROJECTID":                     "6c1a5f3e-3d4b-4a5e-9b8e-0a1b2c3d4e5f",
+		"SYSTEM_HOSTTYPE":                          "build",
+		"SYSTEM_PLANID":                            "2f0e3c43-5ad6-4f1f-9d6c-1d1f1e2f3a4b",
+		"SYSTEM_JOBID":                             "5d1a3f2c-8f0e-5b5c-9f0a-6f1b2c3d4e5f",
+		"SYSTEM_JOBATTEMPT":                        "1",
+		"SYSTEM_STEPNAME":                          strings.ToLower(r.Task),
+		"BUILD_BUILDID":                            "1234",
+		"BUILD_BUILDNUMBER":                        "20261125.1",
+		"BUILD_DEFINITIONNAME":                     "churn-mlops",
+		"BUILD_SOURCEVERSION":                      "6e4f1c2a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f",
+		"BUILD_SOURCEBRANCH":                       "refs/heads/main",
+		"BUILD_REPOSITORY_URI":                     "https://dev.azure.com/contoso/mlops/_git/churn",
+		"ENDPOINT_URL_SYSTEMVSSCONNECTION":         "https://dev.azure.com/contoso/",
+		"ENDPOINT_AUTH_SCHEME_SYSTEMVSSCONNECTION": "OAuth",
+		"HOME":        tmp,
+		"USERPROFILE": tmp,
+		"PATH":        os.Getenv("PATH"),
+	}
+	for _, dir := range []string{env["AGENT_TEMPDIRECTORY"], env["AGENT_TOOLSDIRECTORY"], env["BUILD_SOURCESDIRECTORY"]} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r.HostType != "" {
+		env["SYSTEM_HOSTTYPE"] = r.HostType
+	}
+	if r.Debug {
+		env["SYSTEM_DEBUG"] = "true"
+	}
+	jobToken := r.JobToken
+	if jobToken == "" {
+		jobToken = "job-token-" + strings.ToLower(r.Task) + "-5f0c1d"
+	}
+	env["ENDPOINT_AUTH_PARAMETER_SYSTEMVSSCONNECTION_ACCESSTOKEN"] = jobToken
+	// Every declared input arrives, defaults filled; filePath inputs left
+	// empty arrive as the sources directory (Handler.cs).
+	for _, in := range def.Inputs {
+		v, given := r.Inputs[in.Name]
+		if !given {
+			v = in.DefaultValue
+		}
+		if in.Type == "filePath" && strings.TrimSpace(v) == "" {
+			v = env["BUILD_SOURCESDIRECTORY"]
+		}
+		env["INPUT_"+agent.VariableKey(in.Name)] = strings.TrimSpace(v)
+	}
+	for name := range r.Inputs {
+		if _, ok := def.Input(name); !ok {
+			t.Fatalf("agenttest: task %s declares no input %q", r.Task, name)
+		}
+	}
+	for k, v := range r.Variables {
+		env[agent.VariableKey(k)] = v
+	}
+	for k, v := range r.Secrets {
+		env["SECRET_"+agent.VariableKey(k)] = v
+	}
+	for _, ep := range r.Endpoints {
+		for k, v := range endpointEnv(ep) {
+			env[k] = v
+		}
+	}
+	for k, v := range r.Env {
+		env[k] = v
+	}
+	out := make([]string, 0, len(env))
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+func agentOS() string {
+	switch runtime.GOOS {
+	case "windows":
+		return "Windows_NT"
+	case "darwin":
+		return "Darwin"
+	default:
+		return "Linux"
+	}
+}
+
+// secretsInPlay is every value that must not be printed.
+func (r Run) secretsInPlay(environ []string) []string {
+	return agent.NewEnv(environ).Secrets()
+}
+
+// InProcess runs the task through cli.Main in this process, as the agent
+// would run the executable. It is fast and sees races (go test -race).
+func (r Run) InProcess(t testing.TB, registry cli.Registry) *Result {
+	t.Helper()
+	return r.InProcessContext(context.Background(), t, registry)
+}
+
+// InProcessContext is InProcess with a context standing for the signals the
+// agent would send.
+func (r Run) InProcessContext(ctx context.Context, t testing.TB, registry cli.Registry) *Result {
+	t.Helper()
+	environ := r.Environ(t)
+	var stdout, stderr bytes.Buffer
+	code := cli.Main(ctx, cli.Process{Args: []string{r.Task}, Environ: environ, Stdout: &stdout, Stderr: &stderr}, registry)
+	return r.parse(t, environ, stdout.String(), stderr.String(), code)
+}
+
+// Command returns the built executable set up to run the task with the
+// agent's environment; Finish reads its output back. Use it to send signals.
+func (r Run) Command(t testing.TB, exe string) (*exec.Cmd, func() *Result) {
+	t.Helper()
+	environ := r.Environ(t)
+	cmd := exec.Command(exe, r.Task)
+	cmd.Env = environ
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	finish := func() *Result {
+		t.Helper()
+		err := cmd.Wait()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatalf("agenttest: running %s: %v", exe, err)
+		}
+		return r.parse(t, environ, stdout.String(), stderr.String(), code)
+	}
+	return cmd, finish
+}
+
+// Exec runs the task with the built executable and waits for it.
+func (r Run) Exec(t testing.TB, exe string) *Result {
+	t.Helper()
+	cmd, finish := r.Command(t, exe)
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("agenttest: starting %s: %v", exe, err)
+	}
+	return finish()
+}
+
+// parse reads the output with the agent's rules and checks for leaked secrets.
+func (r Run) parse(t testing.TB, environ []string, stdout, stderr string, code int) *Result {
+	t.Helper()
+	env := agent.NewEnv(environ)
+	res := &Result{
+		Stdout: stdout, Stderr: stderr, ExitCode: code,
+		Outputs: map[string]string{}, SecretOutputs: map[string]bool{}, Summaries: map[string]string{},
+		TempDir: env["AGENT_TEMPDIRECTORY"],
+	}
+	var visible []string // lines a person would see in the log
+	for _, stream := range []string{stdout, stderr} {
+		for _, line := range splitLines(stream) {
+			cmd, ok := agent.ParseCommand(line)
+			if !ok {
+				visible = append(visible, line)
+				continue
+			}
+			res.Commands = append(res.Commands, cmd)
+			switch cmd.Area + "." + cmd.Event {
+			case "task.setsecret":
+				res.Registered = append(res.Registered, cmd.Message)
+				continue
+			case "task.setvariable":
+				res.Outputs[cmd.Properties["variable"]] = cmd.Message
+				if cmd.Properties["issecret"] == "true" {
+					res.SecretOutputs[cmd.Properties["variable"]] = true
+					continue
+				}
+			case "task.issue", "task.logissue":
+				if cmd.Properties["type"] == "error" {
+					res.Errors = append(res.Errors, cmd.Message)
+				} else {
+					res.Warnings = append(res.Warnings, cmd.Message)
+				}
+			case "task.setprogress":
+				res.Progress = append(res.Progress, atoi(cmd.Properties["value"]))
+			case "task.uploadsummary":
+				data, err := os.ReadFile(cmd.Message)
+				if err != nil {
+					t.Errorf("agenttest: summary %s: %v", cmd.Message, err)
+				}
+				res.Summaries[cmd.Message] = string(data)
+			case "task.complete":
+				res.Completions++
+				res.Result = agent.Result(cmd.Properties["result"])
+				res.Message = cmd.Message
+			}
+			visible = append(visible, line)
+		}
+	}
+	secrets := append(r.secretsInPlay(environ), res.Registered...)
+	for _, s := range secrets {
+		if len(s) < 3 {
+			continue
+		}
+		for _, line := range visible {
+			if strings.Contains(line, s) {
+				t.Errorf("agenttest: a secret (%d characters, starting %q) appears in the output: %q", len(s), s[:2], strings.ReplaceAll(line, s, "<SECRET>"))
+			}
+		}
+		for path, content := range res.Summaries {
+			if strings.Contains(content, s) {
+				t.Errorf("agenttest: a secret appears in summary %s", path)
+			}
+		}
+	}
+	return res
+}
+
+func splitLines(s string) []string {
+	// The agent reads with ReadLine: "\n", "\r\n" and a bare "\r" end a line.
+	s = strings.ReplaceAll(s, "\r\n", "\n")
+	s = strings.ReplaceAll(s, "\r", "\n")
+	lines := strings.Split(s, "\n")
+	if len(lines) > 0 && lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	return lines
+}
+
+func atoi(s string) int {
+	n := 0
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return -1
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
+
+// endpointEnv is how the agent passes a service connection.
+func endpointEnv(ep agent.Endpoint) map[string]string {
+	env := map[string]string{"ENDPOINT_URL_" + ep.ID: ep.URL, "ENDPOINT_AUTH_SCHEME_" + ep.ID: ep.Scheme}
+	auth, _ := json.Marshal(map[string]any{"scheme": ep.Scheme, "parameters": ep.Parameters})
+	env["ENDPOINT_AUTH_"+ep.ID] = string(auth)
+	for k, v := range ep.Parameters {
+		env["ENDPOINT_AUTH_PARAMETER_"+ep.ID+"_"+strings.ToUpper(k)] = v
+	}
+	for k, v := range ep.Data {
+		env["ENDPOINT_DATA_"+ep.ID+"_"+strings.ToUpper(k)] = v
+	}
+	return env
+}
+
+var (
+	buildOnce sync.Once
+	builtExe  string
+	buildErr  error
+)
+
+// Executable returns the brickops executable to run: $BRICKOPS_EXE when set
+// (the Makefile points it at dist/bin), otherwise one built once per test
+// binary with `go build ./cmd/brickops`.
+func Executable(t testing.TB) string {
+	t.Helper()
+	if exe := os.Getenv("BRICKOPS_EXE"); exe != "" {
+		return exe
+	}
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "brickops-exe-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtExe = filepath.Join(dir, "brickops")
+		if runtime.GOOS == "windows" {
+			builtExe += ".exe"
+		}
+		cmd := exec.Command("go", "build", "-o", builtExe, "github.com/brickops/brickops/cmd/brickops")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = &buildError{err: err, out: string(out)}
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("agenttest: building brickops: %v", buildErr)
+	}
+	return builtExe
+}
+
+type buildError struct {
+	err error
+	out string
+}
+
+func (e *buildError) Error() string { return e.err.Error() + "\n" + e.out }
