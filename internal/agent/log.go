@@ -184,19 +184,20 @@ func (l *Log) marker(marker, text string) {
 	l.writeLine(marker + text)
 }
 
-// Warning writes a warning issue (shown in the run summary). A task that
+// Warning writes a warning issue (shown in the run summary), neutralised
+// since messages often quote a server. A task that
 // wrote warnings ends SucceededWithIssues instead of Succeeded.
 func (l *Log) Warning(format string, args ...any) {
 	l.mu.Lock()
 	l.warnings++
 	l.mu.Unlock()
-	l.command(Command{Area: "task", Event: "issue", Properties: map[string]string{"type": "warning"}, Message: fmt.Sprintf(format, args...)})
+	l.command(Command{Area: "task", Event: "issue", Properties: map[string]string{"type": "warning"}, Message: Neutralize(fmt.Sprintf(format, args...))})
 }
 
 // Error writes an error issue. It does not fail the task by itself; the
 // result is set by Complete.
 func (l *Log) Error(format string, args ...any) {
-	l.command(Command{Area: "task", Event: "issue", Properties: map[string]string{"type": "error"}, Message: fmt.Sprintf(format, args...)})
+	l.command(Command{Area: "task", Event: "issue", Properties: map[string]string{"type": "error"}, Message: Neutralize(fmt.Sprintf(format, args...))})
 }
 
 // SetSecret registers a value the agent (and this Log) must mask from now on.

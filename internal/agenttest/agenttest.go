@@ -36,15 +36,16 @@ import (
 
 // Run is one task run as the agent would start it.
 type Run struct {
-	Task      string
-	Inputs    map[string]string // by input name; undeclared inputs take their task.json defaults
-	Variables map[string]string // public pipeline variables by pipeline name, e.g. "databricks-host"
-	Secrets   map[string]string // secret pipeline variables by pipeline name
-	Endpoints []agent.Endpoint  // service connections referenced by connectedService inputs
-	Env       map[string]string // raw environment entries added last (e.g. AGENT_PROXYURL)
-	JobToken  string            // the job's access token (SystemVssConnection); generated when empty
-	Debug     bool              // System.Debug
-	HostType  string            // System.HostType; "build" when empty
+	Task       string
+	Definition *agent.Definition // the task's task.json; the embedded one when nil
+	Inputs     map[string]string // by input name; undeclared inputs take their task.json defaults
+	Variables  map[string]string // public pipeline variables by pipeline name, e.g. "databricks-host"
+	Secrets    map[string]string // secret pipeline variables by pipeline name
+	Endpoints  []agent.Endpoint  // service connections referenced by connectedService inputs
+	Env        map[string]string // raw environment entries added last (e.g. AGENT_PROXYURL)
+	JobToken   string            // the job's access token (SystemVssConnection); generated when empty
+	Debug      bool              // System.Debug
+	HostType   string            // System.HostType; "build" when empty
 }
 
 // Result is what the run wrote, read back with the agent's rules.
@@ -68,7 +69,7 @@ type Result struct {
 // Environ returns the environment the agent would give the task.
 func (r Run) Environ(t testing.TB) []string {
 	t.Helper()
-	def, err := tasks.Definition(r.Task)
+	def, err := r.definition()
 	if err != nil {
 		t.Fatalf("agenttest: %v", err)
 	}
@@ -166,6 +167,13 @@ func agentOS() string {
 	}
 }
 
+func (r Run) definition() (agent.Definition, error) {
+	if r.Definition != nil {
+		return *r.Definition, nil
+	}
+	return tasks.Definition(r.Task)
+}
+
 // secretsInPlay is every value that must not be printed.
 func (r Run) secretsInPlay(environ []string) []string {
 	return agent.NewEnv(environ).Secrets()
@@ -188,37 +196,68 @@ func (r Run) InProcessContext(ctx context.Context, t testing.TB, registry cli.Re
 	return r.parse(t, environ, stdout.String(), stderr.String(), code)
 }
 
-// Command returns the built executable set up to run the task with the
-// agent's environment; Finish reads its output back. Use it to send signals.
-func (r Run) Command(t testing.TB, exe string) (*exec.Cmd, func() *Result) {
+// Process is a task run of the built executable, started with Start.
+type Process struct {
+	Cmd            *exec.Cmd
+	run            Run
+	environ        []string
+	stdout, stderr syncBuffer
+}
+
+// Start starts exe with the agent's environment. args are the command line
+// after the program name: the task name when none are given.
+func (r Run) Start(t testing.TB, exe string, args ...string) *Process {
 	t.Helper()
-	environ := r.Environ(t)
-	cmd := exec.Command(exe, r.Task)
-	cmd.Env = environ
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	finish := func() *Result {
-		t.Helper()
-		err := cmd.Wait()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatalf("agenttest: running %s: %v", exe, err)
-		}
-		return r.parse(t, environ, stdout.String(), stderr.String(), code)
+	if len(args) == 0 {
+		args = []string{r.Task}
 	}
-	return cmd, finish
+	p := &Process{run: r, environ: r.Environ(t)}
+	p.Cmd = exec.Command(exe, args...)
+	p.Cmd.Env = p.environ
+	p.Cmd.Stdout, p.Cmd.Stderr = &p.stdout, &p.stderr
+	if err := p.Cmd.Start(); err != nil {
+		t.Fatalf("agenttest: starting %s: %v", exe, err)
+	}
+	return p
+}
+
+// Stdout is what the process has written to stdout so far.
+func (p *Process) Stdout() string { return p.stdout.String() }
+
+// Finish waits for the process and reads its output back.
+func (p *Process) Finish(t testing.TB) *Result {
+	t.Helper()
+	err := p.Cmd.Wait()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("agenttest: running %s: %v", p.Cmd.Path, err)
+	}
+	return p.run.parse(t, p.environ, p.stdout.String(), p.stderr.String(), code)
 }
 
 // Exec runs the task with the built executable and waits for it.
 func (r Run) Exec(t testing.TB, exe string) *Result {
 	t.Helper()
-	cmd, finish := r.Command(t, exe)
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("agenttest: starting %s: %v", exe, err)
-	}
-	return finish()
+	return r.Start(t, exe).Finish(t)
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // parse reads the output with the agent's rules and checks for leaked secrets.

@@ -13,7 +13,6 @@ import (
 
 	"github.com/brickops/brickops/internal/agent"
 	"github.com/brickops/brickops/internal/buildinfo"
-	"github.com/brickops/brickops/tasks"
 )
 
 // Process is what main hands over: arguments (without the program name), the
@@ -73,8 +72,14 @@ Tasks: %s
 `, buildinfo.CurrentVersion(), strings.Join(registry.Names(), ", "))
 }
 
-// Registry maps task names to the functions that run them.
-type Registry map[string]agent.TaskFunc
+// Task is a pipeline task this executable runs: its task.json and its code.
+type Task struct {
+	Definition agent.Definition
+	Run        agent.TaskFunc
+}
+
+// Registry maps task names to tasks.
+type Registry map[string]Task
 
 // Names returns the task names, sorted.
 func (r Registry) Names() []string {
@@ -87,40 +92,31 @@ func (r Registry) Names() []string {
 }
 
 // lookup finds a task by name, ignoring case ("databrickstrain" works in a shell).
-func (r Registry) lookup(name string) (namedTask, bool) {
-	for n, f := range r {
+func (r Registry) lookup(name string) (Task, bool) {
+	for n, task := range r {
 		if strings.EqualFold(n, name) {
-			return namedTask{name: n, run: f}, true
+			return task, true
 		}
 	}
-	return namedTask{}, false
-}
-
-type namedTask struct {
-	name string
-	run  agent.TaskFunc
+	return Task{}, false
 }
 
 // runTask runs one task under the agent (no flags, TF_BUILD set by the agent)
 // or in local mode.
-func runTask(ctx context.Context, p Process, task namedTask) int {
-	def, err := tasks.Definition(task.name)
-	if err != nil {
-		fmt.Fprintf(p.Stderr, "brickops: %v\n", err)
-		return exitFailed
-	}
+func runTask(ctx context.Context, p Process, task Task) int {
+	def := task.Definition
 	env := agent.NewEnv(p.Environ)
 	local := len(p.Args) > 1 || env["TF_BUILD"] == ""
 	human := local
 	if local {
 		opts, err := parseLocalFlags(p.Args[1:])
 		if err != nil {
-			fmt.Fprintf(p.Stderr, "brickops %s: %v\n", task.name, err)
+			fmt.Fprintf(p.Stderr, "brickops %s: %v\n", def.Name, err)
 			return exitUsage
 		}
 		env, err = opts.environment(env, def)
 		if err != nil {
-			fmt.Fprintf(p.Stderr, "brickops %s: %v\n", task.name, err)
+			fmt.Fprintf(p.Stderr, "brickops %s: %v\n", def.Name, err)
 			return exitUsage
 		}
 		human = !opts.raw
@@ -132,7 +128,7 @@ func runTask(ctx context.Context, p Process, task namedTask) int {
 	for _, s := range env.Secrets() {
 		log.Mask(s)
 	}
-	result := agent.Run(ctx, task.run, env, log)
+	result := agent.Run(ctx, task.Run, env, log)
 	if !local {
 		return exitOK
 	}

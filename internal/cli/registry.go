@@ -5,16 +5,27 @@ import (
 	"fmt"
 
 	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickops/brickops/tasks"
 )
 
-// Tasks is the registry of the pipeline tasks this executable runs.
+// Tasks is the registry of the pipeline tasks this executable runs, each with
+// the task.json embedded from its task folder.
 func Tasks() Registry {
-	return Registry{
+	r := Registry{}
+	for name, run := range map[string]agent.TaskFunc{
 		"DatabricksTrain": notYetAvailable("DatabricksTrain"),
 		"MLflowPromote":   notYetAvailable("MLflowPromote"),
 		"BatchScore":      notYetAvailable("BatchScore"),
 		"ModelServe":      notYetAvailable("ModelServe"),
+	} {
+		def, err := tasks.Definition(name)
+		if err != nil {
+			// The task.json files are embedded at build time; TestTasks covers this.
+			panic(err)
+		}
+		r[name] = Task{Definition: def, Run: run}
 	}
+	return r
 }
 
 // notYetAvailable stands for a task whose implementation has not landed in
