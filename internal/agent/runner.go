@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"runtime/debug"
 	"strings"
@@ -55,8 +54,8 @@ func classify(ctx context.Context, err error, log *Log) (Result, string) {
 
 // splitJoined unwraps errors.Join so that every bad input is its own issue.
 func splitJoined(err error) []error {
-	var joined interface{ Unwrap() []error }
-	if errors.As(err, &joined) && err == joined.(error) {
+	// Only a top-level errors.Join is split: a wrapped one keeps its context.
+	if joined, ok := err.(interface{ Unwrap() []error }); ok { //nolint:errorlint // see above
 		var out []error
 		for _, e := range joined.Unwrap() {
 			out = append(out, splitJoined(e)...)

@@ -21,6 +21,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -229,7 +230,8 @@ func (p *Process) Finish(t testing.TB) *Result {
 	t.Helper()
 	err := p.Cmd.Wait()
 	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
 		code = ee.ExitCode()
 	} else if err != nil {
 		t.Fatalf("agenttest: running %s: %v", p.Cmd.Path, err)

@@ -1,0 +1,380 @@
+package emulator
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"path"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
+)
+
+// artifactStore holds the bytes behind MLflow run artifacts, workspace
+// registry model versions and Unity Catalog model versions. Keys are
+// slash-separated paths inside the workspace's storage.
+type artifactStore interface {
+	put(ctx context.Context, key string, data []byte) error
+	get(ctx context.Context, key string) ([]byte, error)
+	// list returns every file under prefix (recursively), keys relative to
+	// nothing (full keys), sorted.
+	list(ctx context.Context, prefix string) ([]storedFile, error)
+	// signBlob returns a URL for one key that allows read (or create+write).
+	signBlob(key string, write bool, expiry time.Time) (string, error)
+	// signContainer returns the base URL of prefix and a SAS token that
+	// allows read/write/list in the workspace's container.
+	signContainer(prefix string, expiry time.Time) (baseURL, token string, err error)
+}
+
+type storedFile struct {
+	key  string
+	size int64
+}
+
+var errNoSigning = errors.New("this emulated workspace has no blob storage configured (emulator.Options.Blob), so it cannot hand out signed URLs")
+
+func copyPrefix(ctx context.Context, s artifactStore, from, to string) (int, error) {
+	files, err := s.list(ctx, from)
+	if err != nil {
+		return 0, err
+	}
+	for _, f := range files {
+		data, err := s.get(ctx, f.key)
+		if err != nil {
+			return 0, err
+		}
+		if err := s.put(ctx, to+strings.TrimPrefix(f.key, from), data); err != nil {
+			return 0, err
+		}
+	}
+	return len(files), nil
+}
+
+// memStore keeps artifacts in memory (Options.Blob nil).
+type memStore struct {
+	mu    sync.Mutex
+	files map[string][]byte
+}
+
+func newMemStore() *memStore { return &memStore{files: map[string][]byte{}} }
+
+func (m *memStore) put(_ context.Context, key string, data []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.files[key] = slices.Clone(data)
+	return nil
+}
+
+func (m *memStore) get(_ context.Context, key string) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, ok := m.files[key]
+	if !ok {
+		return nil, fmt.Errorf("artifact %s not found", key)
+	}
+	return slices.Clone(d), nil
+}
+
+func (m *memStore) list(_ context.Context, prefix string) ([]storedFile, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []storedFile
+	for k, d := range m.files {
+		if strings.HasPrefix(k, prefix) {
+			out = append(out, storedFile{key: k, size: int64(len(d))})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key })
+	return out, nil
+}
+
+func (m *memStore) signBlob(string, bool, time.Time) (string, error) { return "", errNoSigning }
+
+func (m *memStore) signContainer(string, time.Time) (string, string, error) {
+	return "", "", errNoSigning
+}
+
+// blobStore keeps artifacts in one container of a real blob service
+// (Azurite in tests) and signs service SAS URLs with the account key, the
+// way Azure Databricks hands out AZURE_SAS_URI credentials for its DBFS root
+// storage.
+type blobStore struct {
+	account   BlobAccount
+	container string
+	cred      *azblob.SharedKeyCredential
+	client    *container.Client
+}
+
+func newBlobStore(ctx context.Context, acct BlobAccount, name string) (*blobStore, error) {
+	cred, err := azblob.NewSharedKeyCredential(acct.AccountName, acct.AccountKey)
+	if err != nil {
+		return nil, fmt.Errorf("emulator: blob credential: %w", err)
+	}
+	cURL := strings.TrimRight(acct.Endpoint, "/") + "/" + name
+	client, err := container.NewClientWithSharedKeyCredential(cURL, cred, nil)
+	if err != nil {
+		return nil, fmt.Errorf("emulator: blob container client: %w", err)
+	}
+	if _, err := client.Create(ctx, nil); err != nil && !bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
+		return nil, fmt.Errorf("emulator: create container %s: %w", cURL, err)
+	}
+	return &blobStore{account: acct, container: name, cred: cred, client: client}, nil
+}
+
+func (b *blobStore) put(ctx context.Context, key string, data []byte) error {
+	_, err := b.client.NewBlockBlobClient(key).UploadBuffer(ctx, data, nil)
+	if err != nil {
+		return fmt.Errorf("upload %s: %w", key, err)
+	}
+	return nil
+}
+
+func (b *blobStore) get(ctx context.Context, key string) ([]byte, error) {
+	resp, err := b.client.NewBlobClient(key).DownloadStream(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("download %s: %w", key, err)
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
+}
+
+func (b *blobStore) list(ctx context.Context, prefix string) ([]storedFile, error) {
+	var out []storedFile
+	pager := b.client.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: to.Ptr(prefix)})
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", prefix, err)
+		}
+		for _, item := range page.Segment.BlobItems {
+			f := storedFile{key: *item.Name}
+			if item.Properties != nil && item.Properties.ContentLength != nil {
+				f.size = *item.Properties.ContentLength
+			}
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+func (b *blobStore) blobURL(key string) string {
+	segs := strings.Split(key, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return strings.TrimRight(b.account.Endpoint, "/") + "/" + b.container + "/" + strings.Join(segs, "/")
+}
+
+func (b *blobStore) signBlob(key string, write bool, expiry time.Time) (string, error) {
+	perms := sas.BlobPermissions{Read: true}
+	if write {
+		perms = sas.BlobPermissions{Create: true, Write: true, Add: true}
+	}
+	qp, err := sas.BlobSignatureValues{
+		Protocol:      sas.ProtocolHTTPSandHTTP,
+		ExpiryTime:    expiry.UTC(),
+		Permissions:   perms.String(),
+		ContainerName: b.container,
+		BlobName:      key,
+	}.SignWithSharedKey(b.cred)
+	if err != nil {
+		return "", fmt.Errorf("sign %s: %w", key, err)
+	}
+	return b.blobURL(key) + "?" + qp.Encode(), nil
+}
+
+func (b *blobStore) signContainer(prefix string, expiry time.Time) (string, string, error) {
+	perms := sas.ContainerPermissions{Read: true, Add: true, Create: true, Write: true, List: true}
+	qp, err := sas.BlobSignatureValues{
+		Protocol:      sas.ProtocolHTTPSandHTTP,
+		ExpiryTime:    expiry.UTC(),
+		Permissions:   perms.String(),
+		ContainerName: b.container,
+	}.SignWithSharedKey(b.cred)
+	if err != nil {
+		return "", "", fmt.Errorf("sign container: %w", err)
+	}
+	return b.blobURL(strings.TrimSuffix(prefix, "/")), qp.Encode(), nil
+}
+
+// --- MLflow artifact routes -------------------------------------------------
+
+// The Databricks artifact-credential API is not in databricks-sdk-go v0.81.0.
+// These types follow MLflow's protocol for it (mlflow/protos/
+// databricks_artifacts.proto: GetCredentialsForRead, GetCredentialsForWrite,
+// ArtifactCredentialInfo), which is what the MLflow client sends to
+// POST /api/2.0/mlflow/artifacts/credentials-for-read and -for-write.
+
+// GetCredentialsForRead is the request of artifacts/credentials-for-read.
+type GetCredentialsForRead struct {
+	RunID     string   `json:"run_id"`
+	Path      []string `json:"path"`
+	PageToken string   `json:"page_token,omitempty"`
+}
+
+// GetCredentialsForWrite is the request of artifacts/credentials-for-write.
+type GetCredentialsForWrite struct {
+	RunID     string   `json:"run_id"`
+	Path      []string `json:"path"`
+	PageToken string   `json:"page_token,omitempty"`
+}
+
+// GetCredentialsResponse is the (paged) answer of both credential routes.
+type GetCredentialsResponse struct {
+	CredentialInfos []ArtifactCredentialInfo `json:"credential_infos,omitempty"`
+	NextPageToken   string                   `json:"next_page_token,omitempty"`
+}
+
+// ArtifactCredentialInfo is one signed URL for one artifact path.
+type ArtifactCredentialInfo struct {
+	RunID     string       `json:"run_id,omitempty"`
+	Path      string       `json:"path,omitempty"`
+	SignedURI string       `json:"signed_uri,omitempty"`
+	Headers   []HTTPHeader `json:"headers,omitempty"`
+	// Type is AZURE_SAS_URI here; Databricks also uses
+	// AZURE_ADLS_GEN2_SAS_URI, AWS_PRESIGNED_URL and GCP_SIGNED_URL.
+	Type string `json:"type,omitempty"`
+}
+
+// HTTPHeader is a header the client must send with the signed URL.
+type HTTPHeader struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// credentialsTTL is how long signed URLs stay valid (Databricks uses short
+// lived SAS tokens; the exact lifetime is not documented).
+const credentialsTTL = 15 * time.Minute
+
+func (ws *Workspace) artifactRoutes() {
+	handle(ws, "GET /api/2.0/mlflow/artifacts/list", ws.listArtifacts)
+	handle(ws, "POST /api/2.0/mlflow/artifacts/credentials-for-read", func(r *http.Request, req *GetCredentialsForRead) (any, *apiError) {
+		return ws.artifactCredentials(r.Context(), req.RunID, req.Path, req.PageToken, false)
+	})
+	handle(ws, "POST /api/2.0/mlflow/artifacts/credentials-for-write", func(r *http.Request, req *GetCredentialsForWrite) (any, *apiError) {
+		return ws.artifactCredentials(r.Context(), req.RunID, req.Path, req.PageToken, true)
+	})
+}
+
+func (ws *Workspace) artifactCredentials(_ context.Context, runID string, paths []string, pageToken string, write bool) (any, *apiError) {
+	run, aerr := ws.mlflowRun(runID)
+	if aerr != nil {
+		return nil, aerr
+	}
+	if len(paths) == 0 {
+		return nil, invalidParam("Missing required field: path")
+	}
+	start := 0
+	if pageToken != "" {
+		if _, err := fmt.Sscanf(pageToken, "offset-%d", &start); err != nil || start < 0 || start > len(paths) {
+			return nil, invalidParam("Invalid page_token %q", pageToken)
+		}
+	}
+	end := min(start+ws.opts.CredentialPageSize, len(paths))
+	resp := &GetCredentialsResponse{}
+	expiry := ws.clock.Now().Add(credentialsTTL)
+	for _, p := range paths[start:end] {
+		clean, ok := cleanRelPath(p)
+		if !ok {
+			return nil, invalidParam("Invalid artifact path %q", p)
+		}
+		signed, err := ws.store.signBlob(run.storeKey+"/"+clean, write, expiry)
+		if err != nil {
+			return nil, signingError(err)
+		}
+		resp.CredentialInfos = append(resp.CredentialInfos, ArtifactCredentialInfo{RunID: runID, Path: clean, SignedURI: signed, Type: "AZURE_SAS_URI"})
+	}
+	if end < len(paths) {
+		resp.NextPageToken = fmt.Sprintf("offset-%d", end)
+	}
+	return resp, nil
+}
+
+func signingError(err error) *apiError {
+	if errors.Is(err, errNoSigning) {
+		return errorf(http.StatusNotImplemented, "NOT_IMPLEMENTED", "%v", err)
+	}
+	return errorf(http.StatusInternalServerError, "INTERNAL_ERROR", "%v", err)
+}
+
+// cleanRelPath normalises an artifact path relative to a root and refuses
+// paths that escape it.
+func cleanRelPath(p string) (string, bool) {
+	if p == "" || p == "." || p == "/" {
+		return "", true
+	}
+	c := path.Clean(strings.TrimPrefix(p, "/"))
+	if c == ".." || strings.HasPrefix(c, "../") {
+		return "", false
+	}
+	return c, true
+}
+
+// listChildren lists the direct children of dir under root, MLflow style:
+// paths relative to root, directories without sizes.
+func listChildren(ctx context.Context, s artifactStore, root, dir string) ([]childEntry, error) {
+	prefix := root + "/"
+	if dir != "" {
+		prefix += dir + "/"
+	}
+	files, err := s.list(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var out []childEntry
+	for _, f := range files {
+		rest := strings.TrimPrefix(f.key, prefix)
+		name, _, isDir := strings.Cut(rest, "/")
+		rel := name
+		if dir != "" {
+			rel = dir + "/" + name
+		}
+		if seen[rel] {
+			continue
+		}
+		seen[rel] = true
+		e := childEntry{path: rel, isDir: isDir}
+		if !isDir {
+			e.size = f.size
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+type childEntry struct {
+	path  string
+	isDir bool
+	size  int64
+}
+
+// putDir uploads every file of a local folder (such as an MLflow model
+// folder) under key prefix.
+func putFiles(ctx context.Context, s artifactStore, prefix string, files map[string][]byte) error {
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if err := s.put(ctx, prefix+"/"+n, files[n]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var _ = bytes.NewReader

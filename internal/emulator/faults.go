@@ -1,0 +1,137 @@
+package emulator
+
+import (
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// FaultKind is a failure the emulator can inject in front of a route, the way
+// Databricks' front end produces them under load.
+type FaultKind string
+
+const (
+	// Fault429 answers 429 REQUEST_LIMIT_EXCEEDED without Retry-After.
+	Fault429 FaultKind = "429"
+	// Fault429RetryAfter answers 429 REQUEST_LIMIT_EXCEEDED with Retry-After: 1.
+	Fault429RetryAfter FaultKind = "429+retry-after"
+	// Fault503 answers 503 TEMPORARILY_UNAVAILABLE.
+	Fault503 FaultKind = "503"
+	// Fault500 answers 500 INTERNAL_ERROR.
+	Fault500 FaultKind = "500"
+	// FaultDrop closes the connection without answering.
+	FaultDrop FaultKind = "drop"
+	// FaultLatency delays the request by the rule's Latency (real time) and
+	// then serves it normally.
+	FaultLatency FaultKind = "latency"
+)
+
+// FaultPlan is a seeded, reproducible fault schedule: for the same Seed and
+// the same sequence of requests, the same requests fail the same way.
+//
+//	ws.SetFaults(emulator.FaultPlan{Seed: 7, Rules: []emulator.FaultRule{
+//		{Prefix: "/api/2.2/jobs/runs/get", Rate: 0.3, Kinds: []emulator.FaultKind{emulator.Fault429, emulator.Fault503}},
+//		{Rate: 0.05, Kinds: []emulator.FaultKind{emulator.FaultLatency}, Latency: 50 * time.Millisecond},
+//	}})
+type FaultPlan struct {
+	Seed  uint64
+	Rules []FaultRule
+}
+
+// FaultRule applies to requests whose path starts with Prefix (empty: every
+// route) and, if Method is set, whose method matches. The first matching rule
+// decides: with probability Rate the request gets one of Kinds, chosen
+// uniformly.
+type FaultRule struct {
+	Prefix  string
+	Method  string
+	Rate    float64
+	Kinds   []FaultKind
+	Latency time.Duration // for FaultLatency (default 100ms)
+	// Limit stops the rule after this many injected faults (0: no limit).
+	Limit int
+}
+
+type faultState struct {
+	plan     FaultPlan
+	rng      *rand.Rand
+	injected []int
+}
+
+// SetFaults replaces the fault plan; the zero FaultPlan turns faults off.
+func (ws *Workspace) SetFaults(p FaultPlan) {
+	ws.faultMu.Lock()
+	defer ws.faultMu.Unlock()
+	if len(p.Rules) == 0 {
+		ws.faults = nil
+		return
+	}
+	ws.faults = &faultState{plan: p, rng: rand.New(rand.NewPCG(p.Seed, p.Seed^0x9e3779b97f4a7c15)), injected: make([]int, len(p.Rules))}
+}
+
+// pickFault decides, deterministically in arrival order, whether r fails.
+func (ws *Workspace) pickFault(r *http.Request) (FaultKind, time.Duration) {
+	ws.faultMu.Lock()
+	defer ws.faultMu.Unlock()
+	fs := ws.faults
+	if fs == nil {
+		return "", 0
+	}
+	for i, rule := range fs.plan.Rules {
+		if !strings.HasPrefix(r.URL.Path, rule.Prefix) || (rule.Method != "" && rule.Method != r.Method) {
+			continue
+		}
+		if rule.Limit > 0 && fs.injected[i] >= rule.Limit {
+			return "", 0
+		}
+		if len(rule.Kinds) == 0 || fs.rng.Float64() >= rule.Rate {
+			return "", 0
+		}
+		fs.injected[i]++
+		lat := rule.Latency
+		if lat == 0 {
+			lat = 100 * time.Millisecond
+		}
+		return rule.Kinds[fs.rng.IntN(len(rule.Kinds))], lat
+	}
+	return "", 0
+}
+
+// injectFault applies the plan to r. stop reports that the request has been
+// answered (or dropped) and must not be served.
+func (ws *Workspace) injectFault(w *statusWriter, r *http.Request) (kind FaultKind, stop bool) {
+	kind, latency := ws.pickFault(r)
+	switch kind {
+	case "":
+		return "", false
+	case FaultLatency:
+		select {
+		case <-time.After(latency):
+		case <-r.Context().Done():
+		}
+		return kind, false
+	case Fault429:
+		writeError(w, errorf(http.StatusTooManyRequests, "REQUEST_LIMIT_EXCEEDED", "Too many requests. Please wait a moment and try again."))
+	case Fault429RetryAfter:
+		e := errorf(http.StatusTooManyRequests, "REQUEST_LIMIT_EXCEEDED", "Too many requests. Please wait a moment and try again.")
+		e.RetryAfter = 1
+		writeError(w, e)
+	case Fault503:
+		writeError(w, errorf(http.StatusServiceUnavailable, "TEMPORARILY_UNAVAILABLE", "The service is temporarily unavailable. Please try again later."))
+	case Fault500:
+		writeError(w, errorf(http.StatusInternalServerError, "INTERNAL_ERROR", "Internal error (injected by the emulator)."))
+	case FaultDrop:
+		if conn, _, err := w.Hijack(); err == nil {
+			_ = conn.Close()
+		}
+	}
+	return kind, true
+}
+
+func faultSuffix(k FaultKind) string {
+	if k == "" {
+		return ""
+	}
+	return " (fault " + string(k) + ")"
+}

@@ -1,0 +1,473 @@
+package emulator
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/databricks/databricks-sdk-go/service/ml"
+)
+
+// Workspace model registry (https://docs.databricks.com/api/workspace/modelregistry).
+//
+// Creating a version copies the source's files into registry storage
+// (dbfs:/databricks/mlflow-registry/<model id>/versions/<version>), as
+// Databricks does, so later changes to the run's artifacts do not affect
+// the version. The version is PENDING_REGISTRATION for
+// Options.RegistrationDelay, then READY, or FAILED_REGISTRATION when the
+// source has no files or a failure was scripted with FailRegistration.
+
+// The stages are case-sensitive.
+var registryStages = []string{"None", "Staging", "Production", "Archived"}
+
+type registryState struct {
+	models map[string]*regModel
+	fail   map[string]string // model name → scripted registration failure
+}
+
+type regModel struct {
+	id       string
+	model    ml.Model
+	versions []*regVersion
+}
+
+type regVersion struct {
+	mv       ml.ModelVersion
+	readyAt  time.Time
+	failMsg  string
+	storeKey string
+}
+
+func newRegistryState() registryState {
+	return registryState{models: map[string]*regModel{}, fail: map[string]string{}}
+}
+
+// FailRegistration makes the next versions of model end FAILED_REGISTRATION
+// with message; an empty message undoes it.
+func (ws *Workspace) FailRegistration(model, message string) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if message == "" {
+		delete(ws.registry.fail, model)
+		return
+	}
+	ws.registry.fail[model] = message
+}
+
+func (ws *Workspace) advanceRegistry(time.Time) {} // states are derived in versionView
+
+func (v *regVersion) view(now time.Time) ml.ModelVersion {
+	mv := v.mv
+	mv.Tags = append([]ml.ModelVersionTag(nil), v.mv.Tags...)
+	switch {
+	case now.Before(v.readyAt):
+		mv.Status = ml.ModelVersionStatusPendingRegistration
+		mv.StatusMessage = "Pending registration"
+	case v.failMsg != "":
+		mv.Status = ml.ModelVersionStatusFailedRegistration
+		mv.StatusMessage = v.failMsg
+	default:
+		mv.Status = ml.ModelVersionStatusReady
+		mv.StatusMessage = ""
+	}
+	return mv
+}
+
+func (v *regVersion) databricksView(now time.Time) *ml.ModelVersionDatabricks {
+	mv := v.view(now)
+	var out ml.ModelVersionDatabricks
+	_ = convert(mv, &out)
+	out.PermissionLevel = ml.PermissionLevelCanManage
+	return &out
+}
+
+func (ws *Workspace) registryRoutes() {
+	handle(ws, "POST /api/2.0/mlflow/registered-models/create", func(r *http.Request, req *ml.CreateModelRequest) (any, *apiError) {
+		if req.Name == "" {
+			return nil, invalidParam("Missing required field: name")
+		}
+		if _, ok := ws.registry.models[req.Name]; ok {
+			return nil, alreadyExists("Registered Model (name=%s) already exists.", req.Name)
+		}
+		now := millis(ws.clock.Now())
+		m := &regModel{id: randomHex(16), model: ml.Model{Name: req.Name, Description: req.Description, Tags: req.Tags, CreationTimestamp: now, LastUpdatedTimestamp: now, UserId: ws.UserName}}
+		ws.registry.models[req.Name] = m
+		out := m.model
+		return &ml.CreateModelResponse{RegisteredModel: &out}, nil
+	})
+	// GET /api/2.0/mlflow/registered-models/get is MLflow's route (the SDK
+	// only has the databricks/ variant); its response is
+	// {"registered_model": Model} per the MLflow REST API.
+	handle(ws, "GET /api/2.0/mlflow/registered-models/get", func(r *http.Request, req *ml.GetModelRequest) (any, *apiError) {
+		m, aerr := ws.regModel(req.Name)
+		if aerr != nil {
+			return nil, aerr
+		}
+		out := m.model
+		out.LatestVersions = ws.latestVersions(m, nil)
+		return &GetRegisteredModelResponse{RegisteredModel: &out}, nil
+	})
+	handle(ws, "GET /api/2.0/mlflow/databricks/registered-models/get", func(r *http.Request, req *ml.GetModelRequest) (any, *apiError) {
+		m, aerr := ws.regModel(req.Name)
+		if aerr != nil {
+			return nil, aerr
+		}
+		var out ml.ModelDatabricks
+		_ = convert(m.model, &out)
+		out.Id = m.id
+		out.PermissionLevel = ml.PermissionLevelCanManage
+		out.LatestVersions = ws.latestVersions(m, nil)
+		return &ml.GetModelResponse{RegisteredModelDatabricks: &out}, nil
+	})
+	handle(ws, "POST /api/2.0/mlflow/registered-models/get-latest-versions", func(r *http.Request, req *ml.GetLatestVersionsRequest) (any, *apiError) {
+		m, aerr := ws.regModel(req.Name)
+		if aerr != nil {
+			return nil, aerr
+		}
+		for _, s := range req.Stages {
+			if !contains(registryStages, s) {
+				return nil, invalidParam("Invalid Model Version stage: %s. Value must be one of %s.", s, strings.Join(registryStages, ", "))
+			}
+		}
+		return &ml.GetLatestVersionsResponse{ModelVersions: ws.latestVersions(m, req.Stages)}, nil
+	})
+	handle(ws, "POST /api/2.0/mlflow/model-versions/create", ws.createModelVersion)
+	handle(ws, "GET /api/2.0/mlflow/model-versions/get", func(r *http.Request, req *ml.GetModelVersionRequest) (any, *apiError) {
+		v, aerr := ws.regVersion(req.Name, req.Version)
+		if aerr != nil {
+			return nil, aerr
+		}
+		mv := v.view(ws.clock.Now())
+		return &ml.GetModelVersionResponse{ModelVersion: &mv}, nil
+	})
+	handle(ws, "GET /api/2.0/mlflow/model-versions/search", ws.searchModelVersions)
+	handle(ws, "POST /api/2.0/mlflow/model-versions/set-tag", func(r *http.Request, req *ml.SetModelVersionTagRequest) (any, *apiError) {
+		v, aerr := ws.regVersion(req.Name, req.Version)
+		if aerr != nil {
+			return nil, aerr
+		}
+		for i := range v.mv.Tags {
+			if v.mv.Tags[i].Key == req.Key {
+				v.mv.Tags[i].Value = req.Value
+				return nil, nil
+			}
+		}
+		v.mv.Tags = append(v.mv.Tags, ml.ModelVersionTag{Key: req.Key, Value: req.Value})
+		return nil, nil
+	})
+	handle(ws, "GET /api/2.0/mlflow/model-versions/get-download-uri", func(r *http.Request, req *ml.GetModelVersionDownloadUriRequest) (any, *apiError) {
+		v, aerr := ws.regVersion(req.Name, req.Version)
+		if aerr != nil {
+			return nil, aerr
+		}
+		return &ml.GetModelVersionDownloadUriResponse{ArtifactUri: "dbfs:/databricks/" + v.storeKey}, nil
+	})
+	handle(ws, "GET /api/2.0/mlflow/model-versions/list-artifacts", func(r *http.Request, req *ListModelVersionArtifactsRequest) (any, *apiError) {
+		v, aerr := ws.regVersion(req.Name, req.Version)
+		if aerr != nil {
+			return nil, aerr
+		}
+		dir, ok := cleanRelPath(req.Path)
+		if !ok {
+			return nil, invalidParam("Invalid path %q", req.Path)
+		}
+		entries, err := listChildren(r.Context(), ws.store, v.storeKey, dir)
+		if err != nil {
+			return nil, errorf(http.StatusInternalServerError, "INTERNAL_ERROR", "%v", err)
+		}
+		resp := &ListModelVersionArtifactsResponse{}
+		for _, e := range entries {
+			resp.Files = append(resp.Files, ml.FileInfo{Path: e.path, IsDir: e.isDir, FileSize: e.size})
+		}
+		return resp, nil
+	})
+	handle(ws, "GET /api/2.0/mlflow/model-versions/get-signed-download-uri", func(r *http.Request, req *GetModelVersionSignedDownloadURIRequest) (any, *apiError) {
+		v, aerr := ws.regVersion(req.Name, req.Version)
+		if aerr != nil {
+			return nil, aerr
+		}
+		p, ok := cleanRelPath(req.Path)
+		if !ok || p == "" {
+			return nil, invalidParam("Invalid path %q", req.Path)
+		}
+		signed, err := ws.store.signBlob(v.storeKey+"/"+p, false, ws.clock.Now().Add(credentialsTTL))
+		if err != nil {
+			return nil, signingError(err)
+		}
+		return &GetModelVersionSignedDownloadURIResponse{SignedURI: signed}, nil
+	})
+	handle(ws, "POST /api/2.0/mlflow/databricks/model-versions/transition-stage", ws.transitionStage)
+}
+
+// Routes of the workspace registry that databricks-sdk-go v0.81.0 lacks.
+// Shapes follow MLflow's REST API (registered-models/get) and the Databricks
+// model registry protocol MLflow's DatabricksModelsArtifactRepository uses
+// (mlflow/store/artifact/databricks_models_artifact_repo.py:
+// model-versions/list-artifacts and get-signed-download-uri).
+
+// GetRegisteredModelResponse answers GET /api/2.0/mlflow/registered-models/get.
+type GetRegisteredModelResponse struct {
+	RegisteredModel *ml.Model `json:"registered_model,omitempty"`
+}
+
+// ListModelVersionArtifactsRequest is the query of model-versions/list-artifacts.
+type ListModelVersionArtifactsRequest struct {
+	Name      string `json:"-" url:"name"`
+	Version   string `json:"-" url:"version"`
+	Path      string `json:"-" url:"path,omitempty"`
+	PageToken string `json:"-" url:"page_token,omitempty"`
+}
+
+// ListModelVersionArtifactsResponse lists direct children, like artifacts/list.
+type ListModelVersionArtifactsResponse struct {
+	Files         []ml.FileInfo `json:"files,omitempty"`
+	NextPageToken string        `json:"next_page_token,omitempty"`
+}
+
+// GetModelVersionSignedDownloadURIRequest is the query of
+// model-versions/get-signed-download-uri.
+type GetModelVersionSignedDownloadURIRequest struct {
+	Name    string `json:"-" url:"name"`
+	Version string `json:"-" url:"version"`
+	Path    string `json:"-" url:"path"`
+}
+
+// GetModelVersionSignedDownloadURIResponse is a signed URL for one file.
+type GetModelVersionSignedDownloadURIResponse struct {
+	SignedURI string       `json:"signed_uri"`
+	Headers   []HTTPHeader `json:"headers,omitempty"`
+}
+
+func (ws *Workspace) regModel(name string) (*regModel, *apiError) {
+	if name == "" {
+		return nil, invalidParam("Missing required field: name")
+	}
+	m, ok := ws.registry.models[name]
+	if !ok {
+		return nil, notFound("Registered Model with name=%s not found", name)
+	}
+	return m, nil
+}
+
+func (ws *Workspace) regVersion(name, version string) (*regVersion, *apiError) {
+	m, aerr := ws.regModel(name)
+	if aerr != nil {
+		return nil, aerr
+	}
+	n, err := strconv.Atoi(version)
+	if err != nil || n < 1 || n > len(m.versions) {
+		return nil, notFound("Model Version (name=%s, version=%s) not found", name, version)
+	}
+	return m.versions[n-1], nil
+}
+
+// latestVersions is MLflow's get-latest-versions: the highest version per
+// stage (every stage if stages is empty), ordered by stage.
+func (ws *Workspace) latestVersions(m *regModel, stages []string) []ml.ModelVersion {
+	if len(stages) == 0 {
+		stages = registryStages
+	}
+	now := ws.clock.Now()
+	var out []ml.ModelVersion
+	for _, s := range stages {
+		for i := len(m.versions) - 1; i >= 0; i-- {
+			if m.versions[i].mv.CurrentStage == s {
+				out = append(out, m.versions[i].view(now))
+				break
+			}
+		}
+	}
+	return out
+}
+
+// resolveSource maps a model version source to a prefix in the artifact
+// store. Supported: runs:/<run id>/<path>,
+// dbfs:/databricks/mlflow-tracking/<exp>/<run>/artifacts/<path>, and any
+// other dbfs:/ path (its files are read from the workspace's DBFS).
+func (ws *Workspace) resolveSource(ctx context.Context, source string) (string, error) {
+	if rest, ok := strings.CutPrefix(source, "runs:/"); ok {
+		runID, p, _ := strings.Cut(rest, "/")
+		run, ok := ws.mlflow.runs[runID]
+		if !ok {
+			return "", fmt.Errorf("run %s not found", runID)
+		}
+		return strings.TrimSuffix(run.storeKey+"/"+p, "/"), nil
+	}
+	if rest, ok := strings.CutPrefix(source, "dbfs:/databricks/mlflow-tracking/"); ok {
+		return strings.TrimSuffix("mlflow-tracking/"+rest, "/"), nil
+	}
+	if strings.HasPrefix(source, "dbfs:/") {
+		// Stage DBFS files in the store so the copy below treats all sources alike.
+		root := normDBFS(source)
+		prefix := "dbfs-staging/" + randomHex(8)
+		for p, e := range ws.dbfs.entries {
+			if !e.isDir && strings.HasPrefix(p, root+"/") {
+				if err := ws.store.put(ctx, prefix+"/"+strings.TrimPrefix(p, root+"/"), e.data); err != nil {
+					return "", err
+				}
+			}
+		}
+		return prefix, nil
+	}
+	return "", fmt.Errorf("unsupported source %q (use runs:/ or dbfs:/)", source)
+}
+
+func (ws *Workspace) createModelVersion(r *http.Request, req *ml.CreateModelVersionRequest) (any, *apiError) {
+	m, aerr := ws.regModel(req.Name)
+	if aerr != nil {
+		return nil, aerr
+	}
+	if req.Source == "" {
+		return nil, invalidParam("Missing required field: source")
+	}
+	if req.RunId != "" {
+		if _, ok := ws.mlflow.runs[req.RunId]; !ok {
+			return nil, notFound("Run '%s' not found", req.RunId)
+		}
+	}
+	now := ws.clock.Now()
+	version := strconv.Itoa(len(m.versions) + 1)
+	v := &regVersion{
+		mv: ml.ModelVersion{
+			Name: req.Name, Version: version, Source: req.Source, RunId: req.RunId, RunLink: req.RunLink,
+			Description: req.Description, Tags: req.Tags, CurrentStage: "None", UserId: ws.UserName,
+			CreationTimestamp: millis(now), LastUpdatedTimestamp: millis(now),
+		},
+		readyAt:  now.Add(ws.opts.RegistrationDelay),
+		storeKey: "mlflow-registry/" + m.id + "/versions/" + version,
+	}
+	if msg, ok := ws.registry.fail[req.Name]; ok {
+		v.failMsg = msg
+	} else if from, err := ws.resolveSource(r.Context(), req.Source); err != nil {
+		v.failMsg = "Failed to copy model artifacts: " + err.Error()
+	} else if n, err := copyPrefix(r.Context(), ws.store, from+"/", v.storeKey+"/"); err != nil {
+		v.failMsg = "Failed to copy model artifacts: " + err.Error()
+	} else if n == 0 {
+		v.failMsg = fmt.Sprintf("Failed to copy model artifacts: no files found at %s", req.Source)
+	}
+	m.versions = append(m.versions, v)
+	m.model.LastUpdatedTimestamp = millis(now)
+	mv := v.view(now)
+	return &ml.CreateModelVersionResponse{ModelVersion: &mv}, nil
+}
+
+func (ws *Workspace) transitionStage(r *http.Request, req *ml.TransitionModelVersionStageDatabricks) (any, *apiError) {
+	if !contains(registryStages, req.Stage) {
+		return nil, invalidParam("Invalid Model Version stage: %s. Value must be one of %s.", req.Stage, strings.Join(registryStages, ", "))
+	}
+	v, aerr := ws.regVersion(req.Name, req.Version)
+	if aerr != nil {
+		return nil, aerr
+	}
+	now := ws.clock.Now()
+	if st := v.view(now).Status; st != ml.ModelVersionStatusReady {
+		return nil, invalidState("Model version %s of %s is %s; only READY versions can change stage.", req.Version, req.Name, st)
+	}
+	m := ws.registry.models[req.Name]
+	if req.ArchiveExistingVersions && (req.Stage == "Staging" || req.Stage == "Production") {
+		for _, other := range m.versions {
+			if other != v && other.mv.CurrentStage == req.Stage {
+				other.mv.CurrentStage = "Archived"
+				other.mv.LastUpdatedTimestamp = millis(now)
+			}
+		}
+	}
+	v.mv.CurrentStage = req.Stage
+	v.mv.LastUpdatedTimestamp = millis(now)
+	return &ml.TransitionStageResponse{ModelVersionDatabricks: v.databricksView(now)}, nil
+}
+
+// searchModelVersions supports MLflow's filter on name, run_id, source_path
+// and version (=, != and IN), joined by AND.
+func (ws *Workspace) searchModelVersions(r *http.Request, req *ml.SearchModelVersionsRequest) (any, *apiError) {
+	filter, err := parseRunFilter(req.Filter)
+	if err != nil {
+		return nil, invalidParam("Invalid filter '%s': %v", req.Filter, err)
+	}
+	now := ws.clock.Now()
+	var out []ml.ModelVersion
+	names := sortedKeys(ws.registry.models)
+	for _, name := range names {
+		for _, v := range ws.registry.models[name].versions {
+			if versionMatches(filter, v) {
+				out = append(out, v.view(now))
+			}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Name != out[j].Name {
+			return out[i].Name < out[j].Name
+		}
+		a, _ := strconv.Atoi(out[i].Version)
+		b, _ := strconv.Atoi(out[j].Version)
+		return a > b
+	})
+	max := int(req.MaxResults)
+	if max <= 0 {
+		max = 10000
+	}
+	start := 0
+	if req.PageToken != "" {
+		n, err := strconv.Atoi(req.PageToken)
+		if err != nil || n < 0 || n > len(out) {
+			return nil, invalidParam("Invalid page_token %q", req.PageToken)
+		}
+		start = n
+	}
+	end := min(start+max, len(out))
+	resp := &ml.SearchModelVersionsResponse{ModelVersions: out[start:end]}
+	if end < len(out) {
+		resp.NextPageToken = strconv.Itoa(end)
+	}
+	return resp, nil
+}
+
+func versionMatches(f runFilter, v *regVersion) bool {
+	for _, c := range f {
+		var got string
+		switch c.key {
+		case "name":
+			got = v.mv.Name
+		case "run_id":
+			got = v.mv.RunId
+		case "source_path":
+			got = v.mv.Source
+		case "version", "version_number":
+			got = v.mv.Version
+		default:
+			if c.entity != "tags" {
+				return false
+			}
+			found := false
+			for _, t := range v.mv.Tags {
+				if t.Key == c.key {
+					got, found = t.Value, true
+				}
+			}
+			if !found {
+				return false
+			}
+		}
+		switch c.op {
+		case "=":
+			if got != c.values[0] {
+				return false
+			}
+		case "!=":
+			if got == c.values[0] {
+				return false
+			}
+		case "IN":
+			if !contains(c.values, got) {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
