@@ -31,8 +31,9 @@ node_modules: package-lock.json
 ## test: everything the project checks
 test: lint test-go test-node
 
+# Black-box tests run the linux/amd64 executable built above (agenttest.Executable).
 test-go: build-host node_modules
-	$(GO) test -race -count=1 ./...
+	BRICKOPS_EXE=$(CURDIR)/dist/bin/linux-amd64/brickops $(GO) test -race -count=1 ./...
 
 test-node: build-host node_modules
 	node --test build/launcher/
