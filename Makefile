@@ -6,7 +6,7 @@ GO        ?= go
 LDFLAGS   := -s -w -X github.com/brickops/brickops/internal/buildinfo.Version=$(VERSION)
 PLATFORMS := linux/amd64 linux/arm64 windows/amd64 darwin/amd64 darwin/arm64
 
-.PHONY: all build build-host test test-go test-node lint package bench stress node_modules clean
+.PHONY: all build build-host test test-go test-node test-python lint package bench stress node_modules clean
 
 all: build
 
@@ -29,7 +29,7 @@ node_modules: package-lock.json
 	@touch node_modules
 
 ## test: everything the project checks
-test: lint test-go test-node
+test: lint test-go test-node test-python
 
 # Black-box tests run the linux/amd64 executable built above (agenttest.Executable).
 test-go: build-host node_modules
@@ -37,6 +37,12 @@ test-go: build-host node_modules
 
 test-node: build-host node_modules
 	node --test build/launcher/
+
+# The shipped notebooks compile and their parameter handling passes its
+# standard-library unit tests (there is no Spark here).
+test-python:
+	python3 -m py_compile examples/notebooks/*.py
+	python3 -m unittest discover -s examples/notebooks/tests -v
 
 ## lint: gofmt, go vet, golangci-lint (pinned by the tool line in go.mod)
 lint:
