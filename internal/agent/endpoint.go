@@ -105,3 +105,22 @@ func (e Env) JobToken() string {
 	}
 	return e["SYSTEM_ACCESSTOKEN"]
 }
+
+// Environ is how the agent passes the service connection to a task: the
+// environment entries that Env.Endpoint reads back.
+func (ep Endpoint) Environ() map[string]string {
+	env := map[string]string{"ENDPOINT_URL_" + ep.ID: ep.URL, "ENDPOINT_AUTH_SCHEME_" + ep.ID: ep.Scheme}
+	params := ep.Parameters
+	if params == nil {
+		params = map[string]string{}
+	}
+	auth, _ := json.Marshal(endpointAuth{Scheme: ep.Scheme, Parameters: params})
+	env["ENDPOINT_AUTH_"+ep.ID] = string(auth)
+	for k, v := range ep.Parameters {
+		env["ENDPOINT_AUTH_PARAMETER_"+ep.ID+"_"+strings.ToUpper(k)] = v
+	}
+	for k, v := range ep.Data {
+		env["ENDPOINT_DATA_"+ep.ID+"_"+strings.ToUpper(k)] = v
+	}
+	return env
+}

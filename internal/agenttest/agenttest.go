@@ -20,7 +20,6 @@ package agenttest
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -143,7 +142,7 @@ func (r Run) Environ(t testing.TB) []string {
 		env["SECRET_"+agent.VariableKey(k)] = v
 	}
 	for _, ep := range r.Endpoints {
-		for k, v := range endpointEnv(ep) {
+		for k, v := range ep.Environ() {
 			env[k] = v
 		}
 	}
@@ -351,20 +350,6 @@ func atoi(s string) int {
 		n = n*10 + int(c-'0')
 	}
 	return n
-}
-
-// endpointEnv is how the agent passes a service connection.
-func endpointEnv(ep agent.Endpoint) map[string]string {
-	env := map[string]string{"ENDPOINT_URL_" + ep.ID: ep.URL, "ENDPOINT_AUTH_SCHEME_" + ep.ID: ep.Scheme}
-	auth, _ := json.Marshal(map[string]any{"scheme": ep.Scheme, "parameters": ep.Parameters})
-	env["ENDPOINT_AUTH_"+ep.ID] = string(auth)
-	for k, v := range ep.Parameters {
-		env["ENDPOINT_AUTH_PARAMETER_"+ep.ID+"_"+strings.ToUpper(k)] = v
-	}
-	for k, v := range ep.Data {
-		env["ENDPOINT_DATA_"+ep.ID+"_"+strings.ToUpper(k)] = v
-	}
-	return env
 }
 
 var (
