@@ -68,7 +68,7 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
-// ErrNotInstalled means node_modules/.bin/azurite-blob is missing.
+// errNotInstalled means node_modules/.bin/azurite-blob is missing.
 var errNotInstalled = errors.New("azurite is not installed: run npm ci in the repository root")
 
 // Run starts azurite-blob and returns once it answers HTTP. Azurite's own
@@ -89,8 +89,7 @@ func Run(ctx context.Context, logs io.Writer) (*Server, error) {
 	cmd := exec.Command(bin,
 		"--blobHost", "127.0.0.1",
 		"--blobPort", "0", // Azurite picks a free port and prints it.
-		"--inMemoryPersistence",
-		"--location", tmp, // debug/log files, if any, stay out of the repo
+		"--inMemoryPersistence", // (cannot be combined with --location; cmd.Dir keeps stray files in tmp)
 		"--skipApiVersionCheck", // azblob may be newer than this Azurite
 		"--loose",
 		"--silent",

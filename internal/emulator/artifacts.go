@@ -1,7 +1,6 @@
 package emulator
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -258,6 +257,10 @@ type HTTPHeader struct {
 // lived SAS tokens; the exact lifetime is not documented).
 const credentialsTTL = 15 * time.Minute
 
+// sasExpiry is measured on the real clock, not the workspace clock: the blob
+// service checks SAS expiry against its own time.
+func sasExpiry() time.Time { return time.Now().Add(credentialsTTL) }
+
 func (ws *Workspace) artifactRoutes() {
 	handle(ws, "GET /api/2.0/mlflow/artifacts/list", ws.listArtifacts)
 	handle(ws, "POST /api/2.0/mlflow/artifacts/credentials-for-read", func(r *http.Request, req *GetCredentialsForRead) (any, *apiError) {
@@ -284,7 +287,7 @@ func (ws *Workspace) artifactCredentials(_ context.Context, runID string, paths 
 	}
 	end := min(start+ws.opts.CredentialPageSize, len(paths))
 	resp := &GetCredentialsResponse{}
-	expiry := ws.clock.Now().Add(credentialsTTL)
+	expiry := sasExpiry()
 	for _, p := range paths[start:end] {
 		clean, ok := cleanRelPath(p)
 		if !ok {
@@ -376,5 +379,3 @@ func putFiles(ctx context.Context, s artifactStore, prefix string, files map[str
 	}
 	return nil
 }
-
-var _ = bytes.NewReader

@@ -135,11 +135,12 @@ func checkShape(t reflect.Type, v any, path string) error {
 // checkEnum validates a value of an SDK enum type (a string type with a
 // Values() method listing the accepted values).
 func checkEnum(t reflect.Type, s, where string) error {
-	m, ok := t.MethodByName("Values")
+	// The SDK declares Values on the pointer receiver.
+	m, ok := reflect.PointerTo(t).MethodByName("Values")
 	if !ok || t.Kind() != reflect.String || m.Type.NumIn() != 1 || m.Type.NumOut() != 1 {
 		return nil
 	}
-	out := m.Func.Call([]reflect.Value{reflect.Zero(t)})[0]
+	out := m.Func.Call([]reflect.Value{reflect.New(t)})[0]
 	if out.Kind() != reflect.Slice || out.Len() == 0 {
 		return nil
 	}

@@ -310,12 +310,13 @@ func (ws *Workspace) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		rec.Principal = principal
 	}
-	h, pattern := ws.mux.Handler(r)
-	if pattern == "" {
+	// mux.Handler only looks the route up; mux.ServeHTTP below also sets
+	// the path values handlers read with r.PathValue.
+	if _, pattern := ws.mux.Handler(r); pattern == "" {
 		writeError(sw, errorf(http.StatusNotFound, "ENDPOINT_NOT_FOUND", "No API found for '%s %s'", r.Method, r.URL.Path))
 		return
 	}
-	h.ServeHTTP(sw, r)
+	ws.mux.ServeHTTP(sw, r)
 }
 
 type recordKey struct{}

@@ -194,7 +194,7 @@ func (ws *Workspace) registryRoutes() {
 		if !ok || p == "" {
 			return nil, invalidParam("Invalid path %q", req.Path)
 		}
-		signed, err := ws.store.signBlob(v.storeKey+"/"+p, false, ws.clock.Now().Add(credentialsTTL))
+		signed, err := ws.store.signBlob(v.storeKey+"/"+p, false, sasExpiry())
 		if err != nil {
 			return nil, signingError(err)
 		}

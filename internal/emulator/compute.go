@@ -1,0 +1,52 @@
+package emulator
+
+import (
+	"net/http"
+
+	"github.com/databricks/databricks-sdk-go/service/compute"
+)
+
+// Clusters and instance pools, read-only: tests add them with AddCluster and
+// AddInstancePool; job tasks that reference them are not checked against them.
+
+type computeState struct {
+	clusters map[string]compute.ClusterDetails
+	pools    map[string]compute.GetInstancePool
+}
+
+func newComputeState() computeState {
+	return computeState{clusters: map[string]compute.ClusterDetails{}, pools: map[string]compute.GetInstancePool{}}
+}
+
+// AddCluster makes clusters/get know c (by c.ClusterId).
+func (ws *Workspace) AddCluster(c compute.ClusterDetails) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	ws.compute.clusters[c.ClusterId] = c
+}
+
+// AddInstancePool makes instance-pools/get know p (by p.InstancePoolId).
+func (ws *Workspace) AddInstancePool(p compute.GetInstancePool) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	ws.compute.pools[p.InstancePoolId] = p
+}
+
+func (ws *Workspace) computeRoutes() {
+	handle(ws, "GET /api/2.1/clusters/get", func(r *http.Request, req *compute.GetClusterRequest) (any, *apiError) {
+		c, ok := ws.compute.clusters[req.ClusterId]
+		if !ok {
+			// 400 + this message is what the SDK maps to ErrResourceDoesNotExist
+			// (apierr/error_overrides.go).
+			return nil, invalidParam("Cluster %s does not exist", req.ClusterId)
+		}
+		return &c, nil
+	})
+	handle(ws, "GET /api/2.0/instance-pools/get", func(r *http.Request, req *compute.GetInstancePoolRequest) (any, *apiError) {
+		p, ok := ws.compute.pools[req.InstancePoolId]
+		if !ok {
+			return nil, notFound("Can't find an instance pool with id: %s.", req.InstancePoolId)
+		}
+		return &p, nil
+	})
+}

@@ -1,0 +1,62 @@
+// Package emulator is a local, stateful Azure Databricks workspace for tests
+// and the demo. There is no Databricks in CI: every task is tested against
+// this package, so it aims at wire fidelity rather than convenience.
+//
+// # Contract
+//
+//   - Each Workspace listens on its own 127.0.0.1 port with its own state,
+//     personal access token and workspace id. Start any number of them.
+//   - Every request body and query is decoded strictly into
+//     databricks-sdk-go v0.81.0's own request type for the route: an unknown
+//     field, a wrong JSON type or an invalid enum value is 400
+//     INVALID_PARAMETER_VALUE. Responses are encoded from the SDK's response
+//     types. Errors use Databricks' {"error_code", "message"} shape with the
+//     statuses the SDK's apierr package maps (RESOURCE_DOES_NOT_EXIST 404,
+//     RESOURCE_ALREADY_EXISTS 400, INVALID_STATE 400, PERMISSION_DENIED 403,
+//     REQUEST_LIMIT_EXCEEDED 429, TEMPORARILY_UNAVAILABLE 503; jobs/get,
+//     runs/get and clusters/get answer 400 "... does not exist" which the SDK
+//     turns into apierr.ErrResourceDoesNotExist). Routes the SDK has no type
+//     for (artifact credentials, UC model version create/credentials/finalize,
+//     model-version list-artifacts/get-signed-download-uri) have types here,
+//     defined from MLflow's published protocol and cited where defined.
+//   - An unknown route answers 404 ENDPOINT_NOT_FOUND.
+//   - Auth: Bearer PAT (Workspace.Token); OAuth machine-to-machine
+//     (Options.OAuthClients, /oidc/v1/token); Microsoft Entra ID tokens
+//     (Options.Entra). No credentials → 401, invalid ones → 403.
+//   - Time: runs, model registrations and serving deployments are derived
+//     from Options.Clock when a request arrives. With a ManualClock nothing
+//     moves until the test calls Advance.
+//   - Artifacts: with Options.Blob (Azurite in tests) bytes live in a blob
+//     container per workspace and clients get SAS URLs; without it they live
+//     in memory and the signed-URL routes answer 501 NOT_IMPLEMENTED.
+//   - Every request is recorded (Requests, RequestsTo, Writes), faults are
+//     injected from a seeded FaultPlan (SetFaults).
+//   - Job tasks are scripted per notebook path or task key (OnNotebook,
+//     OnTask): duration, outcome, notebook output, and notebook-like effects
+//     (Train creates an MLflow run with a model, Score writes a table).
+//
+// # Example
+//
+//	clock := emulator.NewManualClock(time.Now())
+//	ws := emulator.Start(t, emulator.Options{Clock: clock})
+//	ws.OnNotebook("/Repos/mlops/notebooks/train", emulator.Behaviour{
+//		Duration: 10 * time.Minute,
+//		Train: &emulator.Train{
+//			Experiment: "/Shared/churn",
+//			ModelDir:   "../../../shared/fixtures/churn-model/model",
+//			Metrics:    map[string]float64{"auc": 0.91},
+//		},
+//	})
+//	c, _ := client.New(ws.SDKConfig()) // PAT auth, no env, no ~/.databrickscfg
+//	jobsAPI := jobs.NewJobs(c)
+//	sub, _ := jobsAPI.Submit(ctx, jobs.SubmitRun{RunName: "train", IdempotencyToken: "build-42",
+//		Tasks: []jobs.SubmitTask{{TaskKey: "train",
+//			NotebookTask: &jobs.NotebookTask{NotebookPath: "/Repos/mlops/notebooks/train"}}}})
+//	clock.Advance(11 * time.Minute)                  // PENDING → RUNNING → TERMINATING → TERMINATED
+//	run, _ := jobsAPI.GetRun(ctx, jobs.GetRunRequest{RunId: sub.RunId})
+//	out, _ := jobsAPI.GetRunOutput(ctx, jobs.GetRunOutputRequest{RunId: run.Tasks[0].RunId})
+//	// out.NotebookOutput.Result == `{"mlflow_run_id":"..."}`
+//	_ = ws.Writes()                                  // count of non-GET requests
+//
+// cmd/brickops-emulator starts a dev and a prod workspace for the demo.
+package emulator

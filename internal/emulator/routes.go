@@ -1,0 +1,18 @@
+package emulator
+
+// routes registers every emulated API. Anything else answers 404
+// ENDPOINT_NOT_FOUND (see ServeHTTP).
+func (ws *Workspace) routes() {
+	ws.oidcRoutes()
+	ws.jobsRoutes()
+	ws.mlflowRoutes()
+	ws.artifactRoutes()
+	ws.registryRoutes()
+	ws.ucRoutes()
+	ws.servingRoutes()
+	ws.dbfsRoutes()
+	ws.filesRoutes()
+	ws.workspaceRoutes()
+	ws.sqlRoutes()
+	ws.computeRoutes()
+}

@@ -1,0 +1,389 @@
+package emulator
+
+import (
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"math"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/databricks/databricks-sdk-go/service/serving"
+)
+
+// Model serving endpoints (https://docs.databricks.com/api/workspace/servingendpoints).
+//
+// A new endpoint is NOT_READY with config_update IN_PROGRESS for
+// Options.ServingReady, then READY / NOT_UPDATING. A config update is
+// IN_PROGRESS for Options.ServingUpdate, then NOT_UPDATING with the new
+// config, or UPDATE_FAILED keeping the old one when scripted with
+// ServingBehaviour. Served entities must name an existing model version
+// (workspace registry, or Unity Catalog for three-part names).
+// Invocations run a deterministic stand-in predictor that answers one
+// prediction in [0, 1) per input row.
+
+type servingState struct {
+	endpoints map[string]*endpoint
+	script    map[string]ServingBehaviour
+}
+
+func newServingState() servingState {
+	return servingState{endpoints: map[string]*endpoint{}, script: map[string]ServingBehaviour{}}
+}
+
+// ServingBehaviour scripts an endpoint's deployments.
+type ServingBehaviour struct {
+	// FailCreate makes the first deployment fail: the endpoint stays
+	// NOT_READY with config_update UPDATE_FAILED.
+	FailCreate bool
+	// FailUpdates makes config updates end UPDATE_FAILED.
+	FailUpdates bool
+	// Message is the deployment_state_message of a failed deployment.
+	Message string
+}
+
+// OnServingEndpoint scripts the endpoint with this name.
+func (ws *Workspace) OnServingEndpoint(name string, b ServingBehaviour) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	ws.serving.script[name] = b
+}
+
+type endpoint struct {
+	id         string
+	name       string
+	created    time.Time
+	updated    time.Time
+	tags       []serving.EndpointTag
+	config     *serving.EndpointCoreConfigOutput // nil until the first deployment succeeds
+	pending    *serving.EndpointCoreConfigOutput
+	pendingAt  time.Time
+	doneAt     time.Time
+	failed     bool // last deployment failed
+	failMsg    string
+	everReady  bool
+	configVers int64
+}
+
+func (ws *Workspace) advanceServing(now time.Time) {
+	for _, e := range ws.serving.endpoints {
+		if e.pending == nil || now.Before(e.doneAt) {
+			continue
+		}
+		b := ws.serving.script[e.name]
+		if (!e.everReady && b.FailCreate) || (e.everReady && b.FailUpdates) {
+			e.failed = true
+			e.failMsg = b.Message
+			if e.failMsg == "" {
+				e.failMsg = "Served entity deployment failed: the container image build failed. See build logs."
+			}
+			e.pending = nil
+			continue
+		}
+		e.config = e.pending
+		for i := range e.config.ServedEntities {
+			e.config.ServedEntities[i].State = &serving.ServedModelState{Deployment: serving.ServedModelStateDeploymentDeploymentReady, DeploymentStateMessage: "Served entity is ready."}
+		}
+		for i := range e.config.ServedModels {
+			e.config.ServedModels[i].State = &serving.ServedModelState{Deployment: serving.ServedModelStateDeploymentDeploymentReady, DeploymentStateMessage: "Served model is ready."}
+		}
+		e.pending, e.failed, e.failMsg, e.everReady = nil, false, "", true
+		e.updated = e.doneAt
+	}
+}
+
+func (ws *Workspace) endpointView(e *endpoint) *serving.ServingEndpointDetailed {
+	out := &serving.ServingEndpointDetailed{
+		Id: e.id, Name: e.name, Creator: ws.UserName, CreationTimestamp: millis(e.created),
+		LastUpdatedTimestamp: millis(e.updated), Tags: e.tags, PermissionLevel: serving.ServingEndpointDetailedPermissionLevelCanManage,
+		State:       &serving.EndpointState{Ready: serving.EndpointStateReadyNotReady, ConfigUpdate: serving.EndpointStateConfigUpdateNotUpdating},
+		EndpointUrl: ws.url + "/serving-endpoints/" + e.name + "/invocations",
+	}
+	if e.config != nil {
+		cfg := *e.config
+		out.Config = &cfg
+		out.State.Ready = serving.EndpointStateReadyReady
+	}
+	switch {
+	case e.pending != nil:
+		out.State.ConfigUpdate = serving.EndpointStateConfigUpdateInProgress
+		p := e.pending
+		out.PendingConfig = &serving.EndpointPendingConfig{
+			ConfigVersion: int(p.ConfigVersion), ServedEntities: p.ServedEntities, ServedModels: p.ServedModels,
+			TrafficConfig: p.TrafficConfig, StartTime: millis(e.pendingAt),
+		}
+	case e.failed:
+		out.State.ConfigUpdate = serving.EndpointStateConfigUpdateUpdateFailed
+	}
+	return out
+}
+
+func (ws *Workspace) servingRoutes() {
+	handle(ws, "POST /api/2.0/serving-endpoints", func(r *http.Request, req *serving.CreateServingEndpoint) (any, *apiError) {
+		if req.Name == "" {
+			return nil, invalidParam("Missing required field: name")
+		}
+		if _, ok := ws.serving.endpoints[req.Name]; ok {
+			return nil, alreadyExists("Endpoint with name '%s' already exists.", req.Name)
+		}
+		if req.Config == nil {
+			return nil, invalidParam("Missing required field: config")
+		}
+		now := ws.clock.Now()
+		e := &endpoint{id: randomHex(16), name: req.Name, created: now, updated: now, tags: req.Tags}
+		cfg, aerr := ws.buildConfig(req.Config, 1, now)
+		if aerr != nil {
+			return nil, aerr
+		}
+		e.pending, e.pendingAt, e.doneAt, e.configVers = cfg, now, now.Add(ws.opts.ServingReady), 1
+		ws.serving.endpoints[req.Name] = e
+		return ws.endpointView(e), nil
+	})
+	handle(ws, "GET /api/2.0/serving-endpoints/{name}", func(r *http.Request, req *serving.GetServingEndpointRequest) (any, *apiError) {
+		e, aerr := ws.endpoint(r.PathValue("name"))
+		if aerr != nil {
+			return nil, aerr
+		}
+		return ws.endpointView(e), nil
+	})
+	handle(ws, "GET /api/2.0/serving-endpoints", func(r *http.Request, req *struct{}) (any, *apiError) {
+		resp := &serving.ListEndpointsResponse{}
+		for _, name := range sortedKeys(ws.serving.endpoints) {
+			var ep serving.ServingEndpoint
+			_ = convert(ws.endpointView(ws.serving.endpoints[name]), &ep)
+			resp.Endpoints = append(resp.Endpoints, ep)
+		}
+		return resp, nil
+	})
+	handle(ws, "PUT /api/2.0/serving-endpoints/{name}/config", func(r *http.Request, req *serving.EndpointCoreConfigInput) (any, *apiError) {
+		e, aerr := ws.endpoint(r.PathValue("name"))
+		if aerr != nil {
+			return nil, aerr
+		}
+		if e.pending != nil {
+			return nil, errorf(http.StatusConflict, "RESOURCE_CONFLICT", "Endpoint %s is currently being updated. Please wait for the update to finish.", e.name)
+		}
+		now := ws.clock.Now()
+		cfg, aerr := ws.buildConfig(req, e.configVers+1, now)
+		if aerr != nil {
+			return nil, aerr
+		}
+		e.configVers++
+		e.pending, e.pendingAt, e.doneAt, e.updated = cfg, now, now.Add(ws.opts.ServingUpdate), now
+		return ws.endpointView(e), nil
+	})
+	handle(ws, "DELETE /api/2.0/serving-endpoints/{name}", func(r *http.Request, req *serving.DeleteServingEndpointRequest) (any, *apiError) {
+		if _, aerr := ws.endpoint(r.PathValue("name")); aerr != nil {
+			return nil, aerr
+		}
+		delete(ws.serving.endpoints, r.PathValue("name"))
+		return nil, nil
+	})
+	handle(ws, "GET /api/2.0/serving-endpoints/{name}/served-models/{served}/build-logs", func(r *http.Request, req *serving.BuildLogsRequest) (any, *apiError) {
+		e, name, aerr := ws.servedEntity(r)
+		if aerr != nil {
+			return nil, aerr
+		}
+		logs := fmt.Sprintf("Building container image for served entity %s of endpoint %s\nInstalling dependencies from requirements.txt\nBuild succeeded.\n", name, e.name)
+		if e.failed {
+			logs += "ERROR: " + e.failMsg + "\n"
+		}
+		return &serving.BuildLogsResponse{Logs: logs}, nil
+	})
+	handle(ws, "GET /api/2.0/serving-endpoints/{name}/served-models/{served}/logs", func(r *http.Request, req *serving.LogsRequest) (any, *apiError) {
+		e, name, aerr := ws.servedEntity(r)
+		if aerr != nil {
+			return nil, aerr
+		}
+		return &serving.ServerLogsResponse{Logs: fmt.Sprintf("[%s] model server for %s/%s listening\n", ws.clock.Now().UTC().Format(time.RFC3339), e.name, name)}, nil
+	})
+	ws.mux.HandleFunc("POST /serving-endpoints/{name}/invocations", ws.invoke)
+}
+
+func (ws *Workspace) endpoint(name string) (*endpoint, *apiError) {
+	e, ok := ws.serving.endpoints[name]
+	if !ok {
+		return nil, notFound("Endpoint with name '%s' does not exist.", name)
+	}
+	return e, nil
+}
+
+func (ws *Workspace) servedEntity(r *http.Request) (*endpoint, string, *apiError) {
+	e, aerr := ws.endpoint(r.PathValue("name"))
+	if aerr != nil {
+		return nil, "", aerr
+	}
+	name := r.PathValue("served")
+	for _, cfg := range []*serving.EndpointCoreConfigOutput{e.config, e.pending} {
+		if cfg == nil {
+			continue
+		}
+		for _, se := range cfg.ServedEntities {
+			if se.Name == name {
+				return e, name, nil
+			}
+		}
+		for _, sm := range cfg.ServedModels {
+			if sm.Name == name {
+				return e, name, nil
+			}
+		}
+	}
+	return nil, "", notFound("Served model '%s' does not exist in endpoint '%s'.", name, e.name)
+}
+
+// buildConfig validates the input config and turns it into the output
+// shape, naming served entities <model>-<version> by default and routing all
+// traffic to a single entity when no traffic_config is given.
+func (ws *Workspace) buildConfig(in *serving.EndpointCoreConfigInput, version int64, now time.Time) (*serving.EndpointCoreConfigOutput, *apiError) {
+	if len(in.ServedEntities) == 0 && len(in.ServedModels) == 0 {
+		return nil, invalidParam("The config must have at least one served entity.")
+	}
+	out := &serving.EndpointCoreConfigOutput{ConfigVersion: version, TrafficConfig: in.TrafficConfig, AutoCaptureConfig: nil}
+	creating := &serving.ServedModelState{Deployment: serving.ServedModelStateDeploymentDeploymentCreating, DeploymentStateMessage: "Creating the served entity."}
+	var names []string
+	for _, se := range in.ServedEntities {
+		if aerr := ws.checkModelVersion(se.EntityName, se.EntityVersion); aerr != nil {
+			return nil, aerr
+		}
+		var o serving.ServedEntityOutput
+		_ = convert(se, &o)
+		if o.Name == "" {
+			o.Name = strings.ReplaceAll(se.EntityName, ".", "-") + "-" + se.EntityVersion
+		}
+		o.Creator, o.CreationTimestamp, o.State = ws.UserName, millis(now), creating
+		out.ServedEntities = append(out.ServedEntities, o)
+		names = append(names, o.Name)
+	}
+	for _, sm := range in.ServedModels {
+		if aerr := ws.checkModelVersion(sm.ModelName, sm.ModelVersion); aerr != nil {
+			return nil, aerr
+		}
+		var o serving.ServedModelOutput
+		_ = convert(sm, &o)
+		if o.Name == "" {
+			o.Name = strings.ReplaceAll(sm.ModelName, ".", "-") + "-" + sm.ModelVersion
+		}
+		o.Creator, o.CreationTimestamp, o.State = ws.UserName, millis(now), creating
+		out.ServedModels = append(out.ServedModels, o)
+		names = append(names, o.Name)
+	}
+	if out.TrafficConfig == nil {
+		if len(names) != 1 {
+			return nil, invalidParam("traffic_config is required when serving more than one entity.")
+		}
+		out.TrafficConfig = &serving.TrafficConfig{Routes: []serving.Route{{ServedModelName: names[0], TrafficPercentage: 100}}}
+	}
+	total := 0
+	for _, rt := range out.TrafficConfig.Routes {
+		total += rt.TrafficPercentage
+	}
+	if total != 100 {
+		return nil, invalidParam("The traffic percentages of the routes must add up to 100, got %d.", total)
+	}
+	return out, nil
+}
+
+func (ws *Workspace) checkModelVersion(name, version string) *apiError {
+	if name == "" || version == "" {
+		return invalidParam("A served entity needs entity_name and entity_version.")
+	}
+	if strings.Count(name, ".") == 2 {
+		if _, aerr := ws.ucVersion(name, version); aerr != nil {
+			return aerr
+		}
+		return nil
+	}
+	_, aerr := ws.regVersion(name, version)
+	return aerr
+}
+
+// invoke answers POST /serving-endpoints/{name}/invocations. The body is
+// decoded strictly into serving.QueryEndpointInput; dataframe_split,
+// dataframe_records, instances and inputs give the rows.
+func (ws *Workspace) invoke(w http.ResponseWriter, r *http.Request) {
+	req := &serving.QueryEndpointInput{}
+	raw, _ := io.ReadAll(r.Body)
+	if aerr := decodeStrictJSON(raw, req); aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	if rec := recordOf(r); rec != nil {
+		rec.Body = req
+	}
+	ws.mu.Lock()
+	ws.advanceLocked()
+	e, aerr := ws.endpoint(r.PathValue("name"))
+	var served string
+	if aerr == nil && e.config == nil {
+		aerr = invalidState("Endpoint %s is not ready yet; its state is NOT_READY.", e.name)
+	}
+	if aerr == nil && len(e.config.TrafficConfig.Routes) > 0 {
+		served = e.config.TrafficConfig.Routes[0].ServedModelName
+		if served == "" {
+			served = e.config.TrafficConfig.Routes[0].ServedEntityName
+		}
+	}
+	ws.mu.Unlock()
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	rows, err := inputRows(req)
+	if err != nil {
+		writeError(w, errorf(http.StatusBadRequest, "BAD_REQUEST", "%v", err))
+		return
+	}
+	preds := make([]any, len(rows))
+	for i, row := range rows {
+		preds[i] = predict(row)
+	}
+	w.Header().Set("served-model-name", served)
+	writeJSON(w, http.StatusOK, &serving.QueryEndpointResponse{Predictions: preds})
+}
+
+func inputRows(req *serving.QueryEndpointInput) ([]any, error) {
+	switch {
+	case req.DataframeSplit != nil:
+		return req.DataframeSplit.Data, nil
+	case req.DataframeRecords != nil:
+		return req.DataframeRecords, nil
+	case req.Instances != nil:
+		return req.Instances, nil
+	case req.Inputs != nil:
+		switch v := req.Inputs.(type) {
+		case []any:
+			return v, nil
+		case map[string]any:
+			for _, col := range v {
+				if arr, ok := col.([]any); ok {
+					rows := make([]any, len(arr))
+					for i := range arr {
+						row := map[string]any{}
+						for k, c := range v {
+							if ca, ok := c.([]any); ok && i < len(ca) {
+								row[k] = ca[i]
+							}
+						}
+						rows[i] = row
+					}
+					return rows, nil
+				}
+			}
+		}
+		return []any{req.Inputs}, nil
+	}
+	return nil, fmt.Errorf("the request must have one of dataframe_split, dataframe_records, instances or inputs")
+}
+
+// predict is a deterministic stand-in for the model: a score in [0, 1)
+// derived from the row's JSON.
+func predict(row any) float64 {
+	b, _ := json.Marshal(row)
+	h := fnv.New64a()
+	_, _ = h.Write(b)
+	v := float64(h.Sum64()%10000) / 10000
+	return math.Round(v*10000) / 10000
+}

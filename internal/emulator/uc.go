@@ -1,0 +1,336 @@
+package emulator
+
+import (
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/databricks/databricks-sdk-go/service/catalog"
+)
+
+// Unity Catalog models (https://docs.databricks.com/api/workspace/registeredmodels,
+// .../modelversions) and the MLflow client's UC registration protocol
+// (POST /api/2.0/mlflow/unity-catalog/model-versions/create,
+// generate-temporary-credentials, finalize): the client creates a version
+// (PENDING_REGISTRATION, with a storage_location), asks for temporary
+// credentials, uploads the files there itself, then finalizes (READY).
+// Catalogs and schemas are not modelled: any catalog.schema is accepted.
+//
+// Deviation: storage_location is the http(s) blob URL of the version's
+// folder in the workspace's container (Azurite), not an abfss:// URI, so a
+// client can append "/<file>?<sas_token>" and talk Blob REST directly.
+
+type ucState struct {
+	models map[string]*ucModel
+}
+
+type ucModel struct {
+	info     catalog.RegisteredModelInfo
+	versions []*ucVersion
+	aliases  map[string]int
+}
+
+type ucVersion struct {
+	info     catalog.ModelVersionInfo
+	storeKey string
+	tags     []UCModelVersionTag
+}
+
+func newUCState() ucState { return ucState{models: map[string]*ucModel{}} }
+
+func (ws *Workspace) ucModel(fullName string) (*ucModel, *apiError) {
+	m, ok := ws.uc.models[strings.ToLower(fullName)]
+	if !ok {
+		return nil, notFound("Registered model '%s' does not exist.", fullName)
+	}
+	return m, nil
+}
+
+func (ws *Workspace) ucVersion(fullName, version string) (*ucVersion, *apiError) {
+	m, aerr := ws.ucModel(fullName)
+	if aerr != nil {
+		return nil, aerr
+	}
+	n, err := strconv.Atoi(version)
+	if err != nil || n < 1 || n > len(m.versions) {
+		return nil, notFound("Model version %s of '%s' does not exist.", version, fullName)
+	}
+	return m.versions[n-1], nil
+}
+
+func (m *ucModel) aliasList() []catalog.RegisteredModelAlias {
+	var out []catalog.RegisteredModelAlias
+	for _, name := range sortedKeys(m.aliases) {
+		out = append(out, catalog.RegisteredModelAlias{AliasName: name, VersionNum: m.aliases[name]})
+	}
+	return out
+}
+
+func (m *ucModel) versionView(v *ucVersion) *catalog.ModelVersionInfo {
+	info := v.info
+	for _, a := range m.aliasList() {
+		if a.VersionNum == v.info.Version {
+			info.Aliases = append(info.Aliases, a)
+		}
+	}
+	return &info
+}
+
+func (ws *Workspace) ucRoutes() {
+	handle(ws, "POST /api/2.1/unity-catalog/models", func(r *http.Request, req *catalog.CreateRegisteredModelRequest) (any, *apiError) {
+		if req.CatalogName == "" || req.SchemaName == "" || req.Name == "" {
+			return nil, invalidParam("catalog_name, schema_name and name are required")
+		}
+		full := req.CatalogName + "." + req.SchemaName + "." + req.Name
+		if _, ok := ws.uc.models[strings.ToLower(full)]; ok {
+			return nil, alreadyExists("Registered model '%s' already exists.", full)
+		}
+		now := millis(ws.clock.Now())
+		m := &ucModel{aliases: map[string]int{}, info: catalog.RegisteredModelInfo{
+			CatalogName: req.CatalogName, SchemaName: req.SchemaName, Name: req.Name, FullName: full,
+			Comment: req.Comment, Owner: ws.UserName, CreatedAt: now, CreatedBy: ws.UserName, UpdatedAt: now, UpdatedBy: ws.UserName,
+			MetastoreId: "emulator-metastore", StorageLocation: ws.ucStorageURL("uc/models/" + strings.ToLower(full)),
+		}}
+		ws.uc.models[strings.ToLower(full)] = m
+		info := m.info
+		return &info, nil
+	})
+	handle(ws, "GET /api/2.1/unity-catalog/models/{full_name}", func(r *http.Request, req *catalog.GetRegisteredModelRequest) (any, *apiError) {
+		m, aerr := ws.ucModel(r.PathValue("full_name"))
+		if aerr != nil {
+			return nil, aerr
+		}
+		info := m.info
+		if req.IncludeAliases {
+			info.Aliases = m.aliasList()
+		}
+		return &info, nil
+	})
+	handle(ws, "GET /api/2.1/unity-catalog/models/{full_name}/versions", func(r *http.Request, req *catalog.ListModelVersionsRequest) (any, *apiError) {
+		m, aerr := ws.ucModel(r.PathValue("full_name"))
+		if aerr != nil {
+			return nil, aerr
+		}
+		resp := &catalog.ListModelVersionsResponse{}
+		for i := len(m.versions) - 1; i >= 0; i-- {
+			resp.ModelVersions = append(resp.ModelVersions, *m.versionView(m.versions[i]))
+		}
+		return resp, nil
+	})
+	handle(ws, "GET /api/2.1/unity-catalog/models/{full_name}/versions/{version}", func(r *http.Request, req *catalog.GetModelVersionRequest) (any, *apiError) {
+		v, aerr := ws.ucVersion(r.PathValue("full_name"), r.PathValue("version"))
+		if aerr != nil {
+			return nil, aerr
+		}
+		m, _ := ws.ucModel(r.PathValue("full_name"))
+		return m.versionView(v), nil
+	})
+	handle(ws, "GET /api/2.1/unity-catalog/models/{full_name}/aliases/{alias}", func(r *http.Request, req *catalog.GetByAliasRequest) (any, *apiError) {
+		m, aerr := ws.ucModel(r.PathValue("full_name"))
+		if aerr != nil {
+			return nil, aerr
+		}
+		n, ok := m.aliases[r.PathValue("alias")]
+		if !ok {
+			return nil, notFound("Alias '%s' does not exist for registered model '%s'.", r.PathValue("alias"), m.info.FullName)
+		}
+		return m.versionView(m.versions[n-1]), nil
+	})
+	handle(ws, "PUT /api/2.1/unity-catalog/models/{full_name}/aliases/{alias}", func(r *http.Request, req *catalog.SetRegisteredModelAliasRequest) (any, *apiError) {
+		m, aerr := ws.ucModel(r.PathValue("full_name"))
+		if aerr != nil {
+			return nil, aerr
+		}
+		alias := r.PathValue("alias")
+		if req.Alias != "" && req.Alias != alias {
+			return nil, invalidParam("The alias in the body (%s) differs from the path (%s).", req.Alias, alias)
+		}
+		if req.VersionNum < 1 || req.VersionNum > len(m.versions) {
+			return nil, notFound("Model version %d of '%s' does not exist.", req.VersionNum, m.info.FullName)
+		}
+		if _, err := strconv.Atoi(alias); err == nil || strings.EqualFold(alias, "latest") {
+			return nil, invalidParam("Invalid alias name '%s'.", alias)
+		}
+		m.aliases[alias] = req.VersionNum
+		return &catalog.RegisteredModelAlias{AliasName: alias, VersionNum: req.VersionNum}, nil
+	})
+	handle(ws, "DELETE /api/2.1/unity-catalog/models/{full_name}/aliases/{alias}", func(r *http.Request, req *catalog.DeleteAliasRequest) (any, *apiError) {
+		m, aerr := ws.ucModel(r.PathValue("full_name"))
+		if aerr != nil {
+			return nil, aerr
+		}
+		delete(m.aliases, r.PathValue("alias"))
+		return nil, nil
+	})
+
+	handle(ws, "POST /api/2.0/mlflow/unity-catalog/model-versions/create", ws.ucCreateVersion)
+	handle(ws, "POST /api/2.0/mlflow/unity-catalog/model-versions/generate-temporary-credentials", ws.ucTemporaryCredentials)
+	handle(ws, "POST /api/2.0/mlflow/unity-catalog/model-versions/finalize", func(r *http.Request, req *FinalizeUCModelVersionRequest) (any, *apiError) {
+		v, aerr := ws.ucVersion(req.Name, req.Version)
+		if aerr != nil {
+			return nil, aerr
+		}
+		if v.info.Status != catalog.ModelVersionInfoStatusPendingRegistration {
+			return nil, invalidState("Model version %s of %s is %s, not PENDING_REGISTRATION.", req.Version, req.Name, v.info.Status)
+		}
+		v.info.Status = catalog.ModelVersionInfoStatusReady
+		v.info.UpdatedAt = millis(ws.clock.Now())
+		return &UCModelVersionResponse{ModelVersion: ws.ucMLflowView(v)}, nil
+	})
+}
+
+// The MLflow UC registration routes are not in databricks-sdk-go v0.81.0;
+// these types follow MLflow's protocol for them
+// (mlflow/protos/databricks_uc_registry_messages.proto).
+
+// CreateUCModelVersionRequest is the body of unity-catalog/model-versions/create.
+type CreateUCModelVersionRequest struct {
+	Name                     string              `json:"name"`
+	Source                   string              `json:"source"`
+	RunID                    string              `json:"run_id,omitempty"`
+	Description              string              `json:"description,omitempty"`
+	Tags                     []UCModelVersionTag `json:"tags,omitempty"`
+	RunTrackingServerID      string              `json:"run_tracking_server_id,omitempty"`
+	FeatureDeps              string              `json:"feature_deps,omitempty"`
+	ModelVersionDependencies any                 `json:"model_version_dependencies,omitempty"`
+	ModelID                  string              `json:"model_id,omitempty"`
+}
+
+// UCModelVersionTag is a key/value tag of a UC model version.
+type UCModelVersionTag struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+// UCModelVersion is MLflow's view of a UC model version.
+type UCModelVersion struct {
+	Name                 string              `json:"name"`
+	Version              string              `json:"version"`
+	CreationTimestamp    int64               `json:"creation_timestamp"`
+	LastUpdatedTimestamp int64               `json:"last_updated_timestamp"`
+	UserID               string              `json:"user_id,omitempty"`
+	Description          string              `json:"description,omitempty"`
+	Source               string              `json:"source"`
+	RunID                string              `json:"run_id,omitempty"`
+	RunTrackingServerID  string              `json:"run_tracking_server_id,omitempty"`
+	Status               string              `json:"status"`
+	StatusMessage        string              `json:"status_message,omitempty"`
+	StorageLocation      string              `json:"storage_location"`
+	Tags                 []UCModelVersionTag `json:"tags,omitempty"`
+}
+
+// UCModelVersionResponse answers create and finalize.
+type UCModelVersionResponse struct {
+	ModelVersion *UCModelVersion `json:"model_version"`
+}
+
+// GenerateTemporaryUCCredentialsRequest is the body of
+// unity-catalog/model-versions/generate-temporary-credentials; Operation is
+// MODEL_VERSION_OPERATION_READ or MODEL_VERSION_OPERATION_READ_WRITE.
+type GenerateTemporaryUCCredentialsRequest struct {
+	Name      string `json:"name"`
+	Version   string `json:"version"`
+	Operation string `json:"operation"`
+}
+
+// GenerateTemporaryUCCredentialsResponse carries an Azure SAS for the
+// version's storage location.
+type GenerateTemporaryUCCredentialsResponse struct {
+	Credentials TemporaryCredentials `json:"credentials"`
+}
+
+// TemporaryCredentials are short-lived storage credentials.
+type TemporaryCredentials struct {
+	ExpirationTime         int64                   `json:"expiration_time"`
+	AzureUserDelegationSAS *AzureUserDelegationSAS `json:"azure_user_delegation_sas,omitempty"`
+}
+
+// AzureUserDelegationSAS holds the SAS query string. The emulator signs a
+// service SAS with the account key (Azurite has no user delegation keys);
+// clients use it the same way.
+type AzureUserDelegationSAS struct {
+	SASToken string `json:"sas_token"`
+}
+
+// FinalizeUCModelVersionRequest is the body of unity-catalog/model-versions/finalize.
+type FinalizeUCModelVersionRequest struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+func (ws *Workspace) ucStorageURL(key string) string {
+	base, _, err := ws.store.signContainer(key, sasExpiry())
+	if err != nil {
+		return "emulator-memory://" + key
+	}
+	return base
+}
+
+func (ws *Workspace) ucMLflowView(v *ucVersion) *UCModelVersion {
+	return &UCModelVersion{
+		Name: v.info.CatalogName + "." + v.info.SchemaName + "." + v.info.ModelName, Version: strconv.Itoa(v.info.Version),
+		CreationTimestamp: v.info.CreatedAt, LastUpdatedTimestamp: v.info.UpdatedAt, UserID: v.info.CreatedBy,
+		Description: v.info.Comment, Source: v.info.Source, RunID: v.info.RunId, Status: string(v.info.Status),
+		StorageLocation: v.info.StorageLocation, Tags: v.tags,
+	}
+}
+
+func (ws *Workspace) ucCreateVersion(r *http.Request, req *CreateUCModelVersionRequest) (any, *apiError) {
+	m, aerr := ws.ucModel(req.Name)
+	if aerr != nil {
+		return nil, aerr
+	}
+	if req.Source == "" {
+		return nil, invalidParam("Missing required field: source")
+	}
+	now := millis(ws.clock.Now())
+	n := len(m.versions) + 1
+	key := "uc/models/" + strings.ToLower(m.info.FullName) + "/versions/" + strconv.Itoa(n)
+	v := &ucVersion{storeKey: key, tags: req.Tags, info: catalog.ModelVersionInfo{
+		CatalogName: m.info.CatalogName, SchemaName: m.info.SchemaName, ModelName: m.info.Name, Version: n,
+		Source: req.Source, RunId: req.RunID, Comment: req.Description, Status: catalog.ModelVersionInfoStatusPendingRegistration,
+		CreatedAt: now, CreatedBy: ws.UserName, UpdatedAt: now, UpdatedBy: ws.UserName, MetastoreId: m.info.MetastoreId,
+		Id: randomHex(16), StorageLocation: ws.ucStorageURL(key), RunWorkspaceId: int(ws.WorkspaceID % (1 << 31)),
+	}}
+	m.versions = append(m.versions, v)
+	return &UCModelVersionResponse{ModelVersion: ws.ucMLflowView(v)}, nil
+}
+
+func (ws *Workspace) ucTemporaryCredentials(r *http.Request, req *GenerateTemporaryUCCredentialsRequest) (any, *apiError) {
+	v, aerr := ws.ucVersion(req.Name, req.Version)
+	if aerr != nil {
+		return nil, aerr
+	}
+	switch req.Operation {
+	case "MODEL_VERSION_OPERATION_READ":
+	case "MODEL_VERSION_OPERATION_READ_WRITE":
+		if v.info.Status != catalog.ModelVersionInfoStatusPendingRegistration {
+			return nil, invalidState("Model version %s of %s is %s; write credentials are only issued before finalize.", req.Version, req.Name, v.info.Status)
+		}
+	default:
+		return nil, invalidParam("Invalid operation %q: expected MODEL_VERSION_OPERATION_READ or MODEL_VERSION_OPERATION_READ_WRITE", req.Operation)
+	}
+	expiry := sasExpiry()
+	_, token, err := ws.store.signContainer(v.storeKey, expiry)
+	if err != nil {
+		return nil, signingError(err)
+	}
+	return &GenerateTemporaryUCCredentialsResponse{Credentials: TemporaryCredentials{
+		ExpirationTime: millis(expiry), AzureUserDelegationSAS: &AzureUserDelegationSAS{SASToken: token},
+	}}, nil
+}
+
+// UCModelVersions lists a UC model's versions (newest first) for tests.
+func (ws *Workspace) UCModelVersions(fullName string) []catalog.ModelVersionInfo {
+	var out []catalog.ModelVersionInfo
+	ws.do(func() {
+		if m, ok := ws.uc.models[strings.ToLower(fullName)]; ok {
+			for _, v := range m.versions {
+				out = append(out, *m.versionView(v))
+			}
+		}
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Version > out[j].Version })
+	return out
+}
