@@ -18,6 +18,9 @@ func TestStartAnswersAndStops(t *testing.T) {
 	_ = resp.Body.Close()
 	assert.Equal(t, http.StatusForbidden, resp.StatusCode, "an unsigned request reaches Azurite and is refused")
 	s.Close()
-	_, err = http.Get(s.BlobEndpoint + "?comp=list")
+	resp, err = http.Get(s.BlobEndpoint + "?comp=list")
+	if err == nil {
+		_ = resp.Body.Close()
+	}
 	assert.Error(t, err, "stopped")
 }
