@@ -36,7 +36,7 @@ test-go: build-host node_modules
 	BRICKOPS_EXE=$(CURDIR)/dist/bin/linux-amd64/brickops $(GO) test -race -count=1 ./...
 
 test-node: build-host node_modules
-	node --test build/launcher/
+	node --test build/launcher/test/*.test.js
 
 # The shipped notebooks compile and their parameter handling passes its
 # standard-library unit tests (there is no Spark here).

@@ -34,6 +34,7 @@ type figureSet struct {
 
 var figureSets = []figureSet{
 	{"executable", executableFigures},
+	{"packaging", packagingFigures},
 }
 
 func main() {
