@@ -1,0 +1,56 @@
+package serve_test
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/databricks/databricks-sdk-go/service/serving"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickops/brickops/internal/azurite"
+	"github.com/brickops/brickops/internal/emulator"
+)
+
+// TestSmokeTestWithTheModelsInputExample reads the input example logged
+// with the model through the registry's signed download URLs, as MLflow
+// does, from Azurite behind the emulator.
+func TestSmokeTestWithTheModelsInputExample(t *testing.T) {
+	t.Parallel()
+	az := azurite.Start(t)
+	w := newWorld(t, emulator.Options{Blob: &emulator.BlobAccount{Endpoint: az.BlobEndpoint, AccountName: az.AccountName, AccountKey: az.AccountKey}})
+	w.registerModel("churn_serving_example", 1, map[string]string{
+		"serving_input_example.json": `{"dataframe_split": {"columns": ["tenure"], "data": [[1], [2], [3]]}}`,
+	})
+	w.registerModel("churn_records", 1, map[string]string{
+		"input_example.json": `[{"tenure": 1}, {"tenure": 2}]`,
+	})
+
+	cases := []struct {
+		model string
+		rows  int
+		body  string
+	}{
+		{"churn_serving_example", 3, `{"dataframe_split":{"columns":["tenure"],"data":[[1],[2],[3]]}}`},
+		{"churn_records", 2, `{"dataframe_records":[{"tenure": 1}, {"tenure": 2}]}`},
+	}
+	for _, tc := range cases {
+		w.ws.ResetRequests()
+		res := w.run(map[string]string{"modelName": tc.model, "smokeTestPayload": ""})
+		require.Equal(t, agent.Succeeded, res.Result, "errors: %v %v\n%s", res.Errors, res.Warnings, res.Stdout)
+		assert.Contains(t, res.Stdout, "with the input example of "+tc.model+" version 1")
+		calls := w.ws.RequestsTo(http.MethodPost, "/serving-endpoints/"+endpoint+"/invocations")
+		require.Len(t, calls, 1)
+		assert.JSONEq(t, tc.body, string(calls[0].Raw))
+		assert.NotEmpty(t, res.Outputs["smokeTestLatencyMs"])
+	}
+
+	// A model logged without an example: the smoke test is skipped, with a warning.
+	res := w.run(map[string]string{"modelName": "churn", "smokeTestPayload": ""})
+	require.Equal(t, agent.SucceededWithIssues, res.Result, "errors: %v\n%s", res.Errors, res.Stdout)
+	require.Len(t, res.Warnings, 1)
+	assert.Contains(t, res.Warnings[0], "smoke test skipped: no request body was given and churn version 1 was logged without an input example")
+	assert.NotContains(t, res.Outputs, "smokeTestLatencyMs")
+	assert.Equal(t, serving.EndpointStateReadyReady, w.endpoint().State.Ready)
+}

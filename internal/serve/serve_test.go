@@ -1,0 +1,353 @@
+package serve_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/databricks/databricks-sdk-go/service/serving"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickops/brickops/internal/emulator"
+)
+
+func TestCreate(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, emulator.Options{})
+	res := w.run(map[string]string{
+		"modelVersion":         "2",
+		"workloadSize":         "Medium",
+		"scaleToZero":          "false",
+		"environmentVariables": "LOG_LEVEL=debug\nAPI_KEY={{secrets/churn/api-key}}",
+		"tags":                 "team=mlops\nstage=prod",
+	})
+	require.Equal(t, agent.Succeeded, res.Result, "errors: %v\n%s", res.Errors, res.Stdout)
+
+	creates := w.ws.RequestsTo(http.MethodPost, "/api/2.0/serving-endpoints")
+	require.Len(t, creates, 1)
+	body := creates[0].Body.(*serving.CreateServingEndpoint)
+	assert.Equal(t, endpoint, body.Name)
+	require.Len(t, body.Config.ServedEntities, 1)
+	se := body.Config.ServedEntities[0]
+	assert.Equal(t, "churn-2", se.Name)
+	assert.Equal(t, "churn", se.EntityName)
+	assert.Equal(t, "2", se.EntityVersion)
+	assert.Equal(t, "Medium", se.WorkloadSize)
+	assert.Equal(t, serving.ServingModelWorkloadTypeCpu, se.WorkloadType)
+	assert.False(t, se.ScaleToZeroEnabled)
+	assert.Contains(t, string(creates[0].Raw), `"scale_to_zero_enabled":false`)
+	assert.Equal(t, map[string]string{"LOG_LEVEL": "debug", "API_KEY": "{{secrets/churn/api-key}}"}, se.EnvironmentVars)
+	tags := map[string]string{}
+	for _, tag := range body.Tags {
+		tags[tag.Key] = tag.Value
+	}
+	assert.Equal(t, map[string]string{"team": "mlops", "stage": "prod"}, tags)
+
+	assert.Equal(t, map[string]int{"churn-2": 100}, w.traffic())
+	assert.Equal(t, endpoint, res.Outputs["endpointName"])
+	assert.Equal(t, w.ws.URL()+"/serving-endpoints/"+endpoint+"/invocations", res.Outputs["endpointUrl"])
+	assert.Equal(t, "2", res.Outputs["servedVersion"])
+	assert.Equal(t, "100", res.Outputs["trafficPercent"])
+	assert.Equal(t, "false", res.Outputs["rolledBack"])
+	assert.NotEmpty(t, res.Outputs["smokeTestLatencyMs"])
+	assert.Len(t, w.ws.RequestsTo(http.MethodPost, "/serving-endpoints/"+endpoint+"/invocations"), 1)
+
+	assert.Contains(t, res.Stdout, "NOT_READY, config update IN_PROGRESS", "state changes are logged")
+	assert.Contains(t, res.Stdout, "READY, config update NOT_UPDATING")
+	summary := onlySummary(t, res.Summaries)
+	assert.Contains(t, summary, "/ml/endpoints/"+endpoint+")")
+	assert.Contains(t, summary, "| churn-2 | churn | 2 | 100 % |")
+	assert.Contains(t, summary, "Smoke test: passed, HTTP 200, 2 prediction(s) for 2 row(s)")
+}
+
+func TestUpdateDropsTheOldVersion(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, emulator.Options{})
+	w.serveVersion(1, nil)
+	w.ws.ResetRequests()
+
+	res := w.run(map[string]string{"modelVersion": "2"})
+	require.Equal(t, agent.Succeeded, res.Result, "errors: %v\n%s", res.Errors, res.Stdout)
+	puts := w.ws.RequestsTo(http.MethodPut, "/api/2.0/serving-endpoints/"+endpoint+"/config")
+	require.Len(t, puts, 1)
+	assert.Empty(t, w.ws.RequestsTo(http.MethodPost, "/api/2.0/serving-endpoints"), "no second create")
+	assert.Equal(t, map[string]int{"churn-2": 100}, w.traffic())
+	assert.Equal(t, "2", res.Outputs["servedVersion"])
+	assert.Equal(t, "100", res.Outputs["trafficPercent"])
+	assert.Contains(t, res.Stdout, "Dropped:    churn-1")
+}
+
+func TestUnchangedSendsNoUpdate(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, emulator.Options{})
+	w.serveVersion(1, map[string]string{"environmentVariables": "A=1"})
+	w.ws.ResetRequests()
+
+	res := w.run(map[string]string{"environmentVariables": "A=1"})
+	require.Equal(t, agent.Succeeded, res.Result, "errors: %v\n%s", res.Errors, res.Stdout)
+	assert.Empty(t, w.configWrites(), "an endpoint that serves this config is left alone")
+	assert.Contains(t, res.Stdout, "already serves exactly this config: no update sent")
+	assert.Contains(t, onlySummary(t, res.Summaries), "endpoint unchanged")
+	assert.Equal(t, "1", res.Outputs["servedVersion"])
+
+	// A different setting is a change.
+	res = w.run(map[string]string{"environmentVariables": "A=2"})
+	require.Equal(t, agent.Succeeded, res.Result, "errors: %v\n%s", res.Errors, res.Stdout)
+	assert.Len(t, w.configWrites(), 1)
+}
+
+func TestCanaryThenFullRollout(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, emulator.Options{})
+	w.serveVersion(1, nil)
+
+	res := w.run(map[string]string{"modelVersion": "2", "trafficPercent": "10"})
+	require.Equal(t, agent.Succeeded, res.Result, "errors: %v\n%s", res.Errors, res.Stdout)
+	assert.Equal(t, map[string]int{"churn-1": 90, "churn-2": 10}, w.traffic())
+	assert.Equal(t, "10", res.Outputs["trafficPercent"])
+	assert.Contains(t, onlySummary(t, res.Summaries), "| churn-1 | churn | 1 | 90 % |")
+
+	// The same canary again changes nothing; a bigger share shifts traffic.
+	w.ws.ResetRequests()
+	res = w.run(map[string]string{"modelVersion": "2", "trafficPercent": "10"})
+	require.Equal(t, agent.Succeeded, res.Result)
+	assert.Empty(t, w.configWrites())
+	res = w.run(map[string]string{"modelVersion": "2", "trafficPercent": "50"})
+	require.Equal(t, agent.Succeeded, res.Result, "errors: %v\n%s", res.Errors, res.Stdout)
+	assert.Equal(t, map[string]int{"churn-1": 50, "churn-2": 50}, w.traffic())
+
+	res = w.run(map[string]string{"modelVersion": "2", "trafficPercent": "100"})
+	require.Equal(t, agent.Succeeded, res.Result, "errors: %v\n%s", res.Errors, res.Stdout)
+	assert.Equal(t, map[string]int{"churn-2": 100}, w.traffic(), "the full rollout drops the old version")
+	assert.Equal(t, "100", res.Outputs["trafficPercent"])
+}
+
+func TestCanaryOnANewEndpointServesAll(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, emulator.Options{})
+	res := w.run(map[string]string{"trafficPercent": "10"})
+	require.Equal(t, agent.SucceededWithIssues, res.Result, "errors: %v\n%s", res.Errors, res.Stdout)
+	assert.Equal(t, map[string]int{"churn-1": 100}, w.traffic())
+	require.Len(t, res.Warnings, 1)
+	assert.Contains(t, res.Warnings[0], "the endpoint serves none")
+	assert.Equal(t, "100", res.Outputs["trafficPercent"])
+}
+
+func TestUpdateInProgressIsWaitedFor(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, emulator.Options{ServingUpdate: time.Second})
+	w.serveVersion(1, nil)
+	// Someone else starts an update to version 2.
+	_, err := w.api.UpdateConfig(context.Background(), serving.EndpointCoreConfigInput{Name: endpoint,
+		ServedEntities: []serving.ServedEntityInput{{EntityName: "churn", EntityVersion: "2", WorkloadSize: "Small", ScaleToZeroEnabled: true}}})
+	require.NoError(t, err)
+	w.ws.ResetRequests()
+
+	res := w.run(map[string]string{"modelVersion": "3"})
+	require.Equal(t, agent.Succeeded, res.Result, "errors: %v\n%s", res.Errors, res.Stdout)
+	assert.Contains(t, res.Stdout, "has a config update in progress since")
+	puts := w.ws.RequestsTo(http.MethodPut, "/api/2.0/serving-endpoints/"+endpoint+"/config")
+	require.Len(t, puts, 1, "the other update is not clobbered: one PUT, after it finished")
+	assert.Equal(t, http.StatusOK, puts[0].Status)
+	assert.Equal(t, map[string]int{"churn-3": 100}, w.traffic())
+	assert.Contains(t, res.Stdout, "Served now: churn-2 (churn v2) 100%", "the plan starts from what the other update left")
+}
+
+func TestUpdateInProgressFailsWhenAsked(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, emulator.Options{ServingUpdate: time.Minute})
+	w.serveVersion(1, nil)
+	_, err := w.api.UpdateConfig(context.Background(), serving.EndpointCoreConfigInput{Name: endpoint,
+		ServedEntities: []serving.ServedEntityInput{{EntityName: "churn", EntityVersion: "2", WorkloadSize: "Small"}}})
+	require.NoError(t, err)
+	w.ws.ResetRequests()
+
+	res := w.run(map[string]string{"modelVersion": "3", "ifUpdateInProgress": "fail"})
+	require.Equal(t, agent.Failed, res.Result)
+	require.Len(t, res.Errors, 1)
+	assert.Contains(t, res.Errors[0], "has a config update in progress")
+	assert.Empty(t, w.configWrites())
+}
+
+func TestUpdateFailedPrintsLogsAndKeepsThePreviousConfig(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, emulator.Options{})
+	w.serveVersion(1, nil)
+	w.ws.OnServingEndpoint(endpoint, emulator.ServingBehaviour{FailUpdates: true,
+		Message: "pip install failed ##vso[task.setvariable variable=pwned]yes"})
+	w.ws.ResetRequests()
+
+	res := w.run(map[string]string{"modelVersion": "2"})
+	require.Equal(t, agent.Failed, res.Result)
+	require.Len(t, res.Errors, 1)
+	assert.Contains(t, res.Errors[0], "UPDATE_FAILED")
+	assert.Contains(t, res.Errors[0], "still serves the previous config")
+	assert.Equal(t, "true", res.Outputs["rolledBack"])
+	// The emulator answers 404 for the failed entity's logs (it forgets the
+	// entity of a failed update), so the scripted message with ##vso[ is not
+	// printed yet; when it is, it must not become a command.
+	assert.NotContains(t, res.Outputs, "pwned", "remote text cannot set variables")
+	assert.Equal(t, map[string]int{"churn-1": 100}, w.traffic())
+
+	assert.NotEmpty(t, w.ws.RequestsTo(http.MethodGet, "/api/2.0/serving-endpoints/"+endpoint+"/served-models/churn-2/build-logs"))
+	assert.NotEmpty(t, w.ws.RequestsTo(http.MethodGet, "/api/2.0/serving-endpoints/"+endpoint+"/served-models/churn-2/logs"))
+	assert.Contains(t, res.Stdout, "##[group]Build logs of served entity churn-2")
+	assert.Len(t, w.ws.RequestsTo(http.MethodPut, "/api/2.0/serving-endpoints/"+endpoint+"/config"), 1,
+		"Databricks kept the previous config: it is not sent again")
+	assert.Empty(t, w.ws.RequestsTo(http.MethodPost, "/serving-endpoints/"+endpoint+"/invocations"), "no smoke test of a failed update")
+	assert.Contains(t, onlySummary(t, res.Summaries), "failed, rolled back")
+}
+
+func TestSmokeTestFailureRollsBack(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, emulator.Options{})
+	w.serveVersion(1, nil)
+	w.ws.ResetRequests()
+	w.ws.SetFaults(emulator.FaultPlan{Rules: []emulator.FaultRule{
+		{Prefix: "/serving-endpoints/" + endpoint + "/invocations", Rate: 1, Kinds: []emulator.FaultKind{emulator.Fault500}, Limit: 1},
+	}})
+
+	res := w.run(map[string]string{"modelVersion": "2"})
+	require.Equal(t, agent.Failed, res.Result, res.Stdout)
+	require.Len(t, res.Errors, 1)
+	assert.Contains(t, res.Errors[0], "the smoke test failed: the endpoint answered HTTP 500")
+	assert.Contains(t, res.Errors[0], "was rolled back to churn-1")
+	assert.Equal(t, "true", res.Outputs["rolledBack"])
+	assert.Equal(t, map[string]int{"churn-1": 100}, w.traffic())
+
+	puts := w.ws.RequestsTo(http.MethodPut, "/api/2.0/serving-endpoints/"+endpoint+"/config")
+	require.Len(t, puts, 2, "the update, then the rollback")
+	back := puts[1].Body.(*serving.EndpointCoreConfigInput)
+	require.Len(t, back.ServedEntities, 1)
+	assert.Equal(t, "churn-1", back.ServedEntities[0].Name)
+	assert.Equal(t, "1", back.ServedEntities[0].EntityVersion)
+	assert.NotContains(t, res.Outputs, "servedVersion")
+	summary := onlySummary(t, res.Summaries)
+	assert.Contains(t, summary, "failed, rolled back")
+	assert.Contains(t, summary, "Smoke test: **failed**")
+}
+
+func TestSmokeTestFailureWithRollbackOff(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, emulator.Options{})
+	w.serveVersion(1, nil)
+	w.ws.ResetRequests()
+	w.ws.SetFaults(emulator.FaultPlan{Rules: []emulator.FaultRule{
+		{Prefix: "/serving-endpoints/" + endpoint + "/invocations", Rate: 1, Kinds: []emulator.FaultKind{emulator.Fault500}},
+	}})
+
+	res := w.run(map[string]string{"modelVersion": "2", "rollback": "false"})
+	require.Equal(t, agent.Failed, res.Result)
+	require.Len(t, res.Errors, 1)
+	assert.Contains(t, res.Errors[0], "rollback is turned off")
+	assert.Equal(t, "false", res.Outputs["rolledBack"])
+	assert.Equal(t, map[string]int{"churn-2": 100}, w.traffic())
+	assert.Len(t, w.ws.RequestsTo(http.MethodPut, "/api/2.0/serving-endpoints/"+endpoint+"/config"), 1)
+}
+
+func TestSmokeTestOnANewEndpointCannotRollBack(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, emulator.Options{})
+	w.ws.SetFaults(emulator.FaultPlan{Rules: []emulator.FaultRule{
+		{Prefix: "/serving-endpoints/" + endpoint + "/invocations", Rate: 1, Kinds: []emulator.FaultKind{emulator.Fault500}},
+	}})
+	res := w.run(nil)
+	require.Equal(t, agent.Failed, res.Result)
+	require.Len(t, res.Errors, 1)
+	assert.Contains(t, res.Errors[0], "served nothing before this step")
+	assert.Equal(t, "false", res.Outputs["rolledBack"])
+}
+
+func TestTimeout(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, emulator.Options{ServingReady: time.Hour})
+	start := time.Now()
+	res := w.run(map[string]string{"timeoutMinutes": "0.03"}) // 1.8 s
+	require.Equal(t, agent.Failed, res.Result)
+	assert.Less(t, time.Since(start), 10*time.Second)
+	require.Len(t, res.Errors, 1)
+	assert.Contains(t, res.Errors[0], "was not ready within 1.8s")
+	assert.Contains(t, res.Errors[0], "keeps running on Databricks")
+	assert.Equal(t, "false", res.Outputs["rolledBack"])
+}
+
+func TestCancelLeavesTheUpdateRunning(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, emulator.Options{ServingUpdate: time.Minute})
+	w.serveVersion(1, nil)
+	w.ws.ResetRequests()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var cancelledAt time.Time
+	go func() {
+		// The agent's SIGINT, once the update has been sent.
+		for len(w.ws.RequestsTo(http.MethodPut, "/api/2.0/serving-endpoints/"+endpoint+"/config")) == 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(200 * time.Millisecond)
+		cancelledAt = time.Now()
+		cancel()
+	}()
+	res := w.runContext(ctx, map[string]string{"modelVersion": "2"})
+	require.Equal(t, agent.Canceled, res.Result, res.Stdout)
+	assert.Less(t, time.Since(cancelledAt), time.Second, "waiting stops promptly")
+	assert.Len(t, w.ws.RequestsTo(http.MethodPut, "/api/2.0/serving-endpoints/"+endpoint+"/config"), 1, "no rollback is sent")
+	assert.Contains(t, strings.Join(res.Warnings, "\n"), "keeps running on Databricks (a config update cannot be cancelled)")
+	assert.Equal(t, serving.EndpointStateConfigUpdateInProgress, w.endpoint().State.ConfigUpdate)
+}
+
+func onlySummary(t *testing.T, summaries map[string]string) string {
+	t.Helper()
+	require.Len(t, summaries, 1)
+	for _, s := range summaries {
+		return s
+	}
+	return ""
+}
+
+func TestCanaryNextToAServedModelKeepsItsSettings(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, emulator.Options{})
+	// An endpoint made elsewhere with the older served_models field.
+	_, err := w.api.Create(context.Background(), serving.CreateServingEndpoint{Name: endpoint, Config: &serving.EndpointCoreConfigInput{
+		ServedModels: []serving.ServedModelInput{{Name: "legacy", ModelName: "churn", ModelVersion: "1", WorkloadSize: "Large",
+			ScaleToZeroEnabled: false, EnvironmentVars: map[string]string{"MODE": "prod"}}},
+	}})
+	require.NoError(t, err)
+	w.waitSettled()
+	w.ws.ResetRequests()
+
+	res := w.run(map[string]string{"modelVersion": "2", "trafficPercent": "25"})
+	require.Equal(t, agent.Succeeded, res.Result, "errors: %v\n%s", res.Errors, res.Stdout)
+	assert.Equal(t, map[string]int{"legacy": 75, "churn-2": 25}, w.traffic())
+	puts := w.ws.RequestsTo(http.MethodPut, "/api/2.0/serving-endpoints/"+endpoint+"/config")
+	require.Len(t, puts, 1)
+	sent := puts[0].Body.(*serving.EndpointCoreConfigInput)
+	require.Len(t, sent.ServedEntities, 2)
+	kept := sent.ServedEntities[0]
+	assert.Equal(t, "legacy", kept.Name)
+	assert.Equal(t, "Large", kept.WorkloadSize)
+	assert.False(t, kept.ScaleToZeroEnabled)
+	assert.Equal(t, map[string]string{"MODE": "prod"}, kept.EnvironmentVars)
+}
+
+func TestTagsOfAnExistingEndpoint(t *testing.T) {
+	t.Skip("the emulator has no PATCH /api/2.0/serving-endpoints/{name}/tags yet")
+	t.Parallel()
+	w := newWorld(t, emulator.Options{})
+	w.serveVersion(1, map[string]string{"tags": "team=mlops"})
+	w.ws.ResetRequests()
+
+	res := w.run(map[string]string{"tags": "team=mlops\nstage=prod"})
+	require.Equal(t, agent.Succeeded, res.Result, "errors: %v\n%s", res.Errors, res.Stdout)
+	patches := w.ws.RequestsTo(http.MethodPatch, "/api/2.0/serving-endpoints/"+endpoint+"/tags")
+	require.Len(t, patches, 1)
+	assert.Equal(t, []serving.EndpointTag{{Key: "stage", Value: "prod"}}, patches[0].Body.(*serving.PatchServingEndpointTags).AddTags)
+	assert.Empty(t, w.ws.RequestsTo(http.MethodPut, "/api/2.0/serving-endpoints/"+endpoint+"/config"), "tags alone are not a config change")
+	assert.Contains(t, onlySummary(t, res.Summaries), "endpoint tags updated")
+}

@@ -1,0 +1,199 @@
+package serve
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/databricks/databricks-sdk-go/apierr"
+	"github.com/databricks/databricks-sdk-go/client"
+)
+
+// smokeResult is what the smoke test found.
+type smokeResult struct {
+	Ran         bool
+	Skipped     string // why it did not run
+	Source      string // where the request body came from
+	Rows        int
+	Predictions int
+	Status      int
+	Latency     time.Duration
+	Err         error // the test failed (nil when it passed or did not run)
+}
+
+// invocationsPath is the REST path that scores with an endpoint.
+func invocationsPath(endpoint string) string {
+	return "/serving-endpoints/" + url.PathEscape(endpoint) + "/invocations"
+}
+
+// smokeTest queries the endpoint once with p and checks the status and that
+// there is one prediction per input row. It returns ctx's error when the
+// pipeline was cancelled.
+func smokeTest(ctx context.Context, c *client.DatabricksClient, endpoint string, p *Payload, timeout time.Duration) (smokeResult, error) {
+	res := smokeResult{Ran: true, Rows: p.Rows}
+	reqCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var body []byte
+	start := time.Now()
+	err := c.Do(reqCtx, http.MethodPost, invocationsPath(endpoint),
+		map[string]string{"Content-Type": "application/json"}, nil, p.Body, &body)
+	res.Latency = time.Since(start)
+	if ctx.Err() != nil {
+		return res, ctx.Err()
+	}
+	var apiErr *apierr.APIError
+	switch {
+	case errors.As(err, &apiErr):
+		res.Status = apiErr.StatusCode
+		res.Err = fmt.Errorf("the endpoint answered HTTP %d %s: %s", apiErr.StatusCode, apiErr.ErrorCode, apiErr.Message)
+		return res, nil
+	case errors.Is(err, context.DeadlineExceeded):
+		res.Err = fmt.Errorf("the endpoint did not answer within %s", timeout)
+		return res, nil
+	case err != nil:
+		res.Err = fmt.Errorf("querying the endpoint: %w", err)
+		return res, nil
+	}
+	res.Status = http.StatusOK
+	n, err := countPredictions(body)
+	if err != nil {
+		res.Err = err
+		return res, nil
+	}
+	res.Predictions = n
+	if n != p.Rows {
+		res.Err = fmt.Errorf("the endpoint answered %d prediction(s) for %d input row(s)", n, p.Rows)
+	}
+	return res, nil
+}
+
+// The model registry routes below are not in databricks-sdk-go v0.81.0.
+// They are the ones MLflow's DatabricksModelsArtifactRepository uses to read
+// a workspace registry model version's files
+// (mlflow/store/artifact/databricks_models_artifact_repo.py).
+
+type listModelVersionArtifactsResponse struct {
+	Files []struct {
+		Path  string `json:"path"`
+		IsDir bool   `json:"is_dir"`
+	} `json:"files"`
+}
+
+type signedDownloadURIResponse struct {
+	SignedURI string `json:"signed_uri"`
+	Headers   []struct {
+		Name  string `json:"name"`
+		Value string `json:"value"`
+	} `json:"headers"`
+}
+
+// inputExampleFiles are the files MLflow writes next to MLmodel when a model
+// is logged with an input example, best first: serving_input_example.json
+// (MLflow 2.17 and later) is already a serving request body;
+// input_example.json is the bare example.
+var inputExampleFiles = []string{"serving_input_example.json", "input_example.json"}
+
+const maxExampleSize = 16 << 20
+
+// inputExample reads the input example logged with a workspace registry
+// model version. It returns a nil Payload and the reason when there is none.
+func inputExample(ctx context.Context, c *client.DatabricksClient, httpc *http.Client, model, version string) (*Payload, string, error) {
+	if strings.Count(model, ".") == 2 {
+		return nil, "reading the input example of a Unity Catalog model is not supported yet; give a request body", nil
+	}
+	var list listModelVersionArtifactsResponse
+	if err := c.Do(ctx, http.MethodGet, "/api/2.0/mlflow/model-versions/list-artifacts", nil,
+		map[string]any{"name": model, "version": version}, nil, &list); err != nil {
+		return nil, "", fmt.Errorf("listing the files of %s version %s: %w", model, version, err)
+	}
+	for _, name := range inputExampleFiles {
+		found := false
+		for _, f := range list.Files {
+			found = found || (!f.IsDir && strings.TrimPrefix(f.Path, "/") == name)
+		}
+		if !found {
+			continue
+		}
+		data, err := downloadModelFile(ctx, c, httpc, model, version, name)
+		if err != nil {
+			return nil, "", err
+		}
+		p, err := examplePayload(name, data)
+		if err != nil {
+			return nil, "", fmt.Errorf("the %s of %s version %s %w", name, model, version, err)
+		}
+		return p, "", nil
+	}
+	return nil, fmt.Sprintf("%s version %s was logged without an input example", model, version), nil
+}
+
+func downloadModelFile(ctx context.Context, c *client.DatabricksClient, httpc *http.Client, model, version, path string) ([]byte, error) {
+	var signed signedDownloadURIResponse
+	if err := c.Do(ctx, http.MethodGet, "/api/2.0/mlflow/model-versions/get-signed-download-uri", nil,
+		map[string]any{"name": model, "version": version, "path": path}, nil, &signed); err != nil {
+		return nil, fmt.Errorf("getting a download URL for %s of %s version %s: %w", path, model, version, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, signed.SignedURI, nil)
+	if err != nil {
+		return nil, fmt.Errorf("downloading %s: the signed URL is not valid", path)
+	}
+	for _, h := range signed.Headers {
+		req.Header.Set(h.Name, h.Value)
+	}
+	resp, err := httpc.Do(req)
+	if err != nil {
+		// The error quotes the signed URL, whose query is a credential.
+		return nil, fmt.Errorf("downloading %s of %s version %s failed", path, model, version)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("downloading %s of %s version %s: HTTP %d", path, model, version, resp.StatusCode)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxExampleSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("downloading %s of %s version %s: %w", path, model, version, err)
+	}
+	if len(data) > maxExampleSize {
+		return nil, fmt.Errorf("%s of %s version %s is larger than %d MB", path, model, version, maxExampleSize>>20)
+	}
+	return data, nil
+}
+
+// examplePayload turns an input example file into a request body. A bare
+// input_example.json is a pandas "split" frame ({"columns", "data"}), a list
+// of records, or a tensor; MLflow's own scoring server wraps it the same way.
+func examplePayload(file string, data []byte) (*Payload, error) {
+	if file == "serving_input_example.json" {
+		return ParsePayload(data)
+	}
+	var v any
+	if err := json.Unmarshal(data, &v); err != nil {
+		return nil, fmt.Errorf("is not valid JSON: %w", err)
+	}
+	key := "inputs"
+	switch x := v.(type) {
+	case map[string]any:
+		if _, ok := x["columns"]; ok {
+			if _, ok := x["data"]; ok {
+				key = "dataframe_split"
+			}
+		}
+	case []any:
+		if len(x) > 0 {
+			if _, ok := x[0].(map[string]any); ok {
+				key = "dataframe_records"
+			}
+		}
+	}
+	body, err := json.Marshal(map[string]json.RawMessage{key: data})
+	if err != nil {
+		return nil, err
+	}
+	return ParsePayload(body)
+}

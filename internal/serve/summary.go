@@ -1,0 +1,71 @@
+package serve
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// summary uploads the run summary tab: the endpoint link, what it serves
+// with which traffic, and the smoke test result.
+func (s *session) summary() {
+	o := s.o
+	host := strings.TrimSuffix(s.c.Config.Host, "/")
+	var b strings.Builder
+	fmt.Fprintf(&b, "## Model serving: %s\n\n", md(o.Endpoint))
+	fmt.Fprintf(&b, "Endpoint: [%s](%s/ml/endpoints/%s)  \n", md(o.Endpoint), host, url.PathEscape(o.Endpoint))
+	fmt.Fprintf(&b, "Invocations URL: `%s%s`  \n", host, invocationsPath(o.Endpoint))
+	fmt.Fprintf(&b, "Model: %s version %s\n\n", md(o.Model), md(o.Version))
+
+	result := "succeeded"
+	switch {
+	case s.outcome != "" && s.rolledBack:
+		result = "**failed, rolled back**"
+	case s.outcome != "":
+		result = "**failed**"
+	}
+	action := s.action
+	if action == "" {
+		action = "nothing changed"
+	}
+	fmt.Fprintf(&b, "Result: %s (endpoint %s)\n\n", result, action)
+	if s.outcome != "" {
+		fmt.Fprintf(&b, "> %s\n\n", md(s.outcome))
+	}
+
+	if s.final != nil {
+		fmt.Fprintf(&b, "| Served entity | Model | Version | Traffic | Workload | State |\n|---|---|---|---:|---|---|\n")
+		for _, e := range servedOf(s.final.Config) {
+			fmt.Fprintf(&b, "| %s | %s | %s | %d %% | %s %s%s | %s |\n", md(e.Name), md(e.Model), md(e.Version), e.Traffic,
+				md(e.WorkloadSize), md(e.WorkloadType), scaleToZero(e.ScaleToZero), md(e.State))
+		}
+		st := state(s.final)
+		fmt.Fprintf(&b, "\nEndpoint state: %s, config update %s\n\n", orUnknown(string(st.Ready)), orUnknown(string(st.ConfigUpdate)))
+	}
+
+	switch sm := s.smoke; {
+	case sm.Ran && sm.Err == nil:
+		fmt.Fprintf(&b, "Smoke test: passed, HTTP %d, %d prediction(s) for %d row(s) in %d ms (%s)\n", sm.Status, sm.Predictions, sm.Rows, sm.Latency.Milliseconds(), md(sm.Source))
+	case sm.Ran:
+		fmt.Fprintf(&b, "Smoke test: **failed** after %d ms: %s (%s)\n", sm.Latency.Milliseconds(), md(sm.Err.Error()), md(sm.Source))
+	case sm.Skipped != "":
+		fmt.Fprintf(&b, "Smoke test: skipped (%s)\n", md(sm.Skipped))
+	default:
+		fmt.Fprintf(&b, "Smoke test: not run\n")
+	}
+	if _, err := s.log.UploadSummary("Model serving "+o.Endpoint, b.String()); err != nil {
+		s.log.Warning("could not write the run summary: %v", err)
+	}
+}
+
+func scaleToZero(on bool) string {
+	if on {
+		return ", scale to zero"
+	}
+	return ""
+}
+
+// md escapes text from inputs or servers for a Markdown table cell.
+func md(s string) string {
+	return strings.NewReplacer("|", `\|`, "\n", " ", "\r", " ", "<", "&lt;", ">", "&gt;").Replace(s)
+}
