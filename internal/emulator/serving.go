@@ -52,19 +52,22 @@ func (ws *Workspace) OnServingEndpoint(name string, b ServingBehaviour) {
 }
 
 type endpoint struct {
-	id         string
-	name       string
-	created    time.Time
-	updated    time.Time
-	tags       []serving.EndpointTag
-	config     *serving.EndpointCoreConfigOutput // nil until the first deployment succeeds
-	pending    *serving.EndpointCoreConfigOutput
-	pendingAt  time.Time
-	doneAt     time.Time
-	failed     bool // last deployment failed
-	failMsg    string
-	everReady  bool
-	configVers int64
+	id        string
+	name      string
+	created   time.Time
+	updated   time.Time
+	tags      []serving.EndpointTag
+	config    *serving.EndpointCoreConfigOutput // nil until the first deployment succeeds
+	pending   *serving.EndpointCoreConfigOutput
+	pendingAt time.Time
+	doneAt    time.Time
+	failed    bool // last deployment failed
+	failMsg   string
+	// failedConfig is the config whose deployment failed: its entities keep
+	// their build and server logs, as Databricks shows them after a failure.
+	failedConfig *serving.EndpointCoreConfigOutput
+	everReady    bool
+	configVers   int64
 }
 
 func (ws *Workspace) advanceServing(now time.Time) {
@@ -79,7 +82,7 @@ func (ws *Workspace) advanceServing(now time.Time) {
 			if e.failMsg == "" {
 				e.failMsg = "Served entity deployment failed: the container image build failed. See build logs."
 			}
-			e.pending = nil
+			e.failedConfig, e.pending = e.pending, nil
 			continue
 		}
 		e.config = e.pending
@@ -89,7 +92,7 @@ func (ws *Workspace) advanceServing(now time.Time) {
 		for i := range e.config.ServedModels {
 			e.config.ServedModels[i].State = &serving.ServedModelState{Deployment: serving.ServedModelStateDeploymentDeploymentReady, DeploymentStateMessage: "Served model is ready."}
 		}
-		e.pending, e.failed, e.failMsg, e.everReady = nil, false, "", true
+		e.pending, e.failed, e.failMsg, e.failedConfig, e.everReady = nil, false, "", nil, true
 		e.updated = e.doneAt
 	}
 }
@@ -174,6 +177,28 @@ func (ws *Workspace) servingRoutes() {
 		e.pending, e.pendingAt, e.doneAt, e.updated = cfg, now, now.Add(ws.opts.ServingUpdate), now
 		return ws.endpointView(e), nil
 	})
+	// Tags are patched without a config update (PATCH .../tags).
+	handle(ws, "PATCH /api/2.0/serving-endpoints/{name}/tags", func(r *http.Request, req *serving.PatchServingEndpointTags) (any, *apiError) {
+		e, aerr := ws.endpoint(r.PathValue("name"))
+		if aerr != nil {
+			return nil, aerr
+		}
+		var kept []serving.EndpointTag
+		for _, t := range e.tags {
+			drop := false
+			for _, k := range req.DeleteTags {
+				drop = drop || k == t.Key
+			}
+			for _, a := range req.AddTags {
+				drop = drop || a.Key == t.Key
+			}
+			if !drop {
+				kept = append(kept, t)
+			}
+		}
+		e.tags = append(kept, req.AddTags...)
+		return &serving.EndpointTags{Tags: e.tags}, nil
+	})
 	handle(ws, "DELETE /api/2.0/serving-endpoints/{name}", func(r *http.Request, req *serving.DeleteServingEndpointRequest) (any, *apiError) {
 		if _, aerr := ws.endpoint(r.PathValue("name")); aerr != nil {
 			return nil, aerr
@@ -186,9 +211,11 @@ func (ws *Workspace) servingRoutes() {
 		if aerr != nil {
 			return nil, aerr
 		}
-		logs := fmt.Sprintf("Building container image for served entity %s of endpoint %s\nInstalling dependencies from requirements.txt\nBuild succeeded.\n", name, e.name)
-		if e.failed {
+		logs := fmt.Sprintf("Building container image for served entity %s of endpoint %s\nInstalling dependencies from requirements.txt\n", name, e.name)
+		if e.failed && servesEntity(e.failedConfig, name) && !servesEntity(e.config, name) {
 			logs += "ERROR: " + e.failMsg + "\n"
+		} else {
+			logs += "Build succeeded.\n"
 		}
 		return &serving.BuildLogsResponse{Logs: logs}, nil
 	})
@@ -200,6 +227,24 @@ func (ws *Workspace) servingRoutes() {
 		return &serving.ServerLogsResponse{Logs: fmt.Sprintf("[%s] model server for %s/%s listening\n", ws.clock.Now().UTC().Format(time.RFC3339), e.name, name)}, nil
 	})
 	ws.mux.HandleFunc("POST /serving-endpoints/{name}/invocations", ws.invoke)
+}
+
+// servesEntity reports whether a config has a served entity or model of that name.
+func servesEntity(cfg *serving.EndpointCoreConfigOutput, name string) bool {
+	if cfg == nil {
+		return false
+	}
+	for _, se := range cfg.ServedEntities {
+		if se.Name == name {
+			return true
+		}
+	}
+	for _, sm := range cfg.ServedModels {
+		if sm.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 func (ws *Workspace) endpoint(name string) (*endpoint, *apiError) {
@@ -216,19 +261,9 @@ func (ws *Workspace) servedEntity(r *http.Request) (*endpoint, string, *apiError
 		return nil, "", aerr
 	}
 	name := r.PathValue("served")
-	for _, cfg := range []*serving.EndpointCoreConfigOutput{e.config, e.pending} {
-		if cfg == nil {
-			continue
-		}
-		for _, se := range cfg.ServedEntities {
-			if se.Name == name {
-				return e, name, nil
-			}
-		}
-		for _, sm := range cfg.ServedModels {
-			if sm.Name == name {
-				return e, name, nil
-			}
+	for _, cfg := range []*serving.EndpointCoreConfigOutput{e.config, e.pending, e.failedConfig} {
+		if servesEntity(cfg, name) {
+			return e, name, nil
 		}
 	}
 	return nil, "", notFound("Served model '%s' does not exist in endpoint '%s'.", name, e.name)
