@@ -35,6 +35,7 @@ type figureSet struct {
 var figureSets = []figureSet{
 	{"executable", executableFigures},
 	{"packaging", packagingFigures},
+	{"train", trainFigures},
 }
 
 func main() {

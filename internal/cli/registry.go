@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickops/brickops/internal/train"
 	"github.com/brickops/brickops/tasks"
 )
 
@@ -13,7 +14,7 @@ import (
 func Tasks() Registry {
 	r := Registry{}
 	for name, run := range map[string]agent.TaskFunc{
-		"DatabricksTrain": notYetAvailable("DatabricksTrain"),
+		"DatabricksTrain": train.Task(train.Deps{}),
 		"MLflowPromote":   notYetAvailable("MLflowPromote"),
 		"BatchScore":      notYetAvailable("BatchScore"),
 		"ModelServe":      notYetAvailable("ModelServe"),

@@ -1,0 +1,325 @@
+// Package runwait waits for a Databricks job run (Jobs API 2.2) to end, the
+// way a pipeline step should: it polls runs/get on an adaptive schedule (fast
+// while a run is young, at most six requests a minute once it is long), reports
+// every state change of the run and of each of its tasks, cancels the remote
+// run when the wait times out or the pipeline is cancelled, and rides out
+// transient HTTP failures.
+//
+// It replaces the SDK's own waiter (jobs.WaitGetRunJobTerminatedOrSkipped)
+// because that one polls on a fixed schedule, has a 20-minute default timeout,
+// treats a cancelled context like a timeout and leaves the remote run running
+// (databricks-sdk-go v0.81.0 service/jobs/api.go; see docs PLATFORM-FACTS.md).
+//
+// Both DatabricksTrain and BatchScore use it:
+//
+//	w := runwait.Waiter{Runs: jobs.NewJobs(c), Timeout: 2 * time.Hour, OnChange: report}
+//	run, err := w.Wait(ctx, runID)
+//	// err: *runwait.TimeoutError, a context error (remote run cancelled), or a
+//	// failure to read the run; run is the last state seen (nil if none).
+//	// A run that ended is returned with err == nil: check runwait.Succeeded(run).
+package runwait
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/databricks/databricks-sdk-go/apierr"
+	"github.com/databricks/databricks-sdk-go/service/jobs"
+)
+
+// Runs is the part of the Jobs API the waiter uses; *jobs.JobsAPI has it.
+type Runs interface {
+	GetRun(ctx context.Context, request jobs.GetRunRequest) (*jobs.Run, error)
+	CancelRunByRunId(ctx context.Context, runID int64) error
+}
+
+// Clock is the waiter's time source. Tests and benchmarks use a fake clock
+// that advances a simulated workspace instead of sleeping.
+type Clock interface {
+	Now() time.Time
+	// Sleep waits for d or until ctx is done (then it returns ctx.Err()).
+	Sleep(ctx context.Context, d time.Duration) error
+}
+
+// RealClock is the wall clock.
+type RealClock struct{}
+
+// Now implements Clock.
+func (RealClock) Now() time.Time { return time.Now() }
+
+// Sleep implements Clock.
+func (RealClock) Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Waiter waits for one run. The zero value of every field but Runs is usable.
+type Waiter struct {
+	Runs Runs
+	// Clock defaults to RealClock.
+	Clock Clock
+	// Interval is the polling schedule: the pause before the next runs/get,
+	// given how long the wait has lasted. Defaults to Adaptive.
+	Interval func(elapsed time.Duration) time.Duration
+	// Timeout bounds the wait (0: no bound). On expiry the remote run is
+	// cancelled and Wait returns a *TimeoutError.
+	Timeout time.Duration
+	// OnChange is called for the first state seen and for every change of
+	// the run's or a task's state, in order.
+	OnChange func(Change)
+	// MaxErrors is how many runs/get failures in a row that may be transient
+	// (HTTP 5xx, a dropped connection) are tolerated (default 5). The SDK
+	// itself already retries 429 and 503 for up to its retry timeout.
+	MaxErrors int
+	// CancelTimeout bounds the runs/cancel request made after a timeout or a
+	// pipeline cancellation (default 30 s).
+	CancelTimeout time.Duration
+}
+
+// State is a life-cycle state with its result (empty until the run ends).
+type State struct {
+	Life    jobs.RunLifeCycleState
+	Result  jobs.RunResultState
+	Message string
+}
+
+func (s State) String() string {
+	if s.Result != "" {
+		return string(s.Life) + "/" + string(s.Result)
+	}
+	return string(s.Life)
+}
+
+// Change is one observed state change.
+type Change struct {
+	At      time.Time // waiter clock
+	Elapsed time.Duration
+	Run     *jobs.Run
+	// Task is the task whose state changed, nil for the run itself.
+	Task     *jobs.RunTask
+	From, To State // From is zero for the first observation
+}
+
+// Adaptive is the default polling schedule. Detection lag is at most one
+// interval, and each poll is one request:
+//
+//	first 2 s   every 250 ms  (instant runs and reruns end fast)
+//	to 5 s      every 500 ms
+//	to 1 min    every 1 s     (runs under a minute: detected within ~1 s)
+//	1 to 2 min  1 s rising linearly to 10 s
+//	after 2 min every 10 s    (6 requests a minute, detection within 10 s)
+func Adaptive(elapsed time.Duration) time.Duration {
+	switch {
+	case elapsed < 2*time.Second:
+		return 250 * time.Millisecond
+	case elapsed < 5*time.Second:
+		return 500 * time.Millisecond
+	case elapsed < time.Minute:
+		return time.Second
+	case elapsed < 2*time.Minute:
+		frac := float64(elapsed-time.Minute) / float64(time.Minute)
+		return time.Second + time.Duration(frac*float64(9*time.Second))
+	default:
+		return LongInterval
+	}
+}
+
+// LongInterval is Adaptive's interval for long runs.
+const LongInterval = 10 * time.Second
+
+// TimeoutError is returned when the wait outlasted Waiter.Timeout.
+type TimeoutError struct {
+	After     time.Duration
+	RunID     int64
+	RunURL    string
+	Cancelled bool  // runs/cancel was accepted
+	CancelErr error // why it was not
+}
+
+func (e *TimeoutError) Error() string {
+	what := "the run was cancelled"
+	if !e.Cancelled {
+		what = fmt.Sprintf("cancelling the run failed (%v); cancel it by hand", e.CancelErr)
+	}
+	return fmt.Sprintf("Databricks run %d did not finish within %s; %s: %s", e.RunID, e.After, what, e.RunURL)
+}
+
+// CanceledError is returned when ctx was cancelled during the wait (the
+// pipeline was cancelled). It wraps the context's error.
+type CanceledError struct {
+	RunID     int64
+	RunURL    string
+	Cancelled bool
+	CancelErr error
+	Cause     error
+}
+
+func (e *CanceledError) Error() string {
+	if e.Cancelled {
+		return fmt.Sprintf("stopped waiting (%v); Databricks run %d was cancelled: %s", e.Cause, e.RunID, e.RunURL)
+	}
+	return fmt.Sprintf("stopped waiting (%v); cancelling Databricks run %d failed (%v), cancel it by hand: %s", e.Cause, e.RunID, e.CancelErr, e.RunURL)
+}
+
+func (e *CanceledError) Unwrap() error { return e.Cause }
+
+// Wait polls the run until it ends, the timeout expires or ctx is cancelled.
+func (w Waiter) Wait(ctx context.Context, runID int64) (*jobs.Run, error) {
+	clock := w.Clock
+	if clock == nil {
+		clock = RealClock{}
+	}
+	interval := w.Interval
+	if interval == nil {
+		interval = Adaptive
+	}
+	maxErrors := w.MaxErrors
+	if maxErrors == 0 {
+		maxErrors = 5
+	}
+	start := clock.Now()
+	var (
+		last   *jobs.Run
+		states = map[int64]State{} // task run id → state; runID → run state
+		errs   int
+	)
+	for {
+		run, err := w.Runs.GetRun(ctx, jobs.GetRunRequest{RunId: runID})
+		elapsed := clock.Now().Sub(start)
+		switch {
+		case ctx.Err() != nil:
+			return last, w.cancel(ctx, runID, last)
+		case err != nil && transient(err) && errs+1 < maxErrors:
+			errs++
+		case err != nil:
+			return last, fmt.Errorf("reading the state of Databricks run %d: %w", runID, err)
+		default:
+			errs = 0
+			last = run
+			w.report(clock.Now(), elapsed, run, states)
+			if Ended(run) {
+				return run, nil
+			}
+		}
+		pause := interval(elapsed)
+		if w.Timeout > 0 {
+			left := w.Timeout - elapsed
+			if left <= 0 {
+				return last, w.timeout(ctx, runID, last)
+			}
+			pause = min(pause, left)
+		}
+		if err := clock.Sleep(ctx, pause); err != nil {
+			return last, w.cancel(ctx, runID, last)
+		}
+	}
+}
+
+func (w Waiter) report(now time.Time, elapsed time.Duration, run *jobs.Run, seen map[int64]State) {
+	emit := func(id int64, task *jobs.RunTask, to State) {
+		from, ok := seen[id]
+		if ok && from == to {
+			return
+		}
+		seen[id] = to
+		if w.OnChange != nil {
+			w.OnChange(Change{At: now, Elapsed: elapsed, Run: run, Task: task, From: from, To: to})
+		}
+	}
+	emit(run.RunId, nil, StateOf(run.State))
+	for i := range run.Tasks {
+		t := &run.Tasks[i]
+		emit(t.RunId, t, StateOf(t.State))
+	}
+}
+
+// StateOf reads a RunState (nil-safe).
+func StateOf(s *jobs.RunState) State {
+	if s == nil {
+		return State{}
+	}
+	return State{Life: s.LifeCycleState, Result: s.ResultState, Message: s.StateMessage}
+}
+
+// Ended reports whether a run reached a final life-cycle state. Like the
+// SDK's waiter it does not look at the result: check Succeeded.
+func Ended(run *jobs.Run) bool {
+	if run == nil || run.State == nil {
+		return false
+	}
+	return Final(run.State.LifeCycleState)
+}
+
+// Final reports whether a life-cycle state is final.
+func Final(s jobs.RunLifeCycleState) bool {
+	switch s {
+	case jobs.RunLifeCycleStateTerminated, jobs.RunLifeCycleStateSkipped, jobs.RunLifeCycleStateInternalError:
+		return true
+	}
+	return false
+}
+
+// Succeeded reports whether an ended run succeeded.
+func Succeeded(run *jobs.Run) bool {
+	return Ended(run) && run.State.LifeCycleState == jobs.RunLifeCycleStateTerminated &&
+		run.State.ResultState == jobs.RunResultStateSuccess
+}
+
+// cancel cancels the remote run after ctx was cancelled, with a fresh
+// context: the pipeline's is already done.
+func (w Waiter) cancel(ctx context.Context, runID int64, last *jobs.Run) error {
+	err := w.cancelRemote(ctx, runID)
+	return &CanceledError{RunID: runID, RunURL: pageURL(last), Cancelled: err == nil, CancelErr: err, Cause: ctx.Err()}
+}
+
+func (w Waiter) timeout(ctx context.Context, runID int64, last *jobs.Run) error {
+	err := w.cancelRemote(ctx, runID)
+	return &TimeoutError{After: w.Timeout, RunID: runID, RunURL: pageURL(last), Cancelled: err == nil, CancelErr: err}
+}
+
+func (w Waiter) cancelRemote(ctx context.Context, runID int64) error {
+	d := w.CancelTimeout
+	if d == 0 {
+		d = 30 * time.Second
+	}
+	cctx, stop := context.WithTimeout(context.WithoutCancel(ctx), d)
+	defer stop()
+	if err := w.Runs.CancelRunByRunId(cctx, runID); err != nil {
+		return fmt.Errorf("cancelling Databricks run %d: %w", runID, err)
+	}
+	return nil
+}
+
+func pageURL(run *jobs.Run) string {
+	if run == nil {
+		return ""
+	}
+	return run.RunPageUrl
+}
+
+// transient reports whether a failed runs/get is worth another try: a 5xx
+// answer (the SDK does not retry 500) or a network error. 4xx answers, such
+// as a run that does not exist or a permission error, are final.
+func transient(err error) bool {
+	var apiErr *apierr.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.StatusCode >= http.StatusInternalServerError
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		return true
+	}
+	// The SDK reports a dropped connection as a plain wrapped error (io.EOF,
+	// "connection reset"), without an APIError.
+	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}

@@ -1,0 +1,218 @@
+package train
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/databricks/databricks-sdk-go/service/compute"
+	"github.com/databricks/databricks-sdk-go/service/jobs"
+
+	"github.com/brickops/brickops/internal/agent"
+)
+
+// taskKey of the one task of a run the task builds itself.
+const taskKey = "train"
+
+// remoteTimeoutGrace is added to the task's timeout to form the run's own
+// timeout_seconds: if the agent dies, Databricks still stops the run.
+const remoteTimeoutGrace = 600
+
+// submitRequest is the runs/submit request: built from the inputs, or from
+// the job specification file with the inputs' parameters, code source and
+// idempotency token applied.
+func (r *runner) submitRequest() (jobs.SubmitRun, error) {
+	o := r.opts
+	var req jobs.SubmitRun
+	if o.Spec != nil {
+		run, dropped, err := o.Spec.SubmitRun()
+		if err != nil {
+			return req, fmt.Errorf("converting %s into a one-time run: %w", o.JobFile, err)
+		}
+		r.reportSpec(dropped)
+		req = run
+		if req.RunName == "" {
+			req.RunName = o.RunName
+		}
+	} else {
+		req = jobs.SubmitRun{RunName: o.RunName, Tasks: []jobs.SubmitTask{r.buildTask()}}
+		if o.Timeout > 0 {
+			req.TimeoutSeconds = int(o.Timeout.Seconds()) + remoteTimeoutGrace
+		}
+		if o.Compute == computeServerless && o.RunType != runNotebook {
+			var deps []string
+			for _, l := range o.Libraries {
+				if l.Pypi != nil {
+					deps = append(deps, l.Pypi.Package)
+				} else {
+					deps = append(deps, l.Whl)
+				}
+			}
+			req.Environments = []jobs.JobEnvironment{{EnvironmentKey: "default", Spec: &compute.Environment{EnvironmentVersion: "2", Dependencies: deps}}}
+		}
+	}
+	if o.Git != nil {
+		if req.GitSource != nil {
+			r.log.Info("The job file's git_source (%s) is replaced by the build's repository.", req.GitSource.GitUrl)
+		}
+		req.GitSource = o.Git
+		r.log.Info("Code: %s at commit %s", o.Git.GitUrl, o.Git.GitCommit)
+	}
+	applyParameters(req.Tasks, o.Parameters)
+	req.IdempotencyToken = o.IdempotencyToken
+	return req, nil
+}
+
+func (r *runner) reportSpec(dropped []string) {
+	s := r.opts.Spec
+	if s.SingleTask {
+		r.log.Info("%s uses the Jobs API 2.0 single-task shape; it runs as one task %q.", r.opts.JobFile, s.Settings.Tasks[0].TaskKey)
+	}
+	if len(s.Duplicates) > 0 {
+		r.log.Info("%s repeats keys (the last value is used): %s", r.opts.JobFile, strings.Join(s.Duplicates, ", "))
+	}
+	if len(s.Unknown) > 0 {
+		r.log.Warning("%s has fields the Jobs API client does not know; they are not sent: %s", r.opts.JobFile, strings.Join(s.Unknown, ", "))
+	}
+	if len(dropped) > 0 {
+		r.log.Info("Fields that only apply to a saved job are not sent with a one-time run: %s", strings.Join(dropped, ", "))
+	}
+}
+
+// buildTask is the single task of a run built from the inputs.
+func (r *runner) buildTask() jobs.SubmitTask {
+	o := r.opts
+	t := jobs.SubmitTask{TaskKey: taskKey}
+	source := jobs.SourceWorkspace
+	if o.Git != nil {
+		source = jobs.SourceGit
+	}
+	switch o.RunType {
+	case runNotebook:
+		t.NotebookTask = &jobs.NotebookTask{NotebookPath: o.NotebookPath, Source: source}
+	case runPythonFile:
+		t.SparkPythonTask = &jobs.SparkPythonTask{PythonFile: o.PythonFile}
+		if o.Git != nil {
+			t.SparkPythonTask.Source = jobs.SourceGit
+		}
+	case runPythonWheel:
+		t.PythonWheelTask = &jobs.PythonWheelTask{PackageName: o.WheelPackage, EntryPoint: o.WheelEntryPoint}
+	}
+	switch o.Compute {
+	case computeNewCluster:
+		t.NewCluster = o.Cluster
+		t.Libraries = o.Libraries
+	case computeExistingCluster:
+		t.ExistingClusterId = o.ClusterID
+		t.Libraries = o.Libraries
+	case computeServerless:
+		if o.RunType != runNotebook {
+			t.EnvironmentKey = "default"
+		}
+	}
+	return t
+}
+
+// applyParameters passes the parameters to every task that takes them:
+// notebook base parameters and wheel named parameters (the inputs win over
+// the file's), and "--name value" arguments of Python files.
+func applyParameters(tasks []jobs.SubmitTask, params []agent.KeyValue) {
+	if len(params) == 0 {
+		return
+	}
+	for i := range tasks {
+		t := &tasks[i]
+		switch {
+		case t.NotebookTask != nil:
+			t.NotebookTask.BaseParameters = merge(t.NotebookTask.BaseParameters, params)
+		case t.PythonWheelTask != nil:
+			t.PythonWheelTask.NamedParameters = merge(t.PythonWheelTask.NamedParameters, params)
+		case t.SparkPythonTask != nil:
+			for _, p := range params {
+				t.SparkPythonTask.Parameters = append(t.SparkPythonTask.Parameters, "--"+p.Key, p.Value)
+			}
+		}
+	}
+}
+
+func merge(m map[string]string, params []agent.KeyValue) map[string]string {
+	if m == nil {
+		m = map[string]string{}
+	}
+	for _, p := range params {
+		m[p.Key] = p.Value
+	}
+	return m
+}
+
+// runNow finds the existing job and builds its run-now request. Parameters
+// go as job parameters when the job declares job-level parameters (only
+// those it declares; Databricks refuses others), else as notebook
+// parameters.
+func (r *runner) runNow(ctx context.Context) (jobs.RunNow, error) {
+	o := r.opts
+	var job *jobs.Job
+	if o.JobID != 0 {
+		j, err := r.jobs.Get(ctx, jobs.GetJobRequest{JobId: o.JobID})
+		if err != nil {
+			return jobs.RunNow{}, fmt.Errorf("finding job %d (input job): %w", o.JobID, err)
+		}
+		job = j
+	} else {
+		found, err := r.jobs.ListAll(ctx, jobs.ListJobsRequest{Name: o.JobName})
+		if err != nil {
+			return jobs.RunNow{}, fmt.Errorf("finding the job named %q: %w", o.JobName, err)
+		}
+		switch len(found) {
+		case 0:
+			return jobs.RunNow{}, fmt.Errorf("there is no job named %q in the workspace (input job)", o.JobName)
+		case 1:
+		default:
+			ids := make([]string, len(found))
+			for i, j := range found {
+				ids[i] = fmt.Sprint(j.JobId)
+			}
+			return jobs.RunNow{}, fmt.Errorf("%d jobs are named %q (ids %s): give the job's id in input job", len(found), o.JobName, strings.Join(ids, ", "))
+		}
+		j, err := r.jobs.Get(ctx, jobs.GetJobRequest{JobId: found[0].JobId})
+		if err != nil {
+			return jobs.RunNow{}, fmt.Errorf("reading job %d: %w", found[0].JobId, err)
+		}
+		job = j
+	}
+	req := jobs.RunNow{JobId: job.JobId, IdempotencyToken: o.IdempotencyToken}
+	if len(o.Parameters) == 0 {
+		return req, nil
+	}
+	var declared map[string]bool
+	if job.Settings != nil && len(job.Settings.Parameters) > 0 {
+		declared = map[string]bool{}
+		for _, p := range job.Settings.Parameters {
+			declared[p.Name] = true
+		}
+	}
+	if declared == nil {
+		req.NotebookParams = merge(nil, o.Parameters)
+		return req, nil
+	}
+	req.JobParameters = map[string]string{}
+	for _, p := range o.Parameters {
+		switch {
+		case declared[p.Key]:
+			req.JobParameters[p.Key] = p.Value
+		case strings.HasPrefix(p.Key, "brickops_"):
+			r.log.Debug("job %d declares no parameter %s; not passed", job.JobId, p.Key)
+		default:
+			r.log.Warning("job %d declares no job parameter %q; it is not passed (declared: %s)", job.JobId, p.Key, strings.Join(keys(declared), ", "))
+		}
+	}
+	return req, nil
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return sortStrings(out)
+}

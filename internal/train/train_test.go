@@ -1,0 +1,394 @@
+package train_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/databricks/databricks-sdk-go/service/jobs"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickops/brickops/internal/agenttest"
+	"github.com/brickops/brickops/internal/emulator"
+)
+
+const nb = "/Repos/mlops/churn/notebooks/train"
+
+func TestNotebookOnNewClusterWithMLflowFromExitValue(t *testing.T) {
+	w := newWorld(t)
+	w.ws.OnNotebook(nb, trainBehaviour(t, 10*time.Minute))
+	res := w.run(map[string]string{
+		"notebookPath": nb, "workers": "2", "libraries": "xgboost==2.0.3\nwhl:/Volumes/x/y.whl\nmaven:com.a:b:1.0",
+		"parameters": "max_depth=6\ninput_path=dbfs:/x.csv", "sparkConf": "spark.x=1", "customTags": "team=ml",
+	})
+	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+	assert.Equal(t, 1, res.Completions)
+
+	run, ok := w.ws.MLflowRun(res.Outputs["mlflowRunId"])
+	require.True(t, ok, "mlflowRunId names a real MLflow run")
+	assert.NotEmpty(t, res.Outputs["runId"])
+	assert.Contains(t, res.Outputs["runUrl"], "/run/"+res.Outputs["runId"])
+	assert.Equal(t, "SUCCESS", res.Outputs["resultState"])
+	assert.Equal(t, run.Info.ExperimentId, res.Outputs["mlflowExperimentId"])
+	assert.Equal(t, "runs:/"+run.Info.RunId+"/model", res.Outputs["modelUri"])
+	assert.Contains(t, res.Outputs["notebookOutput"], run.Info.RunId)
+	assert.Equal(t, "0.91", res.Outputs["metric_auc"])
+	assert.Equal(t, "0.8", res.Outputs["metric_val_f1"])
+	assert.Contains(t, res.Progress, 100)
+
+	subs := w.submits()
+	require.Len(t, subs, 1)
+	s := subs[0]
+	assert.True(t, strings.HasPrefix(s.IdempotencyToken, "brickops-train-"))
+	assert.LessOrEqual(t, len(s.IdempotencyToken), 64)
+	assert.Equal(t, "churn-mlops 20261125.1", s.RunName)
+	require.Len(t, s.Tasks, 1)
+	task := s.Tasks[0]
+	assert.Equal(t, nb, task.NotebookTask.NotebookPath)
+	assert.Equal(t, map[string]string{
+		"max_depth": "6", "input_path": "dbfs:/x.csv",
+		"brickops_build_id": "1234", "brickops_commit": "6e4f1c2a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f",
+		"brickops_branch":  "refs/heads/main",
+		"brickops_run_url": "https://dev.azure.com/contoso/6c1a5f3e-3d4b-4a5e-9b8e-0a1b2c3d4e5f/_build/results?buildId=1234",
+	}, task.NotebookTask.BaseParameters)
+	require.NotNil(t, task.NewCluster)
+	assert.Equal(t, "15.4.x-cpu-ml-scala2.12", task.NewCluster.SparkVersion)
+	assert.Equal(t, 2, task.NewCluster.NumWorkers)
+	assert.Equal(t, map[string]string{"spark.x": "1"}, task.NewCluster.SparkConf)
+	assert.Equal(t, map[string]string{"team": "ml"}, task.NewCluster.CustomTags)
+	require.Len(t, task.Libraries, 3)
+	assert.Equal(t, "xgboost==2.0.3", task.Libraries[0].Pypi.Package)
+	assert.Equal(t, "/Volumes/x/y.whl", task.Libraries[1].Whl)
+	assert.Equal(t, "com.a:b:1.0", task.Libraries[2].Maven.Coordinates)
+	assert.Equal(t, 120*60+600, s.TimeoutSeconds)
+
+	// Logs: the run URL at once, state changes with time.
+	assert.Regexp(t, `Run \d+: http://`, res.Stdout)
+	assert.Regexp(t, `\d\d:\d\d:\d\d  run RUNNING`, res.Stdout)
+	assert.Regexp(t, `run TERMINATED/SUCCESS`, res.Stdout)
+
+	// Summary tab.
+	require.Len(t, res.Summaries, 1)
+	for path, md := range res.Summaries {
+		assert.True(t, filepath.IsAbs(path))
+		assert.Contains(t, md, res.Outputs["runUrl"])
+		assert.Contains(t, md, "TERMINATED/SUCCESS")
+		assert.Contains(t, md, "| Duration | 10m7s |")
+		assert.Contains(t, md, "| max_depth | 6 |")
+		assert.Contains(t, md, "| auc | 0.91 | `metric_auc` |")
+		assert.Contains(t, md, res.Outputs["modelUri"])
+	}
+}
+
+func TestMLflowRunFoundBySearchingTheExperiment(t *testing.T) {
+	w := newWorld(t)
+	b := trainBehaviour(t, time.Minute)
+	b.NotebookOutput = "trained" // not JSON: the exit value names no run
+	w.ws.OnNotebook(nb, b)
+	res := w.run(map[string]string{"notebookPath": nb, "singleNode": "true", "mlflowExperiment": "/Shared/churn"})
+	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+	assert.Equal(t, "trained", res.Outputs["notebookOutput"])
+	run, ok := w.ws.MLflowRun(res.Outputs["mlflowRunId"])
+	require.True(t, ok)
+	assert.Equal(t, "runs:/"+run.Info.RunId+"/model", res.Outputs["modelUri"])
+	assert.Contains(t, res.Stdout, "found through experiment /Shared/churn")
+	search := w.ws.RequestsTo("POST", "/api/2.0/mlflow/runs/search")
+	require.NotEmpty(t, search)
+
+	task := w.submits()[0].Tasks[0]
+	assert.Equal(t, 0, task.NewCluster.NumWorkers)
+	assert.Contains(t, task.NewCluster.ForceSendFields, "NumWorkers")
+	assert.Equal(t, "singleNode", task.NewCluster.SparkConf["spark.databricks.cluster.profile"])
+}
+
+func TestNoMLflowRun(t *testing.T) {
+	w := newWorld(t)
+	w.ws.OnNotebook(nb, emulator.Behaviour{NotebookOutput: "ok"})
+	res := w.run(map[string]string{"notebookPath": nb, "workers": "1"})
+	assert.Equal(t, agent.Failed, res.Result)
+	require.Len(t, res.Errors, 1)
+	assert.Contains(t, res.Errors[0], "mlflow_run_id")
+	assert.Equal(t, "SUCCESS", res.Outputs["resultState"], "known outputs are still set")
+
+	res = w.run(map[string]string{"notebookPath": nb, "workers": "1", "requireMlflowRun": "false"})
+	assert.Equal(t, agent.SucceededWithIssues, res.Result)
+	assert.NotContains(t, res.Outputs, "mlflowRunId")
+}
+
+func TestPythonFileOnExistingCluster(t *testing.T) {
+	w := newWorld(t)
+	w.ws.OnTask("train", trainBehaviour(t, time.Minute))
+	res := w.run(map[string]string{
+		"runType": "pythonFile", "pythonFile": "/Workspace/mlops/train.py", "compute": "existingCluster",
+		"clusterId": "0301-123456-abc", "parameters": "epochs=3", "mlflowExperiment": "/Shared/churn", "traceParameters": "false", "libraries": "pandas",
+	})
+	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+	task := w.submits()[0].Tasks[0]
+	assert.Equal(t, "0301-123456-abc", task.ExistingClusterId)
+	assert.Nil(t, task.NewCluster)
+	assert.Equal(t, "/Workspace/mlops/train.py", task.SparkPythonTask.PythonFile)
+	assert.Equal(t, []string{"--epochs", "3"}, task.SparkPythonTask.Parameters)
+	assert.Equal(t, "pandas", task.Libraries[0].Pypi.Package)
+}
+
+func TestWheelOnServerless(t *testing.T) {
+	w := newWorld(t)
+	w.ws.OnTask("train", trainBehaviour(t, time.Minute))
+	res := w.run(map[string]string{
+		"runType": "pythonWheel", "wheelPackage": "churn", "wheelEntryPoint": "train", "compute": "serverless",
+		"libraries": "/Volumes/main/default/wheels/churn-1.0-py3-none-any.whl\nscikit-learn==1.5", "parameters": "a=b",
+		"mlflowExperiment": "/Shared/churn",
+	})
+	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+	s := w.submits()[0]
+	task := s.Tasks[0]
+	assert.Equal(t, "churn", task.PythonWheelTask.PackageName)
+	assert.Equal(t, "train", task.PythonWheelTask.EntryPoint)
+	assert.Equal(t, "b", task.PythonWheelTask.NamedParameters["a"])
+	assert.Equal(t, "1234", task.PythonWheelTask.NamedParameters["brickops_build_id"])
+	assert.Nil(t, task.NewCluster)
+	assert.Empty(t, task.ExistingClusterId)
+	assert.Empty(t, task.Libraries)
+	assert.Equal(t, "default", task.EnvironmentKey)
+	require.Len(t, s.Environments, 1)
+	assert.Equal(t, []string{"/Volumes/main/default/wheels/churn-1.0-py3-none-any.whl", "scikit-learn==1.5"}, s.Environments[0].Spec.Dependencies)
+}
+
+func TestNotebookOnServerless(t *testing.T) {
+	w := newWorld(t)
+	w.ws.OnNotebook(nb, trainBehaviour(t, time.Minute))
+	res := w.run(map[string]string{"notebookPath": nb, "compute": "serverless"})
+	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+	task := w.submits()[0].Tasks[0]
+	assert.Nil(t, task.NewCluster)
+	assert.Empty(t, task.ExistingClusterId)
+	assert.Empty(t, task.EnvironmentKey)
+}
+
+func TestExistingJobByIdAndByName(t *testing.T) {
+	w := newWorld(t)
+	w.ws.OnNotebook(nb, trainBehaviour(t, time.Minute))
+	ctx := context.Background()
+	plain, err := w.api.Create(ctx, jobs.CreateJob{Name: "train-churn", Tasks: []jobs.Task{{TaskKey: "t", NotebookTask: &jobs.NotebookTask{NotebookPath: nb}}}})
+	require.NoError(t, err)
+	withParams, err := w.api.Create(ctx, jobs.CreateJob{Name: "train-params",
+		Parameters: []jobs.JobParameterDefinition{{Name: "max_depth", Default: "4"}, {Name: "brickops_commit", Default: ""}},
+		Tasks:      []jobs.Task{{TaskKey: "t", NotebookTask: &jobs.NotebookTask{NotebookPath: nb}}}})
+	require.NoError(t, err)
+
+	res := w.run(map[string]string{"runType": "existingJob", "job": "train-churn", "parameters": "max_depth=6"})
+	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+	res2 := w.run(map[string]string{"runType": "existingJob", "job": itoa(withParams.JobId), "parameters": "max_depth=6\nother=1"})
+	require.Equal(t, agent.SucceededWithIssues, res2.Result, res2.Stdout)
+	assert.Contains(t, res2.Warnings[0], `"other"`)
+
+	var bodies []*jobs.RunNow
+	for _, r := range w.ws.RequestsTo("POST", "/api/2.2/jobs/run-now") {
+		bodies = append(bodies, r.Body.(*jobs.RunNow))
+	}
+	require.Len(t, bodies, 2)
+	assert.Equal(t, plain.JobId, bodies[0].JobId)
+	assert.Equal(t, "6", bodies[0].NotebookParams["max_depth"])
+	assert.Equal(t, "1234", bodies[0].NotebookParams["brickops_build_id"])
+	assert.Empty(t, bodies[0].JobParameters)
+	assert.Equal(t, withParams.JobId, bodies[1].JobId)
+	assert.Equal(t, map[string]string{"max_depth": "6", "brickops_commit": "6e4f1c2a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f"}, bodies[1].JobParameters)
+	assert.NotEmpty(t, bodies[0].IdempotencyToken)
+	assert.Empty(t, w.ws.RequestsTo("POST", "/api/2.2/jobs/runs/submit"))
+
+	// Not found / ambiguous names fail with the input named.
+	res = w.run(map[string]string{"runType": "existingJob", "job": "nope"})
+	assert.Equal(t, agent.Failed, res.Result)
+	assert.Contains(t, res.Errors[0], `no job named "nope"`)
+	_, err = w.api.Create(ctx, jobs.CreateJob{Name: "train-churn", Tasks: []jobs.Task{{TaskKey: "t", NotebookTask: &jobs.NotebookTask{NotebookPath: nb}}}})
+	require.NoError(t, err)
+	res = w.run(map[string]string{"runType": "existingJob", "job": "train-churn"})
+	assert.Equal(t, agent.Failed, res.Result)
+	assert.Contains(t, res.Errors[0], "2 jobs are named")
+}
+
+func TestReferencePipelineJobFiles(t *testing.T) {
+	w := newWorld(t)
+	w.ws.OnNotebook("/Repos/QA/azure-databricks-mlops/notebooks/train", trainBehaviour(t, 3*time.Minute))
+	res := w.run(map[string]string{"runType": "jobFile", "jobFile": seedJob(t, "create-train-job.json"), "parameters": "alpha=0.1"})
+	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+	assert.Contains(t, res.Stdout, "single-task shape")
+	assert.Contains(t, res.Stdout, "new_cluster.azure_attributes")
+	s := w.submits()[0]
+	assert.Equal(t, "train-model-churn", s.RunName)
+	task := s.Tasks[0]
+	assert.Equal(t, "/Repos/QA/azure-databricks-mlops/notebooks/train", task.NotebookTask.NotebookPath)
+	assert.Equal(t, "0.1", task.NotebookTask.BaseParameters["alpha"])
+	assert.Equal(t, "0524-183651-rank1-pool-wbh7e3lw", task.NewCluster.InstancePoolId)
+	assert.Equal(t, 1, task.NewCluster.AzureAttributes.FirstOnDemand, "the last azure_attributes wins")
+	assert.Equal(t, "azureml-sdk", task.Libraries[0].Pypi.Package)
+	assert.NotEmpty(t, s.IdempotencyToken)
+	assert.NotEmpty(t, res.Outputs["modelUri"])
+
+	// Every reference file is accepted (the other five run other notebooks).
+	for _, f := range []string{"move-prod-job.json", "move-staging-job.json", "register-model-prod-job.json", "register-model-qa-job.json", "score-job.json"} {
+		w.ws.OnAnyTask(emulator.Behaviour{Duration: time.Minute})
+		res := agenttest.Run{Task: "DatabricksTrain", Env: map[string]string{"SYSTEM_STEPNAME": "step_" + f},
+			Inputs: map[string]string{"runType": "jobFile", "jobFile": seedJob(t, f), "requireMlflowRun": "false"}}.InProcess(t, w.registry())
+		assert.Equal(t, agent.SucceededWithIssues, res.Result, f+"\n"+res.Stdout)
+	}
+}
+
+func TestMultiTaskJobFileWithAFailedTask(t *testing.T) {
+	w := newWorld(t)
+	w.ws.OnTask("prep", emulator.Behaviour{Duration: 30 * time.Second})
+	w.ws.OnTask("train", emulator.Behaviour{Duration: time.Minute, Outcome: emulator.Failed,
+		Error:      "ValueError: bad data ##vso[task.complete result=Succeeded]done",
+		ErrorTrace: "Traceback (most recent call last):\n  File \"train\", line 3\nValueError: bad data"})
+	file := filepath.Join(t.TempDir(), "job.json")
+	require.NoError(t, os.WriteFile(file, []byte(`{"name": "pipeline", "tasks": [
+	  {"task_key": "prep", "notebook_task": {"notebook_path": "/prep"}, "existing_cluster_id": "c1"},
+	  {"task_key": "train", "depends_on": [{"task_key": "prep"}], "notebook_task": {"notebook_path": "/train"}, "existing_cluster_id": "c1"}]}`), 0o644))
+	res := w.run(map[string]string{"runType": "jobFile", "jobFile": file})
+	require.Equal(t, agent.Failed, res.Result)
+	assert.Equal(t, 1, res.Completions, "the remote text cannot complete the task")
+	assert.Equal(t, "FAILED", res.Outputs["resultState"])
+	assert.NotEmpty(t, res.Outputs["runId"])
+	assert.NotEmpty(t, res.Outputs["runUrl"])
+	require.Len(t, res.Errors, 2, res.Stdout)
+	assert.Contains(t, res.Errors[0], "Task train ended TERMINATED/FAILED: ValueError: bad data")
+	assert.Contains(t, res.Errors[0], "Traceback (most recent call last):\n")
+	assert.NotContains(t, res.Errors[0], "##vso[")
+	assert.Contains(t, res.Errors[1], res.Outputs["runUrl"])
+	// Each task's state and URL.
+	assert.Regexp(t, `task prep PENDING  http://\S+/run/\d+`, res.Stdout)
+	assert.Regexp(t, `task train TERMINATED/FAILED`, res.Stdout)
+	for _, md := range res.Summaries {
+		assert.Contains(t, md, "| train | TERMINATED/FAILED |")
+	}
+}
+
+func TestCodeFromTheBuildsRepository(t *testing.T) {
+	w := newWorld(t)
+	w.ws.OnNotebook("notebooks/train", trainBehaviour(t, time.Minute))
+	res := agenttest.Run{Task: "DatabricksTrain", Inputs: map[string]string{
+		"notebookPath": "notebooks/train", "codeSource": "buildRepository", "workers": "1",
+	}, Env: map[string]string{
+		"BUILD_REPOSITORY_URI":      "https://contoso@dev.azure.com/contoso/mlops/_git/churn",
+		"BUILD_REPOSITORY_PROVIDER": "TfsGit",
+	}}.InProcess(t, w.registry())
+	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+	s := w.submits()[0]
+	require.NotNil(t, s.GitSource)
+	assert.Equal(t, "https://dev.azure.com/contoso/mlops/_git/churn", s.GitSource.GitUrl)
+	assert.Equal(t, jobs.GitProviderAzureDevOpsServices, s.GitSource.GitProvider)
+	assert.Equal(t, "6e4f1c2a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f", s.GitSource.GitCommit)
+	assert.Empty(t, s.GitSource.GitBranch)
+	assert.Equal(t, jobs.SourceGit, s.Tasks[0].NotebookTask.Source)
+}
+
+func TestFailedRunReportsErrorAndTrace(t *testing.T) {
+	w := newWorld(t)
+	w.ws.OnNotebook(nb, emulator.Behaviour{Duration: 2 * time.Minute, Outcome: emulator.Failed,
+		Error: "KeyError: 'Churn'", ErrorTrace: "Traceback (most recent call last):\n  File \"<cell>\", line 12\nKeyError: 'Churn'"})
+	res := w.run(map[string]string{"notebookPath": nb, "workers": "1"})
+	require.Equal(t, agent.Failed, res.Result)
+	require.Len(t, res.Errors, 2)
+	assert.Contains(t, res.Errors[0], "KeyError: 'Churn'")
+	assert.Contains(t, res.Errors[0], "line 12")
+	assert.Contains(t, res.Errors[1], "ended TERMINATED/FAILED")
+	assert.Contains(t, res.Errors[1], res.Outputs["runUrl"])
+	assert.Equal(t, "FAILED", res.Outputs["resultState"])
+	assert.NotEmpty(t, res.Outputs["runId"])
+	assert.NotContains(t, res.Outputs, "mlflowRunId")
+	require.Len(t, res.Summaries, 1)
+}
+
+func TestTimeoutCancelsTheRemoteRun(t *testing.T) {
+	w := newWorld(t)
+	w.ws.OnNotebook(nb, emulator.Behaviour{Duration: 3 * time.Hour})
+	res := w.run(map[string]string{"notebookPath": nb, "workers": "1", "timeoutMinutes": "30"})
+	require.Equal(t, agent.Failed, res.Result)
+	cancels := w.ws.RequestsTo("POST", "/api/2.2/jobs/runs/cancel")
+	require.Len(t, cancels, 1)
+	assert.Equal(t, res.Outputs["runId"], itoa(cancels[0].Body.(*jobs.CancelRun).RunId))
+	assert.Equal(t, "TIMEDOUT", res.Outputs["resultState"])
+	require.Len(t, res.Errors, 1)
+	assert.Contains(t, res.Errors[0], "did not finish within 30m0s; the run was cancelled")
+	assert.Contains(t, res.Errors[0], res.Outputs["runUrl"])
+}
+
+func TestPipelineCancellationCancelsTheRemoteRun(t *testing.T) {
+	w := newWorld(t)
+	w.ws.OnNotebook(nb, emulator.Behaviour{Duration: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	w.sim.onSleep = func(n int64) {
+		if n == 20 {
+			cancel()
+		}
+	}
+	res := agenttest.Run{Task: "DatabricksTrain", Inputs: map[string]string{"notebookPath": nb, "workers": "1"}}.
+		InProcessContext(ctx, t, w.registry())
+	assert.Equal(t, agent.Canceled, res.Result)
+	require.Len(t, w.ws.RequestsTo("POST", "/api/2.2/jobs/runs/cancel"), 1)
+	assert.NotEmpty(t, res.Outputs["runId"])
+	assert.Contains(t, res.Stdout, "was cancelled")
+}
+
+func TestIdempotentSubmit(t *testing.T) {
+	w := newWorld(t)
+	w.ws.OnNotebook(nb, trainBehaviour(t, time.Minute))
+	// The first submit meets a 503; the SDK retries it with the same token.
+	w.ws.SetFaults(emulator.FaultPlan{Seed: 3, Rules: []emulator.FaultRule{
+		{Prefix: "/api/2.2/jobs/runs/submit", Rate: 1, Kinds: []emulator.FaultKind{emulator.Fault503}, Limit: 1},
+	}})
+	inputs := map[string]string{"notebookPath": nb, "workers": "1"}
+	res := w.run(inputs)
+	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+	// A rerun of the same attempt (same build, job, attempt and step).
+	res2 := w.run(inputs)
+	require.Equal(t, agent.Succeeded, res2.Result, res2.Stdout)
+
+	subs := w.ws.RequestsTo("POST", "/api/2.2/jobs/runs/submit")
+	require.Len(t, subs, 3)
+	assert.Equal(t, emulator.Fault503, subs[0].Fault)
+	token := w.submits()[0].IdempotencyToken
+	for _, s := range w.submits() {
+		assert.Equal(t, token, s.IdempotencyToken)
+	}
+	assert.Equal(t, res.Outputs["runId"], res2.Outputs["runId"], "one run")
+	assert.Equal(t, res.Outputs["mlflowRunId"], res2.Outputs["mlflowRunId"])
+	list, err := w.api.ListRunsAll(context.Background(), jobs.ListRunsRequest{})
+	require.NoError(t, err)
+	assert.Len(t, list, 1)
+
+	// The next attempt is a new run.
+	res3 := agenttest.Run{Task: "DatabricksTrain", Inputs: inputs, Env: map[string]string{"SYSTEM_JOBATTEMPT": "2"}}.InProcess(t, w.registry())
+	require.Equal(t, agent.Succeeded, res3.Result)
+	assert.NotEqual(t, res.Outputs["runId"], res3.Outputs["runId"])
+}
+
+func TestNotWaiting(t *testing.T) {
+	w := newWorld(t)
+	w.ws.OnNotebook(nb, emulator.Behaviour{Duration: time.Hour})
+	res := w.run(map[string]string{"notebookPath": nb, "workers": "1", "waitForCompletion": "false"})
+	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+	assert.NotEmpty(t, res.Outputs["runId"])
+	assert.Contains(t, res.Outputs["runUrl"], "/run/"+res.Outputs["runId"])
+	assert.NotContains(t, res.Outputs, "resultState")
+	assert.Empty(t, w.ws.RequestsTo("POST", "/api/2.2/jobs/runs/cancel"))
+	assert.Zero(t, w.submits()[0].TimeoutSeconds)
+}
+
+func TestTruncatedNotebookOutput(t *testing.T) {
+	w := newWorld(t)
+	b := trainBehaviour(t, time.Minute)
+	b.Truncated = true
+	w.ws.OnNotebook(nb, b)
+	res := w.run(map[string]string{"notebookPath": nb, "workers": "1"})
+	assert.Equal(t, agent.SucceededWithIssues, res.Result, res.Stdout)
+	assert.Contains(t, res.Warnings[0], "truncated")
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
