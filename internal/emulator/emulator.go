@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/databricks/databricks-sdk-go/config"
+	"github.com/databricks/databricks-sdk-go/service/workspace"
 )
 
 // Options configure one emulated workspace. The zero value is a working
@@ -110,6 +111,7 @@ type Workspace struct {
 	dbfs       *memFS
 	volumes    *memFS
 	notebooks  *workspaceTree
+	repos      reposState
 	sql        sqlState
 	compute    computeState
 	oauth      oauthState
@@ -253,6 +255,7 @@ func (ws *Workspace) initState() {
 	ws.registry = newRegistryState()
 	ws.uc = newUCState()
 	ws.serving = newServingState()
+	ws.repos = reposState{repos: map[int64]*workspace.RepoInfo{}}
 	ws.sql = newSQLState()
 	ws.compute = newComputeState()
 	ws.oauth = newOAuthState()

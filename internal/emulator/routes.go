@@ -13,6 +13,7 @@ func (ws *Workspace) routes() {
 	ws.dbfsRoutes()
 	ws.filesRoutes()
 	ws.workspaceRoutes()
+	ws.reposRoutes()
 	ws.sqlRoutes()
 	ws.computeRoutes()
 }

@@ -269,3 +269,28 @@ func TestComputeThroughSDK(t *testing.T) {
 	_, err = compute.NewInstancePools(cl).GetByInstancePoolId(c, "nope")
 	assert.ErrorIs(t, err, apierr.ErrResourceDoesNotExist)
 }
+
+func TestReposThroughSDK(t *testing.T) {
+	ws, _ := start(t, emulator.Options{})
+	repos := workspace.NewRepos(sdk(t, ws))
+	c := ctx(t)
+	id := ws.AddRepo("/Repos/QA/churn", "https://dev.azure.com/contoso/mlops/_git/churn", "main")
+	created, err := repos.Create(c, workspace.CreateRepoRequest{Url: "https://dev.azure.com/contoso/mlops/_git/other", Provider: "azureDevOpsServices", Path: "/Repos/Prod/other"})
+	require.NoError(t, err)
+	_, err = repos.Create(c, workspace.CreateRepoRequest{Url: "https://x/y", Provider: "gitHub", Path: "/Repos/QA/churn"})
+	assert.ErrorIs(t, err, apierr.ErrResourceAlreadyExists)
+
+	qa, err := repos.ListAll(c, workspace.ListReposRequest{PathPrefix: "/Repos/QA"})
+	require.NoError(t, err)
+	require.Len(t, qa, 1)
+	assert.Equal(t, id, qa[0].Id)
+
+	require.NoError(t, repos.Update(c, workspace.UpdateRepoRequest{RepoId: id, Branch: "release/1"}))
+	got, err := repos.Get(c, workspace.GetRepoRequest{RepoId: id})
+	require.NoError(t, err)
+	assert.Equal(t, "release/1", got.Branch)
+	before, _ := ws.Repo(created.Id)
+	assert.Equal(t, "main", before.Branch)
+	_, err = repos.Get(c, workspace.GetRepoRequest{RepoId: 999999})
+	assert.ErrorIs(t, err, apierr.ErrResourceDoesNotExist)
+}
