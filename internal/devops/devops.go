@@ -1,0 +1,203 @@
+// Package devops reads Azure DevOps variable groups through the REST API
+// (azure-devops-go-api v7, taskagent) with the job's access token.
+//
+// The library's Connection builds its HTTP clients itself (a bare
+// http.Client, or one that drops the proxy when TlsConfig is set), so this
+// package does what Connection.GetClientByResourceAreaId does with a client it
+// is given: ask {collection}/_apis/ResourceAreas where the task agent area
+// lives, then call it. Every request still starts with the library's
+// OPTIONS {url}/_apis location lookup.
+package devops
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/microsoft/azure-devops-go-api/azuredevops/v7"
+	"github.com/microsoft/azure-devops-go-api/azuredevops/v7/taskagent"
+)
+
+// Client reads variable groups of one collection (organization).
+type Client struct {
+	conn *azuredevops.Connection
+	http *http.Client
+	base string
+}
+
+// New returns a client for the collection at collectionURL
+// (https://dev.azure.com/org/) that authenticates with the job token.
+func New(collectionURL, jobToken string, hc *http.Client) *Client {
+	base := strings.TrimRight(collectionURL, "/")
+	return &Client{
+		conn: &azuredevops.Connection{
+			AuthorizationString:     "Bearer " + jobToken,
+			BaseUrl:                 base,
+			SuppressFedAuthRedirect: true,
+			UserAgent:               "brickops",
+		},
+		http: hc,
+		base: base,
+	}
+}
+
+// Variable is one variable of a group. Secret values are never returned by
+// the API: Value is empty and Secret true.
+type Variable struct {
+	Value  string
+	Secret bool
+}
+
+// VariableGroup is a library variable group.
+type VariableGroup struct {
+	ID        int
+	Name      string
+	Type      string // "Vsts", or "AzureKeyVault" for a group linked to a vault
+	Variables map[string]Variable
+	// For a group linked to Azure Key Vault: the vault's name and the service
+	// connection the group uses to read it.
+	Vault             string
+	ServiceEndpointID string
+}
+
+// KeyVaultLinked reports whether the group's variables are Key Vault secrets.
+func (g *VariableGroup) KeyVaultLinked() bool { return strings.EqualFold(g.Type, "AzureKeyVault") }
+
+// Lookup finds a variable by name, ignoring case as the pipeline does.
+func (g *VariableGroup) Lookup(name string) (Variable, bool) {
+	if v, ok := g.Variables[name]; ok {
+		return v, true
+	}
+	for k, v := range g.Variables {
+		if strings.EqualFold(k, name) {
+			return v, true
+		}
+	}
+	return Variable{}, false
+}
+
+// Error is a refusal by Azure DevOps.
+type Error struct {
+	Group, Project string
+	Status         int
+	Err            error
+}
+
+func (e *Error) Error() string {
+	switch e.Status {
+	case http.StatusUnauthorized:
+		return fmt.Sprintf("Azure DevOps did not accept the job's access token when reading variable group %q: the job token may have expired, or the pipeline's job authorization scope does not include project %s", e.Group, e.Project)
+	case http.StatusForbidden:
+		return fmt.Sprintf("the pipeline's identity may not read variable group %q: in Pipelines > Library > %s > Security, give the project's build service the Reader role, or link the group to the pipeline", e.Group, e.Group)
+	case http.StatusNotFound:
+		return fmt.Sprintf("no variable group named %q in project %s: check the name (Pipelines > Library)", e.Group, e.Project)
+	}
+	return fmt.Sprintf("reading variable group %q of project %s from Azure DevOps: %v", e.Group, e.Project, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// VariableGroup reads the group with the given name from a project (name or id).
+func (c *Client) VariableGroup(ctx context.Context, project, name string) (*VariableGroup, error) {
+	fail := func(status int, err error) error {
+		return &Error{Group: name, Project: project, Status: status, Err: err}
+	}
+	ta, err := c.taskAgent(ctx)
+	if err != nil {
+		return nil, fail(status(err), err)
+	}
+	groups, err := ta.GetVariableGroups(ctx, taskagent.GetVariableGroupsArgs{Project: &project, GroupName: &name})
+	if err != nil {
+		return nil, fail(status(err), err)
+	}
+	for _, g := range *groups {
+		if g.Name != nil && strings.EqualFold(*g.Name, name) {
+			return convert(g)
+		}
+	}
+	return nil, fail(http.StatusNotFound, errors.New("not found"))
+}
+
+func status(err error) int {
+	var we azuredevops.WrappedError
+	if errors.As(err, &we) && we.StatusCode != nil {
+		return *we.StatusCode
+	}
+	var wp *azuredevops.WrappedError
+	if errors.As(err, &wp) && wp.StatusCode != nil {
+		return *wp.StatusCode
+	}
+	return 0
+}
+
+// taskAgent finds where the distributed task area is served and returns a
+// client for it that uses our HTTP client.
+func (c *Client) taskAgent(ctx context.Context) (taskagent.Client, error) {
+	root := azuredevops.NewClientWithOptions(c.conn, c.base, azuredevops.WithHTTPClient(c.http))
+	areas, err := root.GetResourceAreas(ctx)
+	if err != nil {
+		return nil, err
+	}
+	url := c.base
+	for _, a := range *areas {
+		if a.Id != nil && *a.Id == taskagent.ResourceAreaId && a.LocationUrl != nil && *a.LocationUrl != "" {
+			url = *a.LocationUrl
+		}
+	}
+	// An empty list means an Azure DevOps Server: every area is on the collection URL.
+	client := azuredevops.NewClientWithOptions(c.conn, strings.TrimRight(url, "/"), azuredevops.WithHTTPClient(c.http))
+	return &taskagent.ClientImpl{Client: *client}, nil
+}
+
+func convert(g taskagent.VariableGroup) (*VariableGroup, error) {
+	out := &VariableGroup{Variables: map[string]Variable{}}
+	if g.Id != nil {
+		out.ID = *g.Id
+	}
+	if g.Name != nil {
+		out.Name = *g.Name
+	}
+	if g.Type != nil {
+		out.Type = *g.Type
+	}
+	if g.Variables != nil {
+		// The values are typed interface{} by the library; they are
+		// VariableValue or AzureKeyVaultVariableValue objects.
+		raw, err := json.Marshal(*g.Variables)
+		if err != nil {
+			return nil, err
+		}
+		var vars map[string]taskagent.AzureKeyVaultVariableValue
+		if err := json.Unmarshal(raw, &vars); err != nil {
+			return nil, fmt.Errorf("variable group %q: unexpected variables: %w", out.Name, err)
+		}
+		for k, v := range vars {
+			out.Variables[k] = Variable{Value: deref(v.Value), Secret: v.IsSecret != nil && *v.IsSecret}
+		}
+	}
+	if out.KeyVaultLinked() && g.ProviderData != nil {
+		raw, err := json.Marshal(g.ProviderData)
+		if err != nil {
+			return nil, err
+		}
+		var pd taskagent.AzureKeyVaultVariableGroupProviderData
+		if err := json.Unmarshal(raw, &pd); err != nil {
+			return nil, fmt.Errorf("variable group %q: unexpected Key Vault data: %w", out.Name, err)
+		}
+		out.Vault = deref(pd.Vault)
+		if pd.ServiceEndpointId != nil {
+			out.ServiceEndpointID = pd.ServiceEndpointId.String()
+		}
+	}
+	return out, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
