@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -34,6 +35,11 @@ type Options struct {
 	WorkspaceID int64
 	// UserName is the identity behind the PAT (creator_user_name, user_id).
 	UserName string
+
+	// CA, when set, makes the workspace serve HTTPS with a certificate for
+	// 127.0.0.1 signed by it (URL() is then https://...). Tasks trust it
+	// through AGENT_CAINFO; SDKConfig trusts it by itself.
+	CA *CA
 
 	// Clock drives everything that takes time. Nil means the real clock.
 	Clock Clock
@@ -154,9 +160,18 @@ func New(opts Options) (*Workspace, error) {
 	if err != nil {
 		return nil, fmt.Errorf("emulator: listen: %w", err)
 	}
-	ws.ln = ln
 	ws.Host = ln.Addr().String()
 	ws.url = "http://" + ws.Host
+	if ws.opts.CA != nil {
+		cfg, err := ws.opts.CA.ServerConfig()
+		if err != nil {
+			_ = ln.Close()
+			return nil, err
+		}
+		ln = tls.NewListener(ln, cfg)
+		ws.url = "https://" + ws.Host
+	}
+	ws.ln = ln
 
 	if ws.opts.Blob != nil {
 		store, err := newBlobStore(context.Background(), *ws.opts.Blob, fmt.Sprintf("ws%d", ws.WorkspaceID))
@@ -194,7 +209,8 @@ func (ws *Workspace) Close() {
 	_ = ws.srv.Shutdown(ctx)
 }
 
-// URL is the workspace URL (http://127.0.0.1:NNNNN), the SDK's Config.Host.
+// URL is the workspace URL (http://127.0.0.1:NNNNN, or https:// with
+// Options.CA), the SDK's Config.Host.
 func (ws *Workspace) URL() string { return ws.url }
 
 // Clock returns the workspace's clock.
@@ -206,12 +222,16 @@ func (ws *Workspace) Clock() Clock { return ws.clock }
 // (ConfigAttributes reads the environment, ConfigFile the profile file), and
 // a loader that sets nothing leaves only the fields given here.
 func (ws *Workspace) SDKConfig() *config.Config {
-	return &config.Config{
+	cfg := &config.Config{
 		Host:     ws.URL(),
 		Token:    ws.Token,
 		AuthType: "pat",
 		Loaders:  []config.Loader{NoEnvLoader{}},
 	}
+	if ws.opts.CA != nil {
+		cfg.HTTPTransport = ws.opts.CA.Transport()
+	}
+	return cfg
 }
 
 // NoEnvLoader is a config.Loader that loads nothing. Put it alone in

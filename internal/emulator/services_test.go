@@ -294,3 +294,18 @@ func TestReposThroughSDK(t *testing.T) {
 	_, err = repos.Get(c, workspace.GetRepoRequest{RepoId: 999999})
 	assert.ErrorIs(t, err, apierr.ErrResourceDoesNotExist)
 }
+
+func TestHTTPSWithTheEmulatorCA(t *testing.T) {
+	ca, err := emulator.NewCA()
+	require.NoError(t, err)
+	ws := emulator.Start(t, emulator.Options{CA: ca})
+	require.True(t, strings.HasPrefix(ws.URL(), "https://127.0.0.1:"))
+	_, err = jobs.NewJobs(sdk(t, ws)).ListAll(ctx(t), jobs.ListJobsRequest{})
+	require.NoError(t, err, "the SDK config trusts the CA")
+
+	resp, err := http.Get(ws.URL() + "/api/2.2/jobs/list")
+	if err == nil {
+		_ = resp.Body.Close()
+	}
+	assert.Error(t, err, "a client that does not trust the CA is refused")
+}
