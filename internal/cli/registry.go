@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickops/brickops/internal/batchscore"
+	"github.com/brickops/brickops/internal/promote"
 	"github.com/brickops/brickops/internal/train"
 	"github.com/brickops/brickops/tasks"
 )
@@ -15,8 +17,8 @@ func Tasks() Registry {
 	r := Registry{}
 	for name, run := range map[string]agent.TaskFunc{
 		"DatabricksTrain": train.Task(train.Deps{}),
-		"MLflowPromote":   notYetAvailable("MLflowPromote"),
-		"BatchScore":      notYetAvailable("BatchScore"),
+		"MLflowPromote":   promote.Task(promote.Deps{}),
+		"BatchScore":      batchscore.Deps{Connection: batchscore.WorkspaceConnection}.Task(),
 		"ModelServe":      notYetAvailable("ModelServe"),
 	} {
 		def, err := tasks.Definition(name)

@@ -1,0 +1,232 @@
+package batchscore_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/databricks/databricks-sdk-go/client"
+	"github.com/databricks/databricks-sdk-go/config"
+	"github.com/databricks/databricks-sdk-go/logger"
+	"github.com/databricks/databricks-sdk-go/service/jobs"
+	"github.com/databricks/databricks-sdk-go/service/workspace"
+	"github.com/stretchr/testify/require"
+
+	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickops/brickops/internal/agenttest"
+	"github.com/brickops/brickops/internal/batchscore"
+	"github.com/brickops/brickops/internal/cli"
+	"github.com/brickops/brickops/internal/emulator"
+	"github.com/brickops/brickops/tasks"
+)
+
+func TestMain(m *testing.M) {
+	logger.DefaultLogger = &logger.SimpleLogger{Level: logger.LevelWarn}
+	os.Exit(m.Run())
+}
+
+// simClock is the waiter's clock in the in-process tests: sleeping advances
+// the emulator's manual clock, so a ten-minute scoring run takes
+// milliseconds.
+type simClock struct{ c *emulator.ManualClock }
+
+func (s simClock) Now() time.Time { return s.c.Now() }
+
+func (s simClock) Sleep(ctx context.Context, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.c.Advance(d)
+	return nil
+}
+
+// world is one emulated workspace with a scripted scoring notebook.
+type world struct {
+	ws    *emulator.Workspace
+	clock *emulator.ManualClock
+
+	mu       sync.Mutex
+	versions map[string]int64 // table → Delta versions written by scoring runs
+	rows     int64            // rows the next scoring run writes
+	exit     func(tc *emulator.TaskContext, version int64) string
+	builds   int
+
+	// exe, host and caFile are set by newExeWorld: task runs are then the
+	// built executable.
+	exe, host, caFile string
+}
+
+// nextPipelineRun gives each task run its own pipeline run ids, so that
+// each gets its own idempotency token, as separate pipeline runs do.
+func (w *world) nextPipelineRun() map[string]string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.builds++
+	return map[string]string{"BUILD_BUILDID": strconv.Itoa(1000 + w.builds), "SYSTEM_PLANID": fmt.Sprintf("2f0e3c43-5ad6-4f1f-9d6c-%012d", w.builds)}
+}
+
+const shippedPath = "/Shared/brickops/batch_score"
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	clock := emulator.NewManualClock(time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC))
+	w := &world{clock: clock, versions: map[string]int64{}, rows: 9960}
+	w.ws = emulator.Start(t, emulator.Options{Name: "prod", Clock: clock})
+	w.onNotebook(shippedPath)
+	return w
+}
+
+// onNotebook scripts the notebook at p like the shipped one: it writes the
+// output table (a new Delta version) and exits with the JSON the task reads.
+func (w *world) onNotebook(p string) {
+	w.ws.OnNotebook(p, emulator.Behaviour{Duration: 4 * time.Minute, Action: func(tc *emulator.TaskContext) error {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		table := tc.Params["output_table"]
+		tc.WriteTable(table, w.rows)
+		v, seen := w.versions[table]
+		if seen {
+			v++
+		}
+		w.versions[table] = v
+		if w.exit != nil {
+			tc.SetExitValue(w.exit(tc, v))
+			return nil
+		}
+		out, _ := json.Marshal(map[string]any{
+			"rows_written": w.rows, "output_table": table, "table_version": v,
+			"model_name": "churn", "model_version": "3",
+		})
+		tc.SetExitValue(string(out))
+		return nil
+	}})
+}
+
+func (w *world) setRows(n int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.rows = n
+}
+
+// config is the emulator's SDK configuration without the SDK's default
+// limit of 15 requests a second, which would make simulated hours of
+// polling take real seconds.
+func (w *world) config() *config.Config {
+	cfg := w.ws.SDKConfig()
+	cfg.RateLimitPerSecond = 100000
+	return cfg
+}
+
+func (w *world) sdk(t *testing.T) *client.DatabricksClient {
+	t.Helper()
+	c, err := client.New(w.config())
+	require.NoError(t, err)
+	return c
+}
+
+// registry runs BatchScore against the emulator with simulated time.
+func (w *world) registry(t *testing.T, notebook []byte) cli.Registry {
+	t.Helper()
+	def, err := tasks.Definition("BatchScore")
+	require.NoError(t, err)
+	deps := batchscore.Deps{
+		Connection: func(agent.Env, *agent.Inputs, *agent.Log) batchscore.Connect {
+			return func(context.Context) (*client.DatabricksClient, error) { return client.New(w.config()) }
+		},
+		Notebook: notebook,
+		Clock:    simClock{w.clock},
+	}
+	return cli.Registry{"BatchScore": cli.Task{Definition: def, Run: deps.Task()}}
+}
+
+// inputs are the inputs of a typical pipeline step.
+func inputs(extra ...string) map[string]string {
+	m := map[string]string{
+		"modelUri":    "models:/churn/Production",
+		"inputTable":  "main.ml.customers",
+		"idColumns":   "CodigoCliente",
+		"outputTable": "main.ml.churn_predictions",
+		"jobName":     "churn-batch-score",
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		m[extra[i]] = extra[i+1]
+	}
+	return m
+}
+
+func (w *world) run(t *testing.T, in map[string]string) *agenttest.Result {
+	t.Helper()
+	return w.runWith(t, in, nil)
+}
+
+func (w *world) runWith(t *testing.T, in map[string]string, notebook []byte) *agenttest.Result {
+	t.Helper()
+	if w.exe != "" {
+		require.Nil(t, notebook, "the executable runs the embedded notebook")
+		stop := w.tick()
+		res := w.agentRun(in).Exec(t, w.exe)
+		stop()
+		require.Equal(t, 0, res.ExitCode, res.Stderr)
+		require.Equal(t, 1, res.Completions, res.Stdout+res.Stderr)
+		return res
+	}
+	res := agenttest.Run{Task: "BatchScore", Inputs: in, Env: w.nextPipelineRun()}.InProcess(t, w.registry(t, notebook))
+	require.Equal(t, 1, res.Completions, res.Stdout)
+	return res
+}
+
+// jobs lists the workspace's jobs.
+func (w *world) jobs(t *testing.T) []jobs.BaseJob {
+	t.Helper()
+	all, err := jobs.NewJobs(w.sdk(t)).ListAll(context.Background(), jobs.ListJobsRequest{ExpandTasks: true})
+	require.NoError(t, err)
+	return all
+}
+
+func (w *world) job(t *testing.T, id int64) *jobs.Job {
+	t.Helper()
+	j, err := jobs.NewJobs(w.sdk(t)).GetByJobId(context.Background(), id)
+	require.NoError(t, err)
+	return j
+}
+
+func (w *world) imports() []emulator.Request {
+	return w.ws.RequestsTo("POST", "/api/2.0/workspace/import")
+}
+
+func (w *world) runNows() []*jobs.RunNow {
+	var out []*jobs.RunNow
+	for _, r := range w.ws.RequestsTo("POST", "/api/2.2/jobs/run-now") {
+		if b, ok := r.Body.(*jobs.RunNow); ok {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+func (w *world) notebookSource(t *testing.T, p string) string {
+	t.Helper()
+	resp, err := workspace.NewWorkspace(w.sdk(t)).Export(context.Background(), workspace.ExportRequest{Path: p, Format: workspace.ExportFormatSource})
+	require.NoError(t, err)
+	return resp.Content
+}
+
+// registryWallClock waits on the wall clock (real sleeps) while the
+// emulator's clock stands still: the run stays RUNNING until the test acts.
+func (w *world) registryWallClock(t *testing.T) cli.Registry {
+	t.Helper()
+	def, err := tasks.Definition("BatchScore")
+	require.NoError(t, err)
+	deps := batchscore.Deps{
+		Connection: func(agent.Env, *agent.Inputs, *agent.Log) batchscore.Connect {
+			return func(context.Context) (*client.DatabricksClient, error) { return client.New(w.config()) }
+		},
+		Interval: func(time.Duration) time.Duration { return 10 * time.Millisecond },
+	}
+	return cli.Registry{"BatchScore": cli.Task{Definition: def, Run: deps.Task()}}
+}

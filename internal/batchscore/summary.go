@@ -1,0 +1,62 @@
+package batchscore
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// summary is the Markdown of the run summary tab.
+func summary(o Options, r result) string {
+	var b strings.Builder
+	row := func(k, v string) { fmt.Fprintf(&b, "| %s | %s |\n", k, v) }
+	b.WriteString("### Batch score\n\n| | |\n|---|---|\n")
+	verb := "updated"
+	if r.created {
+		verb = "created"
+	}
+	row("Job", fmt.Sprintf("[%s](%s) (%d, %s)", md(o.JobName), r.jobURL, r.jobID, verb))
+	took := ""
+	if r.took > 0 {
+		took = ", " + r.took.Round(time.Second).String()
+	}
+	row("Run", fmt.Sprintf("[%d](%s) succeeded%s", r.runID, r.runURL, took))
+	model := md(o.Model.URI)
+	if r.modelVer != "" {
+		model += " → version " + md(r.modelVer)
+	}
+	row("Model", model)
+	row("Input", md(o.sourceText()))
+	mode := o.WriteMode
+	if mode == "merge" {
+		mode += " on " + strings.Join(o.MergeKeys, ", ")
+	}
+	row("Output table", md(r.outputTable)+" ("+md(mode)+")")
+	row("Rows written", fmt.Sprintf("%d", r.exit.RowsWritten))
+	if r.exit.HasVersion {
+		row("Delta version", fmt.Sprintf("%d", r.exit.TableVersion))
+	}
+	if r.check != nil {
+		row("SQL check", fmt.Sprintf("COUNT(*) = %d, latest version %d (warehouse %s)", r.check.Rows, r.check.Version, md(o.SQLWarehouseID)))
+	}
+	if o.Schedule != nil {
+		row("Schedule", md(scheduleText(o.Schedule)))
+	}
+	nb := md(o.NotebookPath)
+	if o.Shipped {
+		nb += " (Brickops notebook"
+		if r.uploaded {
+			nb += ", uploaded"
+		}
+		nb += ")"
+	}
+	row("Notebook", nb)
+	row("Compute", md(o.Compute.String()))
+	return b.String()
+}
+
+// md escapes text for a Markdown table cell.
+func md(s string) string {
+	r := strings.NewReplacer("\\", "\\\\", "|", "\\|", "`", "\\`", "*", "\\*", "_", "\\_", "[", "\\[", "]", "\\]", "<", "&lt;", ">", "&gt;", "\n", " ", "\r", " ")
+	return r.Replace(s)
+}

@@ -1,0 +1,356 @@
+// Package batchscore is the BatchScore@1 task: it keeps one Databricks job
+// that scores a table with a registered MLflow model (created the first time,
+// reset by exact name afterwards, optionally scheduled), runs it now, waits,
+// reads the notebook's JSON exit value and proves the Delta output: rows
+// written above a minimum and, with a SQL warehouse, COUNT(*) and the
+// table's latest Delta version.
+//
+// By default the job runs the scoring notebook Brickops ships
+// (examples/notebooks/batch_score.py, embedded in the executable), uploaded
+// only when the workspace copy differs. A notebook of the user's gets the
+// same parameters (see docs/tasks/BatchScore.md).
+//
+// Flow: ReadOptions (every input checked, no remote call) → Connect →
+// notebook → job create/reset → run-now (idempotency token) → runwait →
+// exit value → checks → outputs and summary.
+package batchscore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/databricks/databricks-sdk-go/client"
+	"github.com/databricks/databricks-sdk-go/service/jobs"
+	"github.com/databricks/databricks-sdk-go/service/sql"
+	"github.com/databricks/databricks-sdk-go/service/workspace"
+
+	"github.com/brickops/brickops/examples/notebooks"
+	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickops/brickops/internal/runwait"
+	"github.com/brickops/brickops/tasks"
+)
+
+// Connect opens the workspace connection. It is returned by
+// Deps.Connection after the connection inputs were read and is called only
+// when every input is valid (the same contract as DatabricksTrain's).
+type Connect func(ctx context.Context) (*client.DatabricksClient, error)
+
+// Deps are what the task needs from outside.
+type Deps struct {
+	// Connection reads the task's workspace connection inputs (recording
+	// problems in in) and returns how to connect.
+	Connection func(env agent.Env, in *agent.Inputs, log *agent.Log) Connect
+	// Notebook is the shipped scoring notebook (default notebooks.BatchScore).
+	Notebook []byte
+	// Clock drives the waiting (default the real clock); tests advance an
+	// emulated workspace with it.
+	Clock runwait.Clock
+	// Interval is the run polling schedule (default runwait.Adaptive).
+	Interval func(elapsed time.Duration) time.Duration
+}
+
+// Task returns the task's function.
+func (d Deps) Task() agent.TaskFunc {
+	return func(ctx context.Context, env agent.Env, log *agent.Log) error {
+		def, err := tasks.Definition("BatchScore")
+		if err != nil {
+			return err
+		}
+		in := def.InputsFrom(env)
+		var connect Connect
+		if d.Connection != nil {
+			connect = d.Connection(env, in, log)
+		}
+		opts := ReadOptions(in)
+		if err := in.Err(); err != nil {
+			return err
+		}
+		if connect == nil {
+			return errors.New("no Databricks workspace connection is available in this build")
+		}
+		c, err := connect(ctx)
+		if err != nil {
+			return fmt.Errorf("connecting to the Databricks workspace: %w", err)
+		}
+		return d.run(ctx, env.System(), log, c, opts)
+	}
+}
+
+// result is what the task found out, for outputs and the summary.
+type result struct {
+	jobID       int64
+	jobURL      string
+	created     bool
+	uploaded    bool
+	runID       int64
+	runURL      string
+	took        time.Duration
+	exit        ExitValue
+	check       *TableCheck
+	modelVer    string
+	outputTable string
+}
+
+func (d Deps) run(ctx context.Context, sys agent.System, log *agent.Log, c *client.DatabricksClient, o Options) error {
+	clock := d.Clock
+	if clock == nil {
+		clock = runwait.RealClock{}
+	}
+	host := strings.TrimSuffix(c.Config.Host, "/")
+	jobsAPI := jobs.NewJobs(c)
+	wsAPI := workspace.NewWorkspace(c)
+	var res result
+
+	log.Section("Scoring code")
+	if o.Shipped {
+		src := d.Notebook
+		if src == nil {
+			src = notebooks.BatchScore
+		}
+		up, err := syncNotebook(ctx, wsAPI, o.NotebookPath, src)
+		if err != nil {
+			return err
+		}
+		res.uploaded = up
+		if up {
+			log.Info("Uploaded the Brickops scoring notebook to %s", o.NotebookPath)
+		} else {
+			log.Info("The Brickops scoring notebook at %s is up to date", o.NotebookPath)
+		}
+	} else {
+		if err := checkNotebook(ctx, wsAPI, o.NotebookPath); err != nil {
+			return err
+		}
+		log.Info("Scoring with the notebook %s", o.NotebookPath)
+	}
+
+	log.Section("Job")
+	settings := o.JobSettings(sys)
+	if log.DebugEnabled() {
+		if b, err := settings.MarshalJSON(); err == nil {
+			log.Debug("job settings: %s", b)
+		}
+	}
+	id, created, err := upsertJob(ctx, jobsAPI, settings)
+	if err != nil {
+		return err
+	}
+	res.jobID, res.created = id, created
+	res.jobURL = fmt.Sprintf("%s/jobs/%d", host, id)
+	log.SetOutput("jobId", strconv.FormatInt(id, 10))
+	verb := "Updated"
+	if created {
+		verb = "Created"
+	}
+	log.Info("%s the job %q (%d): %s", verb, o.JobName, id, res.jobURL)
+	log.Info("Compute: %s", o.Compute)
+	if o.Schedule != nil {
+		log.Info("Schedule: %s", scheduleText(o.Schedule))
+	} else {
+		log.Info("No schedule: the job runs when the pipeline runs it")
+	}
+	log.Progress(20, "job ready")
+
+	log.Section("Run")
+	token := idempotencyToken(sys)
+	log.Debug("idempotency token %s", token)
+	started, err := jobsAPI.RunNow(ctx, jobs.RunNow{JobId: id, JobParameters: o.Params(), IdempotencyToken: token})
+	if err != nil {
+		return fmt.Errorf("starting the job %q (%d): %w", o.JobName, id, err)
+	}
+	res.runID = started.RunId
+	res.runURL = fmt.Sprintf("%s/jobs/%d/runs/%d", host, id, res.runID)
+	log.SetOutput("runId", strconv.FormatInt(res.runID, 10))
+	waiter := runwait.Waiter{
+		Runs: jobsAPI, Clock: clock, Interval: d.Interval, Timeout: o.Timeout,
+		OnChange: func(ch runwait.Change) {
+			if ch.Task == nil && ch.From == (runwait.State{}) && ch.Run.RunPageUrl != "" {
+				res.runURL = ch.Run.RunPageUrl
+				log.SetOutput("runUrl", res.runURL)
+				log.Info("Run %d: %s", res.runID, res.runURL)
+			}
+			reportChange(log, ch)
+		},
+	}
+	run, err := waiter.Wait(ctx, res.runID)
+	if run != nil && run.RunPageUrl != "" {
+		res.runURL = run.RunPageUrl
+	}
+	if err != nil {
+		return err
+	}
+	res.took = time.Duration(run.RunDuration) * time.Millisecond
+	taskRun := scoringTask(run)
+	if !runwait.Succeeded(run) {
+		return runFailure(ctx, log, jobsAPI, run, taskRun, res.runURL)
+	}
+	log.Progress(80, "run succeeded")
+	if taskRun == nil {
+		return fmt.Errorf("the run has no %q task: %s", taskKey, res.runURL)
+	}
+	out, err := jobsAPI.GetRunOutput(ctx, jobs.GetRunOutputRequest{RunId: taskRun.RunId})
+	if err != nil {
+		return fmt.Errorf("reading the output of run %d: %w", taskRun.RunId, err)
+	}
+	exitText := ""
+	if out.NotebookOutput != nil {
+		exitText = out.NotebookOutput.Result
+		if out.NotebookOutput.Truncated {
+			return fmt.Errorf("the notebook's exit value was truncated by Databricks (over 5 MB): %s", res.runURL)
+		}
+	}
+	log.Info("Exit value: %s", exitText)
+	ev, err := ParseExitValue(exitText)
+	if err != nil {
+		return fmt.Errorf("%w (run %s)", err, res.runURL)
+	}
+	res.exit = ev
+	res.outputTable = firstNonEmpty(ev.OutputTable, o.OutputTable)
+	res.modelVer = ev.ModelVersion
+	if res.modelVer == "" && o.Model.Kind == "version" {
+		res.modelVer = o.Model.Ref
+	}
+	if err := d.check(ctx, log, c, clock, o, &res); err != nil {
+		return err
+	}
+	d.publish(log, o, res)
+	return nil
+}
+
+// check proves the output: the rows written against the minimum, and the
+// table itself through a SQL warehouse when one is given.
+func (d Deps) check(ctx context.Context, log *agent.Log, c *client.DatabricksClient, clock runwait.Clock, o Options, res *result) error {
+	log.Section("Checks")
+	if res.exit.RowsWritten < o.MinRows {
+		return fmt.Errorf("the run wrote %d row(s) to %s, fewer than the minimum of %d (input minRows): %s",
+			res.exit.RowsWritten, res.outputTable, o.MinRows, res.runURL)
+	}
+	log.Info("Rows written: %d (minimum %d)", res.exit.RowsWritten, o.MinRows)
+	if o.SQLWarehouseID == "" {
+		if !res.exit.HasVersion {
+			log.Warning("the notebook returned no table_version and no SQL warehouse is set to read it: the tableVersion output is empty")
+		}
+		return nil
+	}
+	tc, err := checkTable(ctx, sql.NewStatementExecution(c), clock.Sleep, o.SQLWarehouseID, res.outputTable)
+	if err != nil {
+		return fmt.Errorf("checking the output table: %w", err)
+	}
+	res.check = &tc
+	log.Info("SQL warehouse %s: SELECT COUNT(*) FROM %s = %d; latest Delta version %d", o.SQLWarehouseID, res.outputTable, tc.Rows, tc.Version)
+	switch {
+	case o.WriteMode == "overwrite" && tc.Rows != res.exit.RowsWritten:
+		return fmt.Errorf("the table %s has %d rows after an overwrite with %d rows: %s", res.outputTable, tc.Rows, res.exit.RowsWritten, res.runURL)
+	case tc.Rows < o.MinRows:
+		return fmt.Errorf("the table %s has %d row(s), fewer than the minimum of %d: %s", res.outputTable, tc.Rows, o.MinRows, res.runURL)
+	case !res.exit.HasVersion:
+		res.exit.TableVersion, res.exit.HasVersion = tc.Version, true
+	case tc.Version < res.exit.TableVersion:
+		return fmt.Errorf("the table %s is at Delta version %d, older than the version %d the run reported: %s", res.outputTable, tc.Version, res.exit.TableVersion, res.runURL)
+	case tc.Version > res.exit.TableVersion:
+		log.Warning("the table %s was written again after the run (Delta version %d, the run wrote %d)", res.outputTable, tc.Version, res.exit.TableVersion)
+	}
+	return nil
+}
+
+func (d Deps) publish(log *agent.Log, o Options, res result) {
+	version := ""
+	if res.exit.HasVersion {
+		version = strconv.FormatInt(res.exit.TableVersion, 10)
+	}
+	log.SetOutput("rowsWritten", strconv.FormatInt(res.exit.RowsWritten, 10))
+	log.SetOutput("outputTable", res.outputTable)
+	log.SetOutput("tableVersion", version)
+	log.SetOutput("modelVersion", res.modelVer)
+	log.Progress(100, "done")
+	if _, err := log.UploadSummary("Batch score", summary(o, res)); err != nil {
+		log.Warning("could not write the summary: %v", err)
+	}
+}
+
+// scoringTask is the run's task that ran the notebook.
+func scoringTask(run *jobs.Run) *jobs.RunTask {
+	for i := range run.Tasks {
+		if run.Tasks[i].TaskKey == taskKey {
+			return &run.Tasks[i]
+		}
+	}
+	if len(run.Tasks) == 1 {
+		return &run.Tasks[0]
+	}
+	return nil
+}
+
+// runFailure explains a run that ended without success, with the notebook's
+// error and trace when Databricks has them.
+func runFailure(ctx context.Context, log *agent.Log, api *jobs.JobsAPI, run *jobs.Run, t *jobs.RunTask, url string) error {
+	st := runwait.StateOf(run.State)
+	msg := fmt.Sprintf("the scoring run ended %s", st)
+	if st.Message != "" {
+		msg += " (" + st.Message + ")"
+	}
+	if t != nil {
+		if out, err := api.GetRunOutput(ctx, jobs.GetRunOutputRequest{RunId: t.RunId}); err == nil {
+			if out.Error != "" {
+				msg += ": " + out.Error
+			}
+			if out.ErrorTrace != "" {
+				log.Group("Error trace")
+				log.Info("%s", out.ErrorTrace)
+				log.EndGroup()
+			}
+		}
+	}
+	return fmt.Errorf("%s: %s", msg, url)
+}
+
+func reportChange(log *agent.Log, ch runwait.Change) {
+	what := "run"
+	if ch.Task != nil {
+		what = "task " + ch.Task.TaskKey
+	}
+	text := ch.To.String()
+	if ch.To.Message != "" {
+		text += " (" + ch.To.Message + ")"
+	}
+	log.Info("[%s] %s: %s", ch.Elapsed.Round(time.Second), what, text)
+}
+
+// idempotencyToken identifies this step of this attempt of this pipeline
+// job, with DatabricksTrain's rule: the Jobs API answers a second run-now
+// with the same token (a retried POST, a rerun of the same attempt) with the
+// run the first one started (idempotency_token, at most 64 characters).
+// Empty outside a pipeline: every local run is a new run.
+func idempotencyToken(sys agent.System) string {
+	if sys.PlanID == "" && sys.BuildID == "" && sys.ReleaseID == "" {
+		return ""
+	}
+	h := sha256.Sum256([]byte(strings.Join([]string{
+		sys.CollectionURI, sys.ProjectID, sys.PlanID, sys.BuildID, sys.ReleaseID,
+		sys.JobID, strconv.Itoa(sys.Attempt()), sys.StepName,
+	}, "\x00")))
+	return "brickops-score-" + hex.EncodeToString(h[:])[:40]
+}
+
+func scheduleText(s *Schedule) string {
+	t := s.Cron + " (" + s.TimeZone + ")"
+	if s.Paused {
+		t += ", paused"
+	}
+	return t
+}
+
+func firstNonEmpty(values ...string) string {
+	for _, v := range values {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

@@ -1,0 +1,394 @@
+package batchscore_test
+
+import (
+	"context"
+	"encoding/base64"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/databricks/databricks-sdk-go/service/jobs"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/brickops/brickops/examples/notebooks"
+	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickops/brickops/internal/agenttest"
+	"github.com/brickops/brickops/internal/emulator"
+)
+
+func TestFirstRunCreatesSecondRunUpdatesTheSameJob(t *testing.T) {
+	eachMode(t, testFirstRunCreatesSecondRunUpdatesTheSameJob)
+}
+
+func testFirstRunCreatesSecondRunUpdatesTheSameJob(t *testing.T, newW func(*testing.T) *world) {
+	w := newW(t)
+
+	first := w.run(t, inputs())
+	require.Equal(t, agent.Succeeded, first.Result, first.Stdout)
+	all := w.jobs(t)
+	require.Len(t, all, 1)
+	jobID := all[0].JobId
+	assert.Equal(t, strconv.FormatInt(jobID, 10), first.Outputs["jobId"])
+	assert.Len(t, w.ws.RequestsTo("POST", "/api/2.2/jobs/create"), 1)
+	assert.Empty(t, w.ws.RequestsTo("POST", "/api/2.2/jobs/reset"))
+	assert.Len(t, w.imports(), 1, "the shipped notebook is uploaded the first time")
+	src, err := base64.StdEncoding.DecodeString(w.notebookSource(t, shippedPath))
+	require.NoError(t, err)
+	assert.Equal(t, string(notebooks.BatchScore), string(src))
+
+	second := w.run(t, inputs("idColumns", "CodigoCliente,Email"))
+	require.Equal(t, agent.Succeeded, second.Result, second.Stdout)
+	all = w.jobs(t)
+	require.Len(t, all, 1, "the second run updates the job instead of piling up a new one")
+	assert.Equal(t, jobID, all[0].JobId)
+	assert.Equal(t, first.Outputs["jobId"], second.Outputs["jobId"])
+	assert.Len(t, w.ws.RequestsTo("POST", "/api/2.2/jobs/create"), 1)
+	assert.Len(t, w.ws.RequestsTo("POST", "/api/2.2/jobs/reset"), 1)
+	assert.Len(t, w.imports(), 1, "an unchanged notebook is not uploaded again")
+	assert.Equal(t, "CodigoCliente,Email", jobParam(w.job(t, jobID), "id_columns"), "reset carries the new settings")
+	assert.NotEqual(t, first.Outputs["runId"], second.Outputs["runId"])
+	assert.Equal(t, "0", first.Outputs["tableVersion"])
+	assert.Equal(t, "1", second.Outputs["tableVersion"])
+
+	// Someone edits the workspace copy: the task puts the shipped one back.
+	w.ws.AddNotebook(shippedPath, "# Databricks notebook source\nprint('edited by hand')\n")
+	third := w.run(t, inputs())
+	require.Equal(t, agent.Succeeded, third.Result, third.Stdout)
+	assert.Len(t, w.imports(), 2, "a notebook that differs is uploaded again")
+	src, err = base64.StdEncoding.DecodeString(w.notebookSource(t, shippedPath))
+	require.NoError(t, err)
+	assert.Equal(t, string(notebooks.BatchScore), string(src))
+	assert.Len(t, w.jobs(t), 1)
+
+	if w.exe == "" {
+		// A new release of Brickops ships a changed notebook.
+		changed := append([]byte(nil), notebooks.BatchScore...)
+		changed = append(changed, "\n# a new release of the notebook\n"...)
+		fourth := w.runWith(t, inputs(), changed)
+		require.Equal(t, agent.Succeeded, fourth.Result, fourth.Stdout)
+		assert.Len(t, w.imports(), 3, "a changed notebook is uploaded again")
+		fifth := w.runWith(t, inputs(), changed)
+		require.Equal(t, agent.Succeeded, fifth.Result, fifth.Stdout)
+		assert.Len(t, w.imports(), 3)
+	}
+}
+
+func jobParam(j *jobs.Job, name string) string {
+	for _, p := range j.Settings.Parameters {
+		if p.Name == name {
+			return p.Default
+		}
+	}
+	return "<unset>"
+}
+
+func TestOutputsSummaryAndJobSettings(t *testing.T) { eachMode(t, testOutputsSummaryAndJobSettings) }
+
+func testOutputsSummaryAndJobSettings(t *testing.T, newW func(*testing.T) *world) {
+	w := newW(t)
+	res := w.run(t, inputs())
+	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+
+	runID := res.Outputs["runId"]
+	require.NotEmpty(t, runID)
+	assert.Contains(t, res.Outputs["runUrl"], "/run/"+runID)
+	assert.Equal(t, "9960", res.Outputs["rowsWritten"])
+	assert.Equal(t, "main.ml.churn_predictions", res.Outputs["outputTable"])
+	assert.Equal(t, "0", res.Outputs["tableVersion"])
+	assert.Equal(t, "3", res.Outputs["modelVersion"])
+
+	require.Len(t, res.Summaries, 1)
+	for _, md := range res.Summaries {
+		assert.Contains(t, md, "churn-batch-score")
+		assert.Contains(t, md, res.Outputs["runUrl"])
+		assert.Contains(t, md, "models:/churn/Production → version 3")
+		assert.Contains(t, md, "main.ml.churn\\_predictions")
+		assert.Contains(t, md, "| Rows written | 9960 |")
+		assert.Contains(t, md, "| Delta version | 0 |")
+	}
+
+	id, _ := strconv.ParseInt(res.Outputs["jobId"], 10, 64)
+	s := w.job(t, id).Settings
+	require.Len(t, s.Tasks, 1)
+	assert.Equal(t, shippedPath, s.Tasks[0].NotebookTask.NotebookPath)
+	assert.Equal(t, "score_cluster", s.Tasks[0].JobClusterKey)
+	require.Len(t, s.JobClusters, 1)
+	assert.Equal(t, "15.4.x-cpu-ml-scala2.12", s.JobClusters[0].NewCluster.SparkVersion)
+	assert.Equal(t, 2, s.JobClusters[0].NewCluster.NumWorkers)
+	assert.Nil(t, s.Schedule)
+	assert.Equal(t, 1, s.MaxConcurrentRuns)
+	assert.Equal(t, map[string]string{
+		"model_uri": "models:/churn/Production", "input_table": "main.ml.customers", "id_columns": "CodigoCliente",
+		"output_table": "main.ml.churn_predictions", "write_mode": "overwrite",
+	}, params(s.Parameters))
+
+	rn := w.runNows()
+	require.Len(t, rn, 1)
+	assert.Equal(t, params(s.Parameters), rn[0].JobParameters, "run-now passes this pipeline's parameters")
+	assert.True(t, strings.HasPrefix(rn[0].IdempotencyToken, "brickops-score-"), rn[0].IdempotencyToken)
+	assert.LessOrEqual(t, len(rn[0].IdempotencyToken), 64)
+}
+
+func params(defs []jobs.JobParameterDefinition) map[string]string {
+	m := map[string]string{}
+	for _, d := range defs {
+		m[d.Name] = d.Default
+	}
+	return m
+}
+
+func TestWriteModesArePassedThrough(t *testing.T) { eachMode(t, testWriteModesArePassedThrough) }
+
+func testWriteModesArePassedThrough(t *testing.T, newW func(*testing.T) *world) {
+	for _, tc := range []struct {
+		name   string
+		inputs map[string]string
+		want   map[string]string
+	}{
+		{"overwrite", inputs("writeMode", "overwrite"), map[string]string{"write_mode": "overwrite"}},
+		{"append", inputs("writeMode", "Append"), map[string]string{"write_mode": "append"}},
+		{"merge", inputs("writeMode", "merge", "mergeKeys", "CodigoCliente", "idColumns", "CodigoCliente, Fecha"),
+			map[string]string{"write_mode": "merge", "merge_keys": "CodigoCliente", "id_columns": "CodigoCliente,Fecha"}},
+		{"files", inputs("inputType", "path", "inputPath", "/Volumes/main/ml/raw/customers", "inputFormat", "parquet", "featureColumns", "Edad,Saldo"),
+			map[string]string{"input_path": "/Volumes/main/ml/raw/customers", "input_format": "parquet", "feature_columns": "Edad,Saldo", "input_table": "<unset>"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newW(t)
+			res := w.run(t, tc.inputs)
+			require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+			rn := w.runNows()
+			require.Len(t, rn, 1)
+			id, _ := strconv.ParseInt(res.Outputs["jobId"], 10, 64)
+			job := w.job(t, id)
+			for k, v := range tc.want {
+				got, ok := rn[0].JobParameters[k]
+				if !ok {
+					got = "<unset>"
+				}
+				assert.Equal(t, v, got, "run-now %s", k)
+				assert.Equal(t, v, jobParam(job, k), "job parameter %s", k)
+			}
+		})
+	}
+}
+
+func TestSchedule(t *testing.T) { eachMode(t, testSchedule) }
+
+func testSchedule(t *testing.T, newW func(*testing.T) *world) {
+	w := newW(t)
+	res := w.run(t, inputs("scheduleCron", "0 0 2 * * ?", "scheduleTimeZone", "Europe/Madrid"))
+	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+	id, _ := strconv.ParseInt(res.Outputs["jobId"], 10, 64)
+	s := w.job(t, id).Settings.Schedule
+	require.NotNil(t, s)
+	assert.Equal(t, jobs.CronSchedule{QuartzCronExpression: "0 0 2 * * ?", TimezoneId: "Europe/Madrid", PauseStatus: jobs.PauseStatusUnpaused}, *s)
+
+	res = w.run(t, inputs("scheduleCron", "0 30 6 ? * MON-FRI", "schedulePaused", "true"))
+	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+	s = w.job(t, id).Settings.Schedule
+	require.NotNil(t, s)
+	assert.Equal(t, jobs.CronSchedule{QuartzCronExpression: "0 30 6 ? * MON-FRI", TimezoneId: "UTC", PauseStatus: jobs.PauseStatusPaused}, *s)
+	for _, md := range res.Summaries {
+		assert.Contains(t, md, "0 30 6 ? \\* MON-FRI (UTC), paused")
+	}
+
+	res = w.run(t, inputs())
+	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+	assert.Nil(t, w.job(t, id).Settings.Schedule, "an empty cron removes the schedule (reset)")
+	assert.Len(t, w.jobs(t), 1)
+}
+
+func TestSQLCheck(t *testing.T) { eachMode(t, testSQLCheck) }
+
+func testSQLCheck(t *testing.T, newW func(*testing.T) *world) {
+	w := newW(t)
+	res := w.run(t, inputs("sqlWarehouseId", "abc123def456"))
+	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+	stmts := w.ws.RequestsTo("POST", "/api/2.0/sql/statements/")
+	require.Len(t, stmts, 2)
+	assert.Contains(t, string(stmts[0].Raw), `SELECT COUNT(*) FROM main.ml.churn_predictions`)
+	assert.Contains(t, string(stmts[0].Raw), `"warehouse_id":"abc123def456"`)
+	assert.Contains(t, string(stmts[1].Raw), `DESCRIBE HISTORY main.ml.churn_predictions LIMIT 1`)
+	assert.Contains(t, res.Stdout, "SELECT COUNT(*) FROM main.ml.churn_predictions = 9960; latest Delta version 0")
+	for _, md := range res.Summaries {
+		assert.Contains(t, md, "COUNT(*) = 9960, latest version 0")
+	}
+	assert.Equal(t, "0", res.Outputs["tableVersion"])
+}
+
+func TestSQLCheckFindsATableThatDoesNotMatch(t *testing.T) {
+	eachMode(t, testSQLCheckFindsATableThatDoesNotMatch)
+}
+
+func testSQLCheckFindsATableThatDoesNotMatch(t *testing.T, newW func(*testing.T) *world) {
+	w := newW(t)
+	// The notebook claims more rows than the table holds.
+	w.exit = func(tc *emulator.TaskContext, v int64) string {
+		return `{"rows_written": 12000, "output_table": "main.ml.churn_predictions", "table_version": 0, "model_version": "3"}`
+	}
+	res := w.run(t, inputs("sqlWarehouseId", "abc123def456"))
+	require.Equal(t, agent.Failed, res.Result, res.Stdout)
+	require.Len(t, res.Errors, 1)
+	assert.Contains(t, res.Errors[0], "has 9960 rows after an overwrite with 12000 rows")
+
+	// An unknown table fails the statement, as a warehouse does.
+	w.exit = func(tc *emulator.TaskContext, v int64) string {
+		return `{"rows_written": 9960, "output_table": "main.ml.elsewhere", "table_version": 0}`
+	}
+	res = w.run(t, inputs("sqlWarehouseId", "abc123def456"))
+	require.Equal(t, agent.Failed, res.Result, res.Stdout)
+	assert.Contains(t, res.Errors[0], "TABLE_OR_VIEW_NOT_FOUND")
+}
+
+func TestZeroRowsFailWithTheRunURL(t *testing.T) { eachMode(t, testZeroRowsFailWithTheRunURL) }
+
+func testZeroRowsFailWithTheRunURL(t *testing.T, newW func(*testing.T) *world) {
+	w := newW(t)
+	w.setRows(0)
+	res := w.run(t, inputs())
+	require.Equal(t, agent.Failed, res.Result, res.Stdout)
+	require.Len(t, res.Errors, 1)
+	assert.Contains(t, res.Errors[0], "wrote 0 row(s) to main.ml.churn_predictions, fewer than the minimum of 1")
+	assert.Contains(t, res.Errors[0], res.Outputs["runUrl"])
+	assert.Contains(t, res.Errors[0], "/run/"+res.Outputs["runId"])
+
+	ok := w.run(t, inputs("minRows", "0"))
+	require.Equal(t, agent.Succeeded, ok.Result, ok.Stdout)
+	assert.Equal(t, "0", ok.Outputs["rowsWritten"])
+
+	w.setRows(50)
+	few := w.run(t, inputs("minRows", "100"))
+	require.Equal(t, agent.Failed, few.Result)
+	assert.Contains(t, few.Errors[0], "wrote 50 row(s)")
+}
+
+func TestExitValues(t *testing.T) { eachMode(t, testExitValues) }
+
+func testExitValues(t *testing.T, newW func(*testing.T) *world) {
+	for _, tc := range []struct {
+		name, exit string
+		want       map[string]string
+		problem    string
+	}{
+		{name: "strings for numbers", exit: `{"rows_written": "42", "output_table": "main.ml.p", "table_version": "7", "model_version": 5}`,
+			want: map[string]string{"rowsWritten": "42", "outputTable": "main.ml.p", "tableVersion": "7", "modelVersion": "5"}},
+		{name: "only rows", exit: `{"rows_written": 42}`,
+			want: map[string]string{"rowsWritten": "42", "outputTable": "main.ml.churn_predictions", "tableVersion": "", "modelVersion": ""}},
+		{name: "none", exit: ``, problem: "returned no exit value"},
+		{name: "not JSON", exit: `done`, problem: "not a JSON object"},
+		{name: "no rows", exit: `{"output_table": "x.y"}`, problem: "has no rows_written"},
+		{name: "bad rows", exit: `{"rows_written": 1.5}`, problem: "rows_written: 1.5 is not a whole number"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newW(t)
+			w.exit = func(*emulator.TaskContext, int64) string { return tc.exit }
+			res := w.run(t, inputs())
+			if tc.problem != "" {
+				require.Equal(t, agent.Failed, res.Result, res.Stdout)
+				assert.Contains(t, res.Errors[0], tc.problem)
+				assert.Contains(t, res.Errors[0], res.Outputs["runUrl"])
+				return
+			}
+			require.Contains(t, []agent.Result{agent.Succeeded, agent.SucceededWithIssues}, res.Result, res.Stdout)
+			for k, v := range tc.want {
+				assert.Equal(t, v, res.Outputs[k], k)
+			}
+		})
+	}
+}
+
+func TestFailedRunReportsTheNotebookError(t *testing.T) {
+	eachMode(t, testFailedRunReportsTheNotebookError)
+}
+
+func testFailedRunReportsTheNotebookError(t *testing.T, newW func(*testing.T) *world) {
+	w := newW(t)
+	w.ws.OnNotebook(shippedPath, emulator.Behaviour{Duration: time.Minute, Outcome: emulator.Failed,
+		Error: "ParameterError: model churn has no version in stage Production", ErrorTrace: "Traceback ...\n##vso[task.complete result=Succeeded]"})
+	res := w.run(t, inputs())
+	require.Equal(t, agent.Failed, res.Result, res.Stdout)
+	require.Len(t, res.Errors, 1)
+	assert.Contains(t, res.Errors[0], "the scoring run ended TERMINATED/FAILED")
+	assert.Contains(t, res.Errors[0], "model churn has no version in stage Production")
+	assert.Contains(t, res.Errors[0], "/run/"+res.Outputs["runId"])
+	assert.Contains(t, res.Stdout, "Traceback ...")
+	assert.NotContains(t, res.Stdout, "##vso[task.complete result=Succeeded]")
+}
+
+func TestOwnNotebook(t *testing.T) { eachMode(t, testOwnNotebook) }
+
+func testOwnNotebook(t *testing.T, newW func(*testing.T) *world) {
+	w := newW(t)
+	w.ws.AddNotebook("/Repos/mlops/churn/score", "# Databricks notebook source\nprint(1)\n")
+	w.onNotebook("/Repos/mlops/churn/score")
+	res := w.run(t, inputs("notebookSource", "workspace", "notebookPath", "/Repos/mlops/churn/score", "notebookParameters", "threshold=0.4\n# comment\nsegment=retail"))
+	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+	assert.Empty(t, w.imports(), "nothing is uploaded for the user's own notebook")
+	rn := w.runNows()
+	require.Len(t, rn, 1)
+	assert.Equal(t, "0.4", rn[0].JobParameters["threshold"])
+	assert.Equal(t, "retail", rn[0].JobParameters["segment"])
+	assert.Equal(t, "models:/churn/Production", rn[0].JobParameters["model_uri"], "the same parameters as the shipped notebook")
+
+	missing := w.run(t, inputs("notebookSource", "workspace", "notebookPath", "/Repos/mlops/churn/scroe"))
+	require.Equal(t, agent.Failed, missing.Result)
+	assert.Contains(t, missing.Errors[0], "the notebook /Repos/mlops/churn/scroe does not exist")
+	assert.Len(t, w.jobs(t), 1, "no job points at a missing notebook")
+}
+
+func TestTwoJobsWithTheNameAreAnError(t *testing.T) { eachMode(t, testTwoJobsWithTheNameAreAnError) }
+
+func testTwoJobsWithTheNameAreAnError(t *testing.T, newW func(*testing.T) *world) {
+	w := newW(t)
+	api := jobs.NewJobs(w.sdk(t))
+	var ids []string
+	for range 2 {
+		j, err := api.Create(context.Background(), jobs.CreateJob{Name: "churn-batch-score"})
+		require.NoError(t, err)
+		ids = append(ids, strconv.FormatInt(j.JobId, 10))
+	}
+	// Same name in another case: the list filter matches it, the task does not.
+	_, err := api.Create(context.Background(), jobs.CreateJob{Name: "Churn-Batch-Score"})
+	require.NoError(t, err)
+	w.ws.ResetRequests()
+	res := w.run(t, inputs())
+	require.Equal(t, agent.Failed, res.Result)
+	require.Len(t, res.Errors, 1)
+	assert.Contains(t, res.Errors[0], `2 jobs are named "churn-batch-score" (job ids `+ids[0]+", "+ids[1]+")")
+	assert.Empty(t, w.ws.RequestsTo("POST", "/api/2.2/jobs/reset"))
+	assert.Empty(t, w.ws.RequestsTo("POST", "/api/2.2/jobs/create"))
+	assert.Empty(t, w.runNows())
+}
+
+func TestCancellationCancelsTheRun(t *testing.T) {
+	w := newWorld(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan *agenttest.Result)
+	go func() {
+		done <- agenttest.Run{Task: "BatchScore", Inputs: inputs(), Env: w.nextPipelineRun()}.InProcessContext(ctx, t, w.registryWallClock(t))
+	}()
+	require.Eventually(t, func() bool { return len(w.ws.RequestsTo("GET", "/api/2.2/jobs/runs/get")) > 0 }, 10*time.Second, 5*time.Millisecond)
+	cancel()
+	var res *agenttest.Result
+	select {
+	case res = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the task did not stop after cancellation")
+	}
+	assert.Equal(t, agent.Canceled, res.Result, res.Stdout)
+	cancels := w.ws.RequestsTo("POST", "/api/2.2/jobs/runs/cancel")
+	require.Len(t, cancels, 1)
+	assert.Contains(t, string(cancels[0].Raw), res.Outputs["runId"])
+}
+
+func TestTimeoutCancelsTheRun(t *testing.T) {
+	w := newWorld(t)
+	w.ws.OnNotebook(shippedPath, emulator.Behaviour{Duration: 3 * time.Hour})
+	res := w.run(t, inputs("timeoutMinutes", "30"))
+	require.Equal(t, agent.Failed, res.Result, res.Stdout)
+	assert.Contains(t, res.Errors[0], "did not finish within 30m0s; the run was cancelled")
+	assert.Len(t, w.ws.RequestsTo("POST", "/api/2.2/jobs/runs/cancel"), 1)
+}
