@@ -15,6 +15,7 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 
 	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickops/brickops/internal/auth"
 	"github.com/brickops/brickops/internal/emulator"
 	"github.com/brickops/brickops/internal/train"
 	"github.com/brickops/brickops/tasks"
@@ -181,9 +182,11 @@ func runTrain(ws *emulator.Workspace, clock *benchClock) (trainResult, error) {
 	if err != nil {
 		return trainResult{}, err
 	}
-	deps := train.Deps{Connection: func(agent.Env, *agent.Inputs, *agent.Log) train.Connect {
-		return func(context.Context) (*client.DatabricksClient, error) { return benchClient(ws) }
-	}}
+	c, err := benchClient(ws)
+	if err != nil {
+		return trainResult{}, err
+	}
+	deps := train.Deps{Connect: auth.Direct(&auth.Workspace{Name: "workspace", Client: c})}
 	if clock != nil {
 		deps.Clock = clock
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/brickops/brickops/internal/agent"
 	"github.com/brickops/brickops/internal/agenttest"
+	"github.com/brickops/brickops/internal/auth"
 	"github.com/brickops/brickops/internal/cli"
 	"github.com/brickops/brickops/internal/emulator"
 	"github.com/brickops/brickops/internal/train"
@@ -83,11 +84,17 @@ func (w *world) registry() cli.Registry {
 	def, err := tasks.Definition("DatabricksTrain")
 	require.NoError(w.t, err)
 	return cli.Registry{"DatabricksTrain": cli.Task{Definition: def, Run: train.Task(train.Deps{
-		Connection: func(agent.Env, *agent.Inputs, *agent.Log) train.Connect {
-			return func(context.Context) (*client.DatabricksClient, error) { return w.client() }
-		},
-		Clock: w.sim,
+		Connect: w.connect,
+		Clock:   w.sim,
 	})}}
+}
+
+// connect connects the task to this world's workspace (after reading the
+// connection inputs, as in production).
+func (w *world) connect(env agent.Env, in *agent.Inputs, log *agent.Log, group string) auth.Connector {
+	c, err := w.client()
+	require.NoError(w.t, err)
+	return auth.Direct(&auth.Workspace{Name: "workspace", Client: c})(env, in, log, group)
 }
 
 // run runs the task in-process with these inputs.

@@ -17,26 +17,21 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/databricks/databricks-sdk-go/client"
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 	"github.com/databricks/databricks-sdk-go/service/ml"
 	"github.com/databricks/databricks-sdk-go/service/workspace"
 
 	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickops/brickops/internal/auth"
 	"github.com/brickops/brickops/internal/runwait"
 	"github.com/brickops/brickops/tasks"
 )
 
-// Connect opens the workspace connection. It is returned by Deps.Connection
-// after the connection inputs were read and is called only when every input
-// is valid.
-type Connect func(ctx context.Context) (*client.DatabricksClient, error)
-
 // Deps are what the task needs from outside.
 type Deps struct {
-	// Connection reads the task's workspace connection inputs (recording
-	// problems in in) and returns how to connect.
-	Connection func(env agent.Env, in *agent.Inputs, log *agent.Log) Connect
+	// Connect reads the task's workspace connection inputs and returns how
+	// to connect (nil: auth.Connect, the production resolver).
+	Connect auth.ConnectFunc
 	// Clock and Interval drive the waiting (defaults: the wall clock and
 	// runwait.Adaptive); tests and benchmarks simulate time with them.
 	Clock    runwait.Clock
@@ -51,21 +46,21 @@ func Task(deps Deps) agent.TaskFunc {
 			return err
 		}
 		in := def.InputsFrom(env)
-		var connect Connect
-		if deps.Connection != nil {
-			connect = deps.Connection(env, in, log)
+		connectFunc := deps.Connect
+		if connectFunc == nil {
+			connectFunc = auth.Connect
 		}
+		connect := connectFunc(env, in, log, "")
 		opts := readOptions(env, in)
 		if err := in.Err(); err != nil {
 			return err
 		}
-		if connect == nil {
-			return errors.New("no Databricks workspace connection is available in this build")
-		}
-		c, err := connect(ctx)
+		ws, err := connect(ctx)
 		if err != nil {
-			return fmt.Errorf("connecting to the Databricks workspace: %w", err)
+			return err
 		}
+		ctx = ws.Context(ctx)
+		c := ws.Client
 		clock := deps.Clock
 		if clock == nil {
 			clock = runwait.RealClock{}

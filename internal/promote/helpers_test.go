@@ -1,0 +1,190 @@
+package promote_test
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/databricks/databricks-sdk-go/client"
+	"github.com/databricks/databricks-sdk-go/logger"
+	"github.com/databricks/databricks-sdk-go/service/catalog"
+	"github.com/databricks/databricks-sdk-go/service/jobs"
+	"github.com/stretchr/testify/require"
+
+	"github.com/brickops/brickops/internal/agenttest"
+	"github.com/brickops/brickops/internal/emulator"
+)
+
+func TestMain(m *testing.M) {
+	// The SDK logs INFO lines to stderr by default; keep test output clean.
+	logger.DefaultLogger = &logger.SimpleLogger{Level: logger.LevelWarn}
+	os.Exit(m.Run())
+}
+
+// startWorkspace starts an emulated workspace on the real clock with short
+// timings, so job runs and registrations finish within a test.
+func startWorkspace(t *testing.T, opts emulator.Options) *emulator.Workspace {
+	t.Helper()
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&opts.RunPending, time.Millisecond)
+	def(&opts.RunDuration, time.Millisecond)
+	def(&opts.RunTerminating, time.Millisecond)
+	def(&opts.RegistrationDelay, 150*time.Millisecond)
+	return emulator.Start(t, opts)
+}
+
+func sdk(t *testing.T, ws *emulator.Workspace) *client.DatabricksClient {
+	t.Helper()
+	cfg := ws.SDKConfig()
+	cfg.RetryTimeoutSeconds = 20
+	cfg.RateLimitPerSecond = 1000 // tests poll faster than the default 15 requests a second
+	c, err := client.New(cfg)
+	require.NoError(t, err)
+	return c
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// front puts an https server with its own certificate in front of ws:
+// Azure Databricks serves https only, and so does package auth. The task
+// trusts the certificate through Agent.CAInfo, as an agent behind a TLS
+// inspecting proxy would.
+type front struct {
+	URL    string
+	CAFile string
+}
+
+func httpsFront(t *testing.T, ws *emulator.Workspace) front {
+	t.Helper()
+	target, err := url.Parse(ws.URL())
+	require.NoError(t, err)
+	srv := httptest.NewTLSServer(httputil.NewSingleHostReverseProxy(target))
+	t.Cleanup(srv.Close)
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	require.NoError(t, os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600))
+	return front{URL: srv.URL, CAFile: ca}
+}
+
+// agentRun is MLflowPromote as the agent starts it, connected to ws through
+// the seed's variable group (databricks-host, secret databricks-token).
+func agentRun(t *testing.T, ws *emulator.Workspace, inputs map[string]string) agenttest.Run {
+	t.Helper()
+	f := frontOf(t, ws)
+	return agenttest.Run{
+		Task:      "MLflowPromote",
+		Inputs:    inputs,
+		Variables: map[string]string{"databricks-host": f.URL},
+		Secrets:   map[string]string{"databricks-token": ws.Token},
+		Env:       map[string]string{"AGENT_CAINFO": f.CAFile},
+	}
+}
+
+// fronts keeps one https front per workspace of a test (tests in this
+// package do not run in parallel).
+var fronts = map[*emulator.Workspace]*front{}
+
+func frontOf(t *testing.T, ws *emulator.Workspace) *front {
+	t.Helper()
+	f := fronts[ws]
+	if f == nil {
+		ff := httpsFront(t, ws)
+		f = &ff
+		fronts[ws] = f
+		t.Cleanup(func() { delete(fronts, ws) })
+	}
+	return f
+}
+
+// host is the workspace URL the task sees (and names in its messages).
+func host(t *testing.T, ws *emulator.Workspace) string { return frontOf(t, ws).URL }
+
+// run runs MLflowPromote with the built executable, as the agent would.
+func run(t *testing.T, ws *emulator.Workspace, inputs map[string]string) *agenttest.Result {
+	t.Helper()
+	res := agentRun(t, ws, inputs).Exec(t, agenttest.Executable(t))
+	require.Equal(t, 1, res.Completions, res.Stdout)
+	require.Equal(t, 0, res.ExitCode, "under the agent the executable exits 0")
+	return res
+}
+
+func churnModel(t *testing.T) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "fixtures", "churn-model", "model")
+	if _, err := os.Stat(filepath.Join(dir, "MLmodel")); err != nil {
+		dir = "/work/shared/fixtures/churn-model/model"
+	}
+	require.FileExists(t, filepath.Join(dir, "MLmodel"))
+	return dir
+}
+
+// train runs a training job in ws that logs a model and metrics, and returns
+// the MLflow run id, as the DatabricksTrain step would hand it over.
+func train(t *testing.T, ws *emulator.Workspace, metrics map[string]float64) string {
+	t.Helper()
+	nb := "/Repos/mlops/train-" + time.Now().Format("150405.000000000")
+	ws.OnNotebook(nb, emulator.Behaviour{Train: &emulator.Train{
+		Experiment: "/Shared/churn/experiment", ModelDir: churnModel(t), Metrics: metrics,
+	}})
+	api := jobs.NewJobs(sdk(t, ws))
+	c := ctx(t)
+	sub, err := api.Submit(c, jobs.SubmitRun{RunName: "train", Tasks: []jobs.SubmitTask{{TaskKey: "train", NotebookTask: &jobs.NotebookTask{NotebookPath: nb}}}})
+	require.NoError(t, err)
+	var run *jobs.Run
+	require.Eventually(t, func() bool {
+		run, err = api.GetRun(c, jobs.GetRunRequest{RunId: sub.RunId})
+		require.NoError(t, err)
+		return run.State.LifeCycleState == jobs.RunLifeCycleStateTerminated
+	}, 10*time.Second, 10*time.Millisecond)
+	require.Equal(t, jobs.RunResultStateSuccess, run.State.ResultState, run.State.StateMessage)
+	out, err := api.GetRunOutput(c, jobs.GetRunOutputRequest{RunId: run.Tasks[0].RunId})
+	require.NoError(t, err)
+	var exit struct {
+		MLflowRunID string `json:"mlflow_run_id"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out.NotebookOutput.Result), &exit))
+	return exit.MLflowRunID
+}
+
+// ucVersion creates a READY Unity Catalog model version from runID the way
+// the MLflow client does (create, then finalize; the files do not matter to
+// the task) and returns its number.
+func ucVersion(t *testing.T, ws *emulator.Workspace, fullName, runID string) int {
+	t.Helper()
+	c := sdk(t, ws)
+	models := catalog.NewRegisteredModels(c)
+	if _, err := models.Get(ctx(t), catalog.GetRegisteredModelRequest{FullName: fullName}); err != nil {
+		parts := strings.Split(fullName, ".")
+		_, err := models.Create(ctx(t), catalog.CreateRegisteredModelRequest{CatalogName: parts[0], SchemaName: parts[1], Name: parts[2]})
+		require.NoError(t, err)
+	}
+	var created emulator.UCModelVersionResponse
+	require.NoError(t, c.Do(ctx(t), "POST", "/api/2.0/mlflow/unity-catalog/model-versions/create", nil, nil,
+		emulator.CreateUCModelVersionRequest{Name: fullName, Source: "dbfs:/databricks/mlflow-tracking/x/" + runID + "/artifacts/model", RunID: runID}, &created))
+	var final emulator.UCModelVersionResponse
+	require.NoError(t, c.Do(ctx(t), "POST", "/api/2.0/mlflow/unity-catalog/model-versions/finalize", nil, nil,
+		emulator.FinalizeUCModelVersionRequest{Name: fullName, Version: created.ModelVersion.Version}, &final))
+	n, err := strconv.Atoi(final.ModelVersion.Version)
+	require.NoError(t, err)
+	return n
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,197 @@
+package promote
+
+import (
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickops/brickops/internal/modeluri"
+)
+
+// Command is what the step does.
+type Command string
+
+const (
+	Register   Command = "register"
+	Transition Command = "transition"
+	Gate       Command = "gate"
+)
+
+// Options is everything MLflowPromote@1 was asked to do, read from its inputs
+// and validated before any remote call.
+type Options struct {
+	Command Command
+	Model   modeluri.Name
+
+	// register
+	Source      modeluri.Source
+	Description string
+	Tags        []agent.KeyValue
+	Timeout     time.Duration
+
+	// transition and gate
+	Version modeluri.VersionRef
+	Stage   string // canonical spelling; "" when an alias is the target
+	Alias   string // "" when a stage is the target
+
+	// transition
+	ArchiveExisting bool
+	RemoveAlias     string
+	Comment         string
+
+	// gate
+	Metric         string
+	HigherIsBetter bool
+	MinImprovement float64
+	Threshold      *float64
+	FailOnGate     bool
+}
+
+// Target is the stage or alias the step moves to or compares with, for messages.
+func (o Options) Target() string {
+	if o.Alias != "" {
+		return "@" + o.Alias
+	}
+	return o.Stage
+}
+
+const maxTimeout = 24 * time.Hour
+
+// ReadOptions reads the task's inputs into Options, recording every problem
+// in in (see agent.Inputs.Err). Only the inputs of the chosen command are read.
+func ReadOptions(in *agent.Inputs) Options {
+	o := Options{Command: Command(in.Choice("command"))}
+	if name := in.String("modelName"); name != "" {
+		n, err := modeluri.ParseName(name)
+		if err != nil {
+			in.Fail("modelName", "%s", agent.Neutralize(err.Error()))
+		}
+		o.Model = n
+	}
+	switch o.Command {
+	case Register:
+		readRegister(in, &o)
+	case Transition:
+		readTarget(in, &o)
+		o.ArchiveExisting = in.Bool("archiveExisting")
+		o.Comment = in.String("comment")
+		if a := in.String("removeAlias"); a != "" {
+			if err := modeluri.ValidateAlias(a); err != nil {
+				in.Fail("removeAlias", "%s", agent.Neutralize(err.Error()))
+			} else if o.Model.Full != "" && !o.Model.UC() {
+				in.Fail("removeAlias", "%s is a workspace model registry model, which has no aliases", agent.Neutralize(o.Model.Full))
+			} else if a == o.Alias {
+				in.Fail("removeAlias", "%q is the alias being set", a)
+			}
+			o.RemoveAlias = a
+		}
+	case Gate:
+		readTarget(in, &o)
+		readGate(in, &o)
+	}
+	return o
+}
+
+func readRegister(in *agent.Inputs, o *Options) {
+	if uri := in.String("modelUri"); uri != "" {
+		src, err := modeluri.ParseSource(uri)
+		if err != nil {
+			in.Fail("modelUri", "%s", agent.Neutralize(err.Error()))
+		}
+		o.Source = src
+	}
+	o.Description = in.String("description")
+	o.Tags = in.KeyValues("versionTags")
+	for _, kv := range o.Tags {
+		if strings.HasPrefix(kv.Key, lineagePrefix) {
+			in.Fail("versionTags", "%q: tags starting with %q are set by the task itself", agent.Neutralize(kv.Key), lineagePrefix)
+		}
+	}
+	o.Timeout = readMinutes(in, "timeoutMinutes")
+	if o.Model.UC() {
+		// Creating a Unity Catalog version means uploading the files to the
+		// version's storage location (the MLflow client does it); this task
+		// does not do that yet. See docs/tasks/MLflowPromote.md.
+		in.Fail("modelName", "registering into Unity Catalog (%s) is not supported by this version of the task: register into the workspace model registry, or log the model with mlflow.register_model in the training notebook and use transition/gate here", agent.Neutralize(o.Model.Full))
+	}
+}
+
+// readTarget reads the version and the stage or alias, and checks that they
+// fit the model's registry.
+func readTarget(in *agent.Inputs, o *Options) {
+	if v := in.String("modelVersion"); v != "" {
+		ref, err := modeluri.ParseVersionRef(v)
+		if err != nil {
+			in.Fail("modelVersion", "%s", agent.Neutralize(err.Error()))
+		}
+		o.Version = ref
+		switch {
+		case o.Model.Full == "":
+		case ref.Stage != "" && o.Model.UC():
+			in.Fail("modelVersion", "%s is a Unity Catalog model, which has no stages: name the version by number, latest or @alias", agent.Neutralize(o.Model.Full))
+		case ref.Alias != "" && !o.Model.UC():
+			in.Fail("modelVersion", "%s is a workspace model registry model, which has no aliases: name the version by number, latest or stage", agent.Neutralize(o.Model.Full))
+		}
+	}
+	stageGiven := in.String("stage") != "" // a bad stage is reported once, by Choice
+	o.Stage = in.Choice("stage")
+	o.Alias = in.String("alias")
+	if o.Alias != "" {
+		if err := modeluri.ValidateAlias(o.Alias); err != nil {
+			in.Fail("alias", "%s", agent.Neutralize(err.Error()))
+		}
+	}
+	switch {
+	case o.Model.Full == "":
+	case o.Stage != "" && o.Alias != "":
+		in.Fail("alias", "give a stage or an alias, not both")
+	case o.Model.UC() && o.Stage != "":
+		in.Fail("stage", "%s is a Unity Catalog model: Unity Catalog has no stages; set an alias instead (e.g. challenger or champion)", agent.Neutralize(o.Model.Full))
+	case !o.Model.UC() && o.Alias != "":
+		in.Fail("alias", "%s is a workspace model registry model: it has stages (Staging, Production), not aliases; aliases are for Unity Catalog models (catalog.schema.model)", agent.Neutralize(o.Model.Full))
+	case o.Model.UC() && o.Alias == "":
+		in.Fail("alias", "is required for the Unity Catalog model %s: give the alias to set or compare with (e.g. champion)", agent.Neutralize(o.Model.Full))
+	case !o.Model.UC() && o.Stage == "" && !stageGiven:
+		in.Fail("stage", "is required for the workspace model registry model %s: choose Staging, Production, Archived or None", agent.Neutralize(o.Model.Full))
+	}
+}
+
+func readGate(in *agent.Inputs, o *Options) {
+	o.Metric = in.String("metricName")
+	o.HigherIsBetter = in.Choice("direction") != "lower"
+	o.FailOnGate = in.Choice("onGateFail") != "warn"
+	if v := in.String("minImprovement"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 {
+			in.Fail("minImprovement", "%q is not a number of 0 or more", agent.Neutralize(v))
+		}
+		o.MinImprovement = f
+	}
+	if v := in.String("threshold"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			in.Fail("threshold", "%q is not a number", agent.Neutralize(v))
+		} else {
+			o.Threshold = &f
+		}
+	}
+	if o.Stage == "None" || o.Stage == "Archived" {
+		in.Fail("stage", "a gate compares with the version in Staging or Production, not %s", o.Stage)
+	}
+}
+
+func readMinutes(in *agent.Inputs, name string) time.Duration {
+	v := in.String(name)
+	if v == "" {
+		return 0
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	d := time.Duration(f * float64(time.Minute))
+	if err != nil || math.IsNaN(f) || d <= 0 || d > maxTimeout {
+		in.Fail(name, "%q is not a number of minutes above 0 and up to %d", agent.Neutralize(v), int(maxTimeout.Minutes()))
+		return 0
+	}
+	return d
+}

@@ -1,0 +1,229 @@
+package promote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/databricks/databricks-sdk-go/apierr"
+	"github.com/databricks/databricks-sdk-go/service/ml"
+
+	"github.com/brickops/brickops/internal/agent"
+)
+
+// register creates (or reuses) a version of a workspace registry model from
+// the source URI and waits until it is READY.
+func (s *step) register(ctx context.Context) (*result, error) {
+	o := s.opts
+	name := o.Model
+	source, runID, err := s.resolveSource(ctx)
+	if err != nil {
+		return nil, err
+	}
+
+	createdModel := false
+	if _, err := s.ws.registry.GetModel(ctx, ml.GetModelRequest{Name: name.Full}); err != nil {
+		if !notFound(err) {
+			return nil, fmt.Errorf("reading registered model %s: %w", name.Full, err)
+		}
+		_, err := s.ws.registry.CreateModel(ctx, ml.CreateModelRequest{Name: name.Full})
+		switch {
+		case errors.Is(err, apierr.ErrResourceAlreadyExists):
+			// Created meanwhile by someone else: use it.
+		case err != nil:
+			return nil, fmt.Errorf("creating registered model %s: %w", name.Full, err)
+		default:
+			createdModel = true
+			s.log.Info("Created the registered model %s in the workspace model registry.", name.Full)
+		}
+	}
+
+	if !createdModel {
+		existing, err := s.existingVersion(ctx, source, runID)
+		if err != nil {
+			return nil, err
+		}
+		if existing != nil {
+			return s.reuse(ctx, *existing)
+		}
+	}
+
+	tags := []ml.ModelVersionTag{}
+	for _, kv := range append(append([]agent.KeyValue{}, o.Tags...), s.lineage.tags(runID, "register")...) {
+		tags = append(tags, ml.ModelVersionTag{Key: kv.Key, Value: kv.Value})
+	}
+	resp, err := s.ws.registry.CreateModelVersion(ctx, ml.CreateModelVersionRequest{
+		Name: name.Full, Source: source, RunId: runID, Description: o.Description, Tags: tags,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating a version of %s from %s: %w", name.Full, o.Source.URI, err)
+	}
+	n, _ := strconv.Atoi(resp.ModelVersion.Version)
+	s.log.Info("Created version %d of %s from %s.", n, name.Full, source)
+	v, err := s.waitReady(ctx, n)
+	var timeout *timeoutError
+	switch {
+	case errors.As(err, &timeout):
+		return &result{version: n}, err
+	case err != nil && ctx.Err() != nil:
+		// Cancelled: remove what this step made, so that nothing is left
+		// half-registered.
+		s.cleanup(name.Full, strconv.Itoa(n), createdModel)
+		return nil, err
+	case err != nil:
+		return nil, err
+	}
+	s.log.Info("Version %d of %s is READY: %s", n, name.Full, s.ws.versionURL(name, n))
+	reused := false
+	return &result{version: v.Number, stage: v.Stage, reused: &reused, note: fmt.Sprintf("Registered version %d from `%s`.", n, o.Source.URI)}, nil
+}
+
+// resolveSource turns the model URI into the source the registry copies from,
+// as MLflow does for runs:/ URIs (the run's artifact location + the path),
+// after checking that the run exists and has files at that path.
+func (s *step) resolveSource(ctx context.Context) (source, runID string, err error) {
+	src := s.opts.Source
+	if src.RunID == "" {
+		return src.URI, "", nil
+	}
+	run, err := s.ws.run(ctx, src.RunID, "from modelUri "+src.URI)
+	if err != nil {
+		return "", "", err
+	}
+	files, err := s.ws.runs.ListArtifactsAll(ctx, ml.ListArtifactsRequest{RunId: src.RunID, Path: src.Path})
+	if err != nil {
+		return "", "", fmt.Errorf("listing the artifacts of run %s at %s: %w", src.RunID, src.Path, err)
+	}
+	if len(files) == 0 {
+		top, _ := s.ws.runs.ListArtifactsAll(ctx, ml.ListArtifactsRequest{RunId: src.RunID})
+		var names []string
+		for _, f := range top {
+			names = append(names, f.Path)
+		}
+		have := "it has no artifacts"
+		if len(names) > 0 {
+			have = "its artifacts are: " + strings.Join(names, ", ")
+		}
+		return "", "", fmt.Errorf("MLflow run %s in workspace %s has no model at artifact path %q (%s)", src.RunID, s.ws.host, src.Path, have)
+	}
+	root := strings.TrimSuffix(run.Info.ArtifactUri, "/")
+	return root + "/" + src.Path, src.RunID, nil
+}
+
+// existingVersion finds a version of the model registered from the same
+// source (and run) that did not fail, the newest first.
+func (s *step) existingVersion(ctx context.Context, source, runID string) (*version, error) {
+	filter := "name=" + quote(s.opts.Model.Full)
+	if runID != "" {
+		// Databricks accepts a single condition in this filter.
+		filter = "run_id=" + quote(runID)
+	}
+	all, err := s.ws.registry.SearchModelVersionsAll(ctx, ml.SearchModelVersionsRequest{Filter: filter})
+	if err != nil {
+		return nil, fmt.Errorf("looking for an existing version of %s from %s: %w", s.opts.Model.Full, s.opts.Source.URI, err)
+	}
+	var best *version
+	for _, mv := range all {
+		if mv.Name != s.opts.Model.Full || mv.RunId != runID {
+			continue
+		}
+		src := strings.TrimSuffix(mv.Source, "/")
+		if src != source && src != s.opts.Source.URI {
+			continue
+		}
+		if mv.Status == ml.ModelVersionStatusFailedRegistration {
+			continue
+		}
+		v := fromRegistry(mv)
+		if best == nil || v.Number > best.Number {
+			best = &v
+		}
+	}
+	return best, nil
+}
+
+// reuse takes an existing version instead of registering the same model again.
+func (s *step) reuse(ctx context.Context, v version) (*result, error) {
+	name := s.opts.Model
+	s.log.Info("Version %d of %s was already registered from %s (%s): reusing it instead of creating another.",
+		v.Number, name.Full, s.opts.Source.URI, v.Status)
+	if v.Status != string(ml.ModelVersionStatusReady) {
+		w, err := s.waitReady(ctx, v.Number)
+		if err != nil {
+			return nil, err
+		}
+		v = w
+	}
+	if err := s.tagVersion(ctx, name, v, "register"); err != nil {
+		return nil, err
+	}
+	reused := true
+	return &result{version: v.Number, stage: v.Stage, reused: &reused, note: fmt.Sprintf("Reused version %d, already registered from `%s`.", v.Number, s.opts.Source.URI)}, nil
+}
+
+// waitReady polls a new version until it is READY. FAILED_REGISTRATION, the
+// timeout and a cancelled context are errors.
+func (s *step) waitReady(ctx context.Context, n int) (version, error) {
+	name := s.opts.Model
+	start := time.Now()
+	deadline := start.Add(s.opts.Timeout)
+	delay := 250 * time.Millisecond // doubling up to 10 s: registrations take seconds to minutes
+	s.log.Info("Waiting up to %s for version %d of %s to be READY...", s.opts.Timeout, n, name.Full)
+	for {
+		v, err := s.ws.get(ctx, name, n)
+		switch {
+		case ctx.Err() != nil:
+			return version{}, fmt.Errorf("waiting for version %d of %s: %w", n, name.Full, ctx.Err())
+		case err != nil:
+			return version{}, err
+		case v.Status == string(ml.ModelVersionStatusReady):
+			return v, nil
+		case v.Status == string(ml.ModelVersionStatusFailedRegistration):
+			return version{}, fmt.Errorf("version %d of %s failed to register (FAILED_REGISTRATION): %s", n, name.Full, agent.Neutralize(v.Message))
+		}
+		s.log.Debug("version %d is %s after %s", n, v.Status, time.Since(start).Round(time.Second))
+		left := time.Until(deadline)
+		if left <= 0 {
+			return version{}, &timeoutError{msg: fmt.Sprintf("version %d of %s was not READY after %s (timeoutMinutes); it is left to finish: running the step again reuses it", n, name.Full, s.opts.Timeout)}
+		}
+		t := time.NewTimer(min(delay, left))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return version{}, fmt.Errorf("waiting for version %d of %s: %w", n, name.Full, ctx.Err())
+		case <-t.C:
+		}
+		delay = min(2*delay, 10*time.Second)
+	}
+}
+
+// timeoutError is a version that was still registering when time was up.
+type timeoutError struct{ msg string }
+
+func (e *timeoutError) Error() string { return e.msg }
+
+// cleanup removes what a cancelled registration left: the registered model
+// when this step created it (deleting a model deletes its versions), else the
+// pending version. It uses a fresh context: the step's own is cancelled, and
+// the agent kills the process 7.5 s after SIGINT (agent
+// Agent.Sdk/ProcessInvoker.cs).
+func (s *step) cleanup(model, version string, createdModel bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if createdModel {
+		if err := s.ws.registry.DeleteModel(ctx, ml.DeleteModelRequest{Name: model}); err != nil {
+			s.log.Warning("could not remove the registered model %s created by this step: %v; delete it in the workspace", model, err)
+			return
+		}
+		s.log.Info("Removed the registered model %s created by this step.", model)
+		return
+	}
+	if err := s.ws.registry.DeleteModelVersion(ctx, ml.DeleteModelVersionRequest{Name: model, Version: version}); err != nil {
+		s.log.Warning("could not remove the unfinished version %s of %s: %v; delete it in the workspace", version, model, err)
+		return
+	}
+	s.log.Info("Removed the unfinished version %s of %s.", version, model)
+}

@@ -1,0 +1,142 @@
+// Package promote is the MLflowPromote@1 task: it registers a model version
+// from an MLflow run, moves a version to a stage (workspace model registry) or
+// an alias (Unity Catalog), and gates a candidate version on a metric of its
+// source run against the version that holds the target stage or alias.
+//
+// Inputs are read and validated into Options before any remote call
+// (ReadOptions); the workspace connection is a dependency (Deps) so the task
+// runs against any workspace, the emulator included. Every version the task
+// changes gets lineage tags naming the pipeline run (lineage.go).
+package promote
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickops/brickops/internal/auth"
+	"github.com/brickops/brickops/internal/modeluri"
+	"github.com/brickops/brickops/tasks"
+)
+
+// Connector opens the workspace the step works on.
+type Connector func(ctx context.Context, log *agent.Log) (*auth.Workspace, error)
+
+// Deps are what the task needs from outside. The zero value is the
+// production configuration.
+type Deps struct {
+	// Workspace reads the task's workspace connection inputs, recording any
+	// problem in in (it is called while the other inputs are validated, before
+	// any remote call), and returns how to connect. Nil means the shared
+	// connection inputs resolved by package auth.
+	Workspace func(env agent.Env, in *agent.Inputs) Connector
+}
+
+// Task returns the MLflowPromote task function.
+func Task(d Deps) agent.TaskFunc {
+	return func(ctx context.Context, env agent.Env, log *agent.Log) error {
+		def, err := tasks.Definition("MLflowPromote")
+		if err != nil {
+			return err
+		}
+		in := def.InputsFrom(env)
+		opts := ReadOptions(in)
+		workspace := d.Workspace
+		if workspace == nil {
+			workspace = connectWithAuth
+		}
+		connect := workspace(env, in)
+		if err := in.Err(); err != nil {
+			return err
+		}
+		conn, err := connect(ctx, log)
+		if err != nil {
+			return err
+		}
+		s := &step{opts: opts, log: log, ws: newWorkspace(conn.Host, conn.Client), lineage: lineageFrom(env.System())}
+		// Explain names the connection and what to fix when the workspace
+		// refuses the credentials (401/403) at any point of the step.
+		return conn.Explain(s.run(conn.Context(ctx)))
+	}
+}
+
+// connectWithAuth reads the shared workspace connection inputs (group "").
+func connectWithAuth(env agent.Env, in *agent.Inputs) Connector {
+	opts := auth.ReadOptions(in, "")
+	return func(ctx context.Context, log *agent.Log) (*auth.Workspace, error) {
+		return auth.Resolve(ctx, opts, env, log)
+	}
+}
+
+// step is one run of the task.
+type step struct {
+	opts    Options
+	log     *agent.Log
+	ws      *workspace
+	lineage lineage
+}
+
+// result is what a command leaves for the outputs and the summary.
+type result struct {
+	version  int
+	stage    string
+	alias    string
+	previous int
+	promote  *bool
+	reused   *bool
+	note     string // one line above the summary's table
+}
+
+func (s *step) run(ctx context.Context) error {
+	var (
+		res *result
+		err error
+	)
+	switch s.opts.Command {
+	case Register:
+		res, err = s.register(ctx)
+	case Transition:
+		res, err = s.transition(ctx)
+	case Gate:
+		res, err = s.gate(ctx)
+	default:
+		return fmt.Errorf("unknown command %q", s.opts.Command)
+	}
+	if res != nil {
+		// Also after a failure that left something to show: a gate that did
+		// not pass, a version still registering when time ran out.
+		s.outputs(res)
+		s.summary(ctx, res)
+	}
+	return err
+}
+
+func (s *step) outputs(r *result) {
+	name := s.opts.Model.Full
+	s.log.SetOutput("modelName", name)
+	if r.version > 0 {
+		v := strconv.Itoa(r.version)
+		s.log.SetOutput("modelVersion", v)
+		s.log.SetOutput("modelUri", modeluri.ModelsURI(name, v))
+	}
+	if r.stage != "" {
+		s.log.SetOutput("stage", r.stage)
+	}
+	if r.alias != "" {
+		s.log.SetOutput("alias", r.alias)
+	}
+	if s.opts.Command != Register {
+		prev := ""
+		if r.previous > 0 {
+			prev = strconv.Itoa(r.previous)
+		}
+		s.log.SetOutput("previousVersion", prev)
+	}
+	if r.promote != nil {
+		s.log.SetOutput("promote", strconv.FormatBool(*r.promote))
+	}
+	if r.reused != nil {
+		s.log.SetOutput("reused", strconv.FormatBool(*r.reused))
+	}
+}

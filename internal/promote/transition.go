@@ -1,0 +1,135 @@
+package promote
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/databricks/databricks-sdk-go/service/catalog"
+	"github.com/databricks/databricks-sdk-go/service/ml"
+)
+
+// transition moves a version to a stage (workspace registry) or sets an
+// alias on it (Unity Catalog).
+func (s *step) transition(ctx context.Context) (*result, error) {
+	v, err := s.ws.resolve(ctx, s.opts.Model, s.opts.Version)
+	if err != nil {
+		return nil, err
+	}
+	if v.Status != "" && v.Status != "READY" {
+		return nil, fmt.Errorf("version %d of %s is %s, not READY: only a READY version can be promoted", v.Number, s.opts.Model.Full, v.Status)
+	}
+	if s.opts.Model.UC() {
+		return s.setAlias(ctx, v)
+	}
+	return s.setStage(ctx, v)
+}
+
+func (s *step) setStage(ctx context.Context, v version) (*result, error) {
+	o := s.opts
+	name := o.Model
+	all, err := s.ws.versions(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	var holders []version // other versions in the target stage, newest first
+	for _, other := range all {
+		if other.Stage == o.Stage && other.Number != v.Number {
+			holders = append(holders, other)
+		}
+	}
+	res := &result{version: v.Number, stage: o.Stage}
+	if len(holders) > 0 {
+		res.previous = holders[0].Number
+	}
+	archive := o.ArchiveExisting && (o.Stage == "Staging" || o.Stage == "Production")
+	if v.Stage == o.Stage && (!archive || len(holders) == 0) {
+		s.log.Info("Version %d of %s is already in %s: nothing to change.", v.Number, name.Full, o.Stage)
+		res.note = fmt.Sprintf("Version %d was already in %s.", v.Number, o.Stage)
+		return res, s.tagVersion(ctx, name, v, "transition to "+o.Stage)
+	}
+	from := v.Stage
+	_, err = s.ws.registry.TransitionStage(ctx, ml.TransitionModelVersionStageDatabricks{
+		Name: name.Full, Version: strconv.Itoa(v.Number), Stage: o.Stage,
+		ArchiveExistingVersions: archive, Comment: o.Comment,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("moving version %d of %s to %s: %w", v.Number, name.Full, o.Stage, err)
+	}
+	s.log.Info("Moved version %d of %s from %s to %s: %s", v.Number, name.Full, from, o.Stage, s.ws.versionURL(name, v.Number))
+	res.note = fmt.Sprintf("Moved version %d from %s to %s.", v.Number, from, o.Stage)
+	v.Stage = o.Stage
+	if err := s.tagVersion(ctx, name, v, "transition to "+o.Stage); err != nil {
+		return nil, err
+	}
+	for _, h := range holders {
+		if archive {
+			s.log.Info("Archived version %d, which was in %s.", h.Number, o.Stage)
+			if err := s.tagVersion(ctx, name, h, "archived"); err != nil {
+				return nil, err
+			}
+		} else {
+			s.log.Info("Version %d stays in %s as well (archiveExisting is false).", h.Number, o.Stage)
+		}
+	}
+	if archive && len(holders) > 0 {
+		res.note += fmt.Sprintf(" Archived %s.", versionList(holders))
+	}
+	return res, nil
+}
+
+func (s *step) setAlias(ctx context.Context, v version) (*result, error) {
+	o := s.opts
+	name := o.Model
+	aliases, err := s.ws.ucAliases(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	res := &result{version: v.Number, alias: o.Alias}
+	holder, held := aliases[o.Alias]
+	if held && holder != v.Number {
+		res.previous = holder
+	}
+	if held && holder == v.Number {
+		s.log.Info("%s@%s is already version %d: nothing to change.", name.Full, o.Alias, v.Number)
+		res.note = fmt.Sprintf("@%s was already on version %d.", o.Alias, v.Number)
+	} else {
+		_, err := s.ws.ucModels.SetAlias(ctx, catalog.SetRegisteredModelAliasRequest{FullName: name.Full, Alias: o.Alias, VersionNum: v.Number})
+		if err != nil {
+			return nil, fmt.Errorf("setting alias @%s of %s to version %d: %w", o.Alias, name.Full, v.Number, err)
+		}
+		if held {
+			s.log.Info("Moved %s@%s from version %d to version %d: %s", name.Full, o.Alias, holder, v.Number, s.ws.versionURL(name, v.Number))
+			res.note = fmt.Sprintf("Moved @%s from version %d to version %d.", o.Alias, holder, v.Number)
+		} else {
+			s.log.Info("Set %s@%s on version %d: %s", name.Full, o.Alias, v.Number, s.ws.versionURL(name, v.Number))
+			res.note = fmt.Sprintf("Set @%s on version %d.", o.Alias, v.Number)
+		}
+	}
+	if o.Comment != "" {
+		s.log.Info("Comment: %s (Unity Catalog aliases carry no comment; it is recorded in this log only)", o.Comment)
+	}
+	if o.RemoveAlias != "" {
+		if n, ok := aliases[o.RemoveAlias]; ok && n == v.Number {
+			if err := s.ws.ucModels.DeleteAlias(ctx, catalog.DeleteAliasRequest{FullName: name.Full, Alias: o.RemoveAlias}); err != nil {
+				return nil, fmt.Errorf("removing alias @%s from version %d of %s: %w", o.RemoveAlias, v.Number, name.Full, err)
+			}
+			s.log.Info("Removed @%s from version %d.", o.RemoveAlias, v.Number)
+			res.note += fmt.Sprintf(" Removed @%s from it.", o.RemoveAlias)
+		} else {
+			s.log.Info("Version %d does not hold @%s: nothing to remove.", v.Number, o.RemoveAlias)
+		}
+	}
+	return res, s.tagVersion(ctx, name, v, "alias "+o.Alias)
+}
+
+func versionList(vs []version) string {
+	out := ""
+	for i, v := range vs {
+		if i > 0 {
+			out += ", "
+		}
+		out += "version " + strconv.Itoa(v.Number)
+	}
+	return out
+}
