@@ -145,6 +145,37 @@ func (ws *Workspace) registryRoutes() {
 		return &ml.GetModelVersionResponse{ModelVersion: &mv}, nil
 	})
 	handle(ws, "GET /api/2.0/mlflow/model-versions/search", ws.searchModelVersions)
+	// Deleting a version (or a model with versions) in Staging or Production
+	// is refused: Databricks asks to transition it to None or Archived first.
+	handle(ws, "DELETE /api/2.0/mlflow/model-versions/delete", func(r *http.Request, req *ml.DeleteModelVersionRequest) (any, *apiError) {
+		v, aerr := ws.regVersion(req.Name, req.Version)
+		if aerr != nil {
+			return nil, aerr
+		}
+		if aerr := inActiveStage(v); aerr != nil {
+			return nil, aerr
+		}
+		// The slot stays (nil): version numbers are never reused.
+		n, _ := strconv.Atoi(req.Version)
+		ws.registry.models[req.Name].versions[n-1] = nil
+		return nil, nil
+	})
+	handle(ws, "DELETE /api/2.0/mlflow/registered-models/delete", func(r *http.Request, req *ml.DeleteModelRequest) (any, *apiError) {
+		m, aerr := ws.regModel(req.Name)
+		if aerr != nil {
+			return nil, aerr
+		}
+		for _, v := range m.versions {
+			if v == nil {
+				continue
+			}
+			if aerr := inActiveStage(v); aerr != nil {
+				return nil, aerr
+			}
+		}
+		delete(ws.registry.models, req.Name)
+		return nil, nil
+	})
 	handle(ws, "POST /api/2.0/mlflow/model-versions/set-tag", func(r *http.Request, req *ml.SetModelVersionTagRequest) (any, *apiError) {
 		v, aerr := ws.regVersion(req.Name, req.Version)
 		if aerr != nil {
@@ -242,6 +273,13 @@ type GetModelVersionSignedDownloadURIResponse struct {
 	Headers   []HTTPHeader `json:"headers,omitempty"`
 }
 
+func inActiveStage(v *regVersion) *apiError {
+	if v.mv.CurrentStage == "Staging" || v.mv.CurrentStage == "Production" {
+		return errorf(http.StatusBadRequest, "INVALID_STATE", "Model version %s of %s is in stage %s: transition it to None or Archived before deleting it.", v.mv.Version, v.mv.Name, v.mv.CurrentStage)
+	}
+	return nil
+}
+
 func (ws *Workspace) regModel(name string) (*regModel, *apiError) {
 	if name == "" {
 		return nil, invalidParam("Missing required field: name")
@@ -259,7 +297,7 @@ func (ws *Workspace) regVersion(name, version string) (*regVersion, *apiError) {
 		return nil, aerr
 	}
 	n, err := strconv.Atoi(version)
-	if err != nil || n < 1 || n > len(m.versions) {
+	if err != nil || n < 1 || n > len(m.versions) || m.versions[n-1] == nil {
 		return nil, notFound("Model Version (name=%s, version=%s) not found", name, version)
 	}
 	return m.versions[n-1], nil
@@ -275,7 +313,7 @@ func (ws *Workspace) latestVersions(m *regModel, stages []string) []ml.ModelVers
 	var out []ml.ModelVersion
 	for _, s := range stages {
 		for i := len(m.versions) - 1; i >= 0; i-- {
-			if m.versions[i].mv.CurrentStage == s {
+			if m.versions[i] != nil && m.versions[i].mv.CurrentStage == s {
 				out = append(out, m.versions[i].view(now))
 				break
 			}
@@ -370,7 +408,7 @@ func (ws *Workspace) transitionStage(r *http.Request, req *ml.TransitionModelVer
 	m := ws.registry.models[req.Name]
 	if req.ArchiveExistingVersions && (req.Stage == "Staging" || req.Stage == "Production") {
 		for _, other := range m.versions {
-			if other != v && other.mv.CurrentStage == req.Stage {
+			if other != nil && other != v && other.mv.CurrentStage == req.Stage {
 				other.mv.CurrentStage = "Archived"
 				other.mv.LastUpdatedTimestamp = millis(now)
 			}
@@ -393,7 +431,7 @@ func (ws *Workspace) searchModelVersions(r *http.Request, req *ml.SearchModelVer
 	names := sortedKeys(ws.registry.models)
 	for _, name := range names {
 		for _, v := range ws.registry.models[name].versions {
-			if versionMatches(filter, v) {
+			if v != nil && versionMatches(filter, v) {
 				out = append(out, v.view(now))
 			}
 		}

@@ -137,6 +137,15 @@ func TestUnityCatalogThroughSDK(t *testing.T) {
 	v, err := versions.Get(c, catalog.GetModelVersionRequest{FullName: "main.ml.churn", Version: 1})
 	require.NoError(t, err)
 	assert.Equal(t, catalog.ModelVersionInfoStatusReady, v.Status)
+
+	for _, value := range []string{"41", "42"} {
+		require.NoError(t, cl.Do(c, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/set-tag", nil, nil,
+			emulator.SetUCModelVersionTagRequest{Name: "main.ml.churn", Version: "1", Key: "brickops.build_id", Value: value}, nil))
+	}
+	var got emulator.UCModelVersionResponse
+	require.NoError(t, cl.Do(c, http.MethodGet, "/api/2.0/mlflow/unity-catalog/model-versions/get", nil,
+		map[string]any{"name": "main.ml.churn", "version": "1"}, nil, &got))
+	assert.Equal(t, []emulator.UCModelVersionTag{{Key: "brickops.build_id", Value: "42"}}, got.ModelVersion.Tags)
 	_, err = models.SetAlias(c, catalog.SetRegisteredModelAliasRequest{FullName: "main.ml.churn", Alias: "champion", VersionNum: 1})
 	require.NoError(t, err)
 	byAlias, err := versions.GetByAlias(c, catalog.GetByAliasRequest{FullName: "main.ml.churn", Alias: "champion"})
@@ -308,4 +317,32 @@ func TestHTTPSWithTheEmulatorCA(t *testing.T) {
 		_ = resp.Body.Close()
 	}
 	assert.Error(t, err, "a client that does not trust the CA is refused")
+}
+
+func TestDeletingRegistryObjects(t *testing.T) {
+	ws, clock := start(t, emulator.Options{})
+	reg := ml.NewModelRegistry(sdk(t, ws))
+	c := ctx(t)
+	runID, _ := trainedRun(t, ws, clock)
+	_, err := reg.CreateModel(c, ml.CreateModelRequest{Name: "churn"})
+	require.NoError(t, err)
+	for range 2 {
+		_, err = reg.CreateModelVersion(c, ml.CreateModelVersionRequest{Name: "churn", Source: "runs:/" + runID + "/model", RunId: runID})
+		require.NoError(t, err)
+	}
+	clock.Advance(5 * time.Second)
+	_, err = reg.TransitionStage(c, ml.TransitionModelVersionStageDatabricks{Name: "churn", Version: "2", Stage: "Production"})
+	require.NoError(t, err)
+
+	require.NoError(t, reg.DeleteModelVersion(c, ml.DeleteModelVersionRequest{Name: "churn", Version: "1"}))
+	_, err = reg.GetModelVersion(c, ml.GetModelVersionRequest{Name: "churn", Version: "1"})
+	assert.ErrorIs(t, err, apierr.ErrResourceDoesNotExist)
+	assert.ErrorIs(t, reg.DeleteModelVersion(c, ml.DeleteModelVersionRequest{Name: "churn", Version: "2"}), apierr.ErrInvalidState, "Production")
+	assert.ErrorIs(t, reg.DeleteModel(c, ml.DeleteModelRequest{Name: "churn"}), apierr.ErrInvalidState)
+
+	_, err = reg.TransitionStage(c, ml.TransitionModelVersionStageDatabricks{Name: "churn", Version: "2", Stage: "Archived"})
+	require.NoError(t, err)
+	require.NoError(t, reg.DeleteModel(c, ml.DeleteModelRequest{Name: "churn"}))
+	_, err = reg.GetModel(c, ml.GetModelRequest{Name: "churn"})
+	assert.ErrorIs(t, err, apierr.ErrResourceDoesNotExist)
 }

@@ -166,6 +166,32 @@ func (ws *Workspace) ucRoutes() {
 
 	handle(ws, "POST /api/2.0/mlflow/unity-catalog/model-versions/create", ws.ucCreateVersion)
 	handle(ws, "POST /api/2.0/mlflow/unity-catalog/model-versions/generate-temporary-credentials", ws.ucTemporaryCredentials)
+	// Tags of UC model versions live in MLflow's UC routes (the Unity Catalog
+	// model version API in SDK v0.81.0 has none).
+	handle(ws, "POST /api/2.0/mlflow/unity-catalog/model-versions/set-tag", func(r *http.Request, req *SetUCModelVersionTagRequest) (any, *apiError) {
+		v, aerr := ws.ucVersion(req.Name, req.Version)
+		if aerr != nil {
+			return nil, aerr
+		}
+		if req.Key == "" {
+			return nil, invalidParam("Missing required field: key")
+		}
+		for i := range v.tags {
+			if v.tags[i].Key == req.Key {
+				v.tags[i].Value = req.Value
+				return nil, nil
+			}
+		}
+		v.tags = append(v.tags, UCModelVersionTag{Key: req.Key, Value: req.Value})
+		return nil, nil
+	})
+	handle(ws, "GET /api/2.0/mlflow/unity-catalog/model-versions/get", func(r *http.Request, req *GetUCModelVersionRequest) (any, *apiError) {
+		v, aerr := ws.ucVersion(req.Name, req.Version)
+		if aerr != nil {
+			return nil, aerr
+		}
+		return &UCModelVersionResponse{ModelVersion: ws.ucMLflowView(v)}, nil
+	})
 	handle(ws, "POST /api/2.0/mlflow/unity-catalog/model-versions/finalize", func(r *http.Request, req *FinalizeUCModelVersionRequest) (any, *apiError) {
 		v, aerr := ws.ucVersion(req.Name, req.Version)
 		if aerr != nil {
@@ -195,6 +221,20 @@ type CreateUCModelVersionRequest struct {
 	FeatureDeps              string              `json:"feature_deps,omitempty"`
 	ModelVersionDependencies any                 `json:"model_version_dependencies,omitempty"`
 	ModelID                  string              `json:"model_id,omitempty"`
+}
+
+// SetUCModelVersionTagRequest is the body of unity-catalog/model-versions/set-tag.
+type SetUCModelVersionTagRequest struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Key     string `json:"key"`
+	Value   string `json:"value"`
+}
+
+// GetUCModelVersionRequest is the query of unity-catalog/model-versions/get.
+type GetUCModelVersionRequest struct {
+	Name    string `json:"-" url:"name"`
+	Version string `json:"-" url:"version"`
 }
 
 // UCModelVersionTag is a key/value tag of a UC model version.
