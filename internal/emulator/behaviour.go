@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/databricks/databricks-sdk-go/service/ml"
@@ -87,7 +88,12 @@ type Train struct {
 
 // Score creates or replaces a table with Rows rows, adding a Delta version
 // that SQL statements (SELECT COUNT(*), DESCRIBE HISTORY) see. Table empty
-// means the notebook parameter "output_table".
+// means the notebook parameter "output_table". Unless Behaviour.NotebookOutput
+// is set, the exit value is the shipped scoring notebook's: rows_written,
+// output_table, table_version, and the model name and version that the
+// notebook parameter "model_uri" (models:/name/stage|version, models:/name@alias)
+// points at in this workspace's registries; a URI that points at nothing
+// fails the task, as loading the model would.
 type Score struct {
 	Table string
 	Rows  int64
@@ -117,6 +123,14 @@ func (tc *TaskContext) SetExitValue(v string) { *tc.exitValue = v }
 // WriteTable creates or replaces a table with rows rows (a new Delta version).
 func (tc *TaskContext) WriteTable(name string, rows int64) {
 	tc.ws.writeTableLocked(name, rows, "CREATE OR REPLACE TABLE AS SELECT", tc.Now)
+}
+
+// TableVersion is a table's latest Delta version (-1 when it does not exist).
+func (tc *TaskContext) TableVersion(name string) int64 {
+	if t, ok := tc.ws.sql.tables[normTable(name)]; ok {
+		return int64(len(t.versions) - 1)
+	}
+	return -1
 }
 
 // Train runs a Train spec and returns the MLflow run id.
@@ -273,4 +287,42 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// resolveModelURILocked finds the version a models:/ URI points at now, as
+// MLflow does when the scoring notebook loads the model.
+func (ws *Workspace) resolveModelURILocked(uri string) (name, version string, err error) {
+	rest, ok := strings.CutPrefix(uri, "models:/")
+	if !ok {
+		return "", "", fmt.Errorf("model_uri %q is not a models:/ URI", uri)
+	}
+	if n, alias, isAlias := strings.Cut(rest, "@"); isAlias {
+		m, found := ws.uc.models[strings.ToLower(n)]
+		if !found {
+			return "", "", fmt.Errorf("RESOURCE_DOES_NOT_EXIST: model %s does not exist", n)
+		}
+		v, found := m.aliases[alias]
+		if !found {
+			return "", "", fmt.Errorf("RESOURCE_DOES_NOT_EXIST: model %s has no alias %s", n, alias)
+		}
+		return n, strconv.Itoa(v), nil
+	}
+	i := strings.LastIndex(rest, "/")
+	if i < 0 {
+		return "", "", fmt.Errorf("model_uri %q has no version or stage", uri)
+	}
+	n, ref := rest[:i], rest[i+1:]
+	if _, err := strconv.Atoi(ref); err == nil {
+		return n, ref, nil
+	}
+	m, found := ws.registry.models[n]
+	if !found {
+		return "", "", fmt.Errorf("RESOURCE_DOES_NOT_EXIST: registered model %s does not exist", n)
+	}
+	for i := len(m.versions) - 1; i >= 0; i-- {
+		if v := m.versions[i]; v != nil && strings.EqualFold(v.mv.CurrentStage, ref) {
+			return n, v.mv.Version, nil
+		}
+	}
+	return "", "", fmt.Errorf("model %s has no version in stage %s", n, ref)
 }

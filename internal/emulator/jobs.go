@@ -646,7 +646,24 @@ func (ws *Workspace) runActions(t *taskRun, nb string) error {
 		if table == "" {
 			return fmt.Errorf("Score: no table given (Score.Table or notebook parameter output_table)")
 		}
+		// Like the notebook: load the model first, then write the table.
+		var name, version string
+		if b.NotebookOutput == "" {
+			var err error
+			if name, version, err = ws.resolveModelURILocked(params["model_uri"]); err != nil {
+				return err
+			}
+		}
 		tc.WriteTable(table, b.Score.Rows)
+		if b.NotebookOutput == "" {
+			// The exit value of the shipped scoring notebook
+			// (examples/notebooks/batch_score.py exit_value).
+			v, _ := json.Marshal(map[string]any{
+				"rows_written": b.Score.Rows, "output_table": table, "table_version": tc.TableVersion(table),
+				"model_name": name, "model_version": version,
+			})
+			exit = string(v)
+		}
 	}
 	if b.Action != nil {
 		if err := b.Action(tc); err != nil {

@@ -235,12 +235,30 @@ func TestSQLSeesScoredTables(t *testing.T) {
 	c := ctx(t)
 	ws.OnNotebook("/nb/score", emulator.Behaviour{Score: &emulator.Score{Rows: 1234}})
 	api := jobs.NewJobs(cl)
+	var last int64
 	for range 2 {
-		_, err := api.Submit(c, jobs.SubmitRun{Tasks: []jobs.SubmitTask{{TaskKey: "score",
-			NotebookTask: &jobs.NotebookTask{NotebookPath: "/nb/score", BaseParameters: map[string]string{"output_table": "main.ml.churn_scores"}}}}})
+		sub, err := api.Submit(c, jobs.SubmitRun{Tasks: []jobs.SubmitTask{{TaskKey: "score",
+			NotebookTask: &jobs.NotebookTask{NotebookPath: "/nb/score", BaseParameters: map[string]string{"output_table": "main.ml.churn_scores", "model_uri": "models:/churn/3"}}}}})
 		require.NoError(t, err)
 		clock.Advance(time.Hour)
+		last = sub.RunId
 	}
+	run, err := api.GetRun(c, jobs.GetRunRequest{RunId: last})
+	require.NoError(t, err)
+	out, err := api.GetRunOutput(c, jobs.GetRunOutputRequest{RunId: run.Tasks[0].RunId})
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"rows_written": 1234, "output_table": "main.ml.churn_scores", "table_version": 1, "model_name": "churn", "model_version": "3"}`,
+		out.NotebookOutput.Result, "the shipped notebook's exit value")
+
+	_, err = api.Submit(c, jobs.SubmitRun{Tasks: []jobs.SubmitTask{{TaskKey: "score",
+		NotebookTask: &jobs.NotebookTask{NotebookPath: "/nb/score", BaseParameters: map[string]string{"output_table": "main.ml.other", "model_uri": "models:/churn/Production"}}}}})
+	require.NoError(t, err)
+	clock.Advance(time.Hour)
+	runs, err := api.ListRunsAll(c, jobs.ListRunsRequest{})
+	require.NoError(t, err)
+	assert.Equal(t, jobs.RunResultStateFailed, runs[0].State.ResultState, "no version in Production: loading the model fails")
+	_, _, written := ws.Table("main.ml.other")
+	assert.False(t, written, "nothing is written when the model cannot be loaded")
 	stmts := sql.NewStatementExecution(cl)
 	count, err := stmts.ExecuteStatement(c, sql.ExecuteStatementRequest{WarehouseId: "wh1", Statement: "SELECT COUNT(*) FROM main.ml.churn_scores"})
 	require.NoError(t, err)
