@@ -62,6 +62,7 @@ stages:
   - job: A
     steps:
     - checkout: self
+    - task: Tools@1
     - task: Producer@1
       name: produce
       inputs:
@@ -81,7 +82,7 @@ stages:
         value: $(fromA)
         conn: my-azure
 - stage: Deploy
-  condition: and(succeeded(), eq(variables['modelName'], 'churn'))
+  condition: and(succeeded(), eq(variables['modelName'], 'churn'), eq(dependencies.Train.outputs['A.produce.value'], 'churn-produced'))
   jobs:
   - deployment: Prod
     environment: production
@@ -124,6 +125,7 @@ func TestRun(t *testing.T) {
 		WorkDir:     t.TempDir(),
 		Out:         &out,
 		Definitions: definitions,
+		Skip:        map[string]string{"Tools": "not needed here"},
 	}
 	res, err := r.Run(context.Background(), p)
 	require.NoError(t, err, out.String())
@@ -142,6 +144,8 @@ func TestRun(t *testing.T) {
 	}
 	assert.Equal(t, []string{"deploy=Succeeded", "broken=Failed", "cleanup=Succeeded"}, names)
 	assert.Equal(t, "Skipped", res.Stages[2].Result)
+	assert.Contains(t, out.String(), "skipped by the local runner: not needed here")
+	assert.Equal(t, "Failed", res.Stages[1].Result, "the Deploy stage ran: its condition read the Train stage's outputs")
 	for _, s := range []string{"dapi-group-secret", "minted-dapi-group-secret", "sp-secret-value"} {
 		assert.NotContains(t, out.String(), s)
 	}

@@ -34,6 +34,9 @@ type Runner struct {
 	WorkDir     string                              // agent folders (temp, tools, sources) are made here
 	SummaryDir  string                              // uploaded summaries are copied here ("" = not copied)
 	Out         io.Writer                           // the readable log
+	// Skip names tasks the runner does not run, with the reason it prints
+	// (e.g. BrickopsTools, which installs the executable the runner already has).
+	Skip map[string]string
 	// Definitions looks up a task's task.json; tasks.Definition when nil.
 	Definitions func(name string) (agent.Definition, error)
 
@@ -423,6 +426,10 @@ func (r *Runner) runStep(ctx context.Context, st Stage, j Job, name string, step
 		r.addSecret(tok)
 	}
 	r.logf("\n  > %s (%s)%s\n", name, step.Task, paren(step.DisplayName))
+	if reason, ok := r.Skip[taskName]; ok {
+		r.logf("    skipped by the local runner: %s\n", reason)
+		return &StepResult{Name: name, Task: taskName, Result: "Succeeded", Outputs: map[string]string{}}, nil
+	}
 	return r.exec(ctx, taskName, name, env, filepath.Join(st.Stage, j.Name()))
 }
 
@@ -554,14 +561,23 @@ func jobValue(j *JobResult) map[string]any {
 	return map[string]any{"result": j.Result, "outputs": outs}
 }
 
+// stageDeps is what stageDependencies.<stage>.<job> reads in a job, and
+// dependencies.<stage> in a stage condition: the stage's result, its outputs
+// as '<job>.<step>.<var>', and each job's result and outputs.
 func stageDeps(stages map[string]*StageResult) map[string]any {
 	m := map[string]any{}
 	for name, s := range stages {
-		jobs := map[string]any{"result": s.Result}
+		outputs := map[string]any{}
+		stage := map[string]any{"result": s.Result, "outputs": outputs}
 		for _, j := range s.Jobs {
-			jobs[j.Name] = jobValue(j)
+			stage[j.Name] = jobValue(j)
+			for k, v := range j.Outputs {
+				if !strings.HasPrefix(k, j.Name+".") {
+					outputs[j.Name+"."+k] = v
+				}
+			}
 		}
-		m[name] = jobs
+		m[name] = stage
 	}
 	return m
 }
