@@ -6,9 +6,13 @@ GO        ?= go
 LDFLAGS   := -s -w -X github.com/brickops/brickops/internal/buildinfo.Version=$(VERSION)
 PLATFORMS := linux/amd64 linux/arm64 windows/amd64 darwin/amd64 darwin/arm64
 
-.PHONY: all build build-host test test-go test-node test-python lint package bench stress node_modules clean
+.PHONY: all demo build build-host test test-go test-node test-python lint package bench stress node_modules clean
 
 all: build
+
+## demo: the sample pipeline end to end against emulated workspaces (see internal/demo)
+demo: build-host node_modules
+	$(GO) run ./cmd/brickops-demo -exe dist/bin/linux-amd64/brickops
 
 ## build: the brickops executable for every platform, in dist/bin/<goos>-<goarch>/
 build:

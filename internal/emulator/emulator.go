@@ -436,3 +436,6 @@ func (ws *Workspace) do(fn func()) {
 	ws.advanceLocked()
 	fn()
 }
+
+// Name labels the workspace ("dev", "prod"), as given in Options.Name.
+func (ws *Workspace) Name() string { return ws.opts.Name }
