@@ -13,6 +13,7 @@ import (
 	"github.com/brickops/brickops/internal/agent"
 	"github.com/brickops/brickops/internal/agenttest"
 	"github.com/brickops/brickops/internal/auth"
+	"github.com/brickops/brickops/internal/azurestandin"
 	"github.com/brickops/brickops/internal/cli"
 	"github.com/brickops/brickops/tasks"
 )
@@ -52,11 +53,12 @@ func (w *world) run(t *testing.T, group string, r agenttest.Run, steps ...step) 
 	if r.Env == nil {
 		r.Env = map[string]string{}
 	}
-	if _, ok := r.Env["AGENT_CAINFO"]; !ok {
-		r.Env["AGENT_CAINFO"] = w.caFile
-	}
-	if _, ok := r.Env["SYSTEM_OIDCREQUESTURI"]; !ok {
-		r.Env["SYSTEM_OIDCREQUESTURI"] = "https://" + devopsHost + "/contoso/" + projectID + "/_apis/distributedtask/hubs/build/plans/2f0e3c43/jobs/5d1a3f2c/oidctoken"
+	// The agent variables of the stand-ins, but not the proxy: in-process,
+	// the resolver's dialer reaches them (TestProxy sets the proxy itself).
+	for k, v := range w.az.Env() {
+		if _, set := r.Env[k]; !set && !strings.HasPrefix(k, "AGENT_PROXY") && k != "SECRET_AGENT_PROXYPASSWORD" {
+			r.Env[k] = v
+		}
 	}
 
 	if len(steps) == 0 {
@@ -68,7 +70,7 @@ func (w *world) run(t *testing.T, group string, r agenttest.Run, steps ...step) 
 		if err := in.Err(); err != nil {
 			return err
 		}
-		res := &auth.Resolver{Env: env, Log: log, DialContext: w.dial, Now: w.clock.Now}
+		res := &auth.Resolver{Env: env, Log: log, DialContext: w.az.DialContext, Now: w.clock.Now}
 		ws, err := res.Resolve(ctx, opts)
 		if err != nil {
 			return err
@@ -118,10 +120,8 @@ func databricksEndpoint(scheme string, params map[string]string) agent.Endpoint 
 // authenticated call through an SDK service, with nothing secret in the log.
 func TestEachWayConnects(t *testing.T) {
 	w := newWorld(t)
-	w.addGroup("databricks-kv", vaultHost, map[string]any{
-		"databricks-host-prod":  map[string]any{"isSecret": true, "value": nil, "enabled": true},
-		"databricks-token-prod": map[string]any{"isSecret": true, "value": nil, "enabled": true},
-	})
+	w.addGroup(azurestandin.VariableGroup{Name: "databricks-kv", KeyVault: &azurestandin.GroupVault{Vault: "kv-mlops"},
+		Variables: map[string]azurestandin.Variable{"databricks-host-prod": {}, "databricks-token-prod": {}}})
 	cases := []struct {
 		name      string
 		run       agenttest.Run
@@ -252,24 +252,25 @@ func TestManagementHeaders(t *testing.T) {
 // the proxy credentials, except URLs of the bypass list.
 func TestProxy(t *testing.T) {
 	w := newWorld(t)
-	w.startProxy("build-agent", "pr0xy-Pa55word!")
+	proxy := w.az.Env()
 	env := map[string]string{
-		"AGENT_PROXYURL":             "http://" + w.proxyAddr,
-		"AGENT_PROXYUSERNAME":        "build-agent",
-		"SECRET_AGENT_PROXYPASSWORD": "pr0xy-Pa55word!",
+		"AGENT_PROXYURL":             proxy["AGENT_PROXYURL"],
+		"AGENT_PROXYUSERNAME":        proxy["AGENT_PROXYUSERNAME"],
+		"SECRET_AGENT_PROXYPASSWORD": proxy["SECRET_AGENT_PROXYPASSWORD"],
 		"AGENT_PROXYBYPASSLIST":      `["login\\.microsoftonline\\.com"]`,
 	}
+	proxyAddr := strings.TrimPrefix(w.az.ProxyURL, "http://")
 	res := w.run(t, "", agenttest.Run{
 		Inputs:    map[string]string{"connectionMethod": "keyVault", "keyVaultName": "kv-mlops", "azureSubscription": wifConnection},
 		Endpoints: []agent.Endpoint{wifEndpoint()}, Env: env, Debug: true,
 	})
 	require.Equal(t, agent.Succeeded, res.Result, "errors: %v", res.Errors)
-	tunnelled := w.tunnelled()
+	tunnelled := w.az.Tunnelled()
 	assert.Contains(t, tunnelled, devopsHost+":443", "pipeline OIDC endpoint")
 	assert.Contains(t, tunnelled, vaultHost+":443", "Key Vault")
 	assert.Contains(t, tunnelled, prodHost+":443", "Databricks")
 	assert.NotContains(t, tunnelled, entraHost+":443", "bypassed")
-	assert.Contains(t, res.Stdout, "via proxy "+w.proxyAddr)
+	assert.Contains(t, res.Stdout, "via proxy "+proxyAddr)
 
 	t.Run("wrong proxy password", func(t *testing.T) {
 		env["SECRET_AGENT_PROXYPASSWORD"] = "wrong-password"

@@ -9,6 +9,7 @@ import (
 
 	"github.com/brickops/brickops/internal/agent"
 	"github.com/brickops/brickops/internal/agenttest"
+	"github.com/brickops/brickops/internal/azurestandin"
 )
 
 // TestFailures: bad inputs and failing identities end in a clear error that
@@ -16,14 +17,13 @@ import (
 // output (agenttest fails the test on any leaked secret).
 func TestFailures(t *testing.T) {
 	w := newWorld(t)
-	w.addGroup("databricks", "", map[string]any{
-		"databricks-host":  map[string]any{"isSecret": false, "value": "https://" + devHost},
-		"databricks-token": map[string]any{"isSecret": true, "value": nil},
-	})
-	w.addGroup("databricks-kv", vaultHost, map[string]any{
-		"databricks-host":  map[string]any{"isSecret": true, "value": nil},
-		"databricks-token": map[string]any{"isSecret": true, "value": nil},
-	})
+	w.addGroup(azurestandin.VariableGroup{Name: "databricks", Variables: map[string]azurestandin.Variable{
+		"databricks-host":  {Value: "https://" + devHost},
+		"databricks-token": {Value: devPAT, Secret: true},
+	}})
+	w.addGroup(azurestandin.VariableGroup{Name: "databricks-kv", KeyVault: &azurestandin.GroupVault{Vault: "kv-mlops"},
+		Variables: map[string]azurestandin.Variable{"databricks-host": {}, "databricks-token": {}}})
+	w.addGroup(azurestandin.VariableGroup{Name: "forbidden", Restricted: true})
 	sp := func(client, secret string) []agent.Endpoint { return []agent.Endpoint{secretEndpoint(client, secret)} }
 	spID := secretEndpoint(secretClientID, spSecret).ID
 	token := func(extra map[string]string) map[string]string {
