@@ -1,9 +1,20 @@
 // Package demo runs the sample pipeline (examples/azure-pipelines.yml) end to
 // end on this machine: Azurite as blob storage, two emulated Azure Databricks
-// workspaces (dev and prod) served over HTTPS with a throw-away CA, the
-// pipeline's `databricks` variable group, and the real brickops executable
-// run step by step by the local pipeline runner with the environment the
-// agent would give it. `make demo` and the end-to-end test both use it.
+// workspaces (dev and prod) served over HTTPS with a throw-away CA, stand-ins
+// for Azure DevOps, Microsoft Entra ID and Azure Key Vault reached through a
+// local proxy (internal/azurestandin), and the real brickops executable run
+// step by step by the local pipeline runner with the environment the agent
+// would give it. `make demo` and the end-to-end test both use it.
+//
+// Credentials, as the sample pipeline expects them:
+//   - dev: the `databricks` variable group linked to the pipeline
+//     (databricks-host-dev, secret databricks-token-dev), the reference
+//     pipeline's way;
+//   - prod: the group `databricks-prod`, linked to the Key Vault
+//     kv-brickops-prod and not linked to the pipeline, read by name through
+//     the Azure DevOps REST API; its secrets are read from the vault with the
+//     service connection `brickops-prod` (workload identity federation), so
+//     no production secret is ever a pipeline variable.
 //
 // Nothing here talks to Azure: the workspaces are internal/emulator, and the
 // demo says so before it starts.
@@ -23,6 +34,8 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/ml"
 	"github.com/databricks/databricks-sdk-go/service/serving"
 
+	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickops/brickops/internal/azurestandin"
 	"github.com/brickops/brickops/internal/azurite"
 	"github.com/brickops/brickops/internal/emulator"
 	"github.com/brickops/brickops/internal/pipeline"
@@ -50,10 +63,16 @@ const (
 	warehouseID   = "demo-warehouse"
 )
 
-// World is what the demo started: the two workspaces and the blob store.
+// ProdConnection is the Azure Resource Manager service connection the prod
+// steps use to read the databricks-prod group's Key Vault.
+const ProdConnection = "brickops-prod"
+
+// World is what the demo started: the two workspaces, the blob store and the
+// Azure stand-ins.
 type World struct {
 	Dev, Prod *emulator.Workspace
 	Blob      *azurite.Server
+	Azure     *azurestandin.Azure
 	CAFile    string
 }
 
@@ -87,15 +106,17 @@ func Run(ctx context.Context, opts Options) (*Report, func(), error) {
 	}
 	stopAll := func() { stop(); _ = os.RemoveAll(work) }
 	runner := &pipeline.Runner{
-		Exe:        opts.Exe,
-		Groups:     map[string]map[string]pipeline.GroupVariable{"databricks": world.variableGroup()},
-		BaseEnv:    baseEnv(world, work),
-		WorkDir:    work,
-		SummaryDir: opts.OutDir,
-		Out:        out,
-		Skip:       map[string]string{"BrickopsTools": "it installs brickops on an agent; the local runner runs " + opts.Exe},
+		Exe:         opts.Exe,
+		Groups:      map[string]map[string]pipeline.GroupVariable{"databricks": world.variableGroup()},
+		Connections: map[string]agent.Endpoint{ProdConnection: world.Azure.ServiceConnection(ProdConnection)},
+		BaseEnv:     baseEnv(world, work),
+		WorkDir:     work,
+		SummaryDir:  opts.OutDir,
+		Out:         out,
+		Skip:        map[string]string{"BrickopsTools": "it installs brickops on an agent; the local runner runs " + opts.Exe},
 	}
-	fmt.Fprintf(out, "\ndev workspace  %s\nprod workspace %s\nblob storage   %s (Azurite)\n", world.Dev.URL(), world.Prod.URL(), world.Blob.BlobEndpoint)
+	fmt.Fprintf(out, "\ndev workspace  %s\nprod workspace %s\nblob storage   %s (Azurite)\nAzure DevOps   %s, Entra ID and Key Vault stand-ins through the proxy %s\n",
+		world.Dev.URL(), world.Prod.URL(), world.Blob.BlobEndpoint, world.Azure.CollectionURI, world.Azure.ProxyURL)
 	started := time.Now()
 	res, err := runner.Run(ctx, p)
 	report := &Report{Result: res, Secrets: runner.Secrets(), World: world}
@@ -152,6 +173,20 @@ func startWorld(ctx context.Context, opts Options) (*World, func(), error) {
 			world.Prod = ws
 		}
 	}
+	az, err := azurestandin.New(azurestandin.Options{
+		CA: ca, Dir: opts.OutDir,
+		ProxyUser: "build-agent", ProxyPassword: "demo-proxy-password",
+		Connections: []azurestandin.Connection{{Name: ProdConnection, Scheme: azurestandin.SchemeWorkloadIdentity}},
+		VariableGroups: []azurestandin.VariableGroup{{Name: "databricks-prod", KeyVault: &azurestandin.GroupVault{
+			Vault: "kv-brickops-prod", Connection: ProdConnection,
+			Secrets: map[string]string{"databricks-host": world.Prod.URL(), "databricks-token": world.Prod.Token},
+		}}},
+	})
+	if err != nil {
+		return nil, stop, err
+	}
+	closers = append(closers, az.Close)
+	world.Azure = az
 	world.Dev.OnNotebook(TrainNotebook, emulator.Behaviour{Duration: 3 * time.Second, Train: &emulator.Train{
 		Experiment: Experiment, RunName: "churn-xgboost", ModelDir: opts.ModelDir,
 		Params:  map[string]string{"max_depth": "4", "learning_rate": "0.1", "n_estimators": "200"},
@@ -173,29 +208,30 @@ func (w *World) variableGroup() map[string]pipeline.GroupVariable {
 	}
 }
 
-// baseEnv is what the agent sets for every step of this run.
+// baseEnv is what the agent sets for every step of this run: system
+// variables, the job's Azure DevOps connection, the proxy and the CA.
 func baseEnv(w *World, work string) map[string]string {
-	return map[string]string{
-		"PATH":                               os.Getenv("PATH"),
-		"HOME":                               work,
-		"AGENT_CAINFO":                       w.CAFile,
-		"AGENT_OS":                           "Linux",
-		"AGENT_OSARCHITECTURE":               "X64",
-		"SYSTEM_TEAMFOUNDATIONCOLLECTIONURI": "https://dev.azure.com/contoso/",
-		"SYSTEM_TEAMPROJECT":                 "mlops",
-		"SYSTEM_TEAMPROJECTID":               "6c1a5f3e-3d4b-4a5e-9b8e-0a1b2c3d4e5f",
-		"SYSTEM_HOSTTYPE":                    "build",
-		"SYSTEM_PLANID":                      "2f0e3c43-5ad6-4f1f-9d6c-1d1f1e2f3a4b",
-		"SYSTEM_JOBATTEMPT":                  "1",
-		"BUILD_BUILDID":                      "1001",
-		"BUILD_BUILDNUMBER":                  "20261125.1",
-		"BUILD_DEFINITIONNAME":               "churn-mlops",
-		"BUILD_SOURCEVERSION":                "6e4f1c2a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f",
-		"BUILD_SOURCEBRANCH":                 "refs/heads/main",
-		"BUILD_REPOSITORY_URI":               "https://dev.azure.com/contoso/mlops/_git/churn",
-		"ENDPOINT_URL_SYSTEMVSSCONNECTION":   "https://dev.azure.com/contoso/",
-		"ENDPOINT_AUTH_PARAMETER_SYSTEMVSSCONNECTION_ACCESSTOKEN": "demo-job-token-not-a-real-one",
+	env := map[string]string{
+		"PATH":                 os.Getenv("PATH"),
+		"HOME":                 work,
+		"AGENT_CAINFO":         w.CAFile,
+		"AGENT_OS":             "Linux",
+		"AGENT_OSARCHITECTURE": "X64",
+		"SYSTEM_HOSTTYPE":      "build",
+		"SYSTEM_PLANID":        "2f0e3c43-5ad6-4f1f-9d6c-1d1f1e2f3a4b",
+		"SYSTEM_JOBATTEMPT":    "1",
+		"BUILD_BUILDID":        "1001",
+		"BUILD_BUILDNUMBER":    "20261125.1",
+		"BUILD_DEFINITIONNAME": "churn-mlops",
+		"BUILD_SOURCEVERSION":  "6e4f1c2a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f",
+		"BUILD_SOURCEBRANCH":   "refs/heads/main",
+		"BUILD_REPOSITORY_URI": "https://dev.azure.com/contoso/mlops/_git/churn",
 	}
+	for k, v := range w.Azure.Env() {
+		env[k] = v
+	}
+	env["AGENT_CAINFO"] = w.CAFile
+	return env
 }
 
 // printState prints the model versions in both workspaces, the scored table
