@@ -53,6 +53,12 @@ func (e Env) Variable(name string) (value string, secret bool, ok bool) {
 	return v, false, found
 }
 
+// TaskVariable returns a variable this step set for itself with
+// Log.SetTaskVariable in an earlier try (empty when there was none).
+func (e Env) TaskVariable(name string) string {
+	return e["VSTS_TASKVARIABLE_"+VariableKey(name)]
+}
+
 // Secrets returns every value that must never be printed: secret variables,
 // endpoint authorization parameters, the job access token and the proxy
 // password. Empty and very short values are left out since masking them would

@@ -277,6 +277,19 @@ func (l *Log) SetVariable(name, value string, opts VariableOptions) {
 	l.commandLocked(Command{Area: "task", Event: "setvariable", Properties: props, Message: value})
 }
 
+// SetTaskVariable sets a variable of this step only (task.settaskvariable).
+// The agent hands it back to this step alone, as VSTS_TASKVARIABLE_<NAME>
+// (see Env.TaskVariable), each time it starts the step's handler, which
+// includes the reruns of retryCountOnTaskFailure: they share the step's
+// execution context (azure-pipelines-agent src/Agent.Worker/RetryHelper.cs
+// RetryStep, Handlers/Handler.cs AddTaskVariablesToEnvironment).
+func (l *Log) SetTaskVariable(name, value string) {
+	if !variableName.MatchString(name) {
+		panic(fmt.Sprintf("invalid variable name %q", name))
+	}
+	l.command(Command{Area: "task", Event: "settaskvariable", Properties: map[string]string{"variable": name}, Message: value})
+}
+
 // SetOutput sets an output variable of this step.
 func (l *Log) SetOutput(name, value string) {
 	l.SetVariable(name, value, VariableOptions{Output: true})

@@ -2,10 +2,6 @@ package batchscore_test
 
 import (
 	"context"
-	"encoding/pem"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -25,20 +21,18 @@ import (
 
 // newExeWorld is a world whose task runs are the built brickops executable,
 // started as the agent starts it, connecting with the variable-group method
-// (databricks-host, secret databricks-token) over TLS: auth accepts https
-// only, so a TLS proxy stands in front of the emulator and its certificate
-// is given to the task as the agent's Agent.CAInfo.
+// (databricks-host, secret databricks-token) over https: the emulator serves
+// it with a certificate of its own CA, given to the task as the agent's
+// Agent.CAInfo.
 func newExeWorld(t *testing.T) *world {
 	t.Helper()
-	w := newWorld(t)
-	target, err := url.Parse(w.ws.URL())
+	ca, err := emulator.NewCA()
 	require.NoError(t, err)
-	proxy := httptest.NewTLSServer(httputil.NewSingleHostReverseProxy(target))
-	t.Cleanup(proxy.Close)
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	require.NoError(t, os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: proxy.Certificate().Raw}), 0o600))
+	w := startWorld(t, ca)
+	w.caFile = filepath.Join(t.TempDir(), "ca.pem")
+	require.NoError(t, ca.WriteFile(w.caFile))
 	w.exe = agenttest.Executable(t)
-	w.host, w.caFile = proxy.URL, ca
+	w.host = w.ws.URL()
 	return w
 }
 

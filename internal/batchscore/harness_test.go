@@ -17,8 +17,8 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/workspace"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/internal/agent"
 	"github.com/brickops/brickops/internal/agenttest"
+	"github.com/brickops/brickops/internal/auth"
 	"github.com/brickops/brickops/internal/batchscore"
 	"github.com/brickops/brickops/internal/cli"
 	"github.com/brickops/brickops/internal/emulator"
@@ -74,9 +74,15 @@ const shippedPath = "/Shared/brickops/batch_score"
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
+	return startWorld(t, nil)
+}
+
+// startWorld starts the world's workspace, serving https when ca is set.
+func startWorld(t *testing.T, ca *emulator.CA) *world {
+	t.Helper()
 	clock := emulator.NewManualClock(time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC))
 	w := &world{clock: clock, versions: map[string]int64{}, rows: 9960}
-	w.ws = emulator.Start(t, emulator.Options{Name: "prod", Clock: clock})
+	w.ws = emulator.Start(t, emulator.Options{Name: "prod", Clock: clock, CA: ca})
 	w.onNotebook(shippedPath)
 	return w
 }
@@ -129,15 +135,20 @@ func (w *world) sdk(t *testing.T) *client.DatabricksClient {
 	return c
 }
 
+// connect connects the task to the world's workspace, after reading the
+// connection inputs as in production.
+func (w *world) connect(t *testing.T) auth.ConnectFunc {
+	t.Helper()
+	return auth.Direct(&auth.Workspace{Name: "workspace", Host: w.ws.URL(), Client: w.sdk(t)})
+}
+
 // registry runs BatchScore against the emulator with simulated time.
 func (w *world) registry(t *testing.T, notebook []byte) cli.Registry {
 	t.Helper()
 	def, err := tasks.Definition("BatchScore")
 	require.NoError(t, err)
 	deps := batchscore.Deps{
-		Connection: func(agent.Env, *agent.Inputs, *agent.Log) batchscore.Connect {
-			return func(context.Context) (*client.DatabricksClient, error) { return client.New(w.config()) }
-		},
+		Connect:  w.connect(t),
 		Notebook: notebook,
 		Clock:    simClock{w.clock},
 	}
@@ -223,9 +234,7 @@ func (w *world) registryWallClock(t *testing.T) cli.Registry {
 	def, err := tasks.Definition("BatchScore")
 	require.NoError(t, err)
 	deps := batchscore.Deps{
-		Connection: func(agent.Env, *agent.Inputs, *agent.Log) batchscore.Connect {
-			return func(context.Context) (*client.DatabricksClient, error) { return client.New(w.config()) }
-		},
+		Connect:  w.connect(t),
 		Interval: func(time.Duration) time.Duration { return 10 * time.Millisecond },
 	}
 	return cli.Registry{"BatchScore": cli.Task{Definition: def, Run: deps.Task()}}

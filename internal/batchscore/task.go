@@ -17,9 +17,6 @@ package batchscore
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -32,20 +29,18 @@ import (
 
 	"github.com/brickops/brickops/examples/notebooks"
 	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickops/brickops/internal/auth"
+	"github.com/brickops/brickops/internal/idempotency"
 	"github.com/brickops/brickops/internal/runwait"
 	"github.com/brickops/brickops/tasks"
 )
 
-// Connect opens the workspace connection. It is returned by
-// Deps.Connection after the connection inputs were read and is called only
-// when every input is valid (the same contract as DatabricksTrain's).
-type Connect func(ctx context.Context) (*client.DatabricksClient, error)
-
 // Deps are what the task needs from outside.
 type Deps struct {
-	// Connection reads the task's workspace connection inputs (recording
-	// problems in in) and returns how to connect.
-	Connection func(env agent.Env, in *agent.Inputs, log *agent.Log) Connect
+	// Connect reads the task's workspace connection inputs (recording
+	// problems in in) and returns how to connect (nil: auth.Connect, the
+	// shared resolver).
+	Connect auth.ConnectFunc
 	// Notebook is the shipped scoring notebook (default notebooks.BatchScore).
 	Notebook []byte
 	// Clock drives the waiting (default the real clock); tests advance an
@@ -63,22 +58,20 @@ func (d Deps) Task() agent.TaskFunc {
 			return err
 		}
 		in := def.InputsFrom(env)
-		var connect Connect
-		if d.Connection != nil {
-			connect = d.Connection(env, in, log)
+		connectFunc := d.Connect
+		if connectFunc == nil {
+			connectFunc = auth.Connect
 		}
+		connect := connectFunc(env, in, log, "")
 		opts := ReadOptions(in)
 		if err := in.Err(); err != nil {
 			return err
 		}
-		if connect == nil {
-			return errors.New("no Databricks workspace connection is available in this build")
-		}
-		c, err := connect(ctx)
+		ws, err := connect(ctx)
 		if err != nil {
 			return fmt.Errorf("connecting to the Databricks workspace: %w", err)
 		}
-		return d.run(ctx, env.System(), log, c, opts)
+		return d.run(ws.Context(ctx), env, log, ws.Client, opts)
 	}
 }
 
@@ -97,7 +90,8 @@ type result struct {
 	outputTable string
 }
 
-func (d Deps) run(ctx context.Context, sys agent.System, log *agent.Log, c *client.DatabricksClient, o Options) error {
+func (d Deps) run(ctx context.Context, env agent.Env, log *agent.Log, c *client.DatabricksClient, o Options) error {
+	sys := env.System()
 	clock := d.Clock
 	if clock == nil {
 		clock = runwait.RealClock{}
@@ -158,7 +152,7 @@ func (d Deps) run(ctx context.Context, sys agent.System, log *agent.Log, c *clie
 	log.Progress(20, "job ready")
 
 	log.Section("Run")
-	token := idempotencyToken(sys)
+	token := idempotency.Token(env, log, "score")
 	log.Debug("idempotency token %s", token)
 	started, err := jobsAPI.RunNow(ctx, jobs.RunNow{JobId: id, JobParameters: o.Params(), IdempotencyToken: token})
 	if err != nil {
@@ -320,22 +314,6 @@ func reportChange(log *agent.Log, ch runwait.Change) {
 		text += " (" + ch.To.Message + ")"
 	}
 	log.Info("[%s] %s: %s", ch.Elapsed.Round(time.Second), what, text)
-}
-
-// idempotencyToken identifies this step of this attempt of this pipeline
-// job, with DatabricksTrain's rule: the Jobs API answers a second run-now
-// with the same token (a retried POST, a rerun of the same attempt) with the
-// run the first one started (idempotency_token, at most 64 characters).
-// Empty outside a pipeline: every local run is a new run.
-func idempotencyToken(sys agent.System) string {
-	if sys.PlanID == "" && sys.BuildID == "" && sys.ReleaseID == "" {
-		return ""
-	}
-	h := sha256.Sum256([]byte(strings.Join([]string{
-		sys.CollectionURI, sys.ProjectID, sys.PlanID, sys.BuildID, sys.ReleaseID,
-		sys.JobID, strconv.Itoa(sys.Attempt()), sys.StepName,
-	}, "\x00")))
-	return "brickops-score-" + hex.EncodeToString(h[:])[:40]
 }
 
 func scheduleText(s *Schedule) string {

@@ -1,12 +1,10 @@
 package cli
 
 import (
-	"context"
-	"fmt"
-
 	"github.com/brickops/brickops/internal/agent"
 	"github.com/brickops/brickops/internal/batchscore"
 	"github.com/brickops/brickops/internal/promote"
+	"github.com/brickops/brickops/internal/serve"
 	"github.com/brickops/brickops/internal/train"
 	"github.com/brickops/brickops/tasks"
 )
@@ -18,8 +16,8 @@ func Tasks() Registry {
 	for name, run := range map[string]agent.TaskFunc{
 		"DatabricksTrain": train.Task(train.Deps{}),
 		"MLflowPromote":   promote.Task(promote.Deps{}),
-		"BatchScore":      batchscore.Deps{Connection: batchscore.WorkspaceConnection}.Task(),
-		"ModelServe":      notYetAvailable("ModelServe"),
+		"BatchScore":      batchscore.Deps{}.Task(),
+		"ModelServe":      serve.Task(serve.Deps{}),
 	} {
 		def, err := tasks.Definition(name)
 		if err != nil {
@@ -29,12 +27,4 @@ func Tasks() Registry {
 		r[name] = Task{Definition: def, Run: run}
 	}
 	return r
-}
-
-// notYetAvailable stands for a task whose implementation has not landed in
-// this build: it fails with a clear message instead of pretending to work.
-func notYetAvailable(name string) agent.TaskFunc {
-	return func(context.Context, agent.Env, *agent.Log) error {
-		return fmt.Errorf("task %s is not implemented in this build of brickops", name)
-	}
 }

@@ -74,6 +74,13 @@ const (
 	InputCluster      = "clusterId"
 )
 
+// InputNames are the compute inputs every task that uses FromInputs must
+// declare, with the same label, type, options and help (TestTaskJSONs).
+var InputNames = []string{
+	InputKind, InputSparkVersion, InputNodeType, InputWorkers, InputAutoscale, InputSingleNode,
+	InputPool, InputDriverPool, InputPolicy, InputSparkConf, InputCustomTags, InputCluster,
+}
+
 // maxWorkers is a sanity bound, well above what a pipeline step should start.
 const maxWorkers = 10000
 
@@ -180,8 +187,19 @@ func readID(in *agent.Inputs, name, what string) string {
 }
 
 // NewCluster is the cluster a newCluster spec starts (nil for an existing
-// cluster or serverless). ML runtimes need a dedicated (single user) access
-// mode to read Unity Catalog.
+// cluster or serverless).
+//
+// It always asks for the dedicated (single user) access mode,
+// data_security_mode SINGLE_USER, without single_user_name: on a job cluster
+// Databricks then gives the cluster to the identity the run runs as (the
+// pipeline's service principal or user). That is the mode Databricks Runtime
+// for Machine Learning needs to read and write Unity Catalog: the standard
+// (shared) mode refuses ML runtimes ("does not support Table Access
+// Control"), and a cluster created through the API with no mode gets no
+// isolation and no Unity Catalog access
+// (https://learn.microsoft.com/azure/databricks/compute/access-mode-limitations).
+// A cluster policy that fixes another access mode makes Databricks refuse
+// the cluster; such a policy must allow SINGLE_USER.
 func (s Spec) NewCluster() *sdkcompute.ClusterSpec {
 	if s.Kind != NewCluster {
 		return nil

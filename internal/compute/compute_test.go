@@ -10,6 +10,7 @@ import (
 
 	"github.com/brickops/brickops/internal/agent"
 	"github.com/brickops/brickops/internal/compute"
+	"github.com/brickops/brickops/tasks"
 )
 
 var def = agent.Definition{Name: "T", Inputs: []agent.InputDef{
@@ -84,6 +85,29 @@ func TestBadSpecs(t *testing.T) {
 		_, err := read(tc[:i]...)
 		if assert.Error(t, err, strings.Join(tc, " ")) {
 			assert.Contains(t, err.Error(), tc[i+1])
+		}
+	}
+}
+
+// TestTaskJSONs: every task that reads its compute with FromInputs declares
+// the compute inputs the same way, so a person sees the same fields with
+// the same help in each task (only when they are shown may differ).
+func TestTaskJSONs(t *testing.T) {
+	var first *agent.Definition
+	for _, name := range []string{"DatabricksTrain", "BatchScore"} {
+		def, err := tasks.Definition(name)
+		require.NoError(t, err)
+		if first == nil {
+			first = &def
+			continue
+		}
+		for _, input := range compute.InputNames {
+			want, ok := first.Input(input)
+			require.True(t, ok, "%s declares no input %s", first.Name, input)
+			got, ok := def.Input(input)
+			require.True(t, ok, "%s declares no input %s", def.Name, input)
+			want.VisibleRule, got.VisibleRule = "", ""
+			assert.Equal(t, want, got, "input %s of %s and %s", input, first.Name, def.Name)
 		}
 	}
 }

@@ -74,7 +74,7 @@ func TestGateMissingMetricIsExplained(t *testing.T) {
 
 	res = run(t, ws, gateInputs("2", nil))
 	require.Equal(t, agent.Failed, res.Result, res.Stdout)
-	assert.Equal(t, []string{"metric auc not found in MLflow run " + noAUC + ", the source run of the candidate version 2 of churn in workspace " + host(t, ws) + " (it logged: f1, rmse)"}, res.Errors)
+	assert.Equal(t, []string{"metric auc not found in MLflow run " + noAUC + ", the source run of the candidate version 2 of churn in workspace " + ws.URL() + " (it logged: f1, rmse)"}, res.Errors)
 	assert.Empty(t, res.Outputs["promote"], "no decision without the candidate's metric")
 
 	// The other way round: the version in Production lacks the metric.

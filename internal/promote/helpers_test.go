@@ -3,10 +3,6 @@ package promote_test
 import (
 	"context"
 	"encoding/json"
-	"encoding/pem"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -28,11 +24,36 @@ import (
 func TestMain(m *testing.M) {
 	// The SDK logs INFO lines to stderr by default; keep test output clean.
 	logger.DefaultLogger = &logger.SimpleLogger{Level: logger.LevelWarn}
-	os.Exit(m.Run())
+	os.Exit(runTests(m))
 }
 
-// startWorkspace starts an emulated workspace on the real clock with short
-// timings, so job runs and registrations finish within a test.
+// ca signs the emulated workspaces' certificates: Azure Databricks serves
+// https only, and so does package auth. The task trusts it through
+// Agent.CAInfo (caFile), as an agent behind a TLS inspecting proxy would.
+var (
+	ca     *emulator.CA
+	caFile string
+)
+
+func runTests(m *testing.M) int {
+	var err error
+	if ca, err = emulator.NewCA(); err != nil {
+		panic(err)
+	}
+	dir, err := os.MkdirTemp("", "promote-ca-")
+	if err != nil {
+		panic(err)
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	caFile = filepath.Join(dir, "ca.pem")
+	if err := ca.WriteFile(caFile); err != nil {
+		panic(err)
+	}
+	return m.Run()
+}
+
+// startWorkspace starts an emulated https workspace on the real clock with
+// short timings, so job runs and registrations finish within a test.
 func startWorkspace(t *testing.T, opts emulator.Options) *emulator.Workspace {
 	t.Helper()
 	def := func(d *time.Duration, v time.Duration) {
@@ -44,6 +65,7 @@ func startWorkspace(t *testing.T, opts emulator.Options) *emulator.Workspace {
 	def(&opts.RunDuration, time.Millisecond)
 	def(&opts.RunTerminating, time.Millisecond)
 	def(&opts.RegistrationDelay, 150*time.Millisecond)
+	opts.CA = ca
 	return emulator.Start(t, opts)
 }
 
@@ -63,58 +85,18 @@ func ctx(t *testing.T) context.Context {
 	return c
 }
 
-// front puts an https server with its own certificate in front of ws:
-// Azure Databricks serves https only, and so does package auth. The task
-// trusts the certificate through Agent.CAInfo, as an agent behind a TLS
-// inspecting proxy would.
-type front struct {
-	URL    string
-	CAFile string
-}
-
-func httpsFront(t *testing.T, ws *emulator.Workspace) front {
-	t.Helper()
-	target, err := url.Parse(ws.URL())
-	require.NoError(t, err)
-	srv := httptest.NewTLSServer(httputil.NewSingleHostReverseProxy(target))
-	t.Cleanup(srv.Close)
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	require.NoError(t, os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600))
-	return front{URL: srv.URL, CAFile: ca}
-}
-
 // agentRun is MLflowPromote as the agent starts it, connected to ws through
 // the seed's variable group (databricks-host, secret databricks-token).
 func agentRun(t *testing.T, ws *emulator.Workspace, inputs map[string]string) agenttest.Run {
 	t.Helper()
-	f := frontOf(t, ws)
 	return agenttest.Run{
 		Task:      "MLflowPromote",
 		Inputs:    inputs,
-		Variables: map[string]string{"databricks-host": f.URL},
+		Variables: map[string]string{"databricks-host": ws.URL()},
 		Secrets:   map[string]string{"databricks-token": ws.Token},
-		Env:       map[string]string{"AGENT_CAINFO": f.CAFile},
+		Env:       map[string]string{"AGENT_CAINFO": caFile},
 	}
 }
-
-// fronts keeps one https front per workspace of a test (tests in this
-// package do not run in parallel).
-var fronts = map[*emulator.Workspace]*front{}
-
-func frontOf(t *testing.T, ws *emulator.Workspace) *front {
-	t.Helper()
-	f := fronts[ws]
-	if f == nil {
-		ff := httpsFront(t, ws)
-		f = &ff
-		fronts[ws] = f
-		t.Cleanup(func() { delete(fronts, ws) })
-	}
-	return f
-}
-
-// host is the workspace URL the task sees (and names in its messages).
-func host(t *testing.T, ws *emulator.Workspace) string { return frontOf(t, ws).URL }
 
 // run runs MLflowPromote with the built executable, as the agent would.
 func run(t *testing.T, ws *emulator.Workspace, inputs map[string]string) *agenttest.Result {

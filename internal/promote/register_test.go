@@ -66,7 +66,7 @@ func TestRegisterCreatesModelAndReadyVersion(t *testing.T) {
 
 	require.Len(t, res.Summaries, 1)
 	for _, md := range res.Summaries {
-		assert.Contains(t, md, "| **[1]("+host(t, ws)+"/ml/models/churn/versions/1)** | None | READY |")
+		assert.Contains(t, md, "| **[1]("+ws.URL()+"/ml/models/churn/versions/1)** | None | READY |")
 		assert.Contains(t, md, "/ml/experiments/")
 	}
 }
@@ -182,8 +182,8 @@ func TestRegisterNotFound(t *testing.T) {
 	ws := startWorkspace(t, emulator.Options{})
 	runID := train(t, ws, nil)
 	for name, tc := range map[string]struct{ uri, want string }{
-		"run":  {"runs:/0123456789abcdef0123456789abcdef/model", "MLflow run 0123456789abcdef0123456789abcdef (from modelUri runs:/0123456789abcdef0123456789abcdef/model) not found in workspace " + host(t, ws)},
-		"path": {"runs:/" + runID + "/classifier", `MLflow run ` + runID + ` in workspace ` + host(t, ws) + ` has no model at artifact path "classifier" (its artifacts are: model)`},
+		"run":  {"runs:/0123456789abcdef0123456789abcdef/model", "MLflow run 0123456789abcdef0123456789abcdef (from modelUri runs:/0123456789abcdef0123456789abcdef/model) not found in workspace " + ws.URL()},
+		"path": {"runs:/" + runID + "/classifier", `MLflow run ` + runID + ` in workspace ` + ws.URL() + ` has no model at artifact path "classifier" (its artifacts are: model)`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			ws.ResetRequests()

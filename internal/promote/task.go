@@ -20,17 +20,14 @@ import (
 	"github.com/brickops/brickops/tasks"
 )
 
-// Connector opens the workspace the step works on.
-type Connector func(ctx context.Context, log *agent.Log) (*auth.Workspace, error)
-
 // Deps are what the task needs from outside. The zero value is the
 // production configuration.
 type Deps struct {
-	// Workspace reads the task's workspace connection inputs, recording any
-	// problem in in (it is called while the other inputs are validated, before
-	// any remote call), and returns how to connect. Nil means the shared
-	// connection inputs resolved by package auth.
-	Workspace func(env agent.Env, in *agent.Inputs) Connector
+	// Connect reads the task's workspace connection inputs, recording any
+	// problem in in (it is called while the other inputs are validated,
+	// before any remote call), and returns how to connect. Nil means
+	// auth.Connect, the shared resolver.
+	Connect auth.ConnectFunc
 }
 
 // Task returns the MLflowPromote task function.
@@ -42,15 +39,15 @@ func Task(d Deps) agent.TaskFunc {
 		}
 		in := def.InputsFrom(env)
 		opts := ReadOptions(in)
-		workspace := d.Workspace
-		if workspace == nil {
-			workspace = connectWithAuth
+		connectFunc := d.Connect
+		if connectFunc == nil {
+			connectFunc = auth.Connect
 		}
-		connect := workspace(env, in)
+		connect := connectFunc(env, in, log, "")
 		if err := in.Err(); err != nil {
 			return err
 		}
-		conn, err := connect(ctx, log)
+		conn, err := connect(ctx)
 		if err != nil {
 			return err
 		}
@@ -58,14 +55,6 @@ func Task(d Deps) agent.TaskFunc {
 		// Explain names the connection and what to fix when the workspace
 		// refuses the credentials (401/403) at any point of the step.
 		return conn.Explain(s.run(conn.Context(ctx)))
-	}
-}
-
-// connectWithAuth reads the shared workspace connection inputs (group "").
-func connectWithAuth(env agent.Env, in *agent.Inputs) Connector {
-	opts := auth.ReadOptions(in, "")
-	return func(ctx context.Context, log *agent.Log) (*auth.Workspace, error) {
-		return auth.Resolve(ctx, opts, env, log)
 	}
 }
 

@@ -84,8 +84,8 @@ func TestTransitionMovesThroughStagesAndArchives(t *testing.T) {
 	require.Len(t, res.Summaries, 1)
 	for _, md := range res.Summaries {
 		assert.Contains(t, md, "Moved version 2 from None to Production. Archived version 1.")
-		assert.Contains(t, md, "| **[2]("+host(t, ws)+"/ml/models/churn/versions/2)** | Production | READY |")
-		assert.Contains(t, md, "| [1]("+host(t, ws)+"/ml/models/churn/versions/1) | Archived | READY |")
+		assert.Contains(t, md, "| **[2]("+ws.URL()+"/ml/models/churn/versions/2)** | Production | READY |")
+		assert.Contains(t, md, "| [1]("+ws.URL()+"/ml/models/churn/versions/1) | Archived | READY |")
 	}
 
 	// Again: nothing changes.
@@ -117,10 +117,10 @@ func TestTransitionNotFound(t *testing.T) {
 		in   map[string]string
 		want string
 	}{
-		"model":    {map[string]string{"modelName": "fraud"}, "registered model fraud not found in the workspace model registry of workspace " + host(t, ws)},
-		"version":  {map[string]string{"modelVersion": "7"}, "version 7 of churn not found in the workspace model registry of " + host(t, ws)},
-		"stage":    {map[string]string{"modelVersion": "Production"}, "no version of churn is in stage Production in workspace " + host(t, ws)},
-		"uc model": {map[string]string{"modelName": "main.ml.churn", "stage": "", "alias": "champion"}, "registered model main.ml.churn not found in Unity Catalog of workspace " + host(t, ws)},
+		"model":    {map[string]string{"modelName": "fraud"}, "registered model fraud not found in the workspace model registry of workspace " + ws.URL()},
+		"version":  {map[string]string{"modelVersion": "7"}, "version 7 of churn not found in the workspace model registry of " + ws.URL()},
+		"stage":    {map[string]string{"modelVersion": "Production"}, "no version of churn is in stage Production in workspace " + ws.URL()},
+		"uc model": {map[string]string{"modelName": "main.ml.churn", "stage": "", "alias": "champion"}, "registered model main.ml.churn not found in Unity Catalog of workspace " + ws.URL()},
 	} {
 		t.Run(name, func(t *testing.T) {
 			ws.ResetRequests()
@@ -178,7 +178,7 @@ func TestAliasMovesBetweenUnityCatalogVersions(t *testing.T) {
 	require.Len(t, res.Summaries, 1)
 	for _, md := range res.Summaries {
 		assert.Contains(t, md, "Moved @champion from version 1 to version 2. Removed @challenger from it.")
-		assert.Contains(t, md, "| **[2]("+host(t, ws)+"/explore/data/models/main/ml/churn/version/2)** | @champion | READY |")
+		assert.Contains(t, md, "| **[2]("+ws.URL()+"/explore/data/models/main/ml/churn/version/2)** | @champion | READY |")
 	}
 
 	ws.ResetRequests()
@@ -189,5 +189,5 @@ func TestAliasMovesBetweenUnityCatalogVersions(t *testing.T) {
 
 	res = run(t, ws, aliasInputs("@champion-old", "champion"))
 	require.Equal(t, agent.Failed, res.Result, res.Stdout)
-	assert.Equal(t, []string{"no version of main.ml.churn has the alias @champion-old in workspace " + host(t, ws)}, res.Errors)
+	assert.Equal(t, []string{"no version of main.ml.churn has the alias @champion-old in workspace " + ws.URL()}, res.Errors)
 }

@@ -14,20 +14,18 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/serving"
 
 	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickops/brickops/internal/auth"
 	"github.com/brickops/brickops/internal/httpclient"
 	"github.com/brickops/brickops/tasks"
 )
-
-// Connector resolves the workspace connection once every input is valid.
-type Connector func(ctx context.Context) (*client.DatabricksClient, error)
 
 // Deps are what the task needs from outside: the workspace connection and
 // an HTTP client for signed storage URLs.
 type Deps struct {
 	// Connect reads the workspace connection inputs (recording bad ones in
-	// in) and returns what resolves them into a client. It must not make
-	// remote calls: that is the Connector's job.
-	Connect func(env agent.Env, in *agent.Inputs, log *agent.Log) Connector
+	// in) and returns how to connect once every input is valid (nil:
+	// auth.Connect, the shared resolver).
+	Connect auth.ConnectFunc
 	// HTTP downloads the model's input example from signed storage URLs
 	// (without the Databricks token). Nil means a client with the agent's
 	// proxy and certificate settings (internal/httpclient).
@@ -44,15 +42,21 @@ func Task(deps Deps) agent.TaskFunc {
 			return err
 		}
 		in := def.InputsFrom(env)
-		connect := deps.Connect(env, in, log)
+		connectFunc := deps.Connect
+		if connectFunc == nil {
+			connectFunc = auth.Connect
+		}
+		connect := connectFunc(env, in, log, "")
 		o := ReadOptions(in)
 		if err := in.Err(); err != nil {
 			return err
 		}
-		c, err := connect(ctx)
+		ws, err := connect(ctx)
 		if err != nil {
 			return fmt.Errorf("connecting to the workspace: %w", err)
 		}
+		ctx = ws.Context(ctx)
+		c := ws.Client
 		httpc := deps.HTTP
 		if httpc == nil {
 			net, err := httpclient.FromEnv(env)

@@ -3,6 +3,8 @@ package serve_test
 import (
 	"context"
 	"net/http"
+	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -275,27 +277,30 @@ func TestTimeout(t *testing.T) {
 	assert.Equal(t, "false", res.Outputs["rolledBack"])
 }
 
-func TestCancelLeavesTheUpdateRunning(t *testing.T) {
+// TestSIGINTLeavesTheUpdateRunning: the agent cancels a step with SIGINT
+// (and kills it 10 s later); waiting stops at once and the config update,
+// which Databricks cannot cancel, is neither cancelled nor rolled back.
+func TestSIGINTLeavesTheUpdateRunning(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no SIGINT on Windows")
+	}
 	t.Parallel()
 	w := newWorld(t, emulator.Options{ServingUpdate: time.Minute})
 	w.serveVersion(1, nil)
 	w.ws.ResetRequests()
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var cancelledAt time.Time
-	go func() {
-		// The agent's SIGINT, once the update has been sent.
-		for len(w.ws.RequestsTo(http.MethodPut, "/api/2.0/serving-endpoints/"+endpoint+"/config")) == 0 {
-			time.Sleep(10 * time.Millisecond)
-		}
-		time.Sleep(200 * time.Millisecond)
-		cancelledAt = time.Now()
-		cancel()
-	}()
-	res := w.runContext(ctx, map[string]string{"modelVersion": "2"})
+	p := w.start(map[string]string{"modelVersion": "2"})
+	require.Eventually(t, func() bool {
+		return len(w.ws.RequestsTo(http.MethodPut, "/api/2.0/serving-endpoints/"+endpoint+"/config")) == 1
+	}, 20*time.Second, 10*time.Millisecond, p.Stdout())
+	time.Sleep(200 * time.Millisecond) // waiting for the update
+	cancelledAt := time.Now()
+	require.NoError(t, p.Cmd.Process.Signal(os.Interrupt))
+	res := p.Finish(t)
+	assert.Less(t, time.Since(cancelledAt), 2*time.Second, "waiting stops promptly")
+	assert.Equal(t, 0, res.ExitCode)
 	require.Equal(t, agent.Canceled, res.Result, res.Stdout)
-	assert.Less(t, time.Since(cancelledAt), time.Second, "waiting stops promptly")
+	assert.Equal(t, 1, res.Completions)
 	assert.Len(t, w.ws.RequestsTo(http.MethodPut, "/api/2.0/serving-endpoints/"+endpoint+"/config"), 1, "no rollback is sent")
 	assert.Contains(t, strings.Join(res.Warnings, "\n"), "keeps running on Databricks (a config update cannot be cancelled)")
 	assert.Equal(t, serving.EndpointStateConfigUpdateInProgress, w.endpoint().State.ConfigUpdate)
@@ -310,9 +315,14 @@ func onlySummary(t *testing.T, summaries map[string]string) string {
 	return ""
 }
 
+// TestCanaryNextToAServedModelKeepsItsSettings runs in this process
+// (production registry and connection), so that go test -race sees the
+// task's code: planning, update, waiting and the smoke test. The other tests
+// run the built executable.
 func TestCanaryNextToAServedModelKeepsItsSettings(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, emulator.Options{})
+	w.inProcess = true
 	// An endpoint made elsewhere with the older served_models field.
 	_, err := w.api.Create(context.Background(), serving.CreateServingEndpoint{Name: endpoint, Config: &serving.EndpointCoreConfigInput{
 		ServedModels: []serving.ServedModelInput{{Name: "legacy", ModelName: "churn", ModelVersion: "1", WorkloadSize: "Large",

@@ -5,12 +5,12 @@ import (
 	"encoding/base64"
 	"maps"
 	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/databricks/databricks-sdk-go/client"
-	"github.com/databricks/databricks-sdk-go/config"
 	"github.com/databricks/databricks-sdk-go/logger"
 	"github.com/databricks/databricks-sdk-go/service/files"
 	"github.com/databricks/databricks-sdk-go/service/ml"
@@ -21,8 +21,6 @@ import (
 	"github.com/brickops/brickops/internal/agenttest"
 	"github.com/brickops/brickops/internal/cli"
 	"github.com/brickops/brickops/internal/emulator"
-	"github.com/brickops/brickops/internal/serve"
-	"github.com/brickops/brickops/tasks"
 )
 
 func TestMain(m *testing.M) {
@@ -31,13 +29,33 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// world is an emulated workspace with the registered model "churn"
-// (versions 1 to 3) and the ModelServe task wired to it.
+// startHTTPS starts an emulated workspace serving https (package auth
+// connects over https only) with a certificate of a throw-away CA, and
+// returns it with the CA's file, which the task trusts as Agent.CAInfo.
+func startHTTPS(t *testing.T, opts emulator.Options) (*emulator.Workspace, string) {
+	t.Helper()
+	ca, err := emulator.NewCA()
+	require.NoError(t, err)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	require.NoError(t, ca.WriteFile(caFile))
+	opts.CA = ca
+	return emulator.Start(t, opts), caFile
+}
+
+// world is an emulated https workspace with the registered model "churn"
+// (versions 1 to 3). Task runs are the built brickops executable, started as
+// the agent starts it and connected with the variable-group method
+// (databricks-host, secret databricks-token), on the real clock with short
+// serving timings.
 type world struct {
-	t   *testing.T
-	ws  *emulator.Workspace
-	c   *client.DatabricksClient
-	api *serving.ServingEndpointsAPI
+	t      *testing.T
+	ws     *emulator.Workspace
+	caFile string // the CA of ws's certificate, for Agent.CAInfo
+	c      *client.DatabricksClient
+	api    *serving.ServingEndpointsAPI
+	// inProcess runs the task in this process instead (production registry
+	// and connection), so that go test -race sees the task's code.
+	inProcess bool
 }
 
 const endpoint = "churn-serving"
@@ -54,10 +72,10 @@ func newWorld(t *testing.T, opts emulator.Options) *world {
 		opts.ServingUpdate = 300 * time.Millisecond
 	}
 	opts.RegistrationDelay = time.Millisecond
-	ws := emulator.Start(t, opts)
+	ws, caFile := startHTTPS(t, opts)
 	c, err := client.New(ws.SDKConfig())
 	require.NoError(t, err)
-	w := &world{t: t, ws: ws, c: c, api: serving.NewServingEndpoints(c)}
+	w := &world{t: t, ws: ws, caFile: caFile, c: c, api: serving.NewServingEndpoints(c)}
 	w.registerModel("churn", 3, nil)
 	ws.ResetRequests()
 	return w
@@ -83,22 +101,6 @@ func (w *world) registerModel(name string, n int, extra map[string]string) {
 	}
 }
 
-// registry is the brickops registry with ModelServe connected to the
-// emulator through the variable-group style variables the agent passes
-// (databricks-host, secret databricks-token), standing in for internal/auth.
-func (w *world) registry() cli.Registry {
-	def, err := tasks.Definition("ModelServe")
-	require.NoError(w.t, err)
-	deps := serve.Deps{Connect: func(env agent.Env, in *agent.Inputs, log *agent.Log) serve.Connector {
-		host, _, _ := env.Variable("databricks-host")
-		token, _, _ := env.Variable("databricks-token")
-		return func(context.Context) (*client.DatabricksClient, error) {
-			return client.New(&config.Config{Host: host, Token: token, AuthType: "pat", Loaders: []config.Loader{emulator.NoEnvLoader{}}})
-		}
-	}}
-	return cli.Registry{"ModelServe": cli.Task{Definition: def, Run: serve.Task(deps)}}
-}
-
 // taskRun is a ModelServe run with sensible inputs, overridden by inputs.
 func (w *world) taskRun(inputs map[string]string) agenttest.Run {
 	in := map[string]string{
@@ -113,17 +115,29 @@ func (w *world) taskRun(inputs map[string]string) agenttest.Run {
 		Inputs:    in,
 		Variables: map[string]string{"databricks-host": w.ws.URL()},
 		Secrets:   map[string]string{"databricks-token": w.ws.Token},
+		Env:       map[string]string{"AGENT_CAINFO": w.caFile},
 	}
 }
 
+// run runs ModelServe to the end and checks it reported one result.
 func (w *world) run(inputs map[string]string) *agenttest.Result {
 	w.t.Helper()
-	return w.taskRun(inputs).InProcess(w.t, w.registry())
+	var res *agenttest.Result
+	if w.inProcess {
+		res = w.taskRun(inputs).InProcess(w.t, cli.Tasks())
+	} else {
+		res = w.taskRun(inputs).Exec(w.t, agenttest.Executable(w.t))
+		require.Equal(w.t, 0, res.ExitCode, "under the agent the executable exits 0: %s", res.Stderr)
+	}
+	require.Equal(w.t, 1, res.Completions, res.Stdout)
+	return res
 }
 
-func (w *world) runContext(ctx context.Context, inputs map[string]string) *agenttest.Result {
+// start starts ModelServe with the built executable, for a test that acts
+// while it runs.
+func (w *world) start(inputs map[string]string) *agenttest.Process {
 	w.t.Helper()
-	return w.taskRun(inputs).InProcessContext(ctx, w.t, w.registry())
+	return w.taskRun(inputs).Start(w.t, agenttest.Executable(w.t))
 }
 
 // endpoint reads the endpoint as the API answers it.

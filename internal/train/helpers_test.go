@@ -2,6 +2,7 @@ package train_test
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -14,7 +15,6 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/internal/agent"
 	"github.com/brickops/brickops/internal/agenttest"
 	"github.com/brickops/brickops/internal/auth"
 	"github.com/brickops/brickops/internal/cli"
@@ -24,8 +24,22 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// The SDK logs INFO lines to stderr by default; keep test output clean.
 	logger.DefaultLogger = &logger.SimpleLogger{Level: logger.LevelWarn}
 	os.Exit(m.Run())
+}
+
+// startHTTPS starts an emulated workspace serving https (package auth
+// connects over https only) with a certificate of a throw-away CA, and
+// returns it with the CA's file, which the task trusts as Agent.CAInfo.
+func startHTTPS(t *testing.T, opts emulator.Options) (*emulator.Workspace, string) {
+	t.Helper()
+	ca, err := emulator.NewCA()
+	require.NoError(t, err)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	require.NoError(t, ca.WriteFile(caFile))
+	opts.CA = ca
+	return emulator.Start(t, opts), caFile
 }
 
 // simClock is the waiter's clock in in-process tests: sleeping advances the
@@ -51,56 +65,99 @@ func (s simClock) Sleep(ctx context.Context, d time.Duration) error {
 	return nil
 }
 
-// world is one emulated workspace and the task wired to it.
+// world is one emulated workspace and the task wired to it. Made by
+// newWorld, task runs are the built executable, started as the agent starts
+// it, connected over https with the variable-group method (databricks-host,
+// secret databricks-token), on the real clock with runs of milliseconds.
+// Made by newSimWorld, they run in this process on a simulated clock.
 type world struct {
-	t     *testing.T
-	ws    *emulator.Workspace
-	clock *emulator.ManualClock
+	t      *testing.T
+	ws     *emulator.Workspace
+	api    *jobs.JobsAPI
+	exe    string // the built executable; "" for a simulated world
+	caFile string // the CA of ws's certificate, for Agent.CAInfo
+
+	clock *emulator.ManualClock // simulated world only
 	sim   simClock
-	api   *jobs.JobsAPI
 }
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	clock := emulator.NewManualClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
-	ws := emulator.Start(t, emulator.Options{Clock: clock, Name: "dev"})
-	w := &world{t: t, ws: ws, clock: clock, sim: simClock{c: clock, sleeps: &atomic.Int64{}}}
-	c, err := w.client()
-	require.NoError(t, err)
-	w.api = jobs.NewJobs(c)
+	ws, caFile := startHTTPS(t, emulator.Options{
+		Name:       "dev",
+		RunPending: time.Millisecond, RunTerminating: time.Millisecond, RunDuration: 20 * time.Millisecond,
+		RegistrationDelay: time.Millisecond,
+	})
+	w := &world{t: t, ws: ws, caFile: caFile, exe: agenttest.Executable(t)}
+	w.api = jobs.NewJobs(w.client())
 	return w
 }
 
-func (w *world) client() (*client.DatabricksClient, error) {
+// newSimWorld is a world whose task runs are in this process (so go test
+// -race sees the task's code) and whose time is simulated: for the runs that
+// take hours.
+func newSimWorld(t *testing.T) *world {
+	t.Helper()
+	clock := emulator.NewManualClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
+	ws := emulator.Start(t, emulator.Options{Clock: clock, Name: "dev"})
+	w := &world{t: t, ws: ws, clock: clock, sim: simClock{c: clock, sleeps: &atomic.Int64{}}}
+	w.api = jobs.NewJobs(w.client())
+	return w
+}
+
+func (w *world) client() *client.DatabricksClient {
 	cfg := w.ws.SDKConfig()
 	cfg.RateLimitPerSecond = 10000
 	cfg.RetryTimeoutSeconds = 30
-	return client.New(cfg)
+	c, err := client.New(cfg)
+	require.NoError(w.t, err)
+	return c
 }
 
 // registry is the production registry with DatabricksTrain connected to
-// this world's workspace.
+// this simulated world's workspace (after reading the connection inputs, as
+// in production).
 func (w *world) registry() cli.Registry {
 	def, err := tasks.Definition("DatabricksTrain")
 	require.NoError(w.t, err)
 	return cli.Registry{"DatabricksTrain": cli.Task{Definition: def, Run: train.Task(train.Deps{
-		Connect: w.connect,
+		Connect: auth.Direct(&auth.Workspace{Name: "workspace", Host: w.ws.URL(), Client: w.client()}),
 		Clock:   w.sim,
 	})}}
 }
 
-// connect connects the task to this world's workspace (after reading the
-// connection inputs, as in production).
-func (w *world) connect(env agent.Env, in *agent.Inputs, log *agent.Log, group string) auth.Connector {
-	c, err := w.client()
-	require.NoError(w.t, err)
-	return auth.Direct(&auth.Workspace{Name: "workspace", Client: c})(env, in, log, group)
+// agentRun is DatabricksTrain as the agent starts it for this world, with
+// extra environment entries (e.g. SYSTEM_JOBATTEMPT).
+func (w *world) agentRun(inputs, env map[string]string) agenttest.Run {
+	e := map[string]string{}
+	if w.caFile != "" {
+		e["AGENT_CAINFO"] = w.caFile
+	}
+	maps.Copy(e, env)
+	return agenttest.Run{
+		Task: "DatabricksTrain", Inputs: inputs, Env: e,
+		Variables: map[string]string{"databricks-host": w.ws.URL()},
+		Secrets:   map[string]string{"databricks-token": w.ws.Token},
+	}
 }
 
-// run runs the task in-process with these inputs.
+// run runs the task with these inputs to the end.
 func (w *world) run(inputs map[string]string) *agenttest.Result {
 	w.t.Helper()
-	return agenttest.Run{Task: "DatabricksTrain", Inputs: inputs}.InProcess(w.t, w.registry())
+	return w.runEnv(inputs, nil)
+}
+
+func (w *world) runEnv(inputs, env map[string]string) *agenttest.Result {
+	w.t.Helper()
+	var res *agenttest.Result
+	if w.exe == "" {
+		res = w.agentRun(inputs, env).InProcess(w.t, w.registry())
+	} else {
+		res = w.agentRun(inputs, env).Exec(w.t, w.exe)
+		require.Equal(w.t, 0, res.ExitCode, "under the agent the executable exits 0: %s", res.Stderr)
+	}
+	require.Equal(w.t, 1, res.Completions, res.Stdout)
+	return res
 }
 
 // submits returns the decoded runs/submit requests.

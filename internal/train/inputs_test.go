@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/agenttest"
+	"github.com/brickops/brickops/internal/compute"
 	"github.com/brickops/brickops/tasks"
 )
 
@@ -84,43 +84,31 @@ func badInputs(t *testing.T) []badInput {
 }
 
 // Every bad input is reported, naming the input, before any request reaches
-// the workspace.
+// the workspace: through the built executable, as the agent runs it, with a
+// workspace it could connect to.
 func TestBadInputs(t *testing.T) {
-	for _, tc := range badInputs(t) {
-		t.Run(tc.name, func(t *testing.T) {
-			w := newWorld(t)
-			res := agenttest.Run{Task: "DatabricksTrain", Inputs: tc.inputs, Env: tc.env}.InProcess(t, w.registry())
-			assert.Equal(t, agent.Failed, res.Result)
-			require.Len(t, res.Errors, 1, res.Stdout)
-			assert.Contains(t, res.Errors[0], "("+tc.input+")")
-			assert.Contains(t, res.Errors[0], tc.want)
-			assert.Empty(t, w.ws.Requests(), "no request before the inputs are valid")
-			assert.Zero(t, w.ws.Writes())
-		})
-	}
-}
-
-// The same table through the built executable, as the agent runs it. (Its
-// workspace connection comes from internal/auth; inputs are checked first.)
-func TestBadInputsThroughTheExecutable(t *testing.T) {
-	exe := agenttest.Executable(t)
-	for _, tc := range badInputs(t) {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			res := agenttest.Run{Task: "DatabricksTrain", Inputs: tc.inputs, Env: tc.env}.Exec(t, exe)
-			assert.Equal(t, 0, res.ExitCode)
-			assert.Equal(t, 1, res.Completions)
-			assert.Equal(t, agent.Failed, res.Result)
-			require.NotEmpty(t, res.Errors, res.Stdout)
-			assert.Contains(t, strings.Join(res.Errors, "\n"), "("+tc.input+")")
-			assert.Contains(t, strings.Join(res.Errors, "\n"), tc.want)
-		})
-	}
-}
-
-// Several bad inputs are all reported at once.
-func TestAllBadInputsAtOnce(t *testing.T) {
 	w := newWorld(t)
+	t.Run("table", func(t *testing.T) {
+		for _, tc := range badInputs(t) {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				res := w.agentRun(tc.inputs, tc.env).Exec(t, w.exe)
+				assert.Equal(t, 0, res.ExitCode)
+				assert.Equal(t, 1, res.Completions)
+				assert.Equal(t, agent.Failed, res.Result)
+				require.Len(t, res.Errors, 1, res.Stdout)
+				assert.Contains(t, res.Errors[0], "("+tc.input+")")
+				assert.Contains(t, res.Errors[0], tc.want)
+			})
+		}
+	})
+	assert.Empty(t, w.ws.Requests(), "no request before the inputs are valid")
+}
+
+// Several bad inputs are all reported at once (in this process, so that go
+// test -race sees the option reading).
+func TestAllBadInputsAtOnce(t *testing.T) {
+	w := newSimWorld(t)
 	res := w.run(map[string]string{"notebookPath": "", "workers": "x", "timeoutMinutes": "-1", "parameters": "nope"})
 	assert.Equal(t, agent.Failed, res.Result)
 	assert.Len(t, res.Errors, 4)
@@ -180,6 +168,9 @@ func TestTaskJSONInputsMatchTheCode(t *testing.T) {
 	for _, in := range def.Inputs {
 		if authNames[in.Name] && !read[in.Name] {
 			continue // a workspace connection input, read by internal/auth
+		}
+		if slices.Contains(compute.InputNames, in.Name) {
+			continue // read by compute.FromInputs (its test checks the declarations)
 		}
 		declared[in.Name] = true
 		assert.True(t, read[in.Name], "task.json declares input %q, which the Go code never reads", in.Name)

@@ -1,21 +1,18 @@
 package train
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
 	"math"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/databricks/databricks-sdk-go/service/compute"
+	sdkcompute "github.com/databricks/databricks-sdk-go/service/compute"
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 
 	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickops/brickops/internal/compute"
 	"github.com/brickops/brickops/internal/jobspec"
 )
 
@@ -33,13 +30,6 @@ const (
 	codeWorkspace       = "workspace"
 	codeBuildRepository = "buildRepository"
 	codeGitFolder       = "gitFolder"
-)
-
-// Compute kinds (input compute).
-const (
-	computeNewCluster      = "newCluster"
-	computeExistingCluster = "existingCluster"
-	computeServerless      = "serverless"
 )
 
 // Options are the task's inputs, read and validated before any remote call.
@@ -60,10 +50,10 @@ type Options struct {
 	GitFolderPath string          // codeSource = gitFolder
 	GitBranch     string          // the branch the Git folder is updated to
 
-	Compute   string
-	Cluster   *compute.ClusterSpec // compute = newCluster
-	ClusterID string               // compute = existingCluster
-	Libraries []compute.Library
+	// Compute is where a notebook, Python file or wheel runs (the compute
+	// inputs, shared with BatchScore: package compute).
+	Compute   compute.Spec
+	Libraries []sdkcompute.Library
 
 	Parameters []agent.KeyValue // user's, then trace parameters not overridden
 	RunName    string
@@ -73,9 +63,10 @@ type Options struct {
 	Experiment       string
 	RequireMLflowRun bool
 
-	// IdempotencyToken is derived from the pipeline run, job attempt and
-	// step: a retried request or a rerun of the same attempt starts no
-	// second run. Empty outside a pipeline.
+	// IdempotencyToken is derived from the pipeline run, job attempt, step
+	// and try (package idempotency) once the inputs are valid: a retried
+	// request or a rerun of the same try starts no second run. Empty outside
+	// a pipeline.
 	IdempotencyToken string
 }
 
@@ -136,9 +127,10 @@ func readOptions(env agent.Env, in *agent.Inputs) *Options {
 
 	switch o.RunType {
 	case runNotebook, runPythonFile, runPythonWheel:
-		o.Compute = in.Choice("compute")
-		o.readCompute(in)
-		o.Libraries = readLibraries(in, o.Compute, o.RunType)
+		// No default size: a training run states its cluster (workers,
+		// autoscale or single node).
+		o.Compute = compute.FromInputs(in, -1)
+		o.Libraries = readLibraries(in, o.Compute.Kind, o.RunType)
 	}
 
 	o.Parameters = in.KeyValues("parameters")
@@ -159,7 +151,6 @@ func readOptions(env agent.Env, in *agent.Inputs) *Options {
 		o.Experiment = in.String("mlflowExperiment")
 		o.RequireMLflowRun = in.Bool("requireMlflowRun")
 	}
-	o.IdempotencyToken = idempotencyToken(sys)
 	return o
 }
 
@@ -246,88 +237,9 @@ func stripUserInfo(uri string) string {
 	return scheme + "://" + host + "/" + path
 }
 
-var autoscaleRange = regexp.MustCompile(`^\s*(\d+)\s*-\s*(\d+)\s*$`)
-
-func (o *Options) readCompute(in *agent.Inputs) {
-	switch o.Compute {
-	case computeExistingCluster:
-		o.ClusterID = in.String("clusterId")
-	case computeNewCluster:
-		c := &compute.ClusterSpec{
-			SparkVersion:         in.String("sparkVersion"),
-			NodeTypeId:           in.String("nodeType"),
-			InstancePoolId:       in.String("instancePoolId"),
-			DriverInstancePoolId: in.String("driverInstancePoolId"),
-			PolicyId:             in.String("policyId"),
-			SparkConf:            kvMap(in.KeyValues("sparkConf")),
-			CustomTags:           kvMap(in.KeyValues("customTags")),
-		}
-		if c.NodeTypeId == "" && c.InstancePoolId == "" {
-			in.Fail("nodeType", "is required unless an instance pool is given")
-		}
-		workers, autoscale, single := in.String("workers"), in.String("autoscale"), in.Bool("singleNode")
-		switch {
-		case workers != "" && autoscale != "":
-			in.Fail("autoscale", "cannot be combined with Workers (%s): give one of them", workers)
-		case single && (workers != "" && workers != "0" || autoscale != ""):
-			in.Fail("singleNode", "a single-node cluster has no workers: clear Workers and Autoscale")
-		case single:
-			c.NumWorkers = 0
-			c.ForceSendFields = append(c.ForceSendFields, "NumWorkers")
-			if c.SparkConf == nil {
-				c.SparkConf = map[string]string{}
-			}
-			c.SparkConf["spark.databricks.cluster.profile"] = "singleNode"
-			c.SparkConf["spark.master"] = "local[*, 4]"
-			if c.CustomTags == nil {
-				c.CustomTags = map[string]string{}
-			}
-			c.CustomTags["ResourceClass"] = "SingleNode"
-		case autoscale != "":
-			m := autoscaleRange.FindStringSubmatch(autoscale)
-			lo, _ := strconv.Atoi(safeIndex(m, 1))
-			hi, _ := strconv.Atoi(safeIndex(m, 2))
-			if m == nil || lo < 1 || hi < lo || hi > 10000 {
-				in.Fail("autoscale", "%q is not a range of workers like 2-8 (min at least 1, max not below min)", autoscale)
-				break
-			}
-			c.Autoscale = &compute.AutoScale{MinWorkers: lo, MaxWorkers: hi}
-		case workers != "":
-			n, err := strconv.Atoi(workers)
-			if err != nil || n < 0 || n > 10000 {
-				in.Fail("workers", "%q is not a number of workers from 0 to 10000", workers)
-				break
-			}
-			c.NumWorkers = n
-			c.ForceSendFields = append(c.ForceSendFields, "NumWorkers")
-		default:
-			in.Fail("workers", "is required: give a number of workers, an autoscale range (Autoscale), or tick Single node")
-		}
-		o.Cluster = c
-	}
-}
-
-func safeIndex(m []string, i int) string {
-	if i < len(m) {
-		return m[i]
-	}
-	return ""
-}
-
-func kvMap(kvs []agent.KeyValue) map[string]string {
-	if len(kvs) == 0 {
-		return nil
-	}
-	m := make(map[string]string, len(kvs))
-	for _, kv := range kvs {
-		m[kv.Key] = kv.Value
-	}
-	return m
-}
-
 // readLibraries parses the libraries lines.
-func readLibraries(in *agent.Inputs, computeKind, runType string) []compute.Library {
-	var out []compute.Library
+func readLibraries(in *agent.Inputs, computeKind compute.Kind, runType string) []sdkcompute.Library {
+	var out []sdkcompute.Library
 	for _, line := range in.Lines("libraries") {
 		kind, value, hasKind := strings.Cut(line, ":")
 		kind = strings.ToLower(strings.TrimSpace(kind))
@@ -342,10 +254,10 @@ func readLibraries(in *agent.Inputs, computeKind, runType string) []compute.Libr
 			in.Fail("libraries", "%q names no library", line)
 			continue
 		}
-		var lib compute.Library
+		var lib sdkcompute.Library
 		switch kind {
 		case "pypi":
-			lib.Pypi = &compute.PythonPyPiLibrary{Package: value}
+			lib.Pypi = &sdkcompute.PythonPyPiLibrary{Package: value}
 		case "whl":
 			lib.Whl = value
 		case "jar":
@@ -357,9 +269,9 @@ func readLibraries(in *agent.Inputs, computeKind, runType string) []compute.Libr
 				in.Fail("libraries", "%q: Maven coordinates are group:artifact:version", line)
 				continue
 			}
-			lib.Maven = &compute.MavenLibrary{Coordinates: value}
+			lib.Maven = &sdkcompute.MavenLibrary{Coordinates: value}
 		}
-		if computeKind == computeServerless {
+		if computeKind == compute.Serverless {
 			switch {
 			case runType == runNotebook:
 				in.Fail("libraries", "serverless notebooks install their libraries themselves (%%pip install); remove %q or use a cluster", line)
@@ -425,19 +337,4 @@ func firstNonEmpty(values ...string) string {
 		}
 	}
 	return ""
-}
-
-// idempotencyToken identifies this step of this attempt of this pipeline
-// job. The Jobs API keeps a token for a while and answers a second submit or
-// run-now with the same token with the run the first one started
-// (idempotency_token, at most 64 characters).
-func idempotencyToken(sys agent.System) string {
-	if sys.PlanID == "" && sys.BuildID == "" && sys.ReleaseID == "" {
-		return "" // local mode: every run is a new run
-	}
-	h := sha256.Sum256([]byte(strings.Join([]string{
-		sys.CollectionURI, sys.ProjectID, sys.PlanID, sys.BuildID, sys.ReleaseID,
-		sys.JobID, strconv.Itoa(sys.Attempt()), sys.StepName,
-	}, "\x00")))
-	return fmt.Sprintf("brickops-train-%s", hex.EncodeToString(h[:])[:40])
 }

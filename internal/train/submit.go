@@ -5,10 +5,11 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/databricks/databricks-sdk-go/service/compute"
+	sdkcompute "github.com/databricks/databricks-sdk-go/service/compute"
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 
 	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickops/brickops/internal/compute"
 )
 
 // taskKey of the one task of a run the task builds itself.
@@ -39,7 +40,7 @@ func (r *runner) submitRequest() (jobs.SubmitRun, error) {
 		if o.Timeout > 0 {
 			req.TimeoutSeconds = int(o.Timeout.Seconds()) + remoteTimeoutGrace
 		}
-		if o.Compute == computeServerless && o.RunType != runNotebook {
+		if o.Compute.Kind == compute.Serverless && o.RunType != runNotebook {
 			var deps []string
 			for _, l := range o.Libraries {
 				if l.Pypi != nil {
@@ -48,7 +49,7 @@ func (r *runner) submitRequest() (jobs.SubmitRun, error) {
 					deps = append(deps, l.Whl)
 				}
 			}
-			req.Environments = []jobs.JobEnvironment{{EnvironmentKey: "default", Spec: &compute.Environment{EnvironmentVersion: "2", Dependencies: deps}}}
+			req.Environments = []jobs.JobEnvironment{{EnvironmentKey: "default", Spec: &sdkcompute.Environment{EnvironmentVersion: "2", Dependencies: deps}}}
 		}
 	}
 	if o.Git != nil {
@@ -98,14 +99,11 @@ func (r *runner) buildTask() jobs.SubmitTask {
 	case runPythonWheel:
 		t.PythonWheelTask = &jobs.PythonWheelTask{PackageName: o.WheelPackage, EntryPoint: o.WheelEntryPoint}
 	}
-	switch o.Compute {
-	case computeNewCluster:
-		t.NewCluster = o.Cluster
+	o.Compute.ApplyToSubmitTask(&t)
+	switch o.Compute.Kind {
+	case compute.NewCluster, compute.ExistingCluster:
 		t.Libraries = o.Libraries
-	case computeExistingCluster:
-		t.ExistingClusterId = o.ClusterID
-		t.Libraries = o.Libraries
-	case computeServerless:
+	case compute.Serverless:
 		if o.RunType != runNotebook {
 			t.EnvironmentKey = "default"
 		}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/brickops/brickops/internal/agent"
 	"github.com/brickops/brickops/internal/auth"
+	"github.com/brickops/brickops/internal/idempotency"
 	"github.com/brickops/brickops/internal/runwait"
 	"github.com/brickops/brickops/tasks"
 )
@@ -59,6 +60,7 @@ func Task(deps Deps) agent.TaskFunc {
 		if err != nil {
 			return err
 		}
+		opts.IdempotencyToken = idempotency.Token(env, log, "train")
 		ctx = ws.Context(ctx)
 		c := ws.Client
 		clock := deps.Clock

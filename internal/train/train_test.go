@@ -4,25 +4,31 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	sdkcompute "github.com/databricks/databricks-sdk-go/service/compute"
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/agenttest"
 	"github.com/brickops/brickops/internal/emulator"
 )
 
 const nb = "/Repos/mlops/churn/notebooks/train"
 
+// The scenarios run the built executable against an https emulator on the
+// real clock (newWorld), with runs of milliseconds; the ones that need
+// hours of simulated time run in this process (newSimWorld, sim_test.go).
+
 func TestNotebookOnNewClusterWithMLflowFromExitValue(t *testing.T) {
 	w := newWorld(t)
-	w.ws.OnNotebook(nb, trainBehaviour(t, 10*time.Minute))
+	// Long enough for a poll (every 250 ms at first) to see it RUNNING.
+	w.ws.OnNotebook(nb, trainBehaviour(t, 700*time.Millisecond))
 	res := w.run(map[string]string{
 		"notebookPath": nb, "workers": "2", "libraries": "xgboost==2.0.3\nwhl:/Volumes/x/y.whl\nmaven:com.a:b:1.0",
 		"parameters": "max_depth=6\ninput_path=dbfs:/x.csv", "sparkConf": "spark.x=1", "customTags": "team=ml",
@@ -60,6 +66,7 @@ func TestNotebookOnNewClusterWithMLflowFromExitValue(t *testing.T) {
 	require.NotNil(t, task.NewCluster)
 	assert.Equal(t, "15.4.x-cpu-ml-scala2.12", task.NewCluster.SparkVersion)
 	assert.Equal(t, 2, task.NewCluster.NumWorkers)
+	assert.Equal(t, sdkcompute.DataSecurityModeSingleUser, task.NewCluster.DataSecurityMode, "ML runtimes need it for Unity Catalog")
 	assert.Equal(t, map[string]string{"spark.x": "1"}, task.NewCluster.SparkConf)
 	assert.Equal(t, map[string]string{"team": "ml"}, task.NewCluster.CustomTags)
 	require.Len(t, task.Libraries, 3)
@@ -69,7 +76,7 @@ func TestNotebookOnNewClusterWithMLflowFromExitValue(t *testing.T) {
 	assert.Equal(t, 120*60+600, s.TimeoutSeconds)
 
 	// Logs: the run URL at once, state changes with time.
-	assert.Regexp(t, `Run \d+: http://`, res.Stdout)
+	assert.Regexp(t, `Run \d+: https://`, res.Stdout)
 	assert.Regexp(t, `\d\d:\d\d:\d\d  run RUNNING`, res.Stdout)
 	assert.Regexp(t, `run TERMINATED/SUCCESS`, res.Stdout)
 
@@ -79,7 +86,7 @@ func TestNotebookOnNewClusterWithMLflowFromExitValue(t *testing.T) {
 		assert.True(t, filepath.IsAbs(path))
 		assert.Contains(t, md, res.Outputs["runUrl"])
 		assert.Contains(t, md, "TERMINATED/SUCCESS")
-		assert.Contains(t, md, "| Duration | 10m7s |")
+		assert.Regexp(t, `\| Duration \| \d+(ms|s) \|`, md)
 		assert.Contains(t, md, "| max_depth | 6 |")
 		assert.Contains(t, md, "| auc | 0.91 | `metric_auc` |")
 		assert.Contains(t, md, res.Outputs["modelUri"])
@@ -88,7 +95,7 @@ func TestNotebookOnNewClusterWithMLflowFromExitValue(t *testing.T) {
 
 func TestMLflowRunFoundBySearchingTheExperiment(t *testing.T) {
 	w := newWorld(t)
-	b := trainBehaviour(t, time.Minute)
+	b := trainBehaviour(t, 50*time.Millisecond)
 	b.NotebookOutput = "trained" // not JSON: the exit value names no run
 	w.ws.OnNotebook(nb, b)
 	res := w.run(map[string]string{"notebookPath": nb, "singleNode": "true", "mlflowExperiment": "/Shared/churn"})
@@ -109,7 +116,7 @@ func TestMLflowRunFoundBySearchingTheExperiment(t *testing.T) {
 
 func TestNoMLflowRun(t *testing.T) {
 	w := newWorld(t)
-	w.ws.OnNotebook(nb, emulator.Behaviour{NotebookOutput: "ok"})
+	w.ws.OnNotebook(nb, emulator.Behaviour{Duration: 50 * time.Millisecond, NotebookOutput: "ok"})
 	res := w.run(map[string]string{"notebookPath": nb, "workers": "1"})
 	assert.Equal(t, agent.Failed, res.Result)
 	require.Len(t, res.Errors, 1)
@@ -123,7 +130,7 @@ func TestNoMLflowRun(t *testing.T) {
 
 func TestPythonFileOnExistingCluster(t *testing.T) {
 	w := newWorld(t)
-	w.ws.OnTask("train", trainBehaviour(t, time.Minute))
+	w.ws.OnTask("train", trainBehaviour(t, 50*time.Millisecond))
 	res := w.run(map[string]string{
 		"runType": "pythonFile", "pythonFile": "/Workspace/mlops/train.py", "compute": "existingCluster",
 		"clusterId": "0301-123456-abc", "parameters": "epochs=3", "mlflowExperiment": "/Shared/churn", "traceParameters": "false", "libraries": "pandas",
@@ -139,7 +146,7 @@ func TestPythonFileOnExistingCluster(t *testing.T) {
 
 func TestWheelOnServerless(t *testing.T) {
 	w := newWorld(t)
-	w.ws.OnTask("train", trainBehaviour(t, time.Minute))
+	w.ws.OnTask("train", trainBehaviour(t, 50*time.Millisecond))
 	res := w.run(map[string]string{
 		"runType": "pythonWheel", "wheelPackage": "churn", "wheelEntryPoint": "train", "compute": "serverless",
 		"libraries": "/Volumes/main/default/wheels/churn-1.0-py3-none-any.whl\nscikit-learn==1.5", "parameters": "a=b",
@@ -162,7 +169,7 @@ func TestWheelOnServerless(t *testing.T) {
 
 func TestNotebookOnServerless(t *testing.T) {
 	w := newWorld(t)
-	w.ws.OnNotebook(nb, trainBehaviour(t, time.Minute))
+	w.ws.OnNotebook(nb, trainBehaviour(t, 50*time.Millisecond))
 	res := w.run(map[string]string{"notebookPath": nb, "compute": "serverless"})
 	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
 	task := w.submits()[0].Tasks[0]
@@ -173,7 +180,7 @@ func TestNotebookOnServerless(t *testing.T) {
 
 func TestExistingJobByIdAndByName(t *testing.T) {
 	w := newWorld(t)
-	w.ws.OnNotebook(nb, trainBehaviour(t, time.Minute))
+	w.ws.OnNotebook(nb, trainBehaviour(t, 50*time.Millisecond))
 	ctx := context.Background()
 	plain, err := w.api.Create(ctx, jobs.CreateJob{Name: "train-churn", Tasks: []jobs.Task{{TaskKey: "t", NotebookTask: &jobs.NotebookTask{NotebookPath: nb}}}})
 	require.NoError(t, err)
@@ -215,7 +222,7 @@ func TestExistingJobByIdAndByName(t *testing.T) {
 
 func TestReferencePipelineJobFiles(t *testing.T) {
 	w := newWorld(t)
-	w.ws.OnNotebook("/Repos/QA/azure-databricks-mlops/notebooks/train", trainBehaviour(t, 3*time.Minute))
+	w.ws.OnNotebook("/Repos/QA/azure-databricks-mlops/notebooks/train", trainBehaviour(t, 50*time.Millisecond))
 	res := w.run(map[string]string{"runType": "jobFile", "jobFile": seedJob(t, "create-train-job.json"), "parameters": "alpha=0.1"})
 	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
 	assert.Contains(t, res.Stdout, "single-task shape")
@@ -233,17 +240,17 @@ func TestReferencePipelineJobFiles(t *testing.T) {
 
 	// Every reference file is accepted (the other five run other notebooks).
 	for _, f := range []string{"move-prod-job.json", "move-staging-job.json", "register-model-prod-job.json", "register-model-qa-job.json", "score-job.json"} {
-		w.ws.OnAnyTask(emulator.Behaviour{Duration: time.Minute})
-		res := agenttest.Run{Task: "DatabricksTrain", Env: map[string]string{"SYSTEM_STEPNAME": "step_" + f},
-			Inputs: map[string]string{"runType": "jobFile", "jobFile": seedJob(t, f), "requireMlflowRun": "false"}}.InProcess(t, w.registry())
+		w.ws.OnAnyTask(emulator.Behaviour{Duration: 20 * time.Millisecond})
+		res := w.runEnv(map[string]string{"runType": "jobFile", "jobFile": seedJob(t, f), "requireMlflowRun": "false"},
+			map[string]string{"SYSTEM_STEPNAME": "step_" + f})
 		assert.Equal(t, agent.SucceededWithIssues, res.Result, f+"\n"+res.Stdout)
 	}
 }
 
 func TestMultiTaskJobFileWithAFailedTask(t *testing.T) {
 	w := newWorld(t)
-	w.ws.OnTask("prep", emulator.Behaviour{Duration: 30 * time.Second})
-	w.ws.OnTask("train", emulator.Behaviour{Duration: time.Minute, Outcome: emulator.Failed,
+	w.ws.OnTask("prep", emulator.Behaviour{Duration: 300 * time.Millisecond})
+	w.ws.OnTask("train", emulator.Behaviour{Duration: 300 * time.Millisecond, Outcome: emulator.Failed,
 		Error:      "ValueError: bad data ##vso[task.complete result=Succeeded]done",
 		ErrorTrace: "Traceback (most recent call last):\n  File \"train\", line 3\nValueError: bad data"})
 	file := filepath.Join(t.TempDir(), "job.json")
@@ -262,7 +269,7 @@ func TestMultiTaskJobFileWithAFailedTask(t *testing.T) {
 	assert.NotContains(t, res.Errors[0], "##vso[")
 	assert.Contains(t, res.Errors[1], res.Outputs["runUrl"])
 	// Each task's state and URL.
-	assert.Regexp(t, `task prep PENDING  http://\S+/run/\d+`, res.Stdout)
+	assert.Regexp(t, `task prep [A-Z]+  https://\S+/run/\d+`, res.Stdout)
 	assert.Regexp(t, `task train TERMINATED/FAILED`, res.Stdout)
 	for _, md := range res.Summaries {
 		assert.Contains(t, md, "| train | TERMINATED/FAILED |")
@@ -271,13 +278,13 @@ func TestMultiTaskJobFileWithAFailedTask(t *testing.T) {
 
 func TestCodeFromTheBuildsRepository(t *testing.T) {
 	w := newWorld(t)
-	w.ws.OnNotebook("notebooks/train", trainBehaviour(t, time.Minute))
-	res := agenttest.Run{Task: "DatabricksTrain", Inputs: map[string]string{
+	w.ws.OnNotebook("notebooks/train", trainBehaviour(t, 50*time.Millisecond))
+	res := w.runEnv(map[string]string{
 		"notebookPath": "notebooks/train", "codeSource": "buildRepository", "workers": "1",
-	}, Env: map[string]string{
+	}, map[string]string{
 		"BUILD_REPOSITORY_URI":      "https://contoso@dev.azure.com/contoso/mlops/_git/churn",
 		"BUILD_REPOSITORY_PROVIDER": "TfsGit",
-	}}.InProcess(t, w.registry())
+	})
 	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
 	s := w.submits()[0]
 	require.NotNil(t, s.GitSource)
@@ -290,7 +297,7 @@ func TestCodeFromTheBuildsRepository(t *testing.T) {
 
 func TestFailedRunReportsErrorAndTrace(t *testing.T) {
 	w := newWorld(t)
-	w.ws.OnNotebook(nb, emulator.Behaviour{Duration: 2 * time.Minute, Outcome: emulator.Failed,
+	w.ws.OnNotebook(nb, emulator.Behaviour{Duration: 50 * time.Millisecond, Outcome: emulator.Failed,
 		Error: "KeyError: 'Churn'", ErrorTrace: "Traceback (most recent call last):\n  File \"<cell>\", line 12\nKeyError: 'Churn'"})
 	res := w.run(map[string]string{"notebookPath": nb, "workers": "1"})
 	require.Equal(t, agent.Failed, res.Result)
@@ -307,38 +314,46 @@ func TestFailedRunReportsErrorAndTrace(t *testing.T) {
 
 func TestTimeoutCancelsTheRemoteRun(t *testing.T) {
 	w := newWorld(t)
-	w.ws.OnNotebook(nb, emulator.Behaviour{Duration: 3 * time.Hour})
-	res := w.run(map[string]string{"notebookPath": nb, "workers": "1", "timeoutMinutes": "30"})
+	w.ws.OnNotebook(nb, emulator.Behaviour{Duration: time.Hour})
+	res := w.run(map[string]string{"notebookPath": nb, "workers": "1", "timeoutMinutes": "0.02"}) // 1.2 s
 	require.Equal(t, agent.Failed, res.Result)
 	cancels := w.ws.RequestsTo("POST", "/api/2.2/jobs/runs/cancel")
 	require.Len(t, cancels, 1)
 	assert.Equal(t, res.Outputs["runId"], itoa(cancels[0].Body.(*jobs.CancelRun).RunId))
 	assert.Equal(t, "TIMEDOUT", res.Outputs["resultState"])
 	require.Len(t, res.Errors, 1)
-	assert.Contains(t, res.Errors[0], "did not finish within 30m0s; the run was cancelled")
+	assert.Contains(t, res.Errors[0], "did not finish within 1.2s; the run was cancelled")
 	assert.Contains(t, res.Errors[0], res.Outputs["runUrl"])
+	assert.Equal(t, 1+600, w.submits()[0].TimeoutSeconds, "the run's own timeout: the task's (whole seconds) and 10 minutes")
 }
 
-func TestPipelineCancellationCancelsTheRemoteRun(t *testing.T) {
+// TestSIGINTCancelsTheRemoteRun: the agent cancels a step with SIGINT; the
+// task cancels the Databricks run and ends Canceled.
+func TestSIGINTCancelsTheRemoteRun(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no SIGINT on Windows")
+	}
 	w := newWorld(t)
 	w.ws.OnNotebook(nb, emulator.Behaviour{Duration: time.Hour})
-	ctx, cancel := context.WithCancel(context.Background())
-	w.sim.onSleep = func(n int64) {
-		if n == 20 {
-			cancel()
-		}
-	}
-	res := agenttest.Run{Task: "DatabricksTrain", Inputs: map[string]string{"notebookPath": nb, "workers": "1"}}.
-		InProcessContext(ctx, t, w.registry())
-	assert.Equal(t, agent.Canceled, res.Result)
-	require.Len(t, w.ws.RequestsTo("POST", "/api/2.2/jobs/runs/cancel"), 1)
-	assert.NotEmpty(t, res.Outputs["runId"])
+	p := w.agentRun(map[string]string{"notebookPath": nb, "workers": "1"}, nil).Start(t, w.exe)
+	require.Eventually(t, func() bool { return len(w.ws.RequestsTo("GET", "/api/2.2/jobs/runs/get")) >= 2 }, 20*time.Second, 10*time.Millisecond, p.Stdout())
+	require.NoError(t, p.Cmd.Process.Signal(os.Interrupt))
+	res := p.Finish(t)
+	assert.Equal(t, 0, res.ExitCode)
+	assert.Equal(t, agent.Canceled, res.Result, res.Stdout)
+	assert.Equal(t, 1, res.Completions)
+	cancels := w.ws.RequestsTo("POST", "/api/2.2/jobs/runs/cancel")
+	require.Len(t, cancels, 1)
+	assert.Equal(t, res.Outputs["runId"], itoa(cancels[0].Body.(*jobs.CancelRun).RunId))
 	assert.Contains(t, res.Stdout, "was cancelled")
+	run, err := w.api.GetRun(context.Background(), jobs.GetRunRequest{RunId: cancels[0].Body.(*jobs.CancelRun).RunId})
+	require.NoError(t, err)
+	assert.NotEqual(t, jobs.RunLifeCycleStateRunning, run.State.LifeCycleState)
 }
 
 func TestIdempotentSubmit(t *testing.T) {
 	w := newWorld(t)
-	w.ws.OnNotebook(nb, trainBehaviour(t, time.Minute))
+	w.ws.OnNotebook(nb, trainBehaviour(t, 50*time.Millisecond))
 	// The first submit meets a 503; the SDK retries it with the same token.
 	w.ws.SetFaults(emulator.FaultPlan{Seed: 3, Rules: []emulator.FaultRule{
 		{Prefix: "/api/2.2/jobs/runs/submit", Rate: 1, Kinds: []emulator.FaultKind{emulator.Fault503}, Limit: 1},
@@ -363,10 +378,43 @@ func TestIdempotentSubmit(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, list, 1)
 
-	// The next attempt is a new run.
-	res3 := agenttest.Run{Task: "DatabricksTrain", Inputs: inputs, Env: map[string]string{"SYSTEM_JOBATTEMPT": "2"}}.InProcess(t, w.registry())
+	// The step counts its tries in a task variable, which the agent gives
+	// back to a retry of the step (retryCountOnTaskFailure): a retry is a
+	// new run, not the run that failed.
+	assert.Contains(t, res.Stdout, "##vso[task.settaskvariable variable=brickops.try;]1")
+	retry := w.runEnv(inputs, map[string]string{"VSTS_TASKVARIABLE_BRICKOPS_TRY": "1"})
+	require.Equal(t, agent.Succeeded, retry.Result, retry.Stdout)
+	assert.Contains(t, retry.Stdout, "##vso[task.settaskvariable variable=brickops.try;]2")
+	assert.NotEqual(t, res.Outputs["runId"], retry.Outputs["runId"])
+
+	// The next job attempt is a new run.
+	res3 := w.runEnv(inputs, map[string]string{"SYSTEM_JOBATTEMPT": "2"})
 	require.Equal(t, agent.Succeeded, res3.Result)
 	assert.NotEqual(t, res.Outputs["runId"], res3.Outputs["runId"])
+	assert.NotEqual(t, retry.Outputs["runId"], res3.Outputs["runId"])
+}
+
+func TestGitFolderUpdatedToTheBuildsBranch(t *testing.T) {
+	w := newWorld(t)
+	w.ws.OnNotebook("/Repos/QA/churn/notebooks/train", trainBehaviour(t, 50*time.Millisecond))
+	id := w.ws.AddRepo("/Repos/QA/churn", "https://dev.azure.com/contoso/mlops/_git/churn", "main")
+	res := w.runEnv(map[string]string{
+		"notebookPath": "/Repos/QA/churn/notebooks/train", "codeSource": "gitFolder", "gitFolderPath": "/Repos/QA/churn", "workers": "1",
+	}, map[string]string{"BUILD_SOURCEBRANCH": "refs/heads/release/2.0"})
+	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+	repo, ok := w.ws.Repo(id)
+	require.True(t, ok)
+	assert.Equal(t, "release/2.0", repo.Branch)
+	assert.Contains(t, res.Stdout, "Updating the Git folder /Repos/QA/churn to branch release/2.0 (was main")
+	task := w.submits()[0].Tasks[0]
+	assert.Equal(t, jobs.SourceWorkspace, task.NotebookTask.Source)
+	assert.Nil(t, w.submits()[0].GitSource)
+
+	res = w.runEnv(map[string]string{
+		"notebookPath": "/Repos/QA/churn/notebooks/train", "codeSource": "gitFolder", "gitFolderPath": "/Repos/QA/other", "workers": "1",
+	}, map[string]string{"SYSTEM_STEPNAME": "other"})
+	require.Equal(t, agent.Failed, res.Result)
+	assert.Contains(t, res.Errors[0], "there is no Git folder at /Repos/QA/other (input gitFolderPath)")
 }
 
 func TestNotWaiting(t *testing.T) {
@@ -383,7 +431,7 @@ func TestNotWaiting(t *testing.T) {
 
 func TestTruncatedNotebookOutput(t *testing.T) {
 	w := newWorld(t)
-	b := trainBehaviour(t, time.Minute)
+	b := trainBehaviour(t, 50*time.Millisecond)
 	b.Truncated = true
 	w.ws.OnNotebook(nb, b)
 	res := w.run(map[string]string{"notebookPath": nb, "workers": "1"})
