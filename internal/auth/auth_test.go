@@ -149,6 +149,10 @@ func TestEachWayConnects(t *testing.T) {
 			Endpoints: []agent.Endpoint{databricksEndpoint("Token", map[string]string{"apitoken": prodPAT})},
 		}, prodHost, "the Databricks service connection"},
 		{"databricks connection OAuth M2M", agenttest.Run{
+			Inputs:    map[string]string{"connectionMethod": "databricks", "databricksConnection": databricksEndpoint("UsernamePassword", nil).ID},
+			Endpoints: []agent.Endpoint{databricksEndpoint("UsernamePassword", map[string]string{"username": oauthClientID, "password": oauthSecret})},
+		}, prodHost, "OAuth service principal "},
+		{"databricks connection OAuth M2M with named parameters", agenttest.Run{
 			Inputs:    map[string]string{"connectionMethod": "databricks", "databricksConnection": databricksEndpoint("None", nil).ID},
 			Endpoints: []agent.Endpoint{databricksEndpoint("None", map[string]string{"clientId": oauthClientID, "clientSecret": oauthSecret})},
 		}, prodHost, "OAuth service principal "},

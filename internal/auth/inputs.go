@@ -371,14 +371,26 @@ const (
 	schemeOAuth = "None"  // OAuth M2M: parameters clientId and clientSecret
 )
 
+// oauthClient is the OAuth machine-to-machine client of a Databricks service
+// connection. Its OAuth scheme is Azure DevOps' basic scheme relabelled
+// (ms.vss-endpoint.endpoint-auth-scheme-basic), which the agent passes as the
+// parameters username and password; clientId/clientSecret are accepted too.
+func oauthClient(ep *agent.Endpoint) (id, secret string) {
+	if id, secret = ep.Param("clientId"), ep.Param("clientSecret"); id != "" || secret != "" {
+		return id, secret
+	}
+	return ep.Param("username"), ep.Param("password")
+}
+
 func checkDatabricks(ep *agent.Endpoint) (string, error) {
 	host, err := NormalizeHost(ep.URL)
 	if err != nil {
 		return "", fmt.Errorf("the connection's server URL: %w", err)
 	}
+	id, secret := oauthClient(ep)
 	switch {
-	case ep.Param("clientId") != "" || ep.Param("clientSecret") != "":
-		if ep.Param("clientId") == "" || ep.Param("clientSecret") == "" {
+	case id != "" || secret != "":
+		if id == "" || secret == "" {
 			return host, fmt.Errorf("the connection's OAuth client id or secret is empty: edit the connection")
 		}
 	case strings.EqualFold(ep.Scheme, schemeToken) || ep.Param("apitoken") != "":

@@ -210,9 +210,9 @@ func (r *Resolver) resolve(ctx context.Context, opts Options) (*Workspace, error
 		if ep == nil {
 			return nil, errors.New("no Databricks service connection was given")
 		}
-		if id := ep.Param("clientId"); id != "" {
+		if id, secret := oauthClient(ep); id != "" {
 			ws.Principal = "OAuth service principal " + id + " of the Databricks service connection"
-			st.main = cache(oauthM2M(ws.Host, id, ep.Param("clientSecret"), hc, r.now))
+			st.main = cache(oauthM2M(ws.Host, id, secret, hc, r.now))
 		} else {
 			ws.Principal = "the Databricks service connection"
 			st.main = cache(staticToken(ep.Param("apitoken")))
