@@ -40,7 +40,7 @@ func (l lineage) tags(runID, action string) []agent.KeyValue {
 	add("run_url", l.runURL)
 	add("commit", l.commit)
 	add("pipeline", l.pipeline)
-	add("source_run_id", runID)
+	add("model_run_id", runID)
 	add("action", action)
 	return out
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickops/brickops/internal/modelcopy"
 	"github.com/brickops/brickops/internal/modeluri"
 )
 
@@ -17,6 +18,8 @@ const (
 	Register   Command = "register"
 	Transition Command = "transition"
 	Gate       Command = "gate"
+	// Copy deploys a version to another workspace (package modelcopy).
+	Copy Command = "copy"
 )
 
 // Options is everything MLflowPromote@1 was asked to do, read from its inputs
@@ -41,6 +44,9 @@ type Options struct {
 	RemoveAlias     string
 	Comment         string
 
+	// copy: the copy command's own options (package modelcopy)
+	Copy *modelcopy.Options
+
 	// gate
 	Metric         string
 	HigherIsBetter bool
@@ -63,6 +69,11 @@ const maxTimeout = 24 * time.Hour
 // in in (see agent.Inputs.Err). Only the inputs of the chosen command are read.
 func ReadOptions(in *agent.Inputs) Options {
 	o := Options{Command: Command(in.Choice("command"))}
+	if o.Command == Copy {
+		c := modelcopy.ReadOptions(in)
+		o.Copy, o.Model = &c, c.Source
+		return o
+	}
 	if name := in.String("modelName"); name != "" {
 		n, err := modeluri.ParseName(name)
 		if err != nil {

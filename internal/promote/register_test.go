@@ -61,7 +61,7 @@ func TestRegisterCreatesModelAndReadyVersion(t *testing.T) {
 	assert.Equal(t, "1234", tg["brickops.build_id"])
 	assert.Equal(t, "6e4f1c2a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f", tg["brickops.commit"])
 	assert.Contains(t, tg["brickops.run_url"], "_build/results?buildId=1234")
-	assert.Equal(t, runID, tg["brickops.source_run_id"])
+	assert.Equal(t, runID, tg["brickops.model_run_id"])
 	assert.Equal(t, "register", tg["brickops.action"])
 
 	require.Len(t, res.Summaries, 1)

@@ -1,7 +1,8 @@
 // Package promote is the MLflowPromote@1 task: it registers a model version
 // from an MLflow run, moves a version to a stage (workspace model registry) or
-// an alias (Unity Catalog), and gates a candidate version on a metric of its
-// source run against the version that holds the target stage or alias.
+// an alias (Unity Catalog), gates a candidate version on a metric of its
+// source run against the version that holds the target stage or alias, and
+// copies a version to another workspace (copy.go, package modelcopy).
 //
 // Inputs are read and validated into Options before any remote call
 // (ReadOptions); the workspace connection is a dependency (Deps) so the task
@@ -44,6 +45,9 @@ func Task(d Deps) agent.TaskFunc {
 			connectFunc = auth.Connect
 		}
 		connect := connectFunc(env, in, log, "")
+		if opts.Command == Copy {
+			return copyVersion(ctx, env, log, *opts.Copy, connect, connectFunc(env, in, log, "target"), in)
+		}
 		if err := in.Err(); err != nil {
 			return err
 		}

@@ -1,0 +1,156 @@
+package artifacts
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/databricks/databricks-sdk-go/client"
+	"github.com/databricks/databricks-sdk-go/service/ml"
+)
+
+// File is one file to move: its path relative to the folder that was listed
+// (slash-separated) and its size in bytes.
+type File struct {
+	Path string
+	Size int64
+}
+
+// Kind is the type of a signed URL (MLflow's ArtifactCredentialType).
+type Kind string
+
+// The kinds Databricks hands out.
+const (
+	AzureSAS     Kind = "AZURE_SAS_URI"
+	AzureADLSSAS Kind = "AZURE_ADLS_GEN2_SAS_URI"
+	AWSPresigned Kind = "AWS_PRESIGNED_URL"
+	GCPSigned    Kind = "GCP_SIGNED_URL"
+)
+
+// Credential is a signed URL for one file and the headers that must be sent
+// with it.
+type Credential struct {
+	Path    string // relative path, as asked for
+	URL     string // a bearer credential: never log it
+	Kind    Kind
+	Headers map[string]string
+}
+
+// Signer returns signed URLs for paths (relative to the signer's folder), all
+// of them or an error.
+type Signer func(ctx context.Context, paths []string) (map[string]Credential, error)
+
+// ListRun lists every file below dir in a run's artifacts (dir "" is the
+// whole run), descending into folders: artifacts/list answers one level.
+// Paths are relative to dir and sorted.
+func ListRun(ctx context.Context, c *client.DatabricksClient, runID, dir string) ([]File, error) {
+	exps := ml.NewExperiments(c)
+	dir = strings.Trim(dir, "/")
+	var out []File
+	queue := []string{dir}
+	for len(queue) > 0 {
+		d := queue[0]
+		queue = queue[1:]
+		entries, err := exps.ListArtifactsAll(ctx, ml.ListArtifactsRequest{RunId: runID, Path: d})
+		if err != nil {
+			return nil, fmt.Errorf("listing artifacts %q of run %s: %w", d, runID, err)
+		}
+		for _, e := range entries {
+			p := e.Path
+			// artifacts/list answers paths relative to the run's root; some
+			// servers answer them relative to the folder listed.
+			if d != "" && !strings.HasPrefix(p, d+"/") {
+				p = path.Join(d, p)
+			}
+			if e.IsDir {
+				queue = append(queue, p)
+				continue
+			}
+			rel := p
+			if dir != "" {
+				rel = strings.TrimPrefix(p, dir+"/")
+			}
+			out = append(out, File{Path: rel, Size: e.FileSize})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out, nil
+}
+
+// The artifact credential routes are not in databricks-sdk-go v0.81.0. These
+// types follow MLflow's mlflow/protos/databricks_artifacts.proto
+// (GetCredentialsForRead, GetCredentialsForWrite, ArtifactCredentialInfo).
+
+type credentialsRequest struct {
+	RunID     string   `json:"run_id"`
+	Path      []string `json:"path"`
+	PageToken string   `json:"page_token,omitempty"`
+}
+
+type credentialsResponse struct {
+	CredentialInfos []struct {
+		RunID     string `json:"run_id"`
+		Path      string `json:"path"`
+		SignedURI string `json:"signed_uri"`
+		Headers   []struct {
+			Name  string `json:"name"`
+			Value string `json:"value"`
+		} `json:"headers"`
+		Type string `json:"type"`
+	} `json:"credential_infos"`
+	NextPageToken string `json:"next_page_token"`
+}
+
+// RunSigner signs paths below dir of a run's artifacts for reading or
+// writing. One call asks for all the paths and follows next_page_token.
+func RunSigner(c *client.DatabricksClient, runID, dir string, write bool) Signer {
+	route := "/api/2.0/mlflow/artifacts/credentials-for-read"
+	if write {
+		route = "/api/2.0/mlflow/artifacts/credentials-for-write"
+	}
+	dir = strings.Trim(dir, "/")
+	return func(ctx context.Context, paths []string) (map[string]Credential, error) {
+		if len(paths) == 0 {
+			return map[string]Credential{}, nil
+		}
+		full := make([]string, len(paths))
+		byFull := make(map[string]string, len(paths))
+		for i, p := range paths {
+			full[i] = path.Join(dir, p)
+			byFull[full[i]] = p
+		}
+		out := make(map[string]Credential, len(paths))
+		token := ""
+		for {
+			var resp credentialsResponse
+			req := credentialsRequest{RunID: runID, Path: full, PageToken: token}
+			if err := c.Do(ctx, http.MethodPost, route, nil, nil, req, &resp); err != nil {
+				return nil, fmt.Errorf("signing %d artifact paths of run %s: %w", len(paths), runID, err)
+			}
+			for _, ci := range resp.CredentialInfos {
+				rel, ok := byFull[strings.TrimPrefix(ci.Path, "/")]
+				if !ok {
+					return nil, fmt.Errorf("signing artifacts of run %s: the server answered a path that was not asked for (%q)", runID, ci.Path)
+				}
+				cred := Credential{Path: rel, URL: ci.SignedURI, Kind: Kind(ci.Type), Headers: map[string]string{}}
+				for _, h := range ci.Headers {
+					cred.Headers[h.Name] = h.Value
+				}
+				out[rel] = cred
+			}
+			if resp.NextPageToken == "" || resp.NextPageToken == token {
+				break
+			}
+			token = resp.NextPageToken
+		}
+		for _, p := range paths {
+			if _, ok := out[p]; !ok {
+				return nil, fmt.Errorf("signing artifacts of run %s: no signed URL for %q", runID, p)
+			}
+		}
+		return out, nil
+	}
+}

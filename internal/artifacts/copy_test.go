@@ -1,0 +1,169 @@
+package artifacts_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/databricks/databricks-sdk-go/client"
+	"github.com/databricks/databricks-sdk-go/logger"
+	"github.com/databricks/databricks-sdk-go/service/ml"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/brickops/brickops/internal/artifacts"
+	"github.com/brickops/brickops/internal/artifacts/artifactstest"
+	"github.com/brickops/brickops/internal/azurite"
+	"github.com/brickops/brickops/internal/emulator"
+)
+
+func TestMain(m *testing.M) {
+	logger.DefaultLogger = &logger.SimpleLogger{Level: logger.LevelWarn}
+	os.Exit(m.Run())
+}
+
+type world struct {
+	blob     *azurite.Server
+	dev, prd *emulator.Workspace
+	devC     *client.DatabricksClient
+	prdC     *client.DatabricksClient
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	az := azurite.Start(t)
+	acct := &emulator.BlobAccount{Endpoint: az.BlobEndpoint, AccountName: az.AccountName, AccountKey: az.AccountKey}
+	w := &world{blob: az,
+		dev: emulator.Start(t, emulator.Options{Name: "dev", Blob: acct}),
+		prd: emulator.Start(t, emulator.Options{Name: "prod", Blob: acct})}
+	var err error
+	w.devC, err = artifactstest.Client(w.dev)
+	require.NoError(t, err)
+	w.prdC, err = artifactstest.Client(w.prd)
+	require.NoError(t, err)
+	return w
+}
+
+func ctxFor(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// emptyRun is a run in the target workspace to copy into.
+func emptyRun(t *testing.T, ctx context.Context, c *client.DatabricksClient) string {
+	t.Helper()
+	r, err := artifactstest.SeedRun(ctx, c, "/Shared/copies/target", "model", nil, nil, nil, nil)
+	require.NoError(t, err)
+	return r.ID
+}
+
+func sha(t *testing.T, s artifactstest.Source) string {
+	h := sha256.New()
+	_, err := io.Copy(h, s.Open())
+	require.NoError(t, err)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// readBack reads a copied file through the target's read credentials.
+func readBack(t *testing.T, ctx context.Context, c *client.DatabricksClient, runID, p string) string {
+	t.Helper()
+	creds, err := artifacts.RunSigner(c, runID, "model", false)(ctx, []string{p})
+	require.NoError(t, err)
+	resp, err := http.Get(creds[p].URL)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+	h := sha256.New()
+	_, err = io.Copy(h, resp.Body)
+	require.NoError(t, err)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func TestCopyChurnModelBetweenWorkspaces(t *testing.T) {
+	w := newWorld(t)
+	ctx := ctxFor(t, 60*time.Second)
+	files, err := artifactstest.Dir("../../../shared/fixtures/churn-model/model")
+	require.NoError(t, err)
+	files = append(files, artifactstest.Random("nested/deep/weights.bin", 20<<20+3, 7), artifactstest.Bytes("empty.txt", nil))
+	src, err := artifactstest.SeedRun(ctx, w.devC, "/Shared/churn", "model", files, nil, nil, nil)
+	require.NoError(t, err)
+	dst := emptyRun(t, ctx, w.prdC)
+
+	listed, err := artifacts.ListRun(ctx, w.devC, src.ID, "model")
+	require.NoError(t, err)
+	require.Len(t, listed, len(files))
+
+	var last int64
+	cp := artifacts.New(artifacts.Options{BlockSize: 4 << 20, Progress: func(done, total int64) { last = done }})
+	m, err := cp.Copy(ctx, listed, artifacts.RunSigner(w.devC, src.ID, "model", false),
+		artifacts.RunSigner(w.prdC, dst, "model", true), artifacts.RunSigner(w.prdC, dst, "model", false))
+	require.NoError(t, err)
+	assert.Equal(t, m.Bytes, last)
+	for _, f := range files {
+		assert.Equal(t, sha(t, f), readBack(t, ctx, w.prdC, dst, f.Path), f.Path)
+	}
+	got, err := artifacts.ListRun(ctx, w.prdC, dst, "model")
+	require.NoError(t, err)
+	assert.Equal(t, listed, got)
+
+	// The digest does not depend on where the files are.
+	again, err := cp.Hash(ctx, got, artifacts.RunSigner(w.prdC, dst, "model", false))
+	require.NoError(t, err)
+	assert.Equal(t, m.Digest(), again.Digest())
+}
+
+func TestStorageFaultsAreRetried(t *testing.T) {
+	w := newWorld(t)
+	ctx := ctxFor(t, 60*time.Second)
+	files := append(artifactstest.SmallFiles("parts", 60, 1), artifactstest.Random("big.bin", 12<<20, 2))
+	src, err := artifactstest.SeedRun(ctx, w.devC, "/Shared/churn", "model", files, nil, nil, nil)
+	require.NoError(t, err)
+	dst := emptyRun(t, ctx, w.prdC)
+	listed, err := artifacts.ListRun(ctx, w.devC, src.ID, "model")
+	require.NoError(t, err)
+
+	u, err := url.Parse(w.blob.BlobEndpoint)
+	require.NoError(t, err)
+	faulty := &artifactstest.FaultyTransport{Hosts: []string{u.Host}, Rate: 0.15, Seed: 42}
+	var retried atomic.Int64
+	cp := artifacts.New(artifacts.Options{HTTPClient: &http.Client{Transport: faulty}, BlockSize: 1 << 20,
+		Backoff: func(int) time.Duration { return 10 * time.Millisecond }, Attempts: 8,
+		Retried: func(string, int, error) { retried.Add(1) }})
+	_, err = cp.Copy(ctx, listed, artifacts.RunSigner(w.devC, src.ID, "model", false),
+		artifacts.RunSigner(w.prdC, dst, "model", true), artifacts.RunSigner(w.prdC, dst, "model", false))
+	require.NoError(t, err)
+	assert.Positive(t, faulty.Injected.Load())
+	t.Logf("%d faults injected, %d file retries", faulty.Injected.Load(), retried.Load())
+	for _, f := range files[len(files)-3:] {
+		assert.Equal(t, sha(t, f), readBack(t, ctx, w.prdC, dst, f.Path), f.Path)
+	}
+}
+
+func TestCopyFailsWhenStorageIsDown(t *testing.T) {
+	w := newWorld(t)
+	ctx := ctxFor(t, 60*time.Second)
+	src, err := artifactstest.SeedRun(ctx, w.devC, "/Shared/churn", "model", artifactstest.SmallFiles("p", 3, 1), nil, nil, nil)
+	require.NoError(t, err)
+	dst := emptyRun(t, ctx, w.prdC)
+	listed, err := artifacts.ListRun(ctx, w.devC, src.ID, "model")
+	require.NoError(t, err)
+	u, _ := url.Parse(w.blob.BlobEndpoint)
+	down := &artifactstest.FaultyTransport{Hosts: []string{u.Host}, Rate: 1, Seed: 1}
+	cp := artifacts.New(artifacts.Options{HTTPClient: &http.Client{Transport: down}, Attempts: 2, Backoff: func(int) time.Duration { return time.Millisecond }})
+	_, err = cp.Copy(ctx, listed, artifacts.RunSigner(w.devC, src.ID, "model", false), artifacts.RunSigner(w.prdC, dst, "model", true), nil)
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "sig=", "a signed URL's signature leaked into the error")
+	left, err := artifacts.ListRun(ctx, w.prdC, dst, "model")
+	require.NoError(t, err)
+	assert.Empty(t, left, "no file is written when every request fails")
+}
+
+var _ = ml.RunInfoStatusFailed

@@ -1,0 +1,25 @@
+// Package artifacts moves MLflow model files between storage accounts
+// through signed URLs, the only way Databricks lets a client read or write
+// them (databricks-sdk-go has no artifact download):
+//
+//   - [ListRun] lists a run's artifacts below a folder, recursively, through
+//     GET /api/2.0/mlflow/artifacts/list (which only lists one level);
+//   - [RunSigner] gets signed read or write URLs for many paths at once, page
+//     by page, from POST /api/2.0/mlflow/artifacts/credentials-for-read and
+//     -for-write (MLflow's databricks_artifacts.proto); [PrefixSigner] signs
+//     paths below a folder with one SAS token (Unity Catalog temporary
+//     credentials) and [ListPrefix] lists such a folder;
+//   - [Copier] streams every file from a source URL to a target URL: never a
+//     whole file in memory or on disk, a bounded number of files and blocks in
+//     flight, each file hashed (SHA-256 and MD5) on the way, its length and
+//     digest checked on the target after writing, and a failed file retried
+//     with fresh URLs.
+//
+// The URL kinds are those of ArtifactCredentialType: AZURE_SAS_URI (Blob
+// REST through the azblob client: blocks staged in parallel with a
+// transactional MD5 each, then committed with the file's Content-MD5),
+// AZURE_ADLS_GEN2_SAS_URI (DFS REST: create, append at positions, flush), and
+// AWS_PRESIGNED_URL / GCP_SIGNED_URL (one streamed PUT). Every request sends
+// the headers the server handed out with the URL. Signed URLs never carry a
+// Databricks token, and they are never logged: they are bearer credentials.
+package artifacts

@@ -1,0 +1,476 @@
+package artifacts
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5" //nolint:gosec // transactional Content-MD5 of a block, checked by the storage service
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
+	"golang.org/x/sync/errgroup"
+)
+
+// smallFile is the size up to which a file is read into a buffer of its own
+// size rather than a block buffer from the pool, so that many small files can
+// move at once without taking the large buffers.
+const smallFile = 256 << 10
+
+// maxSinglePut is the largest object one PUT may carry on S3
+// (https://docs.aws.amazon.com/AmazonS3/latest/userguide/upload-objects.html).
+const maxSinglePut = 5 << 30
+
+// xmsVersion is the storage REST version sent to ADLS Gen2 (DFS) endpoints.
+const xmsVersion = "2023-11-03"
+
+// writer writes one file read from r (exactly size bytes; h sees every byte
+// as it is read).
+type writer interface {
+	write(ctx context.Context, r io.Reader, size int64, h *hasher) error
+}
+
+func (c *Copier) writer(cred Credential) (writer, error) {
+	switch cred.Kind {
+	case AzureSAS:
+		bb, err := blockblob.NewClientWithNoCredential(cred.URL, &blockblob.ClientOptions{ClientOptions: c.azureOptions(cred.Headers)})
+		if err != nil {
+			return nil, &permanentError{fmt.Errorf("signed URL: %w", scrub(err, cred.URL))}
+		}
+		return &blocks{c: c, t: &azureBlocks{bb: bb}}, nil
+	case AzureADLSSAS:
+		return &blocks{c: c, t: &adlsBlocks{c: c, cred: cred}}, nil
+	case AWSPresigned, GCPSigned:
+		return &presignedPut{c: c, cred: cred}, nil
+	case "":
+		return nil, &permanentError{errors.New("the server gave no signed URL type")}
+	default:
+		return nil, &permanentError{fmt.Errorf("signed URLs of type %s are not supported", cred.Kind)}
+	}
+}
+
+// azureOptions are the azblob client options: our transport, a few quick
+// retries (a failed file is retried as a whole above), and the headers the
+// server handed out with the URL on every request.
+func (c *Copier) azureOptions(headers map[string]string) azcore.ClientOptions {
+	o := azcore.ClientOptions{
+		Transport: c.hc,
+		Retry:     policy.RetryOptions{MaxRetries: 3, RetryDelay: 200 * time.Millisecond, MaxRetryDelay: 2 * time.Second, TryTimeout: 5 * time.Minute},
+	}
+	if len(headers) > 0 {
+		o.PerCallPolicies = []policy.Policy{headerPolicy(headers)}
+	}
+	return o
+}
+
+type headerPolicy map[string]string
+
+func (h headerPolicy) Do(req *policy.Request) (*http.Response, error) {
+	for k, v := range h {
+		req.Raw().Header.Set(k, v)
+	}
+	return req.Next()
+}
+
+// open starts reading a source file.
+func (c *Copier) open(ctx context.Context, cred Credential, size int64) (io.ReadCloser, error) {
+	switch cred.Kind {
+	case AzureSAS:
+		b, err := blob.NewClientWithNoCredential(cred.URL, &blob.ClientOptions{ClientOptions: c.azureOptions(cred.Headers)})
+		if err != nil {
+			return nil, &permanentError{fmt.Errorf("signed URL: %w", scrub(err, cred.URL))}
+		}
+		resp, err := b.DownloadStream(ctx, nil)
+		if err != nil {
+			return nil, fmt.Errorf("reading the source: %w", scrub(err, cred.URL))
+		}
+		if resp.ContentLength != nil && *resp.ContentLength != size {
+			_ = resp.Body.Close()
+			return nil, fmt.Errorf("the source has %d bytes, %d were listed", *resp.ContentLength, size)
+		}
+		// The retry reader resumes an interrupted body from where it
+		// stopped (a ranged GET with If-Match on the ETag).
+		return resp.NewRetryReader(ctx, &blob.RetryReaderOptions{MaxRetries: 5}), nil
+	case AzureADLSSAS, AWSPresigned, GCPSigned:
+		resp, err := c.do(ctx, http.MethodGet, cred.URL, cred.Headers, nil, -1)
+		if err != nil {
+			return nil, fmt.Errorf("reading the source: %w", err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			return nil, statusError("reading the source", resp)
+		}
+		return resp.Body, nil
+	default:
+		return nil, &permanentError{fmt.Errorf("signed URLs of type %q are not supported", cred.Kind)}
+	}
+}
+
+// do sends one request with the server's headers. The error never quotes
+// the signed URL.
+func (c *Copier) do(ctx context.Context, method, rawURL string, headers map[string]string, body io.Reader, length int64) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, rawURL, body)
+	if err != nil {
+		return nil, &permanentError{fmt.Errorf("signed URL: %w", scrub(err, rawURL))}
+	}
+	if length >= 0 {
+		req.ContentLength = length
+		if length == 0 {
+			req.Body = http.NoBody
+		}
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, scrub(err, rawURL)
+	}
+	return resp, nil
+}
+
+func statusError(what string, resp *http.Response) error {
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	err := fmt.Errorf("%s: storage answered %s: %s", what, resp.Status, strings.TrimSpace(firstLine(string(msg))))
+	if resp.StatusCode == http.StatusRequestEntityTooLarge {
+		return &permanentError{err}
+	}
+	return err
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return s
+}
+
+// verify checks a written file through a read URL: its length, and its MD5
+// where the storage keeps one (Azure Content-MD5, S3 single-part ETag, GCS
+// x-goog-hash).
+func (c *Copier) verify(ctx context.Context, cred Credential, sum Sum) error {
+	method, headers := http.MethodHead, cred.Headers
+	if cred.Kind == AWSPresigned || cred.Kind == GCPSigned {
+		// A presigned GET URL is not valid for HEAD: ask for one byte.
+		method = http.MethodGet
+		headers = map[string]string{"Range": "bytes=0-0"}
+		for k, v := range cred.Headers {
+			headers[k] = v
+		}
+	}
+	resp, err := c.do(ctx, method, cred.URL, headers, nil, -1)
+	if err != nil {
+		return fmt.Errorf("checking the written file: %w", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1))
+	var size int64 = -1
+	switch resp.StatusCode {
+	case http.StatusOK:
+		size = resp.ContentLength
+	case http.StatusPartialContent:
+		if _, total, ok := strings.Cut(resp.Header.Get("Content-Range"), "/"); ok {
+			size, _ = strconv.ParseInt(total, 10, 64)
+		}
+	case http.StatusRequestedRangeNotSatisfiable: // an empty object
+		size = 0
+	default:
+		return statusError("checking the written file", resp)
+	}
+	if size != sum.Size {
+		return fmt.Errorf("the written file has %d bytes, expected %d", size, sum.Size)
+	}
+	want := base64.StdEncoding.EncodeToString(sum.MD5)
+	switch cred.Kind {
+	case AzureSAS, AzureADLSSAS:
+		got := resp.Header.Get("Content-MD5")
+		if got == "" {
+			return errors.New("the written file has no Content-MD5 to check")
+		}
+		if got != want {
+			return fmt.Errorf("the written file's MD5 is %s, expected %s", got, want)
+		}
+	case AWSPresigned:
+		etag := strings.Trim(resp.Header.Get("ETag"), `"`)
+		if isHexMD5(etag) && etag != hex.EncodeToString(sum.MD5) {
+			return fmt.Errorf("the written file's ETag is %s, expected the MD5 %s", etag, hex.EncodeToString(sum.MD5))
+		}
+	case GCPSigned:
+		if got := googMD5(resp.Header.Values("X-Goog-Hash")); got != "" && got != want {
+			return fmt.Errorf("the written file's MD5 is %s, expected %s", got, want)
+		}
+	}
+	return nil
+}
+
+func isHexMD5(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
+}
+
+func googMD5(values []string) string {
+	for _, v := range values {
+		for _, part := range strings.Split(v, ",") {
+			if m, ok := strings.CutPrefix(strings.TrimSpace(part), "md5="); ok {
+				return m
+			}
+		}
+	}
+	return ""
+}
+
+// --- block uploads (Azure Blob, ADLS Gen2) ---------------------------------
+
+// blockTarget is a storage API that takes a file in pieces.
+type blockTarget interface {
+	begin(ctx context.Context) error // before the first block of a large file
+	whole(ctx context.Context, data, md5 []byte) error
+	stage(ctx context.Context, index int, offset int64, data []byte) error
+	commit(ctx context.Context, blocks int, size int64, md5 []byte) error
+}
+
+type blocks struct {
+	c *Copier
+	t blockTarget
+}
+
+// write reads the file block by block into pooled buffers and stages each
+// block in its own goroutine; reading waits for a free buffer, so memory is
+// bounded by the pool whatever the file size and however many files move.
+func (b *blocks) write(ctx context.Context, r io.Reader, size int64, h *hasher) error {
+	bs := int64(b.c.opts.BlockSize)
+	if size <= bs {
+		var buf []byte
+		if size <= smallFile {
+			buf = make([]byte, size)
+		} else {
+			pooled, err := b.c.getBuf(ctx)
+			if err != nil {
+				return err
+			}
+			defer b.c.putBuf(pooled)
+			buf = pooled[:size]
+		}
+		if err := readExactly(r, &fixedWriter{buf: buf}, size); err != nil {
+			return err
+		}
+		return b.t.whole(ctx, buf, h.md5Sum())
+	}
+	if err := b.t.begin(ctx); err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	var offset int64
+	index := 0
+	var readErr error
+	for offset < size {
+		buf, err := b.c.getBuf(gctx)
+		if err != nil {
+			readErr = err
+			break
+		}
+		n := min(bs, size-offset)
+		if _, err := io.ReadFull(r, buf[:n]); err != nil {
+			b.c.putBuf(buf)
+			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+				err = fmt.Errorf("source ended before the %d bytes listed", size)
+			} else {
+				err = fmt.Errorf("reading the source: %w", err)
+			}
+			readErr = err
+			break
+		}
+		i, off := index, offset
+		g.Go(func() error {
+			defer b.c.putBuf(buf)
+			return b.t.stage(gctx, i, off, buf[:n])
+		})
+		index++
+		offset += n
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if readErr != nil {
+		return readErr
+	}
+	var one [1]byte
+	if m, _ := io.ReadFull(r, one[:]); m > 0 {
+		return fmt.Errorf("source is longer than the %d bytes listed", size)
+	}
+	return b.t.commit(ctx, index, size, h.md5Sum())
+}
+
+type fixedWriter struct {
+	buf []byte
+	n   int
+}
+
+func (w *fixedWriter) Write(p []byte) (int, error) {
+	if w.n+len(p) > len(w.buf) {
+		return 0, io.ErrShortWrite
+	}
+	w.n += copy(w.buf[w.n:], p)
+	return len(p), nil
+}
+
+func blockMD5(data []byte) []byte {
+	s := md5.Sum(data) //nolint:gosec // see import
+	return s[:]
+}
+
+// azureBlocks is Blob REST: Put Blob for a small file; Put Block for each
+// block with its transactional MD5 (the service rejects a block whose bytes
+// do not match), then Put Block List with the whole file's Content-MD5.
+type azureBlocks struct{ bb *blockblob.Client }
+
+func blockID(i int) string {
+	return base64.StdEncoding.EncodeToString(fmt.Appendf(nil, "brickops-%010d", i))
+}
+
+func (a *azureBlocks) begin(context.Context) error { return nil }
+
+func (a *azureBlocks) whole(ctx context.Context, data, sum []byte) error {
+	_, err := a.bb.Upload(ctx, streaming.NopCloser(bytes.NewReader(data)), &blockblob.UploadOptions{
+		TransactionalValidation: blob.TransferValidationTypeMD5(sum),
+		HTTPHeaders:             &blob.HTTPHeaders{BlobContentMD5: sum},
+	})
+	if err != nil {
+		return fmt.Errorf("writing: %w", err)
+	}
+	return nil
+}
+
+func (a *azureBlocks) stage(ctx context.Context, i int, _ int64, data []byte) error {
+	_, err := a.bb.StageBlock(ctx, blockID(i), streaming.NopCloser(bytes.NewReader(data)), &blockblob.StageBlockOptions{
+		TransactionalValidation: blob.TransferValidationTypeMD5(blockMD5(data)),
+	})
+	if err != nil {
+		return fmt.Errorf("writing block %d: %w", i, err)
+	}
+	return nil
+}
+
+func (a *azureBlocks) commit(ctx context.Context, n int, _ int64, sum []byte) error {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = blockID(i)
+	}
+	_, err := a.bb.CommitBlockList(ctx, ids, &blockblob.CommitBlockListOptions{HTTPHeaders: &blob.HTTPHeaders{BlobContentMD5: sum}})
+	if err != nil {
+		return fmt.Errorf("committing %d blocks: %w", n, err)
+	}
+	return nil
+}
+
+// adlsBlocks is ADLS Gen2 DFS REST (Path - Create, Update append/flush):
+// create the file, append each block at its position with a transactional
+// Content-MD5, flush at the total length with the file's MD5
+// (https://learn.microsoft.com/rest/api/storageservices/datalakestoragegen2/path/update).
+type adlsBlocks struct {
+	c    *Copier
+	cred Credential
+}
+
+func (a *adlsBlocks) call(ctx context.Context, method, query string, headers map[string]string, body []byte) error {
+	h := map[string]string{"x-ms-version": xmsVersion}
+	for k, v := range a.cred.Headers {
+		h[k] = v
+	}
+	for k, v := range headers {
+		h[k] = v
+	}
+	sep := "?"
+	if strings.Contains(a.cred.URL, "?") {
+		sep = "&"
+	}
+	resp, err := a.c.do(ctx, method, a.cred.URL+sep+query, h, bytes.NewReader(body), int64(len(body)))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		return statusError(query, resp)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.Body.Close()
+}
+
+func (a *adlsBlocks) begin(ctx context.Context) error { return a.create(ctx) }
+
+func (a *adlsBlocks) create(ctx context.Context) error {
+	return a.call(ctx, http.MethodPut, "resource=file", nil, nil)
+}
+
+func (a *adlsBlocks) whole(ctx context.Context, data, sum []byte) error {
+	if err := a.create(ctx); err != nil {
+		return err
+	}
+	if len(data) > 0 {
+		if err := a.stage(ctx, 0, 0, data); err != nil {
+			return err
+		}
+	}
+	return a.commit(ctx, 1, int64(len(data)), sum)
+}
+
+func (a *adlsBlocks) stage(ctx context.Context, i int, offset int64, data []byte) error {
+	h := map[string]string{"Content-MD5": base64.StdEncoding.EncodeToString(blockMD5(data))}
+	return a.call(ctx, http.MethodPatch, "action=append&position="+strconv.FormatInt(offset, 10), h, data)
+}
+
+func (a *adlsBlocks) commit(ctx context.Context, _ int, size int64, sum []byte) error {
+	h := map[string]string{"x-ms-content-md5": base64.StdEncoding.EncodeToString(sum)}
+	return a.call(ctx, http.MethodPatch, "action=flush&position="+strconv.FormatInt(size, 10), h, nil)
+}
+
+// presignedPut streams a file in one PUT (AWS and GCP signed URLs).
+type presignedPut struct {
+	c    *Copier
+	cred Credential
+}
+
+func (p *presignedPut) write(ctx context.Context, r io.Reader, size int64, h *hasher) error {
+	if size > maxSinglePut {
+		return &permanentError{fmt.Errorf("%d bytes is more than one signed PUT can carry (5 GiB)", size)}
+	}
+	counted := &countingReader{r: r}
+	resp, err := p.c.do(ctx, http.MethodPut, p.cred.URL, p.cred.Headers, io.NopCloser(counted), size)
+	if err != nil {
+		return fmt.Errorf("writing: %w", err)
+	}
+	if resp.StatusCode/100 != 2 {
+		return statusError("writing", resp)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	if counted.n != size {
+		return fmt.Errorf("sent %d of %d bytes", counted.n, size)
+	}
+	var one [1]byte
+	if m, _ := io.ReadFull(r, one[:]); m > 0 {
+		return fmt.Errorf("source is longer than the %d bytes listed", size)
+	}
+	return nil
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}

@@ -1,0 +1,402 @@
+package modelcopy_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/databricks/databricks-sdk-go/client"
+	"github.com/databricks/databricks-sdk-go/service/catalog"
+	"github.com/databricks/databricks-sdk-go/service/ml"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickops/brickops/internal/artifacts"
+	"github.com/brickops/brickops/internal/artifacts/artifactstest"
+	"github.com/brickops/brickops/internal/emulator"
+	"github.com/brickops/brickops/internal/modelcopy"
+	"github.com/brickops/brickops/internal/modeluri"
+)
+
+func churn(t testing.TB) []artifactstest.Source {
+	files, err := artifactstest.Dir(fixture)
+	require.NoError(t, err)
+	return files
+}
+
+func digestOf(t testing.TB, files []artifactstest.Source) string {
+	var m artifacts.Manifest
+	for _, f := range files {
+		h := sha256.New()
+		_, err := io.Copy(h, f.Open())
+		require.NoError(t, err)
+		m.Files = append(m.Files, artifacts.Sum{Path: f.Path, Size: f.Size, SHA256: hex.EncodeToString(h.Sum(nil))})
+	}
+	return m.Digest()
+}
+
+func registryVersions(t testing.TB, ctx context.Context, c *client.DatabricksClient, name string) []ml.ModelVersion {
+	all, err := ml.NewModelRegistry(c).SearchModelVersionsAll(ctx, ml.SearchModelVersionsRequest{Filter: "name='" + name + "'"})
+	require.NoError(t, err)
+	return all
+}
+
+func tagMap[T any](tags []T, kv func(T) (string, string)) map[string]string {
+	out := map[string]string{}
+	for _, t := range tags {
+		k, v := kv(t)
+		out[k] = v
+	}
+	return out
+}
+
+func TestWorkspaceToWorkspaceThenRerunReuses(t *testing.T) {
+	w := newWorld(t)
+	ctx := ctxFor(t, 90*time.Second)
+	files := churn(t)
+	srcRun, v := w.registerSource(t, ctx, "churn", files)
+
+	r := w.copy(t, ctx, w.deps(nil), map[string]string{"modelName": "churn", "modelVersion": "latest", "targetStage": "Production"})
+	require.NoError(t, r.err, r.stdout)
+	assert.Equal(t, "1", r.outputs["targetModelVersion"])
+	assert.Equal(t, "models:/churn/1", r.outputs["targetModelUri"])
+	assert.Equal(t, "false", r.outputs["reused"])
+	assert.Equal(t, fmt.Sprint(len(files)), r.outputs["filesCopied"])
+	assert.Equal(t, fmt.Sprint(r.out.Bytes), r.outputs["bytesCopied"])
+
+	got, err := ml.NewModelRegistry(w.prdC).GetModelVersion(ctx, ml.GetModelVersionRequest{Name: "churn", Version: "1"})
+	require.NoError(t, err)
+	assert.Equal(t, ml.ModelVersionStatusReady, got.ModelVersion.Status)
+	assert.Equal(t, "Production", got.ModelVersion.CurrentStage)
+	vt := tagMap(got.ModelVersion.Tags, func(t ml.ModelVersionTag) (string, string) { return t.Key, t.Value })
+	assert.Equal(t, w.dev.URL(), vt["brickops.source_workspace"])
+	assert.Equal(t, fmt.Sprint(v), vt["brickops.source_version"])
+	assert.Equal(t, srcRun, vt["brickops.source_run_id"])
+	assert.Equal(t, digestOf(t, files), vt["brickops.content_digest"])
+	assert.Equal(t, "1234", vt["brickops.build_id"])
+	assert.Equal(t, "6e4f1c2a", vt["brickops.commit"])
+
+	run, ok := w.prd.MLflowRun(r.outputs["targetRunId"])
+	require.True(t, ok)
+	assert.Equal(t, ml.RunInfoStatusFinished, run.Info.Status)
+	assert.Equal(t, "train", run.Info.RunName)
+	params := tagMap(run.Data.Params, func(p ml.Param) (string, string) { return p.Key, p.Value })
+	assert.Equal(t, sourceParams, params)
+	metrics := map[string]float64{}
+	for _, m := range run.Data.Metrics {
+		metrics[m.Key] = m.Value
+	}
+	assert.Equal(t, sourceMetrics, metrics, "latest values")
+	rt := tagMap(run.Data.Tags, func(t ml.RunTag) (string, string) { return t.Key, t.Value })
+	assert.Equal(t, "churn", rt["team"])
+	assert.NotContains(t, rt, "mlflow.source.type", "workspace-specific system tags stay behind")
+	assert.Equal(t, "complete", rt["brickops.copy_status"])
+
+	// The registry's copy holds the same bytes.
+	listed, err := artifacts.ListRun(ctx, w.prdC, r.outputs["targetRunId"], "model")
+	require.NoError(t, err)
+	assert.Len(t, listed, len(files))
+
+	// Second run: same source version, same digest → reused, nothing copied.
+	w.prd.ResetRequests()
+	r2 := w.copy(t, ctx, w.deps(nil), map[string]string{"modelName": "churn", "modelVersion": fmt.Sprint(v), "targetStage": "Production"})
+	require.NoError(t, r2.err, r2.stdout)
+	assert.Equal(t, "true", r2.outputs["reused"])
+	assert.Equal(t, "1", r2.outputs["targetModelVersion"])
+	assert.Equal(t, "0", r2.outputs["bytesCopied"])
+	assert.Len(t, registryVersions(t, ctx, w.prdC, "churn"), 1, "no second version")
+	for _, req := range w.prd.Requests() {
+		if req.IsWrite() {
+			assert.Contains(t, []string{"/api/2.0/mlflow/databricks/model-versions/transition-stage", "/api/2.0/mlflow/artifacts/credentials-for-read", "/api/2.0/mlflow/runs/search"}, req.Path, "the rerun writes nothing but the transition")
+		}
+	}
+	assert.Contains(t, strings.Join(maps(r2.stdout), "\n"), "MLflow model copy")
+}
+
+func maps(stdout string) []string { return []string{stdout} }
+
+func TestWorkspaceToUnityCatalog(t *testing.T) {
+	w := newWorld(t)
+	ctx := ctxFor(t, 90*time.Second)
+	files := churn(t)
+	w.registerSource(t, ctx, "churn", files)
+	in := map[string]string{"modelName": "churn", "modelVersion": "1", "targetModelName": "prod.ml.churn", "targetAlias": "champion"}
+	r := w.copy(t, ctx, w.deps(nil), in)
+	require.NoError(t, r.err, r.stdout)
+	assert.Equal(t, "models:/prod.ml.churn/1", r.outputs["targetModelUri"])
+	versions := w.prd.UCModelVersions("prod.ml.churn")
+	require.Len(t, versions, 1)
+	assert.Equal(t, catalog.ModelVersionInfoStatusReady, versions[0].Status)
+	assert.Equal(t, r.outputs["targetRunId"], versions[0].RunId)
+	alias, err := catalog.NewModelVersions(w.prdC).GetByAlias(ctx, catalog.GetByAliasRequest{FullName: "prod.ml.churn", Alias: "champion"})
+	require.NoError(t, err)
+	assert.Equal(t, 1, alias.Version)
+
+	// The files are in the version's storage location.
+	var creds struct {
+		Credentials struct {
+			AzureUserDelegationSAS struct {
+				SASToken string `json:"sas_token"`
+			} `json:"azure_user_delegation_sas"`
+		} `json:"credentials"`
+	}
+	require.NoError(t, w.prdC.Do(ctx, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/generate-temporary-credentials", nil, nil,
+		map[string]any{"name": "prod.ml.churn", "version": "1", "operation": "MODEL_VERSION_OPERATION_READ"}, &creds))
+	got, err := artifacts.New(artifacts.Options{}).ListPrefix(ctx, versions[0].StorageLocation, creds.Credentials.AzureUserDelegationSAS.SASToken)
+	require.NoError(t, err)
+	assert.Len(t, got, len(files))
+
+	r2 := w.copy(t, ctx, w.deps(nil), in)
+	require.NoError(t, r2.err, r2.stdout)
+	assert.Equal(t, "true", r2.outputs["reused"])
+	assert.Len(t, w.prd.UCModelVersions("prod.ml.churn"), 1)
+}
+
+func TestUnityCatalogSameMetastoreMovesNoBytes(t *testing.T) {
+	w := newWorld(t)
+	ctx := ctxFor(t, 60*time.Second)
+	name, _ := modeluri.ParseName("main.ml.churn")
+	run, err := artifactstest.SeedRun(ctx, w.devC, "/Shared/churn", "model", churn(t), sourceParams, sourceMetrics, nil)
+	require.NoError(t, err)
+	registerUCSource(t, ctx, w.devC, name, run.ID, churn(t))
+
+	// Two workspaces attached to one metastore see the same UC objects: the
+	// target connection reaches the same emulated metastore.
+	d := w.deps(nil)
+	d.Target = func(context.Context) (*client.DatabricksClient, error) { return artifactstest.Client(w.dev) }
+	w.dev.ResetRequests()
+	r := w.copy(t, ctx, d, map[string]string{"modelName": "main.ml.churn", "modelVersion": "1", "targetAlias": "champion"})
+	require.NoError(t, r.err, r.stdout)
+	assert.Equal(t, "true", r.outputs["reused"])
+	assert.Equal(t, "0", r.outputs["bytesCopied"])
+	assert.Contains(t, r.stdout, "No bytes move")
+	assert.Len(t, w.dev.UCModelVersions("main.ml.churn"), 1)
+	for _, req := range w.dev.Requests() {
+		if req.IsWrite() {
+			assert.Equal(t, "/api/2.1/unity-catalog/models/main.ml.churn/aliases/champion", req.Path)
+		}
+	}
+}
+
+func TestUnityCatalogToUnityCatalogAcrossMetastores(t *testing.T) {
+	w := newWorld(t)
+	ctx := ctxFor(t, 60*time.Second)
+	name, _ := modeluri.ParseName("main.ml.churn")
+	run, err := artifactstest.SeedRun(ctx, w.devC, "/Shared/churn", "model", churn(t), sourceParams, sourceMetrics, nil)
+	require.NoError(t, err)
+	registerUCSource(t, ctx, w.devC, name, run.ID, churn(t))
+	r := w.copy(t, ctx, w.deps(nil), map[string]string{"modelName": "main.ml.churn", "modelVersion": "1"})
+	require.NoError(t, r.err, r.stdout)
+	assert.Equal(t, "false", r.outputs["reused"])
+	assert.Equal(t, fmt.Sprint(len(churn(t))), r.outputs["filesCopied"])
+	require.Len(t, w.prd.UCModelVersions("main.ml.churn"), 1)
+	prun, ok := w.prd.MLflowRun(r.outputs["targetRunId"])
+	require.True(t, ok)
+	assert.Len(t, prun.Data.Params, len(sourceParams))
+}
+
+func TestDryRunChangesNothing(t *testing.T) {
+	w := newWorld(t)
+	ctx := ctxFor(t, 60*time.Second)
+	w.registerSource(t, ctx, "churn", churn(t))
+	w.prd.ResetRequests()
+	devWrites := w.dev.Writes()
+	r := w.copy(t, ctx, w.deps(nil), map[string]string{"modelName": "churn", "modelVersion": "1", "dryRun": "true", "targetStage": "Production"})
+	require.NoError(t, r.err, r.stdout)
+	assert.Contains(t, r.stdout, "would be created")
+	assert.Contains(t, r.stdout, "Production")
+	assert.Zero(t, w.prd.Writes(), "the dry run wrote to the target")
+	// Reading the source's file list signs nothing and writes nothing.
+	assert.Equal(t, devWrites, w.dev.Writes())
+	assert.Empty(t, r.outputs)
+}
+
+func TestStorageFaultsFinish(t *testing.T) {
+	w := newWorld(t)
+	ctx := ctxFor(t, 90*time.Second)
+	files := append(churn(t), artifactstest.SmallFiles("extra", 40, 3)...)
+	files = append(files, artifactstest.Random("weights.bin", 6<<20, 4))
+	w.registerSource(t, ctx, "churn", files)
+	faulty := &artifactstest.FaultyTransport{Hosts: []string{w.blobHost}, Rate: 0.2, Seed: 11}
+	d := w.deps(&http.Client{Transport: faulty})
+	d.Transfer.Attempts = 10
+	r := w.copy(t, ctx, d, map[string]string{"modelName": "churn", "modelVersion": "1"})
+	require.NoError(t, r.err, r.stdout)
+	assert.Positive(t, faulty.Injected.Load())
+	t.Logf("%d storage faults injected", faulty.Injected.Load())
+	mv := registryVersions(t, ctx, w.prdC, "churn")
+	require.Len(t, mv, 1)
+	assert.Equal(t, digestOf(t, files), tagMap(mv[0].Tags, func(t ml.ModelVersionTag) (string, string) { return t.Key, t.Value })["brickops.content_digest"])
+}
+
+func TestAPIFaultsFinishOrLeaveNothingHalfMade(t *testing.T) {
+	w := newWorld(t)
+	ctx := ctxFor(t, 90*time.Second)
+	files := append(churn(t), artifactstest.SmallFiles("extra", 250, 5)...)
+	w.registerSource(t, ctx, "churn", files)
+
+	// Throttling and brief outages: the SDK retries them; the copy finishes.
+	w.prd.SetFaults(emulator.FaultPlan{Seed: 3, Rules: []emulator.FaultRule{
+		{Prefix: "/api/2.0/mlflow/", Rate: 0.2, Kinds: []emulator.FaultKind{emulator.Fault429, emulator.Fault503}},
+	}})
+	r := w.copy(t, ctx, w.deps(nil), map[string]string{"modelName": "churn", "modelVersion": "1"})
+	require.NoError(t, r.err, r.stdout)
+	require.Len(t, registryVersions(t, ctx, w.prdC, "churn"), 1)
+
+	// A hard failure (500) of the write credentials: the copy fails, its run
+	// is FAILED, no version points at partial files.
+	w.prd.SetFaults(emulator.FaultPlan{Seed: 4, Rules: []emulator.FaultRule{
+		{Prefix: "/api/2.0/mlflow/artifacts/credentials-for-write", Rate: 1, Kinds: []emulator.FaultKind{emulator.Fault500}},
+	}})
+	r = w.copy(t, ctx, w.deps(nil), map[string]string{"modelName": "churn", "modelVersion": "1", "targetModelName": "churn-b"})
+	require.Error(t, r.err)
+	assert.Empty(t, registryVersions(t, ctx, w.prdC, "churn-b"), "no version from partial files")
+	failed := findRuns(t, ctx, w.prdC, "/Shared/brickops/churn-b")
+	require.Len(t, failed, 1)
+	assert.Equal(t, ml.RunInfoStatusFailed, failed[0].Info.Status)
+
+	// The next attempt resumes that run and finishes.
+	w.prd.SetFaults(emulator.FaultPlan{})
+	r = w.copy(t, ctx, w.deps(nil), map[string]string{"modelName": "churn", "modelVersion": "1", "targetModelName": "churn-b"})
+	require.NoError(t, r.err, r.stdout)
+	assert.Equal(t, failed[0].Info.RunId, r.outputs["targetRunId"])
+	assert.Len(t, registryVersions(t, ctx, w.prdC, "churn-b"), 1)
+	assert.Len(t, findRuns(t, ctx, w.prdC, "/Shared/brickops/churn-b"), 1)
+}
+
+func findRuns(t testing.TB, ctx context.Context, c *client.DatabricksClient, experiment string) []ml.Run {
+	exps := ml.NewExperiments(c)
+	e, err := exps.GetByName(ctx, ml.GetByNameRequest{ExperimentName: experiment})
+	require.NoError(t, err)
+	runs, err := exps.SearchRunsAll(ctx, ml.SearchRuns{ExperimentIds: []string{e.Experiment.ExperimentId}})
+	require.NoError(t, err)
+	return runs
+}
+
+func TestBadInputs(t *testing.T) {
+	cases := []struct {
+		name   string
+		inputs map[string]string
+		want   []string
+	}{
+		{"no model", map[string]string{"modelVersion": "1"}, []string{"Model name"}},
+		{"no version", map[string]string{"modelName": "churn"}, []string{"Model version"}},
+		{"bad version", map[string]string{"modelName": "churn", "modelVersion": "v1"}, []string{"not a version"}},
+		{"alias on registry source", map[string]string{"modelName": "churn", "modelVersion": "@champion"}, []string{"no aliases"}},
+		{"stage on UC source", map[string]string{"modelName": "a.b.c", "modelVersion": "Staging"}, []string{"no stages"}},
+		{"stage on UC target", map[string]string{"modelName": "churn", "modelVersion": "1", "targetModelName": "a.b.c", "targetStage": "Production"}, []string{"Unity Catalog has no stages"}},
+		{"alias on registry target", map[string]string{"modelName": "churn", "modelVersion": "1", "targetAlias": "champion"}, []string{"not aliases"}},
+		{"bad target name", map[string]string{"modelName": "churn", "modelVersion": "1", "targetModelName": "a.b"}, []string{"Target model name"}},
+		{"relative experiment", map[string]string{"modelName": "churn", "modelVersion": "1", "targetExperiment": "Shared/x"}, []string{"absolute workspace path"}},
+		{"bad timeout", map[string]string{"modelName": "churn", "modelVersion": "1", "copyTimeoutMinutes": "-1"}, []string{"Copy timeout"}},
+		{"bad parallelism", map[string]string{"modelName": "churn", "modelVersion": "1", "copyParallelism": "500"}, []string{"Files copied in parallel"}},
+		{"bad stage", map[string]string{"modelName": "churn", "modelVersion": "1", "targetStage": "Prod"}, []string{"is not one of"}},
+		{"unexpanded macro", map[string]string{"modelName": "churn", "modelVersion": "$(register.modelVersion)"}, []string{"pipeline variable"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := options(t, tc.inputs)
+			require.Error(t, err)
+			for _, w := range tc.want {
+				assert.Contains(t, err.Error(), w)
+			}
+		})
+	}
+	o, err := options(t, map[string]string{"modelName": "churn", "modelVersion": "Staging"})
+	require.NoError(t, err)
+	assert.Equal(t, "/Shared/brickops/churn", o.Experiment)
+	assert.Equal(t, "churn", o.Target.Full)
+	assert.Equal(t, 60*time.Minute, o.Timeout)
+	assert.Equal(t, 8, o.Parallel)
+}
+
+// --- kill -9 mid-copy ---------------------------------------------------
+
+const helperEnv = "BRICKOPS_MODELCOPY_HELPER"
+
+// helperMain runs one copy in a child process (this test binary started
+// again), so that the test can kill it with SIGKILL mid-copy.
+func helperMain() int {
+	env := func(k string) string { return os.Getenv("HELPER_" + k) }
+	connect := func(host, token string) func(context.Context) (*client.DatabricksClient, error) {
+		return func(context.Context) (*client.DatabricksClient, error) { return artifactstest.ClientFor(host, token) }
+	}
+	name, _ := modeluri.ParseName(env("MODEL"))
+	target := name
+	if t := env("TARGET"); t != "" {
+		target, _ = modeluri.ParseName(t)
+	}
+	ref, _ := modeluri.ParseVersionRef("1")
+	o := modelcopy.Options{Source: name, Version: ref, Target: target, Experiment: modelcopy.DefaultExperiment(target), Parallel: 2}
+	d := modelcopy.Deps{Source: connect(env("DEV"), env("DEV_TOKEN")), Target: connect(env("PRD"), env("PRD_TOKEN")),
+		Transfer: artifacts.Options{BlockSize: 1 << 20, Buffers: 2}, Poll: 50 * time.Millisecond}
+	if env("DEFAULTS") != "" { // the production tuning (the copy benchmark)
+		o.Parallel, d.Transfer = 8, artifacts.Options{}
+	}
+	_, err := modelcopy.Run(context.Background(), o, d, agent.NewLog(os.Stdout, agent.LogOptions{}))
+	if err != nil {
+		fmt.Println("copy failed:", err)
+		return 1
+	}
+	return 0
+}
+
+func TestKilledMidCopyThenRerunFinishes(t *testing.T) {
+	w := newWorld(t)
+	ctx := ctxFor(t, 120*time.Second)
+	files := append(churn(t), artifactstest.Random("weights.bin", 96<<20, 9))
+	w.registerSource(t, ctx, "churn", files)
+
+	// Kill the child once it reports its first progress: files are moving.
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"=1",
+		"HELPER_MODEL=churn", "HELPER_DEV="+w.dev.URL(), "HELPER_DEV_TOKEN="+w.dev.Token,
+		"HELPER_PRD="+w.prd.URL(), "HELPER_PRD_TOKEN="+w.prd.Token)
+	out := &syncBuf{mu: make(chan struct{}, 1)}
+	cmd.Stdout, cmd.Stderr = out, out
+	require.NoError(t, cmd.Start())
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "setprogress") }, 60*time.Second, 5*time.Millisecond, "the copy never started moving bytes")
+	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+	_ = cmd.Wait()
+	t.Logf("killed after:\n%s", out.String())
+	assert.Empty(t, registryVersions(t, ctx, w.prdC, "churn"), "killed before registering")
+	runs := findRuns(t, ctx, w.prdC, "/Shared/brickops/churn")
+	require.Len(t, runs, 1)
+	assert.Equal(t, ml.RunInfoStatusRunning, runs[0].Info.Status, "a killed process marks nothing")
+
+	r := w.copy(t, ctx, w.deps(nil), map[string]string{"modelName": "churn", "modelVersion": "1"})
+	require.NoError(t, r.err, r.stdout)
+	assert.Contains(t, r.stdout, "Resuming run")
+	assert.Equal(t, runs[0].Info.RunId, r.outputs["targetRunId"])
+	assert.Len(t, registryVersions(t, ctx, w.prdC, "churn"), 1)
+	assert.Len(t, findRuns(t, ctx, w.prdC, "/Shared/brickops/churn"), 1)
+	mv := registryVersions(t, ctx, w.prdC, "churn")[0]
+	assert.Equal(t, digestOf(t, files), tagMap(mv.Tags, func(t ml.ModelVersionTag) (string, string) { return t.Key, t.Value })["brickops.content_digest"])
+}
+
+type syncBuf struct {
+	mu  chan struct{}
+	buf strings.Builder
+}
+
+func (b *syncBuf) Write(p []byte) (int, error) {
+	b.mu <- struct{}{}
+	defer func() { <-b.mu }()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuf) String() string {
+	b.mu <- struct{}{}
+	defer func() { <-b.mu }()
+	return b.buf.String()
+}

@@ -1,0 +1,338 @@
+package modelcopy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/databricks/databricks-sdk-go/apierr"
+	"github.com/databricks/databricks-sdk-go/client"
+	"github.com/databricks/databricks-sdk-go/service/catalog"
+	"github.com/databricks/databricks-sdk-go/service/ml"
+
+	"github.com/brickops/brickops/internal/artifacts"
+	"github.com/brickops/brickops/internal/modeluri"
+)
+
+// workspace is one connected workspace and the services the copy uses.
+type workspace struct {
+	host       string
+	c          *client.DatabricksClient
+	exps       *ml.ExperimentsAPI
+	registry   *ml.ModelRegistryAPI
+	ucModels   *catalog.RegisteredModelsAPI
+	ucVersions *catalog.ModelVersionsAPI
+}
+
+func newWorkspace(c *client.DatabricksClient) *workspace {
+	return &workspace{
+		host: strings.TrimSuffix(c.Config.Host, "/"), c: c,
+		exps: ml.NewExperiments(c), registry: ml.NewModelRegistry(c),
+		ucModels: catalog.NewRegisteredModels(c), ucVersions: catalog.NewModelVersions(c),
+	}
+}
+
+func notFound(err error) bool {
+	return errors.Is(err, apierr.ErrResourceDoesNotExist) || errors.Is(err, apierr.ErrNotFound)
+}
+
+func (w *workspace) runURL(experimentID, runID string) string {
+	return fmt.Sprintf("%s/ml/experiments/%s/runs/%s", w.host, experimentID, runID)
+}
+
+func (w *workspace) versionURL(name modeluri.Name, n int) string {
+	if name.UC() {
+		return fmt.Sprintf("%s/explore/data/models/%s/%s/%s/version/%d", w.host, name.Catalog, name.Schema, name.Model, n)
+	}
+	return fmt.Sprintf("%s/ml/models/%s/versions/%d", w.host, name.Full, n)
+}
+
+// sourceVersion is the version being copied and where its files are.
+type sourceVersion struct {
+	name      modeluri.Name
+	number    int
+	status    string
+	runID     string
+	run       *ml.Run // nil when the run is not in the source workspace (UC)
+	ucID      string  // Unity Catalog: the version's unique id
+	metastore string  // Unity Catalog: its metastore
+	location  string  // Unity Catalog: storage location
+	artPath   string  // workspace registry: the model's folder inside the run's artifacts
+	files     []artifacts.File
+	read      artifacts.Signer
+}
+
+// resolveSource finds the version and lists its files.
+func (s *session) resolveSource(ctx context.Context) (*sourceVersion, error) {
+	o, w := s.opts, s.src
+	sv := &sourceVersion{name: o.Source}
+	if o.Source.UC() {
+		mv, err := w.ucVersion(ctx, o.Source, o.Version)
+		if err != nil {
+			return nil, err
+		}
+		sv.number, sv.status, sv.runID, sv.ucID, sv.metastore, sv.location = mv.Version, string(mv.Status), mv.RunId, mv.Id, mv.MetastoreId, mv.StorageLocation
+	} else {
+		mv, err := w.registryVersion(ctx, o.Source, o.Version)
+		if err != nil {
+			return nil, err
+		}
+		sv.number, _ = strconv.Atoi(mv.Version)
+		sv.status, sv.runID = string(mv.Status), mv.RunId
+		if sv.runID == "" {
+			return nil, fmt.Errorf("version %d of %s has no source run (source %s): only versions registered from an MLflow run can be copied", sv.number, o.Source.Full, mv.Source)
+		}
+		sv.artPath = mv.Source // resolved against the run below
+	}
+	if sv.status != "READY" {
+		return nil, fmt.Errorf("version %d of %s in %s is %s, not READY: only a READY version can be copied", sv.number, o.Source.Full, w.host, sv.status)
+	}
+	if sv.runID != "" {
+		resp, err := w.exps.GetRun(ctx, ml.GetRunRequest{RunId: sv.runID})
+		switch {
+		case err == nil:
+			sv.run = resp.Run
+		case notFound(err) && o.Source.UC():
+			s.log.Warning("The source run %s of %s version %d is not in workspace %s (it was logged in another workspace): the copied run gets the lineage tags but not its parameters and metrics.", sv.runID, o.Source.Full, sv.number, w.host)
+		default:
+			return nil, fmt.Errorf("reading the source run %s of %s version %d: %w", sv.runID, o.Source.Full, sv.number, err)
+		}
+	}
+	if !o.Source.UC() {
+		p, err := artifactPath(sv.artPath, sv.run)
+		if err != nil {
+			return nil, fmt.Errorf("version %d of %s: %w", sv.number, o.Source.Full, err)
+		}
+		sv.artPath = p
+	}
+	return sv, nil
+}
+
+// listFiles lists the source files and prepares their read URLs.
+func (s *session) listFiles(ctx context.Context, sv *sourceVersion) error {
+	if sv.name.UC() {
+		token, err := s.src.ucCredentials(ctx, sv.name, sv.number, false)
+		if err != nil {
+			return err
+		}
+		files, err := s.copier.ListPrefix(ctx, sv.location, token)
+		if err != nil {
+			return fmt.Errorf("listing the files of %s version %d: %w", sv.name.Full, sv.number, err)
+		}
+		sv.files = files
+		// A UC read token is for the whole folder: refresh it when a file is retried.
+		sv.read = func(ctx context.Context, paths []string) (map[string]artifacts.Credential, error) {
+			fresh, err := s.src.ucCredentials(ctx, sv.name, sv.number, false)
+			if err != nil {
+				return nil, err
+			}
+			sign, err := artifacts.PrefixSigner(sv.location, fresh)
+			if err != nil {
+				return nil, err
+			}
+			return sign(ctx, paths)
+		}
+	} else {
+		files, err := artifacts.ListRun(ctx, s.src.c, sv.runID, sv.artPath)
+		if err != nil {
+			return err
+		}
+		sv.files = files
+		sv.read = artifacts.RunSigner(s.src.c, sv.runID, sv.artPath, false)
+	}
+	if len(sv.files) == 0 {
+		return fmt.Errorf("version %d of %s has no files to copy", sv.number, sv.name.Full)
+	}
+	return nil
+}
+
+// artifactPath is the model's folder inside its run's artifacts, from a
+// version's source: runs:/<run>/<path>, or a location under the run's
+// artifact URI (dbfs:/databricks/mlflow-tracking/<exp>/<run>/artifacts/<path>).
+func artifactPath(source string, run *ml.Run) (string, error) {
+	if rest, ok := strings.CutPrefix(source, "runs:/"); ok {
+		_, p, _ := strings.Cut(rest, "/")
+		return strings.Trim(p, "/"), nil
+	}
+	if run != nil && run.Info != nil && run.Info.ArtifactUri != "" {
+		root := strings.TrimSuffix(run.Info.ArtifactUri, "/")
+		if source == root {
+			return "", nil
+		}
+		if p, ok := strings.CutPrefix(source, root+"/"); ok {
+			return strings.Trim(p, "/"), nil
+		}
+	}
+	return "", fmt.Errorf("its source %s is not inside the artifacts of its run: only versions registered from a run's artifacts can be copied", source)
+}
+
+// registryVersion resolves a workspace registry version reference.
+func (w *workspace) registryVersion(ctx context.Context, name modeluri.Name, ref modeluri.VersionRef) (*ml.ModelVersion, error) {
+	if ref.Number > 0 {
+		resp, err := w.registry.GetModelVersion(ctx, ml.GetModelVersionRequest{Name: name.Full, Version: strconv.Itoa(ref.Number)})
+		if err != nil {
+			if notFound(err) {
+				return nil, fmt.Errorf("version %d of %s not found in the workspace model registry of %s", ref.Number, name.Full, w.host)
+			}
+			return nil, fmt.Errorf("reading version %d of %s: %w", ref.Number, name.Full, err)
+		}
+		return resp.ModelVersion, nil
+	}
+	all, err := w.registry.SearchModelVersionsAll(ctx, ml.SearchModelVersionsRequest{Filter: "name=" + quote(name.Full)})
+	if err != nil {
+		return nil, fmt.Errorf("listing the versions of %s: %w", name.Full, err)
+	}
+	sort.Slice(all, func(i, j int) bool { return atoi(all[i].Version) > atoi(all[j].Version) })
+	for i, mv := range all {
+		if mv.Name != name.Full {
+			continue
+		}
+		if ref.Latest || (ref.Stage != "" && mv.CurrentStage == ref.Stage) {
+			return &all[i], nil
+		}
+	}
+	if ref.Stage != "" {
+		return nil, fmt.Errorf("no version of %s is in stage %s in workspace %s", name.Full, ref.Stage, w.host)
+	}
+	return nil, fmt.Errorf("registered model %s has no versions in workspace %s", name.Full, w.host)
+}
+
+// ucVersion resolves a Unity Catalog version reference.
+func (w *workspace) ucVersion(ctx context.Context, name modeluri.Name, ref modeluri.VersionRef) (*catalog.ModelVersionInfo, error) {
+	switch {
+	case ref.Alias != "":
+		mv, err := w.ucVersions.GetByAlias(ctx, catalog.GetByAliasRequest{FullName: name.Full, Alias: ref.Alias})
+		if err != nil {
+			if notFound(err) {
+				return nil, fmt.Errorf("no version of %s has the alias @%s in workspace %s", name.Full, ref.Alias, w.host)
+			}
+			return nil, fmt.Errorf("reading %s@%s: %w", name.Full, ref.Alias, err)
+		}
+		return w.ucGet(ctx, name, mv.Version)
+	case ref.Latest:
+		all, err := w.ucVersions.ListAll(ctx, catalog.ListModelVersionsRequest{FullName: name.Full})
+		if err != nil {
+			return nil, fmt.Errorf("listing the versions of %s: %w", name.Full, err)
+		}
+		best := 0
+		for _, mv := range all {
+			best = max(best, mv.Version)
+		}
+		if best == 0 {
+			return nil, fmt.Errorf("registered model %s has no versions in workspace %s", name.Full, w.host)
+		}
+		return w.ucGet(ctx, name, best)
+	default:
+		return w.ucGet(ctx, name, ref.Number)
+	}
+}
+
+func (w *workspace) ucGet(ctx context.Context, name modeluri.Name, n int) (*catalog.ModelVersionInfo, error) {
+	mv, err := w.ucVersions.Get(ctx, catalog.GetModelVersionRequest{FullName: name.Full, Version: n})
+	if err != nil {
+		if notFound(err) {
+			return nil, fmt.Errorf("version %d of %s not found in Unity Catalog of workspace %s", n, name.Full, w.host)
+		}
+		return nil, fmt.Errorf("reading version %d of %s: %w", n, name.Full, err)
+	}
+	return mv, nil
+}
+
+// The MLflow Unity Catalog registration routes are not in
+// databricks-sdk-go v0.81.0; shapes from MLflow's
+// mlflow/protos/databricks_uc_registry_messages.proto.
+
+type ucTag struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+type ucCreateRequest struct {
+	Name        string  `json:"name"`
+	Source      string  `json:"source"`
+	RunID       string  `json:"run_id,omitempty"`
+	Description string  `json:"description,omitempty"`
+	Tags        []ucTag `json:"tags,omitempty"`
+}
+
+type ucModelVersion struct {
+	Name            string `json:"name"`
+	Version         string `json:"version"`
+	Status          string `json:"status"`
+	StorageLocation string `json:"storage_location"`
+	RunID           string `json:"run_id"`
+}
+
+type ucVersionResponse struct {
+	ModelVersion *ucModelVersion `json:"model_version"`
+}
+
+type ucCredentialsRequest struct {
+	Name      string `json:"name"`
+	Version   string `json:"version"`
+	Operation string `json:"operation"`
+}
+
+type ucCredentialsResponse struct {
+	Credentials struct {
+		ExpirationTime         int64 `json:"expiration_time"`
+		AzureUserDelegationSAS *struct {
+			SASToken string `json:"sas_token"`
+		} `json:"azure_user_delegation_sas"`
+		AWSTempCredentials any `json:"aws_temp_credentials"`
+		GCPOAuthToken      any `json:"gcp_oauth_token"`
+	} `json:"credentials"`
+}
+
+type ucFinalizeRequest struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// ucCredentials returns a SAS token for a UC version's storage location.
+func (w *workspace) ucCredentials(ctx context.Context, name modeluri.Name, n int, write bool) (string, error) {
+	op := "MODEL_VERSION_OPERATION_READ"
+	if write {
+		op = "MODEL_VERSION_OPERATION_READ_WRITE"
+	}
+	var resp ucCredentialsResponse
+	err := w.c.Do(ctx, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/generate-temporary-credentials", nil, nil,
+		ucCredentialsRequest{Name: name.Full, Version: strconv.Itoa(n), Operation: op}, &resp)
+	if err != nil {
+		return "", fmt.Errorf("getting storage credentials for %s version %d: %w", name.Full, n, err)
+	}
+	if resp.Credentials.AzureUserDelegationSAS == nil || resp.Credentials.AzureUserDelegationSAS.SASToken == "" {
+		return "", fmt.Errorf("storage credentials for %s version %d are not an Azure SAS: this task copies Unity Catalog models on Azure storage only", name.Full, n)
+	}
+	return resp.Credentials.AzureUserDelegationSAS.SASToken, nil
+}
+
+func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", `\'`) + "'" }
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
+}
+
+var adbHost = regexp.MustCompile(`adb-(\d+)\.`)
+
+// workspaceID is the numeric id of the source workspace, from the run's tags
+// or the host name (adb-<id>.<n>.azuredatabricks.net); "" when unknown.
+func workspaceID(host string, run *ml.Run) string {
+	if run != nil && run.Data != nil {
+		for _, t := range run.Data.Tags {
+			if t.Key == "mlflow.databricks.workspaceID" && t.Value != "" {
+				return t.Value
+			}
+		}
+	}
+	if m := adbHost.FindStringSubmatch(host); m != nil {
+		return m[1]
+	}
+	return ""
+}

@@ -1,0 +1,47 @@
+package promote
+
+import (
+	"context"
+
+	"github.com/databricks/databricks-sdk-go/client"
+
+	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickops/brickops/internal/auth"
+	"github.com/brickops/brickops/internal/modelcopy"
+	"github.com/brickops/brickops/internal/modeluri"
+)
+
+// copyVersion runs the copy command: the source workspace is the task's
+// connection group, the target the "target" group. Both are resolved only
+// once every input is valid. The optional stage or alias in the target is set
+// with the transition command's rules.
+func copyVersion(ctx context.Context, env agent.Env, log *agent.Log, opts modelcopy.Options, source, target auth.Connector, in *agent.Inputs) error {
+	if err := in.Err(); err != nil {
+		return err
+	}
+	opts.Pipeline = env.System()
+	src, err := source(ctx)
+	if err != nil {
+		return err
+	}
+	tgt, err := target(ctx)
+	if err != nil {
+		return err
+	}
+	deps := modelcopy.Deps{
+		Source:  func(context.Context) (*client.DatabricksClient, error) { return src.Client, nil },
+		Target:  func(context.Context) (*client.DatabricksClient, error) { return tgt.Client, nil },
+		Storage: tgt.HTTPClient,
+		Transition: func(ctx context.Context, c *client.DatabricksClient, model modeluri.Name, version int, stage, alias string) error {
+			s := &step{
+				opts: Options{Command: Transition, Model: model, Version: modeluri.VersionRef{Number: version},
+					Stage: stage, Alias: alias, ArchiveExisting: true},
+				log: log, ws: newWorkspace(tgt.Host, c), lineage: lineageFrom(env.System()),
+			}
+			_, err := s.transition(ctx)
+			return err
+		},
+	}
+	_, err = modelcopy.Run(tgt.Context(ctx), opts, deps, log)
+	return tgt.Explain(src.Explain(err))
+}
