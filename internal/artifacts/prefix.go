@@ -2,12 +2,14 @@ package artifacts
 
 import (
 	"context"
+	"encoding/xml"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"sort"
 	"strings"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 )
 
@@ -65,6 +67,12 @@ func escapePath(p string) string {
 
 // ListPrefix lists every blob below folder with a SAS token that allows
 // listing (Unity Catalog read credentials). Paths are relative to folder.
+//
+// It calls the Blob service's List Blobs operation itself
+// (https://learn.microsoft.com/rest/api/storageservices/list-blobs) instead
+// of azblob's container client: that package links Apache Arrow and its
+// JSON and compression libraries, about 2 MB of executable for a feature
+// Brickops does not use.
 func (c *Copier) ListPrefix(ctx context.Context, folder, sasToken string) ([]File, error) {
 	base, err := BlobFolderURL(folder)
 	if err != nil {
@@ -76,32 +84,64 @@ func (c *Copier) ListPrefix(ctx context.Context, folder, sasToken string) ([]Fil
 	}
 	prefix := strings.TrimSuffix(parts.BlobName, "/") + "/"
 	parts.BlobName = ""
-	cURL := strings.TrimSuffix(parts.String(), "/") + "?" + strings.TrimPrefix(sasToken, "?")
-	cc, err := container.NewClientWithNoCredential(cURL, &container.ClientOptions{ClientOptions: c.azureOptions(nil)})
-	if err != nil {
-		return nil, fmt.Errorf("storage location %q: %w", folder, err)
-	}
+	containerURL := strings.TrimSuffix(parts.String(), "/")
 	var out []File
-	pager := cc.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: &prefix})
-	for pager.More() {
-		page, err := pager.NextPage(ctx)
+	marker := ""
+	for {
+		page, err := c.listBlobsPage(ctx, containerURL, strings.TrimPrefix(sasToken, "?"), prefix, marker)
 		if err != nil {
 			return nil, fmt.Errorf("listing %s: %w", redact(base), err)
 		}
-		for _, it := range page.Segment.BlobItems {
-			if it.Name == nil {
-				continue
-			}
-			f := File{Path: strings.TrimPrefix(*it.Name, prefix)}
-			if it.Properties != nil && it.Properties.ContentLength != nil {
-				f.Size = *it.Properties.ContentLength
-			}
-			out = append(out, f)
+		for _, b := range page.Blobs {
+			out = append(out, File{Path: strings.TrimPrefix(b.Name, prefix), Size: b.Properties.ContentLength})
+		}
+		if marker = page.NextMarker; marker == "" {
+			break
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out, nil
 }
+
+// blobList is the part of a List Blobs answer (EnumerationResults) we read.
+type blobList struct {
+	Blobs []struct {
+		Name       string `xml:"Name"`
+		Properties struct {
+			ContentLength int64 `xml:"Content-Length"`
+		} `xml:"Properties"`
+	} `xml:"Blobs>Blob"`
+	NextMarker string `xml:"NextMarker"`
+}
+
+func (c *Copier) listBlobsPage(ctx context.Context, containerURL, sasToken, prefix, marker string) (*blobList, error) {
+	q := url.Values{"restype": {"container"}, "comp": {"list"}, "prefix": {prefix}}
+	if marker != "" {
+		q.Set("marker", marker)
+	}
+	signed := containerURL + "?" + q.Encode() + "&" + sasToken
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, signed, nil)
+	if err != nil {
+		return nil, scrub(err, signed)
+	}
+	req.Header.Set("x-ms-version", blobServiceVersion)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, scrub(err, signed)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("storage answered %s", resp.Status)
+	}
+	var page blobList
+	if err := xml.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&page); err != nil {
+		return nil, fmt.Errorf("reading the blob list: %w", err)
+	}
+	return &page, nil
+}
+
+// blobServiceVersion is the Blob service REST API version we speak.
+const blobServiceVersion = "2023-11-03"
 
 // redact drops the query (the signature) of a signed URL for messages.
 func redact(raw string) string {
