@@ -6,7 +6,7 @@ GO        ?= go
 LDFLAGS   := -s -w -X github.com/brickops/brickops/internal/buildinfo.Version=$(VERSION)
 PLATFORMS := linux/amd64 linux/arm64 windows/amd64 darwin/amd64 darwin/arm64
 
-.PHONY: all demo build build-host test test-go test-node test-python lint package bench stress node_modules clean
+.PHONY: all demo build build-host test test-go test-node test-python lint package bench stress fuzz node_modules clean
 
 all: build
 
@@ -32,8 +32,26 @@ node_modules: package-lock.json
 	npm ci --no-audit --no-fund
 	@touch node_modules
 
-## test: everything the project checks
-test: lint test-go test-node test-python
+## test: everything the project checks (the short suites and fuzz runs)
+test: lint test-go test-node test-python fuzz
+
+# Fuzz targets: a short run of each in make test, a long one in make stress.
+# A crasher lands in the package's testdata/fuzz and then runs as a test case.
+FUZZTIME ?= 10s
+FUZZ_TARGETS := agent:FuzzCommandRoundTrip agent:FuzzNeutralize agent:FuzzInputs \
+	modeluri:FuzzParse jobspec:FuzzParse batchscore:FuzzTableName
+
+## fuzz: every fuzz target for FUZZTIME
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t#*:}; echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
+		$(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) ./internal/$$pkg/ || exit 1; \
+	done
+
+## stress: the long suites (200 fault seeds) and long fuzz runs
+stress: build-host node_modules
+	BRICKOPS_STRESS=1 BRICKOPS_EXE=$(CURDIR)/dist/bin/linux-amd64/brickops $(GO) test -count=1 -timeout 4h -run 'TestFaults' ./internal/demo/
+	$(MAKE) fuzz FUZZTIME=2m
 
 # Black-box tests run the linux/amd64 executable built above (agenttest.Executable).
 test-go: build-host node_modules

@@ -36,6 +36,9 @@ var figureSets = []figureSet{
 	{"executable", executableFigures},
 	{"packaging", packagingFigures},
 	{"train", trainFigures},
+	{"wait", waitCompareFigures},
+	{"faults", faultFigures},
+	{"copy", copyFigures},
 }
 
 func main() {

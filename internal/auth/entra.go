@@ -17,6 +17,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
 	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickops/brickops/internal/httpclient"
 )
 
 // DatabricksScope is the scope of Microsoft Entra tokens for Azure
@@ -139,7 +140,7 @@ func (r *Resolver) armCredential(ep *agent.Endpoint) (*armIdentity, error) {
 // and keeps the ID token to itself, while we must register it as a secret.
 func (r *Resolver) pipelineAssertion(connectionID, oidcURI string) func(context.Context) (string, error) {
 	return func(ctx context.Context) (string, error) {
-		t, err := r.transport()
+		t, err := r.retrying()
 		if err != nil {
 			return "", err
 		}
@@ -151,7 +152,8 @@ func (r *Resolver) pipelineAssertion(connectionID, oidcURI string) func(context.
 		q.Set("api-version", "7.1")
 		q.Set("serviceConnectionId", connectionID)
 		u.RawQuery = q.Encode()
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), nil)
+		// Asking twice only mints a second token: safe to retry.
+		req, err := http.NewRequestWithContext(httpclient.WithIdempotent(ctx), http.MethodPost, u.String(), nil)
 		if err != nil {
 			return "", err
 		}

@@ -134,7 +134,8 @@ type Resolver struct {
 
 	once     sync.Once
 	settings httpclient.Settings
-	rt       http.RoundTripper
+	rt       http.RoundTripper // for azcore clients, which retry themselves
+	retryRT  http.RoundTripper // with the retrying layer, for everything else
 	rtErr    error
 }
 
@@ -143,8 +144,24 @@ func Resolve(ctx context.Context, opts Options, env agent.Env, log *agent.Log) (
 	return (&Resolver{Env: env, Log: log}).Resolve(ctx, opts)
 }
 
-// transport is the one HTTP transport of this run, built on first use.
+// transport is the one HTTP transport of this run, built on first use,
+// without the retrying layer: for clients built on azcore (Key Vault, Entra
+// ID, blob storage), whose own retry policy retries transient failures and
+// honours Retry-After.
 func (r *Resolver) transport() (http.RoundTripper, error) {
+	r.build()
+	return r.rt, r.rtErr
+}
+
+// retrying is the same transport with the retrying layer
+// (httpclient.Retry): for the Databricks API, the OAuth token endpoint, the
+// pipeline's OIDC endpoint and Azure DevOps.
+func (r *Resolver) retrying() (http.RoundTripper, error) {
+	r.build()
+	return r.retryRT, r.rtErr
+}
+
+func (r *Resolver) build() {
 	r.once.Do(func() {
 		r.settings, r.rtErr = httpclient.FromEnv(r.Env)
 		if r.rtErr != nil {
@@ -157,8 +174,10 @@ func (r *Resolver) transport() (http.RoundTripper, error) {
 			r.Log.Info("The agent is configured to skip TLS certificate validation (Agent.SkipCertValidation): so are the task's connections.")
 		}
 		r.rt, r.rtErr = r.settings.Transport(httpclient.Options{Log: r.Log, DialContext: r.DialContext})
+		if r.rtErr == nil {
+			r.retryRT, r.rtErr = r.settings.Transport(httpclient.Options{Log: r.Log, DialContext: r.DialContext, Retry: retryPolicy()})
+		}
 	})
-	return r.rt, r.rtErr
 }
 
 func (r *Resolver) now() time.Time {
@@ -191,12 +210,16 @@ func (r *Resolver) resolve(ctx context.Context, opts Options) (*Workspace, error
 	if opts.Name == "" {
 		opts.Name = "workspace"
 	}
-	t, err := r.transport()
+	t, err := r.retrying()
+	if err != nil {
+		return nil, err
+	}
+	plain, err := r.transport()
 	if err != nil {
 		return nil, err
 	}
 	hc := &http.Client{Transport: t}
-	ws := &Workspace{Name: opts.Name, Method: opts.Method, Host: opts.Host, HTTPClient: hc, log: r.Log}
+	ws := &Workspace{Name: opts.Name, Method: opts.Method, Host: opts.Host, HTTPClient: &http.Client{Transport: plain}, log: r.Log}
 	st := &strategy{name: "brickops-" + strings.ToLower(string(opts.Method)), wrap: func(err error) error { return err }}
 	cache := func(f fetchFunc) *tokenCache { return &tokenCache{fetch: f, now: r.now, log: r.Log} }
 
@@ -257,6 +280,9 @@ func (r *Resolver) resolve(ctx context.Context, opts Options) (*Workspace, error
 		AuthType:      st.Name(),
 		Loaders:       []config.Loader{noLoader{}},
 		HTTPTransport: t,
+		// The transport retries; the SDK's own loop would retry again.
+		RetryTimeoutSeconds: sdkRetryTimeoutSeconds,
+		HTTPTimeoutSeconds:  sdkHTTPTimeoutSeconds,
 	}
 	c, err := client.New(cfg)
 	if err != nil {
@@ -406,7 +432,7 @@ func (r *Resolver) readGroup(ctx context.Context, opts Options, hostVar, tokenVa
 	if collection == "" || project == "" || jobToken == "" {
 		return "", "", "", fmt.Errorf("the pipeline has no variables %s and %s, and outside a pipeline run the variable group %q cannot be read: pass them as variables (--var, --secret) or use another connection method", hostVar, tokenVar, group)
 	}
-	t, err := r.transport()
+	t, err := r.retrying()
 	if err != nil {
 		return "", "", "", err
 	}

@@ -181,6 +181,10 @@ type Request struct {
 // Azure is a running set of stand-ins. Its fields are what a task needs to
 // reach them; they must not be changed.
 type Azure struct {
+	// minted are the access and OIDC tokens handed out (see Minted).
+	mintMu sync.Mutex
+	minted []string
+
 	CA             *emulator.CA
 	CAFile         string // the CA certificate (PEM), for AGENT_CAINFO
 	TenantID       string
@@ -747,4 +751,19 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// Minted is every token the stand-ins handed out (Entra access tokens,
+// pipeline OIDC tokens), for tests that scan output for secrets.
+func (a *Azure) Minted() []string {
+	a.mintMu.Lock()
+	defer a.mintMu.Unlock()
+	return append([]string(nil), a.minted...)
+}
+
+func (a *Azure) mint(tok string) string {
+	a.mintMu.Lock()
+	defer a.mintMu.Unlock()
+	a.minted = append(a.minted, tok)
+	return tok
 }

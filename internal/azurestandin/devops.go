@@ -92,7 +92,7 @@ func (a *Azure) oidcToken(w http.ResponseWriter, r *http.Request) {
 		devopsError(w, http.StatusInternalServerError, "Exception", err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"oidcToken": tok})
+	writeJSON(w, http.StatusOK, map[string]string{"oidcToken": a.mint(tok)})
 }
 
 // variableGroups answers GET {org}/{project}/_apis/distributedtask/variablegroups?groupName=,

@@ -40,10 +40,11 @@ func (a *Azure) knownTenant(tenant string) bool {
 // accessToken is an Entra v1 access token for an app of a tenant.
 func (a *Azure) accessToken(aud, tenant, appID string) (string, error) {
 	now := a.clock.Now()
-	return jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{
 		"aud": aud, "iss": "https://sts.windows.net/" + tenant + "/", "tid": tenant,
 		"appid": appID, "oid": appID, "iat": now.Unix(), "nbf": now.Add(-time.Minute).Unix(), "exp": now.Add(a.ttl).Unix(),
 	}).SignedString(a.entraKey)
+	return a.mint(tok), err
 }
 
 func entraError(w http.ResponseWriter, status int, code string, aadsts int, text string) {

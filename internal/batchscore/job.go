@@ -11,6 +11,7 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 
 	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickops/brickops/internal/auth"
 )
 
 // taskKey and clusterKey name the job's single task and its job cluster.
@@ -151,6 +152,20 @@ func upsertJob(ctx context.Context, api jobsAPI, settings jobs.JobSettings) (id 
 			return 0, false, err
 		}
 		resp, err := api.Create(ctx, req)
+		for try := 2; auth.Ambiguous(err) && try <= auth.ConvergeTries; try++ {
+			// jobs/create is not idempotent and got no clear answer: if the
+			// job exists now, it is this request's; else create it again.
+			again, lerr := api.ListAll(ctx, jobs.ListJobsRequest{Name: settings.Name})
+			if lerr != nil {
+				break
+			}
+			for _, j := range again {
+				if j.Settings != nil && j.Settings.Name == settings.Name {
+					return j.JobId, true, nil
+				}
+			}
+			resp, err = api.Create(ctx, req)
+		}
 		if err != nil {
 			return 0, false, fmt.Errorf("creating the job %q: %w", settings.Name, err)
 		}

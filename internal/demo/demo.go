@@ -50,6 +50,22 @@ type Options struct {
 	Out      io.Writer // the readable log
 	// Verbose also prints the emulators' and Azurite's own logs.
 	Verbose bool
+
+	// Faults, when set, is applied to both workspaces for the pipeline run
+	// (the prod workspace gets Seed+1) and lifted before the final state is
+	// read back.
+	Faults *emulator.FaultPlan
+	// BlobFaultRate, when above zero, puts a fault-injecting proxy
+	// (azurite.FaultProxy, seeded with BlobFaultSeed) in front of the blob
+	// store for every signed URL the workspaces hand out.
+	BlobFaultRate float64
+	BlobFaultSeed uint64
+	// Blob, when set, is an Azurite already running (tests share one between
+	// runs); the demo starts its own otherwise.
+	Blob *azurite.Server
+	// Fast shortens the emulated runs, registrations and deployments (to a
+	// few hundred milliseconds) for suites that run the pipeline many times.
+	Fast bool
 }
 
 // Names used by the sample pipeline and checked by the end-to-end test.
@@ -60,7 +76,7 @@ const (
 	OutputTable   = "main.ml.churn_predictions"
 	Endpoint      = "churn"
 	ScoredRows    = 9960 // rows of examples/data/customer.csv
-	warehouseID   = "demo-warehouse"
+	warehouseID   = "8f2e1c0a9b3d4e5f"
 )
 
 // ProdConnection is the Azure Resource Manager service connection the prod
@@ -72,6 +88,7 @@ const ProdConnection = "brickops-prod"
 type World struct {
 	Dev, Prod *emulator.Workspace
 	Blob      *azurite.Server
+	BlobProxy *azurite.FaultProxy // nil without Options.BlobFaultRate
 	Azure     *azurestandin.Azure
 	CAFile    string
 }
@@ -117,8 +134,16 @@ func Run(ctx context.Context, opts Options) (*Report, func(), error) {
 	}
 	fmt.Fprintf(out, "\ndev workspace  %s\nprod workspace %s\nblob storage   %s (Azurite)\nAzure DevOps   %s, Entra ID and Key Vault stand-ins through the proxy %s\n",
 		world.Dev.URL(), world.Prod.URL(), world.Blob.BlobEndpoint, world.Azure.CollectionURI, world.Azure.ProxyURL)
+	if opts.Faults != nil {
+		dev, prod := *opts.Faults, *opts.Faults
+		prod.Seed++
+		world.Dev.SetFaults(dev)
+		world.Prod.SetFaults(prod)
+	}
 	started := time.Now()
 	res, err := runner.Run(ctx, p)
+	world.Dev.SetFaults(emulator.FaultPlan{})
+	world.Prod.SetFaults(emulator.FaultPlan{})
 	report := &Report{Result: res, Secrets: runner.Secrets(), World: world}
 	if err != nil {
 		return report, stopAll, err
@@ -142,11 +167,34 @@ func startWorld(ctx context.Context, opts Options) (*World, func(), error) {
 	if opts.Verbose {
 		logs = opts.Out
 	}
-	blob, err := azurite.Run(ctx, logs)
-	if err != nil {
-		return nil, stop, fmt.Errorf("starting Azurite (run `npm ci` first): %w", err)
+	blob := opts.Blob
+	if blob == nil {
+		var err error
+		blob, err = azurite.Run(ctx, logs)
+		if err != nil {
+			return nil, stop, fmt.Errorf("starting Azurite (run `npm ci` first): %w", err)
+		}
+		closers = append(closers, blob.Close)
 	}
-	closers = append(closers, blob.Close)
+	account := emulator.BlobAccount{Endpoint: blob.BlobEndpoint, AccountName: blob.AccountName, AccountKey: blob.AccountKey}
+	var proxy *azurite.FaultProxy
+	if opts.BlobFaultRate > 0 {
+		var err error
+		proxy, err = azurite.NewFaultProxy(blob.BlobEndpoint, opts.BlobFaultSeed, opts.BlobFaultRate)
+		if err != nil {
+			return nil, stop, err
+		}
+		closers = append(closers, proxy.Close)
+		account.ClientEndpoint = proxy.Endpoint
+	}
+	timing := struct{ pending, run, terminating, registration, ready, update, job time.Duration }{
+		500 * time.Millisecond, 2 * time.Second, 300 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second, 2 * time.Second, 3 * time.Second,
+	}
+	if opts.Fast {
+		timing = struct{ pending, run, terminating, registration, ready, update, job time.Duration }{
+			100 * time.Millisecond, 300 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond, 300 * time.Millisecond, 300 * time.Millisecond, 400 * time.Millisecond,
+		}
+	}
 	ca, err := emulator.NewCA()
 	if err != nil {
 		return nil, stop, err
@@ -155,13 +203,13 @@ func startWorld(ctx context.Context, opts Options) (*World, func(), error) {
 	if err := ca.WriteFile(caFile); err != nil {
 		return nil, stop, err
 	}
-	world := &World{Blob: blob, CAFile: caFile}
+	world := &World{Blob: blob, BlobProxy: proxy, CAFile: caFile}
 	for _, name := range []string{"dev", "prod"} {
 		ws, err := emulator.New(emulator.Options{
 			Name: name, CA: ca,
-			Blob:       &emulator.BlobAccount{Endpoint: blob.BlobEndpoint, AccountName: blob.AccountName, AccountKey: blob.AccountKey},
-			RunPending: 500 * time.Millisecond, RunDuration: 2 * time.Second, RunTerminating: 300 * time.Millisecond,
-			RegistrationDelay: 500 * time.Millisecond, ServingReady: 2 * time.Second, ServingUpdate: 2 * time.Second,
+			Blob:       &account,
+			RunPending: timing.pending, RunDuration: timing.run, RunTerminating: timing.terminating,
+			RegistrationDelay: timing.registration, ServingReady: timing.ready, ServingUpdate: timing.update,
 		})
 		if err != nil {
 			return nil, stop, err
@@ -187,12 +235,12 @@ func startWorld(ctx context.Context, opts Options) (*World, func(), error) {
 	}
 	closers = append(closers, az.Close)
 	world.Azure = az
-	world.Dev.OnNotebook(TrainNotebook, emulator.Behaviour{Duration: 3 * time.Second, Train: &emulator.Train{
+	world.Dev.OnNotebook(TrainNotebook, emulator.Behaviour{Duration: timing.job, Train: &emulator.Train{
 		Experiment: Experiment, RunName: "churn-xgboost", ModelDir: opts.ModelDir,
 		Params:  map[string]string{"max_depth": "4", "learning_rate": "0.1", "n_estimators": "200"},
 		Metrics: map[string]float64{"auc": 0.874, "accuracy": 0.842, "f1": 0.611, "precision": 0.702, "recall": 0.541},
 	}})
-	world.Prod.OnAnyTask(emulator.Behaviour{Duration: 3 * time.Second, Score: &emulator.Score{Rows: ScoredRows}})
+	world.Prod.OnAnyTask(emulator.Behaviour{Duration: timing.job, Score: &emulator.Score{Rows: ScoredRows}})
 	return world, stop, nil
 }
 
@@ -212,7 +260,6 @@ func (w *World) variableGroup() map[string]pipeline.GroupVariable {
 // variables, the job's Azure DevOps connection, the proxy and the CA.
 func baseEnv(w *World, work string) map[string]string {
 	env := map[string]string{
-		"PATH":                 os.Getenv("PATH"),
 		"HOME":                 work,
 		"AGENT_CAINFO":         w.CAFile,
 		"AGENT_OS":             "Linux",
@@ -281,7 +328,7 @@ func (w *World) printState(ctx context.Context, out io.Writer) error {
 func lineage(tags []ml.ModelVersionTag) string {
 	var parts []string
 	for _, t := range tags {
-		if strings.HasPrefix(t.Key, "brickops.") && (strings.HasSuffix(t.Key, "build_id") || strings.HasSuffix(t.Key, "source_model_version") || strings.HasSuffix(t.Key, "source_run_id")) {
+		if t.Key == "brickops.build_id" || t.Key == "brickops.source_workspace" || t.Key == "brickops.source_version" {
 			parts = append(parts, t.Key+"="+t.Value)
 		}
 	}

@@ -58,7 +58,7 @@ func TestSamplePipelineEndToEnd(t *testing.T) {
 	pv := prodVersions[0]
 	assert.Equal(t, "Production", pv.CurrentStage)
 	assert.Equal(t, ml.ModelVersionStatusReady, pv.Status)
-	assert.Equal(t, devVersions[0].Version, tag(pv.Tags, "brickops.source_model_version"), "lineage names the source version")
+	assert.Equal(t, devVersions[0].Version, tag(pv.Tags, "brickops.source_version"), "lineage names the source version")
 	assert.Equal(t, devVersions[0].RunId, tag(pv.Tags, "brickops.source_run_id"))
 	run, ok := report.World.Prod.MLflowRun(pv.RunId)
 	require.True(t, ok, "the prod version comes from a run in prod")

@@ -173,7 +173,15 @@ func (b *blobStore) blobURL(key string) string {
 	for i, s := range segs {
 		segs[i] = url.PathEscape(s)
 	}
-	return strings.TrimRight(b.account.Endpoint, "/") + "/" + b.container + "/" + strings.Join(segs, "/")
+	return b.clientEndpoint() + "/" + b.container + "/" + strings.Join(segs, "/")
+}
+
+// clientEndpoint is the blob service URL put in signed URLs.
+func (b *blobStore) clientEndpoint() string {
+	if b.account.ClientEndpoint != "" {
+		return strings.TrimRight(b.account.ClientEndpoint, "/")
+	}
+	return strings.TrimRight(b.account.Endpoint, "/")
 }
 
 func (b *blobStore) signBlob(key string, write bool, expiry time.Time) (string, error) {

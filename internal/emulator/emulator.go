@@ -85,6 +85,10 @@ type BlobAccount struct {
 	Endpoint    string // e.g. http://127.0.0.1:10000/devstoreaccount1
 	AccountName string
 	AccountKey  string
+	// ClientEndpoint, when set, replaces Endpoint in the signed URLs handed
+	// to clients (e.g. a fault-injecting proxy in front of the blob
+	// service); the emulator's own storage requests still use Endpoint.
+	ClientEndpoint string
 }
 
 // Workspace is one emulated Azure Databricks workspace on its own loopback

@@ -139,6 +139,9 @@ type Options struct {
 	// DialContext replaces net.Dialer.DialContext (tests map public host
 	// names to local servers with it). Nil means the system dialer.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Retry, when set, adds the retrying layer (see Retry) above the
+	// per-request debug log, so every attempt is logged.
+	Retry *Retry
 }
 
 // imdsHost is the Azure Instance Metadata Service, which managed identities
@@ -226,10 +229,18 @@ func (s Settings) Transport(opts Options) (http.RoundTripper, error) {
 		TLSHandshakeTimeout:   15 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}
-	if opts.Log == nil || !opts.Log.DebugEnabled() {
-		return t, nil
+	var rt http.RoundTripper = t
+	if opts.Log != nil && opts.Log.DebugEnabled() {
+		rt = &logging{next: t, log: opts.Log, proxy: s.Proxy}
 	}
-	return &logging{next: t, log: opts.Log, proxy: s.Proxy}, nil
+	if opts.Retry != nil {
+		p := *opts.Retry
+		if p.Log == nil && opts.Log != nil && opts.Log.DebugEnabled() {
+			p.Log = opts.Log
+		}
+		rt = Retrying(rt, p)
+	}
+	return rt, nil
 }
 
 // Client returns an *http.Client over a new transport with these settings.

@@ -12,6 +12,7 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/ml"
 
 	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickops/brickops/internal/auth"
 )
 
 // register creates (or reuses) a version of a workspace registry model from
@@ -30,6 +31,10 @@ func (s *step) register(ctx context.Context) (*result, error) {
 			return nil, fmt.Errorf("reading registered model %s: %w", name.Full, err)
 		}
 		_, err := s.ws.registry.CreateModel(ctx, ml.CreateModelRequest{Name: name.Full})
+		for try := 2; auth.Ambiguous(err) && try <= auth.ConvergeTries; try++ {
+			// It may exist now: asking again answers RESOURCE_ALREADY_EXISTS if so.
+			_, err = s.ws.registry.CreateModel(ctx, ml.CreateModelRequest{Name: name.Full})
+		}
 		switch {
 		case errors.Is(err, apierr.ErrResourceAlreadyExists):
 			// Created meanwhile by someone else: use it.
@@ -55,9 +60,18 @@ func (s *step) register(ctx context.Context) (*result, error) {
 	for _, kv := range append(append([]agent.KeyValue{}, o.Tags...), s.lineage.tags(runID, "register")...) {
 		tags = append(tags, ml.ModelVersionTag{Key: kv.Key, Value: kv.Value})
 	}
-	resp, err := s.ws.registry.CreateModelVersion(ctx, ml.CreateModelVersionRequest{
-		Name: name.Full, Source: source, RunId: runID, Description: o.Description, Tags: tags,
-	})
+	req := ml.CreateModelVersionRequest{Name: name.Full, Source: source, RunId: runID, Description: o.Description, Tags: tags}
+	resp, err := s.ws.registry.CreateModelVersion(ctx, req)
+	for try := 2; auth.Ambiguous(err) && try <= auth.ConvergeTries; try++ {
+		// The version may have been created although no answer said so:
+		// take it rather than register the model twice.
+		existing, ferr := s.existingVersion(ctx, source, runID)
+		if ferr == nil && existing != nil {
+			s.log.Info("Creating a version of %s got no clear answer (%v); version %d from the same source exists: using it.", name.Full, err, existing.Number)
+			return s.reuse(ctx, *existing)
+		}
+		resp, err = s.ws.registry.CreateModelVersion(ctx, req)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("creating a version of %s from %s: %w", name.Full, o.Source.URI, err)
 	}

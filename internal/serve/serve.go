@@ -209,7 +209,16 @@ func (s *session) apply(ctx context.Context, p plan) error {
 		s.action = "created"
 		s.log.Info("Creating endpoint %s.", o.Endpoint)
 		cfg := p.config
-		if _, err := s.api.Create(ctx, serving.CreateServingEndpoint{Name: o.Endpoint, Config: &cfg, Tags: o.Tags}); err != nil {
+		req := serving.CreateServingEndpoint{Name: o.Endpoint, Config: &cfg, Tags: o.Tags}
+		_, err := s.api.Create(ctx, req)
+		for try := 2; auth.Ambiguous(err) && try <= auth.ConvergeTries; try++ {
+			// Not idempotent, and no clear answer: the endpoint may exist now.
+			if _, gerr := s.api.Get(ctx, serving.GetServingEndpointRequest{Name: o.Endpoint}); gerr == nil {
+				return nil
+			}
+			_, err = s.api.Create(ctx, req)
+		}
+		if err != nil {
 			return fmt.Errorf("creating endpoint %s: %w", o.Endpoint, err)
 		}
 		return nil
