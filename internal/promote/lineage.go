@@ -45,13 +45,23 @@ func (l lineage) tags(runID, action string) []agent.KeyValue {
 	return out
 }
 
-// tagVersion sets the lineage tags on a workspace registry version, skipping
-// those that already have the value (a re-run writes nothing).
+// tagVersion sets the lineage tags on a version, skipping those that
+// already have the value (a re-run writes nothing). Unity Catalog versions
+// are tagged through MLflow's UC routes (uc.go).
 func (s *step) tagVersion(ctx context.Context, name modeluri.Name, v version, action string) error {
 	if name.UC() {
-		// databricks-sdk-go v0.81.0 has no route for Unity Catalog model
-		// version tags; see docs/tasks/MLflowPromote.md.
-		s.log.Debug("lineage tags are not set on Unity Catalog model versions")
+		have, err := s.ws.ucTags(ctx, name.Full, v.Number)
+		if err != nil {
+			return err
+		}
+		for _, t := range s.lineage.tags(v.RunID, action) {
+			if cur, ok := have[t.Key]; ok && cur == t.Value {
+				continue
+			}
+			if err := s.ws.setUCTag(ctx, name.Full, v.Number, t.Key, t.Value); err != nil {
+				return fmt.Errorf("tagging version %d of %s with %s: %w", v.Number, name.Full, t.Key, err)
+			}
+		}
 		return nil
 	}
 	for _, t := range s.lineage.tags(v.RunID, action) {

@@ -121,11 +121,10 @@ func readRegister(in *agent.Inputs, o *Options) {
 		}
 	}
 	o.Timeout = readMinutes(in, "timeoutMinutes")
-	if o.Model.UC() {
-		// Creating a Unity Catalog version means uploading the files to the
-		// version's storage location (the MLflow client does it); this task
-		// does not do that yet. See docs/tasks/MLflowPromote.md.
-		in.Fail("modelName", "registering into Unity Catalog (%s) is not supported by this version of the task: register into the workspace model registry, or log the model with mlflow.register_model in the training notebook and use transition/gate here", agent.Neutralize(o.Model.Full))
+	if o.Model.UC() && o.Source.URI != "" && o.Source.RunID == "" {
+		// A Unity Catalog version gets its own copy of the files, uploaded
+		// by the task from the run's artifacts (uc.go).
+		in.Fail("modelUri", "registering into Unity Catalog (%s) needs a runs:/<run id>/<artifact path> URI: the task uploads the model from the run's artifacts", agent.Neutralize(o.Model.Full))
 	}
 }
 

@@ -49,7 +49,7 @@ func TestBadInputsFailBeforeAnyRemoteCall(t *testing.T) {
 		{"runs URI with bad run id", reg("modelUri", "runs:/@@/model"), `"runs:/@@/model" is not a runs:/ URI`},
 		{"models URI to register", reg("modelUri", "models:/churn/1"), `is a registry URI: register from the run that logged the model`},
 		{"unexpanded variable", reg("modelUri", "$(train.modelUri)"), `"$(train.modelUri)" looks like a pipeline variable that was not expanded`},
-		{"register into UC", reg("modelName", "main.ml.churn"), `registering into Unity Catalog (main.ml.churn) is not supported by this version of the task`},
+		{"register into UC from a dbfs folder", reg("modelName", "main.ml.churn", "modelUri", "dbfs:/models/churn"), `input 'Model URI' (modelUri): registering into Unity Catalog (main.ml.churn) needs a runs:/<run id>/<artifact path> URI`},
 		{"timeout not a number", reg("timeoutMinutes", "ten"), `input 'Timeout (minutes)' (timeoutMinutes): "ten" is not a number of minutes`},
 		{"reserved tag", reg("versionTags", "brickops.build_id=1"), `"brickops.build_id": tags starting with "brickops." are set by the task itself`},
 		{"tag line without =", reg("versionTags", "team"), `line 1 "team" is not name=value`},

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/databricks/databricks-sdk-go/apierr"
+	"github.com/databricks/databricks-sdk-go/service/catalog"
 	"github.com/databricks/databricks-sdk-go/service/ml"
 
 	"github.com/brickops/brickops/internal/agent"
@@ -16,10 +17,14 @@ import (
 )
 
 // register creates (or reuses) a version of a workspace registry model from
-// the source URI and waits until it is READY.
+// the source URI and waits until it is READY; Unity Catalog models are
+// registered by registerUC (uc.go).
 func (s *step) register(ctx context.Context) (*result, error) {
 	o := s.opts
 	name := o.Model
+	if name.UC() {
+		return s.registerUC(ctx)
+	}
 	source, runID, err := s.resolveSource(ctx)
 	if err != nil {
 		return nil, err
@@ -227,6 +232,10 @@ func (e *timeoutError) Error() string { return e.msg }
 func (s *step) cleanup(model, version string, createdModel bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	if s.opts.Model.UC() {
+		s.cleanupUC(ctx, model, version, createdModel)
+		return
+	}
 	if createdModel {
 		if err := s.ws.registry.DeleteModel(ctx, ml.DeleteModelRequest{Name: model}); err != nil {
 			s.log.Warning("could not remove the registered model %s created by this step: %v; delete it in the workspace", model, err)
@@ -237,6 +246,24 @@ func (s *step) cleanup(model, version string, createdModel bool) {
 	}
 	if err := s.ws.registry.DeleteModelVersion(ctx, ml.DeleteModelVersionRequest{Name: model, Version: version}); err != nil {
 		s.log.Warning("could not remove the unfinished version %s of %s: %v; delete it in the workspace", version, model, err)
+		return
+	}
+	s.log.Info("Removed the unfinished version %s of %s.", version, model)
+}
+
+// cleanupUC is cleanup for a Unity Catalog model.
+func (s *step) cleanupUC(ctx context.Context, model, version string, createdModel bool) {
+	if createdModel {
+		if err := s.ws.ucModels.Delete(ctx, catalog.DeleteRegisteredModelRequest{FullName: model}); err != nil {
+			s.log.Warning("could not remove the registered model %s created by this step: %v; delete it in Unity Catalog", model, err)
+			return
+		}
+		s.log.Info("Removed the registered model %s created by this step.", model)
+		return
+	}
+	n, _ := strconv.Atoi(version)
+	if err := s.ws.ucVersions.Delete(ctx, catalog.DeleteModelVersionRequest{FullName: model, Version: n}); err != nil {
+		s.log.Warning("could not remove the unfinished version %s of %s: %v; delete it in Unity Catalog", version, model, err)
 		return
 	}
 	s.log.Info("Removed the unfinished version %s of %s.", version, model)

@@ -13,6 +13,7 @@ package promote
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strconv"
 
 	"github.com/brickops/brickops/internal/agent"
@@ -55,7 +56,7 @@ func Task(d Deps) agent.TaskFunc {
 		if err != nil {
 			return err
 		}
-		s := &step{opts: opts, log: log, ws: newWorkspace(conn.Host, conn.Client), lineage: lineageFrom(env.System())}
+		s := &step{opts: opts, log: log, ws: newWorkspace(conn.Host, conn.Client), lineage: lineageFrom(env.System()), storage: conn.HTTPClient}
 		// Explain names the connection and what to fix when the workspace
 		// refuses the credentials (401/403) at any point of the step.
 		return conn.Explain(s.run(conn.Context(ctx)))
@@ -68,6 +69,9 @@ type step struct {
 	log     *agent.Log
 	ws      *workspace
 	lineage lineage
+	// storage carries requests to signed storage URLs (registering into
+	// Unity Catalog uploads the model files); nil: Go's default transport.
+	storage *http.Client
 }
 
 // result is what a command leaves for the outputs and the summary.

@@ -22,6 +22,7 @@ import (
 // client (cheaper in executable size than the root WorkspaceClient).
 type workspace struct {
 	host       string
+	c          *client.DatabricksClient // routes the SDK has no service for (uc.go)
 	registry   *ml.ModelRegistryAPI
 	runs       *ml.ExperimentsAPI
 	ucModels   *catalog.RegisteredModelsAPI
@@ -31,6 +32,7 @@ type workspace struct {
 func newWorkspace(host string, c *client.DatabricksClient) *workspace {
 	return &workspace{
 		host:       strings.TrimSuffix(host, "/"),
+		c:          c,
 		registry:   ml.NewModelRegistry(c),
 		runs:       ml.NewExperiments(c),
 		ucModels:   catalog.NewRegisteredModels(c),
@@ -49,6 +51,8 @@ type version struct {
 	Source  string
 	Created int64 // ms since the epoch
 	Tags    map[string]string
+	// location is a Unity Catalog version's storage location (uc.go).
+	location string
 }
 
 func fromRegistry(mv ml.ModelVersion) version {

@@ -1,0 +1,302 @@
+package promote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/databricks/databricks-sdk-go/apierr"
+	"github.com/databricks/databricks-sdk-go/service/catalog"
+
+	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickops/brickops/internal/artifacts"
+	"github.com/brickops/brickops/internal/auth"
+)
+
+// Registering into Unity Catalog follows the MLflow client
+// (mlflow/store/_unity_catalog/registry/rest_store.py): create the version
+// (PENDING_REGISTRATION, with a storage location), get temporary write
+// credentials for it, upload the model's files there, finalize (READY).
+// The MLflow UC routes are not in databricks-sdk-go v0.81.0; the shapes are
+// those of mlflow/protos/databricks_uc_registry_messages.proto.
+
+const ucRoutes = "/api/2.0/mlflow/unity-catalog/model-versions/"
+
+type ucTag struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+type ucCreateRequest struct {
+	Name        string  `json:"name"`
+	Source      string  `json:"source"`
+	RunID       string  `json:"run_id,omitempty"`
+	Description string  `json:"description,omitempty"`
+	Tags        []ucTag `json:"tags,omitempty"`
+}
+
+type ucModelVersion struct {
+	Name            string  `json:"name"`
+	Version         string  `json:"version"`
+	Status          string  `json:"status"`
+	StorageLocation string  `json:"storage_location"`
+	RunID           string  `json:"run_id"`
+	Tags            []ucTag `json:"tags"`
+}
+
+type ucVersionResponse struct {
+	ModelVersion *ucModelVersion `json:"model_version"`
+}
+
+type ucVersionRequest struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+type ucCredentialsRequest struct {
+	Name      string `json:"name"`
+	Version   string `json:"version"`
+	Operation string `json:"operation"`
+}
+
+type ucCredentialsResponse struct {
+	Credentials struct {
+		AzureUserDelegationSAS *struct {
+			SASToken string `json:"sas_token"`
+		} `json:"azure_user_delegation_sas"`
+	} `json:"credentials"`
+}
+
+type ucSetTagRequest struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Key     string `json:"key"`
+	Value   string `json:"value"`
+}
+
+// registerUC creates (or reuses) a Unity Catalog version from the run's
+// model: the files are streamed from the run's artifacts into the version's
+// storage location, then the version is finalized.
+func (s *step) registerUC(ctx context.Context) (*result, error) {
+	o := s.opts
+	name := o.Model
+	source, runID, err := s.resolveSource(ctx)
+	if err != nil {
+		return nil, err
+	}
+
+	createdModel := false
+	if _, err := s.ws.ucModels.Get(ctx, catalog.GetRegisteredModelRequest{FullName: name.Full}); err != nil {
+		if !notFound(err) {
+			return nil, fmt.Errorf("reading registered model %s: %w", name.Full, err)
+		}
+		req := catalog.CreateRegisteredModelRequest{CatalogName: name.Catalog, SchemaName: name.Schema, Name: name.Model}
+		_, err := s.ws.ucModels.Create(ctx, req)
+		for try := 2; auth.Ambiguous(err) && try <= auth.ConvergeTries; try++ {
+			// It may exist now: asking again answers RESOURCE_ALREADY_EXISTS if so.
+			_, err = s.ws.ucModels.Create(ctx, req)
+		}
+		switch {
+		case errors.Is(err, apierr.ErrResourceAlreadyExists):
+			// Created meanwhile by someone else: use it.
+		case err != nil:
+			return nil, fmt.Errorf("creating registered model %s in Unity Catalog: %w", name.Full, err)
+		default:
+			createdModel = true
+			s.log.Info("Created the registered model %s in Unity Catalog.", name.Full)
+		}
+	}
+
+	if !createdModel {
+		existing, err := s.existingUCVersion(ctx, source, runID)
+		if err != nil {
+			return nil, err
+		}
+		if existing != nil {
+			return s.reuseUC(ctx, *existing)
+		}
+	}
+
+	var tags []ucTag
+	for _, kv := range append(append([]agent.KeyValue{}, o.Tags...), s.lineage.tags(runID, "register")...) {
+		tags = append(tags, ucTag{Key: kv.Key, Value: kv.Value})
+	}
+	req := ucCreateRequest{Name: name.Full, Source: source, RunID: runID, Description: o.Description, Tags: tags}
+	var resp ucVersionResponse
+	err = s.ws.c.Do(ctx, http.MethodPost, ucRoutes+"create", nil, nil, req, &resp)
+	for try := 2; auth.Ambiguous(err) && try <= auth.ConvergeTries; try++ {
+		// The version may have been created although no answer said so:
+		// take it rather than register the model twice.
+		existing, ferr := s.existingUCVersion(ctx, source, runID)
+		if ferr == nil && existing != nil {
+			s.log.Info("Creating a version of %s got no clear answer (%v); version %d from the same source exists: using it.", name.Full, err, existing.Number)
+			return s.reuseUC(ctx, *existing)
+		}
+		resp = ucVersionResponse{}
+		err = s.ws.c.Do(ctx, http.MethodPost, ucRoutes+"create", nil, nil, req, &resp)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("creating a version of %s from %s: %w", name.Full, o.Source.URI, err)
+	}
+	if resp.ModelVersion == nil {
+		return nil, fmt.Errorf("creating a version of %s: the answer has no model_version", name.Full)
+	}
+	n, _ := strconv.Atoi(resp.ModelVersion.Version)
+	s.log.Info("Created version %d of %s (PENDING_REGISTRATION) from %s; uploading the model to its storage location.", n, name.Full, source)
+
+	err = s.uploadAndFinalize(ctx, n, resp.ModelVersion.StorageLocation, runID)
+	var v version
+	if err == nil {
+		v, err = s.waitReady(ctx, n)
+	}
+	var timeout *timeoutError
+	switch {
+	case errors.As(err, &timeout):
+		return &result{version: n}, err
+	case err != nil && ctx.Err() != nil:
+		// Cancelled: remove what this step made, so that nothing is left
+		// half-registered.
+		s.cleanup(name.Full, strconv.Itoa(n), createdModel)
+		return nil, err
+	case err != nil:
+		return nil, err
+	}
+	s.log.Info("Version %d of %s is READY: %s", n, name.Full, s.ws.versionURL(name, n))
+	reused := false
+	return &result{version: v.Number, reused: &reused, note: fmt.Sprintf("Registered version %d from `%s`.", n, o.Source.URI)}, nil
+}
+
+// existingUCVersion finds a version of the UC model registered from the same
+// run and path that did not fail, the newest first. A version an interrupted
+// attempt left PENDING_REGISTRATION counts: reuseUC finishes it.
+func (s *step) existingUCVersion(ctx context.Context, source, runID string) (*version, error) {
+	name := s.opts.Model
+	all, err := s.ws.ucVersions.ListAll(ctx, catalog.ListModelVersionsRequest{FullName: name.Full})
+	if err != nil {
+		return nil, fmt.Errorf("looking for an existing version of %s from %s: %w", name.Full, s.opts.Source.URI, err)
+	}
+	var best *version
+	for _, mv := range all {
+		src := strings.TrimSuffix(mv.Source, "/")
+		if mv.RunId != runID || (src != source && src != s.opts.Source.URI) {
+			continue
+		}
+		if mv.Status == catalog.ModelVersionInfoStatusFailedRegistration {
+			continue
+		}
+		v := fromUC(mv)
+		v.location = mv.StorageLocation
+		if best == nil || v.Number > best.Number {
+			best = &v
+		}
+	}
+	return best, nil
+}
+
+// reuseUC takes an existing version; one that an interrupted attempt left
+// PENDING_REGISTRATION gets its files uploaded (again) and is finalized.
+func (s *step) reuseUC(ctx context.Context, v version) (*result, error) {
+	if v.Status == string(catalog.ModelVersionInfoStatusPendingRegistration) {
+		s.log.Info("Version %d of %s from %s was created by an earlier attempt and not finalized: uploading the model and finalizing it.", v.Number, s.opts.Model.Full, s.opts.Source.URI)
+		if err := s.uploadAndFinalize(ctx, v.Number, v.location, v.RunID); err != nil {
+			return nil, err
+		}
+	}
+	return s.reuse(ctx, v)
+}
+
+// uploadAndFinalize streams the run's model files into the storage location
+// of version n (read URLs from the run's artifact credentials, write URLs
+// from the version's temporary credentials) and finalizes the version.
+func (s *step) uploadAndFinalize(ctx context.Context, n int, location, runID string) error {
+	name := s.opts.Model
+	dir := s.opts.Source.Path
+	files, err := artifacts.ListRun(ctx, s.ws.c, runID, dir)
+	if err != nil {
+		return fmt.Errorf("listing the model files of run %s at %s: %w", runID, dir, err)
+	}
+	if len(files) == 0 {
+		return fmt.Errorf("MLflow run %s in workspace %s has no files below %s", runID, s.ws.host, dir)
+	}
+	var total int64
+	for _, f := range files {
+		total += f.Size
+	}
+	s.log.Info("Uploading %d files (%.1f MiB) from run %s to the storage location of version %d.", len(files), float64(total)/(1<<20), runID, n)
+	write := func(ctx context.Context, paths []string) (map[string]artifacts.Credential, error) {
+		// Asked afresh for every batch and retry: the credentials are short-lived.
+		token, err := s.ucWriteToken(ctx, n)
+		if err != nil {
+			return nil, err
+		}
+		sign, err := artifacts.PrefixSigner(location, token)
+		if err != nil {
+			return nil, err
+		}
+		return sign(ctx, paths)
+	}
+	copier := artifacts.New(artifacts.Options{
+		HTTPClient: s.storage,
+		Retried: func(path string, attempt int, err error) {
+			s.log.Info("Retrying %s (attempt %d): %v", path, attempt, err)
+		},
+	})
+	if _, err := copier.Copy(ctx, files, artifacts.RunSigner(s.ws.c, runID, dir, false), write, write); err != nil {
+		return fmt.Errorf("uploading the model files of run %s to version %d of %s: %w", runID, n, name.Full, err)
+	}
+	var fin ucVersionResponse
+	err = s.ws.c.Do(ctx, http.MethodPost, ucRoutes+"finalize", nil, nil, ucVersionRequest{Name: name.Full, Version: strconv.Itoa(n)}, &fin)
+	if err != nil {
+		if errors.Is(err, apierr.ErrInvalidState) {
+			// Finalized meanwhile (a concurrent step from the same run, or an
+			// answer that got lost): READY is what counts.
+			if v, gerr := s.ws.get(ctx, name, n); gerr == nil && v.Status == string(catalog.ModelVersionInfoStatusReady) {
+				return nil
+			}
+		}
+		return fmt.Errorf("finalizing version %d of %s: %w", n, name.Full, err)
+	}
+	s.log.Info("Uploaded the model and finalized version %d of %s.", n, name.Full)
+	return nil
+}
+
+// ucWriteToken returns a SAS token that lets the step write version n's
+// storage location.
+func (s *step) ucWriteToken(ctx context.Context, n int) (string, error) {
+	name := s.opts.Model
+	var resp ucCredentialsResponse
+	err := s.ws.c.Do(ctx, http.MethodPost, ucRoutes+"generate-temporary-credentials", nil, nil,
+		ucCredentialsRequest{Name: name.Full, Version: strconv.Itoa(n), Operation: "MODEL_VERSION_OPERATION_READ_WRITE"}, &resp)
+	if err != nil {
+		return "", fmt.Errorf("getting storage credentials for version %d of %s: %w", n, name.Full, err)
+	}
+	if sas := resp.Credentials.AzureUserDelegationSAS; sas == nil || sas.SASToken == "" {
+		return "", fmt.Errorf("storage credentials for version %d of %s are not an Azure SAS: this task registers into Unity Catalog on Azure storage only", n, name.Full)
+	}
+	return resp.Credentials.AzureUserDelegationSAS.SASToken, nil
+}
+
+// ucTags reads a UC version's tags through MLflow's UC get route (the Unity
+// Catalog model version API of SDK v0.81.0 carries no tags).
+func (w *workspace) ucTags(ctx context.Context, full string, n int) (map[string]string, error) {
+	var resp ucVersionResponse
+	err := w.c.Do(ctx, http.MethodGet, ucRoutes+"get", nil, map[string]any{"name": full, "version": strconv.Itoa(n)}, nil, &resp)
+	if err != nil {
+		return nil, fmt.Errorf("reading the tags of version %d of %s: %w", n, full, err)
+	}
+	out := map[string]string{}
+	if resp.ModelVersion != nil {
+		for _, t := range resp.ModelVersion.Tags {
+			out[t.Key] = t.Value
+		}
+	}
+	return out, nil
+}
+
+// setUCTag sets one tag on a UC version.
+func (w *workspace) setUCTag(ctx context.Context, full string, n int, key, value string) error {
+	return w.c.Do(ctx, http.MethodPost, ucRoutes+"set-tag", nil, nil, ucSetTagRequest{Name: full, Version: strconv.Itoa(n), Key: key, Value: value}, nil)
+}

@@ -1,0 +1,183 @@
+package promote_test
+
+import (
+	"io/fs"
+	"net/http"
+	"path/filepath"
+	"testing"
+
+	"github.com/databricks/databricks-sdk-go/service/catalog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickops/brickops/internal/artifacts"
+	"github.com/brickops/brickops/internal/azurite"
+	"github.com/brickops/brickops/internal/emulator"
+)
+
+// startUCWorkspace starts a workspace whose artifacts and Unity Catalog
+// storage locations are blobs in Azurite, as registering into Unity Catalog
+// uploads the model files there.
+func startUCWorkspace(t *testing.T) *emulator.Workspace {
+	t.Helper()
+	az := azurite.Start(t)
+	return startWorkspace(t, emulator.Options{Blob: &emulator.BlobAccount{Endpoint: az.BlobEndpoint, AccountName: az.AccountName, AccountKey: az.AccountKey}})
+}
+
+func ucRegisterInputs(runID string) map[string]string {
+	in := registerInputs(runID)
+	in["modelName"] = "main.ml.churn"
+	return in
+}
+
+// ucVersionTags reads a UC version's tags through MLflow's UC get route.
+func ucVersionTags(t *testing.T, ws *emulator.Workspace, version string) map[string]string {
+	t.Helper()
+	var got emulator.UCModelVersionResponse
+	require.NoError(t, sdk(t, ws).Do(ctx(t), http.MethodGet, "/api/2.0/mlflow/unity-catalog/model-versions/get", nil,
+		map[string]any{"name": "main.ml.churn", "version": version}, nil, &got))
+	out := map[string]string{}
+	for _, tg := range got.ModelVersion.Tags {
+		out[tg.Key] = tg.Value
+	}
+	return out
+}
+
+// ucFiles lists the files in a UC version's storage location (path → size)
+// with read credentials, as a client loading the model would.
+func ucFiles(t *testing.T, ws *emulator.Workspace, mv catalog.ModelVersionInfo) map[string]int64 {
+	t.Helper()
+	var creds emulator.GenerateTemporaryUCCredentialsResponse
+	require.NoError(t, sdk(t, ws).Do(ctx(t), http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/generate-temporary-credentials", nil, nil,
+		emulator.GenerateTemporaryUCCredentialsRequest{Name: "main.ml.churn", Version: itoa(mv.Version), Operation: "MODEL_VERSION_OPERATION_READ"}, &creds))
+	files, err := artifacts.New(artifacts.Options{}).ListPrefix(ctx(t), mv.StorageLocation, creds.Credentials.AzureUserDelegationSAS.SASToken)
+	require.NoError(t, err)
+	out := map[string]int64{}
+	for _, f := range files {
+		out[f.Path] = f.Size
+	}
+	return out
+}
+
+// fixtureFiles lists the churn model fixture (path → size).
+func fixtureFiles(t *testing.T) map[string]int64 {
+	t.Helper()
+	dir := churnModel(t)
+	out := map[string]int64{}
+	require.NoError(t, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		out[filepath.ToSlash(rel)] = info.Size()
+		return nil
+	}))
+	return out
+}
+
+func TestRegisterIntoUnityCatalogUploadsAndRerunReuses(t *testing.T) {
+	ws := startUCWorkspace(t)
+	runID := train(t, ws, map[string]float64{"auc": 0.91})
+
+	res := run(t, ws, ucRegisterInputs(runID))
+	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+	assert.Equal(t, "main.ml.churn", res.Outputs["modelName"])
+	assert.Equal(t, "1", res.Outputs["modelVersion"])
+	assert.Equal(t, "models:/main.ml.churn/1", res.Outputs["modelUri"])
+	assert.Equal(t, "false", res.Outputs["reused"])
+	assert.NotContains(t, res.Outputs, "stage", "Unity Catalog has no stages")
+
+	versions := ws.UCModelVersions("main.ml.churn")
+	require.Len(t, versions, 1)
+	mv := versions[0]
+	assert.Equal(t, catalog.ModelVersionInfoStatusReady, mv.Status)
+	assert.Equal(t, runID, mv.RunId)
+	mlrun, _ := ws.MLflowRun(runID)
+	assert.Equal(t, mlrun.Info.ArtifactUri+"/model", mv.Source, "runs:/ is resolved to the run's artifact location")
+	assert.Equal(t, "Churn model trained by the pipeline", mv.Comment)
+	assert.Equal(t, fixtureFiles(t), ucFiles(t, ws, mv), "the run's model files are in the version's storage location")
+
+	tg := ucVersionTags(t, ws, "1")
+	assert.Equal(t, "mlops", tg["team"])
+	assert.Equal(t, "data-science", tg["owner"])
+	assert.Equal(t, "1234", tg["brickops.build_id"])
+	assert.Equal(t, runID, tg["brickops.model_run_id"])
+	assert.Equal(t, "register", tg["brickops.action"])
+	require.Len(t, res.Summaries, 1)
+	for _, md := range res.Summaries {
+		assert.Contains(t, md, "| **[1]("+ws.URL()+"/explore/data/models/main/ml/churn/version/1)** |  | READY |")
+	}
+
+	// Again from the same run and path: the version is reused, nothing written.
+	ws.ResetRequests()
+	res = run(t, ws, ucRegisterInputs(runID))
+	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+	assert.Equal(t, "1", res.Outputs["modelVersion"])
+	assert.Equal(t, "true", res.Outputs["reused"])
+	assert.Contains(t, res.Stdout, "Version 1 of main.ml.churn was already registered from runs:/"+runID+"/model")
+	assert.Len(t, ws.UCModelVersions("main.ml.churn"), 1)
+	assert.Zero(t, ws.Writes(), "a rerun creates, uploads and tags nothing")
+
+	// Another run: a new version.
+	other := train(t, ws, map[string]float64{"auc": 0.93})
+	res = run(t, ws, ucRegisterInputs(other))
+	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+	assert.Equal(t, "2", res.Outputs["modelVersion"])
+	assert.Equal(t, "false", res.Outputs["reused"])
+}
+
+func TestTransitionSetsAliasAndLineageTagsOnUnityCatalogVersion(t *testing.T) {
+	ws := startUCWorkspace(t)
+	runID := train(t, ws, map[string]float64{"auc": 0.91})
+	res := run(t, ws, ucRegisterInputs(runID))
+	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+
+	res = run(t, ws, aliasInputs("1", "champion"))
+	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+	assert.Equal(t, "champion", res.Outputs["alias"])
+	assert.Equal(t, map[string]int{"champion": 1}, aliases(t, ws))
+	tg := ucVersionTags(t, ws, "1")
+	assert.Equal(t, "alias champion", tg["brickops.action"])
+	assert.Equal(t, runID, tg["brickops.model_run_id"])
+	assert.Equal(t, "1234", tg["brickops.build_id"])
+	assert.Equal(t, "6e4f1c2a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f", tg["brickops.commit"])
+	assert.Contains(t, tg["brickops.run_url"], "_build/results?buildId=1234")
+	assert.Equal(t, "mlops", tg["team"], "the user's tags stay")
+	assert.Len(t, ws.RequestsTo(http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/set-tag"), 1, "only the changed tag is written")
+
+	// Again: the alias and every tag already hold their values.
+	ws.ResetRequests()
+	res = run(t, ws, aliasInputs("1", "champion"))
+	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+	assert.Zero(t, ws.Writes())
+}
+
+// TestRegisterIntoUnityCatalogFinishesAnUnfinalizedVersion: a version an
+// interrupted attempt created from the same run and path (PENDING, no files)
+// is filled and finalized rather than left behind next to a new one.
+func TestRegisterIntoUnityCatalogFinishesAnUnfinalizedVersion(t *testing.T) {
+	ws := startUCWorkspace(t)
+	runID := train(t, ws, map[string]float64{"auc": 0.91})
+	_, err := catalog.NewRegisteredModels(sdk(t, ws)).Create(ctx(t), catalog.CreateRegisteredModelRequest{CatalogName: "main", SchemaName: "ml", Name: "churn"})
+	require.NoError(t, err)
+	mlrun, _ := ws.MLflowRun(runID)
+	var created emulator.UCModelVersionResponse
+	require.NoError(t, sdk(t, ws).Do(ctx(t), http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/create", nil, nil,
+		emulator.CreateUCModelVersionRequest{Name: "main.ml.churn", Source: mlrun.Info.ArtifactUri + "/model", RunID: runID}, &created))
+
+	res := run(t, ws, ucRegisterInputs(runID))
+	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+	assert.Equal(t, "1", res.Outputs["modelVersion"])
+	assert.Equal(t, "true", res.Outputs["reused"])
+	assert.Contains(t, res.Stdout, "was created by an earlier attempt and not finalized")
+	versions := ws.UCModelVersions("main.ml.churn")
+	require.Len(t, versions, 1)
+	assert.Equal(t, catalog.ModelVersionInfoStatusReady, versions[0].Status)
+	assert.Equal(t, fixtureFiles(t), ucFiles(t, ws, versions[0]))
+	assert.Equal(t, "register", ucVersionTags(t, ws, "1")["brickops.action"], "lineage tags are set on the reused version")
+}

@@ -1,0 +1,114 @@
+package suites_test
+
+import (
+	"flag"
+	"maps"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/databricks/databricks-sdk-go/client"
+	"github.com/databricks/databricks-sdk-go/logger"
+	"github.com/stretchr/testify/require"
+
+	"github.com/brickops/brickops/internal/agenttest"
+	"github.com/brickops/brickops/internal/emulator"
+)
+
+var seedFlag = flag.Int64("suites.seed", 0, "seed of TestCancellation's signal points (0: from the clock, logged)")
+
+// ca signs every emulated workspace's certificate; the task trusts it as
+// Agent.CAInfo (caFile), as an agent behind a TLS-inspecting proxy would.
+var (
+	ca     *emulator.CA
+	caFile string
+)
+
+func TestMain(m *testing.M) {
+	// The SDK logs INFO lines to stderr by default; keep test output clean.
+	logger.DefaultLogger = &logger.SimpleLogger{Level: logger.LevelWarn}
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	var err error
+	if ca, err = emulator.NewCA(); err != nil {
+		panic(err)
+	}
+	dir, err := os.MkdirTemp("", "suites-ca-")
+	if err != nil {
+		panic(err)
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	caFile = filepath.Join(dir, "ca.pem")
+	if err := ca.WriteFile(caFile); err != nil {
+		panic(err)
+	}
+	return m.Run()
+}
+
+// startWorkspace starts an https workspace signed by ca.
+func startWorkspace(t *testing.T, opts emulator.Options) *emulator.Workspace {
+	t.Helper()
+	opts.CA = ca
+	return emulator.Start(t, opts)
+}
+
+// agentRun is task as the agent starts it, connected to ws with the
+// variable-group method (databricks-host, secret databricks-token).
+func agentRun(ws *emulator.Workspace, task string, inputs, env map[string]string) agenttest.Run {
+	e := map[string]string{"AGENT_CAINFO": caFile}
+	maps.Copy(e, env)
+	return agenttest.Run{
+		Task: task, Inputs: inputs, Env: e,
+		Variables: map[string]string{"databricks-host": ws.URL()},
+		Secrets:   map[string]string{"databricks-token": ws.Token},
+	}
+}
+
+// sdk is a client of ws for setting up and checking state.
+func sdk(t *testing.T, ws *emulator.Workspace) *client.DatabricksClient {
+	t.Helper()
+	cfg := ws.SDKConfig()
+	cfg.RateLimitPerSecond = 100000
+	cfg.RetryTimeoutSeconds = 30
+	c, err := client.New(cfg)
+	require.NoError(t, err)
+	return c
+}
+
+// tick moves a manual clock while a process runs on the wall clock, step
+// every 5 ms; the returned function stops it.
+func tick(c *emulator.ManualClock, step time.Duration) (stop func()) {
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tk := time.NewTicker(5 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tk.C:
+				c.Advance(step)
+			}
+		}
+	}()
+	return func() { close(done); <-stopped }
+}
+
+func churnModel(t *testing.T) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "fixtures", "churn-model", "model")
+	if _, err := os.Stat(filepath.Join(dir, "MLmodel")); err != nil {
+		dir = "/work/shared/fixtures/churn-model/model"
+	}
+	require.FileExists(t, filepath.Join(dir, "MLmodel"))
+	return dir
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
