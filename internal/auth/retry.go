@@ -134,3 +134,19 @@ func Ambiguous(err error) bool {
 	}
 	return true
 }
+
+// Converge makes a request that is not idempotent (create an experiment, a
+// run, a model version) safe to repeat. It calls create; after an ambiguous
+// failure it asks find whether the request was carried out after all, and
+// only if not calls create again, at most ConvergeTries times in all.
+func Converge[T any](ctx context.Context, find func(context.Context) (T, bool, error), create func(context.Context) (T, error)) (T, error) {
+	out, err := create(ctx)
+	for try := 2; Ambiguous(err) && try <= ConvergeTries; try++ {
+		got, found, ferr := find(ctx)
+		if ferr == nil && found {
+			return got, nil
+		}
+		out, err = create(ctx)
+	}
+	return out, err
+}

@@ -39,7 +39,7 @@ type WorkspaceState struct {
 	Endpoint string
 }
 
-var volatile = regexp.MustCompile(`\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b|\b[0-9a-f]{32}\b|\b1[0-9]{15}\b`)
+var volatile = regexp.MustCompile(`\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b|\b[0-9a-f]{32}\b|\b[1-9][0-9]{15}\b|https://127\.0\.0\.1:[0-9]+`)
 
 // State reads the world's state back through the Databricks API, with faults
 // off.

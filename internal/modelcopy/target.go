@@ -18,6 +18,7 @@ import (
 
 	"github.com/brickops/brickops/internal/agent"
 	"github.com/brickops/brickops/internal/artifacts"
+	"github.com/brickops/brickops/internal/auth"
 )
 
 // Lineage tag keys, on the target run and (workspace registry) the target
@@ -297,11 +298,18 @@ func (s *session) ensureModel(ctx context.Context) error {
 		return err
 	}
 	t := s.opts.Target
-	if t.UC() {
-		_, err = s.tgt.ucModels.Create(ctx, catalog.CreateRegisteredModelRequest{CatalogName: t.Catalog, SchemaName: t.Schema, Name: t.Model})
-	} else {
-		_, err = s.tgt.registry.CreateModel(ctx, ml.CreateModelRequest{Name: t.Full})
-	}
+	_, err = auth.Converge(ctx, func(ctx context.Context) (bool, bool, error) {
+		exists, err := s.targetModelExists(ctx)
+		return exists, exists, err
+	}, func(ctx context.Context) (bool, error) {
+		var err error
+		if t.UC() {
+			_, err = s.tgt.ucModels.Create(ctx, catalog.CreateRegisteredModelRequest{CatalogName: t.Catalog, SchemaName: t.Schema, Name: t.Model})
+		} else {
+			_, err = s.tgt.registry.CreateModel(ctx, ml.CreateModelRequest{Name: t.Full})
+		}
+		return true, err
+	})
 	if err != nil && !errors.Is(err, apierr.ErrResourceAlreadyExists) { // a concurrent step created it
 		return fmt.Errorf("creating registered model %s in the target: %w", t.Full, err)
 	}
@@ -320,12 +328,24 @@ func (s *session) ensureExperiment(ctx context.Context) (string, error) {
 	if err := wsapi.NewWorkspace(s.tgt.c).Mkdirs(ctx, wsapi.Mkdirs{Path: path.Dir(s.opts.Experiment)}); err != nil {
 		return "", fmt.Errorf("creating folder %s in the target: %w", path.Dir(s.opts.Experiment), err)
 	}
-	created, err := s.tgt.exps.CreateExperiment(ctx, ml.CreateExperiment{Name: s.opts.Experiment})
+	id, err := auth.Converge(ctx, func(ctx context.Context) (string, bool, error) {
+		got, err := s.tgt.exps.GetByName(ctx, ml.GetByNameRequest{ExperimentName: s.opts.Experiment})
+		if err != nil {
+			return "", false, err
+		}
+		return got.Experiment.ExperimentId, true, nil
+	}, func(ctx context.Context) (string, error) {
+		created, err := s.tgt.exps.CreateExperiment(ctx, ml.CreateExperiment{Name: s.opts.Experiment})
+		if err != nil {
+			return "", err
+		}
+		return created.ExperimentId, nil
+	})
 	if err != nil {
 		return "", fmt.Errorf("creating experiment %s in the target: %w", s.opts.Experiment, err)
 	}
 	s.log.Info("Created experiment %s in %s.", s.opts.Experiment, s.tgt.host)
-	return created.ExperimentId, nil
+	return id, nil
 }
 
 // copiedTags are the source run's tags that travel: the user's own tags and
@@ -376,11 +396,25 @@ func (s *session) targetRun(ctx context.Context, sv *sourceVersion, existing []c
 	for _, kv := range s.lineage(sv) {
 		tags = append(tags, ml.RunTag{Key: kv.Key, Value: kv.Value})
 	}
-	created, err := s.tgt.exps.CreateRun(ctx, ml.CreateRun{ExperimentId: expID, RunName: name, StartTime: time.Now().UnixMilli(), Tags: tags})
+	info, err := auth.Converge(ctx, func(ctx context.Context) (*ml.RunInfo, bool, error) {
+		// A run this attempt created although no answer said so: copying,
+		// from the same source run.
+		runs, err := s.tgt.exps.SearchRunsAll(ctx, ml.SearchRuns{ExperimentIds: []string{expID},
+			Filter: fmt.Sprintf("tags.`%s` = 'copying' and tags.`%s` = '%s'", tagCopyStatus, tagSourceRunID, sv.runID)})
+		if err != nil || len(runs) == 0 {
+			return nil, false, err
+		}
+		return runs[0].Info, true, nil
+	}, func(ctx context.Context) (*ml.RunInfo, error) {
+		created, err := s.tgt.exps.CreateRun(ctx, ml.CreateRun{ExperimentId: expID, RunName: name, StartTime: time.Now().UnixMilli(), Tags: tags})
+		if err != nil {
+			return nil, err
+		}
+		return created.Run.Info, nil
+	})
 	if err != nil {
 		return nil, false, fmt.Errorf("creating a run in %s: %w", s.opts.Experiment, err)
 	}
-	info := created.Run.Info
 	s.log.Info("Created run %s in %s: %s", info.RunId, s.opts.Experiment, s.tgt.runURL(info.ExperimentId, info.RunId))
 	return info, false, s.logRunData(ctx, sv, info.RunId)
 }
@@ -497,15 +531,28 @@ func (s *session) register(ctx context.Context, sv *sourceVersion, run *ml.RunIn
 	for _, kv := range lineage {
 		tags = append(tags, ml.ModelVersionTag{Key: kv.Key, Value: kv.Value})
 	}
-	resp, err := s.tgt.registry.CreateModelVersion(ctx, ml.CreateModelVersionRequest{
-		Name: s.opts.Target.Full, Source: strings.TrimSuffix(run.ArtifactUri, "/") + "/" + sv.artifactDir(), RunId: run.RunId,
-		RunLink: s.tgt.runURL(run.ExperimentId, run.RunId), Tags: tags,
-		Description: fmt.Sprintf("Copied from %s version %d in %s.", sv.name.Full, sv.number, s.src.host),
+	v, err := auth.Converge(ctx, func(ctx context.Context) (int, bool, error) {
+		// A version this attempt registered although no answer said so.
+		found, err := s.tgt.registry.SearchModelVersionsAll(ctx, ml.SearchModelVersionsRequest{
+			Filter: fmt.Sprintf("name='%s' and run_id='%s'", s.opts.Target.Full, run.RunId)})
+		if err != nil || len(found) == 0 {
+			return 0, false, err
+		}
+		return atoi(found[0].Version), true, nil
+	}, func(ctx context.Context) (int, error) {
+		resp, err := s.tgt.registry.CreateModelVersion(ctx, ml.CreateModelVersionRequest{
+			Name: s.opts.Target.Full, Source: strings.TrimSuffix(run.ArtifactUri, "/") + "/" + sv.artifactDir(), RunId: run.RunId,
+			RunLink: s.tgt.runURL(run.ExperimentId, run.RunId), Tags: tags,
+			Description: fmt.Sprintf("Copied from %s version %d in %s.", sv.name.Full, sv.number, s.src.host),
+		})
+		if err != nil {
+			return 0, err
+		}
+		return atoi(resp.ModelVersion.Version), nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("registering %s from run %s: %w", s.opts.Target.Full, run.RunId, err)
 	}
-	v := atoi(resp.ModelVersion.Version)
 	s.log.Info("Registered version %d of %s from run %s; waiting for READY.", v, s.opts.Target.Full, run.RunId)
 	return v, nil
 }

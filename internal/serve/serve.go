@@ -66,6 +66,9 @@ func Task(deps Deps) agent.TaskFunc {
 			if httpc, err = net.Client(httpclient.Options{Log: log}); err != nil {
 				return err
 			}
+			// Downloads from signed storage URLs are GETs: ride out a
+			// throttled or failing store like every Databricks call.
+			httpc.Transport = httpclient.Retrying(httpc.Transport, httpclient.Retry{Log: log})
 			httpc.Timeout = 2 * time.Minute
 		}
 		poll := deps.Poll
