@@ -1,6 +1,7 @@
 package demo_test
 
 import (
+	"net/http"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -14,6 +15,12 @@ import (
 // and without Retry-After), 503, 500 or a dropped connection.
 func faultPlan(seed uint64) *emulator.FaultPlan {
 	return &emulator.FaultPlan{Seed: seed, Rules: []emulator.FaultRule{{
+		// The smoke test's scoring request gets only the faults a client
+		// rides out for any request (429, 503): a 500 or no answer from a
+		// model endpoint is what the smoke test exists to report.
+		Prefix: "/serving-endpoints/", Method: http.MethodPost, Rate: 0.2,
+		Kinds: []emulator.FaultKind{emulator.Fault429, emulator.Fault429RetryAfter, emulator.Fault503},
+	}, {
 		Rate: 0.2,
 		Kinds: []emulator.FaultKind{
 			emulator.Fault429, emulator.Fault429RetryAfter, emulator.Fault503, emulator.Fault500, emulator.FaultDrop,

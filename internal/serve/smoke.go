@@ -13,8 +13,6 @@ import (
 
 	"github.com/databricks/databricks-sdk-go/apierr"
 	"github.com/databricks/databricks-sdk-go/client"
-
-	"github.com/brickops/brickops/internal/httpclient"
 )
 
 // smokeResult is what the smoke test found.
@@ -41,9 +39,6 @@ func smokeTest(ctx context.Context, c *client.DatabricksClient, endpoint string,
 	res := smokeResult{Ran: true, Rows: p.Rows}
 	reqCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	// Scoring a test payload changes nothing: it may be sent again after a
-	// dropped connection or a server error.
-	reqCtx = httpclient.WithIdempotent(reqCtx)
 	var body []byte
 	start := time.Now()
 	err := c.Do(reqCtx, http.MethodPost, invocationsPath(endpoint),
