@@ -44,7 +44,7 @@ WRITE_MODES = ("overwrite", "append", "merge")
 INPUT_FORMATS = ("delta", "parquet", "csv", "json")
 STAGES = ("None", "Staging", "Production", "Archived")
 
-_IDENTIFIER = r"(?:[A-Za-z_][A-Za-z0-9_]*|`[^`]+`)"
+_IDENTIFIER = r"(?:[A-Za-z_][A-Za-z0-9_]*|`[^`\x00-\x1f\x7f]+`)"
 _TABLE = re.compile(r"^%s(?:\.%s){0,2}$" % (_IDENTIFIER, _IDENTIFIER))
 
 

@@ -65,6 +65,7 @@ class Parameters(unittest.TestCase):
             "merge_keys": params(write_mode="merge"),
             "must be among id_columns": params(write_mode="merge", merge_keys="Email"),
             "input_table": params(input_table="a.b.c.d"),
+            "is not a table name": params(output_table="ml.`a\nb`"),
         }
         for needle, get in cases.items():
             with self.assertRaises(bs.ParameterError, msg=needle) as cm:
