@@ -150,3 +150,19 @@ func Converge[T any](ctx context.Context, find func(context.Context) (T, bool, e
 	}
 	return out, err
 }
+
+// CreateOnce makes a create request that Databricks refuses the second time
+// with RESOURCE_ALREADY_EXISTS (a registered model, an experiment): after an
+// ambiguous failure it asks again, and an "already exists" answer means the
+// object exists, whoever made it. created reports whether this call made it
+// (false when it is unknown: the object may be ours from a lost answer).
+func CreateOnce(ctx context.Context, create func(context.Context) error) (created bool, err error) {
+	err = create(ctx)
+	for try := 2; Ambiguous(err) && try <= ConvergeTries; try++ {
+		err = create(ctx)
+	}
+	if errors.Is(err, apierr.ErrResourceAlreadyExists) {
+		return false, nil
+	}
+	return err == nil, err
+}

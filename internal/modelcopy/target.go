@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/databricks/databricks-sdk-go/apierr"
 	"github.com/databricks/databricks-sdk-go/service/catalog"
 	"github.com/databricks/databricks-sdk-go/service/ml"
 	wsapi "github.com/databricks/databricks-sdk-go/service/workspace"
@@ -298,22 +297,21 @@ func (s *session) ensureModel(ctx context.Context) error {
 		return err
 	}
 	t := s.opts.Target
-	_, err = auth.Converge(ctx, func(ctx context.Context) (bool, bool, error) {
-		exists, err := s.targetModelExists(ctx)
-		return exists, exists, err
-	}, func(ctx context.Context) (bool, error) {
+	created, err := auth.CreateOnce(ctx, func(ctx context.Context) error {
 		var err error
 		if t.UC() {
 			_, err = s.tgt.ucModels.Create(ctx, catalog.CreateRegisteredModelRequest{CatalogName: t.Catalog, SchemaName: t.Schema, Name: t.Model})
 		} else {
 			_, err = s.tgt.registry.CreateModel(ctx, ml.CreateModelRequest{Name: t.Full})
 		}
-		return true, err
+		return err
 	})
-	if err != nil && !errors.Is(err, apierr.ErrResourceAlreadyExists) { // a concurrent step created it
+	if err != nil {
 		return fmt.Errorf("creating registered model %s in the target: %w", t.Full, err)
 	}
-	s.log.Info("Created registered model %s in %s.", t.Full, s.tgt.host)
+	if created {
+		s.log.Info("Created registered model %s in %s.", t.Full, s.tgt.host)
+	}
 	return nil
 }
 

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/databricks/databricks-sdk-go/apierr"
 	"github.com/databricks/databricks-sdk-go/service/catalog"
 	"github.com/databricks/databricks-sdk-go/service/ml"
 
@@ -35,17 +34,14 @@ func (s *step) register(ctx context.Context) (*result, error) {
 		if !notFound(err) {
 			return nil, fmt.Errorf("reading registered model %s: %w", name.Full, err)
 		}
-		_, err := s.ws.registry.CreateModel(ctx, ml.CreateModelRequest{Name: name.Full})
-		for try := 2; auth.Ambiguous(err) && try <= auth.ConvergeTries; try++ {
-			// It may exist now: asking again answers RESOURCE_ALREADY_EXISTS if so.
-			_, err = s.ws.registry.CreateModel(ctx, ml.CreateModelRequest{Name: name.Full})
-		}
-		switch {
-		case errors.Is(err, apierr.ErrResourceAlreadyExists):
-			// Created meanwhile by someone else: use it.
-		case err != nil:
+		created, err := auth.CreateOnce(ctx, func(ctx context.Context) error {
+			_, err := s.ws.registry.CreateModel(ctx, ml.CreateModelRequest{Name: name.Full})
+			return err
+		})
+		if err != nil {
 			return nil, fmt.Errorf("creating registered model %s: %w", name.Full, err)
-		default:
+		}
+		if created {
 			createdModel = true
 			s.log.Info("Created the registered model %s in the workspace model registry.", name.Full)
 		}

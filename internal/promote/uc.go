@@ -94,17 +94,14 @@ func (s *step) registerUC(ctx context.Context) (*result, error) {
 			return nil, fmt.Errorf("reading registered model %s: %w", name.Full, err)
 		}
 		req := catalog.CreateRegisteredModelRequest{CatalogName: name.Catalog, SchemaName: name.Schema, Name: name.Model}
-		_, err := s.ws.ucModels.Create(ctx, req)
-		for try := 2; auth.Ambiguous(err) && try <= auth.ConvergeTries; try++ {
-			// It may exist now: asking again answers RESOURCE_ALREADY_EXISTS if so.
-			_, err = s.ws.ucModels.Create(ctx, req)
-		}
-		switch {
-		case errors.Is(err, apierr.ErrResourceAlreadyExists):
-			// Created meanwhile by someone else: use it.
-		case err != nil:
+		created, err := auth.CreateOnce(ctx, func(ctx context.Context) error {
+			_, err := s.ws.ucModels.Create(ctx, req)
+			return err
+		})
+		if err != nil {
 			return nil, fmt.Errorf("creating registered model %s in Unity Catalog: %w", name.Full, err)
-		default:
+		}
+		if created {
 			createdModel = true
 			s.log.Info("Created the registered model %s in Unity Catalog.", name.Full)
 		}
