@@ -307,7 +307,7 @@ func (e *permanentError) Unwrap() error { return e.err }
 // copyFile streams one file: read the source once, hash it on the way,
 // write it, check it.
 func (c *Copier) copyFile(ctx context.Context, f File, creds fileCreds, report func(int64)) (Sum, error) {
-	w, err := c.writer(creds.dst)
+	w, err := c.writer(creds.dst, f.Size)
 	if err != nil {
 		return Sum{}, err
 	}

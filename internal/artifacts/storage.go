@@ -40,7 +40,9 @@ type writer interface {
 	write(ctx context.Context, r io.Reader, size int64, h *hasher) error
 }
 
-func (c *Copier) writer(cred Credential) (writer, error) {
+// writer returns the writer for a signed URL, refusing a file its storage
+// API cannot take before anything is read.
+func (c *Copier) writer(cred Credential, size int64) (writer, error) {
 	switch cred.Kind {
 	case AzureSAS:
 		bb, err := blockblob.NewClientWithNoCredential(cred.URL, &blockblob.ClientOptions{ClientOptions: c.azureOptions(cred.Headers)})
@@ -51,6 +53,9 @@ func (c *Copier) writer(cred Credential) (writer, error) {
 	case AzureADLSSAS:
 		return &blocks{c: c, t: &adlsBlocks{c: c, cred: cred}}, nil
 	case AWSPresigned, GCPSigned:
+		if size > maxSinglePut {
+			return nil, &permanentError{fmt.Errorf("%d bytes is more than one signed PUT can carry (5 GiB)", size)}
+		}
 		return &presignedPut{c: c, cred: cred}, nil
 	case "":
 		return nil, &permanentError{errors.New("the server gave no signed URL type")}
@@ -102,7 +107,7 @@ func (c *Copier) open(ctx context.Context, cred Credential, size int64) (io.Read
 		// stopped (a ranged GET with If-Match on the ETag).
 		return resp.NewRetryReader(ctx, &blob.RetryReaderOptions{MaxRetries: 5}), nil
 	case AzureADLSSAS, AWSPresigned, GCPSigned:
-		resp, err := c.do(ctx, http.MethodGet, cred.URL, cred.Headers, nil, -1)
+		resp, err := c.doAgain(ctx, http.MethodGet, cred.URL, cred.Headers, nil)
 		if err != nil {
 			return nil, fmt.Errorf("reading the source: %w", err)
 		}
@@ -138,6 +143,52 @@ func (c *Copier) do(ctx context.Context, method, rawURL string, headers map[stri
 	return resp, nil
 }
 
+// requestTries is how many times one storage request that has the same
+// effect when repeated (an ADLS create, an append at a position, a flush; a
+// read or a check) is sent before its file is tried again as a whole. The
+// Azure SDKs retry the same requests in their pipelines.
+const requestTries = 3
+
+// doAgain is do for such a request: sent again, with the body from its
+// start, after no answer or a 408, 429, 500, 502, 503 or 504. body nil:
+// no body.
+func (c *Copier) doAgain(ctx context.Context, method, rawURL string, headers map[string]string, body []byte) (*http.Response, error) {
+	for try := 1; ; try++ {
+		var r io.Reader
+		length := int64(-1)
+		if body != nil {
+			r, length = bytes.NewReader(body), int64(len(body))
+		}
+		resp, err := c.do(ctx, method, rawURL, headers, r, length)
+		if try >= requestTries || ctx.Err() != nil || !transient(resp, err) {
+			return resp, err
+		}
+		if resp != nil {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+			_ = resp.Body.Close()
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(c.opts.Backoff(try + 1)):
+		}
+	}
+}
+
+// transient reports a failure that the same request may not meet again.
+func transient(resp *http.Response, err error) bool {
+	if err != nil {
+		var perm *permanentError
+		return !errors.As(err, &perm)
+	}
+	switch resp.StatusCode {
+	case http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
+		http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
 func statusError(what string, resp *http.Response) error {
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
@@ -166,7 +217,7 @@ func (c *Copier) verify(ctx context.Context, cred Credential, sum Sum) error {
 			headers[k] = v
 		}
 	}
-	resp, err := c.do(ctx, method, cred.URL, headers, nil, -1)
+	resp, err := c.doAgain(ctx, method, cred.URL, headers, nil)
 	if err != nil {
 		return fmt.Errorf("checking the written file: %w", err)
 	}
@@ -199,8 +250,11 @@ func (c *Copier) verify(ctx context.Context, cred Credential, sum Sum) error {
 			return fmt.Errorf("the written file's MD5 is %s, expected %s", got, want)
 		}
 	case AWSPresigned:
+		// The ETag of a single-part upload is the MD5 of the object, except
+		// under SSE-KMS and SSE-C encryption
+		// (https://docs.aws.amazon.com/AmazonS3/latest/API/API_Object.html).
 		etag := strings.Trim(resp.Header.Get("ETag"), `"`)
-		if isHexMD5(etag) && etag != hex.EncodeToString(sum.MD5) {
+		if isHexMD5(etag) && !s3EncryptedETag(resp.Header) && etag != hex.EncodeToString(sum.MD5) {
 			return fmt.Errorf("the written file's ETag is %s, expected the MD5 %s", etag, hex.EncodeToString(sum.MD5))
 		}
 	case GCPSigned:
@@ -209,6 +263,12 @@ func (c *Copier) verify(ctx context.Context, cred Credential, sum Sum) error {
 		}
 	}
 	return nil
+}
+
+// s3EncryptedETag reports whether S3 answered for an object whose ETag is
+// not its MD5: encrypted with a KMS key or a customer-provided key.
+func s3EncryptedETag(h http.Header) bool {
+	return strings.HasPrefix(h.Get("X-Amz-Server-Side-Encryption"), "aws:kms") || h.Get("X-Amz-Server-Side-Encryption-Customer-Algorithm") != ""
 }
 
 func isHexMD5(s string) bool {
@@ -378,6 +438,9 @@ func (a *azureBlocks) commit(ctx context.Context, n int, _ int64, sum []byte) er
 // create the file, append each block at its position with a transactional
 // Content-MD5, flush at the total length with the file's MD5
 // (https://learn.microsoft.com/rest/api/storageservices/datalakestoragegen2/path/update).
+// Repeating a create (before any append), an append at the same position or
+// a flush has the same effect, so each is sent again after a transient
+// failure (doAgain) before the file is tried again as a whole.
 type adlsBlocks struct {
 	c    *Copier
 	cred Credential
@@ -395,7 +458,10 @@ func (a *adlsBlocks) call(ctx context.Context, method, query string, headers map
 	if strings.Contains(a.cred.URL, "?") {
 		sep = "&"
 	}
-	resp, err := a.c.do(ctx, method, a.cred.URL+sep+query, h, bytes.NewReader(body), int64(len(body)))
+	if body == nil {
+		body = []byte{} // a request with an empty body (Content-Length: 0)
+	}
+	resp, err := a.c.doAgain(ctx, method, a.cred.URL+sep+query, h, body)
 	if err != nil {
 		return err
 	}
@@ -440,10 +506,7 @@ type presignedPut struct {
 	cred Credential
 }
 
-func (p *presignedPut) write(ctx context.Context, r io.Reader, size int64, h *hasher) error {
-	if size > maxSinglePut {
-		return &permanentError{fmt.Errorf("%d bytes is more than one signed PUT can carry (5 GiB)", size)}
-	}
+func (p *presignedPut) write(ctx context.Context, r io.Reader, size int64, _ *hasher) error {
 	counted := &countingReader{r: r}
 	resp, err := p.c.do(ctx, http.MethodPut, p.cred.URL, p.cred.Headers, io.NopCloser(counted), size)
 	if err != nil {

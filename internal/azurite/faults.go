@@ -79,6 +79,14 @@ func (p *FaultProxy) pick() int {
 	return 1 + p.rng.IntN(3)
 }
 
+// SetRate changes the share of requests that fail from now on (e.g. 0 while
+// a test seeds its data, then the rate under test).
+func (p *FaultProxy) SetRate(rate float64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rate = rate
+}
+
 // Injected is how many requests were failed; Served how many arrived.
 func (p *FaultProxy) Injected() int64 { return p.injected.Load() }
 

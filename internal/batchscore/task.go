@@ -152,13 +152,18 @@ func (d Deps) run(ctx context.Context, env agent.Env, log *agent.Log, c *client.
 	log.Progress(20, "job ready")
 
 	log.Section("Run")
-	token := idempotency.Token(env, log, "score")
-	log.Debug("idempotency token %s", token)
-	started, err := jobsAPI.RunNow(ctx, jobs.RunNow{JobId: id, JobParameters: o.Params(), IdempotencyToken: token})
+	runID, err := idempotency.Start(ctx, env, log, "score", jobsAPI, func(ctx context.Context, token string) (int64, error) {
+		log.Debug("idempotency token %s", token)
+		started, err := jobsAPI.RunNow(ctx, jobs.RunNow{JobId: id, JobParameters: o.Params(), IdempotencyToken: token})
+		if err != nil {
+			return 0, fmt.Errorf("starting the job %q (%d): %w", o.JobName, id, err)
+		}
+		return started.RunId, nil
+	})
 	if err != nil {
-		return fmt.Errorf("starting the job %q (%d): %w", o.JobName, id, err)
+		return err
 	}
-	res.runID = started.RunId
+	res.runID = runID
 	res.runURL = fmt.Sprintf("%s/jobs/%d/runs/%d", host, id, res.runID)
 	log.SetOutput("runId", strconv.FormatInt(res.runID, 10))
 	waiter := runwait.Waiter{

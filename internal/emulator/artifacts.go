@@ -16,9 +16,11 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
+	"golang.org/x/sync/errgroup"
 )
 
 // artifactStore holds the bytes behind MLflow run artifacts, workspace
@@ -27,6 +29,9 @@ import (
 type artifactStore interface {
 	put(ctx context.Context, key string, data []byte) error
 	get(ctx context.Context, key string) ([]byte, error)
+	// copy copies one file inside the store without passing its bytes
+	// through the emulator (a server-side copy where the store has one).
+	copy(ctx context.Context, from, to string) error
 	// list returns every file under prefix (recursively), keys relative to
 	// nothing (full keys), sorted.
 	list(ctx context.Context, prefix string) ([]storedFile, error)
@@ -49,14 +54,15 @@ func copyPrefix(ctx context.Context, s artifactStore, from, to string) (int, err
 	if err != nil {
 		return 0, err
 	}
+	// Databricks copies server-side, in the background; the emulator copies
+	// inside the request, a few files at a time, with the store's own copy.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
 	for _, f := range files {
-		data, err := s.get(ctx, f.key)
-		if err != nil {
-			return 0, err
-		}
-		if err := s.put(ctx, to+strings.TrimPrefix(f.key, from), data); err != nil {
-			return 0, err
-		}
+		g.Go(func() error { return s.copy(gctx, f.key, to+strings.TrimPrefix(f.key, from)) })
+	}
+	if err := g.Wait(); err != nil {
+		return 0, err
 	}
 	return len(files), nil
 }
@@ -84,6 +90,14 @@ func (m *memStore) get(_ context.Context, key string) ([]byte, error) {
 		return nil, fmt.Errorf("artifact %s not found", key)
 	}
 	return slices.Clone(d), nil
+}
+
+func (m *memStore) copy(ctx context.Context, from, to string) error {
+	data, err := m.get(ctx, from)
+	if err != nil {
+		return err
+	}
+	return m.put(ctx, to, data)
 }
 
 func (m *memStore) list(_ context.Context, prefix string) ([]storedFile, error) {
@@ -147,6 +161,33 @@ func (b *blobStore) get(ctx context.Context, key string) ([]byte, error) {
 	}
 	defer resp.Body.Close()
 	return io.ReadAll(resp.Body)
+}
+
+// copy is Copy Blob within the account, authorized by the account key; the
+// blob service (Azurite) copies without the bytes leaving it.
+func (b *blobStore) copy(ctx context.Context, from, to string) error {
+	dst := b.client.NewBlobClient(to)
+	resp, err := dst.StartCopyFromURL(ctx, b.client.NewBlobClient(from).URL(), nil)
+	if err != nil {
+		return fmt.Errorf("copy %s to %s: %w", from, to, err)
+	}
+	status := resp.CopyStatus
+	for status != nil && *status == blob.CopyStatusTypePending {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		props, err := dst.GetProperties(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("copy %s to %s: %w", from, to, err)
+		}
+		status = props.CopyStatus
+	}
+	if status != nil && *status != blob.CopyStatusTypeSuccess {
+		return fmt.Errorf("copy %s to %s: copy status %s", from, to, *status)
+	}
+	return nil
 }
 
 func (b *blobStore) list(ctx context.Context, prefix string) ([]storedFile, error) {

@@ -343,8 +343,22 @@ func (ws *Workspace) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(sw, errorf(http.StatusNotFound, "ENDPOINT_NOT_FOUND", "No API found for '%s %s'", r.Method, r.URL.Path))
 		return
 	}
+	if rec.Fault == Fault500AfterCommit {
+		// The work is done; the answer is lost and replaced by a 500.
+		ws.mux.ServeHTTP(&discardWriter{header: http.Header{}}, r)
+		writeError(sw, errorf(http.StatusInternalServerError, "INTERNAL_ERROR", "Internal error (injected by the emulator after the request was carried out)."))
+		return
+	}
 	ws.mux.ServeHTTP(sw, r)
 }
+
+// discardWriter is a ResponseWriter that drops the answer
+// (Fault500AfterCommit).
+type discardWriter struct{ header http.Header }
+
+func (d *discardWriter) Header() http.Header         { return d.header }
+func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discardWriter) WriteHeader(int)             {}
 
 type recordKey struct{}
 

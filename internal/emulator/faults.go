@@ -25,6 +25,12 @@ const (
 	// FaultLatency delays the request by the rule's Latency (real time) and
 	// then serves it normally.
 	FaultLatency FaultKind = "latency"
+	// Fault500AfterCommit serves the request (its effect is committed) and
+	// then answers 500 INTERNAL_ERROR in place of the real answer: the
+	// ambiguous failure a client cannot tell from one that changed nothing,
+	// which Databricks produces when its front end times out on a back end
+	// that finishes the work.
+	Fault500AfterCommit FaultKind = "500-after-commit"
 )
 
 // FaultPlan is a seeded, reproducible fault schedule: for the same Seed and
@@ -111,6 +117,8 @@ func (ws *Workspace) injectFault(w *statusWriter, r *http.Request) (kind FaultKi
 		case <-r.Context().Done():
 		}
 		return kind, false
+	case Fault500AfterCommit:
+		return kind, false // ServeHTTP serves it and replaces the answer
 	case Fault429:
 		writeError(w, errorf(http.StatusTooManyRequests, "REQUEST_LIMIT_EXCEEDED", "Too many requests. Please wait a moment and try again."))
 	case Fault429RetryAfter:

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/databricks/databricks-sdk-go/apierr"
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -15,7 +16,10 @@ import (
 // statuses sends n plain GETs and returns what came back (0 = connection dropped).
 func statuses(t *testing.T, ws *emulator.Workspace, n int) []int {
 	t.Helper()
-	hc := &http.Client{Timeout: 5 * time.Second}
+	// A new connection per request: net/http silently resends a GET whose
+	// reused keep-alive connection was dropped, which would turn a seeded
+	// drop into the next request's answer, depending on timing.
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	var out []int
 	for range n {
 		req, _ := http.NewRequest(http.MethodGet, ws.URL()+"/api/2.2/jobs/list", nil)
@@ -84,4 +88,24 @@ func TestSDKRetriesInjected429And503(t *testing.T) {
 	all, err := api.ListAll(ctx(t), jobs.ListJobsRequest{})
 	require.NoError(t, err)
 	assert.Len(t, all, 1, "the rejected attempt created nothing")
+}
+
+func TestFault500AfterCommitCarriesTheRequestOut(t *testing.T) {
+	ws, _ := start(t, emulator.Options{})
+	ws.SetFaults(emulator.FaultPlan{Seed: 1, Rules: []emulator.FaultRule{
+		{Prefix: "/api/2.2/jobs/create", Rate: 1, Kinds: []emulator.FaultKind{emulator.Fault500AfterCommit}, Limit: 1},
+	}})
+	api := jobs.NewJobs(sdk(t, ws))
+	_, err := api.Create(ctx(t), jobs.CreateJob{Name: "made"})
+	var ae *apierr.APIError
+	require.ErrorAs(t, err, &ae, "the client sees a failure")
+	assert.Equal(t, http.StatusInternalServerError, ae.StatusCode)
+	all, err := api.ListAll(ctx(t), jobs.ListJobsRequest{})
+	require.NoError(t, err)
+	require.Len(t, all, 1, "the job was created all the same")
+	assert.Equal(t, "made", all[0].Settings.Name)
+	reqs := ws.RequestsTo(http.MethodPost, "/api/2.2/jobs/create")
+	require.Len(t, reqs, 1)
+	assert.Equal(t, emulator.Fault500AfterCommit, reqs[0].Fault)
+	assert.Equal(t, http.StatusInternalServerError, reqs[0].Status)
 }

@@ -53,7 +53,7 @@ func (ws *Workspace) ucVersion(fullName, version string) (*ucVersion, *apiError)
 		return nil, aerr
 	}
 	n, err := strconv.Atoi(version)
-	if err != nil || n < 1 || n > len(m.versions) {
+	if err != nil || n < 1 || n > len(m.versions) || m.versions[n-1] == nil {
 		return nil, notFound("Model version %s of '%s' does not exist.", version, fullName)
 	}
 	return m.versions[n-1], nil
@@ -114,9 +114,27 @@ func (ws *Workspace) ucRoutes() {
 		}
 		resp := &catalog.ListModelVersionsResponse{}
 		for i := len(m.versions) - 1; i >= 0; i-- {
-			resp.ModelVersions = append(resp.ModelVersions, *m.versionView(m.versions[i]))
+			if m.versions[i] != nil {
+				resp.ModelVersions = append(resp.ModelVersions, *m.versionView(m.versions[i]))
+			}
 		}
 		return resp, nil
+	})
+	// Deleting a version also removes the aliases that point at it; its
+	// number is never reused (the slot stays nil).
+	handle(ws, "DELETE /api/2.1/unity-catalog/models/{full_name}/versions/{version}", func(r *http.Request, req *catalog.DeleteModelVersionRequest) (any, *apiError) {
+		v, aerr := ws.ucVersion(r.PathValue("full_name"), r.PathValue("version"))
+		if aerr != nil {
+			return nil, aerr
+		}
+		m, _ := ws.ucModel(r.PathValue("full_name"))
+		for alias, n := range m.aliases {
+			if n == v.info.Version {
+				delete(m.aliases, alias)
+			}
+		}
+		m.versions[v.info.Version-1] = nil
+		return nil, nil
 	})
 	handle(ws, "GET /api/2.1/unity-catalog/models/{full_name}/versions/{version}", func(r *http.Request, req *catalog.GetModelVersionRequest) (any, *apiError) {
 		v, aerr := ws.ucVersion(r.PathValue("full_name"), r.PathValue("version"))
@@ -146,7 +164,7 @@ func (ws *Workspace) ucRoutes() {
 		if req.Alias != "" && req.Alias != alias {
 			return nil, invalidParam("The alias in the body (%s) differs from the path (%s).", req.Alias, alias)
 		}
-		if req.VersionNum < 1 || req.VersionNum > len(m.versions) {
+		if req.VersionNum < 1 || req.VersionNum > len(m.versions) || m.versions[req.VersionNum-1] == nil {
 			return nil, notFound("Model version %d of '%s' does not exist.", req.VersionNum, m.info.FullName)
 		}
 		if _, err := strconv.Atoi(alias); err == nil || strings.EqualFold(alias, "latest") {
@@ -367,7 +385,9 @@ func (ws *Workspace) UCModelVersions(fullName string) []catalog.ModelVersionInfo
 	ws.do(func() {
 		if m, ok := ws.uc.models[strings.ToLower(fullName)]; ok {
 			for _, v := range m.versions {
-				out = append(out, *m.versionView(v))
+				if v != nil {
+					out = append(out, *m.versionView(v))
+				}
 			}
 		}
 	})

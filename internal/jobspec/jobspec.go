@@ -244,7 +244,10 @@ func jsonError(data []byte, dec *json.Decoder, err error) error {
 	if errors.As(err, &se) {
 		off = se.Offset
 	}
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+	// Go up to 1.26 reports a cut-off document as io.ErrUnexpectedEOF; later
+	// releases as a SyntaxError at the end of the input.
+	atEnd := se != nil && int(se.Offset) >= len(bytes.TrimRight(data, " \t\r\n"))
+	if atEnd || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		return errors.New("the JSON ends too early (a missing '}' or ']'?)")
 	}
 	line := 1 + bytes.Count(data[:min(int(off), len(data))], []byte("\n"))

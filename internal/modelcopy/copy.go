@@ -49,7 +49,9 @@ type Deps struct {
 	// Transfer tunes the file transfer (block size, files in parallel,
 	// retries); HTTPClient, Files and Progress are filled in by Run.
 	Transfer artifacts.Options
-	// Poll is the pause between readings of a version's status (default 2 s).
+	// Poll is the first pause between readings of a version's status
+	// (default 250 ms); it doubles up to 10 s, as registrations take seconds
+	// to minutes (the register command waits the same way).
 	Poll time.Duration
 }
 
@@ -69,6 +71,7 @@ type Outcome struct {
 	BytesCopied            int64
 	Digest                 string
 	Reused                 bool // an existing target version was reused
+	Concurrent             bool // a concurrent copy made the version first (twins.go)
 	SameMetastore          bool // Unity Catalog within one metastore: nothing moved
 	Resumed                bool // a half-made run of an earlier attempt was finished
 	DryRun                 bool
@@ -93,6 +96,7 @@ type session struct {
 	src, tgt *workspace
 	copier   *artifacts.Copier
 	poll     time.Duration
+	digest   string // the source's content digest, once read (sourceDigest)
 }
 
 // Run copies a model version as Options say, writes the task's outputs and
@@ -116,7 +120,7 @@ func Run(ctx context.Context, o Options, d Deps, log *agent.Log) (Outcome, error
 	}
 	s := &session{opts: o, deps: d, log: log, src: newWorkspace(srcC), tgt: newWorkspace(tgtC), poll: d.Poll}
 	if s.poll <= 0 {
-		s.poll = 2 * time.Second
+		s.poll = 250 * time.Millisecond
 	}
 	s.copier = artifacts.New(s.transferOptions())
 	out, err := s.run(ctx)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -399,4 +400,37 @@ func (b *syncBuf) String() string {
 	b.mu <- struct{}{}
 	defer func() { <-b.mu }()
 	return b.buf.String()
+}
+
+// TestConcurrentCopiesSettleOnOneVersion runs two copies of one source
+// version at the same time in this process (so that -race sees them), to a
+// workspace registry and to a Unity Catalog target: both end on one version.
+func TestConcurrentCopiesSettleOnOneVersion(t *testing.T) {
+	w := newWorld(t)
+	ctx := ctxFor(t, 90*time.Second)
+	w.registerSource(t, ctx, "churn", churn(t))
+	for _, target := range []string{"churn", "prod.ml.churn"} {
+		in := map[string]string{"modelName": "churn", "modelVersion": "1", "targetModelName": target}
+		results := make([]result, 2)
+		var wg sync.WaitGroup
+		for i := range results {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				results[i] = w.copy(t, ctx, w.deps(nil), in)
+			}()
+		}
+		wg.Wait()
+		for _, r := range results {
+			require.NoError(t, r.err, r.stdout)
+		}
+		assert.Equal(t, results[0].out.TargetVersion, results[1].out.TargetVersion, target)
+		assert.Equal(t, results[0].out.TargetRunID, results[1].out.TargetRunID, target)
+		if target == "churn" {
+			assert.Len(t, registryVersions(t, ctx, w.prdC, target), 1)
+		} else {
+			assert.Len(t, w.prd.UCModelVersions(target), 1)
+		}
+		t.Logf("%s: version %d, settled by the lower-version rule: %v", target, results[0].out.TargetVersion, results[0].out.Concurrent || results[1].out.Concurrent)
+	}
 }

@@ -39,6 +39,8 @@ func Summary(o Outcome) string {
 	switch {
 	case o.SameMetastore:
 		fmt.Fprintf(&b, "Source and target share one Unity Catalog metastore: no bytes moved.\n\n")
+	case o.Concurrent:
+		fmt.Fprintf(&b, "A concurrent copy of the same source version made version %d first: this copy's own version was removed and version %d is used.\n\n", o.TargetVersion, o.TargetVersion)
 	case o.Reused:
 		fmt.Fprintf(&b, "The target already had this source version with the same content: version %d was reused, nothing copied.\n\n", o.TargetVersion)
 	case o.Resumed:

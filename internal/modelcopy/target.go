@@ -30,7 +30,8 @@ const (
 	tagSourceRunID       = "brickops.source_run_id"
 	tagSourceRunURL      = "brickops.source_run_url"
 	tagDigest            = "brickops.content_digest"
-	tagCopyStatus        = "brickops.copy_status" // run only: copying, complete, failed
+	tagCopyStatus        = "brickops.copy_status" // run only: copying, complete, failed, superseded
+	tagSupersededBy      = "brickops.superseded_by"
 	tagAction            = "brickops.action"
 )
 
@@ -170,7 +171,8 @@ func runTags(r *ml.Run) map[string]string {
 func tagOf(r *ml.Run, key string) string { return runTags(r)[key] }
 
 // tryReuse reuses a target version whose lineage names this source version
-// and whose digest equals the source's (computed by reading the source).
+// and whose digest equals the source's (computed by reading the source); of
+// several, the lowest number, as concurrent copies settle (twins.go).
 func (s *session) tryReuse(ctx context.Context, sv *sourceVersion, existing []candidate, out Outcome) (Outcome, bool, error) {
 	var usable []candidate
 	for _, c := range existing {
@@ -182,12 +184,13 @@ func (s *session) tryReuse(ctx context.Context, sv *sourceVersion, existing []ca
 	if len(usable) == 0 {
 		return out, false, nil
 	}
+	sort.SliceStable(usable, func(i, j int) bool { return usable[i].version < usable[j].version })
 	s.log.Info("Version %d of %s in the target was copied from this source version; reading the source to compare content digests.", usable[0].version, s.opts.Target.Full)
-	m, err := s.copier.Hash(ctx, sv.files, sv.read)
+	digest, err := s.sourceDigest(ctx, sv)
 	if err != nil {
-		return out, false, fmt.Errorf("reading the source to compute its digest: %w", err)
+		return out, false, err
 	}
-	out.Digest = m.Digest()
+	out.Digest = digest
 	for _, c := range usable {
 		if c.digest != out.Digest {
 			continue
@@ -236,7 +239,7 @@ func (s *session) plan(ctx context.Context, sv *sourceVersion, existing []candid
 	s.log.Info("  experiment %s: %s", o.Experiment, existsWord(expErr == nil, "exists", "would be created"))
 	resume := ""
 	for _, c := range existing {
-		if c.version == 0 && c.run != nil && c.run.Info != nil && c.run.Info.Status != ml.RunInfoStatusFinished {
+		if c.version == 0 && c.run != nil && c.run.Info != nil && c.run.Info.Status != ml.RunInfoStatusFinished && tagOf(c.run, tagCopyStatus) != statusSuperseded {
 			resume = c.runID
 		}
 	}
@@ -326,21 +329,23 @@ func (s *session) ensureExperiment(ctx context.Context) (string, error) {
 	if err := wsapi.NewWorkspace(s.tgt.c).Mkdirs(ctx, wsapi.Mkdirs{Path: path.Dir(s.opts.Experiment)}); err != nil {
 		return "", fmt.Errorf("creating folder %s in the target: %w", path.Dir(s.opts.Experiment), err)
 	}
-	id, err := auth.Converge(ctx, func(ctx context.Context) (string, bool, error) {
-		got, err := s.tgt.exps.GetByName(ctx, ml.GetByNameRequest{ExperimentName: s.opts.Experiment})
-		if err != nil {
-			return "", false, err
-		}
-		return got.Experiment.ExperimentId, true, nil
-	}, func(ctx context.Context) (string, error) {
-		created, err := s.tgt.exps.CreateExperiment(ctx, ml.CreateExperiment{Name: s.opts.Experiment})
-		if err != nil {
-			return "", err
-		}
-		return created.ExperimentId, nil
+	// CreateOnce: a concurrent copy may create the experiment first (then
+	// the create answers RESOURCE_ALREADY_EXISTS), and an ambiguous failure
+	// is repeated; either way the experiment is read back by name.
+	created, err := auth.CreateOnce(ctx, func(ctx context.Context) error {
+		_, err := s.tgt.exps.CreateExperiment(ctx, ml.CreateExperiment{Name: s.opts.Experiment})
+		return err
 	})
 	if err != nil {
 		return "", fmt.Errorf("creating experiment %s in the target: %w", s.opts.Experiment, err)
+	}
+	got, err = s.tgt.exps.GetByName(ctx, ml.GetByNameRequest{ExperimentName: s.opts.Experiment})
+	if err != nil {
+		return "", fmt.Errorf("reading experiment %s in the target: %w", s.opts.Experiment, err)
+	}
+	id := got.Experiment.ExperimentId
+	if !created {
+		return id, nil
 	}
 	s.log.Info("Created experiment %s in %s.", s.opts.Experiment, s.tgt.host)
 	return id, nil
@@ -376,7 +381,7 @@ func (s *session) targetRun(ctx context.Context, sv *sourceVersion, existing []c
 		if c.run == nil || c.run.Info == nil || c.run.Info.Status == ml.RunInfoStatusFinished {
 			continue
 		}
-		if c.version > 0 && c.status == "READY" {
+		if (c.version > 0 && c.status == "READY") || tagOf(c.run, tagCopyStatus) == statusSuperseded {
 			continue
 		}
 		info := c.run.Info
@@ -394,15 +399,23 @@ func (s *session) targetRun(ctx context.Context, sv *sourceVersion, existing []c
 	for _, kv := range s.lineage(sv) {
 		tags = append(tags, ml.RunTag{Key: kv.Key, Value: kv.Value})
 	}
+	known := map[string]bool{}
+	for _, c := range existing {
+		known[c.runID] = true
+	}
 	info, err := auth.Converge(ctx, func(ctx context.Context) (*ml.RunInfo, bool, error) {
-		// A run this attempt created although no answer said so: copying,
-		// from the same source run.
-		runs, err := s.tgt.exps.SearchRunsAll(ctx, ml.SearchRuns{ExperimentIds: []string{expID},
-			Filter: fmt.Sprintf("tags.`%s` = 'copying' and tags.`%s` = '%s'", tagCopyStatus, tagSourceRunID, sv.runID)})
-		if err != nil || len(runs) == 0 {
+		// A run this attempt created although no answer said so: a run of
+		// this source version, copying, that was not there before.
+		runs, err := s.lineageRuns(ctx, sv)
+		if err != nil {
 			return nil, false, err
 		}
-		return runs[0].Info, true, nil
+		for id, r := range runs {
+			if !known[id] && tagOf(r, tagCopyStatus) == "copying" {
+				return r.Info, true, nil
+			}
+		}
+		return nil, false, nil
 	}, func(ctx context.Context) (*ml.RunInfo, error) {
 		created, err := s.tgt.exps.CreateRun(ctx, ml.CreateRun{ExperimentId: expID, RunName: name, StartTime: time.Now().UnixMilli(), Tags: tags})
 		if err != nil {
@@ -443,6 +456,19 @@ func (s *session) logRunData(ctx context.Context, sv *sourceVersion, runID strin
 	return nil
 }
 
+// attempt is the target state one copy works on: the run (its own, a resumed
+// one, or a concurrent copy's it joined) and the version.
+type attempt struct {
+	run      *ml.RunInfo
+	version  int
+	ucOwned  int  // a Unity Catalog version this copy created and has not finalized
+	joined   bool // run belongs to a concurrent copy (see twins.go)
+	adopted  bool // the version was made by another copy
+	manifest artifacts.Manifest
+	digest   string
+	finished bool
+}
+
 // copy makes the target version: run, files, registration, READY.
 func (s *session) copy(ctx context.Context, sv *sourceVersion, existing []candidate, out Outcome) (Outcome, error) {
 	expID, err := s.ensureExperiment(ctx)
@@ -453,48 +479,51 @@ func (s *session) copy(ctx context.Context, sv *sourceVersion, existing []candid
 	if err != nil {
 		return out, err
 	}
-	out.Resumed, out.TargetRunID, out.TargetExperimentID = resumed, run.RunId, run.ExperimentId
-	out.TargetRunURL = s.tgt.runURL(run.ExperimentId, run.RunId)
-	ucVersion := 0
-	finished := false
+	a := &attempt{run: run}
+	out.Resumed = resumed
 	defer func() {
-		if !finished {
-			s.markFailed(run.RunId, ucVersion)
+		if !a.finished {
+			s.markFailed(a)
 		}
 	}()
 	if err := s.ensureModel(ctx); err != nil {
-		return out, err
+		return s.outcome(out, sv, a), err
 	}
-	var m artifacts.Manifest
 	if s.opts.Target.UC() {
-		ucVersion, m, err = s.copyToUC(ctx, sv, existing, run)
+		err = s.copyToUC(ctx, sv, existing, a)
 	} else {
-		m, err = s.copyToRun(ctx, sv, run)
+		err = s.copyToRegistry(ctx, sv, a)
 	}
 	if err != nil {
-		return out, err
+		return s.outcome(out, sv, a), err
 	}
-	out.FilesCopied, out.BytesCopied, out.Digest = len(m.Files), m.Bytes, m.Digest()
-	out.Lineage = append(s.lineage(sv), agent.KeyValue{Key: tagDigest, Value: out.Digest})
-	if s.opts.Target.UC() {
-		out.TargetVersion = ucVersion
-	} else {
-		v, err := s.register(ctx, sv, run, out.Lineage)
-		if err != nil {
-			return out, err
-		}
-		out.TargetVersion = v
+	if err := s.waitReady(ctx, a.version); err != nil {
+		return s.outcome(out, sv, a), err
 	}
-	if err := s.waitReady(ctx, out.TargetVersion); err != nil {
-		return out, err
+	if _, err := s.tgt.exps.UpdateRun(ctx, ml.UpdateRun{RunId: a.run.RunId, Status: ml.UpdateRunStatusFinished, EndTime: time.Now().UnixMilli()}); err != nil {
+		return s.outcome(out, sv, a), fmt.Errorf("finishing run %s: %w", a.run.RunId, err)
 	}
-	if _, err := s.tgt.exps.UpdateRun(ctx, ml.UpdateRun{RunId: run.RunId, Status: ml.UpdateRunStatusFinished, EndTime: time.Now().UnixMilli()}); err != nil {
-		return out, fmt.Errorf("finishing run %s: %w", run.RunId, err)
-	}
-	finished = true
-	out.TargetURL = s.tgt.versionURL(s.opts.Target, out.TargetVersion)
+	a.finished = true
+	out = s.outcome(out, sv, a)
 	s.log.Info("Version %d of %s is READY in %s: %s", out.TargetVersion, s.opts.Target.Full, s.tgt.host, out.TargetURL)
 	return out, nil
+}
+
+// outcome is what the attempt made, for the outputs and the summary.
+func (s *session) outcome(out Outcome, sv *sourceVersion, a *attempt) Outcome {
+	out.TargetRunID, out.TargetExperimentID = a.run.RunId, a.run.ExperimentId
+	out.TargetRunURL = s.tgt.runURL(a.run.ExperimentId, a.run.RunId)
+	out.FilesCopied, out.BytesCopied = len(a.manifest.Files), a.manifest.Bytes
+	out.Reused, out.Concurrent = a.adopted, a.adopted
+	if a.digest != "" {
+		out.Digest = a.digest
+		out.Lineage = append(s.lineage(sv), agent.KeyValue{Key: tagDigest, Value: a.digest})
+	}
+	if a.version > 0 {
+		out.TargetVersion = a.version
+		out.TargetURL = s.tgt.versionURL(s.opts.Target, a.version)
+	}
+	return out
 }
 
 // artifactDir is the folder of the target run that receives the model.
@@ -503,6 +532,22 @@ func (sv *sourceVersion) artifactDir() string {
 		return sv.artPath
 	}
 	return "model"
+}
+
+// copyToRegistry copies the files into the run, registers a version from
+// them and settles a race with a concurrent copy (twins.go).
+func (s *session) copyToRegistry(ctx context.Context, sv *sourceVersion, a *attempt) error {
+	m, err := s.copyToRun(ctx, sv, a.run)
+	if err != nil {
+		return err
+	}
+	a.manifest, a.digest = m, m.Digest()
+	v, err := s.register(ctx, sv, a.run, append(s.lineage(sv), agent.KeyValue{Key: tagDigest, Value: a.digest}))
+	if err != nil {
+		return err
+	}
+	a.version = v
+	return s.settleRegistry(ctx, sv, a)
 }
 
 func (s *session) copyToRun(ctx context.Context, sv *sourceVersion, run *ml.RunInfo) (artifacts.Manifest, error) {
@@ -531,12 +576,17 @@ func (s *session) register(ctx context.Context, sv *sourceVersion, run *ml.RunIn
 	}
 	v, err := auth.Converge(ctx, func(ctx context.Context) (int, bool, error) {
 		// A version this attempt registered although no answer said so.
-		found, err := s.tgt.registry.SearchModelVersionsAll(ctx, ml.SearchModelVersionsRequest{
-			Filter: fmt.Sprintf("name='%s' and run_id='%s'", s.opts.Target.Full, run.RunId)})
-		if err != nil || len(found) == 0 {
+		// (The workspace registry's search takes one condition: the run.)
+		found, err := s.tgt.registry.SearchModelVersionsAll(ctx, ml.SearchModelVersionsRequest{Filter: "run_id=" + quote(run.RunId)})
+		if err != nil {
 			return 0, false, err
 		}
-		return atoi(found[0].Version), true, nil
+		for _, mv := range found {
+			if mv.Name == s.opts.Target.Full {
+				return atoi(mv.Version), true, nil
+			}
+		}
+		return 0, false, nil
 	}, func(ctx context.Context) (int, error) {
 		resp, err := s.tgt.registry.CreateModelVersion(ctx, ml.CreateModelVersionRequest{
 			Name: s.opts.Target.Full, Source: strings.TrimSuffix(run.ArtifactUri, "/") + "/" + sv.artifactDir(), RunId: run.RunId,
@@ -556,46 +606,24 @@ func (s *session) register(ctx context.Context, sv *sourceVersion, run *ml.RunIn
 }
 
 // copyToUC creates (or, for a resumed run, reuses) a Unity Catalog version,
-// uploads the files to its storage location and finalizes it.
-func (s *session) copyToUC(ctx context.Context, sv *sourceVersion, existing []candidate, run *ml.RunInfo) (int, artifacts.Manifest, error) {
-	name := s.opts.Target
-	var mv ucModelVersion
-	for _, c := range existing {
-		if c.runID == run.RunId && c.version > 0 && c.status == "PENDING_REGISTRATION" {
-			got, err := s.tgt.ucGet(ctx, name, c.version)
-			if err != nil {
-				return 0, artifacts.Manifest{}, err
-			}
-			mv = ucModelVersion{Version: strconv.Itoa(got.Version), StorageLocation: got.StorageLocation, Status: string(got.Status)}
-			s.log.Info("Resuming version %d of %s, which an earlier attempt created and did not finalize.", got.Version, name.Full)
-		}
+// settles a race with a concurrent copy (twins.go), uploads the files to the
+// version's storage location and finalizes it.
+func (s *session) copyToUC(ctx context.Context, sv *sourceVersion, existing []candidate, a *attempt) error {
+	mv, err := s.ucTargetVersion(ctx, sv, existing, a.run)
+	if err != nil {
+		return err
 	}
-	if mv.Version == "" {
-		var tags []ucTag
-		for _, kv := range s.lineage(sv) {
-			tags = append(tags, ucTag{Key: kv.Key, Value: kv.Value})
-		}
-		var resp ucVersionResponse
-		err := s.tgt.c.Do(ctx, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/create", nil, nil, ucCreateRequest{
-			Name: name.Full, Source: strings.TrimSuffix(run.ArtifactUri, "/") + "/" + sv.artifactDir(), RunID: run.RunId, Tags: tags,
-			Description: fmt.Sprintf("Copied from %s version %d in %s.", sv.name.Full, sv.number, s.src.host),
-		}, &resp)
-		if err != nil {
-			return 0, artifacts.Manifest{}, fmt.Errorf("creating a version of %s: %w", name.Full, err)
-		}
-		if resp.ModelVersion == nil {
-			return 0, artifacts.Manifest{}, fmt.Errorf("creating a version of %s: the answer has no model_version", name.Full)
-		}
-		mv = *resp.ModelVersion
-		s.log.Info("Created version %s of %s (PENDING_REGISTRATION); uploading %d files to its storage location.", mv.Version, name.Full, len(sv.files))
+	a.version, a.ucOwned = mv.number, mv.number
+	mv, done, err := s.settleUC(ctx, sv, a, mv)
+	if err != nil || done {
+		return err
 	}
-	n := atoi(mv.Version)
 	write := func(ctx context.Context, paths []string) (map[string]artifacts.Credential, error) {
-		token, err := s.tgt.ucCredentials(ctx, name, n, true)
+		token, err := s.tgt.ucCredentials(ctx, s.opts.Target, mv.number, true)
 		if err != nil {
 			return nil, err
 		}
-		sign, err := artifacts.PrefixSigner(mv.StorageLocation, token)
+		sign, err := artifacts.PrefixSigner(mv.location, token)
 		if err != nil {
 			return nil, err
 		}
@@ -603,21 +631,106 @@ func (s *session) copyToUC(ctx context.Context, sv *sourceVersion, existing []ca
 	}
 	m, err := s.copier.Copy(ctx, sv.files, sv.read, write, write)
 	if err != nil {
-		return n, m, fmt.Errorf("copying the model files: %w", err)
+		// Another copy working on the same version (this copy joined it,
+		// or it joined this copy's) may have finalized it first; writes
+		// are refused from then on.
+		if s.finishedByOther(ctx, a) {
+			return nil
+		}
+		return fmt.Errorf("copying the model files: %w", err)
 	}
-	if err := s.completeRun(ctx, run.RunId, m.Digest()); err != nil {
-		return n, m, err
+	a.manifest, a.digest = m, m.Digest()
+	if err := s.completeRun(ctx, a.run.RunId, a.digest); err != nil {
+		return err
 	}
-	var fin ucVersionResponse
-	if err := s.tgt.c.Do(ctx, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/finalize", nil, nil, ucFinalizeRequest{Name: name.Full, Version: mv.Version}, &fin); err != nil {
-		return n, m, fmt.Errorf("finalizing version %d of %s: %w", n, name.Full, err)
+	return s.finalize(ctx, mv.number)
+}
+
+// ucTarget is a Unity Catalog version being filled.
+type ucTarget struct {
+	number   int
+	location string
+}
+
+// ucTargetVersion resumes the version an earlier attempt created for this
+// run and did not finalize, or creates one. Creating is not idempotent: after
+// an ambiguous failure the version may exist, so it is looked for (a
+// PENDING_REGISTRATION version of this run) before creating again.
+func (s *session) ucTargetVersion(ctx context.Context, sv *sourceVersion, existing []candidate, run *ml.RunInfo) (ucTarget, error) {
+	name := s.opts.Target
+	for _, c := range existing {
+		if c.runID == run.RunId && c.version > 0 && c.status == "PENDING_REGISTRATION" {
+			got, err := s.tgt.ucGet(ctx, name, c.version)
+			if err != nil {
+				return ucTarget{}, err
+			}
+			s.log.Info("Resuming version %d of %s, which an earlier attempt created and did not finalize.", got.Version, name.Full)
+			return ucTarget{number: got.Version, location: got.StorageLocation}, nil
+		}
 	}
-	return n, m, nil
+	var tags []ucTag
+	for _, kv := range s.lineage(sv) {
+		tags = append(tags, ucTag{Key: kv.Key, Value: kv.Value})
+	}
+	mv, err := auth.Converge(ctx, func(ctx context.Context) (ucTarget, bool, error) {
+		all, err := s.tgt.ucVersions.ListAll(ctx, catalog.ListModelVersionsRequest{FullName: name.Full})
+		if err != nil {
+			return ucTarget{}, false, err
+		}
+		for _, v := range all {
+			if v.RunId == run.RunId && v.Status == catalog.ModelVersionInfoStatusPendingRegistration {
+				return ucTarget{number: v.Version, location: v.StorageLocation}, true, nil
+			}
+		}
+		return ucTarget{}, false, nil
+	}, func(ctx context.Context) (ucTarget, error) {
+		var resp ucVersionResponse
+		err := s.tgt.c.Do(ctx, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/create", nil, nil, ucCreateRequest{
+			Name: name.Full, Source: strings.TrimSuffix(run.ArtifactUri, "/") + "/" + sv.artifactDir(), RunID: run.RunId, Tags: tags,
+			Description: fmt.Sprintf("Copied from %s version %d in %s.", sv.name.Full, sv.number, s.src.host),
+		}, &resp)
+		if err != nil {
+			return ucTarget{}, err
+		}
+		if resp.ModelVersion == nil {
+			return ucTarget{}, errors.New("the answer has no model_version")
+		}
+		return ucTarget{number: atoi(resp.ModelVersion.Version), location: resp.ModelVersion.StorageLocation}, nil
+	})
+	if err != nil {
+		return ucTarget{}, fmt.Errorf("creating a version of %s: %w", name.Full, err)
+	}
+	s.log.Info("Created version %d of %s (PENDING_REGISTRATION); uploading %d files to its storage location.", mv.number, name.Full, len(sv.files))
+	return mv, nil
+}
+
+// finalize makes a Unity Catalog version READY. After an ambiguous failure
+// it looks whether the version is READY before asking again; a version a
+// concurrent copy finalized first is fine too (both wrote the same files).
+func (s *session) finalize(ctx context.Context, n int) error {
+	name := s.opts.Target
+	ready := func(ctx context.Context) (struct{}, bool, error) {
+		mv, err := s.tgt.ucGet(ctx, name, n)
+		return struct{}{}, err == nil && mv.Status == catalog.ModelVersionInfoStatusReady, err
+	}
+	_, err := auth.Converge(ctx, ready, func(ctx context.Context) (struct{}, error) {
+		var fin ucVersionResponse
+		return struct{}{}, s.tgt.c.Do(ctx, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/finalize", nil, nil,
+			ucFinalizeRequest{Name: name.Full, Version: strconv.Itoa(n)}, &fin)
+	})
+	if err == nil {
+		return nil
+	}
+	if _, ok, _ := ready(ctx); ok {
+		return nil
+	}
+	return fmt.Errorf("finalizing version %d of %s: %w", n, name.Full, err)
 }
 
 // waitReady polls a target version until it is READY.
 func (s *session) waitReady(ctx context.Context, n int) error {
 	name := s.opts.Target
+	delay := s.poll
 	for {
 		var status, msg string
 		if name.UC() {
@@ -642,17 +755,28 @@ func (s *session) waitReady(ctx context.Context, n int) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for version %d of %s to be READY (now %s): %w", n, name.Full, status, ctx.Err())
-		case <-time.After(s.poll):
+		case <-time.After(delay):
 		}
+		delay = min(2*delay, 10*time.Second)
 	}
 }
 
 // markFailed marks a half-made run FAILED (and tries to delete a UC version
-// that was never finalized), with a context of its own: the copy's may be
-// cancelled or past its deadline.
-func (s *session) markFailed(runID string, ucVersion int) {
+// this copy created and never finalized), with a context of its own: the
+// copy's may be cancelled or past its deadline. A run joined from a
+// concurrent copy is left to that copy, and so is a run whose version a
+// concurrent copy has made READY meanwhile: it is not half-made.
+func (s *session) markFailed(a *attempt) {
+	if a.joined {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	if s.versionReady(ctx, a.version) {
+		s.log.Info("Version %d of %s is READY (finished by a concurrent copy): its run %s stays as it is.", a.version, s.opts.Target.Full, a.run.RunId)
+		return
+	}
+	runID := a.run.RunId
 	err := s.tgt.exps.LogBatch(ctx, ml.LogBatch{RunId: runID, Tags: []ml.RunTag{{Key: tagCopyStatus, Value: "failed"}}})
 	if err == nil {
 		_, err = s.tgt.exps.UpdateRun(ctx, ml.UpdateRun{RunId: runID, Status: ml.UpdateRunStatusFailed, EndTime: time.Now().UnixMilli()})
@@ -662,15 +786,29 @@ func (s *session) markFailed(runID string, ucVersion int) {
 	} else {
 		s.log.Info("Marked run %s FAILED; no version was registered from it. Running the step again resumes it.", runID)
 	}
-	if ucVersion > 0 {
-		mv, err := s.tgt.ucGet(ctx, s.opts.Target, ucVersion)
+	if a.ucOwned > 0 {
+		mv, err := s.tgt.ucGet(ctx, s.opts.Target, a.ucOwned)
 		if err != nil || mv.Status == catalog.ModelVersionInfoStatusReady {
 			return
 		}
-		if err := s.tgt.ucVersions.Delete(ctx, catalog.DeleteModelVersionRequest{FullName: s.opts.Target.Full, Version: ucVersion}); err != nil {
-			s.log.Warning("Version %d of %s was not finalized and stays PENDING_REGISTRATION (it cannot be loaded or given an alias); deleting it failed (%v). Running the step again resumes it.", ucVersion, s.opts.Target.Full, err)
+		if err := s.tgt.ucVersions.Delete(ctx, catalog.DeleteModelVersionRequest{FullName: s.opts.Target.Full, Version: a.ucOwned}); err != nil {
+			s.log.Warning("Version %d of %s was not finalized and stays PENDING_REGISTRATION (it cannot be loaded or given an alias); deleting it failed (%v). Running the step again resumes it.", a.ucOwned, s.opts.Target.Full, err)
 		}
 	}
+}
+
+// versionReady reports whether target version n (0: none yet) is READY;
+// a version that cannot be read counts as not ready.
+func (s *session) versionReady(ctx context.Context, n int) bool {
+	if n <= 0 {
+		return false
+	}
+	if s.opts.Target.UC() {
+		mv, err := s.tgt.ucGet(ctx, s.opts.Target, n)
+		return err == nil && mv.Status == catalog.ModelVersionInfoStatusReady
+	}
+	resp, err := s.tgt.registry.GetModelVersion(ctx, ml.GetModelVersionRequest{Name: s.opts.Target.Full, Version: strconv.Itoa(n)})
+	return err == nil && resp.ModelVersion != nil && resp.ModelVersion.Status == ml.ModelVersionStatusReady
 }
 
 // registrationError is a version that ended FAILED_REGISTRATION.

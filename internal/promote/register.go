@@ -1,9 +1,11 @@
 package promote
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -48,7 +50,7 @@ func (s *step) register(ctx context.Context) (*result, error) {
 	}
 
 	if !createdModel {
-		existing, err := s.existingVersion(ctx, source, runID)
+		existing, _, err := s.existingVersion(ctx, source, runID)
 		if err != nil {
 			return nil, err
 		}
@@ -66,9 +68,12 @@ func (s *step) register(ctx context.Context) (*result, error) {
 	for try := 2; auth.Ambiguous(err) && try <= auth.ConvergeTries; try++ {
 		// The version may have been created although no answer said so:
 		// take it rather than register the model twice.
-		existing, ferr := s.existingVersion(ctx, source, runID)
+		existing, later, ferr := s.existingVersion(ctx, source, runID)
 		if ferr == nil && existing != nil {
 			s.log.Info("Creating a version of %s got no clear answer (%v); version %d from the same source exists: using it.", name.Full, err, existing.Number)
+			for _, n := range later {
+				s.yield(ctx, n, existing.Number) // a create whose answer was lost
+			}
 			return s.reuse(ctx, *existing)
 		}
 		resp, err = s.ws.registry.CreateModelVersion(ctx, req)
@@ -78,6 +83,12 @@ func (s *step) register(ctx context.Context) (*result, error) {
 	}
 	n, _ := strconv.Atoi(resp.ModelVersion.Version)
 	s.log.Info("Created version %d of %s from %s.", n, name.Full, source)
+	if first, _, err := s.existingVersion(ctx, source, runID); err != nil {
+		return nil, err
+	} else if first != nil && first.Number < n {
+		s.yield(ctx, n, first.Number)
+		return s.reuse(ctx, *first)
+	}
 	v, err := s.waitReady(ctx, n)
 	var timeout *timeoutError
 	switch {
@@ -128,9 +139,14 @@ func (s *step) resolveSource(ctx context.Context) (source, runID string, err err
 	return root + "/" + src.Path, src.RunID, nil
 }
 
-// existingVersion finds a version of the model registered from the same
-// source (and run) that did not fail, the newest first.
-func (s *step) existingVersion(ctx context.Context, source, runID string) (*version, error) {
+// existingVersion finds the version of the model registered from the same
+// source (and run) that did not fail; of several, the first (lowest
+// number). Taking the first is what makes two pipeline runs that register
+// the same run at the same moment agree: each lists again after creating
+// its version, and the one whose version is not the first removes it and
+// takes the first (see yield). It also returns the numbers of the others
+// (duplicates, e.g. from a create whose answer was lost).
+func (s *step) existingVersion(ctx context.Context, source, runID string) (*version, []int, error) {
 	filter := "name=" + quote(s.opts.Model.Full)
 	if runID != "" {
 		// Databricks accepts a single condition in this filter.
@@ -138,9 +154,9 @@ func (s *step) existingVersion(ctx context.Context, source, runID string) (*vers
 	}
 	all, err := s.ws.registry.SearchModelVersionsAll(ctx, ml.SearchModelVersionsRequest{Filter: filter})
 	if err != nil {
-		return nil, fmt.Errorf("looking for an existing version of %s from %s: %w", s.opts.Model.Full, s.opts.Source.URI, err)
+		return nil, nil, fmt.Errorf("looking for an existing version of %s from %s: %w", s.opts.Model.Full, s.opts.Source.URI, err)
 	}
-	var best *version
+	var matches []version
 	for _, mv := range all {
 		if mv.Name != s.opts.Model.Full || mv.RunId != runID {
 			continue
@@ -153,11 +169,45 @@ func (s *step) existingVersion(ctx context.Context, source, runID string) (*vers
 			continue
 		}
 		v := fromRegistry(mv)
-		if best == nil || v.Number > best.Number {
-			best = &v
+		matches = append(matches, v)
+	}
+	return lowest(matches)
+}
+
+// lowest returns the lowest-numbered of versions and the numbers of the
+// others, which duplicate it.
+func lowest(versions []version) (*version, []int, error) {
+	if len(versions) == 0 {
+		return nil, nil, nil
+	}
+	first := slices.MinFunc(versions, func(a, b version) int { return cmp.Compare(a.Number, b.Number) })
+	var later []int
+	for _, v := range versions {
+		if v.Number != first.Number {
+			later = append(later, v.Number)
 		}
 	}
-	return best, nil
+	return &first, later, nil
+}
+
+// yield removes version n, which this step has just created, because
+// version first from the same source existed already: another pipeline run
+// (or a request of an earlier try whose answer was lost) registered it at
+// the same moment. Both steps then report version first, and no second
+// version of the same run is left. A version that cannot be removed is
+// left with a warning.
+func (s *step) yield(ctx context.Context, n, first int) {
+	name := s.opts.Model
+	s.log.Info("Version %d of %s from the same source was registered at the same moment (by another pipeline run, or by an earlier try of this step): taking it and removing version %d.", first, name.Full, n)
+	var err error
+	if name.UC() {
+		err = s.ws.ucVersions.Delete(ctx, catalog.DeleteModelVersionRequest{FullName: name.Full, Version: n})
+	} else {
+		err = s.ws.registry.DeleteModelVersion(ctx, ml.DeleteModelVersionRequest{Name: name.Full, Version: strconv.Itoa(n)})
+	}
+	if err != nil && !notFound(err) {
+		s.log.Warning("could not remove version %d of %s, a duplicate of version %d: %v; delete it in the workspace", n, name.Full, first, err)
+	}
 }
 
 // reuse takes an existing version instead of registering the same model again.

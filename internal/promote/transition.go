@@ -46,7 +46,15 @@ func (s *step) setStage(ctx context.Context, v version) (*result, error) {
 	if v.Stage == o.Stage && (!archive || len(holders) == 0) {
 		s.log.Info("Version %d of %s is already in %s: nothing to change.", v.Number, name.Full, o.Stage)
 		res.note = fmt.Sprintf("Version %d was already in %s.", v.Number, o.Stage)
-		return res, s.tagVersion(ctx, name, v, "transition to "+o.Stage)
+		if err := s.tagVersion(ctx, name, v, "transition to "+o.Stage); err != nil {
+			return nil, err
+		}
+		if archive {
+			// A step killed after its transition may not have marked what
+			// it archived: this rerun does.
+			return res, s.markArchived(ctx, all, nil)
+		}
+		return res, nil
 	}
 	from := v.Stage
 	_, err = s.ws.registry.TransitionStage(ctx, ml.TransitionModelVersionStageDatabricks{
@@ -62,20 +70,79 @@ func (s *step) setStage(ctx context.Context, v version) (*result, error) {
 	if err := s.tagVersion(ctx, name, v, "transition to "+o.Stage); err != nil {
 		return nil, err
 	}
-	for _, h := range holders {
-		if archive {
-			s.log.Info("Archived version %d, which was in %s.", h.Number, o.Stage)
-			if err := s.tagVersion(ctx, name, h, "archived"); err != nil {
-				return nil, err
-			}
-		} else {
+	if !archive {
+		for _, h := range holders {
 			s.log.Info("Version %d stays in %s as well (archiveExisting is false).", h.Number, o.Stage)
 		}
+		return res, nil
 	}
-	if archive && len(holders) > 0 {
+	// Read the versions again, after this version's tags: what the
+	// transition archived (the holders listed before it may have changed
+	// if another pipeline run moved a version at the same time), and
+	// whether this version still holds the stage.
+	after, err := s.ws.versions(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.markArchived(ctx, after, holders); err != nil {
+		return nil, err
+	}
+	if len(holders) > 0 {
 		res.note += fmt.Sprintf(" Archived %s.", versionList(holders))
 	}
+	s.checkHeld(after, v.Number)
 	return res, nil
+}
+
+// markArchived sets brickops.action=archived on the versions that are
+// Archived and were in the target stage: the holders the step saw, and any
+// whose lineage says they were moved to the stage (a concurrent pipeline
+// run's version that this step's transition archived, or a holder a killed
+// step archived without marking it). Only this one tag is written, with the
+// same value whoever writes it, so two pipeline runs archiving the same
+// version at once cannot leave its tags half one run's and half the
+// other's; the version's other lineage tags still name the pipeline run
+// that moved it to the stage.
+func (s *step) markArchived(ctx context.Context, versions []version, holders []version) error {
+	name := s.opts.Model
+	held := map[int]bool{}
+	for _, h := range holders {
+		held[h.Number] = true
+	}
+	for _, v := range versions {
+		action := v.Tags[lineagePrefix+"action"]
+		if v.Stage != "Archived" || action == "archived" || (!held[v.Number] && action != "transition to "+s.opts.Stage) {
+			continue
+		}
+		err := s.ws.registry.SetModelVersionTag(ctx, ml.SetModelVersionTagRequest{Name: name.Full, Version: strconv.Itoa(v.Number), Key: lineagePrefix + "action", Value: "archived"})
+		if err != nil {
+			return fmt.Errorf("tagging archived version %d of %s: %w", v.Number, name.Full, err)
+		}
+		s.log.Info("Version %d, which was in %s, is Archived: tagged brickops.action=archived.", v.Number, s.opts.Stage)
+	}
+	return nil
+}
+
+// checkHeld warns when the version the step moved no longer holds the
+// stage: another pipeline run moved another version there at the same
+// time, archiving this one.
+func (s *step) checkHeld(after []version, n int) {
+	var holder []version
+	for _, v := range after {
+		if v.Stage == s.opts.Stage {
+			holder = append(holder, v)
+		}
+	}
+	for _, v := range holder {
+		if v.Number == n {
+			return
+		}
+	}
+	if len(holder) == 0 {
+		s.log.Warning("version %d of %s was moved to %s, then out of it again by someone else: no version is in %s now", n, s.opts.Model.Full, s.opts.Stage, s.opts.Stage)
+		return
+	}
+	s.log.Warning("version %d of %s was moved to %s, then archived: another pipeline run moved %s there at the same time", n, s.opts.Model.Full, s.opts.Stage, versionList(holder))
 }
 
 func (s *step) setAlias(ctx context.Context, v version) (*result, error) {

@@ -108,7 +108,7 @@ func (s *step) registerUC(ctx context.Context) (*result, error) {
 	}
 
 	if !createdModel {
-		existing, err := s.existingUCVersion(ctx, source, runID)
+		existing, _, err := s.existingUCVersion(ctx, source, runID)
 		if err != nil {
 			return nil, err
 		}
@@ -127,9 +127,12 @@ func (s *step) registerUC(ctx context.Context) (*result, error) {
 	for try := 2; auth.Ambiguous(err) && try <= auth.ConvergeTries; try++ {
 		// The version may have been created although no answer said so:
 		// take it rather than register the model twice.
-		existing, ferr := s.existingUCVersion(ctx, source, runID)
+		existing, later, ferr := s.existingUCVersion(ctx, source, runID)
 		if ferr == nil && existing != nil {
 			s.log.Info("Creating a version of %s got no clear answer (%v); version %d from the same source exists: using it.", name.Full, err, existing.Number)
+			for _, n := range later {
+				s.yield(ctx, n, existing.Number) // a create whose answer was lost
+			}
 			return s.reuseUC(ctx, *existing)
 		}
 		resp = ucVersionResponse{}
@@ -143,8 +146,14 @@ func (s *step) registerUC(ctx context.Context) (*result, error) {
 	}
 	n, _ := strconv.Atoi(resp.ModelVersion.Version)
 	s.log.Info("Created version %d of %s (PENDING_REGISTRATION) from %s; uploading the model to its storage location.", n, name.Full, source)
+	if first, _, err := s.existingUCVersion(ctx, source, runID); err != nil {
+		return nil, err
+	} else if first != nil && first.Number < n {
+		s.yield(ctx, n, first.Number)
+		return s.reuseUC(ctx, *first)
+	}
 
-	err = s.uploadAndFinalize(ctx, n, resp.ModelVersion.StorageLocation, runID)
+	err = s.finishUC(ctx, n, resp.ModelVersion.StorageLocation, runID)
 	var v version
 	if err == nil {
 		v, err = s.waitReady(ctx, n)
@@ -166,16 +175,17 @@ func (s *step) registerUC(ctx context.Context) (*result, error) {
 	return &result{version: v.Number, reused: &reused, note: fmt.Sprintf("Registered version %d from `%s`.", n, o.Source.URI)}, nil
 }
 
-// existingUCVersion finds a version of the UC model registered from the same
-// run and path that did not fail, the newest first. A version an interrupted
-// attempt left PENDING_REGISTRATION counts: reuseUC finishes it.
-func (s *step) existingUCVersion(ctx context.Context, source, runID string) (*version, error) {
+// existingUCVersion finds the version of the UC model registered from the
+// same run and path that did not fail; of several, the first (lowest
+// number), as existingVersion does. A version an interrupted attempt left
+// PENDING_REGISTRATION counts: reuseUC finishes it.
+func (s *step) existingUCVersion(ctx context.Context, source, runID string) (*version, []int, error) {
 	name := s.opts.Model
 	all, err := s.ws.ucVersions.ListAll(ctx, catalog.ListModelVersionsRequest{FullName: name.Full})
 	if err != nil {
-		return nil, fmt.Errorf("looking for an existing version of %s from %s: %w", name.Full, s.opts.Source.URI, err)
+		return nil, nil, fmt.Errorf("looking for an existing version of %s from %s: %w", name.Full, s.opts.Source.URI, err)
 	}
-	var best *version
+	var matches []version
 	for _, mv := range all {
 		src := strings.TrimSuffix(mv.Source, "/")
 		if mv.RunId != runID || (src != source && src != s.opts.Source.URI) {
@@ -186,11 +196,9 @@ func (s *step) existingUCVersion(ctx context.Context, source, runID string) (*ve
 		}
 		v := fromUC(mv)
 		v.location = mv.StorageLocation
-		if best == nil || v.Number > best.Number {
-			best = &v
-		}
+		matches = append(matches, v)
 	}
-	return best, nil
+	return lowest(matches)
 }
 
 // reuseUC takes an existing version; one that an interrupted attempt left
@@ -198,11 +206,28 @@ func (s *step) existingUCVersion(ctx context.Context, source, runID string) (*ve
 func (s *step) reuseUC(ctx context.Context, v version) (*result, error) {
 	if v.Status == string(catalog.ModelVersionInfoStatusPendingRegistration) {
 		s.log.Info("Version %d of %s from %s was created by an earlier attempt and not finalized: uploading the model and finalizing it.", v.Number, s.opts.Model.Full, s.opts.Source.URI)
-		if err := s.uploadAndFinalize(ctx, v.Number, v.location, v.RunID); err != nil {
+		if err := s.finishUC(ctx, v.Number, v.location, v.RunID); err != nil {
 			return nil, err
 		}
 	}
 	return s.reuse(ctx, v)
+}
+
+// finishUC uploads the model into version n and finalizes it. When two
+// pipeline runs register the same run at the same moment, both fill the
+// first version (see yield) and one finalizes it first; the other's upload
+// or finalize is then refused (write credentials are only issued before
+// finalize): a version that is READY by then is done.
+func (s *step) finishUC(ctx context.Context, n int, location, runID string) error {
+	err := s.uploadAndFinalize(ctx, n, location, runID)
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	if v, gerr := s.ws.get(ctx, s.opts.Model, n); gerr == nil && v.Status == string(catalog.ModelVersionInfoStatusReady) {
+		s.log.Info("Version %d of %s was finalized meanwhile, by another pipeline run registering the same run.", n, s.opts.Model.Full)
+		return nil
+	}
+	return err
 }
 
 // uploadAndFinalize streams the run's model files into the storage location

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickops/brickops/internal/agenttest"
 	"github.com/brickops/brickops/internal/artifacts"
 	"github.com/brickops/brickops/internal/azurite"
 	"github.com/brickops/brickops/internal/emulator"
@@ -180,4 +181,40 @@ func TestRegisterIntoUnityCatalogFinishesAnUnfinalizedVersion(t *testing.T) {
 	assert.Equal(t, catalog.ModelVersionInfoStatusReady, versions[0].Status)
 	assert.Equal(t, fixtureFiles(t), ucFiles(t, ws, versions[0]))
 	assert.Equal(t, "register", ucVersionTags(t, ws, "1")["brickops.action"], "lineage tags are set on the reused version")
+}
+
+// TestRegisterIntoUnityCatalogTwoPipelinesAtOnceGiveOneVersion: two
+// pipeline runs register the same training run at the same moment. Each
+// creates a version; the one that is not the first removes its own and
+// takes the first, so both report the same version, which is finished
+// (READY, with the files) and the only one of that run.
+func TestRegisterIntoUnityCatalogTwoPipelinesAtOnceGiveOneVersion(t *testing.T) {
+	ws := startUCWorkspace(t)
+	exe := agenttest.Executable(t)
+	for round := range 3 {
+		runID := train(t, ws, map[string]float64{"auc": 0.9})
+		var p [2]*agenttest.Process
+		for i := range p {
+			r := agentRun(t, ws, ucRegisterInputs(runID))
+			r.Env["BUILD_BUILDID"] = itoa(2001 + i)
+			r.Env["SYSTEM_PLANID"] = "plan-" + itoa(2001+i)
+			p[i] = r.Start(t, exe)
+		}
+		var reported []string
+		for _, proc := range p {
+			res := proc.Finish(t)
+			require.Equal(t, agent.Succeeded, res.Result, "round %d: %v\n%s", round, res.Errors, res.Stdout)
+			reported = append(reported, res.Outputs["modelVersion"])
+		}
+		var ofRun []catalog.ModelVersionInfo
+		for _, mv := range ws.UCModelVersions("main.ml.churn") {
+			if mv.RunId == runID {
+				ofRun = append(ofRun, mv)
+			}
+		}
+		require.Len(t, ofRun, 1, "round %d: one version of the run", round)
+		assert.Equal(t, catalog.ModelVersionInfoStatusReady, ofRun[0].Status)
+		assert.Equal(t, []string{itoa(ofRun[0].Version), itoa(ofRun[0].Version)}, reported, "round %d: both report it", round)
+		assert.Equal(t, fixtureFiles(t), ucFiles(t, ws, ofRun[0]))
+	}
 }

@@ -62,12 +62,6 @@ type Options struct {
 	Timeout          time.Duration
 	Experiment       string
 	RequireMLflowRun bool
-
-	// IdempotencyToken is derived from the pipeline run, job attempt, step
-	// and try (package idempotency) once the inputs are valid: a retried
-	// request or a rerun of the same try starts no second run. Empty outside
-	// a pipeline.
-	IdempotencyToken string
 }
 
 // maxTimeout bounds the timeout input (one week).

@@ -60,7 +60,6 @@ func (r *runner) submitRequest() (jobs.SubmitRun, error) {
 		r.log.Info("Code: %s at commit %s", o.Git.GitUrl, o.Git.GitCommit)
 	}
 	applyParameters(req.Tasks, o.Parameters)
-	req.IdempotencyToken = o.IdempotencyToken
 	return req, nil
 }
 
@@ -178,7 +177,7 @@ func (r *runner) runNow(ctx context.Context) (jobs.RunNow, error) {
 		}
 		job = j
 	}
-	req := jobs.RunNow{JobId: job.JobId, IdempotencyToken: o.IdempotencyToken}
+	req := jobs.RunNow{JobId: job.JobId}
 	if len(o.Parameters) == 0 {
 		return req, nil
 	}

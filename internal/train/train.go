@@ -6,7 +6,8 @@
 //
 // The task is options → validate → run: readOptions reads and checks every
 // input before the first remote call; run starts the Databricks run
-// (runs/submit or run-now, with an idempotency token), waits for it with
+// (runs/submit or run-now, with an idempotency token: package idempotency,
+// which also takes over a run an earlier try left running), waits for it with
 // package runwait, reads the notebook output and the MLflow run, and
 // reports.
 package train
@@ -60,7 +61,6 @@ func Task(deps Deps) agent.TaskFunc {
 		if err != nil {
 			return err
 		}
-		opts.IdempotencyToken = idempotency.Token(env, log, "train")
 		ctx = ws.Context(ctx)
 		c := ws.Client
 		clock := deps.Clock
@@ -149,23 +149,37 @@ func (r *runner) start(ctx context.Context) (int64, error) {
 		if err != nil {
 			return 0, err
 		}
-		w, err := r.jobs.RunNow(ctx, req)
+		id, err := idempotency.Start(ctx, r.env, r.log, "train", r.jobs, func(ctx context.Context, token string) (int64, error) {
+			req.IdempotencyToken = token
+			w, err := r.jobs.RunNow(ctx, req)
+			if err != nil {
+				return 0, fmt.Errorf("starting job %d: %w", req.JobId, err)
+			}
+			return w.RunId, nil
+		})
 		if err != nil {
-			return 0, fmt.Errorf("starting job %d: %w", req.JobId, err)
+			return 0, err
 		}
-		r.log.Info("Started job %d, run %d.", req.JobId, w.RunId)
-		return w.RunId, nil
+		r.log.Info("Started job %d, run %d.", req.JobId, id)
+		return id, nil
 	}
 	req, err := r.submitRequest()
 	if err != nil {
 		return 0, err
 	}
-	w, err := r.jobs.Submit(ctx, req)
+	id, err := idempotency.Start(ctx, r.env, r.log, "train", r.jobs, func(ctx context.Context, token string) (int64, error) {
+		req.IdempotencyToken = token
+		w, err := r.jobs.Submit(ctx, req)
+		if err != nil {
+			return 0, fmt.Errorf("submitting the run: %w", err)
+		}
+		return w.RunId, nil
+	})
 	if err != nil {
-		return 0, fmt.Errorf("submitting the run: %w", err)
+		return 0, err
 	}
-	r.log.Info("Submitted run %d (%q).", w.RunId, req.RunName)
-	return w.RunId, nil
+	r.log.Info("Submitted run %d (%q).", id, req.RunName)
+	return id, nil
 }
 
 // updateGitFolder moves a Databricks Git folder (Repos) to the build's

@@ -6,6 +6,7 @@
 package artifactstest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/databricks/databricks-sdk-go/client"
 	"github.com/databricks/databricks-sdk-go/service/catalog"
@@ -155,7 +157,7 @@ func SeedRun(ctx context.Context, c *client.DatabricksClient, experiment, artifa
 	if err := exps.LogBatch(ctx, batch); err != nil {
 		return Run{}, err
 	}
-	if err := Upload(ctx, artifacts.RunSigner(c, id, artifactPath, true), files, 4); err != nil {
+	if err := Upload(ctx, artifacts.RunSigner(c, id, artifactPath, true), files, 16); err != nil {
 		return Run{}, err
 	}
 	if _, err := exps.UpdateRun(ctx, ml.UpdateRun{RunId: id, Status: ml.UpdateRunStatusFinished, EndTime: 3}); err != nil {
@@ -194,7 +196,7 @@ func Upload(ctx context.Context, sign artifacts.Signer, files []Source, parallel
 			defer func() { <-sem }()
 			bb, err := blockblob.NewClientWithNoCredential(creds[f.Path].URL, nil)
 			if err == nil {
-				_, err = bb.UploadStream(ctx, f.Open(), &blockblob.UploadStreamOptions{BlockSize: 8 << 20, Concurrency: 4})
+				err = uploadOne(ctx, bb, f)
 			}
 			if err != nil {
 				mu.Lock()
@@ -205,6 +207,23 @@ func Upload(ctx context.Context, sign artifacts.Signer, files []Source, parallel
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// uploadOne writes one file: a small one in a single Put Blob (UploadStream
+// would take its 8 MiB buffers for every file), a large one streamed in
+// blocks.
+func uploadOne(ctx context.Context, bb *blockblob.Client, f Source) error {
+	const blockSize = 8 << 20
+	if f.Size > blockSize {
+		_, err := bb.UploadStream(ctx, f.Open(), &blockblob.UploadStreamOptions{BlockSize: blockSize, Concurrency: 4})
+		return err
+	}
+	data, err := io.ReadAll(f.Open())
+	if err != nil {
+		return err
+	}
+	_, err = bb.Upload(ctx, streaming.NopCloser(bytes.NewReader(data)), nil)
+	return err
 }
 
 // FaultyTransport fails a seeded share of the requests to hosts in Hosts

@@ -1,0 +1,351 @@
+package artifacts_test
+
+import (
+	"crypto/md5" //nolint:gosec // the MD5 the stores keep
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/brickops/brickops/internal/artifacts"
+	"github.com/brickops/brickops/internal/artifacts/artifactstest"
+)
+
+// The ADLS Gen2 and presigned (AWS S3, GCS) writers against fake stores
+// that speak each service's wire protocol (fakestores_test.go).
+
+func content(t *testing.T, f artifactstest.Source) []byte {
+	t.Helper()
+	data, err := io.ReadAll(f.Open())
+	require.NoError(t, err)
+	return data
+}
+
+func hexSHA(data []byte) string {
+	s := sha256.Sum256(data)
+	return hex.EncodeToString(s[:])
+}
+
+func b64MD5(data []byte) string {
+	s := md5.Sum(data) //nolint:gosec // see import
+	return base64.StdEncoding.EncodeToString(s[:])
+}
+
+// writes is the PUT and PATCH requests of a log.
+func writes(log []seen) []seen {
+	var out []seen
+	for _, s := range log {
+		if s.method == http.MethodPut || s.method == http.MethodPatch {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// allocated is how many bytes fn allocates on the heap.
+func allocated(fn func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	fn()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+func TestADLSGen2WriterSpeaksDFS(t *testing.T) {
+	ds := newDFSStore(t, true, map[string]string{"x-ms-encryption-scope": "brickops"})
+	const bs = 1 << 20
+	sources := []artifactstest.Source{
+		artifactstest.Bytes("empty.txt", nil),
+		artifactstest.Bytes("MLmodel", []byte("flavors:\n  python_function: {}\n")),
+		artifactstest.Random("data/exact.bin", bs, 1),
+		artifactstest.Random("data/model.bin", 5*bs+bs/2, 2),
+	}
+	files := ds.addSources(sources)
+	src, dst, check := ds.signers()
+	m, err := artifacts.New(artifacts.Options{BlockSize: bs, Buffers: 3}).Copy(ctxFor(t, 30*time.Second), files, src, dst, check)
+	require.NoError(t, err)
+	assert.Equal(t, int64(6*bs+bs/2+31), m.Bytes)
+
+	for _, f := range sources {
+		t.Run(f.Path, func(t *testing.T) {
+			data := content(t, f)
+			path := "/dst/" + f.Path
+			o := ds.object(path)
+			require.NotNil(t, o, "the file was flushed")
+			assert.Equal(t, hexSHA(data), hexSHA(o.data), "the file holds the source's bytes")
+			assert.Equal(t, b64MD5(data), o.contentMD5, "the flush sets the file's Content-MD5")
+
+			// Create, the appends, flush at the total length; then the check.
+			log := ds.log(path)
+			w := writes(log)
+			require.GreaterOrEqual(t, len(w), 2)
+			assert.Equal(t, http.MethodPut, w[0].method)
+			assert.Equal(t, "file", w[0].query["resource"])
+			assert.Zero(t, w[0].length)
+			flush := w[len(w)-1]
+			assert.Equal(t, "flush", flush.query["action"])
+			assert.Equal(t, itoa(f.Size), flush.query["position"])
+			assert.Zero(t, flush.length)
+			assert.Equal(t, b64MD5(data), flush.header.Get("x-ms-content-md5"))
+			want := map[string]string{} // position → Content-MD5 of the block
+			for off := int64(0); off < f.Size; off += bs {
+				want[itoa(off)] = b64MD5(data[off:min(off+bs, f.Size)])
+			}
+			got := map[string]string{}
+			for _, a := range w[1 : len(w)-1] {
+				assert.Equal(t, "append", a.query["action"])
+				got[a.query["position"]] = a.header.Get("Content-MD5")
+			}
+			assert.Equal(t, want, got, "one append per block at its position, with its transactional MD5")
+			for _, s := range w {
+				assert.NotEmpty(t, s.header.Get("x-ms-version"))
+				assert.Equal(t, "brickops", s.header.Get("x-ms-encryption-scope"), "the server's headers go with every request")
+				assert.Equal(t, "rcw", s.query["sp"], "the SAS query is kept")
+				assert.False(t, s.chunked)
+			}
+			assert.Equal(t, http.MethodHead, log[len(log)-1].method, "the written file is checked")
+		})
+	}
+}
+
+// failing answers 500 to the appends of path at position the first n
+// times.
+func failing(path string, at int64, n int) func(string, int64) bool {
+	var mu sync.Mutex
+	return func(p string, pos int64) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if p == path && pos == at && n > 0 {
+			n--
+			return true
+		}
+		return false
+	}
+}
+
+func TestADLSGen2WriterRetriesAFailedAppend(t *testing.T) {
+	const bs = 1 << 20
+	source := artifactstest.Random("model.bin", 4*bs+123, 3)
+	copyWith := func(ds *dfsStore) []string {
+		files := ds.addSources([]artifactstest.Source{source})
+		src, dst, check := ds.signers()
+		var mu sync.Mutex
+		var retried []string
+		cp := artifacts.New(artifacts.Options{BlockSize: bs, Buffers: 2, Backoff: func(int) time.Duration { return time.Millisecond },
+			Retried: func(p string, _ int, err error) {
+				mu.Lock()
+				defer mu.Unlock()
+				retried = append(retried, p+": "+err.Error())
+			}})
+		_, err := cp.Copy(ctxFor(t, 30*time.Second), files, src, dst, check)
+		require.NoError(t, err)
+		assert.Equal(t, hexSHA(content(t, source)), hexSHA(ds.object("/dst/model.bin").data))
+		return retried
+	}
+	count := func(log []seen, pred func(seen) bool) (n int, sigs []string) {
+		for _, s := range log {
+			if pred(s) {
+				n++
+				sigs = append(sigs, s.query["sig"])
+			}
+		}
+		return n, sigs
+	}
+	isCreate := func(s seen) bool { return s.query["resource"] == "file" }
+	isThird := func(s seen) bool { return s.query["action"] == "append" && s.query["position"] == itoa(2*bs) }
+
+	// One failed append is sent again, same position and bytes.
+	ds := newDFSStore(t, true, nil)
+	ds.failAppend = failing("/dst/model.bin", 2*bs, 1)
+	assert.Empty(t, copyWith(ds), "the file is not started again")
+	creates, _ := count(ds.log("/dst/model.bin"), isCreate)
+	assert.Equal(t, 1, creates)
+	appends, _ := count(ds.log("/dst/model.bin"), isThird)
+	assert.Equal(t, 2, appends)
+
+	// An append that keeps failing fails the attempt: the file starts again
+	// from the beginning, with freshly signed URLs.
+	ds = newDFSStore(t, true, nil)
+	ds.failAppend = failing("/dst/model.bin", 2*bs, 3)
+	retried := copyWith(ds)
+	require.Len(t, retried, 1)
+	assert.Contains(t, retried[0], "model.bin: ")
+	assert.Contains(t, retried[0], "500")
+	assert.NotContains(t, retried[0], "sig=", "the signature stays out of the message")
+	creates, sigs := count(ds.log("/dst/model.bin"), isCreate)
+	require.Equal(t, 2, creates)
+	assert.NotEqual(t, sigs[0], sigs[1])
+}
+
+func TestADLSGen2WriterMemoryAndParallelismAreBounded(t *testing.T) {
+	ds := newDFSStore(t, false, nil) // the store keeps sums only
+	ds.overlap = true
+	const bs, buffers = 1 << 20, 3
+	source := artifactstest.Random("big.bin", 64<<20, 4)
+	files := ds.addSources([]artifactstest.Source{source})
+	src, dst, check := ds.signers()
+	cp := artifacts.New(artifacts.Options{BlockSize: bs, Buffers: buffers})
+	var err error
+	alloc := allocated(func() { _, err = cp.Copy(ctxFor(t, 60*time.Second), files, src, dst, check) })
+	require.NoError(t, err)
+	t.Logf("64 MiB through 1 MiB appends: %.1f MiB allocated, %d appends in flight at most", float64(alloc)/(1<<20), ds.maxInflight)
+	assert.Less(t, alloc, uint64(24<<20), "memory does not grow with the file")
+	assert.LessOrEqual(t, ds.maxInflight, buffers, "no more appends in flight than buffers")
+	assert.GreaterOrEqual(t, ds.maxInflight, 2, "appends go in parallel")
+
+	o := ds.object("/dst/big.bin")
+	require.NotNil(t, o)
+	assert.Equal(t, int64(64<<20), o.size)
+	data := content(t, source)
+	assert.Equal(t, b64MD5(data), o.contentMD5)
+	require.Len(t, o.chunks, 64)
+	for i, c := range o.chunks {
+		assert.Equal(t, hexSHA(data[c.position:c.position+c.size]), c.sha, "block %d", i)
+	}
+}
+
+// presigned are the two kinds of presigned URL and the headers their
+// signatures may cover.
+var presigned = []struct {
+	kind    artifacts.Kind
+	headers map[string]string
+}{
+	{artifacts.AWSPresigned, map[string]string{"x-amz-server-side-encryption": "AES256"}},
+	{artifacts.GCPSigned, map[string]string{"Content-Type": "application/octet-stream"}},
+}
+
+func TestPresignedPutStreamsOneRequestPerFile(t *testing.T) {
+	for _, p := range presigned {
+		t.Run(string(p.kind), func(t *testing.T) {
+			ob := newObjectStore(t, p.kind, true, p.headers)
+			sources := []artifactstest.Source{
+				artifactstest.Bytes("empty.txt", nil),
+				artifactstest.Bytes("MLmodel", []byte("flavors: {}\n")),
+				artifactstest.Random("data/model.bin", 9<<20+7, 5),
+			}
+			files := ob.addSources(sources)
+			src, dst, check := ob.signers()
+			_, err := artifacts.New(artifacts.Options{BlockSize: 1 << 20}).Copy(ctxFor(t, 30*time.Second), files, src, dst, check)
+			require.NoError(t, err)
+			for _, f := range sources {
+				path := "/dst/" + f.Path
+				w := writes(ob.log(path))
+				require.Len(t, w, 1, "%s: one PUT, whatever the size", f.Path)
+				assert.Equal(t, http.MethodPut, w[0].method)
+				assert.Equal(t, f.Size, w[0].length, "an exact Content-Length")
+				assert.False(t, w[0].chunked, "S3 refuses chunked bodies")
+				for k, v := range p.headers {
+					assert.Equal(t, v, w[0].header.Get(k), "the signed headers are sent")
+				}
+				assert.True(t, strings.HasPrefix(w[0].query[ob.sigParam()], "write-"))
+				o := ob.object(path)
+				require.NotNil(t, o)
+				assert.Equal(t, hexSHA(content(t, f)), hexSHA(o.data))
+				var checks []string
+				for _, s := range ob.log(path) {
+					if s.method != http.MethodPut {
+						checks = append(checks, s.method+" "+s.header.Get("Range"))
+					}
+				}
+				assert.Equal(t, []string{"GET bytes=0-0"}, checks, "checked with one byte of a GET (a presigned GET URL refuses HEAD)")
+			}
+		})
+	}
+}
+
+func TestPresignedPutRetriesWithAFreshURL(t *testing.T) {
+	ob := newObjectStore(t, artifacts.AWSPresigned, true, nil)
+	ob.failPUTs = 1
+	source := artifactstest.Random("model.bin", 3<<20, 6)
+	files := ob.addSources([]artifactstest.Source{source})
+	src, dst, check := ob.signers()
+	retried := 0
+	cp := artifacts.New(artifacts.Options{Backoff: func(int) time.Duration { return time.Millisecond }, Retried: func(string, int, error) { retried++ }})
+	_, err := cp.Copy(ctxFor(t, 30*time.Second), files, src, dst, check)
+	require.NoError(t, err)
+	assert.Equal(t, 1, retried)
+	w := writes(ob.log("/dst/model.bin"))
+	require.Len(t, w, 2)
+	assert.NotEqual(t, w[0].query["X-Amz-Signature"], w[1].query["X-Amz-Signature"], "the retry asks for a new signed URL")
+	assert.Equal(t, hexSHA(content(t, source)), hexSHA(ob.object("/dst/model.bin").data))
+
+	// A failed check is asked again; the file is not sent again.
+	ob = newObjectStore(t, artifacts.AWSPresigned, true, nil)
+	ob.failGETs = 1
+	files = ob.addSources([]artifactstest.Source{source})
+	src, dst, check = ob.signers()
+	retried = 0
+	_, err = cp.Copy(ctxFor(t, 30*time.Second), files, src, dst, check)
+	require.NoError(t, err)
+	assert.Zero(t, retried)
+	assert.Len(t, writes(ob.log("/dst/model.bin")), 1)
+	assert.Len(t, ob.log("/dst/model.bin"), 3, "PUT, the failed check, the check")
+}
+
+func TestPresignedPutChecksTheStoredMD5(t *testing.T) {
+	source := artifactstest.Random("model.bin", 1<<20, 7)
+	copyTo := func(ob *objectStore) error {
+		files := ob.addSources([]artifactstest.Source{source})
+		src, dst, check := ob.signers()
+		cp := artifacts.New(artifacts.Options{Attempts: 2, Backoff: func(int) time.Duration { return time.Millisecond }})
+		_, err := cp.Copy(ctxFor(t, 30*time.Second), files, src, dst, check)
+		return err
+	}
+	// An S3 object whose ETag is not the MD5 of what was sent is refused.
+	ob := newObjectStore(t, artifacts.AWSPresigned, true, nil)
+	ob.badETag = true
+	err := copyTo(ob)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "ETag")
+	assert.Len(t, writes(ob.log("/dst/model.bin")), 2, "tried again, then failed")
+
+	// Under SSE-KMS the ETag is not an MD5 at all: the length is checked, the
+	// ETag is not.
+	ob = newObjectStore(t, artifacts.AWSPresigned, true, nil)
+	ob.sse = "aws:kms"
+	require.NoError(t, copyTo(ob))
+}
+
+func TestPresignedPutRefusesMoreThanOnePutCarries(t *testing.T) {
+	ob := newObjectStore(t, artifacts.AWSPresigned, true, nil)
+	src, dst, check := ob.signers()
+	retried := 0
+	cp := artifacts.New(artifacts.Options{Retried: func(string, int, error) { retried++ }})
+	_, err := cp.Copy(ctxFor(t, 10*time.Second), []artifacts.File{{Path: "huge.bin", Size: 5<<30 + 1}}, src, dst, check)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "5 GiB")
+	assert.Zero(t, retried, "not worth another attempt")
+	assert.Empty(t, ob.log(""), "refused before reading or writing anything")
+}
+
+func TestPresignedPutMemoryIsBounded(t *testing.T) {
+	ob := newObjectStore(t, artifacts.GCPSigned, false, nil) // the store keeps sums only
+	source := artifactstest.Random("big.bin", 256<<20, 8)
+	files := ob.addSources([]artifactstest.Source{source})
+	src, dst, check := ob.signers()
+	var err error
+	alloc := allocated(func() {
+		_, err = artifacts.New(artifacts.Options{}).Copy(ctxFor(t, 60*time.Second), files, src, dst, check)
+	})
+	require.NoError(t, err)
+	t.Logf("256 MiB in one PUT: %.1f MiB allocated", float64(alloc)/(1<<20))
+	assert.Less(t, alloc, uint64(16<<20), "the file is streamed, not held")
+	o := ob.object("/dst/big.bin")
+	require.NotNil(t, o)
+	h := sha256.New()
+	_, _ = io.Copy(h, source.Open())
+	assert.Equal(t, hex.EncodeToString(h.Sum(nil)), hex.EncodeToString(o.sha))
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

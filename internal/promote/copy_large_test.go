@@ -1,0 +1,44 @@
+package promote_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/brickops/brickops/internal/artifacts/artifactstest"
+)
+
+// TestCopyLargeModel copies a model of one 1 GiB file and 2,000 small files
+// from the dev workspace registry to prod's, through the executable with its
+// production tuning, and reads every byte of the new version back.
+func TestCopyLargeModel(t *testing.T) {
+	t.Parallel()
+	w := newDirectCopyWorld(t)
+	c := copyCtx(t, 5*time.Minute)
+	files := churnFiles(t, artifactstest.Random("data/weights.bin", 1<<30, 21))
+	files = append(files, artifactstest.SmallFiles("data/shards", 2000, 22)...)
+	start := time.Now()
+	w.registerSource(t, c, "churn", files)
+	want := digestOf(t, files)
+	t.Logf("seeded %d files, %d bytes in %s", len(files), totalSize(files), time.Since(start).Round(time.Millisecond))
+
+	start = time.Now()
+	res := w.mustCopy(t, map[string]string{"modelName": "churn", "modelVersion": "1"})
+	el := time.Since(start)
+	t.Logf("copied in %s (%.1f MiB/s, %.0f files/s)", el.Round(time.Millisecond), float64(totalSize(files))/(1<<20)/el.Seconds(), float64(len(files))/el.Seconds())
+	assert.Equal(t, fmt.Sprint(len(files)), res.Outputs["filesCopied"])
+	assert.Equal(t, fmt.Sprint(totalSize(files)), res.Outputs["bytesCopied"])
+	assert.Equal(t, "1", res.Outputs["targetModelVersion"])
+
+	start = time.Now()
+	mv := registryVersions(t, c, w.prdC, "churn")
+	require.Len(t, mv, 1)
+	assert.Equal(t, want, versionTagMap(mv[0])["brickops.content_digest"])
+	got, n := readDigest(t, c, registryVersionFiles(t, c, w.prdC, "churn", "1"))
+	assert.Equal(t, len(files), n)
+	assert.Equal(t, want, got, "the version holds every byte of the source")
+	t.Logf("read back in %s", time.Since(start).Round(time.Millisecond))
+}

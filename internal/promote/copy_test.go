@@ -1,0 +1,552 @@
+package promote_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/databricks/databricks-sdk-go/service/catalog"
+	"github.com/databricks/databricks-sdk-go/service/ml"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickops/brickops/internal/agenttest"
+	"github.com/brickops/brickops/internal/artifacts/artifactstest"
+	"github.com/brickops/brickops/internal/emulator"
+)
+
+// The MLflowPromote copy command run by the built executable, as the agent
+// runs it, between two emulated workspaces whose storage is Azurite. Every
+// test reads the target's state back: versions, runs, tags, and the bytes in
+// storage (digest computed here from what a client downloads).
+
+func totalSize(files []artifactstest.Source) int64 {
+	var n int64
+	for _, f := range files {
+		n += f.Size
+	}
+	return n
+}
+
+func TestCopyWorkspaceToWorkspaceThenRerunReuses(t *testing.T) {
+	t.Parallel()
+	w := newCopyWorld(t)
+	c := copyCtx(t, 90*time.Second)
+	files := churnFiles(t, artifactstest.Random("data/weights.bin", 3<<20+17, 5), artifactstest.Bytes("data/empty.txt", nil))
+	srcRun, v := w.registerSource(t, c, "churn", files)
+	want := digestOf(t, files)
+	in := map[string]string{"modelName": "churn", "modelVersion": "latest", "targetModelName": "churn-prod", "targetStage": "Production"}
+
+	res := w.mustCopy(t, in)
+	assert.Equal(t, "churn-prod", res.Outputs["targetModelName"])
+	assert.Equal(t, "1", res.Outputs["targetModelVersion"])
+	assert.Equal(t, "models:/churn-prod/1", res.Outputs["targetModelUri"])
+	assert.Equal(t, "false", res.Outputs["reused"])
+	assert.Equal(t, fmt.Sprint(len(files)), res.Outputs["filesCopied"])
+	assert.Equal(t, fmt.Sprint(totalSize(files)), res.Outputs["bytesCopied"])
+	assert.NotEmpty(t, res.Progress, "progress is reported while bytes move")
+	runID := res.Outputs["targetRunId"]
+	require.NotEmpty(t, runID)
+
+	// The version: READY, in Production, registered from the new run, with
+	// the lineage tags, and holding exactly the source's bytes.
+	mv := registryVersions(t, c, w.prdC, "churn-prod")
+	require.Len(t, mv, 1)
+	assert.Equal(t, ml.ModelVersionStatusReady, mv[0].Status)
+	assert.Equal(t, "Production", mv[0].CurrentStage)
+	assert.Equal(t, runID, mv[0].RunId)
+	tg := versionTagMap(mv[0])
+	assert.Equal(t, w.dev.URL(), tg["brickops.source_workspace"])
+	assert.Equal(t, "churn", tg["brickops.source_model"])
+	assert.Equal(t, v, tg["brickops.source_version"])
+	assert.Equal(t, srcRun, tg["brickops.source_run_id"])
+	assert.Contains(t, tg["brickops.source_run_url"], w.dev.URL()+"/ml/experiments/")
+	assert.Contains(t, tg["brickops.source_run_url"], srcRun)
+	assert.Equal(t, want, tg["brickops.content_digest"])
+	assert.Equal(t, "transition to Production", tg["brickops.action"], "the last action on the version")
+	assert.Equal(t, "1234", tg["brickops.build_id"])
+	assert.Equal(t, "6e4f1c2a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f", tg["brickops.commit"])
+	assert.Contains(t, tg["brickops.run_url"], "_build/results?buildId=1234")
+	got, n := readDigest(t, c, registryVersionFiles(t, c, w.prdC, "churn-prod", "1"))
+	assert.Equal(t, len(files), n)
+	assert.Equal(t, want, got, "the registered version holds the source's bytes")
+
+	// The run: the source run's name, params, latest metrics, user tags and
+	// note, the lineage, FINISHED, in the default experiment.
+	r, ok := w.prd.MLflowRun(runID)
+	require.True(t, ok)
+	assert.Equal(t, ml.RunInfoStatusFinished, r.Info.Status)
+	assert.Equal(t, "train", r.Info.RunName)
+	assert.Equal(t, copySourceParams, kv(r.Data.Params, func(p ml.Param) (string, string) { return p.Key, p.Value }))
+	metrics := map[string]float64{}
+	for _, m := range r.Data.Metrics {
+		metrics[m.Key] = m.Value
+	}
+	assert.Equal(t, copySourceMetrics, metrics, "latest values")
+	rt := runTagMap(r)
+	assert.Equal(t, "churn", rt["team"])
+	assert.Equal(t, "weekly retrain", rt["mlflow.note.content"])
+	assert.NotContains(t, rt, "mlflow.source.type", "workspace-specific system tags stay behind")
+	assert.Equal(t, "complete", rt["brickops.copy_status"])
+	assert.Equal(t, want, rt["brickops.content_digest"])
+	assert.Equal(t, srcRun, rt["brickops.source_run_id"])
+	assert.Equal(t, "copy", rt["brickops.action"])
+	runs := experimentRuns(t, c, w.prdC, "/Shared/brickops/churn-prod")
+	require.Len(t, runs, 1)
+	assert.Equal(t, runID, runs[0].Info.RunId)
+
+	require.Len(t, res.Summaries, 1)
+	for _, md := range res.Summaries {
+		assert.Contains(t, md, w.dev.URL())
+		assert.Contains(t, md, w.prd.URL()+"/ml/models/churn-prod/versions/1")
+		assert.Contains(t, md, "| `brickops.content_digest` | "+want+" |")
+	}
+
+	// The rerun finds the same source version with the same digest: it
+	// reuses version 1, copies nothing and writes nothing but the stage.
+	w.prd.ResetRequests()
+	in["modelVersion"] = v
+	res = w.mustCopy(t, in)
+	assert.Equal(t, "true", res.Outputs["reused"])
+	assert.Equal(t, "1", res.Outputs["targetModelVersion"])
+	assert.Equal(t, runID, res.Outputs["targetRunId"])
+	assert.Equal(t, "0", res.Outputs["bytesCopied"])
+	assert.Equal(t, "0", res.Outputs["filesCopied"])
+	assert.Len(t, registryVersions(t, c, w.prdC, "churn-prod"), 1, "no second version")
+	assert.Len(t, experimentRuns(t, c, w.prdC, "/Shared/brickops/churn-prod"), 1, "no second run")
+	for _, wr := range writesTo(w.prd) {
+		assert.Equal(t, "POST /api/2.0/mlflow/databricks/model-versions/transition-stage", wr, "the rerun only moves the stage")
+	}
+}
+
+func TestCopyWorkspaceToUnityCatalog(t *testing.T) {
+	t.Parallel()
+	w := newCopyWorld(t)
+	c := copyCtx(t, 90*time.Second)
+	files := churnFiles(t)
+	srcRun, v := w.registerSource(t, c, "churn", files)
+	in := map[string]string{"modelName": "churn", "modelVersion": v, "targetModelName": "prod.ml.churn", "targetAlias": "@champion"}
+
+	res := w.mustCopy(t, in)
+	assert.Equal(t, "models:/prod.ml.churn/1", res.Outputs["targetModelUri"])
+	assert.Equal(t, "false", res.Outputs["reused"])
+	assert.Equal(t, fmt.Sprint(len(files)), res.Outputs["filesCopied"])
+	versions := w.prd.UCModelVersions("prod.ml.churn")
+	require.Len(t, versions, 1)
+	assert.Equal(t, catalog.ModelVersionInfoStatusReady, versions[0].Status)
+	assert.Equal(t, res.Outputs["targetRunId"], versions[0].RunId)
+	alias, err := catalog.NewModelVersions(w.prdC).GetByAlias(c, catalog.GetByAliasRequest{FullName: "prod.ml.churn", Alias: "champion"})
+	require.NoError(t, err)
+	assert.Equal(t, 1, alias.Version)
+	got, n := readDigest(t, c, ucVersionFiles(t, c, w.prdC, "prod.ml.churn", 1))
+	assert.Equal(t, len(files), n)
+	assert.Equal(t, digestOf(t, files), got, "the version's storage location holds the source's bytes")
+	r, ok := w.prd.MLflowRun(res.Outputs["targetRunId"])
+	require.True(t, ok)
+	assert.Equal(t, ml.RunInfoStatusFinished, r.Info.Status)
+	assert.Equal(t, copySourceParams, kv(r.Data.Params, func(p ml.Param) (string, string) { return p.Key, p.Value }))
+	assert.Equal(t, srcRun, runTagMap(r)["brickops.source_run_id"])
+	var uc emulator.UCModelVersionResponse
+	require.NoError(t, w.prdC.Do(c, http.MethodGet, "/api/2.0/mlflow/unity-catalog/model-versions/get", nil,
+		map[string]any{"name": "prod.ml.churn", "version": "1"}, nil, &uc))
+	ucTags := kv(uc.ModelVersion.Tags, func(t emulator.UCModelVersionTag) (string, string) { return t.Key, t.Value })
+	assert.Equal(t, v, ucTags["brickops.source_version"])
+	assert.Equal(t, w.dev.URL(), ucTags["brickops.source_workspace"])
+
+	w.prd.ResetRequests()
+	res = w.mustCopy(t, in)
+	assert.Equal(t, "true", res.Outputs["reused"])
+	assert.Equal(t, "1", res.Outputs["targetModelVersion"])
+	assert.Equal(t, "0", res.Outputs["bytesCopied"])
+	assert.Len(t, w.prd.UCModelVersions("prod.ml.churn"), 1)
+	for _, wr := range writesTo(w.prd) {
+		assert.Contains(t, []string{"PUT /api/2.1/unity-catalog/models/prod.ml.churn/aliases/champion", "POST /api/2.0/mlflow/unity-catalog/model-versions/set-tag"}, wr,
+			"the rerun only sets the alias")
+	}
+}
+
+func TestCopyUnityCatalogWithinOneMetastoreMovesNoBytes(t *testing.T) {
+	t.Parallel()
+	w := newCopyWorld(t)
+	c := copyCtx(t, 60*time.Second)
+	runID, _ := w.registerUCSource(t, c, "main", "ml", "churn", churnFiles(t))
+	w.dev.ResetRequests()
+	served := w.proxy.Served()
+
+	// Both connections reach workspaces on one metastore: here the same
+	// emulated workspace, through the dev group for source and target.
+	res := w.mustCopy(t, map[string]string{"modelName": "main.ml.churn", "modelVersion": "1", "targetVariableSuffix": "dev", "targetAlias": "champion"})
+	assert.Equal(t, "true", res.Outputs["reused"])
+	assert.Equal(t, "1", res.Outputs["targetModelVersion"])
+	assert.Equal(t, runID, res.Outputs["targetRunId"])
+	assert.Equal(t, "0", res.Outputs["bytesCopied"])
+	assert.Equal(t, "0", res.Outputs["filesCopied"])
+	assert.Contains(t, res.Stdout, "No bytes move")
+	for _, md := range res.Summaries {
+		assert.Contains(t, md, "no bytes moved")
+	}
+	assert.Equal(t, served, w.proxy.Served(), "no storage request at all")
+	assert.Empty(t, w.prd.Requests(), "the other workspace is not involved")
+	assert.Len(t, w.dev.UCModelVersions("main.ml.churn"), 1)
+	alias, err := catalog.NewModelVersions(w.devC).GetByAlias(c, catalog.GetByAliasRequest{FullName: "main.ml.churn", Alias: "champion"})
+	require.NoError(t, err)
+	assert.Equal(t, 1, alias.Version)
+	writes := writesTo(w.dev)
+	assert.Contains(t, writes, "PUT /api/2.1/unity-catalog/models/main.ml.churn/aliases/champion")
+	for _, wr := range writes {
+		assert.Contains(t, []string{"PUT /api/2.1/unity-catalog/models/main.ml.churn/aliases/champion", "POST /api/2.0/mlflow/unity-catalog/model-versions/set-tag"}, wr,
+			"only the alias (and its lineage tags) is written")
+	}
+}
+
+func TestCopyStorageFaultsFinishOrLeaveNothingHalfMade(t *testing.T) {
+	t.Parallel()
+	w := newCopyWorld(t)
+	c := copyCtx(t, 120*time.Second)
+	files := churnFiles(t, artifactstest.SmallFiles("extra", 30, 3)...)
+	files = append(files, artifactstest.Random("weights.bin", 12<<20, 4))
+	w.registerSource(t, c, "churn", files)
+	want := digestOf(t, files)
+
+	// Azure Storage under load: 503 ServerBusy, 500, dropped connections.
+	w.proxy.SetRate(0.15)
+	before := w.proxy.Injected()
+	res := w.mustCopy(t, map[string]string{"modelName": "churn", "modelVersion": "1"})
+	injected := w.proxy.Injected() - before
+	w.proxy.SetRate(0)
+	t.Logf("%d storage faults injected", injected)
+	assert.Positive(t, injected)
+	mv := registryVersions(t, c, w.prdC, "churn")
+	require.Len(t, mv, 1)
+	assert.Equal(t, want, versionTagMap(mv[0])["brickops.content_digest"])
+	got, _ := readDigest(t, c, registryVersionFiles(t, c, w.prdC, "churn", "1"))
+	assert.Equal(t, want, got)
+	assert.Equal(t, fmt.Sprint(totalSize(files)), res.Outputs["bytesCopied"])
+
+	// Storage down until the copy's time is up: the task fails, its run is
+	// FAILED and no version exists.
+	w.proxy.SetRate(1)
+	in := map[string]string{"modelName": "churn", "modelVersion": "1", "targetModelName": "churn-b", "copyTimeoutMinutes": "0.1"}
+	res = w.copy(t, in)
+	w.proxy.SetRate(0)
+	require.Equal(t, agent.Failed, res.Result, res.Stdout)
+	assert.Contains(t, res.Message, "did not finish within 6s")
+	assert.Empty(t, registryVersions(t, c, w.prdC, "churn-b"), "no version from partial files")
+	runs := experimentRuns(t, c, w.prdC, "/Shared/brickops/churn-b")
+	require.Len(t, runs, 1)
+	assert.Equal(t, ml.RunInfoStatusFailed, runs[0].Info.Status)
+	assert.Equal(t, "failed", runTagMap(runs[0])["brickops.copy_status"])
+
+	// The next attempt resumes that run and finishes.
+	delete(in, "copyTimeoutMinutes")
+	res = w.mustCopy(t, in)
+	assert.Equal(t, runs[0].Info.RunId, res.Outputs["targetRunId"])
+	assert.Contains(t, res.Stdout, "Resuming run")
+	assert.Len(t, registryVersions(t, c, w.prdC, "churn-b"), 1)
+	assert.Len(t, experimentRuns(t, c, w.prdC, "/Shared/brickops/churn-b"), 1)
+	got, _ = readDigest(t, c, registryVersionFiles(t, c, w.prdC, "churn-b", "1"))
+	assert.Equal(t, want, got)
+}
+
+// afterCommit answers the first request to each route with a 500 after
+// carrying it out: the answer a client cannot tell from a failure.
+func afterCommit(routes ...string) []emulator.FaultRule {
+	var out []emulator.FaultRule
+	for _, r := range routes {
+		out = append(out, emulator.FaultRule{Prefix: r, Method: http.MethodPost, Rate: 1, Kinds: []emulator.FaultKind{emulator.Fault500AfterCommit}, Limit: 1})
+	}
+	return out
+}
+
+// injected counts the requests a workspace answered with a fault of kind.
+func injected(ws *emulator.Workspace, kind emulator.FaultKind) int {
+	n := 0
+	for _, r := range ws.Requests() {
+		if r.Fault == kind {
+			n++
+		}
+	}
+	return n
+}
+
+var flaky = emulator.FaultRule{Prefix: "/api/2.0/mlflow/", Rate: 0.15,
+	Kinds: []emulator.FaultKind{emulator.Fault429, emulator.Fault503, emulator.Fault500, emulator.FaultDrop}}
+
+func TestCopyAPIFaultsFinishOrLeaveNothingHalfMade(t *testing.T) {
+	t.Parallel()
+	w := newCopyWorld(t)
+	c := copyCtx(t, 120*time.Second)
+	files := churnFiles(t, artifactstest.SmallFiles("extra", 120, 5)...)
+	w.registerSource(t, c, "churn", files)
+	want := digestOf(t, files)
+
+	// Throttling, outages, dropped connections, and creates whose answer is
+	// lost after they were carried out: the copy finishes with one run and
+	// one version.
+	w.dev.SetFaults(emulator.FaultPlan{Seed: 5, Rules: []emulator.FaultRule{flaky}})
+	w.prd.SetFaults(emulator.FaultPlan{Seed: 2, Rules: append(afterCommit(
+		"/api/2.0/mlflow/experiments/create", "/api/2.0/mlflow/runs/create",
+		"/api/2.0/mlflow/registered-models/create", "/api/2.0/mlflow/model-versions/create"), flaky)})
+	res := w.mustCopy(t, map[string]string{"modelName": "churn", "modelVersion": "1"})
+	w.dev.SetFaults(emulator.FaultPlan{})
+	w.prd.SetFaults(emulator.FaultPlan{})
+	assert.Equal(t, 4, injected(w.prd, emulator.Fault500AfterCommit))
+	for _, route := range []string{"/api/2.0/mlflow/runs/create", "/api/2.0/mlflow/model-versions/create"} {
+		assert.Equal(t, 1, len(w.prd.RequestsTo(http.MethodPost, route)), "%s: what the lost answer was about is found, not created again", route)
+	}
+	t.Logf("faults injected: dev %d, prod %d", len(faulted(w.dev)), len(faulted(w.prd)))
+	mv := registryVersions(t, c, w.prdC, "churn")
+	require.Len(t, mv, 1, "one version although its create was answered 500")
+	runs := experimentRuns(t, c, w.prdC, "/Shared/brickops/churn")
+	require.Len(t, runs, 1, "one run although its create was answered 500")
+	assert.Equal(t, res.Outputs["targetRunId"], runs[0].Info.RunId)
+	assert.Equal(t, ml.RunInfoStatusFinished, runs[0].Info.Status)
+	got, n := readDigest(t, c, registryVersionFiles(t, c, w.prdC, "churn", "1"))
+	assert.Equal(t, len(files), n)
+	assert.Equal(t, want, got)
+
+	// Registration refused every time: the files are in the run, but no
+	// version is made from it and the run is FAILED.
+	w.prd.SetFaults(emulator.FaultPlan{Seed: 3, Rules: []emulator.FaultRule{
+		{Prefix: "/api/2.0/mlflow/model-versions/create", Rate: 1, Kinds: []emulator.FaultKind{emulator.Fault500}},
+	}})
+	in := map[string]string{"modelName": "churn", "modelVersion": "1", "targetModelName": "churn-b"}
+	res = w.copy(t, in)
+	w.prd.SetFaults(emulator.FaultPlan{})
+	require.Equal(t, agent.Failed, res.Result, res.Stdout)
+	assert.Contains(t, res.Message, "registering churn-b")
+	assert.Empty(t, registryVersions(t, c, w.prdC, "churn-b"))
+	runs = experimentRuns(t, c, w.prdC, "/Shared/brickops/churn-b")
+	require.Len(t, runs, 1)
+	assert.Equal(t, ml.RunInfoStatusFailed, runs[0].Info.Status)
+
+	res = w.mustCopy(t, in)
+	assert.Equal(t, runs[0].Info.RunId, res.Outputs["targetRunId"], "the failed run is resumed")
+	assert.Len(t, registryVersions(t, c, w.prdC, "churn-b"), 1)
+	assert.Len(t, experimentRuns(t, c, w.prdC, "/Shared/brickops/churn-b"), 1)
+}
+
+func faulted(ws *emulator.Workspace) []emulator.Request {
+	var out []emulator.Request
+	for _, r := range ws.Requests() {
+		if r.Fault != "" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func TestCopyToUnityCatalogConvergesAfterAmbiguousFailures(t *testing.T) {
+	t.Parallel()
+	w := newCopyWorld(t)
+	c := copyCtx(t, 90*time.Second)
+	files := churnFiles(t)
+	w.registerSource(t, c, "churn", files)
+
+	// The version create and the finalize are carried out but answered 500.
+	w.prd.SetFaults(emulator.FaultPlan{Seed: 4, Rules: afterCommit(
+		"/api/2.0/mlflow/unity-catalog/model-versions/create", "/api/2.0/mlflow/unity-catalog/model-versions/finalize",
+		"/api/2.1/unity-catalog/models")})
+	res := w.mustCopy(t, map[string]string{"modelName": "churn", "modelVersion": "1", "targetModelName": "prod.ml.churn"})
+	w.prd.SetFaults(emulator.FaultPlan{})
+	assert.Equal(t, 3, injected(w.prd, emulator.Fault500AfterCommit))
+	assert.Equal(t, 1, len(w.prd.RequestsTo(http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/create")),
+		"the version the lost answer was about is found, not created again")
+	assert.Zero(t, len(w.prd.RequestsTo(http.MethodDelete, "/api/2.1/unity-catalog/models/prod.ml.churn/versions/2")))
+	versions := w.prd.UCModelVersions("prod.ml.churn")
+	require.Len(t, versions, 1, "the create answered 500 made the one version")
+	assert.Equal(t, catalog.ModelVersionInfoStatusReady, versions[0].Status)
+	assert.Equal(t, "1", res.Outputs["targetModelVersion"])
+	got, _ := readDigest(t, c, ucVersionFiles(t, c, w.prdC, "prod.ml.churn", 1))
+	assert.Equal(t, digestOf(t, files), got)
+
+	// Finalize refused every time: the copy fails and deletes the version it
+	// could not finalize; the next attempt resumes the run.
+	w.prd.SetFaults(emulator.FaultPlan{Seed: 5, Rules: []emulator.FaultRule{
+		{Prefix: "/api/2.0/mlflow/unity-catalog/model-versions/finalize", Rate: 1, Kinds: []emulator.FaultKind{emulator.Fault500}},
+	}})
+	in := map[string]string{"modelName": "churn", "modelVersion": "1", "targetModelName": "prod.ml.churn-b"}
+	res = w.copy(t, in)
+	w.prd.SetFaults(emulator.FaultPlan{})
+	require.Equal(t, agent.Failed, res.Result, res.Stdout)
+	assert.Empty(t, w.prd.UCModelVersions("prod.ml.churn-b"), "no version is left unfinalized")
+	runs := experimentRuns(t, c, w.prdC, "/Shared/brickops/prod.ml.churn-b")
+	require.Len(t, runs, 1)
+	assert.Equal(t, ml.RunInfoStatusFailed, runs[0].Info.Status)
+	res = w.mustCopy(t, in)
+	assert.Equal(t, runs[0].Info.RunId, res.Outputs["targetRunId"])
+	versions = w.prd.UCModelVersions("prod.ml.churn-b")
+	require.Len(t, versions, 1)
+	assert.Equal(t, catalog.ModelVersionInfoStatusReady, versions[0].Status)
+}
+
+func TestCopyKilledMidCopyThenRerunFinishes(t *testing.T) {
+	t.Parallel()
+	w := newCopyWorld(t)
+	c := copyCtx(t, 120*time.Second)
+	files := churnFiles(t, artifactstest.Random("weights.bin", 64<<20, 9))
+	w.registerSource(t, c, "churn", files)
+	in := map[string]string{"modelName": "churn", "modelVersion": "1", "copyParallelism": "2"}
+
+	// SIGKILL once the first progress is reported: bytes are flowing.
+	p := w.agentRun(in).Start(t, agenttest.Executable(t))
+	require.Eventually(t, func() bool { return strings.Contains(p.Stdout(), "##vso[task.setprogress") }, 60*time.Second, 5*time.Millisecond,
+		"the copy never started moving bytes:\n%s", p.Stdout())
+	require.NoError(t, p.Cmd.Process.Signal(syscall.SIGKILL))
+	killed := p.Finish(t)
+	assert.Zero(t, killed.Completions, "a killed process completes nothing")
+	assert.Empty(t, registryVersions(t, c, w.prdC, "churn"), "killed before registering")
+	runs := experimentRuns(t, c, w.prdC, "/Shared/brickops/churn")
+	require.Len(t, runs, 1)
+	assert.Equal(t, ml.RunInfoStatusRunning, runs[0].Info.Status, "a killed process marks nothing")
+	assert.Equal(t, "copying", runTagMap(runs[0])["brickops.copy_status"])
+
+	res := w.mustCopy(t, in)
+	assert.Contains(t, res.Stdout, "Resuming run")
+	assert.Equal(t, runs[0].Info.RunId, res.Outputs["targetRunId"])
+	mv := registryVersions(t, c, w.prdC, "churn")
+	require.Len(t, mv, 1)
+	assert.Len(t, experimentRuns(t, c, w.prdC, "/Shared/brickops/churn"), 1)
+	got, n := readDigest(t, c, registryVersionFiles(t, c, w.prdC, "churn", mv[0].Version))
+	assert.Equal(t, len(files), n)
+	assert.Equal(t, digestOf(t, files), got)
+}
+
+func TestCopyDryRunChangesNothing(t *testing.T) {
+	t.Parallel()
+	w := newCopyWorld(t)
+	c := copyCtx(t, 60*time.Second)
+	files := churnFiles(t)
+	w.registerSource(t, c, "churn", files)
+	w.prd.ResetRequests()
+	devWrites := writesTo(w.dev)
+	served := w.proxy.Served()
+
+	in := map[string]string{"modelName": "churn", "modelVersion": "1", "dryRun": "true", "targetStage": "Production"}
+	res := w.mustCopy(t, in)
+	assert.Zero(t, w.prd.Writes(), "the dry run sent the target no request that could change it")
+	assert.Equal(t, devWrites, writesTo(w.dev))
+	assert.Equal(t, served, w.proxy.Served(), "no storage request")
+	assert.Empty(t, res.Outputs)
+	for _, line := range []string{
+		"Dry run: the plan (nothing is changed)",
+		fmt.Sprintf("Source: churn version 1 in %s", w.dev.URL()),
+		fmt.Sprintf("%d files", len(files)),
+		"experiment /Shared/brickops/churn: would be created",
+		"registered model churn (workspace model registry): would be created",
+		"the version would then be moved to Production",
+	} {
+		assert.Contains(t, res.Stdout, line)
+	}
+
+	// With a copy in the target, the plan says it would be reused; still
+	// nothing changes.
+	w.mustCopy(t, map[string]string{"modelName": "churn", "modelVersion": "1"})
+	w.prd.ResetRequests()
+	res = w.mustCopy(t, in)
+	assert.Empty(t, writesTo(w.prd))
+	assert.Contains(t, res.Stdout, "Target version 1 of churn was copied from this source version")
+	assert.Len(t, registryVersions(t, c, w.prdC, "churn"), 1)
+	assert.Equal(t, "None", registryVersions(t, c, w.prdC, "churn")[0].CurrentStage)
+}
+
+func TestCopyBadInputsFailBeforeAnyRequest(t *testing.T) {
+	t.Parallel()
+	dev := startWorkspace(t, emulator.Options{Name: "dev"})
+	prd := startWorkspace(t, emulator.Options{Name: "prod"})
+	w := &copyWorld{dev: dev, prd: prd}
+	cases := []struct {
+		name   string
+		inputs map[string]string
+		want   string // the input named in the error
+	}{
+		{"no version", map[string]string{"modelName": "churn"}, "(modelVersion)"},
+		{"bad version", map[string]string{"modelName": "churn", "modelVersion": "v1"}, "(modelVersion)"},
+		{"alias on a registry source", map[string]string{"modelName": "churn", "modelVersion": "@champion"}, "(modelVersion)"},
+		{"stage on a UC source", map[string]string{"modelName": "a.b.c", "modelVersion": "Staging"}, "(modelVersion)"},
+		{"stage on a UC target", map[string]string{"modelName": "churn", "modelVersion": "1", "targetModelName": "a.b.c", "targetStage": "Production"}, "(targetStage)"},
+		{"alias on a registry target", map[string]string{"modelName": "churn", "modelVersion": "1", "targetAlias": "champion"}, "(targetAlias)"},
+		{"bad target name", map[string]string{"modelName": "churn", "modelVersion": "1", "targetModelName": "a.b"}, "(targetModelName)"},
+		{"relative experiment", map[string]string{"modelName": "churn", "modelVersion": "1", "targetExperiment": "Shared/x"}, "(targetExperiment)"},
+		{"bad timeout", map[string]string{"modelName": "churn", "modelVersion": "1", "copyTimeoutMinutes": "-1"}, "(copyTimeoutMinutes)"},
+		{"bad parallelism", map[string]string{"modelName": "churn", "modelVersion": "1", "copyParallelism": "500"}, "(copyParallelism)"},
+		{"unexpanded macro", map[string]string{"modelName": "churn", "modelVersion": "$(register.modelVersion)"}, "(modelVersion)"},
+		{"target token without URL", map[string]string{"modelName": "churn", "modelVersion": "1", "targetConnectionMethod": "token", "targetToken": "dapi0123"}, "(targetWorkspaceUrl)"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dev.ResetRequests()
+			prd.ResetRequests()
+			res := w.copy(t, tc.inputs)
+			require.Equal(t, agent.Failed, res.Result, res.Stdout)
+			assert.Contains(t, strings.Join(res.Errors, "\n"), tc.want)
+			assert.Empty(t, dev.Requests(), "no request before the inputs are valid")
+			assert.Empty(t, prd.Requests(), "no request before the inputs are valid")
+		})
+	}
+}
+
+func TestCopyConcurrentCopiesSettleOnOneVersion(t *testing.T) {
+	t.Parallel()
+	w := newCopyWorld(t)
+	c := copyCtx(t, 120*time.Second)
+	files := churnFiles(t, artifactstest.SmallFiles("extra", 30, 6)...)
+	exe := agenttest.Executable(t)
+	for round, target := range []string{"churn", "prod.ml.churn", "churn", "prod.ml.churn"} {
+		_, v := w.registerSource(t, c, "churn", files)
+		in := map[string]string{"modelName": "churn", "modelVersion": v, "targetModelName": target}
+		// Two pipeline runs copy the same source version at the same time.
+		var wg sync.WaitGroup
+		results := make([]*agenttest.Result, 2)
+		procs := []*agenttest.Process{w.agentRun(in).Start(t, exe), w.agentRun(in).Start(t, exe)}
+		for i, p := range procs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				results[i] = p.Finish(t)
+			}()
+		}
+		wg.Wait()
+		for _, res := range results {
+			require.Equal(t, agent.Succeeded, res.Result, "round %d:\n%s", round, res.Stdout)
+		}
+		a, b := results[0].Outputs, results[1].Outputs
+		assert.Equal(t, a["targetModelVersion"], b["targetModelVersion"], "round %d: both report the same version", round)
+		assert.Equal(t, a["targetRunId"], b["targetRunId"], "round %d: both report the same run", round)
+		settled := strings.Contains(results[0].Stdout+results[1].Stdout, "A concurrent copy of the same source version")
+		t.Logf("round %d (%s): version %s; settled by the lower-version rule: %v", round, target, a["targetModelVersion"], settled)
+
+		// Exactly one version of this source version, holding its bytes.
+		n := 0
+		if target == "churn" {
+			for _, mv := range registryVersions(t, c, w.prdC, target) {
+				if versionTagMap(mv)["brickops.source_version"] == v {
+					n++
+					assert.Equal(t, a["targetModelVersion"], mv.Version)
+				}
+			}
+		} else {
+			for _, mv := range w.prd.UCModelVersions(target) {
+				r, ok := w.prd.MLflowRun(mv.RunId)
+				if ok && runTagMap(r)["brickops.source_version"] == v {
+					n++
+					assert.Equal(t, a["targetModelVersion"], fmt.Sprint(mv.Version))
+					assert.Equal(t, catalog.ModelVersionInfoStatusReady, mv.Status)
+				}
+			}
+		}
+		assert.Equal(t, 1, n, "round %d: one target version of source version %s", round, v)
+		for _, r := range experimentRuns(t, c, w.prdC, "/Shared/brickops/"+target) {
+			if runTagMap(r)["brickops.source_version"] != v || r.Info.RunId == a["targetRunId"] {
+				continue
+			}
+			assert.Equal(t, ml.RunInfoStatusFailed, r.Info.Status, "round %d: the other run gave way", round)
+			assert.Equal(t, "superseded", runTagMap(r)["brickops.copy_status"])
+		}
+	}
+}
