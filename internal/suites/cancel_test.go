@@ -4,12 +4,10 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -31,24 +29,13 @@ import (
 var rerun = map[string]string{"SYSTEM_JOBATTEMPT": "2"}
 
 // interrupter sends the agent's SIGINT at a seeded random point.
-type interrupter struct {
-	mu  sync.Mutex
-	rng *rand.Rand
-}
+type interrupter struct{ *points }
 
-func newInterrupter(t *testing.T) *interrupter {
-	seed := *seedFlag
-	if seed == 0 {
-		seed = time.Now().UnixNano()
-	}
-	t.Logf("signal points from seed %d (replay with -suites.seed=%d)", seed, seed)
-	return &interrupter{rng: rand.New(rand.NewPCG(uint64(seed), 0))}
-}
+func newInterrupter(t *testing.T) *interrupter { return &interrupter{newPoints(t, 0)} }
 
+// delay is how long after the remote work started the signal goes: 0-400 ms.
 func (i *interrupter) delay() time.Duration {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	return time.Duration(i.rng.Int64N(int64(400 * time.Millisecond)))
+	return time.Duration(i.intn(400_000)) * time.Microsecond
 }
 
 // interrupt waits until started reports the remote work has begun, then a

@@ -3,12 +3,10 @@ package suites_test
 import (
 	"context"
 	"encoding/json"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,41 +26,15 @@ import (
 // killer sends SIGKILL at a seeded random point, as the kernel's OOM killer,
 // a preempted agent VM or `kill -9` would end the step: no signal handler
 // runs, nothing is cleaned up and no task.complete is written.
-type killer struct {
-	mu  sync.Mutex
-	rng *rand.Rand
-}
+type killer struct{ *points }
 
-func newKiller(t *testing.T) *killer {
-	seed := *seedFlag
-	if seed == 0 {
-		seed = time.Now().UnixNano()
-	}
-	t.Logf("random points from seed %d (replay with -suites.seed=%d)", seed, seed)
-	return &killer{rng: rand.New(rand.NewPCG(uint64(seed), 1))}
-}
+func newKiller(t *testing.T) *killer { return &killer{newPoints(t, 1)} }
 
-// fork is a killer of its own for one subtest. Forked in a fixed order
-// before the subtests run in parallel, each subtest draws the same points
-// for the same seed.
-func (k *killer) fork() *killer {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return &killer{rng: rand.New(rand.NewPCG(k.rng.Uint64(), k.rng.Uint64()))}
-}
-
-func (k *killer) intn(n int) int {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.rng.IntN(n)
-}
+// fork is a killer of its own for one subtest (see points.fork).
+func (k *killer) fork() *killer { return &killer{k.points.fork()} }
 
 // faultSeed is a seed for one workspace's latency plan.
-func (k *killer) faultSeed() uint64 {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.rng.Uint64()
-}
+func (k *killer) faultSeed() uint64 { return k.uint64() }
 
 // latency is how long every request of a step about to be killed takes.
 const latency = 15 * time.Millisecond

@@ -3,10 +3,12 @@ package suites_test
 import (
 	"flag"
 	"maps"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,7 +20,7 @@ import (
 	"github.com/brickops/brickops/internal/emulator"
 )
 
-var seedFlag = flag.Int64("suites.seed", 0, "seed of TestCancellation's signal points (0: from the clock, logged)")
+var seedFlag = flag.Int64("suites.seed", 0, "seed of the suites' random points: signal and kill points, delays (0: from the clock, logged)")
 
 // ca signs every emulated workspace's certificate; the task trusts it as
 // Agent.CAInfo (caFile), as an agent behind a TLS-inspecting proxy would.
@@ -109,6 +111,44 @@ func churnModel(t *testing.T) string {
 	}
 	require.FileExists(t, filepath.Join(dir, "MLmodel"))
 	return dir
+}
+
+// points draws a suite's random points (delays, request counts, seeds)
+// from -suites.seed, so that the seed a run logs replays it. stream keeps
+// the suites' sequences apart. Safe for concurrent use.
+type points struct {
+	mu  sync.Mutex
+	rng *rand.Rand
+}
+
+func newPoints(t *testing.T, stream uint64) *points {
+	seed := *seedFlag
+	if seed == 0 {
+		seed = time.Now().UnixNano()
+	}
+	t.Logf("random points from seed %d (replay with -suites.seed=%d)", seed, seed)
+	return &points{rng: rand.New(rand.NewPCG(uint64(seed), stream))}
+}
+
+// fork is a source of its own for one subtest. Forked in a fixed order
+// before the subtests run in parallel, each subtest draws the same points
+// for the same seed.
+func (p *points) fork() *points {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return &points{rng: rand.New(rand.NewPCG(p.rng.Uint64(), p.rng.Uint64()))}
+}
+
+func (p *points) intn(n int) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.rng.IntN(n)
+}
+
+func (p *points) uint64() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.rng.Uint64()
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
