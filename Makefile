@@ -83,7 +83,7 @@ fuzz:
 	done
 
 ## stress: the long suites (200 fault seeds) and long fuzz runs
-# (1,000,000 executions per target, 5× make test's: about 3 min each here)
+# (1,000,000 executions per target, 5× make test's: about 13 min for the six here)
 stress: build-host node_modules
 	BRICKOPS_STRESS=1 BRICKOPS_EXE=$(CURDIR)/dist/bin/linux-amd64/brickops $(GO) test -count=1 -timeout 4h -run 'TestFaults' ./internal/demo/
 	$(MAKE) fuzz FUZZTIME=1000000x
