@@ -27,6 +27,7 @@ import (
 	"github.com/brickops/brickops/internal/emulator"
 	"github.com/brickops/brickops/internal/modelcopy"
 	"github.com/brickops/brickops/internal/modeluri"
+	"github.com/brickops/brickops/internal/ucregistry"
 )
 
 func churn(t testing.TB) []artifactstest.Source {
@@ -151,7 +152,7 @@ func TestWorkspaceToUnityCatalog(t *testing.T) {
 			} `json:"azure_user_delegation_sas"`
 		} `json:"credentials"`
 	}
-	require.NoError(t, w.prdC.Do(ctx, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/generate-temporary-credentials", nil, nil,
+	require.NoError(t, w.prdC.Do(ctx, http.MethodPost, ucregistry.Route+"generate-temporary-credentials", nil, nil,
 		map[string]any{"name": "prod.ml.churn", "version": "1", "operation": "MODEL_VERSION_OPERATION_READ"}, &creds))
 	got, err := artifacts.New(artifacts.Options{}).ListPrefix(ctx, versions[0].StorageLocation, creds.Credentials.AzureUserDelegationSAS.SASToken)
 	require.NoError(t, err)

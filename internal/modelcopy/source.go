@@ -17,6 +17,7 @@ import (
 
 	"github.com/brickops/brickops/internal/artifacts"
 	"github.com/brickops/brickops/internal/modeluri"
+	"github.com/brickops/brickops/internal/ucregistry"
 )
 
 // workspace is one connected workspace and the services the copy uses.
@@ -243,66 +244,15 @@ func (w *workspace) ucGet(ctx context.Context, name modeluri.Name, n int) (*cata
 	return mv, nil
 }
 
-// The MLflow Unity Catalog registration routes are not in
-// databricks-sdk-go v0.81.0; shapes from MLflow's
-// mlflow/protos/databricks_uc_registry_messages.proto.
-
-type ucTag struct {
-	Key   string `json:"key"`
-	Value string `json:"value"`
-}
-
-type ucCreateRequest struct {
-	Name        string  `json:"name"`
-	Source      string  `json:"source"`
-	RunID       string  `json:"run_id,omitempty"`
-	Description string  `json:"description,omitempty"`
-	Tags        []ucTag `json:"tags,omitempty"`
-}
-
-type ucModelVersion struct {
-	Name            string `json:"name"`
-	Version         string `json:"version"`
-	Status          string `json:"status"`
-	StorageLocation string `json:"storage_location"`
-	RunID           string `json:"run_id"`
-}
-
-type ucVersionResponse struct {
-	ModelVersion *ucModelVersion `json:"model_version"`
-}
-
-type ucCredentialsRequest struct {
-	Name      string `json:"name"`
-	Version   string `json:"version"`
-	Operation string `json:"operation"`
-}
-
-type ucCredentialsResponse struct {
-	Credentials struct {
-		ExpirationTime         int64 `json:"expiration_time"`
-		AzureUserDelegationSAS *struct {
-			SASToken string `json:"sas_token"`
-		} `json:"azure_user_delegation_sas"`
-		AWSTempCredentials any `json:"aws_temp_credentials"`
-		GCPOAuthToken      any `json:"gcp_oauth_token"`
-	} `json:"credentials"`
-}
-
-type ucFinalizeRequest struct {
-	Name    string `json:"name"`
-	Version string `json:"version"`
-}
-
 // ucCredentials returns a SAS token for a UC version's storage location.
 func (w *workspace) ucCredentials(ctx context.Context, name modeluri.Name, n int, write bool) (string, error) {
 	op := "MODEL_VERSION_OPERATION_READ"
 	if write {
 		op = "MODEL_VERSION_OPERATION_READ_WRITE"
 	}
-	var resp ucCredentialsResponse
-	err := w.c.Do(ctx, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/generate-temporary-credentials", nil, nil,
-		ucCredentialsRequest{Name: name.Full, Version: strconv.Itoa(n), Operation: op}, &resp)
+	var resp ucregistry.CredentialsResponse
+	err := w.c.Do(ctx, http.MethodPost, ucregistry.Route+"generate-temporary-credentials", nil, nil,
+		ucregistry.CredentialsRequest{Name: name.Full, Version: strconv.Itoa(n), Operation: op}, &resp)
 	if err != nil {
 		return "", fmt.Errorf("getting storage credentials for %s version %d: %w", name.Full, n, err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/brickops/brickops/internal/agent"
 	"github.com/brickops/brickops/internal/artifacts"
 	"github.com/brickops/brickops/internal/auth"
+	"github.com/brickops/brickops/internal/ucregistry"
 )
 
 // Lineage tag keys, on the target run and (workspace registry) the target
@@ -668,9 +669,9 @@ func (s *session) ucTargetVersion(ctx context.Context, sv *sourceVersion, existi
 			return ucTarget{number: got.Version, location: got.StorageLocation}, nil
 		}
 	}
-	var tags []ucTag
+	var tags []ucregistry.Tag
 	for _, kv := range s.lineage(sv) {
-		tags = append(tags, ucTag{Key: kv.Key, Value: kv.Value})
+		tags = append(tags, ucregistry.Tag{Key: kv.Key, Value: kv.Value})
 	}
 	mv, err := auth.Converge(ctx, func(ctx context.Context) (ucTarget, bool, error) {
 		all, err := s.tgt.ucVersions.ListAll(ctx, catalog.ListModelVersionsRequest{FullName: name.Full})
@@ -684,8 +685,8 @@ func (s *session) ucTargetVersion(ctx context.Context, sv *sourceVersion, existi
 		}
 		return ucTarget{}, false, nil
 	}, func(ctx context.Context) (ucTarget, error) {
-		var resp ucVersionResponse
-		err := s.tgt.c.Do(ctx, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/create", nil, nil, ucCreateRequest{
+		var resp ucregistry.VersionResponse
+		err := s.tgt.c.Do(ctx, http.MethodPost, ucregistry.Route+"create", nil, nil, ucregistry.CreateRequest{
 			Name: name.Full, Source: strings.TrimSuffix(run.ArtifactUri, "/") + "/" + sv.artifactDir(), RunID: run.RunId, Tags: tags,
 			Description: fmt.Sprintf("Copied from %s version %d in %s.", sv.name.Full, sv.number, s.src.host),
 		}, &resp)
@@ -714,9 +715,9 @@ func (s *session) finalize(ctx context.Context, n int) error {
 		return struct{}{}, err == nil && mv.Status == catalog.ModelVersionInfoStatusReady, err
 	}
 	_, err := auth.Converge(ctx, ready, func(ctx context.Context) (struct{}, error) {
-		var fin ucVersionResponse
-		return struct{}{}, s.tgt.c.Do(ctx, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/finalize", nil, nil,
-			ucFinalizeRequest{Name: name.Full, Version: strconv.Itoa(n)}, &fin)
+		var fin ucregistry.VersionResponse
+		return struct{}{}, s.tgt.c.Do(ctx, http.MethodPost, ucregistry.Route+"finalize", nil, nil,
+			ucregistry.VersionRequest{Name: name.Full, Version: strconv.Itoa(n)}, &fin)
 	})
 	if err == nil {
 		return nil

@@ -23,6 +23,7 @@ import (
 	"github.com/brickops/brickops/internal/emulator"
 	"github.com/brickops/brickops/internal/modelcopy"
 	"github.com/brickops/brickops/internal/modeluri"
+	"github.com/brickops/brickops/internal/ucregistry"
 	"github.com/brickops/brickops/tasks"
 )
 
@@ -113,7 +114,7 @@ func registerUCSource(t testing.TB, ctx context.Context, c *client.DatabricksCli
 			StorageLocation string `json:"storage_location"`
 		} `json:"model_version"`
 	}
-	require.NoError(t, c.Do(ctx, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/create", nil, nil,
+	require.NoError(t, c.Do(ctx, http.MethodPost, ucregistry.Route+"create", nil, nil,
 		map[string]any{"name": name.Full, "source": "runs:/" + runID + "/model", "run_id": runID}, &created))
 	var creds struct {
 		Credentials struct {
@@ -122,12 +123,12 @@ func registerUCSource(t testing.TB, ctx context.Context, c *client.DatabricksCli
 			} `json:"azure_user_delegation_sas"`
 		} `json:"credentials"`
 	}
-	require.NoError(t, c.Do(ctx, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/generate-temporary-credentials", nil, nil,
+	require.NoError(t, c.Do(ctx, http.MethodPost, ucregistry.Route+"generate-temporary-credentials", nil, nil,
 		map[string]any{"name": name.Full, "version": created.ModelVersion.Version, "operation": "MODEL_VERSION_OPERATION_READ_WRITE"}, &creds))
 	sign, err := artifacts.PrefixSigner(created.ModelVersion.StorageLocation, creds.Credentials.AzureUserDelegationSAS.SASToken)
 	require.NoError(t, err)
 	require.NoError(t, artifactstest.Upload(ctx, sign, files, 4))
-	require.NoError(t, c.Do(ctx, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/finalize", nil, nil,
+	require.NoError(t, c.Do(ctx, http.MethodPost, ucregistry.Route+"finalize", nil, nil,
 		map[string]any{"name": name.Full, "version": created.ModelVersion.Version}, nil))
 	n, _ := strconv.Atoi(created.ModelVersion.Version)
 	return n

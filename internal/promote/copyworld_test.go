@@ -27,6 +27,7 @@ import (
 	"github.com/brickops/brickops/internal/artifacts/artifactstest"
 	"github.com/brickops/brickops/internal/azurite"
 	"github.com/brickops/brickops/internal/emulator"
+	"github.com/brickops/brickops/internal/ucregistry"
 )
 
 // copyWorld is where the copy command runs in these tests: two emulated
@@ -264,7 +265,7 @@ func ucVersionFiles(t *testing.T, ctx context.Context, c *client.DatabricksClien
 	mv, err := catalog.NewModelVersions(c).Get(ctx, catalog.GetModelVersionRequest{FullName: name, Version: version})
 	require.NoError(t, err)
 	var creds emulator.GenerateTemporaryUCCredentialsResponse
-	require.NoError(t, c.Do(ctx, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/generate-temporary-credentials", nil, nil,
+	require.NoError(t, c.Do(ctx, http.MethodPost, ucregistry.Route+"generate-temporary-credentials", nil, nil,
 		emulator.GenerateTemporaryUCCredentialsRequest{Name: name, Version: strconv.Itoa(version), Operation: "MODEL_VERSION_OPERATION_READ"}, &creds))
 	token := creds.Credentials.AzureUserDelegationSAS.SASToken
 	files, err := artifacts.New(artifacts.Options{}).ListPrefix(ctx, mv.StorageLocation, token)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/brickops/brickops/internal/agenttest"
 	"github.com/brickops/brickops/internal/emulator"
+	"github.com/brickops/brickops/internal/ucregistry"
 )
 
 func TestMain(m *testing.M) {
@@ -159,10 +160,10 @@ func ucVersion(t *testing.T, ws *emulator.Workspace, fullName, runID string) int
 		require.NoError(t, err)
 	}
 	var created emulator.UCModelVersionResponse
-	require.NoError(t, c.Do(ctx(t), "POST", "/api/2.0/mlflow/unity-catalog/model-versions/create", nil, nil,
+	require.NoError(t, c.Do(ctx(t), "POST", ucregistry.Route+"create", nil, nil,
 		emulator.CreateUCModelVersionRequest{Name: fullName, Source: "dbfs:/databricks/mlflow-tracking/x/" + runID + "/artifacts/model", RunID: runID}, &created))
 	var final emulator.UCModelVersionResponse
-	require.NoError(t, c.Do(ctx(t), "POST", "/api/2.0/mlflow/unity-catalog/model-versions/finalize", nil, nil,
+	require.NoError(t, c.Do(ctx(t), "POST", ucregistry.Route+"finalize", nil, nil,
 		emulator.FinalizeUCModelVersionRequest{Name: fullName, Version: created.ModelVersion.Version}, &final))
 	n, err := strconv.Atoi(final.ModelVersion.Version)
 	require.NoError(t, err)

@@ -14,6 +14,7 @@ import (
 	"github.com/brickops/brickops/internal/agent"
 	"github.com/brickops/brickops/internal/artifacts"
 	"github.com/brickops/brickops/internal/auth"
+	"github.com/brickops/brickops/internal/ucregistry"
 )
 
 // Registering into Unity Catalog follows the MLflow client
@@ -22,60 +23,6 @@ import (
 // credentials for it, upload the model's files there, finalize (READY).
 // The MLflow UC routes are not in databricks-sdk-go v0.81.0; the shapes are
 // those of mlflow/protos/databricks_uc_registry_messages.proto.
-
-const ucRoutes = "/api/2.0/mlflow/unity-catalog/model-versions/"
-
-type ucTag struct {
-	Key   string `json:"key"`
-	Value string `json:"value"`
-}
-
-type ucCreateRequest struct {
-	Name        string  `json:"name"`
-	Source      string  `json:"source"`
-	RunID       string  `json:"run_id,omitempty"`
-	Description string  `json:"description,omitempty"`
-	Tags        []ucTag `json:"tags,omitempty"`
-}
-
-type ucModelVersion struct {
-	Name            string  `json:"name"`
-	Version         string  `json:"version"`
-	Status          string  `json:"status"`
-	StorageLocation string  `json:"storage_location"`
-	RunID           string  `json:"run_id"`
-	Tags            []ucTag `json:"tags"`
-}
-
-type ucVersionResponse struct {
-	ModelVersion *ucModelVersion `json:"model_version"`
-}
-
-type ucVersionRequest struct {
-	Name    string `json:"name"`
-	Version string `json:"version"`
-}
-
-type ucCredentialsRequest struct {
-	Name      string `json:"name"`
-	Version   string `json:"version"`
-	Operation string `json:"operation"`
-}
-
-type ucCredentialsResponse struct {
-	Credentials struct {
-		AzureUserDelegationSAS *struct {
-			SASToken string `json:"sas_token"`
-		} `json:"azure_user_delegation_sas"`
-	} `json:"credentials"`
-}
-
-type ucSetTagRequest struct {
-	Name    string `json:"name"`
-	Version string `json:"version"`
-	Key     string `json:"key"`
-	Value   string `json:"value"`
-}
 
 // registerUC creates (or reuses) a Unity Catalog version from the run's
 // model: the files are streamed from the run's artifacts into the version's
@@ -117,13 +64,13 @@ func (s *step) registerUC(ctx context.Context) (*result, error) {
 		}
 	}
 
-	var tags []ucTag
+	var tags []ucregistry.Tag
 	for _, kv := range append(append([]agent.KeyValue{}, o.Tags...), s.lineage.tags(runID, "register")...) {
-		tags = append(tags, ucTag{Key: kv.Key, Value: kv.Value})
+		tags = append(tags, ucregistry.Tag{Key: kv.Key, Value: kv.Value})
 	}
-	req := ucCreateRequest{Name: name.Full, Source: source, RunID: runID, Description: o.Description, Tags: tags}
-	var resp ucVersionResponse
-	err = s.ws.c.Do(ctx, http.MethodPost, ucRoutes+"create", nil, nil, req, &resp)
+	req := ucregistry.CreateRequest{Name: name.Full, Source: source, RunID: runID, Description: o.Description, Tags: tags}
+	var resp ucregistry.VersionResponse
+	err = s.ws.c.Do(ctx, http.MethodPost, ucregistry.Route+"create", nil, nil, req, &resp)
 	for try := 2; auth.Ambiguous(err) && try <= auth.ConvergeTries; try++ {
 		// The version may have been created although no answer said so:
 		// take it rather than register the model twice.
@@ -135,8 +82,8 @@ func (s *step) registerUC(ctx context.Context) (*result, error) {
 			}
 			return s.reuseUC(ctx, *existing)
 		}
-		resp = ucVersionResponse{}
-		err = s.ws.c.Do(ctx, http.MethodPost, ucRoutes+"create", nil, nil, req, &resp)
+		resp = ucregistry.VersionResponse{}
+		err = s.ws.c.Do(ctx, http.MethodPost, ucregistry.Route+"create", nil, nil, req, &resp)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("creating a version of %s from %s: %w", name.Full, o.Source.URI, err)
@@ -269,8 +216,8 @@ func (s *step) uploadAndFinalize(ctx context.Context, n int, location, runID str
 	if _, err := copier.Copy(ctx, files, artifacts.RunSigner(s.ws.c, runID, dir, false), write, write); err != nil {
 		return fmt.Errorf("uploading the model files of run %s to version %d of %s: %w", runID, n, name.Full, err)
 	}
-	var fin ucVersionResponse
-	err = s.ws.c.Do(ctx, http.MethodPost, ucRoutes+"finalize", nil, nil, ucVersionRequest{Name: name.Full, Version: strconv.Itoa(n)}, &fin)
+	var fin ucregistry.VersionResponse
+	err = s.ws.c.Do(ctx, http.MethodPost, ucregistry.Route+"finalize", nil, nil, ucregistry.VersionRequest{Name: name.Full, Version: strconv.Itoa(n)}, &fin)
 	if err != nil {
 		if errors.Is(err, apierr.ErrInvalidState) {
 			// Finalized meanwhile (a concurrent step from the same run, or an
@@ -289,9 +236,9 @@ func (s *step) uploadAndFinalize(ctx context.Context, n int, location, runID str
 // storage location.
 func (s *step) ucWriteToken(ctx context.Context, n int) (string, error) {
 	name := s.opts.Model
-	var resp ucCredentialsResponse
-	err := s.ws.c.Do(ctx, http.MethodPost, ucRoutes+"generate-temporary-credentials", nil, nil,
-		ucCredentialsRequest{Name: name.Full, Version: strconv.Itoa(n), Operation: "MODEL_VERSION_OPERATION_READ_WRITE"}, &resp)
+	var resp ucregistry.CredentialsResponse
+	err := s.ws.c.Do(ctx, http.MethodPost, ucregistry.Route+"generate-temporary-credentials", nil, nil,
+		ucregistry.CredentialsRequest{Name: name.Full, Version: strconv.Itoa(n), Operation: "MODEL_VERSION_OPERATION_READ_WRITE"}, &resp)
 	if err != nil {
 		return "", fmt.Errorf("getting storage credentials for version %d of %s: %w", n, name.Full, err)
 	}
@@ -304,8 +251,8 @@ func (s *step) ucWriteToken(ctx context.Context, n int) (string, error) {
 // ucTags reads a UC version's tags through MLflow's UC get route (the Unity
 // Catalog model version API of SDK v0.81.0 carries no tags).
 func (w *workspace) ucTags(ctx context.Context, full string, n int) (map[string]string, error) {
-	var resp ucVersionResponse
-	err := w.c.Do(ctx, http.MethodGet, ucRoutes+"get", nil, map[string]any{"name": full, "version": strconv.Itoa(n)}, nil, &resp)
+	var resp ucregistry.VersionResponse
+	err := w.c.Do(ctx, http.MethodGet, ucregistry.Route+"get", nil, map[string]any{"name": full, "version": strconv.Itoa(n)}, nil, &resp)
 	if err != nil {
 		return nil, fmt.Errorf("reading the tags of version %d of %s: %w", n, full, err)
 	}
@@ -320,5 +267,5 @@ func (w *workspace) ucTags(ctx context.Context, full string, n int) (map[string]
 
 // setUCTag sets one tag on a UC version.
 func (w *workspace) setUCTag(ctx context.Context, full string, n int, key, value string) error {
-	return w.c.Do(ctx, http.MethodPost, ucRoutes+"set-tag", nil, nil, ucSetTagRequest{Name: full, Version: strconv.Itoa(n), Key: key, Value: value}, nil)
+	return w.c.Do(ctx, http.MethodPost, ucregistry.Route+"set-tag", nil, nil, ucregistry.SetTagRequest{Name: full, Version: strconv.Itoa(n), Key: key, Value: value}, nil)
 }

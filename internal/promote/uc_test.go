@@ -15,6 +15,7 @@ import (
 	"github.com/brickops/brickops/internal/artifacts"
 	"github.com/brickops/brickops/internal/azurite"
 	"github.com/brickops/brickops/internal/emulator"
+	"github.com/brickops/brickops/internal/ucregistry"
 )
 
 // startUCWorkspace starts a workspace whose artifacts and Unity Catalog
@@ -50,7 +51,7 @@ func ucVersionTags(t *testing.T, ws *emulator.Workspace, version string) map[str
 func ucFiles(t *testing.T, ws *emulator.Workspace, mv catalog.ModelVersionInfo) map[string]int64 {
 	t.Helper()
 	var creds emulator.GenerateTemporaryUCCredentialsResponse
-	require.NoError(t, sdk(t, ws).Do(ctx(t), http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/generate-temporary-credentials", nil, nil,
+	require.NoError(t, sdk(t, ws).Do(ctx(t), http.MethodPost, ucregistry.Route+"generate-temporary-credentials", nil, nil,
 		emulator.GenerateTemporaryUCCredentialsRequest{Name: "main.ml.churn", Version: itoa(mv.Version), Operation: "MODEL_VERSION_OPERATION_READ"}, &creds))
 	files, err := artifacts.New(artifacts.Options{}).ListPrefix(ctx(t), mv.StorageLocation, creds.Credentials.AzureUserDelegationSAS.SASToken)
 	require.NoError(t, err)
@@ -168,7 +169,7 @@ func TestRegisterIntoUnityCatalogFinishesAnUnfinalizedVersion(t *testing.T) {
 	require.NoError(t, err)
 	mlrun, _ := ws.MLflowRun(runID)
 	var created emulator.UCModelVersionResponse
-	require.NoError(t, sdk(t, ws).Do(ctx(t), http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/create", nil, nil,
+	require.NoError(t, sdk(t, ws).Do(ctx(t), http.MethodPost, ucregistry.Route+"create", nil, nil,
 		emulator.CreateUCModelVersionRequest{Name: "main.ml.churn", Source: mlrun.Info.ArtifactUri + "/model", RunID: runID}, &created))
 
 	res := run(t, ws, ucRegisterInputs(runID))
