@@ -1,4 +1,4 @@
-# Brickops build. Every target runs on a fresh machine after `.ci/run`'s installs
+# Brickferry build. Every target runs on a fresh machine after `.ci/run`'s installs
 # (Go from go.mod, npm packages from package-lock.json).
 
 VERSION   := $(shell cat VERSION)
@@ -10,7 +10,7 @@ VERSION   := $(shell cat VERSION)
 # `go 1.26.0` so that a plain `go test` on the machine's own Go still works.
 export GOTOOLCHAIN := go1.27.3
 GO        ?= go
-LDFLAGS   := -s -w -X github.com/brickops/brickops/internal/buildinfo.Version=$(VERSION)
+LDFLAGS   := -s -w -X github.com/brickferry/brickferry/internal/buildinfo.Version=$(VERSION)
 # grpcnotrace: grpc (linked only through databricks-sdk-go's GCP credentials)
 # then leaves out golang.org/x/net/trace, whose init registers /debug/requests
 # handlers that execute html/template. A reachable template executor makes the
@@ -25,21 +25,21 @@ all: build
 
 ## demo: the sample pipeline end to end against emulated workspaces (see internal/demo)
 demo: build-host node_modules
-	$(GO) run ./cmd/brickops-demo -exe dist/bin/linux-amd64/brickops
+	$(GO) run ./cmd/brickferry-demo -exe dist/bin/linux-amd64/brickferry
 
-## build: the brickops executable for every platform, in dist/bin/<goos>-<goarch>/
+## build: the brickferry executable for every platform, in dist/bin/<goos>-<goarch>/
 build:
 	@for p in $(PLATFORMS); do \
 		os=$${p%/*}; arch=$${p#*/}; ext=; [ $$os = windows ] && ext=.exe; \
 		echo "build $$os/$$arch"; \
 		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -tags "$(TAGS)" -ldflags "$(LDFLAGS)" \
-			-o dist/bin/$$os-$$arch/brickops$$ext ./cmd/brickops || exit 1; \
+			-o dist/bin/$$os-$$arch/brickferry$$ext ./cmd/brickferry || exit 1; \
 	done
 
 ## build-host: only linux/amd64 (what the Node tests and the Go black-box tests run)
 build-host:
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -tags "$(TAGS)" -ldflags "$(LDFLAGS)" \
-		-o dist/bin/linux-amd64/brickops ./cmd/brickops
+		-o dist/bin/linux-amd64/brickferry ./cmd/brickferry
 
 node_modules: package-lock.json
 	npm ci --no-audit --no-fund
@@ -85,12 +85,12 @@ fuzz:
 ## stress: the long suites (200 fault seeds) and long fuzz runs
 # (1,000,000 executions per target, 5× make test's: about 13 min for the six here)
 stress: build-host node_modules
-	BRICKOPS_STRESS=1 BRICKOPS_EXE=$(CURDIR)/dist/bin/linux-amd64/brickops $(GO) test -count=1 -timeout 4h -run 'TestFaults' ./internal/demo/
+	BRICKFERRY_STRESS=1 BRICKFERRY_EXE=$(CURDIR)/dist/bin/linux-amd64/brickferry $(GO) test -count=1 -timeout 4h -run 'TestFaults' ./internal/demo/
 	$(MAKE) fuzz FUZZTIME=1000000x
 
 # Black-box tests run the linux/amd64 executable built above (agenttest.Executable).
 test-go: build-host node_modules
-	BRICKOPS_EXE=$(CURDIR)/dist/bin/linux-amd64/brickops $(GO) test -race -count=1 ./...
+	BRICKFERRY_EXE=$(CURDIR)/dist/bin/linux-amd64/brickferry $(GO) test -race -count=1 ./...
 
 test-node: build-host node_modules
 	node --test build/launcher/test/*.test.js
@@ -107,7 +107,7 @@ lint:
 	$(GO) vet ./...
 	$(GO) tool golangci-lint run ./...
 
-## package: dist/brickops-<version>.vsix
+## package: dist/brickferry-<version>.vsix
 package: build node_modules
 	$(GO) run ./build/package -version $(VERSION) -out dist
 

@@ -1,4 +1,4 @@
-module github.com/brickops/brickops
+module github.com/brickferry/brickferry
 
 go 1.26.0
 

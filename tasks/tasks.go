@@ -9,7 +9,7 @@ import (
 	"io/fs"
 	"path"
 
-	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickferry/brickferry/internal/agent"
 )
 
 //go:embed */task.json

@@ -20,7 +20,7 @@ func TestReferenceDocsAreCurrent(t *testing.T) {
 	defs, err := All()
 	require.NoError(t, err)
 	for folder, def := range defs {
-		if def.Name == "BrickopsTools" {
+		if def.Name == "BrickferryTools" {
 			continue // documented in docs/packaging.md
 		}
 		t.Run(def.Name, func(t *testing.T) {

@@ -16,10 +16,10 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/databricks/databricks-sdk-go/client"
 
-	"github.com/brickops/brickops/internal/artifacts"
-	"github.com/brickops/brickops/internal/artifacts/artifactstest"
-	"github.com/brickops/brickops/internal/azurite"
-	"github.com/brickops/brickops/internal/emulator"
+	"github.com/brickferry/brickferry/internal/artifacts"
+	"github.com/brickferry/brickferry/internal/artifacts/artifactstest"
+	"github.com/brickferry/brickferry/internal/azurite"
+	"github.com/brickferry/brickferry/internal/emulator"
 )
 
 // copyFigures measures the MLflowPromote copy (issue: "Figures"), all in one
@@ -103,7 +103,7 @@ func copyFigures(env benchEnv) (map[string]float64, error) {
 	run := func(w *world, model, target string) (time.Duration, float64, error) {
 		dev, prd := w.dev, w.prd
 		cmd := exec.CommandContext(ctx, helper, "-test.run=^$")
-		cmd.Env = append(os.Environ(), "BRICKOPS_MODELCOPY_HELPER=1", "HELPER_DEFAULTS=1", "HELPER_MODEL="+model, "HELPER_TARGET="+target,
+		cmd.Env = append(os.Environ(), "BRICKFERRY_MODELCOPY_HELPER=1", "HELPER_DEFAULTS=1", "HELPER_MODEL="+model, "HELPER_TARGET="+target,
 			"HELPER_DEV="+dev.URL(), "HELPER_DEV_TOKEN="+dev.Token, "HELPER_PRD="+prd.URL(), "HELPER_PRD_TOKEN="+prd.Token)
 		logs, _ := os.Create(filepath.Join(tmp, "copy-"+target+".log"))
 		defer func() { _ = logs.Close() }()

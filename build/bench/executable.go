@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// executableFigures: startup_ms (median wall time of `brickops version`, 20
+// executableFigures: startup_ms (median wall time of `brickferry version`, 20
 // runs) and exe_bytes_linux_amd64.
 func executableFigures(env benchEnv) (map[string]float64, error) {
 	st, err := os.Stat(env.Exe())
@@ -18,7 +18,7 @@ func executableFigures(env benchEnv) (map[string]float64, error) {
 	for range 20 {
 		start := time.Now()
 		if out, err := exec.Command(env.Exe(), "version").CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("brickops version: %w: %s", err, out)
+			return nil, fmt.Errorf("brickferry version: %w: %s", err, out)
 		}
 		samples = append(samples, msSince(start))
 	}

@@ -9,15 +9,15 @@ import (
 	"github.com/databricks/databricks-sdk-go/client"
 	"github.com/databricks/databricks-sdk-go/service/ml"
 
-	"github.com/brickops/brickops/internal/emulator"
-	"github.com/brickops/brickops/internal/httpclient"
+	"github.com/brickferry/brickferry/internal/emulator"
+	"github.com/brickferry/brickferry/internal/httpclient"
 )
 
 // faultFigures measures the retrying transport (httpclient.Retry) on a
 // workspace that fails a seeded 20 % of requests (429 with and without
 // Retry-After, 503, 500, dropped connections): 200 reads
 // (registered-models/get) per seed, 5 seeds, through the SDK client with
-// the transport Brickops uses.
+// the transport Brickferry uses.
 //
 //   - retry_success_pct_20pct_faults: reads that succeeded (median over seeds).
 //   - retry_extra_requests_pct_20pct_faults: requests sent beyond one per

@@ -20,12 +20,12 @@ import (
 // benchEnv is what every figure function gets: where the build output is.
 type benchEnv struct {
 	Root string // repository root
-	Dist string // dist/ folder with bin/<goos>-<goarch>/brickops and the .vsix
+	Dist string // dist/ folder with bin/<goos>-<goarch>/brickferry and the .vsix
 	Log  io.Writer
 }
 
 // Exe is the host (linux/amd64) executable.
-func (e benchEnv) Exe() string { return filepath.Join(e.Dist, "bin", "linux-amd64", "brickops") }
+func (e benchEnv) Exe() string { return filepath.Join(e.Dist, "bin", "linux-amd64", "brickferry") }
 
 type figureSet struct {
 	name string

@@ -22,20 +22,20 @@ import (
 //     with a tool-cache hit (sha256 verified) minus the median of running the
 //     executable directly, same task and environment, 15 runs each
 //   - first_install_ms: median time of decompress + verify + cache on a cache
-//     miss (the BrickopsTools installer's work without Node start-up), 5 runs
+//     miss (the BrickferryTools installer's work without Node start-up), 5 runs
 func packagingFigures(env benchEnv) (map[string]float64, error) {
 	version, err := os.ReadFile(filepath.Join(env.Root, "VERSION"))
 	if err != nil {
 		return nil, err
 	}
-	vsix := filepath.Join(env.Dist, fmt.Sprintf("brickops-%s.vsix", strings.TrimSpace(string(version))))
+	vsix := filepath.Join(env.Dist, fmt.Sprintf("brickferry-%s.vsix", strings.TrimSpace(string(version))))
 	st, err := os.Stat(vsix)
 	if err != nil {
 		return nil, fmt.Errorf("run `make package` first: %w", err)
 	}
 	figures := map[string]float64{"vsix_bytes": float64(st.Size())}
 
-	work, err := os.MkdirTemp("", "brickops-bench-")
+	work, err := os.MkdirTemp("", "brickferry-bench-")
 	if err != nil {
 		return nil, err
 	}
@@ -47,7 +47,7 @@ func packagingFigures(env benchEnv) (map[string]float64, error) {
 	var tools, thin *benchTask
 	for i := range tasks {
 		t := &tasks[i]
-		if t.Name == "BrickopsTools" {
+		if t.Name == "BrickferryTools" {
 			tools = t
 			figures["tools_task_bytes"] = float64(t.Bytes)
 			continue
@@ -58,7 +58,7 @@ func packagingFigures(env benchEnv) (map[string]float64, error) {
 		}
 	}
 	if tools == nil || thin == nil {
-		return nil, fmt.Errorf("%s lacks BrickopsTools or DatabricksTrain", vsix)
+		return nil, fmt.Errorf("%s lacks BrickferryTools or DatabricksTrain", vsix)
 	}
 
 	// first install: decompress, verify and cache into a fresh tool cache
@@ -82,26 +82,26 @@ console.log(Number(process.hrtime.bigint()-t)/1e6);`,
 	}
 	figures["first_install_ms"] = median(samples)
 
-	// launcher overhead: install once with the real BrickopsTools task, then
+	// launcher overhead: install once with the real BrickferryTools task, then
 	// time the thin task's launcher (cache hit) against the executable itself
 	agentEnv := append(os.Environ(),
 		"AGENT_TOOLSDIRECTORY="+filepath.Join(work, "_tool"),
 		"AGENT_TEMPDIRECTORY="+filepath.Join(work, "_temp"),
-		"BRICKOPS_NO_DOWNLOAD=true", "TF_BUILD=True", "AGENT_ID=1")
+		"BRICKFERRY_NO_DOWNLOAD=true", "TF_BUILD=True", "AGENT_ID=1")
 	install := exec.Command("node", filepath.Join(tools.Dir, "index.js"))
 	install.Env = agentEnv
 	out, err := install.Output()
 	if err != nil || !strings.Contains(string(out), "result=Succeeded") {
-		return nil, fmt.Errorf("BrickopsTools did not install (%w):\n%s", err, out)
+		return nil, fmt.Errorf("BrickferryTools did not install (%w):\n%s", err, out)
 	}
 	exe := ""
 	for _, line := range strings.Split(string(out), "\n") {
-		if _, v, ok := strings.Cut(line, "variable=brickopsPath;isOutput=true;]"); ok {
+		if _, v, ok := strings.Cut(line, "variable=brickferryPath;isOutput=true;]"); ok {
 			exe = strings.TrimSpace(v)
 		}
 	}
 	if exe == "" {
-		return nil, fmt.Errorf("BrickopsTools set no brickopsPath:\n%s", out)
+		return nil, fmt.Errorf("BrickferryTools set no brickferryPath:\n%s", out)
 	}
 	var viaLauncher, direct []float64
 	for range 15 {

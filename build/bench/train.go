@@ -14,11 +14,11 @@ import (
 	"github.com/databricks/databricks-sdk-go/logger"
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/auth"
-	"github.com/brickops/brickops/internal/emulator"
-	"github.com/brickops/brickops/internal/train"
-	"github.com/brickops/brickops/tasks"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/auth"
+	"github.com/brickferry/brickferry/internal/emulator"
+	"github.com/brickferry/brickferry/internal/train"
+	"github.com/brickferry/brickferry/tasks"
 )
 
 // trainFigures measures DatabricksTrain's waiting against the emulator. The
@@ -212,7 +212,7 @@ var (
 
 func tempDir() string {
 	benchTempOnce.Do(func() {
-		benchTemp, _ = os.MkdirTemp("", "brickops-bench-train-")
+		benchTemp, _ = os.MkdirTemp("", "brickferry-bench-train-")
 	})
 	return benchTemp
 }

@@ -7,8 +7,8 @@ import (
 
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 
-	"github.com/brickops/brickops/internal/emulator"
-	"github.com/brickops/brickops/internal/runwait"
+	"github.com/brickferry/brickferry/internal/emulator"
+	"github.com/brickferry/brickferry/internal/runwait"
 )
 
 // waitCompareFigures compares DatabricksTrain's waiting schedule

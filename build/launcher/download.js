@@ -1,5 +1,5 @@
 'use strict';
-// Step 3 of the launcher: fetch the BrickopsTools task from the organization
+// Step 3 of the launcher: fetch the BrickferryTools task from the organization
 // with the request the agent itself uses to download a task
 // (microsoft/azure-pipelines-agent src/Agent.Worker/TaskManager.cs →
 // TaskServer.GetTaskContentZipAsync: GET {collection}_apis/distributedtask/tasks/{id}/{version},
@@ -150,7 +150,7 @@ async function get(urlStr, { token, accept, env }) {
   const origin = url.origin;
   let auth = token;
   for (let hop = 0; ; hop++) {
-    const headers = { Accept: accept, 'User-Agent': 'brickops-launcher' };
+    const headers = { Accept: accept, 'User-Agent': 'brickferry-launcher' };
     if (auth && url.origin === origin) headers.Authorization = `Bearer ${auth}`;
     const res = await requestOnce(url, headers, env);
     const status = res.statusCode;
@@ -192,7 +192,7 @@ function executableFromZip(buf, key) {
 }
 
 // downloadTools returns {data, version}: the verified executable for key from
-// the BrickopsTools task on the organization. When the pinned version is gone
+// the BrickferryTools task on the organization. When the pinned version is gone
 // (404) it takes the newest version of the same major, and only if that
 // version carries an executable with the pinned hash.
 async function downloadTools({ env, tools, key, sha256: want, log }) {
@@ -202,12 +202,12 @@ async function downloadTools({ env, tools, key, sha256: want, log }) {
   if (!token) throw new Error('the agent gave no job access token');
   const zipUrl = (v) => `${base}_apis/distributedtask/tasks/${tools.id}/${v}`;
   const fetchVersion = async (version) => {
-    if (log) log(`Downloading the BrickopsTools task ${version} from ${new URL(base).origin}`);
+    if (log) log(`Downloading the BrickferryTools task ${version} from ${new URL(base).origin}`);
     const zip = await get(zipUrl(version), { token, accept: 'application/zip', env });
     const { data } = executableFromZip(zip, key);
     const got = sha256(data);
     if (got !== want) {
-      throw new HashMismatchError(`BrickopsTools ${version} carries a ${key} executable with sha256 ${got}, this task was built for ${want}`);
+      throw new HashMismatchError(`BrickferryTools ${version} carries a ${key} executable with sha256 ${got}, this task was built for ${want}`);
     }
     return { data, version };
   };
@@ -215,7 +215,7 @@ async function downloadTools({ env, tools, key, sha256: want, log }) {
     return await fetchVersion(tools.version);
   } catch (err) {
     if (err instanceof HttpError && (err.status === 401 || err.status === 403)) {
-      throw new Error(`the organization refused the job token (HTTP ${err.status}) when downloading BrickopsTools ${tools.version}`);
+      throw new Error(`the organization refused the job token (HTTP ${err.status}) when downloading BrickferryTools ${tools.version}`);
     }
     if (!(err instanceof HttpError && err.status === 404)) throw err;
   }
@@ -229,7 +229,7 @@ async function downloadTools({ env, tools, key, sha256: want, log }) {
     .filter((v) => v !== tools.version)
     .sort(compareVersions);
   if (versions.length === 0) {
-    throw new Error(`BrickopsTools ${tools.version} is not on the organization and no other ${major}.x version is`);
+    throw new Error(`BrickferryTools ${tools.version} is not on the organization and no other ${major}.x version is`);
   }
   return fetchVersion(versions[versions.length - 1]);
 }

@@ -1,11 +1,11 @@
 'use strict';
-// "Install Brickops tools" (BrickopsTools@1): copied into the BrickopsTools
-// task folder as index.js, beside bin/<goos>-<goarch>/brickops.br and
+// "Install Brickferry tools" (BrickferryTools@1): copied into the BrickferryTools
+// task folder as index.js, beside bin/<goos>-<goarch>/brickferry.br and
 // bin/manifest.json ({tool, version, platforms: {<key>: {file, sha256, size}}}).
 // It puts the executable for this agent into the tool cache (decompress,
 // verify, stage, rename, marker last), prepends its folder to PATH for later
-// script steps, sets the brickopsPath output variable, and checks the result
-// by running `brickops version`. It exits 0; the result is in task.complete.
+// script steps, sets the brickferryPath output variable, and checks the result
+// by running `brickferry version`. It exits 0; the result is in task.complete.
 
 const fs = require('fs');
 const path = require('path');
@@ -21,7 +21,7 @@ function main({ env = process.env, taskDir = __dirname, out = process.stdout } =
     const arch = process.arch;
     const manifest = JSON.parse(fs.readFileSync(path.join(taskDir, 'bin', 'manifest.json'), 'utf8'));
     const entry = manifest.platforms[key];
-    if (!entry) throw new Error(`this BrickopsTools task carries no executable for ${key}`);
+    if (!entry) throw new Error(`this BrickferryTools task carries no executable for ${key}`);
     const pinned = { version: manifest.version, arch, key, sha256: entry.sha256 };
     const roots = [...new Set([env.AGENT_TOOLSDIRECTORY, env.AGENT_TEMPDIRECTORY].filter(Boolean))];
     let exe;
@@ -29,12 +29,12 @@ function main({ env = process.env, taskDir = __dirname, out = process.stdout } =
     const hit = toolcache.findInCache({ root: env.AGENT_TOOLSDIRECTORY, ...pinned });
     if (hit.exe) {
       ({ exe, data } = hit);
-      w.line(`brickops ${manifest.version} (${key}) is already in the tool cache: ${exe}`);
+      w.line(`brickferry ${manifest.version} (${key}) is already in the tool cache: ${exe}`);
     } else {
       const start = Date.now();
       ({ data } = toolcache.fromFolder(taskDir, key));
       exe = toolcache.install({ roots, ...pinned, data });
-      w.line(`Installed brickops ${manifest.version} (${key}) in ${Date.now() - start} ms: ${exe}`);
+      w.line(`Installed brickferry ${manifest.version} (${key}) in ${Date.now() - start} ms: ${exe}`);
     }
     exe = toolcache.ensureRunnable(exe, data, env.AGENT_TEMPDIRECTORY, key);
     const r = spawnSync(exe, ['version'], { env, encoding: 'utf8', timeout: 60_000, windowsHide: true });
@@ -44,11 +44,11 @@ function main({ env = process.env, taskDir = __dirname, out = process.stdout } =
     }
     w.line(r.stdout.trim());
     w.prependPath(path.dirname(exe));
-    w.setVariable('brickopsPath', exe, true);
-    w.complete('Succeeded', `brickops ${manifest.version} is installed`);
+    w.setVariable('brickferryPath', exe, true);
+    w.complete('Succeeded', `brickferry ${manifest.version} is installed`);
   } catch (err) {
-    w.error(`Install Brickops tools failed: ${err.message}`);
-    w.complete('Failed', 'brickops is not installed');
+    w.error(`Install Brickferry tools failed: ${err.message}`);
+    w.complete('Failed', 'brickferry is not installed');
   }
   return 0;
 }

@@ -1,17 +1,17 @@
 'use strict';
-// Brickops task launcher: copied into every thin task folder as index.js, with
+// Brickferry task launcher: copied into every thin task folder as index.js, with
 // a launcher.json written at package time ({task, version, tools: {id, name,
-// version}, sha256: {<goos>-<goarch>: hex}}). It finds the brickops executable
+// version}, sha256: {<goos>-<goarch>: hex}}). It finds the brickferry executable
 // for this agent, verifies its sha256 against the pin on every use, and runs
-// `brickops <task>` with the agent's environment.
+// `brickferry <task>` with the agent's environment.
 //
 // Where the executable comes from, in order:
-//  1. the agent tool cache: $AGENT_TOOLSDIRECTORY/brickops/<version>/<arch>/
-//  2. the BrickopsTools task folder, when that task is in the same job (the
+//  1. the agent tool cache: $AGENT_TOOLSDIRECTORY/brickferry/<version>/<arch>/
+//  2. the BrickferryTools task folder, when that task is in the same job (the
 //     agent extracts it beside this one: <tasks>/<Name>_<id>/<version>/)
-//  3. the BrickopsTools task downloaded from the organization, the request the
-//     agent makes for any task (off with BRICKOPS_NO_DOWNLOAD=true)
-//  4. none: the task fails and asks for the "Install Brickops tools" step.
+//  3. the BrickferryTools task downloaded from the organization, the request the
+//     agent makes for any task (off with BRICKFERRY_NO_DOWNLOAD=true)
+//  4. none: the task fails and asks for the "Install Brickferry tools" step.
 //
 // It never loads azure-pipelines-task-lib: that library moves the inputs and
 // secrets out of the environment when it loads (node/internal.ts _loadData).
@@ -25,7 +25,7 @@ const { platformKey } = require('./platform');
 const toolcache = require('./toolcache');
 const { Writer } = require('./vso');
 
-const ADD_STEP = 'Add the "Install Brickops tools" step (BrickopsTools@1) before this step in the job.';
+const ADD_STEP = 'Add the "Install Brickferry tools" step (BrickferryTools@1) before this step in the job.';
 
 class NotFoundError extends Error {}
 
@@ -40,7 +40,7 @@ function byVersionDesc(a, b) {
   return 0;
 }
 
-// toolsFolders lists BrickopsTools task folders that the agent extracted
+// toolsFolders lists BrickferryTools task folders that the agent extracted
 // beside this task, the pinned version first.
 function toolsFolders(taskDir, tools) {
   const tasksRoot = path.resolve(taskDir, '..', '..');
@@ -71,7 +71,7 @@ function toolsFolders(taskDir, tools) {
 // what each step found. log receives human-readable progress lines.
 async function resolveExecutable({ config, env, taskDir, key, arch, log }) {
   const want = config.sha256 && config.sha256[key];
-  if (!want) throw new NotFoundError(`this task was packaged without a brickops executable for ${key}`);
+  if (!want) throw new NotFoundError(`this task was packaged without a brickferry executable for ${key}`);
   const roots = [...new Set([env.AGENT_TOOLSDIRECTORY, env.AGENT_TEMPDIRECTORY].filter(Boolean))];
   const tried = [];
   const pinned = { version: config.version, arch, key, sha256: want };
@@ -89,33 +89,33 @@ async function resolveExecutable({ config, env, taskDir, key, arch, log }) {
       const { data } = toolcache.fromFolder(dir, key);
       const got = toolcache.sha256(data);
       if (got !== want) {
-        tried.push(`BrickopsTools folder ${dir}: refused, its ${key} executable has sha256 ${got}, expected ${want}`);
+        tried.push(`BrickferryTools folder ${dir}: refused, its ${key} executable has sha256 ${got}, expected ${want}`);
         continue;
       }
       const exe = toolcache.install({ roots, ...pinned, data });
-      log(`Installed brickops ${config.version} (${key}) from the BrickopsTools task in this job: ${exe}`);
-      return { exe, data, source: 'BrickopsTools task folder' };
+      log(`Installed brickferry ${config.version} (${key}) from the BrickferryTools task in this job: ${exe}`);
+      return { exe, data, source: 'BrickferryTools task folder' };
     } catch (err) {
-      tried.push(`BrickopsTools folder ${dir}: ${err.message}`);
+      tried.push(`BrickferryTools folder ${dir}: ${err.message}`);
     }
   }
-  if (folders.length === 0) tried.push('BrickopsTools task: not in this job');
+  if (folders.length === 0) tried.push('BrickferryTools task: not in this job');
 
-  if (isTrue(env.BRICKOPS_NO_DOWNLOAD)) {
-    tried.push('download: turned off by BRICKOPS_NO_DOWNLOAD=true');
+  if (isTrue(env.BRICKFERRY_NO_DOWNLOAD)) {
+    tried.push('download: turned off by BRICKFERRY_NO_DOWNLOAD=true');
   } else {
     try {
       // loaded only here: http/https/tls cost start-up time on every cache hit
       const { downloadTools } = require('./download');
       const { data, version } = await downloadTools({ env, tools: config.tools, key, sha256: want, log });
       const exe = toolcache.install({ roots, ...pinned, data });
-      log(`Installed brickops ${config.version} (${key}) from BrickopsTools ${version} downloaded from the organization: ${exe}`);
+      log(`Installed brickferry ${config.version} (${key}) from BrickferryTools ${version} downloaded from the organization: ${exe}`);
       return { exe, data, source: 'download' };
     } catch (err) {
       tried.push(`download: ${err.message}`);
     }
   }
-  const e = new NotFoundError(`The brickops executable for ${key} is not available to this job. ${ADD_STEP}`);
+  const e = new NotFoundError(`The brickferry executable for ${key} is not available to this job. ${ADD_STEP}`);
   e.tried = tried;
   throw e;
 }
@@ -160,19 +160,19 @@ async function main({ env = process.env, taskDir = __dirname, out = process.stdo
       throw err;
     }
     const exe = toolcache.ensureRunnable(found.exe, found.data, env.AGENT_TEMPDIRECTORY, key);
-    if (debug) w.debug(`brickops ${cfg.version} from the ${found.source}: ${exe}`);
+    if (debug) w.debug(`brickferry ${cfg.version} from the ${found.source}: ${exe}`);
     const r = await runChild(exe, [task], env);
     if (r.error) {
-      w.error(`Could not start brickops for ${task}: ${r.error.message}`);
-      w.complete('Failed', 'brickops did not start');
+      w.error(`Could not start brickferry for ${task}: ${r.error.message}`);
+      w.complete('Failed', 'brickferry did not start');
     } else if (r.code !== 0) {
       const how = r.signal ? `was stopped by ${r.signal}` : `exited with code ${r.code}`;
       if (r.forwarded) {
-        w.error(`brickops ${task} ${how} after the job was cancelled`);
+        w.error(`brickferry ${task} ${how} after the job was cancelled`);
         w.complete('Canceled', 'cancelled');
       } else {
-        w.error(`brickops ${task} ${how} before it reported a result (a crash)`);
-        w.complete('Failed', 'brickops crashed');
+        w.error(`brickferry ${task} ${how} before it reported a result (a crash)`);
+        w.complete('Failed', 'brickferry crashed');
       }
     }
   } catch (err) {

@@ -1,6 +1,6 @@
 'use strict';
 // Maps the agent's Node platform/arch to the executable built by `make build`
-// (dist/bin/<goos>-<goarch>/brickops[.exe]).
+// (dist/bin/<goos>-<goarch>/brickferry[.exe]).
 
 const PLATFORMS = {
   'linux-x64': 'linux-amd64',
@@ -20,13 +20,13 @@ function platformKey(platform = process.platform, arch = process.arch) {
   if (!key) {
     const supported = Object.keys(PLATFORMS).map((k) => k.replace('-', '/')).join(', ');
     throw new UnsupportedPlatformError(
-      `Brickops does not run on ${platform}/${arch}. Supported agent platforms: ${supported}.`);
+      `Brickferry does not run on ${platform}/${arch}. Supported agent platforms: ${supported}.`);
   }
   return key;
 }
 
 function exeName(key) {
-  return key.startsWith('windows-') ? 'brickops.exe' : 'brickops';
+  return key.startsWith('windows-') ? 'brickferry.exe' : 'brickferry';
 }
 
 module.exports = { PLATFORMS, platformKey, exeName, UnsupportedPlatformError };

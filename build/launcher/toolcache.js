@@ -1,6 +1,6 @@
 'use strict';
-// The brickops executable in the agent tool cache, laid out like
-// azure-pipelines-tool-lib does it: <root>/brickops/<version>/<arch>/ with an
+// The brickferry executable in the agent tool cache, laid out like
+// azure-pipelines-tool-lib does it: <root>/brickferry/<version>/<arch>/ with an
 // <arch>.complete marker beside the folder. A folder is staged under a unique
 // name and renamed into place whole, and the marker is written last (itself
 // through a rename), so a job running beside us on the same machine sees either
@@ -12,7 +12,7 @@ const path = require('path');
 const zlib = require('zlib');
 const { exeName } = require('./platform');
 
-const TOOL = 'brickops';
+const TOOL = 'brickferry';
 
 class HashMismatchError extends Error {}
 
@@ -112,7 +112,7 @@ function install({ roots, version, arch, key, data, sha256: want }) {
   throw new Error(`could not write the executable to any of: ${errors.join('; ') || 'no folder given'}`);
 }
 
-// readToolsTask reads the BrickopsTools manifest from a task folder (or from
+// readToolsTask reads the BrickferryTools manifest from a task folder (or from
 // the entries of its zip through read) and returns the decompressed executable
 // of one platform.
 function toolsExecutable(read, key) {
@@ -123,7 +123,7 @@ function toolsExecutable(read, key) {
     throw new Error(`no readable bin/manifest.json (${err.code || err.message})`);
   }
   const entry = manifest.platforms && manifest.platforms[key];
-  if (!entry) throw new Error(`the BrickopsTools task has no executable for ${key}`);
+  if (!entry) throw new Error(`the BrickferryTools task has no executable for ${key}`);
   const data = zlib.brotliDecompressSync(read(entry.file));
   return { manifest, entry, data };
 }
@@ -143,7 +143,7 @@ function ensureRunnable(exe, data, tempDir, key, chmod = fs.chmodSync) {
     return exe;
   } catch (err) {
     if (!tempDir) throw err;
-    const dir = path.join(tempDir, `brickops-${sha256(data).slice(0, 16)}`);
+    const dir = path.join(tempDir, `brickferry-${sha256(data).slice(0, 16)}`);
     fs.mkdirSync(dir, { recursive: true });
     const copy = path.join(dir, exeName(key));
     const tmp = `${copy}.${unique()}.tmp`;

@@ -25,7 +25,7 @@ import (
 var AllPlatforms = []string{"linux-amd64", "linux-arm64", "windows-amd64", "darwin-amd64", "darwin-arm64"}
 
 // ToolsTask is the task that carries the executables.
-const ToolsTask = "BrickopsTools"
+const ToolsTask = "BrickferryTools"
 
 // Options of one build.
 type Options struct {
@@ -58,7 +58,7 @@ type TaskInfo struct {
 	Version string // stamped
 }
 
-// Executable is one platform's brickops.
+// Executable is one platform's brickferry.
 type Executable struct {
 	Platform   string
 	Raw        string // path
@@ -75,14 +75,14 @@ type LauncherConfig struct {
 	SHA256  map[string]string `json:"sha256"`
 }
 
-// ToolsRef pins the BrickopsTools task a thin task falls back to.
+// ToolsRef pins the BrickferryTools task a thin task falls back to.
 type ToolsRef struct {
 	ID      string `json:"id"`
 	Name    string `json:"name"`
 	Version string `json:"version"`
 }
 
-// ToolsManifest is bin/manifest.json in BrickopsTools.
+// ToolsManifest is bin/manifest.json in BrickferryTools.
 type ToolsManifest struct {
 	Tool      string                   `json:"tool"`
 	Version   string                   `json:"version"`
@@ -143,7 +143,7 @@ func Build(ctx context.Context, o Options) (Result, error) {
 	if err := o.stageExtension(stage, tasks, *tools, exes); err != nil {
 		return Result{}, err
 	}
-	vsix := filepath.Join(o.Out, fmt.Sprintf("brickops-%s.vsix", o.Version))
+	vsix := filepath.Join(o.Out, fmt.Sprintf("brickferry-%s.vsix", o.Version))
 	if err := o.tfx(ctx, stage, vsix); err != nil {
 		return Result{}, err
 	}
@@ -253,9 +253,9 @@ func ReadTasks(dir string) ([]TaskInfo, error) {
 
 func exeFile(platform string) string {
 	if strings.HasPrefix(platform, "windows-") {
-		return "brickops.exe"
+		return "brickferry.exe"
 	}
-	return "brickops"
+	return "brickferry"
 }
 
 // compressAll hashes and compresses every platform's executable, a few at a
@@ -312,7 +312,7 @@ func (o *Options) compressOne(ctx context.Context, platform string) (Executable,
 }
 
 // launcherModules are the files of build/launcher copied into every task;
-// launcher.js and install.js become index.js of thin tasks and BrickopsTools.
+// launcher.js and install.js become index.js of thin tasks and BrickferryTools.
 func (o *Options) launcherModules() (map[string][]byte, error) {
 	dir := filepath.Join(o.Root, "build", "launcher")
 	entries, err := os.ReadDir(dir)
@@ -344,11 +344,11 @@ func (o *Options) stageExtension(stage string, tasks []TaskInfo, tools TaskInfo,
 		return err
 	}
 	pins := map[string]string{}
-	manifest := ToolsManifest{Tool: "brickops", Version: o.Version, Platforms: map[string]ToolsPlatform{}}
+	manifest := ToolsManifest{Tool: "brickferry", Version: o.Version, Platforms: map[string]ToolsPlatform{}}
 	for _, e := range exes {
 		pins[e.Platform] = e.SHA256
 		manifest.Platforms[e.Platform] = ToolsPlatform{
-			File: fmt.Sprintf("bin/%s/brickops.br", e.Platform), SHA256: e.SHA256,
+			File: fmt.Sprintf("bin/%s/brickferry.br", e.Platform), SHA256: e.SHA256,
 			Size: e.Size, CompressedSize: int64(len(e.Compressed)),
 		}
 	}

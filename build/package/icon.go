@@ -7,7 +7,7 @@ import (
 	"image/png"
 )
 
-// brickIcon draws the Brickops glyph, a small brick wall, at size×size
+// brickIcon draws the Brickferry glyph, a small brick wall, at size×size
 // pixels on a transparent background. The layout is on a 32-unit grid and
 // scaled, so the 32×32 task icon and the 128×128 extension icon match.
 func brickIcon(size int) *image.NRGBA {

@@ -1,11 +1,11 @@
-// Command package builds the Brickops extension: it assembles the extension
-// folder (the thin tasks with the launcher, the BrickopsTools task with the
+// Command package builds the Brickferry extension: it assembles the extension
+// folder (the thin tasks with the launcher, the BrickferryTools task with the
 // brotli-compressed executables of every platform and their sha256, the
 // extension manifest, the Marketplace page and icons), stamps the version from
 // VERSION into the extension and every task, and runs tfx-cli (pinned in
-// package-lock.json) to write <out>/brickops-<version>.vsix.
+// package-lock.json) to write <out>/brickferry-<version>.vsix.
 //
-// The executables are carried once, by BrickopsTools: task folders cannot
+// The executables are carried once, by BrickferryTools: task folders cannot
 // share files (each contribution is zipped on its own), and five platforms in
 // each of four tasks would not fit the Marketplace guidance (50 MB) nor Azure
 // DevOps Server's default upload limit. See docs/packaging.md.
@@ -40,7 +40,7 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Root, "root", ".", "repository root")
 	fs.StringVar(&o.Version, "version", "", "extension version (default: the VERSION file)")
 	fs.StringVar(&o.Out, "out", "dist", "output folder for the .vsix (the staged extension goes to <out>/extension)")
-	fs.StringVar(&o.Bin, "bin", "", "folder with <goos>-<goarch>/brickops[.exe] (default <root>/dist/bin)")
+	fs.StringVar(&o.Bin, "bin", "", "folder with <goos>-<goarch>/brickferry[.exe] (default <root>/dist/bin)")
 	fs.StringVar(&platforms, "platforms", strings.Join(AllPlatforms, ","), "platforms to carry")
 	fs.IntVar(&o.Quality, "quality", 11, "brotli quality (0-11)")
 	fs.IntVar(&o.Window, "lgwin", 24, "brotli window bits (10-24; the launcher decodes standard brotli)")

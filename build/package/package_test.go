@@ -43,7 +43,7 @@ func TestPackageVSIX(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if filepath.Base(res.VSIX) != "brickops-1.4.2.vsix" {
+	if filepath.Base(res.VSIX) != "brickferry-1.4.2.vsix" {
 		t.Errorf("vsix name %s", res.VSIX)
 	}
 	if res.VSIXBytes > 50_000_000 {
@@ -82,7 +82,7 @@ func TestPackageVSIX(t *testing.T) {
 	// public (no Public gallery flag), and has the icon and the overview page
 	vsixManifest := string(read("extension.vsixmanifest"))
 	for _, want := range []string{
-		`<Identity Language="en-US" Id="brickops" Publisher="brickops" Version="1.4.2"/>`,
+		`<Identity Language="en-US" Id="brickferry" Publisher="brickferry" Version="1.4.2"/>`,
 		`<Categories>Azure Pipelines</Categories>`,
 		`Type="Microsoft.VisualStudio.Services.Icons.Default" d:Source="File" Path="images/extension-icon.png"`,
 		`Type="Microsoft.VisualStudio.Services.Content.Details" d:Source="File" Path="overview.md"`,
@@ -136,7 +136,7 @@ func TestPackageVSIX(t *testing.T) {
 				want = append(want, toolsModules...)
 				want = append(want, "bin/manifest.json")
 				for _, p := range platforms {
-					want = append(want, "bin/"+p+"/brickops.br")
+					want = append(want, "bin/"+p+"/brickferry.br")
 				}
 			} else {
 				want = append(want, thinModules...)

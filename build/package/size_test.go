@@ -19,9 +19,9 @@ const exeBudget = 18 << 20
 // TestExecutableSize checks the executable make builds: it carries the
 // grpcnotrace tag and stays within exeBudget.
 func TestExecutableSize(t *testing.T) {
-	exe := os.Getenv("BRICKOPS_EXE")
+	exe := os.Getenv("BRICKFERRY_EXE")
 	if exe == "" {
-		exe = filepath.Join(repoRoot(t), "dist", "bin", "linux-amd64", "brickops")
+		exe = filepath.Join(repoRoot(t), "dist", "bin", "linux-amd64", "brickferry")
 	}
 	info, err := buildinfo.ReadFile(exe)
 	if err != nil {

@@ -1,6 +1,6 @@
 # Databricks notebook source
 # MAGIC %md
-# MAGIC # Brickops batch scoring
+# MAGIC # Brickferry batch scoring
 # MAGIC
 # MAGIC The generic scoring notebook that the `BatchScore@1` task ships and runs. It loads an MLflow
 # MAGIC model by URI as a Spark UDF, scores an input table (or files at a path), keeps the id columns
@@ -174,8 +174,8 @@ def score(spark, dbutils, config):  # pragma: no cover - needs Spark and MLflow
     spark.sql("CREATE SCHEMA IF NOT EXISTS %s" % schema_of(table))
     rows = scored.count()
     if config["write_mode"] == "merge" and spark.catalog.tableExists(table):
-        scored.createOrReplaceTempView("brickops_scored")
-        spark.sql("MERGE INTO %s t USING brickops_scored s ON %s WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
+        scored.createOrReplaceTempView("brickferry_scored")
+        spark.sql("MERGE INTO %s t USING brickferry_scored s ON %s WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
                   % (table, merge_condition(config["merge_keys"])))
     else:
         mode = "overwrite" if config["write_mode"] == "merge" else config["write_mode"]

@@ -1,4 +1,4 @@
-// Package notebooks embeds the notebooks Brickops ships, so the executable
+// Package notebooks embeds the notebooks Brickferry ships, so the executable
 // can upload them to a workspace without network access to this repository.
 package notebooks
 

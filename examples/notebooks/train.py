@@ -1,6 +1,6 @@
 # Databricks notebook source
 # MAGIC %md
-# MAGIC # Churn model training (Brickops example)
+# MAGIC # Churn model training (Brickferry example)
 # MAGIC
 # MAGIC Trains an XGBoost churn classifier on the sample customer dataset (`examples/data/customer.csv`,
 # MAGIC 12 numeric features, target `Churn`), tracks it with MLflow (parameters, metrics, an input example
@@ -9,13 +9,13 @@
 # MAGIC `{"mlflow_run_id": "...", "mlflow_experiment_id": "...", "model_path": "model", "metrics": {...}}`
 # MAGIC
 # MAGIC Parameters (widgets; the task passes them as notebook parameters, together with the pipeline's
-# MAGIC `brickops_build_id`, `brickops_commit`, `brickops_branch` and `brickops_run_url`, which are logged
+# MAGIC `brickferry_build_id`, `brickferry_commit`, `brickferry_branch` and `brickferry_run_url`, which are logged
 # MAGIC as run tags so the MLflow run leads back to the pipeline run):
 # MAGIC
 # MAGIC | name | default | meaning |
 # MAGIC |---|---|---|
 # MAGIC | `input_table` | | table with the customer data (wins over `input_path`) |
-# MAGIC | `input_path` | `dbfs:/FileStore/brickops/customer.csv` | CSV file with a header row |
+# MAGIC | `input_path` | `dbfs:/FileStore/brickferry/customer.csv` | CSV file with a header row |
 # MAGIC | `experiment_name` | | MLflow experiment (default: the notebook's own) |
 # MAGIC | `max_depth`, `learning_rate`, `n_estimators` | 4, 0.1, 200 | XGBoost parameters |
 # MAGIC | `test_size`, `seed` | 0.2, 42 | hold-out share and random seed |
@@ -39,17 +39,17 @@ FEATURES = (
 TARGET = "Churn"
 DEFAULTS = {
     "input_table": "",
-    "input_path": "dbfs:/FileStore/brickops/customer.csv",
+    "input_path": "dbfs:/FileStore/brickferry/customer.csv",
     "experiment_name": "",
     "max_depth": "4",
     "learning_rate": "0.1",
     "n_estimators": "200",
     "test_size": "0.2",
     "seed": "42",
-    "brickops_build_id": "",
-    "brickops_commit": "",
-    "brickops_branch": "",
-    "brickops_run_url": "",
+    "brickferry_build_id": "",
+    "brickferry_commit": "",
+    "brickferry_branch": "",
+    "brickferry_run_url": "",
 }
 
 
@@ -67,7 +67,7 @@ def read_parameters(get):
         raise ValueError("a numeric parameter is not a number: %s" % e)
     if not 0 < test_size < 1:
         raise ValueError("test_size %s must be between 0 and 1" % test_size)
-    tags = {"brickops." + k[len("brickops_"):]: raw[k] for k in DEFAULTS if k.startswith("brickops_") and raw[k]}
+    tags = {k: raw[k] for k in DEFAULTS if k.startswith("brickferry_") and raw[k]}
     return {"input_table": raw["input_table"], "input_path": raw["input_path"], "experiment_name": raw["experiment_name"],
             "params": params, "test_size": test_size, "seed": seed, "tags": tags}
 

@@ -1,4 +1,4 @@
-// Package agent is the contract between a Brickops task and the Azure Pipelines
+// Package agent is the contract between a Brickferry task and the Azure Pipelines
 // agent: the Go counterpart of what azure-pipelines-task-lib does for Node
 // tasks, written from the agent's sources rather than ported from the library.
 //

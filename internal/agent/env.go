@@ -6,7 +6,7 @@ import (
 )
 
 // Env is the process environment, read once at start-up and passed down.
-// Nothing else in Brickops calls os.Getenv.
+// Nothing else in Brickferry calls os.Getenv.
 type Env map[string]string
 
 // NewEnv builds an Env from os.Environ()-style "KEY=value" entries.

@@ -27,7 +27,7 @@ const (
 // line of stdout). It masks every registered secret in everything it writes,
 // neutralises "##vso[" in plain text, and writes task.complete at most once.
 //
-// In local mode (a person running `brickops <Task>` outside a pipeline) the
+// In local mode (a person running `brickferry <Task>` outside a pipeline) the
 // commands are rendered as readable lines instead ("output runId = 42").
 type Log struct {
 	mu        sync.Mutex

@@ -1,4 +1,4 @@
-// Package agenttest runs a Brickops task the way the Azure Pipelines agent
+// Package agenttest runs a Brickferry task the way the Azure Pipelines agent
 // does, in-process or as the built executable, and reads its output back with
 // the agent's rules. Every task's tests use it.
 //
@@ -29,9 +29,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/cli"
-	"github.com/brickops/brickops/tasks"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/cli"
+	"github.com/brickferry/brickferry/tasks"
 )
 
 // Run is one task run as the agent would start it.
@@ -358,31 +358,31 @@ var (
 	buildErr  error
 )
 
-// Executable returns the brickops executable to run: $BRICKOPS_EXE when set
+// Executable returns the brickferry executable to run: $BRICKFERRY_EXE when set
 // (the Makefile points it at dist/bin), otherwise one built once per test
-// binary with `go build ./cmd/brickops`.
+// binary with `go build ./cmd/brickferry`.
 func Executable(t testing.TB) string {
 	t.Helper()
-	if exe := os.Getenv("BRICKOPS_EXE"); exe != "" {
+	if exe := os.Getenv("BRICKFERRY_EXE"); exe != "" {
 		return exe
 	}
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "brickops-exe-")
+		dir, err := os.MkdirTemp("", "brickferry-exe-")
 		if err != nil {
 			buildErr = err
 			return
 		}
-		builtExe = filepath.Join(dir, "brickops")
+		builtExe = filepath.Join(dir, "brickferry")
 		if runtime.GOOS == "windows" {
 			builtExe += ".exe"
 		}
-		cmd := exec.Command("go", "build", "-o", builtExe, "github.com/brickops/brickops/cmd/brickops")
+		cmd := exec.Command("go", "build", "-o", builtExe, "github.com/brickferry/brickferry/cmd/brickferry")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = &buildError{err: err, out: string(out)}
 		}
 	})
 	if buildErr != nil {
-		t.Fatalf("agenttest: building brickops: %v", buildErr)
+		t.Fatalf("agenttest: building brickferry: %v", buildErr)
 	}
 	return builtExe
 }

@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/brickops/brickops/internal/artifacts"
-	"github.com/brickops/brickops/internal/artifacts/artifactstest"
+	"github.com/brickferry/brickferry/internal/artifacts"
+	"github.com/brickferry/brickferry/internal/artifacts/artifactstest"
 )
 
 // Fake object stores that speak the wire protocol of the signed URLs

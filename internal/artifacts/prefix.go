@@ -72,7 +72,7 @@ func escapePath(p string) string {
 // (https://learn.microsoft.com/rest/api/storageservices/list-blobs) instead
 // of azblob's container client: that package links Apache Arrow and its
 // JSON and compression libraries, about 2 MB of executable for a feature
-// Brickops does not use.
+// Brickferry does not use.
 func (c *Copier) ListPrefix(ctx context.Context, folder, sasToken string) ([]File, error) {
 	base, err := BlobFolderURL(folder)
 	if err != nil {

@@ -396,7 +396,7 @@ func blockMD5(data []byte) []byte {
 type azureBlocks struct{ bb *blockblob.Client }
 
 func blockID(i int) string {
-	return base64.StdEncoding.EncodeToString(fmt.Appendf(nil, "brickops-%010d", i))
+	return base64.StdEncoding.EncodeToString(fmt.Appendf(nil, "brickferry-%010d", i))
 }
 
 func (a *azureBlocks) begin(context.Context) error { return nil }

@@ -17,8 +17,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/internal/artifacts"
-	"github.com/brickops/brickops/internal/artifacts/artifactstest"
+	"github.com/brickferry/brickferry/internal/artifacts"
+	"github.com/brickferry/brickferry/internal/artifacts/artifactstest"
 )
 
 // The ADLS Gen2 and presigned (AWS S3, GCS) writers against fake stores
@@ -63,7 +63,7 @@ func allocated(fn func()) uint64 {
 }
 
 func TestADLSGen2WriterSpeaksDFS(t *testing.T) {
-	ds := newDFSStore(t, true, map[string]string{"x-ms-encryption-scope": "brickops"})
+	ds := newDFSStore(t, true, map[string]string{"x-ms-encryption-scope": "brickferry"})
 	const bs = 1 << 20
 	sources := []artifactstest.Source{
 		artifactstest.Bytes("empty.txt", nil),
@@ -110,7 +110,7 @@ func TestADLSGen2WriterSpeaksDFS(t *testing.T) {
 			assert.Equal(t, want, got, "one append per block at its position, with its transactional MD5")
 			for _, s := range w {
 				assert.NotEmpty(t, s.header.Get("x-ms-version"))
-				assert.Equal(t, "brickops", s.header.Get("x-ms-encryption-scope"), "the server's headers go with every request")
+				assert.Equal(t, "brickferry", s.header.Get("x-ms-encryption-scope"), "the server's headers go with every request")
 				assert.Equal(t, "rcw", s.query["sp"], "the SAS query is kept")
 				assert.False(t, s.chunked)
 			}

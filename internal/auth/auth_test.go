@@ -10,12 +10,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/agenttest"
-	"github.com/brickops/brickops/internal/auth"
-	"github.com/brickops/brickops/internal/azurestandin"
-	"github.com/brickops/brickops/internal/cli"
-	"github.com/brickops/brickops/tasks"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/agenttest"
+	"github.com/brickferry/brickferry/internal/auth"
+	"github.com/brickferry/brickferry/internal/azurestandin"
+	"github.com/brickferry/brickferry/internal/cli"
+	"github.com/brickferry/brickferry/tasks"
 )
 
 // definition is a test task declaring exactly the credential inputs of

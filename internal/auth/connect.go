@@ -3,7 +3,7 @@ package auth
 import (
 	"context"
 
-	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickferry/brickferry/internal/agent"
 )
 
 // Connector opens one workspace connection. A task gets it while it reads its

@@ -16,8 +16,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/httpclient"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/httpclient"
 )
 
 // DatabricksScope is the scope of Microsoft Entra tokens for Azure
@@ -136,7 +136,7 @@ func (r *Resolver) armCredential(ep *agent.Endpoint) (*armIdentity, error) {
 // (azidentity v1.15.0 azure_pipelines_credential.go): POST
 // {System.OidcRequestUri}?api-version=7.1&serviceConnectionId={id} with the
 // job token. We do it ourselves because that credential reads
-// SYSTEM_OIDCREQUESTURI with os.Getenv (Brickops reads the environment once)
+// SYSTEM_OIDCREQUESTURI with os.Getenv (Brickferry reads the environment once)
 // and keeps the ID token to itself, while we must register it as a secret.
 func (r *Resolver) pipelineAssertion(connectionID, oidcURI string) func(context.Context) (string, error) {
 	return func(ctx context.Context) (string, error) {

@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/keyvault"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/keyvault"
 )
 
 // Method is how a workspace is connected: the value of the connectionMethod
@@ -192,7 +192,7 @@ func ReadOptions(in *agent.Inputs, group string) Options {
 		}
 	case MethodDatabricks:
 		if dbID == "" {
-			in.Fail(name(inDatabricksConnection), "is required for the Databricks service connection method: choose a connection of type Azure Databricks (Brickops)")
+			in.Fail(name(inDatabricksConnection), "is required for the Databricks service connection method: choose a connection of type Azure Databricks (Brickferry)")
 			break
 		}
 		o.Databricks = in.Connection(name(inDatabricksConnection))

@@ -1,4 +1,4 @@
-// Package auth connects a Brickops task to its Azure Databricks workspaces.
+// Package auth connects a Brickferry task to its Azure Databricks workspaces.
 // All tasks resolve credentials the same way, from one group of task inputs
 // per workspace (see docs/credentials.md):
 //
@@ -36,10 +36,10 @@ import (
 	"github.com/databricks/databricks-sdk-go/client"
 	"github.com/databricks/databricks-sdk-go/config"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/devops"
-	"github.com/brickops/brickops/internal/httpclient"
-	"github.com/brickops/brickops/internal/keyvault"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/devops"
+	"github.com/brickferry/brickferry/internal/httpclient"
+	"github.com/brickferry/brickferry/internal/keyvault"
 )
 
 // Workspace is a connected Azure Databricks workspace.
@@ -220,7 +220,7 @@ func (r *Resolver) resolve(ctx context.Context, opts Options) (*Workspace, error
 	}
 	hc := &http.Client{Transport: t}
 	ws := &Workspace{Name: opts.Name, Method: opts.Method, Host: opts.Host, HTTPClient: &http.Client{Transport: plain}, log: r.Log}
-	st := &strategy{name: "brickops-" + strings.ToLower(string(opts.Method)), wrap: func(err error) error { return err }}
+	st := &strategy{name: "brickferry-" + strings.ToLower(string(opts.Method)), wrap: func(err error) error { return err }}
 	cache := func(f fetchFunc) *tokenCache { return &tokenCache{fetch: f, now: r.now, log: r.Log} }
 
 	switch opts.Method {

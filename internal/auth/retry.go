@@ -10,7 +10,7 @@ import (
 
 	"github.com/databricks/databricks-sdk-go/apierr"
 
-	"github.com/brickops/brickops/internal/httpclient"
+	"github.com/brickferry/brickferry/internal/httpclient"
 )
 
 // retryPolicy is how the Databricks client, the OAuth token request and the

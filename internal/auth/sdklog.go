@@ -6,13 +6,13 @@ import (
 
 	"github.com/databricks/databricks-sdk-go/logger"
 
-	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickferry/brickferry/internal/agent"
 )
 
 // sdkLogger writes databricks-sdk-go's log lines as the task's debug output.
 // The SDK logs request and response bodies at debug level, with secrets in
 // known fields redacted; headers are only logged with Config.DebugHeaders,
-// which Brickops never sets. Our Log masks every registered secret as well.
+// which Brickferry never sets. Our Log masks every registered secret as well.
 type sdkLogger struct{ log *agent.Log }
 
 func (l sdkLogger) Enabled(_ context.Context, level logger.Level) bool {
@@ -46,7 +46,7 @@ func withSDKLogger(ctx context.Context, log *agent.Log) context.Context {
 // INFO lines to stderr, with one that discards everything. The SDK offers no
 // other way for the few lines it logs without a request context (config
 // loading, a response header it cannot parse). Call it once, from main,
-// before any task runs: it is the only global Brickops changes. Lines logged
+// before any task runs: it is the only global Brickferry changes. Lines logged
 // with a request context go to the task's debug output (Workspace.Context).
 func QuietSDKLogger() {
 	logger.DefaultLogger = sdkLogger{}

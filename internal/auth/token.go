@@ -18,7 +18,7 @@ import (
 	"github.com/databricks/databricks-sdk-go/config/credentials"
 	"golang.org/x/oauth2"
 
-	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickferry/brickferry/internal/agent"
 )
 
 // refreshMargin: a cached token is renewed when it has less than this left,
@@ -191,5 +191,5 @@ func (s *strategy) Configure(context.Context, *config.Config) (credentials.Crede
 // default loaders (ConfigAttributes, ConfigFile) would.
 type noLoader struct{}
 
-func (noLoader) Name() string                   { return "brickops" }
+func (noLoader) Name() string                   { return "brickferry" }
 func (noLoader) Configure(*config.Config) error { return nil }

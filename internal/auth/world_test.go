@@ -23,8 +23,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/internal/azurestandin"
-	"github.com/brickops/brickops/internal/emulator"
+	"github.com/brickferry/brickferry/internal/azurestandin"
+	"github.com/brickferry/brickferry/internal/emulator"
 )
 
 const (
@@ -133,7 +133,7 @@ func (w *world) spCertificate() *x509.Certificate {
 	t := w.t
 	spKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	require.NoError(t, err)
-	spTmpl := &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "brickops-sp"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
+	spTmpl := &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "brickferry-sp"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
 	spDER, err := x509.CreateCertificate(rand.Reader, spTmpl, spTmpl, &spKey.PublicKey, spKey)
 	require.NoError(t, err)
 	cert, err := x509.ParseCertificate(spDER)

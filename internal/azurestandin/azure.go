@@ -19,8 +19,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/emulator"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/emulator"
 )
 
 // Public names the stand-ins answer at.

@@ -17,10 +17,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/agenttest"
-	"github.com/brickops/brickops/internal/azurestandin"
-	"github.com/brickops/brickops/internal/emulator"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/agenttest"
+	"github.com/brickferry/brickferry/internal/azurestandin"
+	"github.com/brickferry/brickferry/internal/emulator"
 )
 
 func TestMain(m *testing.M) {
@@ -226,9 +226,9 @@ func mustParse(t *testing.T, raw string) *url.URL {
 // TestNotInTheExecutable: the stand-ins (and the emulator they build on) are
 // for tests and the demo; the task executable must not link them.
 func TestNotInTheExecutable(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", "github.com/brickops/brickops/cmd/brickops").CombinedOutput()
+	out, err := exec.Command("go", "list", "-deps", "github.com/brickferry/brickferry/cmd/brickferry").CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	for _, pkg := range strings.Fields(string(out)) {
-		assert.NotContains(t, []string{"github.com/brickops/brickops/internal/azurestandin", "github.com/brickops/brickops/internal/emulator"}, pkg)
+		assert.NotContains(t, []string{"github.com/brickferry/brickferry/internal/azurestandin", "github.com/brickferry/brickferry/internal/emulator"}, pkg)
 	}
 }

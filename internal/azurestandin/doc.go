@@ -1,5 +1,5 @@
 // Package azurestandin is a local, stateful stand-in for the Azure services a
-// Brickops task talks to besides Azure Databricks, for tests and the demo:
+// Brickferry task talks to besides Azure Databricks, for tests and the demo:
 //
 //   - Microsoft Entra ID (login.microsoftonline.com): a tenant's OpenID
 //     configuration and its client credentials token endpoint, accepting a
@@ -37,7 +37,7 @@
 //   - Requests are recorded without headers or bodies (Requests), proxy
 //     targets too (Tunnelled); Secrets lists every secret held, for leak
 //     checks.
-//   - The package is for tests and the demo: the brickops executable does
+//   - The package is for tests and the demo: the brickferry executable does
 //     not link it.
 //
 // # Example

@@ -7,7 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/internal/azurite"
+	"github.com/brickferry/brickferry/internal/azurite"
 )
 
 func TestStartAnswersAndStops(t *testing.T) {

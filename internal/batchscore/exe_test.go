@@ -14,12 +14,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/agenttest"
-	"github.com/brickops/brickops/internal/emulator"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/agenttest"
+	"github.com/brickferry/brickferry/internal/emulator"
 )
 
-// newExeWorld is a world whose task runs are the built brickops executable,
+// newExeWorld is a world whose task runs are the built brickferry executable,
 // started as the agent starts it, connecting with the variable-group method
 // (databricks-host, secret databricks-token) over https: the emulator serves
 // it with a certificate of its own CA, given to the task as the agent's

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickferry/brickferry/internal/agent"
 )
 
 // FuzzTableName: the table-name reader takes any text; what it accepts has

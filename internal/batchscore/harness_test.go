@@ -17,12 +17,12 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/workspace"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/internal/agenttest"
-	"github.com/brickops/brickops/internal/auth"
-	"github.com/brickops/brickops/internal/batchscore"
-	"github.com/brickops/brickops/internal/cli"
-	"github.com/brickops/brickops/internal/emulator"
-	"github.com/brickops/brickops/tasks"
+	"github.com/brickferry/brickferry/internal/agenttest"
+	"github.com/brickferry/brickferry/internal/auth"
+	"github.com/brickferry/brickferry/internal/batchscore"
+	"github.com/brickferry/brickferry/internal/cli"
+	"github.com/brickferry/brickferry/internal/emulator"
+	"github.com/brickferry/brickferry/tasks"
 )
 
 func TestMain(m *testing.M) {
@@ -70,7 +70,7 @@ func (w *world) nextPipelineRun() map[string]string {
 	return map[string]string{"BUILD_BUILDID": strconv.Itoa(1000 + w.builds), "SYSTEM_PLANID": fmt.Sprintf("2f0e3c43-5ad6-4f1f-9d6c-%012d", w.builds)}
 }
 
-const shippedPath = "/Shared/brickops/batch_score"
+const shippedPath = "/Shared/brickferry/batch_score"
 
 func newWorld(t *testing.T) *world {
 	t.Helper()

@@ -10,8 +10,8 @@ import (
 
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/auth"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/auth"
 )
 
 // taskKey and clusterKey name the job's single task and its job cluster.
@@ -70,7 +70,7 @@ func (o Options) JobSettings(sys agent.System) jobs.JobSettings {
 	for _, k := range names {
 		defs = append(defs, jobs.JobParameterDefinition{Name: k, Default: params[k]})
 	}
-	desc := "Batch scoring job kept up to date by the Brickops BatchScore@1 pipeline task: each pipeline run resets these settings."
+	desc := "Batch scoring job kept up to date by the Brickferry BatchScore@1 pipeline task: each pipeline run resets these settings."
 	if u := sys.RunURL(); u != "" {
 		desc += " Last updated by " + u
 	}
@@ -85,7 +85,7 @@ func (o Options) JobSettings(sys agent.System) jobs.JobSettings {
 		// skipped.
 		MaxConcurrentRuns: 1,
 		Queue:             &jobs.QueueSettings{Enabled: true},
-		Tags:              map[string]string{"brickops-task": "BatchScore"},
+		Tags:              map[string]string{"brickferry-task": "BatchScore"},
 	}
 	if o.Timeout > 0 {
 		s.TimeoutSeconds = int(o.Timeout.Seconds())

@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/examples/notebooks"
+	"github.com/brickferry/brickferry/examples/notebooks"
 )
 
 // TestNotebookParametersMatch: the task passes exactly the parameters the

@@ -11,9 +11,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/compute"
-	"github.com/brickops/brickops/internal/modeluri"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/compute"
+	"github.com/brickferry/brickferry/internal/modeluri"
 )
 
 // Options is everything BatchScore@1 was asked to do, read from its inputs
@@ -31,7 +31,7 @@ type Options struct {
 
 	JobName        string
 	NotebookPath   string // where the job's notebook is (the shipped one is uploaded there)
-	Shipped        bool   // NotebookPath is the Brickops notebook, kept up to date by the task
+	Shipped        bool   // NotebookPath is the Brickferry notebook, kept up to date by the task
 	ExtraParams    []agent.KeyValue
 	Compute        compute.Spec
 	Schedule       *Schedule // nil: no schedule
@@ -178,7 +178,7 @@ func (o *Options) readNotebook(in *agent.Inputs) {
 	}
 	clean := path.Clean(p)
 	if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, "\n\r") || (p != "/" && clean != strings.TrimSuffix(p, "/")) {
-		in.Fail(name, "%q is not an absolute workspace path such as /Shared/brickops", agent.Neutralize(p))
+		in.Fail(name, "%q is not an absolute workspace path such as /Shared/brickferry", agent.Neutralize(p))
 		return
 	}
 	o.NotebookPath = clean

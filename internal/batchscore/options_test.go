@@ -7,9 +7,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/batchscore"
-	"github.com/brickops/brickops/tasks"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/batchscore"
+	"github.com/brickferry/brickferry/tasks"
 )
 
 // TestBadInputsFailBeforeAnyRemoteCall: every bad input is reported with
@@ -52,7 +52,7 @@ func testBadInputsFailBeforeAnyRemoteCall(t *testing.T, newW func(*testing.T) *w
 		{"autoscale backwards", inputs("autoscale", "8-2"), "\"8-2\" is not a range of workers"},
 		{"workers and autoscale", inputs("workers", "2", "autoscale", "2-8"), "cannot be combined with Workers"},
 		{"existing cluster without id", inputs("compute", "existingCluster"), "'Cluster id' (clusterId): is required"},
-		{"relative folder", inputs("notebookFolder", "Shared/brickops"), "is not an absolute workspace path"},
+		{"relative folder", inputs("notebookFolder", "Shared/brickferry"), "is not an absolute workspace path"},
 		{"own notebook without path", inputs("notebookSource", "workspace"), "'Notebook path' (notebookPath): is required"},
 		{"parameter the task sets", inputs("notebookParameters", "model_uri=models:/other/1"), "\"model_uri\" is set by the task"},
 		{"warehouse id", inputs("sqlWarehouseId", "abc/def"), "is not a SQL warehouse id"},
@@ -102,7 +102,7 @@ func TestGoodInputs(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, batchscore.ModelURI{URI: "models:/main.ml.churn@champion", Name: "main.ml.churn", Kind: "alias", Ref: "champion"}, o.Model)
 	assert.Equal(t, "0 0/15 8-18 ? * MON-FRI *", o.Schedule.Cron)
-	assert.Equal(t, "/Shared/brickops/batch_score", o.NotebookPath)
+	assert.Equal(t, "/Shared/brickferry/batch_score", o.NotebookPath)
 	assert.True(t, o.Shipped)
 	assert.Equal(t, int64(0), o.MinRows)
 	assert.Equal(t, "new job cluster 15.4.x-cpu-ml-scala2.12, pool 0101-120000-pool12-abcdefgh, 1-4 workers", o.Compute.String())

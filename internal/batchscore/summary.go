@@ -44,7 +44,7 @@ func summary(o Options, r result) string {
 	}
 	nb := md(o.NotebookPath)
 	if o.Shipped {
-		nb += " (Brickops notebook"
+		nb += " (Brickferry notebook"
 		if r.uploaded {
 			nb += ", uploaded"
 		}

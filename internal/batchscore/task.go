@@ -5,7 +5,7 @@
 // written above a minimum and, with a SQL warehouse, COUNT(*) and the
 // table's latest Delta version.
 //
-// By default the job runs the scoring notebook Brickops ships
+// By default the job runs the scoring notebook Brickferry ships
 // (examples/notebooks/batch_score.py, embedded in the executable), uploaded
 // only when the workspace copy differs. A notebook of the user's gets the
 // same parameters (see docs/tasks/BatchScore.md).
@@ -27,12 +27,12 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/sql"
 	"github.com/databricks/databricks-sdk-go/service/workspace"
 
-	"github.com/brickops/brickops/examples/notebooks"
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/auth"
-	"github.com/brickops/brickops/internal/idempotency"
-	"github.com/brickops/brickops/internal/runwait"
-	"github.com/brickops/brickops/tasks"
+	"github.com/brickferry/brickferry/examples/notebooks"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/auth"
+	"github.com/brickferry/brickferry/internal/idempotency"
+	"github.com/brickferry/brickferry/internal/runwait"
+	"github.com/brickferry/brickferry/tasks"
 )
 
 // Deps are what the task needs from outside.
@@ -113,9 +113,9 @@ func (d Deps) run(ctx context.Context, env agent.Env, log *agent.Log, c *client.
 		}
 		res.uploaded = up
 		if up {
-			log.Info("Uploaded the Brickops scoring notebook to %s", o.NotebookPath)
+			log.Info("Uploaded the Brickferry scoring notebook to %s", o.NotebookPath)
 		} else {
-			log.Info("The Brickops scoring notebook at %s is up to date", o.NotebookPath)
+			log.Info("The Brickferry scoring notebook at %s is up to date", o.NotebookPath)
 		}
 	} else {
 		if err := checkNotebook(ctx, wsAPI, o.NotebookPath); err != nil {

@@ -12,10 +12,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/examples/notebooks"
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/agenttest"
-	"github.com/brickops/brickops/internal/emulator"
+	"github.com/brickferry/brickferry/examples/notebooks"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/agenttest"
+	"github.com/brickferry/brickferry/internal/emulator"
 )
 
 func TestFirstRunCreatesSecondRunUpdatesTheSameJob(t *testing.T) {
@@ -63,7 +63,7 @@ func testFirstRunCreatesSecondRunUpdatesTheSameJob(t *testing.T, newW func(*test
 	assert.Len(t, w.jobs(t), 1)
 
 	if w.exe == "" {
-		// A new release of Brickops ships a changed notebook.
+		// A new release of Brickferry ships a changed notebook.
 		changed := append([]byte(nil), notebooks.BatchScore...)
 		changed = append(changed, "\n# a new release of the notebook\n"...)
 		fourth := w.runWith(t, inputs(), changed)
@@ -127,7 +127,7 @@ func testOutputsSummaryAndJobSettings(t *testing.T, newW func(*testing.T) *world
 	rn := w.runNows()
 	require.Len(t, rn, 1)
 	assert.Equal(t, params(s.Parameters), rn[0].JobParameters, "run-now passes this pipeline's parameters")
-	assert.True(t, strings.HasPrefix(rn[0].IdempotencyToken, "brickops-score-"), rn[0].IdempotencyToken)
+	assert.True(t, strings.HasPrefix(rn[0].IdempotencyToken, "brickferry-score-"), rn[0].IdempotencyToken)
 	assert.LessOrEqual(t, len(rn[0].IdempotencyToken), 64)
 }
 

@@ -1,5 +1,5 @@
 // Package buildinfo holds the version stamped into the executable at build
-// time with -ldflags "-X github.com/brickops/brickops/internal/buildinfo.Version=1.2.3".
+// time with -ldflags "-X github.com/brickferry/brickferry/internal/buildinfo.Version=1.2.3".
 package buildinfo
 
 import "runtime/debug"

@@ -1,5 +1,5 @@
-// Package cli is the brickops command line: `brickops <Task>` runs a pipeline
-// task (under the agent, or locally with --input flags), `brickops version`
+// Package cli is the brickferry command line: `brickferry <Task>` runs a pipeline
+// task (under the agent, or locally with --input flags), `brickferry version`
 // prints the version. main wires the process into Main; nothing below it
 // reads os.Args, os.Environ or calls os.Exit.
 package cli
@@ -11,8 +11,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/buildinfo"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/buildinfo"
 )
 
 // Process is what main hands over: arguments (without the program name), the
@@ -43,7 +43,7 @@ func Main(ctx context.Context, p Process, registry Registry) int {
 	}
 	switch name := p.Args[0]; name {
 	case "version", "--version", "-v":
-		fmt.Fprintf(p.Stdout, "brickops %s\n", buildinfo.CurrentVersion())
+		fmt.Fprintf(p.Stdout, "brickferry %s\n", buildinfo.CurrentVersion())
 		return exitOK
 	case "help", "--help", "-h":
 		usage(p.Stdout, registry)
@@ -51,7 +51,7 @@ func Main(ctx context.Context, p Process, registry Registry) int {
 	default:
 		task, ok := registry.lookup(name)
 		if !ok {
-			fmt.Fprintf(p.Stderr, "brickops: unknown task or command %q; the tasks are: %s (and: version, help)\n",
+			fmt.Fprintf(p.Stderr, "brickferry: unknown task or command %q; the tasks are: %s (and: version, help)\n",
 				name, strings.Join(registry.Names(), ", "))
 			return exitUsage
 		}
@@ -60,13 +60,13 @@ func Main(ctx context.Context, p Process, registry Registry) int {
 }
 
 func usage(w io.Writer, registry Registry) {
-	fmt.Fprintf(w, `brickops %s: MLOps on Azure Databricks, as Azure Pipelines tasks.
+	fmt.Fprintf(w, `brickferry %s: MLOps on Azure Databricks, as Azure Pipelines tasks.
 
 Usage:
-  brickops <Task>                       run a task with the environment the agent gives it
-  brickops <Task> --input name=value... run a task from a terminal (local mode)
+  brickferry <Task>                       run a task with the environment the agent gives it
+  brickferry <Task> --input name=value... run a task from a terminal (local mode)
           [--inputs-file inputs.yml|json] [--var name=value] [--secret name=value] [--raw]
-  brickops version                      print the version
+  brickferry version                      print the version
 
 Tasks: %s
 `, buildinfo.CurrentVersion(), strings.Join(registry.Names(), ", "))
@@ -111,12 +111,12 @@ func runTask(ctx context.Context, p Process, task Task) int {
 	if local {
 		opts, err := parseLocalFlags(p.Args[1:])
 		if err != nil {
-			fmt.Fprintf(p.Stderr, "brickops %s: %v\n", def.Name, err)
+			fmt.Fprintf(p.Stderr, "brickferry %s: %v\n", def.Name, err)
 			return exitUsage
 		}
 		env, err = opts.environment(env, def)
 		if err != nil {
-			fmt.Fprintf(p.Stderr, "brickops %s: %v\n", def.Name, err)
+			fmt.Fprintf(p.Stderr, "brickferry %s: %v\n", def.Name, err)
 			return exitUsage
 		}
 		human = !opts.raw

@@ -16,9 +16,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/agenttest"
-	"github.com/brickops/brickops/internal/cli"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/agenttest"
+	"github.com/brickferry/brickferry/internal/cli"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -216,9 +216,9 @@ func TestTasks(t *testing.T) {
 func TestCommands(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	assert.Equal(t, 0, cli.Main(context.Background(), cli.Process{Args: []string{"version"}, Stdout: &stdout, Stderr: &stderr}, cli.Tasks()))
-	assert.Regexp(t, `^brickops \S+\n$`, stdout.String())
+	assert.Regexp(t, `^brickferry \S+\n$`, stdout.String())
 	assert.Equal(t, 2, cli.Main(context.Background(), cli.Process{Args: []string{"Deploy"}, Stdout: &stdout, Stderr: &stderr}, cli.Tasks()))
-	assert.Equal(t, "brickops: unknown task or command \"Deploy\"; the tasks are: BatchScore, DatabricksTrain, MLflowPromote, ModelServe (and: version, help)\n", stderr.String())
+	assert.Equal(t, "brickferry: unknown task or command \"Deploy\"; the tasks are: BatchScore, DatabricksTrain, MLflowPromote, ModelServe (and: version, help)\n", stderr.String())
 	assert.Equal(t, 2, cli.Main(context.Background(), cli.Process{Stdout: &stdout, Stderr: &stderr}, cli.Tasks()))
 }
 
@@ -229,7 +229,7 @@ func TestSignalCancels(t *testing.T) {
 	for _, sig := range []os.Signal{os.Interrupt, syscall.SIGTERM} {
 		t.Run(sig.String(), func(t *testing.T) {
 			run := testRun(t, "Blocking")
-			run.Env = map[string]string{"BRICKOPS_HELPER_PROCESS": "1"}
+			run.Env = map[string]string{"BRICKFERRY_HELPER_PROCESS": "1"}
 			p := run.Start(t, os.Args[0], "-test.run=^TestHelperProcess$", "--", "Blocking")
 			waitFor(t, func() bool { return strings.Contains(p.Stdout(), "waiting for cancellation") })
 			sent := time.Now()
@@ -244,7 +244,7 @@ func TestSignalCancels(t *testing.T) {
 }
 
 func TestHelperProcess(t *testing.T) {
-	if os.Getenv("BRICKOPS_HELPER_PROCESS") != "1" {
+	if os.Getenv("BRICKFERRY_HELPER_PROCESS") != "1" {
 		t.Skip("runs only as the child process of TestSignalCancels")
 	}
 	args := os.Args

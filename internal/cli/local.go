@@ -12,10 +12,10 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickferry/brickferry/internal/agent"
 )
 
-// localFlags are the flags of local mode: `brickops <Task> --input k=v ...`.
+// localFlags are the flags of local mode: `brickferry <Task> --input k=v ...`.
 type localFlags struct {
 	inputs     []string
 	inputsFile string
@@ -31,7 +31,7 @@ func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
 
 func parseLocalFlags(args []string) (localFlags, error) {
 	var f localFlags
-	fs := flag.NewFlagSet("brickops", flag.ContinueOnError)
+	fs := flag.NewFlagSet("brickferry", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Var((*repeated)(&f.inputs), "input", "a task input, name=value (repeatable)")
 	fs.StringVar(&f.inputsFile, "inputs-file", "", "a YAML or JSON file mapping input names to values")
@@ -58,7 +58,7 @@ func (f localFlags) environment(base agent.Env, def agent.Definition) (agent.Env
 		}
 	}
 	if env["AGENT_TEMPDIRECTORY"] == "" {
-		dir, err := os.MkdirTemp("", "brickops-")
+		dir, err := os.MkdirTemp("", "brickferry-")
 		if err != nil {
 			return nil, err
 		}

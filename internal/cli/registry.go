@@ -1,12 +1,12 @@
 package cli
 
 import (
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/batchscore"
-	"github.com/brickops/brickops/internal/promote"
-	"github.com/brickops/brickops/internal/serve"
-	"github.com/brickops/brickops/internal/train"
-	"github.com/brickops/brickops/tasks"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/batchscore"
+	"github.com/brickferry/brickferry/internal/promote"
+	"github.com/brickferry/brickferry/internal/serve"
+	"github.com/brickferry/brickferry/internal/train"
+	"github.com/brickferry/brickferry/tasks"
 )
 
 // Tasks is the registry of the pipeline tasks this executable runs, each with

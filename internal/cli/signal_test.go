@@ -7,7 +7,7 @@ import (
 	"syscall"
 )
 
-// signalContext is what cmd/brickops does: SIGINT and SIGTERM cancel the task.
+// signalContext is what cmd/brickferry does: SIGINT and SIGTERM cancel the task.
 func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }

@@ -2,7 +2,7 @@
 // end on this machine: Azurite as blob storage, two emulated Azure Databricks
 // workspaces (dev and prod) served over HTTPS with a throw-away CA, stand-ins
 // for Azure DevOps, Microsoft Entra ID and Azure Key Vault reached through a
-// local proxy (internal/azurestandin), and the real brickops executable run
+// local proxy (internal/azurestandin), and the real brickferry executable run
 // step by step by the local pipeline runner with the environment the agent
 // would give it. `make demo` and the end-to-end test both use it.
 //
@@ -11,9 +11,9 @@
 //     (databricks-host-dev, secret databricks-token-dev), the reference
 //     pipeline's way;
 //   - prod: the group `databricks-prod`, linked to the Key Vault
-//     kv-brickops-prod and not linked to the pipeline, read by name through
+//     kv-brickferry-prod and not linked to the pipeline, read by name through
 //     the Azure DevOps REST API; its secrets are read from the vault with the
-//     service connection `brickops-prod` (workload identity federation), so
+//     service connection `brickferry-prod` (workload identity federation), so
 //     no production secret is ever a pipeline variable.
 //
 // Nothing here talks to Azure: the workspaces are internal/emulator, and the
@@ -34,16 +34,16 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/ml"
 	"github.com/databricks/databricks-sdk-go/service/serving"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/azurestandin"
-	"github.com/brickops/brickops/internal/azurite"
-	"github.com/brickops/brickops/internal/emulator"
-	"github.com/brickops/brickops/internal/pipeline"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/azurestandin"
+	"github.com/brickferry/brickferry/internal/azurite"
+	"github.com/brickferry/brickferry/internal/emulator"
+	"github.com/brickferry/brickferry/internal/pipeline"
 )
 
 // Options configure a demo run.
 type Options struct {
-	Exe      string    // the brickops executable (dist/bin/<os>-<arch>/brickops)
+	Exe      string    // the brickferry executable (dist/bin/<os>-<arch>/brickferry)
 	Pipeline string    // examples/azure-pipelines.yml
 	ModelDir string    // the model folder the emulated training notebook logs
 	OutDir   string    // summaries, the CA certificate and work folders go here
@@ -70,7 +70,7 @@ type Options struct {
 
 // Names used by the sample pipeline and checked by the end-to-end test.
 const (
-	TrainNotebook = "/Repos/brickops/churn/examples/notebooks/train"
+	TrainNotebook = "/Repos/brickferry/churn/examples/notebooks/train"
 	Experiment    = "/Shared/churn"
 	ModelName     = "churn"
 	OutputTable   = "main.ml.churn_predictions"
@@ -81,7 +81,7 @@ const (
 
 // ProdConnection is the Azure Resource Manager service connection the prod
 // steps use to read the databricks-prod group's Key Vault.
-const ProdConnection = "brickops-prod"
+const ProdConnection = "brickferry-prod"
 
 // World is what the demo started: the two workspaces, the blob store and the
 // Azure stand-ins.
@@ -104,8 +104,8 @@ type Report struct {
 // caller stops the world with Close.
 func Run(ctx context.Context, opts Options) (*Report, func(), error) {
 	out := opts.Out
-	fmt.Fprintln(out, "Brickops demo: the sample pipeline against two EMULATED Azure Databricks workspaces.")
-	fmt.Fprintln(out, "Nothing here talks to Azure; the brickops executable is the real one.")
+	fmt.Fprintln(out, "Brickferry demo: the sample pipeline against two EMULATED Azure Databricks workspaces.")
+	fmt.Fprintln(out, "Nothing here talks to Azure; the brickferry executable is the real one.")
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
 		return nil, func() {}, err
 	}
@@ -117,7 +117,7 @@ func Run(ctx context.Context, opts Options) (*Report, func(), error) {
 	if err != nil {
 		return nil, stop, err
 	}
-	work, err := os.MkdirTemp("", "brickops-demo-")
+	work, err := os.MkdirTemp("", "brickferry-demo-")
 	if err != nil {
 		return nil, stop, err
 	}
@@ -130,7 +130,7 @@ func Run(ctx context.Context, opts Options) (*Report, func(), error) {
 		WorkDir:     work,
 		SummaryDir:  opts.OutDir,
 		Out:         out,
-		Skip:        map[string]string{"BrickopsTools": "it installs brickops on an agent; the local runner runs " + opts.Exe},
+		Skip:        map[string]string{"BrickferryTools": "it installs brickferry on an agent; the local runner runs " + opts.Exe},
 	}
 	fmt.Fprintf(out, "\ndev workspace  %s\nprod workspace %s\nblob storage   %s (Azurite)\nAzure DevOps   %s, Entra ID and Key Vault stand-ins through the proxy %s\n",
 		world.Dev.URL(), world.Prod.URL(), world.Blob.BlobEndpoint, world.Azure.CollectionURI, world.Azure.ProxyURL)
@@ -226,7 +226,7 @@ func startWorld(ctx context.Context, opts Options) (*World, func(), error) {
 		ProxyUser: "build-agent", ProxyPassword: "demo-proxy-password",
 		Connections: []azurestandin.Connection{{Name: ProdConnection, Scheme: azurestandin.SchemeWorkloadIdentity}},
 		VariableGroups: []azurestandin.VariableGroup{{Name: "databricks-prod", KeyVault: &azurestandin.GroupVault{
-			Vault: "kv-brickops-prod", Connection: ProdConnection,
+			Vault: "kv-brickferry-prod", Connection: ProdConnection,
 			Secrets: map[string]string{"databricks-host": world.Prod.URL(), "databricks-token": world.Prod.Token},
 		}}},
 	})
@@ -328,7 +328,7 @@ func (w *World) printState(ctx context.Context, out io.Writer) error {
 func lineage(tags []ml.ModelVersionTag) string {
 	var parts []string
 	for _, t := range tags {
-		if t.Key == "brickops.build_id" || t.Key == "brickops.source_workspace" || t.Key == "brickops.source_version" {
+		if t.Key == "brickferry_build_id" || t.Key == "brickferry_source_workspace" || t.Key == "brickferry_source_version" {
 			parts = append(parts, t.Key+"="+t.Value)
 		}
 	}

@@ -13,9 +13,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/internal/agenttest"
-	"github.com/brickops/brickops/internal/azurite"
-	"github.com/brickops/brickops/internal/demo"
+	"github.com/brickferry/brickferry/internal/agenttest"
+	"github.com/brickferry/brickferry/internal/azurite"
+	"github.com/brickferry/brickferry/internal/demo"
 )
 
 // TestSamplePipelineEndToEnd runs examples/azure-pipelines.yml with the built
@@ -49,7 +49,7 @@ func TestSamplePipelineEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, devVersions, 1, "one version registered in dev")
 	assert.Equal(t, "Production", devVersions[0].CurrentStage, "dev's version was promoted to Production after the copy")
-	assert.Equal(t, "1001", tag(devVersions[0].Tags, "brickops.build_id"))
+	assert.Equal(t, "1001", tag(devVersions[0].Tags, "brickferry_build_id"))
 
 	prod := registry(t, report.World.Prod.SDKConfig())
 	prodVersions, err := prod.SearchModelVersionsAll(ctx, ml.SearchModelVersionsRequest{Filter: "name='" + demo.ModelName + "'"})
@@ -58,8 +58,8 @@ func TestSamplePipelineEndToEnd(t *testing.T) {
 	pv := prodVersions[0]
 	assert.Equal(t, "Production", pv.CurrentStage)
 	assert.Equal(t, ml.ModelVersionStatusReady, pv.Status)
-	assert.Equal(t, devVersions[0].Version, tag(pv.Tags, "brickops.source_version"), "lineage names the source version")
-	assert.Equal(t, devVersions[0].RunId, tag(pv.Tags, "brickops.source_run_id"))
+	assert.Equal(t, devVersions[0].Version, tag(pv.Tags, "brickferry_source_version"), "lineage names the source version")
+	assert.Equal(t, devVersions[0].RunId, tag(pv.Tags, "brickferry_source_run_id"))
 	run, ok := report.World.Prod.MLflowRun(pv.RunId)
 	require.True(t, ok, "the prod version comes from a run in prod")
 	assert.NotEmpty(t, run.Data.Metrics, "the prod run carries the source run's metrics")

@@ -7,8 +7,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/internal/demo"
-	"github.com/brickops/brickops/internal/emulator"
+	"github.com/brickferry/brickferry/internal/demo"
+	"github.com/brickferry/brickferry/internal/emulator"
 )
 
 // faultPlan answers a seeded 20 % of every workspace request with 429 (with

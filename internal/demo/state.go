@@ -12,7 +12,7 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/ml"
 	"github.com/databricks/databricks-sdk-go/service/serving"
 
-	"github.com/brickops/brickops/internal/emulator"
+	"github.com/brickferry/brickferry/internal/emulator"
 )
 
 // State is what a pipeline run left in both workspaces, with the values that

@@ -14,14 +14,14 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/agenttest"
-	"github.com/brickops/brickops/internal/azurite"
-	"github.com/brickops/brickops/internal/demo"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/agenttest"
+	"github.com/brickferry/brickferry/internal/azurite"
+	"github.com/brickferry/brickferry/internal/demo"
 )
 
 // stress reports whether the long variants run (make stress sets it).
-func stress() bool { return os.Getenv("BRICKOPS_STRESS") == "1" }
+func stress() bool { return os.Getenv("BRICKFERRY_STRESS") == "1" }
 
 // seeds is how many seeds a seeded suite runs: short in make test, long in
 // make stress.
@@ -33,9 +33,9 @@ func seeds(short, long int) int {
 }
 
 // samplePipeline is the pipeline the suites run: the sample one, unless
-// BRICKOPS_SUITE_PIPELINE names another (to run the suites on part of it).
+// BRICKFERRY_SUITE_PIPELINE names another (to run the suites on part of it).
 func samplePipeline(t *testing.T) string {
-	if p := os.Getenv("BRICKOPS_SUITE_PIPELINE"); p != "" {
+	if p := os.Getenv("BRICKFERRY_SUITE_PIPELINE"); p != "" {
 		return p
 	}
 	root, err := azurite.RepoRoot()

@@ -37,7 +37,7 @@ func New(collectionURL, jobToken string, hc *http.Client) *Client {
 			AuthorizationString:     "Bearer " + jobToken,
 			BaseUrl:                 base,
 			SuppressFedAuthRedirect: true,
-			UserAgent:               "brickops",
+			UserAgent:               "brickferry",
 		},
 		http: hc,
 		base: base,

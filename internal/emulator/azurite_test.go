@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/internal/azurite"
-	"github.com/brickops/brickops/internal/emulator"
+	"github.com/brickferry/brickferry/internal/azurite"
+	"github.com/brickferry/brickferry/internal/emulator"
 )
 
 // TestArtifactsThroughAzurite moves bytes up and down through the signed

@@ -58,5 +58,5 @@
 //	// out.NotebookOutput.Result == `{"mlflow_run_id":"..."}`
 //	_ = ws.Writes()                                  // count of non-GET requests
 //
-// cmd/brickops-emulator starts a dev and a prod workspace for the demo.
+// cmd/brickferry-emulator starts a dev and a prod workspace for the demo.
 package emulator

@@ -12,7 +12,7 @@ import (
 	"github.com/databricks/databricks-sdk-go/logger"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/internal/emulator"
+	"github.com/brickferry/brickferry/internal/emulator"
 )
 
 func TestMain(m *testing.M) {

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/internal/emulator"
+	"github.com/brickferry/brickferry/internal/emulator"
 )
 
 const trainNotebook = "/Repos/QA/azure-databricks-mlops/notebooks/train"

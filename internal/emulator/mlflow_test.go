@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/internal/emulator"
+	"github.com/brickferry/brickferry/internal/emulator"
 )
 
 // trainedRun runs the Train behaviour through a submitted job and returns

@@ -21,7 +21,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/internal/emulator"
+	"github.com/brickferry/brickferry/internal/emulator"
 )
 
 func TestServingThroughSDK(t *testing.T) {
@@ -140,12 +140,12 @@ func TestUnityCatalogThroughSDK(t *testing.T) {
 
 	for _, value := range []string{"41", "42"} {
 		require.NoError(t, cl.Do(c, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/set-tag", nil, nil,
-			emulator.SetUCModelVersionTagRequest{Name: "main.ml.churn", Version: "1", Key: "brickops.build_id", Value: value}, nil))
+			emulator.SetUCModelVersionTagRequest{Name: "main.ml.churn", Version: "1", Key: "brickferry_build_id", Value: value}, nil))
 	}
 	var got emulator.UCModelVersionResponse
 	require.NoError(t, cl.Do(c, http.MethodGet, "/api/2.0/mlflow/unity-catalog/model-versions/get", nil,
 		map[string]any{"name": "main.ml.churn", "version": "1"}, nil, &got))
-	assert.Equal(t, []emulator.UCModelVersionTag{{Key: "brickops.build_id", Value: "42"}}, got.ModelVersion.Tags)
+	assert.Equal(t, []emulator.UCModelVersionTag{{Key: "brickferry_build_id", Value: "42"}}, got.ModelVersion.Tags)
 	_, err = models.SetAlias(c, catalog.SetRegisteredModelAliasRequest{FullName: "main.ml.churn", Alias: "champion", VersionNum: 1})
 	require.NoError(t, err)
 	byAlias, err := versions.GetByAlias(c, catalog.GetByAliasRequest{FullName: "main.ml.churn", Alias: "champion"})

@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/internal/emulator"
+	"github.com/brickferry/brickferry/internal/emulator"
 )
 
 // TestUnityCatalogVersionDelete: DELETE /api/2.1/unity-catalog/models/{name}/versions/{n}

@@ -1,4 +1,4 @@
-// Package httpclient builds the one HTTP transport every Brickops client uses
+// Package httpclient builds the one HTTP transport every Brickferry client uses
 // (Databricks, Microsoft Entra ID, Key Vault, Azure DevOps, blob storage), so
 // that the agent's proxy and certificate settings apply to all of them.
 //
@@ -37,7 +37,7 @@ import (
 
 	"golang.org/x/net/http/httpproxy"
 
-	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickferry/brickferry/internal/agent"
 )
 
 // Settings is the agent's network configuration, read once from the task's

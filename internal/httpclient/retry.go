@@ -14,10 +14,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickferry/brickferry/internal/agent"
 )
 
-// Retry is the policy of the retrying layer: the one place where Brickops
+// Retry is the policy of the retrying layer: the one place where Brickferry
 // rides out transient HTTP failures (a throttled or briefly unavailable
 // Databricks front end, a dropped connection) for clients that have no retry
 // policy of their own.

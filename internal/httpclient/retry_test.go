@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/internal/httpclient"
+	"github.com/brickferry/brickferry/internal/httpclient"
 )
 
 // script answers each request with the next status (0: drop the

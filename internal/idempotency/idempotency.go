@@ -9,7 +9,7 @@
 //
 // The runs of a step are numbered 1, 2, 3, ...; run k's token is derived
 // from the collection, project, plan, build or release, job, the step's name
-// and k (run 1's token is the one Brickops versions before this numbering
+// and k (run 1's token is the one Brickferry versions before this numbering
 // sent for the first try of the first job attempt).
 //
 // The first try of the step in the first job attempt starts with token 1.
@@ -46,11 +46,11 @@ import (
 	"github.com/databricks/databricks-sdk-go/listing"
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 
-	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickferry/brickferry/internal/agent"
 )
 
 // TryVariable is the task variable that counts the tries of a step.
-const TryVariable = "brickops.try"
+const TryVariable = "brickferry.try"
 
 // maxRuns bounds the tokens a step walks: that many ended runs of one step
 // mean something other than reruns is going on.
@@ -137,7 +137,7 @@ func startedSince(run *jobs.Run, before *jobs.BaseRun) bool {
 }
 
 // Token is the token of the step's run k (1, 2, ...), as
-// brickops-<kind>-<40 hex digits>.
+// brickferry-<kind>-<40 hex digits>.
 func Token(sys agent.System, kind string, k int) string {
 	fields := []string{
 		sys.CollectionURI, sys.ProjectID, sys.PlanID, sys.BuildID, sys.ReleaseID,
@@ -145,12 +145,12 @@ func Token(sys agent.System, kind string, k int) string {
 	}
 	if k > 1 {
 		// Run 1 keeps the token of the first try of the first job attempt
-		// of Brickops versions that numbered tries per attempt; the "1" above
+		// of Brickferry versions that numbered tries per attempt; the "1" above
 		// is that attempt.
 		fields = append(fields, "try", strconv.Itoa(k))
 	}
 	h := sha256.Sum256([]byte(strings.Join(fields, "\x00")))
-	return "brickops-" + kind + "-" + hex.EncodeToString(h[:])[:40]
+	return "brickferry-" + kind + "-" + hex.EncodeToString(h[:])[:40]
 }
 
 // active reports whether a run can still succeed: not ended and not being

@@ -10,8 +10,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/idempotency"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/idempotency"
 )
 
 func pipelineEnv(extra ...string) agent.Env {
@@ -33,7 +33,7 @@ func pipelineEnv(extra ...string) agent.Env {
 func TestToken(t *testing.T) {
 	sys := pipelineEnv().System()
 	first := idempotency.Token(sys, "train", 1)
-	assert.Regexp(t, `^brickops-train-[0-9a-f]{40}$`, first)
+	assert.Regexp(t, `^brickferry-train-[0-9a-f]{40}$`, first)
 	assert.LessOrEqual(t, len(first), 64)
 	assert.Equal(t, first, idempotency.Token(pipelineEnv().System(), "train", 1), "the same run of the same step")
 	assert.NotEqual(t, first, idempotency.Token(sys, "train", 2))
@@ -107,7 +107,7 @@ func TestStart(t *testing.T) {
 	sys := pipelineEnv().System()
 
 	first, out := start(t, f, pipelineEnv())
-	assert.Contains(t, out, "##vso[task.settaskvariable variable=brickops.try;]1\n", "the try is recorded for a retry")
+	assert.Contains(t, out, "##vso[task.settaskvariable variable=brickferry.try;]1\n", "the try is recorded for a retry")
 	assert.Equal(t, []string{idempotency.Token(sys, "train", 1)}, f.sent, "the first start sends token 1 once")
 
 	again, _ := start(t, f, pipelineEnv())
@@ -117,14 +117,14 @@ func TestStart(t *testing.T) {
 	// running, e.g. after the step's process was killed: the run is taken
 	// over, not duplicated.
 	f.state[first] = jobs.RunLifeCycleStateRunning
-	retry, out := start(t, f, pipelineEnv("VSTS_TASKVARIABLE_BRICKOPS_TRY", "1"))
+	retry, out := start(t, f, pipelineEnv("VSTS_TASKVARIABLE_BRICKFERRY_TRY", "1"))
 	assert.Equal(t, first, retry)
 	assert.Contains(t, out, "]2\n")
 	assert.Contains(t, out, "is still RUNNING: waiting for it instead of starting another")
 
 	// Once it has ended, a retry is a new run.
 	f.state[first] = jobs.RunLifeCycleStateTerminated
-	second, out := start(t, f, pipelineEnv("VSTS_TASKVARIABLE_BRICKOPS_TRY", "2"))
+	second, out := start(t, f, pipelineEnv("VSTS_TASKVARIABLE_BRICKFERRY_TRY", "2"))
 	assert.NotEqual(t, first, second)
 	assert.Contains(t, out, "has ended (TERMINATED): starting another")
 

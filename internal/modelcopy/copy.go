@@ -3,7 +3,7 @@
 //
 // In the target workspace an experiment gets a new run carrying the source
 // run's parameters, metrics (latest values), tags and run name plus lineage
-// tags (brickops.*: source workspace, run, model version, pipeline run,
+// tags (brickferry_*: source workspace, run, model version, pipeline run,
 // commit, content digest); the model's files are streamed into that run
 // (package artifacts), a version is registered from it and the copy waits
 // until it is READY, then optionally moves it to a stage or alias. Unity
@@ -28,9 +28,9 @@ import (
 
 	"github.com/databricks/databricks-sdk-go/client"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/artifacts"
-	"github.com/brickops/brickops/internal/modeluri"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/artifacts"
+	"github.com/brickferry/brickferry/internal/modeluri"
 )
 
 // Deps are the copy's connections to the outside.

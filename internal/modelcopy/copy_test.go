@@ -21,13 +21,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/artifacts"
-	"github.com/brickops/brickops/internal/artifacts/artifactstest"
-	"github.com/brickops/brickops/internal/emulator"
-	"github.com/brickops/brickops/internal/modelcopy"
-	"github.com/brickops/brickops/internal/modeluri"
-	"github.com/brickops/brickops/internal/ucregistry"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/artifacts"
+	"github.com/brickferry/brickferry/internal/artifacts/artifactstest"
+	"github.com/brickferry/brickferry/internal/emulator"
+	"github.com/brickferry/brickferry/internal/modelcopy"
+	"github.com/brickferry/brickferry/internal/modeluri"
+	"github.com/brickferry/brickferry/internal/ucregistry"
 )
 
 func churn(t testing.TB) []artifactstest.Source {
@@ -81,12 +81,12 @@ func TestWorkspaceToWorkspaceThenRerunReuses(t *testing.T) {
 	assert.Equal(t, ml.ModelVersionStatusReady, got.ModelVersion.Status)
 	assert.Equal(t, "Production", got.ModelVersion.CurrentStage)
 	vt := tagMap(got.ModelVersion.Tags, func(t ml.ModelVersionTag) (string, string) { return t.Key, t.Value })
-	assert.Equal(t, w.dev.URL(), vt["brickops.source_workspace"])
-	assert.Equal(t, fmt.Sprint(v), vt["brickops.source_version"])
-	assert.Equal(t, srcRun, vt["brickops.source_run_id"])
-	assert.Equal(t, digestOf(t, files), vt["brickops.content_digest"])
-	assert.Equal(t, "1234", vt["brickops.build_id"])
-	assert.Equal(t, "6e4f1c2a", vt["brickops.commit"])
+	assert.Equal(t, w.dev.URL(), vt["brickferry_source_workspace"])
+	assert.Equal(t, fmt.Sprint(v), vt["brickferry_source_version"])
+	assert.Equal(t, srcRun, vt["brickferry_source_run_id"])
+	assert.Equal(t, digestOf(t, files), vt["brickferry_content_digest"])
+	assert.Equal(t, "1234", vt["brickferry_build_id"])
+	assert.Equal(t, "6e4f1c2a", vt["brickferry_commit"])
 
 	run, ok := w.prd.MLflowRun(r.outputs["targetRunId"])
 	require.True(t, ok)
@@ -102,7 +102,7 @@ func TestWorkspaceToWorkspaceThenRerunReuses(t *testing.T) {
 	rt := tagMap(run.Data.Tags, func(t ml.RunTag) (string, string) { return t.Key, t.Value })
 	assert.Equal(t, "churn", rt["team"])
 	assert.NotContains(t, rt, "mlflow.source.type", "workspace-specific system tags stay behind")
-	assert.Equal(t, "complete", rt["brickops.copy_status"])
+	assert.Equal(t, "complete", rt["brickferry_copy_status"])
 
 	// The registry's copy holds the same bytes.
 	listed, err := artifacts.ListRun(ctx, w.prdC, r.outputs["targetRunId"], "model")
@@ -238,7 +238,7 @@ func TestStorageFaultsFinish(t *testing.T) {
 	t.Logf("%d storage faults injected", faulty.Injected.Load())
 	mv := registryVersions(t, ctx, w.prdC, "churn")
 	require.Len(t, mv, 1)
-	assert.Equal(t, digestOf(t, files), tagMap(mv[0].Tags, func(t ml.ModelVersionTag) (string, string) { return t.Key, t.Value })["brickops.content_digest"])
+	assert.Equal(t, digestOf(t, files), tagMap(mv[0].Tags, func(t ml.ModelVersionTag) (string, string) { return t.Key, t.Value })["brickferry_content_digest"])
 }
 
 func TestAPIFaultsFinishOrLeaveNothingHalfMade(t *testing.T) {
@@ -263,7 +263,7 @@ func TestAPIFaultsFinishOrLeaveNothingHalfMade(t *testing.T) {
 	r = w.copy(t, ctx, w.deps(nil), map[string]string{"modelName": "churn", "modelVersion": "1", "targetModelName": "churn-b"})
 	require.Error(t, r.err)
 	assert.Empty(t, registryVersions(t, ctx, w.prdC, "churn-b"), "no version from partial files")
-	failed := findRuns(t, ctx, w.prdC, "/Shared/brickops/churn-b")
+	failed := findRuns(t, ctx, w.prdC, "/Shared/brickferry/churn-b")
 	require.Len(t, failed, 1)
 	assert.Equal(t, ml.RunInfoStatusFailed, failed[0].Info.Status)
 
@@ -273,7 +273,7 @@ func TestAPIFaultsFinishOrLeaveNothingHalfMade(t *testing.T) {
 	require.NoError(t, r.err, r.stdout)
 	assert.Equal(t, failed[0].Info.RunId, r.outputs["targetRunId"])
 	assert.Len(t, registryVersions(t, ctx, w.prdC, "churn-b"), 1)
-	assert.Len(t, findRuns(t, ctx, w.prdC, "/Shared/brickops/churn-b"), 1)
+	assert.Len(t, findRuns(t, ctx, w.prdC, "/Shared/brickferry/churn-b"), 1)
 }
 
 func findRuns(t testing.TB, ctx context.Context, c *client.DatabricksClient, experiment string) []ml.Run {
@@ -316,7 +316,7 @@ func TestBadInputs(t *testing.T) {
 	}
 	o, err := options(t, map[string]string{"modelName": "churn", "modelVersion": "Staging"})
 	require.NoError(t, err)
-	assert.Equal(t, "/Shared/brickops/churn", o.Experiment)
+	assert.Equal(t, "/Shared/brickferry/churn", o.Experiment)
 	assert.Equal(t, "churn", o.Target.Full)
 	assert.Equal(t, 60*time.Minute, o.Timeout)
 	assert.Equal(t, 8, o.Parallel)
@@ -324,7 +324,7 @@ func TestBadInputs(t *testing.T) {
 
 // --- kill -9 mid-copy ---------------------------------------------------
 
-const helperEnv = "BRICKOPS_MODELCOPY_HELPER"
+const helperEnv = "BRICKFERRY_MODELCOPY_HELPER"
 
 // helperMain runs one copy in a child process (this test binary started
 // again), so that the test can kill it with SIGKILL mid-copy.
@@ -372,7 +372,7 @@ func TestKilledMidCopyThenRerunFinishes(t *testing.T) {
 	_ = cmd.Wait()
 	t.Logf("killed after:\n%s", out.String())
 	assert.Empty(t, registryVersions(t, ctx, w.prdC, "churn"), "killed before registering")
-	runs := findRuns(t, ctx, w.prdC, "/Shared/brickops/churn")
+	runs := findRuns(t, ctx, w.prdC, "/Shared/brickferry/churn")
 	require.Len(t, runs, 1)
 	assert.Equal(t, ml.RunInfoStatusRunning, runs[0].Info.Status, "a killed process marks nothing")
 
@@ -381,9 +381,9 @@ func TestKilledMidCopyThenRerunFinishes(t *testing.T) {
 	assert.Contains(t, r.stdout, "Resuming run")
 	assert.Equal(t, runs[0].Info.RunId, r.outputs["targetRunId"])
 	assert.Len(t, registryVersions(t, ctx, w.prdC, "churn"), 1)
-	assert.Len(t, findRuns(t, ctx, w.prdC, "/Shared/brickops/churn"), 1)
+	assert.Len(t, findRuns(t, ctx, w.prdC, "/Shared/brickferry/churn"), 1)
 	mv := registryVersions(t, ctx, w.prdC, "churn")[0]
-	assert.Equal(t, digestOf(t, files), tagMap(mv.Tags, func(t ml.ModelVersionTag) (string, string) { return t.Key, t.Value })["brickops.content_digest"])
+	assert.Equal(t, digestOf(t, files), tagMap(mv.Tags, func(t ml.ModelVersionTag) (string, string) { return t.Key, t.Value })["brickferry_content_digest"])
 }
 
 type syncBuf struct {

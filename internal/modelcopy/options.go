@@ -6,8 +6,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/modeluri"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/modeluri"
 )
 
 // Options is one copy, read from MLflowPromote's inputs (command = copy) and
@@ -30,7 +30,7 @@ type Options struct {
 
 // DefaultExperiment is where the copied run goes when no experiment is given.
 func DefaultExperiment(target modeluri.Name) string {
-	return "/Shared/brickops/" + target.Full
+	return "/Shared/brickferry/" + target.Full
 }
 
 // ReadOptions reads the copy command's inputs, recording every problem in

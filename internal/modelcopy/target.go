@@ -15,25 +15,25 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/ml"
 	wsapi "github.com/databricks/databricks-sdk-go/service/workspace"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/artifacts"
-	"github.com/brickops/brickops/internal/auth"
-	"github.com/brickops/brickops/internal/ucregistry"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/artifacts"
+	"github.com/brickferry/brickferry/internal/auth"
+	"github.com/brickferry/brickferry/internal/ucregistry"
 )
 
 // Lineage tag keys, on the target run and (workspace registry) the target
 // version. The first three identify the source version.
 const (
-	tagSourceWorkspace   = "brickops.source_workspace"
-	tagSourceModel       = "brickops.source_model"
-	tagSourceVersion     = "brickops.source_version"
-	tagSourceWorkspaceID = "brickops.source_workspace_id"
-	tagSourceRunID       = "brickops.source_run_id"
-	tagSourceRunURL      = "brickops.source_run_url"
-	tagDigest            = "brickops.content_digest"
-	tagCopyStatus        = "brickops.copy_status" // run only: copying, complete, failed, superseded
-	tagSupersededBy      = "brickops.superseded_by"
-	tagAction            = "brickops.action"
+	tagSourceWorkspace   = "brickferry_source_workspace"
+	tagSourceModel       = "brickferry_source_model"
+	tagSourceVersion     = "brickferry_source_version"
+	tagSourceWorkspaceID = "brickferry_source_workspace_id"
+	tagSourceRunID       = "brickferry_source_run_id"
+	tagSourceRunURL      = "brickferry_source_run_url"
+	tagDigest            = "brickferry_content_digest"
+	tagCopyStatus        = "brickferry_copy_status" // run only: copying, complete, failed, superseded
+	tagSupersededBy      = "brickferry_superseded_by"
+	tagAction            = "brickferry_action"
 )
 
 func catalogGet(full string, n int) catalog.GetModelVersionRequest {
@@ -65,10 +65,10 @@ func (s *session) lineage(sv *sourceVersion) []agent.KeyValue {
 	add(tagSourceRunID, sv.runID)
 	add(tagSourceRunURL, runURL)
 	add(tagAction, "copy")
-	add("brickops.build_id", build)
-	add("brickops.run_url", p.RunURL())
-	add("brickops.commit", p.SourceVersion)
-	add("brickops.pipeline", p.DefinitionName)
+	add("brickferry_build_id", build)
+	add("brickferry_run_url", p.RunURL())
+	add("brickferry_commit", p.SourceVersion)
+	add("brickferry_pipeline", p.DefinitionName)
 	return out
 }
 
@@ -354,7 +354,7 @@ func (s *session) ensureExperiment(ctx context.Context) (string, error) {
 
 // copiedTags are the source run's tags that travel: the user's own tags and
 // the run's description, not the workspace-specific mlflow.* system tags nor
-// an earlier step's brickops.* lineage. The logged-model history is rewritten
+// an earlier step's brickferry_* lineage. The logged-model history is rewritten
 // to name the new run, so the target's UI shows the model.
 func copiedTags(run *ml.Run, newRunID string) []ml.RunTag {
 	var out []ml.RunTag
@@ -367,7 +367,7 @@ func copiedTags(run *ml.Run, newRunID string) []ml.RunTag {
 			out = append(out, ml.RunTag{Key: t.Key, Value: t.Value})
 		case t.Key == "mlflow.log-model.history" && newRunID != "":
 			out = append(out, ml.RunTag{Key: t.Key, Value: strings.ReplaceAll(t.Value, run.Info.RunId, newRunID)})
-		case strings.HasPrefix(t.Key, "mlflow."), strings.HasPrefix(t.Key, "brickops."):
+		case strings.HasPrefix(t.Key, "mlflow."), strings.HasPrefix(t.Key, "brickferry_"):
 		default:
 			out = append(out, ml.RunTag{Key: t.Key, Value: t.Value})
 		}

@@ -9,7 +9,7 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/catalog"
 	"github.com/databricks/databricks-sdk-go/service/ml"
 
-	"github.com/brickops/brickops/internal/artifacts"
+	"github.com/brickferry/brickferry/internal/artifacts"
 )
 
 // Two copies of the same source version may run at once (two pipeline runs,

@@ -16,15 +16,15 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/ml"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/artifacts"
-	"github.com/brickops/brickops/internal/artifacts/artifactstest"
-	"github.com/brickops/brickops/internal/azurite"
-	"github.com/brickops/brickops/internal/emulator"
-	"github.com/brickops/brickops/internal/modelcopy"
-	"github.com/brickops/brickops/internal/modeluri"
-	"github.com/brickops/brickops/internal/ucregistry"
-	"github.com/brickops/brickops/tasks"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/artifacts"
+	"github.com/brickferry/brickferry/internal/artifacts/artifactstest"
+	"github.com/brickferry/brickferry/internal/azurite"
+	"github.com/brickferry/brickferry/internal/emulator"
+	"github.com/brickferry/brickferry/internal/modelcopy"
+	"github.com/brickferry/brickferry/internal/modeluri"
+	"github.com/brickferry/brickferry/internal/ucregistry"
+	"github.com/brickferry/brickferry/tasks"
 )
 
 func TestMain(m *testing.M) {

@@ -11,10 +11,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickferry/brickferry/internal/agent"
 )
 
-// The test binary stands in for brickops: with PIPELINE_FAKE_TASK=1 it acts
+// The test binary stands in for brickferry: with PIPELINE_FAKE_TASK=1 it acts
 // as a task that echoes its inputs and environment as logging commands.
 func TestMain(m *testing.M) {
 	if os.Getenv("PIPELINE_FAKE_TASK") == "1" {

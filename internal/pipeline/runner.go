@@ -15,8 +15,8 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/tasks"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/tasks"
 )
 
 // GroupVariable is one variable of a variable group.
@@ -25,9 +25,9 @@ type GroupVariable struct {
 	Secret bool
 }
 
-// Runner runs a pipeline locally through the brickops executable.
+// Runner runs a pipeline locally through the brickferry executable.
 type Runner struct {
-	Exe         string                              // the brickops executable
+	Exe         string                              // the brickferry executable
 	Groups      map[string]map[string]GroupVariable // variable groups the YAML may reference
 	Connections map[string]agent.Endpoint           // service connections by name (ID, URL, scheme, parameters)
 	BaseEnv     map[string]string                   // system variables, PATH, ... given to every step
@@ -35,7 +35,7 @@ type Runner struct {
 	SummaryDir  string                              // uploaded summaries are copied here ("" = not copied)
 	Out         io.Writer                           // the readable log
 	// Skip names tasks the runner does not run, with the reason it prints
-	// (e.g. BrickopsTools, which installs the executable the runner already has).
+	// (e.g. BrickferryTools, which installs the executable the runner already has).
 	Skip map[string]string
 	// Definitions looks up a task's task.json; tasks.Definition when nil.
 	Definitions func(name string) (agent.Definition, error)

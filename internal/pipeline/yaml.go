@@ -1,5 +1,5 @@
-// Package pipeline reads the subset of Azure Pipelines YAML that the Brickops
-// examples use and runs it locally, step by step, through the brickops
+// Package pipeline reads the subset of Azure Pipelines YAML that the Brickferry
+// examples use and runs it locally, step by step, through the brickferry
 // executable with the environment the agent would give each task. It is what
 // `make demo` and the end-to-end test run; it is not shipped in the extension.
 //

@@ -5,10 +5,10 @@ import (
 
 	"github.com/databricks/databricks-sdk-go/client"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/auth"
-	"github.com/brickops/brickops/internal/modelcopy"
-	"github.com/brickops/brickops/internal/modeluri"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/auth"
+	"github.com/brickferry/brickferry/internal/modelcopy"
+	"github.com/brickferry/brickferry/internal/modeluri"
 )
 
 // copyVersion runs the copy command: the source workspace is the task's

@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/internal/artifacts/artifactstest"
+	"github.com/brickferry/brickferry/internal/artifacts/artifactstest"
 )
 
 // TestCopyLargeModel copies a model of one 1 GiB file and 2,000 small files
@@ -36,7 +36,7 @@ func TestCopyLargeModel(t *testing.T) {
 	start = time.Now()
 	mv := registryVersions(t, c, w.prdC, "churn")
 	require.Len(t, mv, 1)
-	assert.Equal(t, want, versionTagMap(mv[0])["brickops.content_digest"])
+	assert.Equal(t, want, versionTagMap(mv[0])["brickferry_content_digest"])
 	got, n := readDigest(t, c, registryVersionFiles(t, c, w.prdC, "churn", "1"))
 	assert.Equal(t, len(files), n)
 	assert.Equal(t, want, got, "the version holds every byte of the source")

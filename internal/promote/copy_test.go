@@ -14,11 +14,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/agenttest"
-	"github.com/brickops/brickops/internal/artifacts/artifactstest"
-	"github.com/brickops/brickops/internal/emulator"
-	"github.com/brickops/brickops/internal/ucregistry"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/agenttest"
+	"github.com/brickferry/brickferry/internal/artifacts/artifactstest"
+	"github.com/brickferry/brickferry/internal/emulator"
+	"github.com/brickferry/brickferry/internal/ucregistry"
 )
 
 // The MLflowPromote copy command run by the built executable, as the agent
@@ -62,17 +62,17 @@ func TestCopyWorkspaceToWorkspaceThenRerunReuses(t *testing.T) {
 	assert.Equal(t, "Production", mv[0].CurrentStage)
 	assert.Equal(t, runID, mv[0].RunId)
 	tg := versionTagMap(mv[0])
-	assert.Equal(t, w.dev.URL(), tg["brickops.source_workspace"])
-	assert.Equal(t, "churn", tg["brickops.source_model"])
-	assert.Equal(t, v, tg["brickops.source_version"])
-	assert.Equal(t, srcRun, tg["brickops.source_run_id"])
-	assert.Contains(t, tg["brickops.source_run_url"], w.dev.URL()+"/ml/experiments/")
-	assert.Contains(t, tg["brickops.source_run_url"], srcRun)
-	assert.Equal(t, want, tg["brickops.content_digest"])
-	assert.Equal(t, "transition to Production", tg["brickops.action"], "the last action on the version")
-	assert.Equal(t, "1234", tg["brickops.build_id"])
-	assert.Equal(t, "6e4f1c2a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f", tg["brickops.commit"])
-	assert.Contains(t, tg["brickops.run_url"], "_build/results?buildId=1234")
+	assert.Equal(t, w.dev.URL(), tg["brickferry_source_workspace"])
+	assert.Equal(t, "churn", tg["brickferry_source_model"])
+	assert.Equal(t, v, tg["brickferry_source_version"])
+	assert.Equal(t, srcRun, tg["brickferry_source_run_id"])
+	assert.Contains(t, tg["brickferry_source_run_url"], w.dev.URL()+"/ml/experiments/")
+	assert.Contains(t, tg["brickferry_source_run_url"], srcRun)
+	assert.Equal(t, want, tg["brickferry_content_digest"])
+	assert.Equal(t, "transition to Production", tg["brickferry_action"], "the last action on the version")
+	assert.Equal(t, "1234", tg["brickferry_build_id"])
+	assert.Equal(t, "6e4f1c2a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f", tg["brickferry_commit"])
+	assert.Contains(t, tg["brickferry_run_url"], "_build/results?buildId=1234")
 	got, n := readDigest(t, c, registryVersionFiles(t, c, w.prdC, "churn-prod", "1"))
 	assert.Equal(t, len(files), n)
 	assert.Equal(t, want, got, "the registered version holds the source's bytes")
@@ -93,11 +93,11 @@ func TestCopyWorkspaceToWorkspaceThenRerunReuses(t *testing.T) {
 	assert.Equal(t, "churn", rt["team"])
 	assert.Equal(t, "weekly retrain", rt["mlflow.note.content"])
 	assert.NotContains(t, rt, "mlflow.source.type", "workspace-specific system tags stay behind")
-	assert.Equal(t, "complete", rt["brickops.copy_status"])
-	assert.Equal(t, want, rt["brickops.content_digest"])
-	assert.Equal(t, srcRun, rt["brickops.source_run_id"])
-	assert.Equal(t, "copy", rt["brickops.action"])
-	runs := experimentRuns(t, c, w.prdC, "/Shared/brickops/churn-prod")
+	assert.Equal(t, "complete", rt["brickferry_copy_status"])
+	assert.Equal(t, want, rt["brickferry_content_digest"])
+	assert.Equal(t, srcRun, rt["brickferry_source_run_id"])
+	assert.Equal(t, "copy", rt["brickferry_action"])
+	runs := experimentRuns(t, c, w.prdC, "/Shared/brickferry/churn-prod")
 	require.Len(t, runs, 1)
 	assert.Equal(t, runID, runs[0].Info.RunId)
 
@@ -105,7 +105,7 @@ func TestCopyWorkspaceToWorkspaceThenRerunReuses(t *testing.T) {
 	for _, md := range res.Summaries {
 		assert.Contains(t, md, w.dev.URL())
 		assert.Contains(t, md, w.prd.URL()+"/ml/models/churn-prod/versions/1")
-		assert.Contains(t, md, "| `brickops.content_digest` | "+want+" |")
+		assert.Contains(t, md, "| `brickferry_content_digest` | "+want+" |")
 	}
 
 	// The rerun finds the same source version with the same digest: it
@@ -119,7 +119,7 @@ func TestCopyWorkspaceToWorkspaceThenRerunReuses(t *testing.T) {
 	assert.Equal(t, "0", res.Outputs["bytesCopied"])
 	assert.Equal(t, "0", res.Outputs["filesCopied"])
 	assert.Len(t, registryVersions(t, c, w.prdC, "churn-prod"), 1, "no second version")
-	assert.Len(t, experimentRuns(t, c, w.prdC, "/Shared/brickops/churn-prod"), 1, "no second run")
+	assert.Len(t, experimentRuns(t, c, w.prdC, "/Shared/brickferry/churn-prod"), 1, "no second run")
 	for _, wr := range writesTo(w.prd) {
 		assert.Equal(t, "POST /api/2.0/mlflow/databricks/model-versions/transition-stage", wr, "the rerun only moves the stage")
 	}
@@ -151,13 +151,13 @@ func TestCopyWorkspaceToUnityCatalog(t *testing.T) {
 	require.True(t, ok)
 	assert.Equal(t, ml.RunInfoStatusFinished, r.Info.Status)
 	assert.Equal(t, copySourceParams, kv(r.Data.Params, func(p ml.Param) (string, string) { return p.Key, p.Value }))
-	assert.Equal(t, srcRun, runTagMap(r)["brickops.source_run_id"])
+	assert.Equal(t, srcRun, runTagMap(r)["brickferry_source_run_id"])
 	var uc emulator.UCModelVersionResponse
 	require.NoError(t, w.prdC.Do(c, http.MethodGet, "/api/2.0/mlflow/unity-catalog/model-versions/get", nil,
 		map[string]any{"name": "prod.ml.churn", "version": "1"}, nil, &uc))
 	ucTags := kv(uc.ModelVersion.Tags, func(t emulator.UCModelVersionTag) (string, string) { return t.Key, t.Value })
-	assert.Equal(t, v, ucTags["brickops.source_version"])
-	assert.Equal(t, w.dev.URL(), ucTags["brickops.source_workspace"])
+	assert.Equal(t, v, ucTags["brickferry_source_version"])
+	assert.Equal(t, w.dev.URL(), ucTags["brickferry_source_workspace"])
 
 	w.prd.ResetRequests()
 	res = w.mustCopy(t, in)
@@ -224,7 +224,7 @@ func TestCopyStorageFaultsFinishOrLeaveNothingHalfMade(t *testing.T) {
 	assert.Positive(t, injected)
 	mv := registryVersions(t, c, w.prdC, "churn")
 	require.Len(t, mv, 1)
-	assert.Equal(t, want, versionTagMap(mv[0])["brickops.content_digest"])
+	assert.Equal(t, want, versionTagMap(mv[0])["brickferry_content_digest"])
 	got, _ := readDigest(t, c, registryVersionFiles(t, c, w.prdC, "churn", "1"))
 	assert.Equal(t, want, got)
 	assert.Equal(t, fmt.Sprint(totalSize(files)), res.Outputs["bytesCopied"])
@@ -238,10 +238,10 @@ func TestCopyStorageFaultsFinishOrLeaveNothingHalfMade(t *testing.T) {
 	require.Equal(t, agent.Failed, res.Result, res.Stdout)
 	assert.Contains(t, res.Message, "did not finish within 6s")
 	assert.Empty(t, registryVersions(t, c, w.prdC, "churn-b"), "no version from partial files")
-	runs := experimentRuns(t, c, w.prdC, "/Shared/brickops/churn-b")
+	runs := experimentRuns(t, c, w.prdC, "/Shared/brickferry/churn-b")
 	require.Len(t, runs, 1)
 	assert.Equal(t, ml.RunInfoStatusFailed, runs[0].Info.Status)
-	assert.Equal(t, "failed", runTagMap(runs[0])["brickops.copy_status"])
+	assert.Equal(t, "failed", runTagMap(runs[0])["brickferry_copy_status"])
 
 	// The next attempt resumes that run and finishes.
 	delete(in, "copyTimeoutMinutes")
@@ -249,7 +249,7 @@ func TestCopyStorageFaultsFinishOrLeaveNothingHalfMade(t *testing.T) {
 	assert.Equal(t, runs[0].Info.RunId, res.Outputs["targetRunId"])
 	assert.Contains(t, res.Stdout, "Resuming run")
 	assert.Len(t, registryVersions(t, c, w.prdC, "churn-b"), 1)
-	assert.Len(t, experimentRuns(t, c, w.prdC, "/Shared/brickops/churn-b"), 1)
+	assert.Len(t, experimentRuns(t, c, w.prdC, "/Shared/brickferry/churn-b"), 1)
 	got, _ = readDigest(t, c, registryVersionFiles(t, c, w.prdC, "churn-b", "1"))
 	assert.Equal(t, want, got)
 }
@@ -303,7 +303,7 @@ func TestCopyAPIFaultsFinishOrLeaveNothingHalfMade(t *testing.T) {
 	t.Logf("faults injected: dev %d, prod %d", len(faulted(w.dev)), len(faulted(w.prd)))
 	mv := registryVersions(t, c, w.prdC, "churn")
 	require.Len(t, mv, 1, "one version although its create was answered 500")
-	runs := experimentRuns(t, c, w.prdC, "/Shared/brickops/churn")
+	runs := experimentRuns(t, c, w.prdC, "/Shared/brickferry/churn")
 	require.Len(t, runs, 1, "one run although its create was answered 500")
 	assert.Equal(t, res.Outputs["targetRunId"], runs[0].Info.RunId)
 	assert.Equal(t, ml.RunInfoStatusFinished, runs[0].Info.Status)
@@ -322,14 +322,14 @@ func TestCopyAPIFaultsFinishOrLeaveNothingHalfMade(t *testing.T) {
 	require.Equal(t, agent.Failed, res.Result, res.Stdout)
 	assert.Contains(t, res.Message, "registering churn-b")
 	assert.Empty(t, registryVersions(t, c, w.prdC, "churn-b"))
-	runs = experimentRuns(t, c, w.prdC, "/Shared/brickops/churn-b")
+	runs = experimentRuns(t, c, w.prdC, "/Shared/brickferry/churn-b")
 	require.Len(t, runs, 1)
 	assert.Equal(t, ml.RunInfoStatusFailed, runs[0].Info.Status)
 
 	res = w.mustCopy(t, in)
 	assert.Equal(t, runs[0].Info.RunId, res.Outputs["targetRunId"], "the failed run is resumed")
 	assert.Len(t, registryVersions(t, c, w.prdC, "churn-b"), 1)
-	assert.Len(t, experimentRuns(t, c, w.prdC, "/Shared/brickops/churn-b"), 1)
+	assert.Len(t, experimentRuns(t, c, w.prdC, "/Shared/brickferry/churn-b"), 1)
 }
 
 func faulted(ws *emulator.Workspace) []emulator.Request {
@@ -376,7 +376,7 @@ func TestCopyToUnityCatalogConvergesAfterAmbiguousFailures(t *testing.T) {
 	w.prd.SetFaults(emulator.FaultPlan{})
 	require.Equal(t, agent.Failed, res.Result, res.Stdout)
 	assert.Empty(t, w.prd.UCModelVersions("prod.ml.churn-b"), "no version is left unfinalized")
-	runs := experimentRuns(t, c, w.prdC, "/Shared/brickops/prod.ml.churn-b")
+	runs := experimentRuns(t, c, w.prdC, "/Shared/brickferry/prod.ml.churn-b")
 	require.Len(t, runs, 1)
 	assert.Equal(t, ml.RunInfoStatusFailed, runs[0].Info.Status)
 	res = w.mustCopy(t, in)
@@ -402,17 +402,17 @@ func TestCopyKilledMidCopyThenRerunFinishes(t *testing.T) {
 	killed := p.Finish(t)
 	assert.Zero(t, killed.Completions, "a killed process completes nothing")
 	assert.Empty(t, registryVersions(t, c, w.prdC, "churn"), "killed before registering")
-	runs := experimentRuns(t, c, w.prdC, "/Shared/brickops/churn")
+	runs := experimentRuns(t, c, w.prdC, "/Shared/brickferry/churn")
 	require.Len(t, runs, 1)
 	assert.Equal(t, ml.RunInfoStatusRunning, runs[0].Info.Status, "a killed process marks nothing")
-	assert.Equal(t, "copying", runTagMap(runs[0])["brickops.copy_status"])
+	assert.Equal(t, "copying", runTagMap(runs[0])["brickferry_copy_status"])
 
 	res := w.mustCopy(t, in)
 	assert.Contains(t, res.Stdout, "Resuming run")
 	assert.Equal(t, runs[0].Info.RunId, res.Outputs["targetRunId"])
 	mv := registryVersions(t, c, w.prdC, "churn")
 	require.Len(t, mv, 1)
-	assert.Len(t, experimentRuns(t, c, w.prdC, "/Shared/brickops/churn"), 1)
+	assert.Len(t, experimentRuns(t, c, w.prdC, "/Shared/brickferry/churn"), 1)
 	got, n := readDigest(t, c, registryVersionFiles(t, c, w.prdC, "churn", mv[0].Version))
 	assert.Equal(t, len(files), n)
 	assert.Equal(t, digestOf(t, files), got)
@@ -438,7 +438,7 @@ func TestCopyDryRunChangesNothing(t *testing.T) {
 		"Dry run: the plan (nothing is changed)",
 		fmt.Sprintf("Source: churn version 1 in %s", w.dev.URL()),
 		fmt.Sprintf("%d files", len(files)),
-		"experiment /Shared/brickops/churn: would be created",
+		"experiment /Shared/brickferry/churn: would be created",
 		"registered model churn (workspace model registry): would be created",
 		"the version would then be moved to Production",
 	} {
@@ -526,7 +526,7 @@ func TestCopyConcurrentCopiesSettleOnOneVersion(t *testing.T) {
 		n := 0
 		if target == "churn" {
 			for _, mv := range registryVersions(t, c, w.prdC, target) {
-				if versionTagMap(mv)["brickops.source_version"] == v {
+				if versionTagMap(mv)["brickferry_source_version"] == v {
 					n++
 					assert.Equal(t, a["targetModelVersion"], mv.Version)
 				}
@@ -534,7 +534,7 @@ func TestCopyConcurrentCopiesSettleOnOneVersion(t *testing.T) {
 		} else {
 			for _, mv := range w.prd.UCModelVersions(target) {
 				r, ok := w.prd.MLflowRun(mv.RunId)
-				if ok && runTagMap(r)["brickops.source_version"] == v {
+				if ok && runTagMap(r)["brickferry_source_version"] == v {
 					n++
 					assert.Equal(t, a["targetModelVersion"], fmt.Sprint(mv.Version))
 					assert.Equal(t, catalog.ModelVersionInfoStatusReady, mv.Status)
@@ -542,12 +542,12 @@ func TestCopyConcurrentCopiesSettleOnOneVersion(t *testing.T) {
 			}
 		}
 		assert.Equal(t, 1, n, "round %d: one target version of source version %s", round, v)
-		for _, r := range experimentRuns(t, c, w.prdC, "/Shared/brickops/"+target) {
-			if runTagMap(r)["brickops.source_version"] != v || r.Info.RunId == a["targetRunId"] {
+		for _, r := range experimentRuns(t, c, w.prdC, "/Shared/brickferry/"+target) {
+			if runTagMap(r)["brickferry_source_version"] != v || r.Info.RunId == a["targetRunId"] {
 				continue
 			}
 			assert.Equal(t, ml.RunInfoStatusFailed, r.Info.Status, "round %d: the other run gave way", round)
-			assert.Equal(t, "superseded", runTagMap(r)["brickops.copy_status"])
+			assert.Equal(t, "superseded", runTagMap(r)["brickferry_copy_status"])
 		}
 	}
 }

@@ -21,13 +21,13 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/agenttest"
-	"github.com/brickops/brickops/internal/artifacts"
-	"github.com/brickops/brickops/internal/artifacts/artifactstest"
-	"github.com/brickops/brickops/internal/azurite"
-	"github.com/brickops/brickops/internal/emulator"
-	"github.com/brickops/brickops/internal/ucregistry"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/agenttest"
+	"github.com/brickferry/brickferry/internal/artifacts"
+	"github.com/brickferry/brickferry/internal/artifacts/artifactstest"
+	"github.com/brickferry/brickferry/internal/azurite"
+	"github.com/brickferry/brickferry/internal/emulator"
+	"github.com/brickferry/brickferry/internal/ucregistry"
 )
 
 // copyWorld is where the copy command runs in these tests: two emulated

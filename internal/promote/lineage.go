@@ -6,12 +6,12 @@ import (
 
 	"github.com/databricks/databricks-sdk-go/service/ml"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/modeluri"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/modeluri"
 )
 
 // lineagePrefix starts the tags the task sets on every version it changes.
-const lineagePrefix = "brickops."
+const lineagePrefix = "brickferry_"
 
 // lineage is what ties a model version to the pipeline run that acted on it.
 type lineage struct {

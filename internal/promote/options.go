@@ -6,9 +6,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/modelcopy"
-	"github.com/brickops/brickops/internal/modeluri"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/modelcopy"
+	"github.com/brickferry/brickferry/internal/modeluri"
 )
 
 // Command is what the step does.

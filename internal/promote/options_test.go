@@ -7,8 +7,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/emulator"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/emulator"
 )
 
 // TestBadInputsFailBeforeAnyRemoteCall runs the task with one bad input at a
@@ -51,7 +51,7 @@ func TestBadInputsFailBeforeAnyRemoteCall(t *testing.T) {
 		{"unexpanded variable", reg("modelUri", "$(train.modelUri)"), `"$(train.modelUri)" looks like a pipeline variable that was not expanded`},
 		{"register into UC from a dbfs folder", reg("modelName", "main.ml.churn", "modelUri", "dbfs:/models/churn"), `input 'Model URI' (modelUri): registering into Unity Catalog (main.ml.churn) needs a runs:/<run id>/<artifact path> URI`},
 		{"timeout not a number", reg("timeoutMinutes", "ten"), `input 'Timeout (minutes)' (timeoutMinutes): "ten" is not a number of minutes`},
-		{"reserved tag", reg("versionTags", "brickops.build_id=1"), `"brickops.build_id": tags starting with "brickops." are set by the task itself`},
+		{"reserved tag", reg("versionTags", "brickferry_build_id=1"), `"brickferry_build_id": tags starting with "brickferry_" are set by the task itself`},
 		{"tag line without =", reg("versionTags", "team"), `line 1 "team" is not name=value`},
 		{"missing model name", tr("modelName", ""), `input 'Model name' (modelName): is required`},
 		{"UC name with two parts", tr("modelName", "ml.churn"), `"ml.churn" has 2 dot-separated parts: a Unity Catalog model name has three (catalog.schema.model)`},

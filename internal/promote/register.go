@@ -13,8 +13,8 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/catalog"
 	"github.com/databricks/databricks-sdk-go/service/ml"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/auth"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/auth"
 )
 
 // register creates (or reuses) a version of a workspace registry model from

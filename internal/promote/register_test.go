@@ -10,9 +10,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/agenttest"
-	"github.com/brickops/brickops/internal/emulator"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/agenttest"
+	"github.com/brickferry/brickferry/internal/emulator"
 )
 
 func registerInputs(runID string) map[string]string {
@@ -58,11 +58,11 @@ func TestRegisterCreatesModelAndReadyVersion(t *testing.T) {
 	tg := tags(mv)
 	assert.Equal(t, "mlops", tg["team"])
 	assert.Equal(t, "data-science", tg["owner"])
-	assert.Equal(t, "1234", tg["brickops.build_id"])
-	assert.Equal(t, "6e4f1c2a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f", tg["brickops.commit"])
-	assert.Contains(t, tg["brickops.run_url"], "_build/results?buildId=1234")
-	assert.Equal(t, runID, tg["brickops.model_run_id"])
-	assert.Equal(t, "register", tg["brickops.action"])
+	assert.Equal(t, "1234", tg["brickferry_build_id"])
+	assert.Equal(t, "6e4f1c2a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f", tg["brickferry_commit"])
+	assert.Contains(t, tg["brickferry_run_url"], "_build/results?buildId=1234")
+	assert.Equal(t, runID, tg["brickferry_model_run_id"])
+	assert.Equal(t, "register", tg["brickferry_action"])
 
 	require.Len(t, res.Summaries, 1)
 	for _, md := range res.Summaries {
@@ -94,7 +94,7 @@ func TestRegisterTwiceReusesTheVersion(t *testing.T) {
 	require.Equal(t, agent.Succeeded, rerun.Result, rerun.Stdout)
 	assert.Equal(t, "1", rerun.Outputs["modelVersion"])
 	assert.Empty(t, ws.RequestsTo(http.MethodPost, "/api/2.0/mlflow/model-versions/create"))
-	assert.Equal(t, "1300", tags(modelVersion(t, ws, "churn", "1"))["brickops.build_id"])
+	assert.Equal(t, "1300", tags(modelVersion(t, ws, "churn", "1"))["brickferry_build_id"])
 
 	// A new training run gives a new version.
 	other := train(t, ws, map[string]float64{"auc": 0.93})

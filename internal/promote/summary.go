@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickferry/brickferry/internal/agent"
 )
 
 // summaryRows is how many versions the summary shows around the one acted on.

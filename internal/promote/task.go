@@ -16,10 +16,10 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/auth"
-	"github.com/brickops/brickops/internal/modeluri"
-	"github.com/brickops/brickops/tasks"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/auth"
+	"github.com/brickferry/brickferry/internal/modeluri"
+	"github.com/brickferry/brickferry/tasks"
 )
 
 // Deps are what the task needs from outside. The zero value is the

@@ -94,7 +94,7 @@ func (s *step) setStage(ctx context.Context, v version) (*result, error) {
 	return res, nil
 }
 
-// markArchived sets brickops.action=archived on the versions that are
+// markArchived sets brickferry_action=archived on the versions that are
 // Archived and were in the target stage: the holders the step saw, and any
 // whose lineage says they were moved to the stage (a concurrent pipeline
 // run's version that this step's transition archived, or a holder a killed
@@ -118,7 +118,7 @@ func (s *step) markArchived(ctx context.Context, versions []version, holders []v
 		if err != nil {
 			return fmt.Errorf("tagging archived version %d of %s: %w", v.Number, name.Full, err)
 		}
-		s.log.Info("Version %d, which was in %s, is Archived: tagged brickops.action=archived.", v.Number, s.opts.Stage)
+		s.log.Info("Version %d, which was in %s, is Archived: tagged brickferry_action=archived.", v.Number, s.opts.Stage)
 	}
 	return nil
 }

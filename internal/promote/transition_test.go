@@ -10,8 +10,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/emulator"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/emulator"
 )
 
 // registered gives ws a workspace registry model "churn" with one READY
@@ -79,8 +79,8 @@ func TestTransitionMovesThroughStagesAndArchives(t *testing.T) {
 	last := tr[len(tr)-1].Body.(*ml.TransitionModelVersionStageDatabricks)
 	assert.True(t, last.ArchiveExistingVersions)
 	assert.Equal(t, "better AUC", last.Comment)
-	assert.Equal(t, "transition to Production", tags(modelVersion(t, ws, "churn", "2"))["brickops.action"])
-	assert.Equal(t, "archived", tags(modelVersion(t, ws, "churn", "1"))["brickops.action"], "lineage on the archived version too")
+	assert.Equal(t, "transition to Production", tags(modelVersion(t, ws, "churn", "2"))["brickferry_action"])
+	assert.Equal(t, "archived", tags(modelVersion(t, ws, "churn", "1"))["brickferry_action"], "lineage on the archived version too")
 	require.Len(t, res.Summaries, 1)
 	for _, md := range res.Summaries {
 		assert.Contains(t, md, "Moved version 2 from None to Production. Archived version 1.")

@@ -11,10 +11,10 @@ import (
 	"github.com/databricks/databricks-sdk-go/apierr"
 	"github.com/databricks/databricks-sdk-go/service/catalog"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/artifacts"
-	"github.com/brickops/brickops/internal/auth"
-	"github.com/brickops/brickops/internal/ucregistry"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/artifacts"
+	"github.com/brickferry/brickferry/internal/auth"
+	"github.com/brickferry/brickferry/internal/ucregistry"
 )
 
 // Registering into Unity Catalog follows the MLflow client

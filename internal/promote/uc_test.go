@@ -10,12 +10,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/agenttest"
-	"github.com/brickops/brickops/internal/artifacts"
-	"github.com/brickops/brickops/internal/azurite"
-	"github.com/brickops/brickops/internal/emulator"
-	"github.com/brickops/brickops/internal/ucregistry"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/agenttest"
+	"github.com/brickferry/brickferry/internal/artifacts"
+	"github.com/brickferry/brickferry/internal/azurite"
+	"github.com/brickferry/brickferry/internal/emulator"
+	"github.com/brickferry/brickferry/internal/ucregistry"
 )
 
 // startUCWorkspace starts a workspace whose artifacts and Unity Catalog
@@ -107,9 +107,9 @@ func TestRegisterIntoUnityCatalogUploadsAndRerunReuses(t *testing.T) {
 	tg := ucVersionTags(t, ws, "1")
 	assert.Equal(t, "mlops", tg["team"])
 	assert.Equal(t, "data-science", tg["owner"])
-	assert.Equal(t, "1234", tg["brickops.build_id"])
-	assert.Equal(t, runID, tg["brickops.model_run_id"])
-	assert.Equal(t, "register", tg["brickops.action"])
+	assert.Equal(t, "1234", tg["brickferry_build_id"])
+	assert.Equal(t, runID, tg["brickferry_model_run_id"])
+	assert.Equal(t, "register", tg["brickferry_action"])
 	require.Len(t, res.Summaries, 1)
 	for _, md := range res.Summaries {
 		assert.Contains(t, md, "| **[1]("+ws.URL()+"/explore/data/models/main/ml/churn/version/1)** |  | READY |")
@@ -144,11 +144,11 @@ func TestTransitionSetsAliasAndLineageTagsOnUnityCatalogVersion(t *testing.T) {
 	assert.Equal(t, "champion", res.Outputs["alias"])
 	assert.Equal(t, map[string]int{"champion": 1}, aliases(t, ws))
 	tg := ucVersionTags(t, ws, "1")
-	assert.Equal(t, "alias champion", tg["brickops.action"])
-	assert.Equal(t, runID, tg["brickops.model_run_id"])
-	assert.Equal(t, "1234", tg["brickops.build_id"])
-	assert.Equal(t, "6e4f1c2a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f", tg["brickops.commit"])
-	assert.Contains(t, tg["brickops.run_url"], "_build/results?buildId=1234")
+	assert.Equal(t, "alias champion", tg["brickferry_action"])
+	assert.Equal(t, runID, tg["brickferry_model_run_id"])
+	assert.Equal(t, "1234", tg["brickferry_build_id"])
+	assert.Equal(t, "6e4f1c2a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f", tg["brickferry_commit"])
+	assert.Contains(t, tg["brickferry_run_url"], "_build/results?buildId=1234")
 	assert.Equal(t, "mlops", tg["team"], "the user's tags stay")
 	assert.Len(t, ws.RequestsTo(http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/set-tag"), 1, "only the changed tag is written")
 
@@ -181,7 +181,7 @@ func TestRegisterIntoUnityCatalogFinishesAnUnfinalizedVersion(t *testing.T) {
 	require.Len(t, versions, 1)
 	assert.Equal(t, catalog.ModelVersionInfoStatusReady, versions[0].Status)
 	assert.Equal(t, fixtureFiles(t), ucFiles(t, ws, versions[0]))
-	assert.Equal(t, "register", ucVersionTags(t, ws, "1")["brickops.action"], "lineage tags are set on the reused version")
+	assert.Equal(t, "register", ucVersionTags(t, ws, "1")["brickferry_action"], "lineage tags are set on the reused version")
 }
 
 // TestRegisterIntoUnityCatalogTwoPipelinesAtOnceGiveOneVersion: two

@@ -15,7 +15,7 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/catalog"
 	"github.com/databricks/databricks-sdk-go/service/ml"
 
-	"github.com/brickops/brickops/internal/modeluri"
+	"github.com/brickferry/brickferry/internal/modeluri"
 )
 
 // workspace holds the Databricks services the task uses, built from one

@@ -14,8 +14,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/internal/emulator"
-	"github.com/brickops/brickops/internal/runwait"
+	"github.com/brickferry/brickferry/internal/emulator"
+	"github.com/brickferry/brickferry/internal/runwait"
 )
 
 func TestMain(m *testing.M) {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/databricks/databricks-sdk-go/service/serving"
 
-	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickferry/brickferry/internal/agent"
 )
 
 // Options is everything ModelServe@1 was asked to do, read from its inputs

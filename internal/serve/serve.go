@@ -13,10 +13,10 @@ import (
 	"github.com/databricks/databricks-sdk-go/client"
 	"github.com/databricks/databricks-sdk-go/service/serving"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/auth"
-	"github.com/brickops/brickops/internal/httpclient"
-	"github.com/brickops/brickops/tasks"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/auth"
+	"github.com/brickferry/brickferry/internal/httpclient"
+	"github.com/brickferry/brickferry/tasks"
 )
 
 // Deps are what the task needs from outside: the workspace connection and

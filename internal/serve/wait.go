@@ -9,7 +9,7 @@ import (
 
 	"github.com/databricks/databricks-sdk-go/service/serving"
 
-	"github.com/brickops/brickops/internal/agent"
+	"github.com/brickferry/brickferry/internal/agent"
 )
 
 // errTimedOut marks a wait that ran out of time (not a cancelled pipeline).

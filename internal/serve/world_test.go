@@ -17,10 +17,10 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/serving"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/agenttest"
-	"github.com/brickops/brickops/internal/cli"
-	"github.com/brickops/brickops/internal/emulator"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/agenttest"
+	"github.com/brickferry/brickferry/internal/cli"
+	"github.com/brickferry/brickferry/internal/emulator"
 )
 
 func TestMain(m *testing.M) {
@@ -43,7 +43,7 @@ func startHTTPS(t *testing.T, opts emulator.Options) (*emulator.Workspace, strin
 }
 
 // world is an emulated https workspace with the registered model "churn"
-// (versions 1 to 3). Task runs are the built brickops executable, started as
+// (versions 1 to 3). Task runs are the built brickferry executable, started as
 // the agent starts it and connected with the variable-group method
 // (databricks-host, secret databricks-token), on the real clock with short
 // serving timings.

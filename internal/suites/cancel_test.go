@@ -19,9 +19,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/agenttest"
-	"github.com/brickops/brickops/internal/emulator"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/agenttest"
+	"github.com/brickferry/brickferry/internal/emulator"
 )
 
 // rerun is a new attempt of the job, as "Rerun failed jobs" starts it: a
@@ -109,7 +109,7 @@ func TestCancellation(t *testing.T) {
 		t.Parallel()
 		clock := emulator.NewManualClock(time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC))
 		ws := startWorkspace(t, emulator.Options{Clock: clock})
-		const shipped = "/Shared/brickops/batch_score"
+		const shipped = "/Shared/brickferry/batch_score"
 		ws.OnNotebook(shipped, emulator.Behaviour{Duration: 3 * time.Hour})
 		in := map[string]string{"modelUri": "models:/churn/Production", "inputTable": "main.ml.customers", "idColumns": "CodigoCliente", "outputTable": "main.ml.churn_predictions", "jobName": "churn-batch-score"}
 

@@ -18,9 +18,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/agenttest"
-	"github.com/brickops/brickops/internal/emulator"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/agenttest"
+	"github.com/brickferry/brickferry/internal/emulator"
 )
 
 // killer sends SIGKILL at a seeded random point, as the kernel's OOM killer,
@@ -327,7 +327,7 @@ func crashScore(t *testing.T) *crashStep {
 	clock := newClock()
 	ws := startWorkspace(t, emulator.Options{Clock: clock})
 	const table = "main.ml.churn_predictions"
-	ws.OnNotebook("/Shared/brickops/batch_score", emulator.Behaviour{Duration: 4 * time.Minute, Action: func(tc *emulator.TaskContext) error {
+	ws.OnNotebook("/Shared/brickferry/batch_score", emulator.Behaviour{Duration: 4 * time.Minute, Action: func(tc *emulator.TaskContext) error {
 		out := tc.Params["output_table"]
 		tc.WriteTable(out, 9960)
 		exit, _ := json.Marshal(map[string]any{"rows_written": 9960, "output_table": out, "table_version": tc.TableVersion(out),
@@ -437,20 +437,20 @@ func (p pipelineRun) lineage(modelRunID, action string) map[string]string {
 		return map[string]string{}
 	}
 	out := map[string]string{
-		"brickops.build_id": p.build, "brickops.run_url": p.runURL(), "brickops.commit": p.commit,
-		"brickops.pipeline": "churn-mlops", "brickops.action": action,
+		"brickferry_build_id": p.build, "brickferry_run_url": p.runURL(), "brickferry_commit": p.commit,
+		"brickferry_pipeline": "churn-mlops", "brickferry_action": action,
 	}
 	if modelRunID != "" {
-		out["brickops.model_run_id"] = modelRunID
+		out["brickferry_model_run_id"] = modelRunID
 	}
 	return out
 }
 
-// lineageOf keeps the lineage tags (brickops.*) of a version's tags.
+// lineageOf keeps the lineage tags (brickferry_*) of a version's tags.
 func lineageOf(tags map[string]string) map[string]string {
 	out := map[string]string{}
 	for k, v := range tags {
-		if strings.HasPrefix(k, "brickops.") {
+		if strings.HasPrefix(k, "brickferry_") {
 			out[k] = v
 		}
 	}
@@ -464,7 +464,7 @@ func assertOneRunLineage(t *testing.T, got map[string]string, actions []string, 
 	t.Helper()
 	for _, r := range runs {
 		for _, a := range actions {
-			if assert.ObjectsAreEqual(r.lineage(got["brickops.model_run_id"], a), got) {
+			if assert.ObjectsAreEqual(r.lineage(got["brickferry_model_run_id"], a), got) {
 				return
 			}
 		}

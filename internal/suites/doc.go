@@ -1,4 +1,4 @@
-// Package suites holds cross-task test suites that run the built brickops
+// Package suites holds cross-task test suites that run the built brickferry
 // executable the way the Azure Pipelines agent does (package agenttest)
 // against https emulated workspaces (package emulator). It has no code of
 // its own; the suites prove four contracts every task shares:
@@ -37,7 +37,7 @@
 //     alternating and a seeded half of the requests delayed 10 ms: both
 //     register the same training run (one version of it, both report it);
 //     both move a different version to Production, archiving the holder
-//     (exactly one holder; the others Archived with brickops.action
+//     (exactly one holder; the others Archived with brickferry_action
 //     archived); both move @champion to a different version (exactly one
 //     holder). Every version's lineage tags are those of one pipeline run.
 //

@@ -16,8 +16,8 @@ import (
 	"github.com/databricks/databricks-sdk-go/logger"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/internal/agenttest"
-	"github.com/brickops/brickops/internal/emulator"
+	"github.com/brickferry/brickferry/internal/agenttest"
+	"github.com/brickferry/brickferry/internal/emulator"
 )
 
 var seedFlag = flag.Int64("suites.seed", 0, "seed of the suites' random points: signal and kill points, delays (0: from the clock, logged)")

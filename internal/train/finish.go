@@ -13,7 +13,7 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 	"github.com/databricks/databricks-sdk-go/service/ml"
 
-	"github.com/brickops/brickops/internal/runwait"
+	"github.com/brickferry/brickferry/internal/runwait"
 )
 
 // taskOutput is what runs/get-output said about one task run.

@@ -15,12 +15,12 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/internal/agenttest"
-	"github.com/brickops/brickops/internal/auth"
-	"github.com/brickops/brickops/internal/cli"
-	"github.com/brickops/brickops/internal/emulator"
-	"github.com/brickops/brickops/internal/train"
-	"github.com/brickops/brickops/tasks"
+	"github.com/brickferry/brickferry/internal/agenttest"
+	"github.com/brickferry/brickferry/internal/auth"
+	"github.com/brickferry/brickferry/internal/cli"
+	"github.com/brickferry/brickferry/internal/emulator"
+	"github.com/brickferry/brickferry/internal/train"
+	"github.com/brickferry/brickferry/tasks"
 )
 
 func TestMain(m *testing.M) {

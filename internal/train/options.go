@@ -11,9 +11,9 @@ import (
 	sdkcompute "github.com/databricks/databricks-sdk-go/service/compute"
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/compute"
-	"github.com/brickops/brickops/internal/jobspec"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/compute"
+	"github.com/brickferry/brickferry/internal/jobspec"
 )
 
 // What to run (input runType).
@@ -135,7 +135,7 @@ func readOptions(env agent.Env, in *agent.Inputs) *Options {
 	if o.RunName == "" {
 		o.RunName = strings.TrimSpace(sys.DefinitionName + " " + sys.BuildNumber)
 		if o.RunName == "" {
-			o.RunName = "brickops DatabricksTrain"
+			o.RunName = "brickferry DatabricksTrain"
 		}
 	}
 
@@ -299,10 +299,10 @@ func readTimeout(in *agent.Inputs) time.Duration {
 
 // Trace parameter names (the example notebook logs them as run tags).
 const (
-	paramBuildID = "brickops_build_id"
-	paramCommit  = "brickops_commit"
-	paramBranch  = "brickops_branch"
-	paramRunURL  = "brickops_run_url"
+	paramBuildID = "brickferry_build_id"
+	paramCommit  = "brickferry_commit"
+	paramBranch  = "brickferry_branch"
+	paramRunURL  = "brickferry_run_url"
 )
 
 // withTrace adds the trace parameters the user did not set.

@@ -8,8 +8,8 @@ import (
 	sdkcompute "github.com/databricks/databricks-sdk-go/service/compute"
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/compute"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/compute"
 )
 
 // taskKey of the one task of a run the task builds itself.
@@ -197,7 +197,7 @@ func (r *runner) runNow(ctx context.Context) (jobs.RunNow, error) {
 		switch {
 		case declared[p.Key]:
 			req.JobParameters[p.Key] = p.Value
-		case strings.HasPrefix(p.Key, "brickops_"):
+		case strings.HasPrefix(p.Key, "brickferry_"):
 			r.log.Debug("job %d declares no parameter %s; not passed", job.JobId, p.Key)
 		default:
 			r.log.Warning("job %d declares no job parameter %q; it is not passed (declared: %s)", job.JobId, p.Key, strings.Join(keys(declared), ", "))

@@ -8,7 +8,7 @@ import (
 
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 
-	"github.com/brickops/brickops/internal/runwait"
+	"github.com/brickferry/brickferry/internal/runwait"
 )
 
 // summary writes the Markdown tab of the pipeline run: the run link,

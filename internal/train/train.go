@@ -22,11 +22,11 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/ml"
 	"github.com/databricks/databricks-sdk-go/service/workspace"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/auth"
-	"github.com/brickops/brickops/internal/idempotency"
-	"github.com/brickops/brickops/internal/runwait"
-	"github.com/brickops/brickops/tasks"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/auth"
+	"github.com/brickferry/brickferry/internal/idempotency"
+	"github.com/brickferry/brickferry/internal/runwait"
+	"github.com/brickferry/brickferry/tasks"
 )
 
 // Deps are what the task needs from outside.

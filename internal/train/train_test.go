@@ -15,8 +15,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickops/brickops/internal/agent"
-	"github.com/brickops/brickops/internal/emulator"
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/emulator"
 )
 
 const nb = "/Repos/mlops/churn/notebooks/train"
@@ -51,7 +51,7 @@ func TestNotebookOnNewClusterWithMLflowFromExitValue(t *testing.T) {
 	subs := w.submits()
 	require.Len(t, subs, 1)
 	s := subs[0]
-	assert.True(t, strings.HasPrefix(s.IdempotencyToken, "brickops-train-"))
+	assert.True(t, strings.HasPrefix(s.IdempotencyToken, "brickferry-train-"))
 	assert.LessOrEqual(t, len(s.IdempotencyToken), 64)
 	assert.Equal(t, "churn-mlops 20261125.1", s.RunName)
 	require.Len(t, s.Tasks, 1)
@@ -59,9 +59,9 @@ func TestNotebookOnNewClusterWithMLflowFromExitValue(t *testing.T) {
 	assert.Equal(t, nb, task.NotebookTask.NotebookPath)
 	assert.Equal(t, map[string]string{
 		"max_depth": "6", "input_path": "dbfs:/x.csv",
-		"brickops_build_id": "1234", "brickops_commit": "6e4f1c2a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f",
-		"brickops_branch":  "refs/heads/main",
-		"brickops_run_url": "https://dev.azure.com/contoso/6c1a5f3e-3d4b-4a5e-9b8e-0a1b2c3d4e5f/_build/results?buildId=1234",
+		"brickferry_build_id": "1234", "brickferry_commit": "6e4f1c2a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f",
+		"brickferry_branch":  "refs/heads/main",
+		"brickferry_run_url": "https://dev.azure.com/contoso/6c1a5f3e-3d4b-4a5e-9b8e-0a1b2c3d4e5f/_build/results?buildId=1234",
 	}, task.NotebookTask.BaseParameters)
 	require.NotNil(t, task.NewCluster)
 	assert.Equal(t, "15.4.x-cpu-ml-scala2.12", task.NewCluster.SparkVersion)
@@ -158,7 +158,7 @@ func TestWheelOnServerless(t *testing.T) {
 	assert.Equal(t, "churn", task.PythonWheelTask.PackageName)
 	assert.Equal(t, "train", task.PythonWheelTask.EntryPoint)
 	assert.Equal(t, "b", task.PythonWheelTask.NamedParameters["a"])
-	assert.Equal(t, "1234", task.PythonWheelTask.NamedParameters["brickops_build_id"])
+	assert.Equal(t, "1234", task.PythonWheelTask.NamedParameters["brickferry_build_id"])
 	assert.Nil(t, task.NewCluster)
 	assert.Empty(t, task.ExistingClusterId)
 	assert.Empty(t, task.Libraries)
@@ -185,7 +185,7 @@ func TestExistingJobByIdAndByName(t *testing.T) {
 	plain, err := w.api.Create(ctx, jobs.CreateJob{Name: "train-churn", Tasks: []jobs.Task{{TaskKey: "t", NotebookTask: &jobs.NotebookTask{NotebookPath: nb}}}})
 	require.NoError(t, err)
 	withParams, err := w.api.Create(ctx, jobs.CreateJob{Name: "train-params",
-		Parameters: []jobs.JobParameterDefinition{{Name: "max_depth", Default: "4"}, {Name: "brickops_commit", Default: ""}},
+		Parameters: []jobs.JobParameterDefinition{{Name: "max_depth", Default: "4"}, {Name: "brickferry_commit", Default: ""}},
 		Tasks:      []jobs.Task{{TaskKey: "t", NotebookTask: &jobs.NotebookTask{NotebookPath: nb}}}})
 	require.NoError(t, err)
 
@@ -202,10 +202,10 @@ func TestExistingJobByIdAndByName(t *testing.T) {
 	require.Len(t, bodies, 2)
 	assert.Equal(t, plain.JobId, bodies[0].JobId)
 	assert.Equal(t, "6", bodies[0].NotebookParams["max_depth"])
-	assert.Equal(t, "1234", bodies[0].NotebookParams["brickops_build_id"])
+	assert.Equal(t, "1234", bodies[0].NotebookParams["brickferry_build_id"])
 	assert.Empty(t, bodies[0].JobParameters)
 	assert.Equal(t, withParams.JobId, bodies[1].JobId)
-	assert.Equal(t, map[string]string{"max_depth": "6", "brickops_commit": "6e4f1c2a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f"}, bodies[1].JobParameters)
+	assert.Equal(t, map[string]string{"max_depth": "6", "brickferry_commit": "6e4f1c2a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f"}, bodies[1].JobParameters)
 	assert.NotEmpty(t, bodies[0].IdempotencyToken)
 	assert.Empty(t, w.ws.RequestsTo("POST", "/api/2.2/jobs/runs/submit"))
 
@@ -381,10 +381,10 @@ func TestIdempotentSubmit(t *testing.T) {
 	// The step counts its tries in a task variable, which the agent gives
 	// back to a retry of the step (retryCountOnTaskFailure): a retry is a
 	// new run, not the run that failed.
-	assert.Contains(t, res.Stdout, "##vso[task.settaskvariable variable=brickops.try;]1")
-	retry := w.runEnv(inputs, map[string]string{"VSTS_TASKVARIABLE_BRICKOPS_TRY": "1"})
+	assert.Contains(t, res.Stdout, "##vso[task.settaskvariable variable=brickferry.try;]1")
+	retry := w.runEnv(inputs, map[string]string{"VSTS_TASKVARIABLE_BRICKFERRY_TRY": "1"})
 	require.Equal(t, agent.Succeeded, retry.Result, retry.Stdout)
-	assert.Contains(t, retry.Stdout, "##vso[task.settaskvariable variable=brickops.try;]2")
+	assert.Contains(t, retry.Stdout, "##vso[task.settaskvariable variable=brickferry.try;]2")
 	assert.NotEqual(t, res.Outputs["runId"], retry.Outputs["runId"])
 
 	// The next job attempt is a new run.

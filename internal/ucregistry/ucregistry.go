@@ -3,7 +3,7 @@
 // model-versions/...), which the MLflow client uses to register into Unity
 // Catalog and which databricks-sdk-go v0.81.0 does not have. The shapes are
 // those of mlflow/protos/databricks_uc_registry_messages.proto; only the
-// fields Brickops reads or sends are declared.
+// fields Brickferry reads or sends are declared.
 package ucregistry
 
 // Route is the prefix of the routes: Route+"create", "finalize", "get",
@@ -56,7 +56,7 @@ type CredentialsRequest struct {
 	Operation string `json:"operation"`
 }
 
-// CredentialsResponse carries the credentials; Brickops uses the Azure user
+// CredentialsResponse carries the credentials; Brickferry uses the Azure user
 // delegation SAS and refuses the others with an explanation.
 type CredentialsResponse struct {
 	Credentials struct {

@@ -1,5 +1,5 @@
 'use strict';
-// Step 3: the BrickopsTools task downloaded from the organization, against a
+// Step 3: the BrickferryTools task downloaded from the organization, against a
 // local server that imitates the distributedtask route the agent uses
 // (GET {collection}_apis/distributedtask/tasks/{id}/{version}, Accept:
 // application/zip, the job token), plus a second host, a proxy and TLS.
@@ -27,7 +27,7 @@ function listen(t, server, host = '127.0.0.1') {
   });
 }
 
-// orgServer serves BrickopsTools versions as task zips under /org/.
+// orgServer serves BrickferryTools versions as task zips under /org/.
 async function orgServer(t, { versions, listed, redirectZipTo, server } = {}) {
   const log = [];
   const handler = (req, res) => {
@@ -45,7 +45,7 @@ async function orgServer(t, { versions, listed, redirectZipTo, server } = {}) {
     if (!m[2]) {
       const value = (listed || Object.keys(versions)).map((v) => {
         const [major, minor, patch] = v.split('.').map(Number);
-        return { id: TOOLS_ID, name: 'BrickopsTools', version: { major, minor, patch, isTest: false } };
+        return { id: TOOLS_ID, name: 'BrickferryTools', version: { major, minor, patch, isTest: false } };
       });
       res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ count: value.length, value }));
       return;
@@ -74,7 +74,7 @@ function toolsZip(exe, version) {
 function downloadEnv(a, base) {
   return {
     ...a.env,
-    BRICKOPS_NO_DOWNLOAD: '',
+    BRICKFERRY_NO_DOWNLOAD: '',
     SYSTEM_TASKDEFINITIONSURI: base,
     ENDPOINT_AUTH_PARAMETER_SYSTEMVSSCONNECTION_ACCESSTOKEN: TOKEN,
   };
@@ -101,7 +101,7 @@ test('download: the pinned version with the job token, then installed in the too
   assert.ok(!r.lines.join('\n').includes(TOKEN));
 });
 
-test('download end to end: the launcher process downloads, runs brickops and never prints the token', { skip: !posix }, async (t) => {
+test('download end to end: the launcher process downloads, runs brickferry and never prints the token', { skip: !posix }, async (t) => {
   const a = agent(t);
   const org = await orgServer(t, { versions: { '1.0.0': toolsZip(a.exe, '1.0.0') } });
   // no SYSTEM_TASKDEFINITIONSURI: the collection URI is used
@@ -112,20 +112,20 @@ test('download end to end: the launcher process downloads, runs brickops and nev
   child.stderr.on('data', (d) => { out += d; });
   const code = await new Promise((res) => child.on('exit', res));
   assert.equal(code, 0);
-  assert.match(out, /Downloading the BrickopsTools task 1\.0\.0 from http:\/\/127\.0\.0\.1/);
+  assert.match(out, /Downloading the BrickferryTools task 1\.0\.0 from http:\/\/127\.0\.0\.1/);
   assert.match(out, /task=DatabricksTrain/);
   assert.deepEqual(completes(out), ['Succeeded']);
   assert.ok(!out.includes(TOKEN));
 });
 
-test('download: 401 is reported and the task asks for the Install Brickops tools step', async (t) => {
+test('download: 401 is reported and the task asks for the Install Brickferry tools step', async (t) => {
   const a = agent(t);
   const org = await orgServer(t, { versions: { '1.0.0': toolsZip(a.exe, '1.0.0') } });
   const env = { ...downloadEnv(a, `http://127.0.0.1:${org.port}/org/`), ENDPOINT_AUTH_PARAMETER_SYSTEMVSSCONNECTION_ACCESSTOKEN: 'expired' };
   let out = '';
   await launcher.main({ env, taskDir: a.taskDir, out: { write: (s) => { out += s; } } });
   assert.match(out, /download: the organization refused the job token \(HTTP 401\)/);
-  assert.match(out, /##vso\[task\.issue type=error;\].*Add the "Install Brickops tools" step/);
+  assert.match(out, /##vso\[task\.issue type=error;\].*Add the "Install Brickferry tools" step/);
   assert.deepEqual(completes(out), ['Failed']);
   assert.ok(!out.includes('expired'));
 });
@@ -150,15 +150,15 @@ test('download: the newest same-major version with another executable is refused
   const org = await orgServer(t, { versions: { '1.3.0': toolsZip(fakeExe('different'), '1.3.0') } });
   const r = await resolve(a, downloadEnv(a, `http://127.0.0.1:${org.port}/org/`));
   assert.ok(r.error instanceof launcher.NotFoundError);
-  assert.match(r.error.tried.join('\n'), /download: BrickopsTools 1\.3\.0 carries a .* executable with sha256 [0-9a-f]{64}, this task was built for/);
-  assert.ok(!fs.existsSync(path.join(a.toolsRoot, 'brickops')));
+  assert.match(r.error.tried.join('\n'), /download: BrickferryTools 1\.3\.0 carries a .* executable with sha256 [0-9a-f]{64}, this task was built for/);
+  assert.ok(!fs.existsSync(path.join(a.toolsRoot, 'brickferry')));
 });
 
 test('download: no version of the same major left', async (t) => {
   const a = agent(t);
   const org = await orgServer(t, { versions: { '2.0.0': toolsZip(a.exe, '2.0.0') } });
   const r = await resolve(a, downloadEnv(a, `http://127.0.0.1:${org.port}/org/`));
-  assert.match(r.error.tried.join('\n'), /BrickopsTools 1\.0\.0 is not on the organization and no other 1\.x version is/);
+  assert.match(r.error.tried.join('\n'), /BrickferryTools 1\.0\.0 is not on the organization and no other 1\.x version is/);
 });
 
 test('download: a redirect to another host is followed without the job token', async (t) => {
@@ -284,10 +284,10 @@ test('download over https through a CONNECT proxy, trusting the agent CA (AGENT_
   assert.equal(org.log.at(-1).auth, `Bearer ${TOKEN}`);
 });
 
-test('BRICKOPS_NO_DOWNLOAD=true sends no request', async (t) => {
+test('BRICKFERRY_NO_DOWNLOAD=true sends no request', async (t) => {
   const a = agent(t);
   const org = await orgServer(t, { versions: { '1.0.0': toolsZip(a.exe, '1.0.0') } });
-  const r = await resolve(a, { ...downloadEnv(a, `http://127.0.0.1:${org.port}/org/`), BRICKOPS_NO_DOWNLOAD: 'true' });
+  const r = await resolve(a, { ...downloadEnv(a, `http://127.0.0.1:${org.port}/org/`), BRICKFERRY_NO_DOWNLOAD: 'true' });
   assert.ok(r.error);
   assert.deepEqual(org.log, []);
 });

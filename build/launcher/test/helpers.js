@@ -16,7 +16,7 @@ const TASK_ID = '9915cf49-7c1d-4918-8dbe-2eec195026c4';
 const KEY = platformKey();
 
 // Module files shared by both entry points (launcher.js → thin tasks'
-// index.js, install.js → BrickopsTools' index.js).
+// index.js, install.js → BrickferryTools' index.js).
 function moduleFiles() {
   return fs.readdirSync(LAUNCHER_DIR).filter((f) => f.endsWith('.js') && f !== 'launcher.js' && f !== 'install.js');
 }
@@ -26,7 +26,7 @@ function sha256(buf) {
 }
 
 function tmpdir(t) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'brickops-launcher-'));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'brickferry-launcher-'));
   t.after(() => {
     chmodTree(dir, true);
     fs.rmSync(dir, { recursive: true, force: true });
@@ -44,12 +44,12 @@ function chmodTree(dir, writable) {
   fs.chmodSync(dir, writable ? 0o755 : 0o555);
 }
 
-// fakeExe is a shell script standing in for brickops: it reports like the real
+// fakeExe is a shell script standing in for brickferry: it reports like the real
 // one and behaves according to FAKE_MODE.
 function fakeExe(tag = 'v1') {
   return Buffer.from(`#!/bin/sh
-# fake brickops ${tag}
-if [ "$1" = version ]; then echo "brickops 1.0.0-fake"; exit 0; fi
+# fake brickferry ${tag}
+if [ "$1" = version ]; then echo "brickferry 1.0.0-fake"; exit 0; fi
 case "$FAKE_MODE" in
   crash) echo "panic: boom" >&2; exit 2 ;;
   wait)
@@ -67,15 +67,15 @@ function compress(data, quality = 4) {
   return zlib.brotliCompressSync(data, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: quality } });
 }
 
-// toolsFiles returns the BrickopsTools task files (relative path → Buffer).
+// toolsFiles returns the BrickferryTools task files (relative path → Buffer).
 function toolsFiles(exe, version = '1.0.0', key = KEY) {
   const files = {};
   for (const f of moduleFiles()) files[f] = fs.readFileSync(path.join(LAUNCHER_DIR, f));
   files['index.js'] = fs.readFileSync(path.join(LAUNCHER_DIR, 'install.js'));
-  files[`bin/${key}/brickops.br`] = compress(exe);
+  files[`bin/${key}/brickferry.br`] = compress(exe);
   files['bin/manifest.json'] = Buffer.from(JSON.stringify({
-    tool: 'brickops', version,
-    platforms: { [key]: { file: `bin/${key}/brickops.br`, sha256: sha256(exe), size: exe.length } },
+    tool: 'brickferry', version,
+    platforms: { [key]: { file: `bin/${key}/brickferry.br`, sha256: sha256(exe), size: exe.length } },
   }));
   return files;
 }
@@ -96,7 +96,7 @@ function agent(t, { exe = fakeExe(), withTools = false, toolsExe, toolsVersion =
   const taskDir = path.join(tasks, `${task}_${TASK_ID}`, '1.0.0');
   const config = {
     task, version: '1.0.0',
-    tools: { id: TOOLS_ID, name: 'BrickopsTools', version: '1.0.0' },
+    tools: { id: TOOLS_ID, name: 'BrickferryTools', version: '1.0.0' },
     sha256: { [KEY]: sha256(exe) },
   };
   const files = { 'index.js': fs.readFileSync(path.join(LAUNCHER_DIR, 'launcher.js')), 'launcher.json': JSON.stringify(config) };
@@ -104,7 +104,7 @@ function agent(t, { exe = fakeExe(), withTools = false, toolsExe, toolsVersion =
   writeFiles(taskDir, files);
   let toolsDir = null;
   if (withTools) {
-    toolsDir = path.join(tasks, `BrickopsTools_${TOOLS_ID}`, toolsVersion);
+    toolsDir = path.join(tasks, `BrickferryTools_${TOOLS_ID}`, toolsVersion);
     writeFiles(toolsDir, toolsFiles(toolsExe || exe, toolsVersion));
     fs.writeFileSync(`${toolsDir}.completed`, 'now');
   }
@@ -116,7 +116,7 @@ function agent(t, { exe = fakeExe(), withTools = false, toolsExe, toolsVersion =
     PATH: process.env.PATH,
     AGENT_TOOLSDIRECTORY: toolsRoot,
     AGENT_TEMPDIRECTORY: temp,
-    BRICKOPS_NO_DOWNLOAD: 'true',
+    BRICKFERRY_NO_DOWNLOAD: 'true',
   };
   return { root, tasks, taskDir, toolsDir, toolsRoot, temp, config, env, exe };
 }

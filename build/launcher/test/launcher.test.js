@@ -1,6 +1,6 @@
 'use strict';
 // The launcher end to end in an agent-like layout (tasks folder, tool cache,
-// temp folder), with a shell script standing in for brickops.
+// temp folder), with a shell script standing in for brickferry.
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('fs');
@@ -21,11 +21,11 @@ test('step 1: a verified executable in the tool cache is used', { skip: !posix }
   assert.deepEqual(completes(r.stdout), ['Succeeded']);
 });
 
-test('step 2: the BrickopsTools folder in the same job is installed into the cache, then the cache is used', { skip: !posix }, (t) => {
+test('step 2: the BrickferryTools folder in the same job is installed into the cache, then the cache is used', { skip: !posix }, (t) => {
   const a = agent(t, { withTools: true });
   const first = runNode(path.join(a.taskDir, 'index.js'), a.env);
   assert.equal(first.code, 0, first.stderr);
-  assert.match(first.stdout, /from the BrickopsTools task in this job/);
+  assert.match(first.stdout, /from the BrickferryTools task in this job/);
   assert.deepEqual(completes(first.stdout), ['Succeeded']);
   const p = toolcache.cachePaths(a.toolsRoot, '1.0.0', process.arch, KEY);
   assert.ok(fs.existsSync(p.marker));
@@ -34,13 +34,13 @@ test('step 2: the BrickopsTools folder in the same job is installed into the cac
   assert.deepEqual(completes(second.stdout), ['Succeeded']);
 });
 
-test('step 2 takes another BrickopsTools version in the job when it carries the pinned executable', { skip: !posix }, (t) => {
+test('step 2 takes another BrickferryTools version in the job when it carries the pinned executable', { skip: !posix }, (t) => {
   const a = agent(t, { withTools: true, toolsVersion: '1.4.0' });
   const r = runNode(path.join(a.taskDir, 'index.js'), a.env);
   assert.deepEqual(completes(r.stdout), ['Succeeded']);
 });
 
-test('a hash mismatch is refused: a tampered cache entry and a different BrickopsTools build', { skip: !posix }, (t) => {
+test('a hash mismatch is refused: a tampered cache entry and a different BrickferryTools build', { skip: !posix }, (t) => {
   const a = agent(t, { withTools: true, toolsExe: fakeExe('another build') });
   const p = toolcache.cachePaths(a.toolsRoot, '1.0.0', process.arch, KEY);
   fs.mkdirSync(p.dir, { recursive: true });
@@ -54,14 +54,14 @@ test('a hash mismatch is refused: a tampered cache entry and a different Brickop
   assert.deepEqual(completes(r.stdout), ['Failed']);
 });
 
-test('step 4: nothing found is one clear error asking for the Install Brickops tools step', { skip: !posix }, (t) => {
+test('step 4: nothing found is one clear error asking for the Install Brickferry tools step', { skip: !posix }, (t) => {
   const a = agent(t);
   const r = runNode(path.join(a.taskDir, 'index.js'), a.env);
   assert.equal(r.code, 0);
   const issues = [...r.stdout.matchAll(/##vso\[task\.issue type=error;\](.*)/g)].map((m) => m[1]);
   assert.equal(issues.length, 1);
-  assert.match(issues[0], /Add the "Install Brickops tools" step \(BrickopsTools@1\) before this step/);
-  assert.match(r.stdout, /download: turned off by BRICKOPS_NO_DOWNLOAD=true/);
+  assert.match(issues[0], /Add the "Install Brickferry tools" step \(BrickferryTools@1\) before this step/);
+  assert.match(r.stdout, /download: turned off by BRICKFERRY_NO_DOWNLOAD=true/);
   assert.deepEqual(completes(r.stdout), ['Failed']);
 });
 
@@ -74,14 +74,14 @@ test('read-only tasks folder and tool cache: the executable is installed into th
   fs.writeFileSync(a.toolsRoot, 'read-only mount');
   const r = runNode(path.join(a.taskDir, 'index.js'), a.env);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, new RegExp(`Installed brickops .*${a.temp.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+  assert.match(r.stdout, new RegExp(`Installed brickferry .*${a.temp.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
   assert.deepEqual(completes(r.stdout), ['Succeeded']);
   // the next task in the job finds it there
   const again = runNode(path.join(a.taskDir, 'index.js'), { ...a.env, SYSTEM_DEBUG: 'true' });
   assert.match(again.stdout, /from the tool cache/);
 });
 
-test('the same environment reaches brickops, and secrets are not printed', { skip: !posix }, (t) => {
+test('the same environment reaches brickferry, and secrets are not printed', { skip: !posix }, (t) => {
   const a = agent(t, { withTools: true });
   const r = runNode(path.join(a.taskDir, 'index.js'), {
     ...a.env, INPUT_MODELNAME: 'm1', SECRET_TOKEN: 'sEcReT-123', ENDPOINT_AUTH_PARAMETER_SYSTEMVSSCONNECTION_ACCESSTOKEN: 'job-token-xyz',
@@ -94,7 +94,7 @@ test('a crash or a non-zero exit becomes task.issue error + task.complete Failed
   const a = agent(t, { withTools: true });
   const r = runNode(path.join(a.taskDir, 'index.js'), { ...a.env, FAKE_MODE: 'crash' });
   assert.equal(r.code, 0);
-  assert.match(r.stdout, /##vso\[task\.issue type=error;\]brickops DatabricksTrain exited with code 2 before it reported a result/);
+  assert.match(r.stdout, /##vso\[task\.issue type=error;\]brickferry DatabricksTrain exited with code 2 before it reported a result/);
   assert.deepEqual(completes(r.stdout), ['Failed']);
 });
 
@@ -103,12 +103,12 @@ test('an executable that cannot start is a failed task, not a launcher crash', {
   const r = runNode(path.join(a.taskDir, 'index.js'), a.env);
   assert.equal(r.code, 0);
   // libuv hands ENOEXEC to /bin/sh (exit 127); either way it is one error and Failed.
-  assert.match(r.stdout, /##vso\[task\.issue type=error;\](Could not start brickops for DatabricksTrain|brickops DatabricksTrain exited with code 127)/);
+  assert.match(r.stdout, /##vso\[task\.issue type=error;\](Could not start brickferry for DatabricksTrain|brickferry DatabricksTrain exited with code 127)/);
   assert.deepEqual(completes(r.stdout), ['Failed']);
 });
 
 for (const sig of ['SIGINT', 'SIGTERM']) {
-  test(`${sig} is forwarded to brickops and the launcher still exits 0`, { skip: !posix }, async (t) => {
+  test(`${sig} is forwarded to brickferry and the launcher still exits 0`, { skip: !posix }, async (t) => {
     const a = agent(t, { withTools: true });
     const child = spawn(process.execPath, [path.join(a.taskDir, 'index.js')], { env: { ...a.env, FAKE_MODE: 'wait' } });
     let out = '';

@@ -2,7 +2,7 @@
 // azure-pipelines-task-lib's MockTestRunner runs the packaged tasks the way
 // Microsoft tests its own: node <task>/index.js with the agent's environment,
 // reading task.complete and task.issue from stdout. The executable is the real
-// linux/amd64 brickops from `make build-host` (dist/bin/linux-amd64/brickops).
+// linux/amd64 brickferry from `make build-host` (dist/bin/linux-amd64/brickferry).
 // nodePath is the running Node, so MockTestRunner downloads nothing.
 const test = require('node:test');
 const assert = require('node:assert/strict');
@@ -10,7 +10,7 @@ const fs = require('fs');
 const path = require('path');
 const { agent, LAUNCHER_DIR } = require('./helpers');
 
-const EXE = path.resolve(LAUNCHER_DIR, '..', '..', 'dist', 'bin', 'linux-amd64', 'brickops');
+const EXE = path.resolve(LAUNCHER_DIR, '..', '..', 'dist', 'bin', 'linux-amd64', 'brickferry');
 const onHost = process.platform === 'linux' && process.arch === 'x64';
 const skip = !onHost ? 'the real executable is linux/amd64'
   : !fs.existsSync(EXE) ? `${EXE} is missing: run make build-host (make test-node does)` : false;
@@ -30,18 +30,18 @@ async function runTask(script, env) {
   }
 }
 
-test('MockTestRunner: BrickopsTools installs the real executable and succeeds; a thin task runs it', { skip }, async (t) => {
+test('MockTestRunner: BrickferryTools installs the real executable and succeeds; a thin task runs it', { skip }, async (t) => {
   const exe = fs.readFileSync(EXE);
   const a = agent(t, { exe, withTools: true });
   const env = { ...a.env, AGENT_ID: '1', TF_BUILD: 'True' };
 
-  // success: Install Brickops tools decompresses, verifies, caches and runs `brickops version`
+  // success: Install Brickferry tools decompresses, verifies, caches and runs `brickferry version`
   const tools = await runTask(path.join(a.toolsDir, 'index.js'), env);
   assert.ok(tools.succeeded, tools.stdout + tools.stderr);
   assert.deepEqual(tools.errorIssues, []);
-  assert.match(tools.stdout, /^brickops \S+$/m);
-  assert.match(tools.stdout, /##vso\[task\.prependpath\].*\/brickops\/1\.0\.0\/x64/);
-  assert.match(tools.stdout, /##vso\[task\.setvariable variable=brickopsPath;isOutput=true;\].*\/brickops\/1\.0\.0\/x64\/brickops/);
+  assert.match(tools.stdout, /^brickferry \S+$/m);
+  assert.match(tools.stdout, /##vso\[task\.prependpath\].*\/brickferry\/1\.0\.0\/x64/);
+  assert.match(tools.stdout, /##vso\[task\.setvariable variable=brickferryPath;isOutput=true;\].*\/brickferry\/1\.0\.0\/x64\/brickferry/);
 
   // failure: DatabricksTrain with no inputs runs through the launcher (tool
   // cache hit) and the real executable fails the task with an error issue.

@@ -18,8 +18,8 @@ test('platform mapping follows dist/bin/<goos>-<goarch>', () => {
   for (const [platform, arch, want] of cases) {
     assert.equal(platformKey(platform, arch), want, `${platform}/${arch}`);
   }
-  assert.equal(exeName('windows-amd64'), 'brickops.exe');
-  assert.equal(exeName('linux-arm64'), 'brickops');
+  assert.equal(exeName('windows-amd64'), 'brickferry.exe');
+  assert.equal(exeName('linux-arm64'), 'brickferry');
 });
 
 test('an unsupported platform gets an error that lists the supported ones', () => {

@@ -78,7 +78,7 @@ test('concurrent installers on one machine all end with one complete executable'
   const paths = await Promise.all(runs);
   assert.equal(new Set(paths).size, 1);
   assert.equal(sha256(fs.readFileSync(paths[0])), sha256(exe));
-  const left = fs.readdirSync(path.join(cache, 'brickops', '1.0.0')).sort();
+  const left = fs.readdirSync(path.join(cache, 'brickferry', '1.0.0')).sort();
   assert.deepEqual(left, [process.arch, `${process.arch}.complete`].sort());
 });
 
@@ -98,12 +98,12 @@ test('an unwritable tool cache falls back to the next root (the agent temp folde
 test('ensureRunnable sets the executable bit, or copies to the temp folder when it cannot', { skip: process.platform === 'win32' }, (t) => {
   const dir = tmpdir(t);
   const exe = fakeExe();
-  const file = path.join(dir, 'brickops');
+  const file = path.join(dir, 'brickferry');
   fs.writeFileSync(file, exe, { mode: 0o644 });
   assert.equal(toolcache.ensureRunnable(file, exe, dir, KEY), file);
   assert.equal(fs.statSync(file).mode & 0o111, 0o111);
 
-  const ro = path.join(dir, 'ro-brickops');
+  const ro = path.join(dir, 'ro-brickferry');
   fs.writeFileSync(ro, exe, { mode: 0o444 });
   const temp = path.join(dir, 'temp');
   const denied = () => { throw Object.assign(new Error('EROFS: read-only file system'), { code: 'EROFS' }); };

@@ -14,13 +14,13 @@ class Parameters(unittest.TestCase):
     def test_defaults(self):
         c = train.read_parameters(lambda name: "")
         self.assertEqual(c["params"], {"max_depth": 4, "learning_rate": 0.1, "n_estimators": 200})
-        self.assertEqual(c["input_path"], "dbfs:/FileStore/brickops/customer.csv")
+        self.assertEqual(c["input_path"], "dbfs:/FileStore/brickferry/customer.csv")
         self.assertEqual(c["tags"], {})
 
     def test_lineage_tags(self):
-        values = {"brickops_build_id": "1234", "brickops_commit": "abc", "max_depth": "6"}
+        values = {"brickferry_build_id": "1234", "brickferry_commit": "abc", "max_depth": "6"}
         c = train.read_parameters(lambda name: values.get(name, ""))
-        self.assertEqual(c["tags"], {"brickops.build_id": "1234", "brickops.commit": "abc"})
+        self.assertEqual(c["tags"], {"brickferry_build_id": "1234", "brickferry_commit": "abc"})
         self.assertEqual(c["params"]["max_depth"], 6)
 
     def test_bad_numbers(self):

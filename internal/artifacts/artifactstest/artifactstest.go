@@ -29,8 +29,8 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/ml"
 	"github.com/databricks/databricks-sdk-go/service/workspace"
 
-	"github.com/brickops/brickops/internal/artifacts"
-	"github.com/brickops/brickops/internal/emulator"
+	"github.com/brickferry/brickferry/internal/artifacts"
+	"github.com/brickferry/brickferry/internal/emulator"
 )
 
 // Client returns an SDK client for an emulated workspace that polls and

@@ -1,4 +1,4 @@
-// Command brickops runs the Brickops pipeline tasks. See internal/cli.
+// Command brickferry runs the Brickferry pipeline tasks. See internal/cli.
 package main
 
 import (
@@ -7,7 +7,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/brickops/brickops/internal/cli"
+	"github.com/brickferry/brickferry/internal/cli"
 )
 
 func main() {

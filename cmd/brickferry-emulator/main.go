@@ -1,4 +1,4 @@
-// Command brickops-emulator starts a local dev and prod Azure Databricks
+// Command brickferry-emulator starts a local dev and prod Azure Databricks
 // workspace (internal/emulator) for the demo, backed by Azurite when it is
 // installed (npm ci), prints how to reach them, and runs until SIGINT or
 // SIGTERM.
@@ -13,8 +13,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/brickops/brickops/internal/azurite"
-	"github.com/brickops/brickops/internal/emulator"
+	"github.com/brickferry/brickferry/internal/azurite"
+	"github.com/brickferry/brickferry/internal/emulator"
 )
 
 func main() {
@@ -31,7 +31,7 @@ func run(ctx context.Context, out, errOut io.Writer) int {
 	az, err := azurite.Run(startCtx, io.Discard)
 	cancel()
 	if err != nil {
-		fmt.Fprintf(errOut, "brickops-emulator: Azurite not started (%v); artifacts stay in memory and signed-URL routes answer 501\n", err)
+		fmt.Fprintf(errOut, "brickferry-emulator: Azurite not started (%v); artifacts stay in memory and signed-URL routes answer 501\n", err)
 	} else {
 		defer az.Close()
 		blob = &emulator.BlobAccount{Endpoint: az.BlobEndpoint, AccountName: az.AccountName, AccountKey: az.AccountKey}
@@ -48,7 +48,7 @@ func run(ctx context.Context, out, errOut io.Writer) int {
 			},
 		})
 		if err != nil {
-			fmt.Fprintf(errOut, "brickops-emulator: %v\n", err)
+			fmt.Fprintf(errOut, "brickferry-emulator: %v\n", err)
 			return 1
 		}
 		defer ws.Close()

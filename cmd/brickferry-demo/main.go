@@ -1,5 +1,5 @@
-// Command brickops-demo runs the sample pipeline against emulated Azure
-// Databricks workspaces (see internal/demo). `make demo` builds brickops and
+// Command brickferry-demo runs the sample pipeline against emulated Azure
+// Databricks workspaces (see internal/demo). `make demo` builds brickferry and
 // runs it.
 package main
 
@@ -11,12 +11,12 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/brickops/brickops/internal/demo"
+	"github.com/brickferry/brickferry/internal/demo"
 )
 
 func main() {
 	opts := demo.Options{Out: os.Stdout}
-	flag.StringVar(&opts.Exe, "exe", "dist/bin/linux-amd64/brickops", "the brickops executable")
+	flag.StringVar(&opts.Exe, "exe", "dist/bin/linux-amd64/brickferry", "the brickferry executable")
 	flag.StringVar(&opts.Pipeline, "pipeline", "examples/azure-pipelines.yml", "the pipeline to run")
 	flag.StringVar(&opts.ModelDir, "model", "examples/demo/churn-model", "the model folder the emulated training logs")
 	flag.StringVar(&opts.OutDir, "out", "dist/demo", "where summaries and the CA certificate are written")
