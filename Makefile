@@ -85,7 +85,7 @@ fuzz:
 ## stress: the long suites (200 fault seeds) and long fuzz runs
 # (1,000,000 executions per target, 5× make test's: about 13 min for the six here)
 stress: build-host node_modules
-	BRICKFERRY_STRESS=1 BRICKFERRY_EXE=$(CURDIR)/dist/bin/linux-amd64/brickferry $(GO) test -count=1 -timeout 4h -run 'TestFaults' ./internal/demo/
+	BRICKFERRY_STRESS=1 BRICKFERRY_EXE=$(CURDIR)/dist/bin/linux-amd64/brickferry $(GO) test -count=1 -timeout 4h -run 'TestFaults' ./internal/testworld/demo/
 	$(MAKE) fuzz FUZZTIME=1000000x
 
 # Black-box tests run the linux/amd64 executable built above (agenttest.Executable).

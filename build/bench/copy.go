@@ -17,9 +17,9 @@ import (
 	"github.com/databricks/databricks-sdk-go/client"
 
 	"github.com/brickferry/brickferry/internal/artifacts"
-	"github.com/brickferry/brickferry/internal/artifacts/artifactstest"
-	"github.com/brickferry/brickferry/internal/azurite"
-	"github.com/brickferry/brickferry/internal/emulator"
+	"github.com/brickferry/brickferry/internal/testworld/artifactstest"
+	"github.com/brickferry/brickferry/internal/testworld/azurite"
+	"github.com/brickferry/brickferry/internal/testworld/emulator"
 )
 
 // copyFigures measures the MLflowPromote copy (issue: "Figures"), all in one

@@ -9,8 +9,8 @@ import (
 	"github.com/databricks/databricks-sdk-go/client"
 	"github.com/databricks/databricks-sdk-go/service/ml"
 
-	"github.com/brickferry/brickferry/internal/emulator"
 	"github.com/brickferry/brickferry/internal/httpclient"
+	"github.com/brickferry/brickferry/internal/testworld/emulator"
 )
 
 // faultFigures measures the retrying transport (httpclient.Retry) on a

@@ -11,12 +11,11 @@ import (
 	"time"
 
 	"github.com/databricks/databricks-sdk-go/client"
-	"github.com/databricks/databricks-sdk-go/logger"
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 
 	"github.com/brickferry/brickferry/internal/agent"
 	"github.com/brickferry/brickferry/internal/auth"
-	"github.com/brickferry/brickferry/internal/emulator"
+	"github.com/brickferry/brickferry/internal/testworld/emulator"
 	"github.com/brickferry/brickferry/internal/train"
 	"github.com/brickferry/brickferry/tasks"
 )
@@ -36,7 +35,7 @@ import (
 //   - train_overhead_ms: wall time minus run duration for an instant run, on
 //     the real clock (median of 5).
 func trainFigures(env benchEnv) (map[string]float64, error) {
-	logger.DefaultLogger = &logger.SimpleLogger{Level: logger.LevelWarn}
+	auth.QuietSDKLogger()
 	out := map[string]float64{}
 	for _, c := range []struct {
 		name string

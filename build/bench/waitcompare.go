@@ -7,8 +7,8 @@ import (
 
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 
-	"github.com/brickferry/brickferry/internal/emulator"
 	"github.com/brickferry/brickferry/internal/runwait"
+	"github.com/brickferry/brickferry/internal/testworld/emulator"
 )
 
 // waitCompareFigures compares DatabricksTrain's waiting schedule

@@ -8,6 +8,7 @@ import (
 	"image/color"
 	"image/png"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -267,6 +268,27 @@ func TestSchemaRejects(t *testing.T) {
 		}
 		if err := s.Validate(inst); err == nil {
 			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// TestExecutableLinksNoTestWorld checks what the depguard rule in
+// .golangci.yml enforces, on the linked result: the shipped executable's
+// dependencies contain no package of internal/testworld.
+func TestExecutableLinksNoTestWorld(t *testing.T) {
+	cmd := exec.Command("go", "list", "-deps", "./cmd/brickferry")
+	cmd.Dir = repoRoot(t)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list -deps ./cmd/brickferry: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) < 10 {
+		t.Fatalf("go list -deps listed only %d packages: %q", len(deps), deps)
+	}
+	for _, d := range deps {
+		if strings.Contains(d, "/internal/testworld") {
+			t.Errorf("cmd/brickferry links the test-world package %s", d)
 		}
 	}
 }

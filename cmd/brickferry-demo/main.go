@@ -11,7 +11,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/brickferry/brickferry/internal/demo"
+	"github.com/brickferry/brickferry/internal/testworld/demo"
 )
 
 func main() {

@@ -13,8 +13,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/brickferry/brickferry/internal/azurite"
-	"github.com/brickferry/brickferry/internal/emulator"
+	"github.com/brickferry/brickferry/internal/testworld/azurite"
+	"github.com/brickferry/brickferry/internal/testworld/emulator"
 )
 
 func main() {

@@ -7,27 +7,24 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/databricks/databricks-sdk-go/client"
-	"github.com/databricks/databricks-sdk-go/logger"
 	"github.com/databricks/databricks-sdk-go/service/ml"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/brickferry/brickferry/internal/artifacts"
-	"github.com/brickferry/brickferry/internal/artifacts/artifactstest"
-	"github.com/brickferry/brickferry/internal/azurite"
-	"github.com/brickferry/brickferry/internal/emulator"
+	"github.com/brickferry/brickferry/internal/testworld"
+	"github.com/brickferry/brickferry/internal/testworld/artifactstest"
+	"github.com/brickferry/brickferry/internal/testworld/azurite"
+	"github.com/brickferry/brickferry/internal/testworld/emulator"
+	"github.com/brickferry/brickferry/internal/testworld/fixtures"
 )
 
-func TestMain(m *testing.M) {
-	logger.DefaultLogger = &logger.SimpleLogger{Level: logger.LevelWarn}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { testworld.Main(m) }
 
 type world struct {
 	blob     *azurite.Server
@@ -90,7 +87,7 @@ func readBack(t *testing.T, ctx context.Context, c *client.DatabricksClient, run
 func TestCopyChurnModelBetweenWorkspaces(t *testing.T) {
 	w := newWorld(t)
 	ctx := ctxFor(t, 60*time.Second)
-	files, err := artifactstest.Dir("../../../shared/fixtures/churn-model/model")
+	files, err := artifactstest.Dir(fixtures.ChurnModel(t))
 	require.NoError(t, err)
 	files = append(files, artifactstest.Random("nested/deep/weights.bin", 20<<20+3, 7), artifactstest.Bytes("empty.txt", nil))
 	src, err := artifactstest.SeedRun(ctx, w.devC, "/Shared/churn", "model", files, nil, nil, nil)

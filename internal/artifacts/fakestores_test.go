@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/brickferry/brickferry/internal/artifacts"
-	"github.com/brickferry/brickferry/internal/artifacts/artifactstest"
+	"github.com/brickferry/brickferry/internal/testworld/artifactstest"
 )
 
 // Fake object stores that speak the wire protocol of the signed URLs

@@ -18,7 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/brickferry/brickferry/internal/artifacts"
-	"github.com/brickferry/brickferry/internal/artifacts/artifactstest"
+	"github.com/brickferry/brickferry/internal/testworld/artifactstest"
 )
 
 // The ADLS Gen2 and presigned (AWS S3, GCS) writers against fake stores

@@ -11,10 +11,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/brickferry/brickferry/internal/agent"
-	"github.com/brickferry/brickferry/internal/agenttest"
 	"github.com/brickferry/brickferry/internal/auth"
-	"github.com/brickferry/brickferry/internal/azurestandin"
 	"github.com/brickferry/brickferry/internal/cli"
+	"github.com/brickferry/brickferry/internal/testworld/agenttest"
+	"github.com/brickferry/brickferry/internal/testworld/azurestandin"
 	"github.com/brickferry/brickferry/tasks"
 )
 

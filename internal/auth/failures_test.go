@@ -8,8 +8,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/brickferry/brickferry/internal/agent"
-	"github.com/brickferry/brickferry/internal/agenttest"
-	"github.com/brickferry/brickferry/internal/azurestandin"
+	"github.com/brickferry/brickferry/internal/testworld/agenttest"
+	"github.com/brickferry/brickferry/internal/testworld/azurestandin"
 )
 
 // TestFailures: bad inputs and failing identities end in a clear error that

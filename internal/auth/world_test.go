@@ -23,8 +23,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickferry/brickferry/internal/azurestandin"
-	"github.com/brickferry/brickferry/internal/emulator"
+	"github.com/brickferry/brickferry/internal/testworld/azurestandin"
+	"github.com/brickferry/brickferry/internal/testworld/emulator"
 )
 
 const (

@@ -3,7 +3,6 @@ package batchscore_test
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -15,8 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/brickferry/brickferry/internal/agent"
-	"github.com/brickferry/brickferry/internal/agenttest"
-	"github.com/brickferry/brickferry/internal/emulator"
+	"github.com/brickferry/brickferry/internal/testworld/agenttest"
+	"github.com/brickferry/brickferry/internal/testworld/emulator"
 )
 
 // newExeWorld is a world whose task runs are the built brickferry executable,
@@ -26,11 +25,9 @@ import (
 // Agent.CAInfo.
 func newExeWorld(t *testing.T) *world {
 	t.Helper()
-	ca, err := emulator.NewCA()
-	require.NoError(t, err)
+	ca, caFile := emulator.TestCA(t)
 	w := startWorld(t, ca)
-	w.caFile = filepath.Join(t.TempDir(), "ca.pem")
-	require.NoError(t, ca.WriteFile(w.caFile))
+	w.caFile = caFile
 	w.exe = agenttest.Executable(t)
 	w.host = w.ws.URL()
 	return w

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strconv"
 	"sync"
 	"testing"
@@ -12,38 +11,20 @@ import (
 
 	"github.com/databricks/databricks-sdk-go/client"
 	"github.com/databricks/databricks-sdk-go/config"
-	"github.com/databricks/databricks-sdk-go/logger"
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 	"github.com/databricks/databricks-sdk-go/service/workspace"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickferry/brickferry/internal/agenttest"
 	"github.com/brickferry/brickferry/internal/auth"
 	"github.com/brickferry/brickferry/internal/batchscore"
 	"github.com/brickferry/brickferry/internal/cli"
-	"github.com/brickferry/brickferry/internal/emulator"
+	"github.com/brickferry/brickferry/internal/testworld"
+	"github.com/brickferry/brickferry/internal/testworld/agenttest"
+	"github.com/brickferry/brickferry/internal/testworld/emulator"
 	"github.com/brickferry/brickferry/tasks"
 )
 
-func TestMain(m *testing.M) {
-	logger.DefaultLogger = &logger.SimpleLogger{Level: logger.LevelWarn}
-	os.Exit(m.Run())
-}
-
-// simClock is the waiter's clock in the in-process tests: sleeping advances
-// the emulator's manual clock, so a ten-minute scoring run takes
-// milliseconds.
-type simClock struct{ c *emulator.ManualClock }
-
-func (s simClock) Now() time.Time { return s.c.Now() }
-
-func (s simClock) Sleep(ctx context.Context, d time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	s.c.Advance(d)
-	return nil
-}
+func TestMain(m *testing.M) { testworld.Main(m) }
 
 // world is one emulated workspace with a scripted scoring notebook.
 type world struct {
@@ -150,7 +131,7 @@ func (w *world) registry(t *testing.T, notebook []byte) cli.Registry {
 	deps := batchscore.Deps{
 		Connect:  w.connect(t),
 		Notebook: notebook,
-		Clock:    simClock{w.clock},
+		Clock:    w.clock,
 	}
 	return cli.Registry{"BatchScore": cli.Task{Definition: def, Run: deps.Task()}}
 }

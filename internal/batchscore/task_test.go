@@ -14,8 +14,8 @@ import (
 
 	"github.com/brickferry/brickferry/examples/notebooks"
 	"github.com/brickferry/brickferry/internal/agent"
-	"github.com/brickferry/brickferry/internal/agenttest"
-	"github.com/brickferry/brickferry/internal/emulator"
+	"github.com/brickferry/brickferry/internal/testworld/agenttest"
+	"github.com/brickferry/brickferry/internal/testworld/emulator"
 )
 
 func TestFirstRunCreatesSecondRunUpdatesTheSameJob(t *testing.T) {

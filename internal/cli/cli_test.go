@@ -17,8 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/brickferry/brickferry/internal/agent"
-	"github.com/brickferry/brickferry/internal/agenttest"
 	"github.com/brickferry/brickferry/internal/cli"
+	"github.com/brickferry/brickferry/internal/testworld/agenttest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")

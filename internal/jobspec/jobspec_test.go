@@ -5,36 +5,23 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 
 	"github.com/databricks/databricks-sdk-go/client"
-	"github.com/databricks/databricks-sdk-go/logger"
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickferry/brickferry/internal/emulator"
 	"github.com/brickferry/brickferry/internal/jobspec"
+	"github.com/brickferry/brickferry/internal/testworld"
+	"github.com/brickferry/brickferry/internal/testworld/emulator"
+	"github.com/brickferry/brickferry/internal/testworld/fixtures"
 )
 
-func TestMain(m *testing.M) {
-	logger.DefaultLogger = &logger.SimpleLogger{Level: logger.LevelWarn}
-	os.Exit(m.Run())
-}
-
-func seedDir(t *testing.T) string {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	dir := filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "fixtures", "seed-jobs")
-	if _, err := os.Stat(dir); err != nil {
-		dir = "/work/shared/fixtures/seed-jobs"
-	}
-	return dir
-}
+func TestMain(m *testing.M) { testworld.Main(m) }
 
 func TestReferencePipelineFiles(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join(seedDir(t), "*.json"))
+	files, err := filepath.Glob(filepath.Join(fixtures.SeedJobs(t), "*.json"))
 	require.NoError(t, err)
 	require.Len(t, files, 6)
 	ws := emulator.Start(t, emulator.Options{})

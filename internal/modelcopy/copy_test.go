@@ -23,15 +23,16 @@ import (
 
 	"github.com/brickferry/brickferry/internal/agent"
 	"github.com/brickferry/brickferry/internal/artifacts"
-	"github.com/brickferry/brickferry/internal/artifacts/artifactstest"
-	"github.com/brickferry/brickferry/internal/emulator"
 	"github.com/brickferry/brickferry/internal/modelcopy"
 	"github.com/brickferry/brickferry/internal/modeluri"
+	"github.com/brickferry/brickferry/internal/testworld/artifactstest"
+	"github.com/brickferry/brickferry/internal/testworld/emulator"
+	"github.com/brickferry/brickferry/internal/testworld/fixtures"
 	"github.com/brickferry/brickferry/internal/ucregistry"
 )
 
 func churn(t testing.TB) []artifactstest.Source {
-	files, err := artifactstest.Dir(fixture)
+	files, err := artifactstest.Dir(fixtures.ChurnModel(t))
 	require.NoError(t, err)
 	return files
 }

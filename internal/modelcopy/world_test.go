@@ -11,31 +11,29 @@ import (
 	"time"
 
 	"github.com/databricks/databricks-sdk-go/client"
-	"github.com/databricks/databricks-sdk-go/logger"
 	"github.com/databricks/databricks-sdk-go/service/catalog"
 	"github.com/databricks/databricks-sdk-go/service/ml"
 	"github.com/stretchr/testify/require"
 
 	"github.com/brickferry/brickferry/internal/agent"
 	"github.com/brickferry/brickferry/internal/artifacts"
-	"github.com/brickferry/brickferry/internal/artifacts/artifactstest"
-	"github.com/brickferry/brickferry/internal/azurite"
-	"github.com/brickferry/brickferry/internal/emulator"
+	"github.com/brickferry/brickferry/internal/auth"
 	"github.com/brickferry/brickferry/internal/modelcopy"
 	"github.com/brickferry/brickferry/internal/modeluri"
+	"github.com/brickferry/brickferry/internal/testworld/artifactstest"
+	"github.com/brickferry/brickferry/internal/testworld/azurite"
+	"github.com/brickferry/brickferry/internal/testworld/emulator"
 	"github.com/brickferry/brickferry/internal/ucregistry"
 	"github.com/brickferry/brickferry/tasks"
 )
 
 func TestMain(m *testing.M) {
-	logger.DefaultLogger = &logger.SimpleLogger{Level: logger.LevelWarn}
+	auth.QuietSDKLogger()
 	if os.Getenv(helperEnv) != "" {
 		os.Exit(helperMain())
 	}
 	os.Exit(m.Run())
 }
-
-const fixture = "../../../shared/fixtures/churn-model/model"
 
 // definition is MLflowPromote's task.json, which declares the copy inputs.
 func definition(t testing.TB) agent.Definition {

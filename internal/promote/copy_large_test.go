@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickferry/brickferry/internal/artifacts/artifactstest"
+	"github.com/brickferry/brickferry/internal/testworld/artifactstest"
 )
 
 // TestCopyLargeModel copies a model of one 1 GiB file and 2,000 small files

@@ -22,11 +22,12 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/brickferry/brickferry/internal/agent"
-	"github.com/brickferry/brickferry/internal/agenttest"
 	"github.com/brickferry/brickferry/internal/artifacts"
-	"github.com/brickferry/brickferry/internal/artifacts/artifactstest"
-	"github.com/brickferry/brickferry/internal/azurite"
-	"github.com/brickferry/brickferry/internal/emulator"
+	"github.com/brickferry/brickferry/internal/testworld/agenttest"
+	"github.com/brickferry/brickferry/internal/testworld/artifactstest"
+	"github.com/brickferry/brickferry/internal/testworld/azurite"
+	"github.com/brickferry/brickferry/internal/testworld/emulator"
+	"github.com/brickferry/brickferry/internal/testworld/fixtures"
 	"github.com/brickferry/brickferry/internal/ucregistry"
 )
 
@@ -41,6 +42,7 @@ type copyWorld struct {
 	proxy      *azurite.FaultProxy // nil in a direct world
 	dev, prd   *emulator.Workspace
 	devC, prdC *client.DatabricksClient
+	caFile     string // the CA of both workspaces, for Agent.CAInfo
 }
 
 func newCopyWorld(t *testing.T) *copyWorld {
@@ -60,7 +62,7 @@ func startCopyWorld(t *testing.T, proxied bool) *copyWorld {
 	t.Helper()
 	az := azurite.Start(t)
 	acct := &emulator.BlobAccount{Endpoint: az.BlobEndpoint, AccountName: az.AccountName, AccountKey: az.AccountKey}
-	w := &copyWorld{blob: az}
+	w := &copyWorld{blob: az, caFile: caFile(t)}
 	if proxied {
 		proxy, err := azurite.NewFaultProxy(az.BlobEndpoint, 7, 0)
 		require.NoError(t, err)
@@ -91,7 +93,7 @@ func (w *copyWorld) agentRun(inputs map[string]string) agenttest.Run {
 		Inputs:    in,
 		Variables: map[string]string{"databricks-host-dev": w.dev.URL(), "databricks-host-prod": w.prd.URL()},
 		Secrets:   map[string]string{"databricks-token-dev": w.dev.Token, "databricks-token-prod": w.prd.Token},
-		Env:       map[string]string{"AGENT_CAINFO": caFile},
+		Env:       map[string]string{"AGENT_CAINFO": w.caFile},
 	}
 }
 
@@ -122,7 +124,7 @@ var (
 // churnFiles is the churn model fixture, plus extra files.
 func churnFiles(t *testing.T, extra ...artifactstest.Source) []artifactstest.Source {
 	t.Helper()
-	files, err := artifactstest.Dir(churnModel(t))
+	files, err := artifactstest.Dir(fixtures.ChurnModel(t))
 	require.NoError(t, err)
 	return append(files, extra...)
 }

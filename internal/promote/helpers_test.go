@@ -3,55 +3,24 @@ package promote_test
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/databricks/databricks-sdk-go/client"
-	"github.com/databricks/databricks-sdk-go/logger"
 	"github.com/databricks/databricks-sdk-go/service/catalog"
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickferry/brickferry/internal/agenttest"
-	"github.com/brickferry/brickferry/internal/emulator"
+	"github.com/brickferry/brickferry/internal/testworld"
+	"github.com/brickferry/brickferry/internal/testworld/agenttest"
+	"github.com/brickferry/brickferry/internal/testworld/emulator"
+	"github.com/brickferry/brickferry/internal/testworld/fixtures"
 	"github.com/brickferry/brickferry/internal/ucregistry"
 )
 
-func TestMain(m *testing.M) {
-	// The SDK logs INFO lines to stderr by default; keep test output clean.
-	logger.DefaultLogger = &logger.SimpleLogger{Level: logger.LevelWarn}
-	os.Exit(runTests(m))
-}
-
-// ca signs the emulated workspaces' certificates: Azure Databricks serves
-// https only, and so does package auth. The task trusts it through
-// Agent.CAInfo (caFile), as an agent behind a TLS inspecting proxy would.
-var (
-	ca     *emulator.CA
-	caFile string
-)
-
-func runTests(m *testing.M) int {
-	var err error
-	if ca, err = emulator.NewCA(); err != nil {
-		panic(err)
-	}
-	dir, err := os.MkdirTemp("", "promote-ca-")
-	if err != nil {
-		panic(err)
-	}
-	defer func() { _ = os.RemoveAll(dir) }()
-	caFile = filepath.Join(dir, "ca.pem")
-	if err := ca.WriteFile(caFile); err != nil {
-		panic(err)
-	}
-	return m.Run()
-}
+func TestMain(m *testing.M) { testworld.Main(m) }
 
 // startWorkspace starts an emulated https workspace on the real clock with
 // short timings, so job runs and registrations finish within a test.
@@ -66,8 +35,8 @@ func startWorkspace(t *testing.T, opts emulator.Options) *emulator.Workspace {
 	def(&opts.RunDuration, time.Millisecond)
 	def(&opts.RunTerminating, time.Millisecond)
 	def(&opts.RegistrationDelay, 150*time.Millisecond)
-	opts.CA = ca
-	return emulator.Start(t, opts)
+	ws, _ := emulator.StartHTTPS(t, opts)
+	return ws
 }
 
 func sdk(t *testing.T, ws *emulator.Workspace) *client.DatabricksClient {
@@ -95,7 +64,7 @@ func agentRun(t *testing.T, ws *emulator.Workspace, inputs map[string]string) ag
 		Inputs:    inputs,
 		Variables: map[string]string{"databricks-host": ws.URL()},
 		Secrets:   map[string]string{"databricks-token": ws.Token},
-		Env:       map[string]string{"AGENT_CAINFO": caFile},
+		Env:       map[string]string{"AGENT_CAINFO": caFile(t)},
 	}
 }
 
@@ -108,24 +77,13 @@ func run(t *testing.T, ws *emulator.Workspace, inputs map[string]string) *agentt
 	return res
 }
 
-func churnModel(t *testing.T) string {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	dir := filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "fixtures", "churn-model", "model")
-	if _, err := os.Stat(filepath.Join(dir, "MLmodel")); err != nil {
-		dir = "/work/shared/fixtures/churn-model/model"
-	}
-	require.FileExists(t, filepath.Join(dir, "MLmodel"))
-	return dir
-}
-
 // train runs a training job in ws that logs a model and metrics, and returns
 // the MLflow run id, as the DatabricksTrain step would hand it over.
 func train(t *testing.T, ws *emulator.Workspace, metrics map[string]float64) string {
 	t.Helper()
 	nb := "/Repos/mlops/train-" + time.Now().Format("150405.000000000")
 	ws.OnNotebook(nb, emulator.Behaviour{Train: &emulator.Train{
-		Experiment: "/Shared/churn/experiment", ModelDir: churnModel(t), Metrics: metrics,
+		Experiment: "/Shared/churn/experiment", ModelDir: fixtures.ChurnModel(t), Metrics: metrics,
 	}})
 	api := jobs.NewJobs(sdk(t, ws))
 	c := ctx(t)
@@ -171,3 +129,10 @@ func ucVersion(t *testing.T, ws *emulator.Workspace, fullName, runID string) int
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// caFile is the file of the CA that signs every emulated workspace, which the
+// task trusts as Agent.CAInfo (as an agent behind a TLS-inspecting proxy would).
+func caFile(t *testing.T) string {
+	_, file := emulator.TestCA(t)
+	return file
+}

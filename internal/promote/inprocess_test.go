@@ -8,7 +8,7 @@ import (
 
 	"github.com/brickferry/brickferry/internal/agent"
 	"github.com/brickferry/brickferry/internal/cli"
-	"github.com/brickferry/brickferry/internal/emulator"
+	"github.com/brickferry/brickferry/internal/testworld/emulator"
 )
 
 // TestInProcessRegisterTransitionGate runs the dev flow in this process, with

@@ -11,8 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/brickferry/brickferry/internal/agent"
-	"github.com/brickferry/brickferry/internal/agenttest"
-	"github.com/brickferry/brickferry/internal/emulator"
+	"github.com/brickferry/brickferry/internal/testworld/agenttest"
+	"github.com/brickferry/brickferry/internal/testworld/emulator"
 )
 
 func registerInputs(runID string) map[string]string {

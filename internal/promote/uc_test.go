@@ -11,10 +11,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/brickferry/brickferry/internal/agent"
-	"github.com/brickferry/brickferry/internal/agenttest"
 	"github.com/brickferry/brickferry/internal/artifacts"
-	"github.com/brickferry/brickferry/internal/azurite"
-	"github.com/brickferry/brickferry/internal/emulator"
+	"github.com/brickferry/brickferry/internal/testworld/agenttest"
+	"github.com/brickferry/brickferry/internal/testworld/azurite"
+	"github.com/brickferry/brickferry/internal/testworld/emulator"
+	"github.com/brickferry/brickferry/internal/testworld/fixtures"
 	"github.com/brickferry/brickferry/internal/ucregistry"
 )
 
@@ -65,7 +66,7 @@ func ucFiles(t *testing.T, ws *emulator.Workspace, mv catalog.ModelVersionInfo) 
 // fixtureFiles lists the churn model fixture (path → size).
 func fixtureFiles(t *testing.T) map[string]int64 {
 	t.Helper()
-	dir := churnModel(t)
+	dir := fixtures.ChurnModel(t)
 	out := map[string]int64{}
 	require.NoError(t, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {

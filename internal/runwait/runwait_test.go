@@ -3,40 +3,21 @@ package runwait_test
 import (
 	"context"
 	"errors"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/databricks/databricks-sdk-go/client"
-	"github.com/databricks/databricks-sdk-go/logger"
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickferry/brickferry/internal/emulator"
 	"github.com/brickferry/brickferry/internal/runwait"
+	"github.com/brickferry/brickferry/internal/testworld"
+	"github.com/brickferry/brickferry/internal/testworld/emulator"
 )
 
-func TestMain(m *testing.M) {
-	logger.DefaultLogger = &logger.SimpleLogger{Level: logger.LevelWarn}
-	os.Exit(m.Run())
-}
-
-// simClock is the waiter's clock in these tests: sleeping advances the
-// emulator's manual clock instead of waiting, so a ten-minute run takes
-// milliseconds and every poll is counted exactly.
-type simClock struct{ c *emulator.ManualClock }
-
-func (s simClock) Now() time.Time { return s.c.Now() }
-
-func (s simClock) Sleep(ctx context.Context, d time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	s.c.Advance(d)
-	return nil
-}
+func TestMain(m *testing.M) { testworld.Main(m) }
 
 type fixture struct {
 	ws    *emulator.Workspace
@@ -108,7 +89,7 @@ func TestWaitDetectsEndQuickly(t *testing.T) {
 			f.ws.OnNotebook("/train", emulator.Behaviour{Duration: tc.duration})
 			id := f.submit(t)
 			f.ws.ResetRequests()
-			w := runwait.Waiter{Runs: f.jobs, Clock: simClock{f.clock}}
+			w := runwait.Waiter{Runs: f.jobs, Clock: f.clock}
 			run, err := w.Wait(context.Background(), id)
 			require.NoError(t, err)
 			require.True(t, runwait.Succeeded(run))
@@ -126,7 +107,7 @@ func TestWaitLongRunCostsAtMostSixRequestsAMinute(t *testing.T) {
 	id := f.submit(t)
 	start := f.clock.Now()
 	f.ws.ResetRequests()
-	_, err := runwait.Waiter{Runs: f.jobs, Clock: simClock{f.clock}}.Wait(context.Background(), id)
+	_, err := runwait.Waiter{Runs: f.jobs, Clock: f.clock}.Wait(context.Background(), id)
 	require.NoError(t, err)
 	var late int
 	for _, r := range f.ws.Requests() {
@@ -148,7 +129,7 @@ func TestWaitReportsStateChangesOfRunAndTasks(t *testing.T) {
 		jobs.SubmitTask{TaskKey: "train", DependsOn: []jobs.TaskDependency{{TaskKey: "prep"}}, NotebookTask: &jobs.NotebookTask{NotebookPath: "/train"}},
 	)
 	var changes []string
-	w := runwait.Waiter{Runs: f.jobs, Clock: simClock{f.clock}, OnChange: func(c runwait.Change) {
+	w := runwait.Waiter{Runs: f.jobs, Clock: f.clock, OnChange: func(c runwait.Change) {
 		who := "run"
 		if c.Task != nil {
 			who = c.Task.TaskKey
@@ -172,7 +153,7 @@ func TestWaitTimeoutCancelsTheRemoteRun(t *testing.T) {
 	f := setup(t, emulator.Options{})
 	f.ws.OnNotebook("/train", emulator.Behaviour{Duration: time.Hour})
 	id := f.submit(t)
-	run, err := runwait.Waiter{Runs: f.jobs, Clock: simClock{f.clock}, Timeout: 5 * time.Minute}.Wait(context.Background(), id)
+	run, err := runwait.Waiter{Runs: f.jobs, Clock: f.clock, Timeout: 5 * time.Minute}.Wait(context.Background(), id)
 	var te *runwait.TimeoutError
 	require.ErrorAs(t, err, &te)
 	assert.True(t, te.Cancelled)
@@ -197,7 +178,7 @@ func TestWaitContextCancelCancelsTheRemoteRun(t *testing.T) {
 	id := f.submit(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	polls := 0
-	clock := cancelAfter{simClock{f.clock}, &polls, 3, cancel}
+	clock := cancelAfter{f.clock, &polls, 3, cancel}
 	_, err := runwait.Waiter{Runs: f.jobs, Clock: clock}.Wait(ctx, id)
 	var ce *runwait.CanceledError
 	require.ErrorAs(t, err, &ce)
@@ -208,7 +189,7 @@ func TestWaitContextCancelCancelsTheRemoteRun(t *testing.T) {
 
 // cancelAfter cancels the context on the n-th sleep.
 type cancelAfter struct {
-	simClock
+	*emulator.ManualClock
 	n      *int
 	at     int
 	cancel context.CancelFunc
@@ -219,7 +200,7 @@ func (c cancelAfter) Sleep(ctx context.Context, d time.Duration) error {
 	if *c.n == c.at {
 		c.cancel()
 	}
-	return c.simClock.Sleep(ctx, d)
+	return c.ManualClock.Sleep(ctx, d)
 }
 
 func TestWaitRidesOutTransientErrors(t *testing.T) {
@@ -229,14 +210,14 @@ func TestWaitRidesOutTransientErrors(t *testing.T) {
 	f.ws.SetFaults(emulator.FaultPlan{Seed: 1, Rules: []emulator.FaultRule{
 		{Prefix: "/api/2.2/jobs/runs/get", Rate: 1, Kinds: []emulator.FaultKind{emulator.Fault500, emulator.FaultDrop}, Limit: 4},
 	}})
-	run, err := runwait.Waiter{Runs: f.jobs, Clock: simClock{f.clock}}.Wait(context.Background(), id)
+	run, err := runwait.Waiter{Runs: f.jobs, Clock: f.clock}.Wait(context.Background(), id)
 	require.NoError(t, err)
 	assert.True(t, runwait.Succeeded(run))
 }
 
 func TestWaitGivesUpOnPersistentOrFinalErrors(t *testing.T) {
 	f := setup(t, emulator.Options{})
-	_, err := runwait.Waiter{Runs: f.jobs, Clock: simClock{f.clock}}.Wait(context.Background(), 424242)
+	_, err := runwait.Waiter{Runs: f.jobs, Clock: f.clock}.Wait(context.Background(), 424242)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "424242")
 	assert.Len(t, f.ws.RequestsTo("GET", "/api/2.2/jobs/runs/get"), 1, "a missing run is not retried")
@@ -246,7 +227,7 @@ func TestWaitGivesUpOnPersistentOrFinalErrors(t *testing.T) {
 	f.ws.SetFaults(emulator.FaultPlan{Seed: 1, Rules: []emulator.FaultRule{
 		{Prefix: "/api/2.2/jobs/runs/get", Rate: 1, Kinds: []emulator.FaultKind{emulator.Fault500}},
 	}})
-	_, err = runwait.Waiter{Runs: f.jobs, Clock: simClock{f.clock}, MaxErrors: 3}.Wait(context.Background(), id)
+	_, err = runwait.Waiter{Runs: f.jobs, Clock: f.clock, MaxErrors: 3}.Wait(context.Background(), id)
 	require.Error(t, err)
 }
 

@@ -4,43 +4,24 @@ import (
 	"context"
 	"encoding/base64"
 	"maps"
-	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/databricks/databricks-sdk-go/client"
-	"github.com/databricks/databricks-sdk-go/logger"
 	"github.com/databricks/databricks-sdk-go/service/files"
 	"github.com/databricks/databricks-sdk-go/service/ml"
 	"github.com/databricks/databricks-sdk-go/service/serving"
 	"github.com/stretchr/testify/require"
 
 	"github.com/brickferry/brickferry/internal/agent"
-	"github.com/brickferry/brickferry/internal/agenttest"
 	"github.com/brickferry/brickferry/internal/cli"
-	"github.com/brickferry/brickferry/internal/emulator"
+	"github.com/brickferry/brickferry/internal/testworld"
+	"github.com/brickferry/brickferry/internal/testworld/agenttest"
+	"github.com/brickferry/brickferry/internal/testworld/emulator"
 )
 
-func TestMain(m *testing.M) {
-	// The SDK logs INFO lines to stderr by default; keep test output clean.
-	logger.DefaultLogger = &logger.SimpleLogger{Level: logger.LevelWarn}
-	os.Exit(m.Run())
-}
-
-// startHTTPS starts an emulated workspace serving https (package auth
-// connects over https only) with a certificate of a throw-away CA, and
-// returns it with the CA's file, which the task trusts as Agent.CAInfo.
-func startHTTPS(t *testing.T, opts emulator.Options) (*emulator.Workspace, string) {
-	t.Helper()
-	ca, err := emulator.NewCA()
-	require.NoError(t, err)
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	require.NoError(t, ca.WriteFile(caFile))
-	opts.CA = ca
-	return emulator.Start(t, opts), caFile
-}
+func TestMain(m *testing.M) { testworld.Main(m) }
 
 // world is an emulated https workspace with the registered model "churn"
 // (versions 1 to 3). Task runs are the built brickferry executable, started as
@@ -72,7 +53,7 @@ func newWorld(t *testing.T, opts emulator.Options) *world {
 		opts.ServingUpdate = 300 * time.Millisecond
 	}
 	opts.RegistrationDelay = time.Millisecond
-	ws, caFile := startHTTPS(t, opts)
+	ws, caFile := emulator.StartHTTPS(t, opts)
 	c, err := client.New(ws.SDKConfig())
 	require.NoError(t, err)
 	w := &world{t: t, ws: ws, caFile: caFile, c: c, api: serving.NewServingEndpoints(c)}

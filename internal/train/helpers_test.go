@@ -1,69 +1,25 @@
 package train_test
 
 import (
-	"context"
 	"maps"
-	"os"
-	"path/filepath"
-	"runtime"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/databricks/databricks-sdk-go/client"
-	"github.com/databricks/databricks-sdk-go/logger"
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickferry/brickferry/internal/agenttest"
 	"github.com/brickferry/brickferry/internal/auth"
 	"github.com/brickferry/brickferry/internal/cli"
-	"github.com/brickferry/brickferry/internal/emulator"
+	"github.com/brickferry/brickferry/internal/testworld"
+	"github.com/brickferry/brickferry/internal/testworld/agenttest"
+	"github.com/brickferry/brickferry/internal/testworld/emulator"
+	"github.com/brickferry/brickferry/internal/testworld/fixtures"
 	"github.com/brickferry/brickferry/internal/train"
 	"github.com/brickferry/brickferry/tasks"
 )
 
-func TestMain(m *testing.M) {
-	// The SDK logs INFO lines to stderr by default; keep test output clean.
-	logger.DefaultLogger = &logger.SimpleLogger{Level: logger.LevelWarn}
-	os.Exit(m.Run())
-}
-
-// startHTTPS starts an emulated workspace serving https (package auth
-// connects over https only) with a certificate of a throw-away CA, and
-// returns it with the CA's file, which the task trusts as Agent.CAInfo.
-func startHTTPS(t *testing.T, opts emulator.Options) (*emulator.Workspace, string) {
-	t.Helper()
-	ca, err := emulator.NewCA()
-	require.NoError(t, err)
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	require.NoError(t, ca.WriteFile(caFile))
-	opts.CA = ca
-	return emulator.Start(t, opts), caFile
-}
-
-// simClock is the waiter's clock in in-process tests: sleeping advances the
-// emulator's manual clock, so runs of any length end at once and every
-// poll is accounted for. onSleep, if set, runs before each sleep.
-type simClock struct {
-	c       *emulator.ManualClock
-	sleeps  *atomic.Int64
-	onSleep func(n int64)
-}
-
-func (s simClock) Now() time.Time { return s.c.Now() }
-
-func (s simClock) Sleep(ctx context.Context, d time.Duration) error {
-	n := s.sleeps.Add(1)
-	if s.onSleep != nil {
-		s.onSleep(n)
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	s.c.Advance(d)
-	return nil
-}
+func TestMain(m *testing.M) { testworld.Main(m) }
 
 // world is one emulated workspace and the task wired to it. Made by
 // newWorld, task runs are the built executable, started as the agent starts
@@ -77,13 +33,12 @@ type world struct {
 	exe    string // the built executable; "" for a simulated world
 	caFile string // the CA of ws's certificate, for Agent.CAInfo
 
-	clock *emulator.ManualClock // simulated world only
-	sim   simClock
+	clock *emulator.ManualClock // simulated world only: sleeping advances it
 }
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	ws, caFile := startHTTPS(t, emulator.Options{
+	ws, caFile := emulator.StartHTTPS(t, emulator.Options{
 		Name:       "dev",
 		RunPending: time.Millisecond, RunTerminating: time.Millisecond, RunDuration: 20 * time.Millisecond,
 		RegistrationDelay: time.Millisecond,
@@ -100,7 +55,7 @@ func newSimWorld(t *testing.T) *world {
 	t.Helper()
 	clock := emulator.NewManualClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
 	ws := emulator.Start(t, emulator.Options{Clock: clock, Name: "dev"})
-	w := &world{t: t, ws: ws, clock: clock, sim: simClock{c: clock, sleeps: &atomic.Int64{}}}
+	w := &world{t: t, ws: ws, clock: clock}
 	w.api = jobs.NewJobs(w.client())
 	return w
 }
@@ -122,7 +77,7 @@ func (w *world) registry() cli.Registry {
 	require.NoError(w.t, err)
 	return cli.Registry{"DatabricksTrain": cli.Task{Definition: def, Run: train.Task(train.Deps{
 		Connect: auth.Direct(&auth.Workspace{Name: "workspace", Host: w.ws.URL(), Client: w.client()}),
-		Clock:   w.sim,
+		Clock:   w.clock,
 	})}}
 }
 
@@ -171,32 +126,10 @@ func (w *world) submits() []*jobs.SubmitRun {
 	return out
 }
 
-func churnModel(t *testing.T) string {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	dir := filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "fixtures", "churn-model", "model")
-	if _, err := os.Stat(filepath.Join(dir, "MLmodel")); err != nil {
-		dir = "/work/shared/fixtures/churn-model/model"
-	}
-	require.FileExists(t, filepath.Join(dir, "MLmodel"))
-	return dir
-}
-
-func seedJob(t *testing.T, name string) string {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	p := filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "fixtures", "seed-jobs", name)
-	if _, err := os.Stat(p); err != nil {
-		p = filepath.Join("/work/shared/fixtures/seed-jobs", name)
-	}
-	require.FileExists(t, p)
-	return p
-}
-
 // trainBehaviour is a training notebook that logs the churn model.
 func trainBehaviour(t *testing.T, d time.Duration) emulator.Behaviour {
 	return emulator.Behaviour{Duration: d, Train: &emulator.Train{
-		Experiment: "/Shared/churn", ModelDir: churnModel(t),
+		Experiment: "/Shared/churn", ModelDir: fixtures.ChurnModel(t),
 		Metrics: map[string]float64{"auc": 0.91, "val.f1": 0.8},
 	}}
 }

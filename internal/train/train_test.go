@@ -16,7 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/brickferry/brickferry/internal/agent"
-	"github.com/brickferry/brickferry/internal/emulator"
+	"github.com/brickferry/brickferry/internal/testworld/emulator"
+	"github.com/brickferry/brickferry/internal/testworld/fixtures"
 )
 
 const nb = "/Repos/mlops/churn/notebooks/train"
@@ -223,7 +224,7 @@ func TestExistingJobByIdAndByName(t *testing.T) {
 func TestReferencePipelineJobFiles(t *testing.T) {
 	w := newWorld(t)
 	w.ws.OnNotebook("/Repos/QA/azure-databricks-mlops/notebooks/train", trainBehaviour(t, 50*time.Millisecond))
-	res := w.run(map[string]string{"runType": "jobFile", "jobFile": seedJob(t, "create-train-job.json"), "parameters": "alpha=0.1"})
+	res := w.run(map[string]string{"runType": "jobFile", "jobFile": fixtures.SeedJob(t, "create-train-job.json"), "parameters": "alpha=0.1"})
 	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
 	assert.Contains(t, res.Stdout, "single-task shape")
 	assert.Contains(t, res.Stdout, "new_cluster.azure_attributes")
@@ -241,7 +242,7 @@ func TestReferencePipelineJobFiles(t *testing.T) {
 	// Every reference file is accepted (the other five run other notebooks).
 	for _, f := range []string{"move-prod-job.json", "move-staging-job.json", "register-model-prod-job.json", "register-model-qa-job.json", "score-job.json"} {
 		w.ws.OnAnyTask(emulator.Behaviour{Duration: 20 * time.Millisecond})
-		res := w.runEnv(map[string]string{"runType": "jobFile", "jobFile": seedJob(t, f), "requireMlflowRun": "false"},
+		res := w.runEnv(map[string]string{"runType": "jobFile", "jobFile": fixtures.SeedJob(t, f), "requireMlflowRun": "false"},
 			map[string]string{"SYSTEM_STEPNAME": "step_" + f})
 		assert.Equal(t, agent.SucceededWithIssues, res.Result, f+"\n"+res.Stdout)
 	}

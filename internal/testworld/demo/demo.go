@@ -1,0 +1,337 @@
+// Package demo runs the sample pipeline (examples/azure-pipelines.yml) end to
+// end on this machine: Azurite as blob storage, two emulated Azure Databricks
+// workspaces (dev and prod) served over HTTPS with a throw-away CA, stand-ins
+// for Azure DevOps, Microsoft Entra ID and Azure Key Vault reached through a
+// local proxy (internal/azurestandin), and the real brickferry executable run
+// step by step by the local pipeline runner with the environment the agent
+// would give it. `make demo` and the end-to-end test both use it.
+//
+// Credentials, as the sample pipeline expects them:
+//   - dev: the `databricks` variable group linked to the pipeline
+//     (databricks-host-dev, secret databricks-token-dev), the reference
+//     pipeline's way;
+//   - prod: the group `databricks-prod`, linked to the Key Vault
+//     kv-brickferry-prod and not linked to the pipeline, read by name through
+//     the Azure DevOps REST API; its secrets are read from the vault with the
+//     service connection `brickferry-prod` (workload identity federation), so
+//     no production secret is ever a pipeline variable.
+//
+// Nothing here talks to Azure: the workspaces are internal/emulator, and the
+// demo says so before it starts.
+package demo
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/databricks/databricks-sdk-go/client"
+	"github.com/databricks/databricks-sdk-go/service/ml"
+	"github.com/databricks/databricks-sdk-go/service/serving"
+
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/testworld/azurestandin"
+	"github.com/brickferry/brickferry/internal/testworld/azurite"
+	"github.com/brickferry/brickferry/internal/testworld/emulator"
+	"github.com/brickferry/brickferry/internal/testworld/pipeline"
+)
+
+// Options configure a demo run.
+type Options struct {
+	Exe      string    // the brickferry executable (dist/bin/<os>-<arch>/brickferry)
+	Pipeline string    // examples/azure-pipelines.yml
+	ModelDir string    // the model folder the emulated training notebook logs
+	OutDir   string    // summaries, the CA certificate and work folders go here
+	Out      io.Writer // the readable log
+	// Verbose also prints the emulators' and Azurite's own logs.
+	Verbose bool
+
+	// Faults, when set, is applied to both workspaces for the pipeline run
+	// (the prod workspace gets Seed+1) and lifted before the final state is
+	// read back.
+	Faults *emulator.FaultPlan
+	// BlobFaultRate, when above zero, puts a fault-injecting proxy
+	// (azurite.FaultProxy, seeded with BlobFaultSeed) in front of the blob
+	// store for every signed URL the workspaces hand out.
+	BlobFaultRate float64
+	BlobFaultSeed uint64
+	// Blob, when set, is an Azurite already running (tests share one between
+	// runs); the demo starts its own otherwise.
+	Blob *azurite.Server
+	// Fast shortens the emulated runs, registrations and deployments (to a
+	// few hundred milliseconds) for suites that run the pipeline many times.
+	Fast bool
+}
+
+// Names used by the sample pipeline and checked by the end-to-end test.
+const (
+	TrainNotebook = "/Repos/brickferry/churn/examples/notebooks/train"
+	Experiment    = "/Shared/churn"
+	ModelName     = "churn"
+	OutputTable   = "main.ml.churn_predictions"
+	Endpoint      = "churn"
+	ScoredRows    = 9960 // rows of examples/data/customer.csv
+	warehouseID   = "8f2e1c0a9b3d4e5f"
+)
+
+// ProdConnection is the Azure Resource Manager service connection the prod
+// steps use to read the databricks-prod group's Key Vault.
+const ProdConnection = "brickferry-prod"
+
+// World is what the demo started: the two workspaces, the blob store and the
+// Azure stand-ins.
+type World struct {
+	Dev, Prod *emulator.Workspace
+	Blob      *azurite.Server
+	BlobProxy *azurite.FaultProxy // nil without Options.BlobFaultRate
+	Azure     *azurestandin.Azure
+	CAFile    string
+}
+
+// Report is what the demo ran and the state it left.
+type Report struct {
+	Result  *pipeline.Result
+	Secrets []string // every secret the run knew of, for tests that scan output
+	World   *World
+}
+
+// Run starts everything, runs the pipeline and prints the final state. The
+// caller stops the world with Close.
+func Run(ctx context.Context, opts Options) (*Report, func(), error) {
+	out := opts.Out
+	fmt.Fprintln(out, "Brickferry demo: the sample pipeline against two EMULATED Azure Databricks workspaces.")
+	fmt.Fprintln(out, "Nothing here talks to Azure; the brickferry executable is the real one.")
+	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
+		return nil, func() {}, err
+	}
+	world, stop, err := startWorld(ctx, opts)
+	if err != nil {
+		return nil, stop, err
+	}
+	p, err := pipeline.Load(opts.Pipeline)
+	if err != nil {
+		return nil, stop, err
+	}
+	work, err := os.MkdirTemp("", "brickferry-demo-")
+	if err != nil {
+		return nil, stop, err
+	}
+	stopAll := func() { stop(); _ = os.RemoveAll(work) }
+	runner := &pipeline.Runner{
+		Exe:         opts.Exe,
+		Groups:      map[string]map[string]pipeline.GroupVariable{"databricks": world.variableGroup()},
+		Connections: map[string]agent.Endpoint{ProdConnection: world.Azure.ServiceConnection(ProdConnection)},
+		BaseEnv:     baseEnv(world, work),
+		WorkDir:     work,
+		SummaryDir:  opts.OutDir,
+		Out:         out,
+		Skip:        map[string]string{"BrickferryTools": "it installs brickferry on an agent; the local runner runs " + opts.Exe},
+	}
+	fmt.Fprintf(out, "\ndev workspace  %s\nprod workspace %s\nblob storage   %s (Azurite)\nAzure DevOps   %s, Entra ID and Key Vault stand-ins through the proxy %s\n",
+		world.Dev.URL(), world.Prod.URL(), world.Blob.BlobEndpoint, world.Azure.CollectionURI, world.Azure.ProxyURL)
+	if opts.Faults != nil {
+		dev, prod := *opts.Faults, *opts.Faults
+		prod.Seed++
+		world.Dev.SetFaults(dev)
+		world.Prod.SetFaults(prod)
+	}
+	started := time.Now()
+	res, err := runner.Run(ctx, p)
+	world.Dev.SetFaults(emulator.FaultPlan{})
+	world.Prod.SetFaults(emulator.FaultPlan{})
+	report := &Report{Result: res, Secrets: runner.Secrets(), World: world}
+	if err != nil {
+		return report, stopAll, err
+	}
+	fmt.Fprintf(out, "\n=== Pipeline %s in %s\n", res.Result, time.Since(started).Round(100*time.Millisecond))
+	if err := world.printState(ctx, out); err != nil {
+		return report, stopAll, err
+	}
+	fmt.Fprintf(out, "\nSummary tabs written to %s\n", opts.OutDir)
+	return report, stopAll, nil
+}
+
+func startWorld(ctx context.Context, opts Options) (*World, func(), error) {
+	var closers []func()
+	stop := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	logs := io.Discard
+	if opts.Verbose {
+		logs = opts.Out
+	}
+	blob := opts.Blob
+	if blob == nil {
+		var err error
+		blob, err = azurite.Run(ctx, logs)
+		if err != nil {
+			return nil, stop, fmt.Errorf("starting Azurite (run `npm ci` first): %w", err)
+		}
+		closers = append(closers, blob.Close)
+	}
+	account := emulator.BlobAccount{Endpoint: blob.BlobEndpoint, AccountName: blob.AccountName, AccountKey: blob.AccountKey}
+	var proxy *azurite.FaultProxy
+	if opts.BlobFaultRate > 0 {
+		var err error
+		proxy, err = azurite.NewFaultProxy(blob.BlobEndpoint, opts.BlobFaultSeed, opts.BlobFaultRate)
+		if err != nil {
+			return nil, stop, err
+		}
+		closers = append(closers, proxy.Close)
+		account.ClientEndpoint = proxy.Endpoint
+	}
+	timing := struct{ pending, run, terminating, registration, ready, update, job time.Duration }{
+		500 * time.Millisecond, 2 * time.Second, 300 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second, 2 * time.Second, 3 * time.Second,
+	}
+	if opts.Fast {
+		timing = struct{ pending, run, terminating, registration, ready, update, job time.Duration }{
+			100 * time.Millisecond, 300 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond, 300 * time.Millisecond, 300 * time.Millisecond, 400 * time.Millisecond,
+		}
+	}
+	ca, err := emulator.NewCA()
+	if err != nil {
+		return nil, stop, err
+	}
+	caFile := filepath.Join(opts.OutDir, "emulator-ca.pem")
+	if err := ca.WriteFile(caFile); err != nil {
+		return nil, stop, err
+	}
+	world := &World{Blob: blob, BlobProxy: proxy, CAFile: caFile}
+	for _, name := range []string{"dev", "prod"} {
+		ws, err := emulator.New(emulator.Options{
+			Name: name, CA: ca,
+			Blob:       &account,
+			RunPending: timing.pending, RunDuration: timing.run, RunTerminating: timing.terminating,
+			RegistrationDelay: timing.registration, ServingReady: timing.ready, ServingUpdate: timing.update,
+		})
+		if err != nil {
+			return nil, stop, err
+		}
+		closers = append(closers, ws.Close)
+		if name == "dev" {
+			world.Dev = ws
+		} else {
+			world.Prod = ws
+		}
+	}
+	az, err := azurestandin.New(azurestandin.Options{
+		CA: ca, Dir: opts.OutDir,
+		ProxyUser: "build-agent", ProxyPassword: "demo-proxy-password",
+		Connections: []azurestandin.Connection{{Name: ProdConnection, Scheme: azurestandin.SchemeWorkloadIdentity}},
+		VariableGroups: []azurestandin.VariableGroup{{Name: "databricks-prod", KeyVault: &azurestandin.GroupVault{
+			Vault: "kv-brickferry-prod", Connection: ProdConnection,
+			Secrets: map[string]string{"databricks-host": world.Prod.URL(), "databricks-token": world.Prod.Token},
+		}}},
+	})
+	if err != nil {
+		return nil, stop, err
+	}
+	closers = append(closers, az.Close)
+	world.Azure = az
+	world.Dev.OnNotebook(TrainNotebook, emulator.Behaviour{Duration: timing.job, Train: &emulator.Train{
+		Experiment: Experiment, RunName: "churn-xgboost", ModelDir: opts.ModelDir,
+		Params:  map[string]string{"max_depth": "4", "learning_rate": "0.1", "n_estimators": "200"},
+		Metrics: map[string]float64{"auc": 0.874, "accuracy": 0.842, "f1": 0.611, "precision": 0.702, "recall": 0.541},
+	}})
+	world.Prod.OnAnyTask(emulator.Behaviour{Duration: timing.job, Score: &emulator.Score{Rows: ScoredRows}})
+	return world, stop, nil
+}
+
+// variableGroup is the pipeline's `databricks` group, as a linked group
+// gives it to the job: hosts as variables, tokens as secret variables.
+func (w *World) variableGroup() map[string]pipeline.GroupVariable {
+	return map[string]pipeline.GroupVariable{
+		"databricks-host-dev":   {Value: w.Dev.URL()},
+		"databricks-token-dev":  {Value: w.Dev.Token, Secret: true},
+		"databricks-host-prod":  {Value: w.Prod.URL()},
+		"databricks-token-prod": {Value: w.Prod.Token, Secret: true},
+		"sql-warehouse-id-prod": {Value: warehouseID},
+	}
+}
+
+// baseEnv is what the agent sets for every step of this run: system
+// variables, the job's Azure DevOps connection, the proxy and the CA.
+func baseEnv(w *World, work string) map[string]string {
+	env := map[string]string{
+		"HOME":                 work,
+		"AGENT_CAINFO":         w.CAFile,
+		"AGENT_OS":             "Linux",
+		"AGENT_OSARCHITECTURE": "X64",
+		"SYSTEM_HOSTTYPE":      "build",
+		"SYSTEM_PLANID":        "2f0e3c43-5ad6-4f1f-9d6c-1d1f1e2f3a4b",
+		"SYSTEM_JOBATTEMPT":    "1",
+		"BUILD_BUILDID":        "1001",
+		"BUILD_BUILDNUMBER":    "20261125.1",
+		"BUILD_DEFINITIONNAME": "churn-mlops",
+		"BUILD_SOURCEVERSION":  "6e4f1c2a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f",
+		"BUILD_SOURCEBRANCH":   "refs/heads/main",
+		"BUILD_REPOSITORY_URI": "https://dev.azure.com/contoso/mlops/_git/churn",
+	}
+	for k, v := range w.Azure.Env() {
+		env[k] = v
+	}
+	env["AGENT_CAINFO"] = w.CAFile
+	return env
+}
+
+// printState prints the model versions in both workspaces, the scored table
+// and the serving endpoint, read back through the Databricks API.
+func (w *World) printState(ctx context.Context, out io.Writer) error {
+	fmt.Fprintln(out, "\n=== Final state (read back from the emulated workspaces)")
+	for _, ws := range []*emulator.Workspace{w.Dev, w.Prod} {
+		c, err := client.New(ws.SDKConfig())
+		if err != nil {
+			return err
+		}
+		versions, err := ml.NewModelRegistry(c).SearchModelVersionsAll(ctx, ml.SearchModelVersionsRequest{Filter: "name='" + ModelName + "'"})
+		if err != nil {
+			return fmt.Errorf("%s workspace: %w", ws.Name(), err)
+		}
+		sort.Slice(versions, func(i, j int) bool { return versions[i].Version < versions[j].Version })
+		fmt.Fprintf(out, "\n%s workspace, model %s:\n  %-8s %-11s %-7s %s\n", ws.Name(), ModelName, "version", "stage", "status", "lineage")
+		for _, v := range versions {
+			fmt.Fprintf(out, "  %-8s %-11s %-7s %s\n", v.Version, v.CurrentStage, v.Status, lineage(v.Tags))
+		}
+	}
+	rows, version, ok := w.Prod.Table(OutputTable)
+	if ok {
+		fmt.Fprintf(out, "\nprod table %s: %d rows, Delta version %d\n", OutputTable, rows, version)
+	} else {
+		fmt.Fprintf(out, "\nprod table %s: not written\n", OutputTable)
+	}
+	c, err := client.New(w.Prod.SDKConfig())
+	if err != nil {
+		return err
+	}
+	ep, err := serving.NewServingEndpoints(c).Get(ctx, serving.GetServingEndpointRequest{Name: Endpoint})
+	if err != nil {
+		fmt.Fprintf(out, "prod serving endpoint %s: %v\n", Endpoint, err)
+		return nil
+	}
+	var served []string
+	if ep.Config != nil {
+		for _, e := range ep.Config.ServedEntities {
+			served = append(served, e.EntityName+" v"+e.EntityVersion)
+		}
+	}
+	fmt.Fprintf(out, "prod serving endpoint %s: %s, serving %s\n", Endpoint, ep.State.Ready, strings.Join(served, ", "))
+	return nil
+}
+
+func lineage(tags []ml.ModelVersionTag) string {
+	var parts []string
+	for _, t := range tags {
+		if t.Key == "brickferry_build_id" || t.Key == "brickferry_source_workspace" || t.Key == "brickferry_source_version" {
+			parts = append(parts, t.Key+"="+t.Value)
+		}
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, " ")
+}

@@ -1,0 +1,144 @@
+package demo
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/databricks/databricks-sdk-go/client"
+	"github.com/databricks/databricks-sdk-go/service/jobs"
+	"github.com/databricks/databricks-sdk-go/service/ml"
+	"github.com/databricks/databricks-sdk-go/service/serving"
+
+	"github.com/brickferry/brickferry/internal/testworld/emulator"
+)
+
+// State is what a pipeline run left in both workspaces, with the values that
+// differ between two equivalent runs (generated ids, times) normalised, so
+// that two runs can be compared with ==-like equality: the fault, crash and
+// concurrency suites compare a run's State with a clean run's.
+type State struct {
+	Dev, Prod WorkspaceState
+}
+
+// WorkspaceState is one workspace's part of State.
+type WorkspaceState struct {
+	// Versions of the demo's model: "v1 Production READY" plus its tags.
+	Versions []string
+	// JobRuns counts runs by run type and result (e.g. "SUBMIT_RUN SUCCESS": 1).
+	JobRuns map[string]int
+	// Jobs are the names of the jobs that exist.
+	Jobs []string
+	// MLflowRuns counts the MLflow runs of the demo's experiment.
+	MLflowRuns int
+	// Table is "rows@delta-version" of the scored table ("" if absent).
+	Table string
+	// Endpoint is "READY config=N served=churn:1" ("" if absent).
+	Endpoint string
+}
+
+var volatile = regexp.MustCompile(`\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b|\b[0-9a-f]{32}\b|\b[1-9][0-9]{15}\b|https://127\.0\.0\.1:[0-9]+`)
+
+// State reads the world's state back through the Databricks API, with faults
+// off.
+func (w *World) State(ctx context.Context) (State, error) {
+	var st State
+	for _, x := range []struct {
+		ws  *emulator.Workspace
+		out *WorkspaceState
+	}{{w.Dev, &st.Dev}, {w.Prod, &st.Prod}} {
+		s, err := workspaceState(ctx, x.ws)
+		if err != nil {
+			return st, fmt.Errorf("%s workspace: %w", x.ws.Name(), err)
+		}
+		*x.out = s
+	}
+	return st, nil
+}
+
+func workspaceState(ctx context.Context, ws *emulator.Workspace) (WorkspaceState, error) {
+	var s WorkspaceState
+	c, err := client.New(ws.SDKConfig())
+	if err != nil {
+		return s, err
+	}
+	reg := ml.NewModelRegistry(c)
+	versions, err := reg.SearchModelVersionsAll(ctx, ml.SearchModelVersionsRequest{Filter: "name='" + ModelName + "'"})
+	if err != nil {
+		return s, err
+	}
+	sort.Slice(versions, func(i, j int) bool { return versions[i].Version < versions[j].Version })
+	for _, v := range versions {
+		var tags []string
+		for _, t := range v.Tags {
+			tags = append(tags, t.Key+"="+volatile.ReplaceAllString(t.Value, "<id>"))
+		}
+		sort.Strings(tags)
+		s.Versions = append(s.Versions, fmt.Sprintf("v%s %s %s [%s]", v.Version, v.CurrentStage, v.Status, strings.Join(tags, " ")))
+	}
+	js := jobs.NewJobs(c)
+	runs, err := js.ListRunsAll(ctx, jobs.ListRunsRequest{Limit: 25})
+	if err != nil {
+		return s, err
+	}
+	s.JobRuns = map[string]int{}
+	for _, r := range runs {
+		result := ""
+		if r.State != nil {
+			result = string(r.State.ResultState)
+		}
+		s.JobRuns[string(r.RunType)+" "+result]++
+	}
+	all, err := js.ListAll(ctx, jobs.ListJobsRequest{})
+	if err != nil {
+		return s, err
+	}
+	for _, j := range all {
+		if j.Settings != nil {
+			s.Jobs = append(s.Jobs, j.Settings.Name)
+		}
+	}
+	sort.Strings(s.Jobs)
+	exps := ml.NewExperiments(c)
+	if exp, err := exps.GetByName(ctx, ml.GetByNameRequest{ExperimentName: Experiment}); err == nil {
+		found, err := exps.SearchRunsAll(ctx, ml.SearchRuns{ExperimentIds: []string{exp.Experiment.ExperimentId}})
+		if err != nil {
+			return s, err
+		}
+		s.MLflowRuns = len(found)
+	}
+	if rows, version, ok := ws.Table(OutputTable); ok {
+		s.Table = fmt.Sprintf("%d@%d", rows, version)
+	}
+	if ep, err := serving.NewServingEndpoints(c).Get(ctx, serving.GetServingEndpointRequest{Name: Endpoint}); err == nil {
+		var served []string
+		var cfgVersion int64
+		if ep.Config != nil {
+			cfgVersion = ep.Config.ConfigVersion
+			for _, e := range ep.Config.ServedEntities {
+				served = append(served, e.EntityName+":"+e.EntityVersion)
+			}
+		}
+		ready := ""
+		if ep.State != nil {
+			ready = string(ep.State.Ready)
+		}
+		s.Endpoint = fmt.Sprintf("%s config=%d served=%s", ready, cfgVersion, strings.Join(served, ","))
+	}
+	return s, nil
+}
+
+// String prints a State for a test failure.
+func (s State) String() string {
+	var b strings.Builder
+	for _, x := range []struct {
+		name string
+		ws   WorkspaceState
+	}{{"dev", s.Dev}, {"prod", s.Prod}} {
+		fmt.Fprintf(&b, "%s: versions %q, job runs %v, jobs %q, MLflow runs %d, table %q, endpoint %q\n",
+			x.name, x.ws.Versions, x.ws.JobRuns, x.ws.Jobs, x.ws.MLflowRuns, x.ws.Table, x.ws.Endpoint)
+	}
+	return b.String()
+}

@@ -1,0 +1,183 @@
+package demo_test
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/testworld/agenttest"
+	"github.com/brickferry/brickferry/internal/testworld/azurite"
+	"github.com/brickferry/brickferry/internal/testworld/demo"
+)
+
+// stress reports whether the long variants run (make stress sets it).
+func stress() bool { return os.Getenv("BRICKFERRY_STRESS") == "1" }
+
+// seeds is how many seeds a seeded suite runs: short in make test, long in
+// make stress.
+func seeds(short, long int) int {
+	if stress() {
+		return long
+	}
+	return short
+}
+
+// samplePipeline is the pipeline the suites run: the sample one, unless
+// BRICKFERRY_SUITE_PIPELINE names another (to run the suites on part of it).
+func samplePipeline(t *testing.T) string {
+	if p := os.Getenv("BRICKFERRY_SUITE_PIPELINE"); p != "" {
+		return p
+	}
+	root, err := azurite.RepoRoot()
+	require.NoError(t, err)
+	return filepath.Join(root, "examples", "azure-pipelines.yml")
+}
+
+// outcome is one run of the sample pipeline in a fresh world.
+type outcome struct {
+	report *demo.Report
+	state  demo.State
+	out    string // the readable log, and every step's raw stdout and stderr
+	err    error
+}
+
+// runSample runs the sample pipeline with opts (Exe, Pipeline, ModelDir,
+// OutDir and Out filled in) and reads the state it left.
+func runSample(t *testing.T, opts demo.Options) outcome {
+	t.Helper()
+	root, err := azurite.RepoRoot()
+	require.NoError(t, err)
+	var out strings.Builder
+	opts.Exe = agenttest.Executable(t)
+	opts.Pipeline = samplePipeline(t)
+	opts.ModelDir = filepath.Join(root, "examples", "demo", "churn-model")
+	opts.OutDir = t.TempDir()
+	opts.Out = &out
+	report, stop, err := demo.Run(context.Background(), opts)
+	defer stop()
+	o := outcome{report: report, err: err}
+	if report != nil && report.World != nil {
+		st, serr := report.World.State(context.Background())
+		require.NoError(t, serr)
+		o.state = st
+	}
+	var all strings.Builder
+	all.WriteString(out.String())
+	if report != nil && report.Result != nil {
+		for _, s := range report.Result.Steps() {
+			all.WriteString(s.Stdout)
+			all.WriteString(s.Stderr)
+		}
+	}
+	o.out = all.String()
+	return o
+}
+
+// sasSignature is a signed storage URL's signature (sig=...).
+var sasSignature = regexp.MustCompile(`[?&]sig=[A-Za-z0-9%+/=]{8,}`)
+
+// assertNoSecrets checks that text holds none of the secrets of the run: the
+// ones the runner knew (tokens, client secrets, secret variables), the ones
+// the stand-ins minted (Entra and OIDC tokens), the workspaces' tokens, and
+// no SAS signature.
+func assertNoSecrets(t *testing.T, o outcome, text string) {
+	t.Helper()
+	if o.report == nil || o.report.World == nil {
+		return
+	}
+	w := o.report.World
+	secrets := append([]string{w.Dev.Token, w.Prod.Token}, o.report.Secrets...)
+	secrets = append(secrets, w.Azure.Secrets()...)
+	secrets = append(secrets, w.Azure.Minted()...)
+	text = withoutSecretHandOver(text)
+	hits := 0
+	for _, s := range secrets {
+		if len(s) >= 6 && strings.Contains(text, s) {
+			hits++
+			t.Errorf("a secret (%d characters, starting %q) appears in the output", len(s), s[:3])
+		}
+	}
+	if m := sasSignature.FindString(text); m != "" {
+		hits++
+		t.Errorf("a SAS signature appears in the output: %.12s...", m)
+	}
+	assert.Zero(t, hits, "secrets found in the output")
+}
+
+// withoutSecretHandOver drops the lines that hand a secret to the agent
+// (task.setsecret, and setvariable with issecret=true): the agent reads and
+// masks them, so they are not output a person sees. Everything else stays.
+func withoutSecretHandOver(text string) string {
+	var kept []string
+	for _, line := range strings.Split(text, "\n") {
+		if cmd, ok := agent.ParseCommand(line); ok && (cmd.Event == "setsecret" || (cmd.Event == "setvariable" && cmd.Properties["issecret"] == "true")) {
+			continue
+		}
+		kept = append(kept, line)
+	}
+	return strings.Join(kept, "\n")
+}
+
+var (
+	cleanOnce  sync.Once
+	cleanState outcome
+	sharedBlob *azurite.Server
+	blobOnce   sync.Once
+)
+
+// blob is one Azurite shared by the suites of this package (each world has
+// its own containers in it).
+func blob(t *testing.T) *azurite.Server {
+	blobOnce.Do(func() {
+		s, err := azurite.Run(context.Background(), io.Discard)
+		require.NoError(t, err)
+		sharedBlob = s
+	})
+	require.NotNil(t, sharedBlob)
+	return sharedBlob
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if sharedBlob != nil {
+		sharedBlob.Close()
+	}
+	os.Exit(code)
+}
+
+// clean is a run of the sample pipeline without faults: the reference the
+// suites compare with.
+func clean(t *testing.T) outcome {
+	cleanOnce.Do(func() {
+		cleanState = runSample(t, demo.Options{Fast: true, Blob: blob(t)})
+	})
+	require.NoError(t, cleanState.err, cleanState.out)
+	require.Equal(t, "Succeeded", cleanState.report.Result.Result, cleanState.out)
+	return cleanState
+}
+
+// parallel runs fn for seeds 1..n, at most width at a time.
+func parallel(t *testing.T, n, width int, fn func(t *testing.T, seed uint64)) {
+	sem := make(chan struct{}, width)
+	t.Run("seeds", func(t *testing.T) {
+		for i := 1; i <= n; i++ {
+			seed := uint64(i)
+			t.Run("seed="+strconv.Itoa(i), func(t *testing.T) {
+				t.Parallel()
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				fn(t, seed)
+			})
+		}
+	})
+}

@@ -1,0 +1,184 @@
+package emulator_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/databricks/databricks-sdk-go/apierr"
+	"github.com/databricks/databricks-sdk-go/service/jobs"
+	"github.com/databricks/databricks-sdk-go/service/ml"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/brickferry/brickferry/internal/testworld/emulator"
+	"github.com/brickferry/brickferry/internal/testworld/fixtures"
+)
+
+// trainedRun runs the Train behaviour through a submitted job and returns
+// the MLflow run id from the notebook output.
+func trainedRun(t *testing.T, ws *emulator.Workspace, clock *emulator.ManualClock) (mlflowRunID string, taskRunID int64) {
+	t.Helper()
+	ws.OnNotebook(trainNotebook, emulator.Behaviour{Duration: 10 * time.Minute, Train: &emulator.Train{
+		Experiment: "/Shared/churn/experiment", ModelDir: fixtures.ChurnModel(t),
+		Params: map[string]string{"max_depth": "6"}, Metrics: map[string]float64{"auc": 0.91},
+	}})
+	api := jobs.NewJobs(sdk(t, ws))
+	c := ctx(t)
+	sub, err := api.Submit(c, jobs.SubmitRun{RunName: "train", Tasks: []jobs.SubmitTask{{TaskKey: "train", NotebookTask: &jobs.NotebookTask{NotebookPath: trainNotebook}}}})
+	require.NoError(t, err)
+	clock.Advance(11 * time.Minute)
+	run, err := api.GetRun(c, jobs.GetRunRequest{RunId: sub.RunId})
+	require.NoError(t, err)
+	require.Equal(t, jobs.RunResultStateSuccess, run.State.ResultState, run.State.StateMessage)
+	out, err := api.GetRunOutput(c, jobs.GetRunOutputRequest{RunId: run.Tasks[0].RunId})
+	require.NoError(t, err)
+	var exit struct {
+		MLflowRunID string `json:"mlflow_run_id"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out.NotebookOutput.Result), &exit))
+	require.NotEmpty(t, exit.MLflowRunID)
+	return exit.MLflowRunID, run.Tasks[0].RunId
+}
+
+func TestMLflowTrackingThroughSDK(t *testing.T) {
+	ws, clock := start(t, emulator.Options{})
+	c := ctx(t)
+	exps := ml.NewExperiments(sdk(t, ws))
+
+	_, err := exps.CreateExperiment(c, ml.CreateExperiment{Name: "/Shared/missing-folder/exp"})
+	assert.ErrorIs(t, err, apierr.ErrResourceDoesNotExist, "the parent folder must exist")
+	created, err := exps.CreateExperiment(c, ml.CreateExperiment{Name: "/Shared/manual"})
+	require.NoError(t, err)
+	_, err = exps.CreateExperiment(c, ml.CreateExperiment{Name: "/Shared/manual"})
+	assert.ErrorIs(t, err, apierr.ErrResourceAlreadyExists)
+	got, err := exps.GetExperiment(c, ml.GetExperimentRequest{ExperimentId: created.ExperimentId})
+	require.NoError(t, err)
+	assert.Equal(t, "/Shared/manual", got.Experiment.Name)
+
+	run, err := exps.CreateRun(c, ml.CreateRun{ExperimentId: created.ExperimentId, RunName: "manual"})
+	require.NoError(t, err)
+	id := run.Run.Info.RunId
+	require.NoError(t, exps.LogBatch(c, ml.LogBatch{RunId: id, Params: []ml.Param{{Key: "a", Value: "1"}}, Metrics: []ml.Metric{{Key: "m", Value: 2, Timestamp: 1}}}))
+	err = exps.LogBatch(c, ml.LogBatch{RunId: id, Params: []ml.Param{{Key: "a", Value: "2"}}})
+	assert.ErrorIs(t, err, apierr.ErrInvalidParameterValue, "params are write-once")
+	require.NoError(t, exps.SetTag(c, ml.SetTag{RunId: id, Key: "stage", Value: "dev"}))
+	upd, err := exps.UpdateRun(c, ml.UpdateRun{RunId: id, Status: ml.UpdateRunStatusFinished, EndTime: 5})
+	require.NoError(t, err)
+	assert.Equal(t, ml.RunInfoStatusFinished, upd.RunInfo.Status)
+
+	trainID, taskRunID := trainedRun(t, ws, clock)
+	byName, err := exps.GetByName(c, ml.GetByNameRequest{ExperimentName: "/Shared/churn/experiment"})
+	require.NoError(t, err)
+	found, err := exps.SearchRunsAll(c, ml.SearchRuns{ExperimentIds: []string{byName.Experiment.ExperimentId},
+		Filter: "tags.`mlflow.databricks.jobRunID` = '" + itoa(taskRunID) + "' and attributes.run_id = '" + trainID + "'"})
+	require.NoError(t, err)
+	require.Len(t, found, 1)
+	assert.Equal(t, "6", paramOf(found[0], "max_depth"))
+
+	top, err := exps.ListArtifactsAll(c, ml.ListArtifactsRequest{RunId: trainID})
+	require.NoError(t, err)
+	require.Len(t, top, 1)
+	assert.Equal(t, "model", top[0].Path)
+	assert.True(t, top[0].IsDir, "listing is not recursive")
+	files, err := exps.ListArtifactsAll(c, ml.ListArtifactsRequest{RunId: trainID, Path: "model"})
+	require.NoError(t, err)
+	var names []string
+	for _, f := range files {
+		names = append(names, f.Path)
+	}
+	assert.Contains(t, names, "model/MLmodel")
+
+	_, err = exps.GetRun(c, ml.GetRunRequest{RunId: "nope"})
+	assert.ErrorIs(t, err, apierr.ErrResourceDoesNotExist)
+	_, err = exps.GetByName(c, ml.GetByNameRequest{ExperimentName: "/nope"})
+	assert.ErrorIs(t, err, apierr.ErrResourceDoesNotExist)
+}
+
+func paramOf(r ml.Run, key string) string {
+	for _, p := range r.Data.Params {
+		if p.Key == key {
+			return p.Value
+		}
+	}
+	return ""
+}
+
+func TestWorkspaceRegistryThroughSDK(t *testing.T) {
+	ws, clock := start(t, emulator.Options{})
+	c := ctx(t)
+	cl := sdk(t, ws)
+	reg := ml.NewModelRegistry(cl)
+	runID, _ := trainedRun(t, ws, clock)
+
+	_, err := reg.CreateModel(c, ml.CreateModelRequest{Name: "churn"})
+	require.NoError(t, err)
+	_, err = reg.CreateModel(c, ml.CreateModelRequest{Name: "churn"})
+	assert.ErrorIs(t, err, apierr.ErrResourceAlreadyExists)
+
+	v1, err := reg.CreateModelVersion(c, ml.CreateModelVersionRequest{Name: "churn", Source: "runs:/" + runID + "/model", RunId: runID})
+	require.NoError(t, err)
+	assert.Equal(t, ml.ModelVersionStatusPendingRegistration, v1.ModelVersion.Status)
+	_, err = reg.TransitionStage(c, ml.TransitionModelVersionStageDatabricks{Name: "churn", Version: "1", Stage: "Staging"})
+	assert.ErrorIs(t, err, apierr.ErrInvalidState, "a pending version cannot change stage")
+	clock.Advance(5 * time.Second)
+	got, err := reg.GetModelVersion(c, ml.GetModelVersionRequest{Name: "churn", Version: "1"})
+	require.NoError(t, err)
+	assert.Equal(t, ml.ModelVersionStatusReady, got.ModelVersion.Status)
+
+	var arts emulator.ListModelVersionArtifactsResponse
+	require.NoError(t, cl.Do(c, http.MethodGet, "/api/2.0/mlflow/model-versions/list-artifacts", nil, map[string]any{"name": "churn", "version": "1"}, nil, &arts))
+	var names []string
+	for _, f := range arts.Files {
+		names = append(names, f.Path)
+	}
+	assert.Contains(t, names, "MLmodel", "registration copied the run's model folder")
+
+	_, err = reg.TransitionStage(c, ml.TransitionModelVersionStageDatabricks{Name: "churn", Version: "1", Stage: "staging"})
+	assert.ErrorIs(t, err, apierr.ErrInvalidParameterValue, "stages are case-sensitive")
+	_, err = reg.TransitionStage(c, ml.TransitionModelVersionStageDatabricks{Name: "churn", Version: "1", Stage: "Production"})
+	require.NoError(t, err)
+	_, err = reg.CreateModelVersion(c, ml.CreateModelVersionRequest{Name: "churn", Source: "dbfs:/databricks/mlflow-tracking/x/" + runID + "/artifacts/model"})
+	require.NoError(t, err)
+	clock.Advance(5 * time.Second)
+	v2, err := reg.GetModelVersion(c, ml.GetModelVersionRequest{Name: "churn", Version: "2"})
+	require.NoError(t, err)
+	assert.Equal(t, ml.ModelVersionStatusFailedRegistration, v2.ModelVersion.Status, "a source without files fails")
+	_, err = reg.CreateModelVersion(c, ml.CreateModelVersionRequest{Name: "churn", Source: "runs:/" + runID + "/model", RunId: runID})
+	require.NoError(t, err)
+	clock.Advance(5 * time.Second)
+	tr, err := reg.TransitionStage(c, ml.TransitionModelVersionStageDatabricks{Name: "churn", Version: "3", Stage: "Production", ArchiveExistingVersions: true})
+	require.NoError(t, err)
+	assert.Equal(t, "Production", tr.ModelVersionDatabricks.CurrentStage)
+	latest, err := reg.GetLatestVersionsAll(c, ml.GetLatestVersionsRequest{Name: "churn", Stages: []string{"Production", "Archived"}})
+	require.NoError(t, err)
+	require.Len(t, latest, 2)
+	assert.Equal(t, "3", latest[0].Version)
+	assert.Equal(t, "1", latest[1].Version)
+
+	require.NoError(t, reg.SetModelVersionTag(c, ml.SetModelVersionTagRequest{Name: "churn", Version: "3", Key: "build", Value: "42"}))
+	found, err := reg.SearchModelVersionsAll(c, ml.SearchModelVersionsRequest{Filter: "name='churn' and run_id='" + runID + "'"})
+	require.NoError(t, err)
+	assert.Len(t, found, 2)
+	uri, err := reg.GetModelVersionDownloadUri(c, ml.GetModelVersionDownloadUriRequest{Name: "churn", Version: "3"})
+	require.NoError(t, err)
+	assert.Contains(t, uri.ArtifactUri, "dbfs:/databricks/mlflow-registry/")
+	dbx, err := reg.GetModel(c, ml.GetModelRequest{Name: "churn"})
+	require.NoError(t, err)
+	assert.NotEmpty(t, dbx.RegisteredModelDatabricks.Id)
+	var plain emulator.GetRegisteredModelResponse
+	require.NoError(t, cl.Do(c, http.MethodGet, "/api/2.0/mlflow/registered-models/get", nil, map[string]any{"name": "churn"}, nil, &plain))
+	assert.Equal(t, "churn", plain.RegisteredModel.Name)
+
+	ws.FailRegistration("churn", "scripted failure")
+	_, err = reg.CreateModelVersion(c, ml.CreateModelVersionRequest{Name: "churn", Source: "runs:/" + runID + "/model"})
+	require.NoError(t, err)
+	clock.Advance(5 * time.Second)
+	v4, err := reg.GetModelVersion(c, ml.GetModelVersionRequest{Name: "churn", Version: "4"})
+	require.NoError(t, err)
+	assert.Equal(t, ml.ModelVersionStatusFailedRegistration, v4.ModelVersion.Status)
+	assert.Equal(t, "scripted failure", v4.ModelVersion.StatusMessage)
+}
+
+func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }

@@ -1,0 +1,366 @@
+package emulator_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/databricks/databricks-sdk-go/apierr"
+	"github.com/databricks/databricks-sdk-go/service/catalog"
+	"github.com/databricks/databricks-sdk-go/service/compute"
+	"github.com/databricks/databricks-sdk-go/service/files"
+	"github.com/databricks/databricks-sdk-go/service/jobs"
+	"github.com/databricks/databricks-sdk-go/service/ml"
+	"github.com/databricks/databricks-sdk-go/service/serving"
+	"github.com/databricks/databricks-sdk-go/service/sql"
+	"github.com/databricks/databricks-sdk-go/service/workspace"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/brickferry/brickferry/internal/testworld/emulator"
+)
+
+func TestServingThroughSDK(t *testing.T) {
+	ws, clock := start(t, emulator.Options{})
+	cl := sdk(t, ws)
+	c := ctx(t)
+	runID, _ := trainedRun(t, ws, clock)
+	reg := ml.NewModelRegistry(cl)
+	_, err := reg.CreateModel(c, ml.CreateModelRequest{Name: "churn"})
+	require.NoError(t, err)
+	for range 2 {
+		_, err = reg.CreateModelVersion(c, ml.CreateModelVersionRequest{Name: "churn", Source: "runs:/" + runID + "/model"})
+		require.NoError(t, err)
+	}
+	api := serving.NewServingEndpoints(cl)
+
+	_, err = api.Create(c, serving.CreateServingEndpoint{Name: "bad", Config: &serving.EndpointCoreConfigInput{
+		ServedEntities: []serving.ServedEntityInput{{EntityName: "churn", EntityVersion: "9"}}}})
+	assert.ErrorIs(t, err, apierr.ErrResourceDoesNotExist, "the served model version must exist")
+
+	_, err = api.Create(c, serving.CreateServingEndpoint{Name: "churn-ep", Config: &serving.EndpointCoreConfigInput{
+		ServedEntities: []serving.ServedEntityInput{{EntityName: "churn", EntityVersion: "1", WorkloadSize: "Small", ScaleToZeroEnabled: true}}}})
+	require.NoError(t, err)
+	ep, err := api.Get(c, serving.GetServingEndpointRequest{Name: "churn-ep"})
+	require.NoError(t, err)
+	assert.Equal(t, serving.EndpointStateReadyNotReady, ep.State.Ready)
+	assert.Equal(t, serving.EndpointStateConfigUpdateInProgress, ep.State.ConfigUpdate)
+	_, err = api.Query(c, serving.QueryEndpointInput{Name: "churn-ep", DataframeRecords: []any{map[string]any{"x": 1}}})
+	assert.ErrorIs(t, err, apierr.ErrInvalidState)
+
+	clock.Advance(2 * time.Minute)
+	ep, err = api.Get(c, serving.GetServingEndpointRequest{Name: "churn-ep"})
+	require.NoError(t, err)
+	assert.Equal(t, serving.EndpointStateReadyReady, ep.State.Ready)
+	assert.Equal(t, serving.EndpointStateConfigUpdateNotUpdating, ep.State.ConfigUpdate)
+	served := ep.Config.ServedEntities[0].Name
+	assert.Equal(t, "churn-1", served)
+
+	resp, err := api.Query(c, serving.QueryEndpointInput{Name: "churn-ep", DataframeSplit: &serving.DataframeSplitInput{
+		Columns: []any{"tenure", "charges"}, Data: []any{[]any{1, 20.5}, []any{30, 99.0}, []any{7, 50.0}}}})
+	require.NoError(t, err)
+	assert.Len(t, resp.Predictions, 3)
+	again, err := api.Query(c, serving.QueryEndpointInput{Name: "churn-ep", DataframeSplit: &serving.DataframeSplitInput{
+		Columns: []any{"tenure", "charges"}, Data: []any{[]any{1, 20.5}, []any{30, 99.0}, []any{7, 50.0}}}})
+	require.NoError(t, err)
+	assert.Equal(t, resp.Predictions, again.Predictions, "the predictor is deterministic")
+	inputs, err := api.Query(c, serving.QueryEndpointInput{Name: "churn-ep", Inputs: map[string]any{"tenure": []any{1, 2}}})
+	require.NoError(t, err)
+	assert.Len(t, inputs.Predictions, 2)
+
+	_, err = api.UpdateConfig(c, serving.EndpointCoreConfigInput{Name: "churn-ep", ServedEntities: []serving.ServedEntityInput{{EntityName: "churn", EntityVersion: "2", WorkloadSize: "Small"}}})
+	require.NoError(t, err)
+	_, err = api.UpdateConfig(c, serving.EndpointCoreConfigInput{Name: "churn-ep", ServedEntities: []serving.ServedEntityInput{{EntityName: "churn", EntityVersion: "2", WorkloadSize: "Small"}}})
+	assert.ErrorIs(t, err, apierr.ErrResourceConflict, "one update at a time")
+	clock.Advance(time.Minute)
+	ep, err = api.Get(c, serving.GetServingEndpointRequest{Name: "churn-ep"})
+	require.NoError(t, err)
+	assert.Equal(t, serving.EndpointStateConfigUpdateNotUpdating, ep.State.ConfigUpdate)
+	assert.Equal(t, "2", ep.Config.ServedEntities[0].EntityVersion)
+
+	ws.OnServingEndpoint("churn-ep", emulator.ServingBehaviour{FailUpdates: true})
+	_, err = api.UpdateConfig(c, serving.EndpointCoreConfigInput{Name: "churn-ep", ServedEntities: []serving.ServedEntityInput{{EntityName: "churn", EntityVersion: "1", WorkloadSize: "Small"}}})
+	require.NoError(t, err)
+	clock.Advance(time.Minute)
+	ep, err = api.Get(c, serving.GetServingEndpointRequest{Name: "churn-ep"})
+	require.NoError(t, err)
+	assert.Equal(t, serving.EndpointStateConfigUpdateUpdateFailed, ep.State.ConfigUpdate)
+	assert.Equal(t, "2", ep.Config.ServedEntities[0].EntityVersion, "a failed update keeps the old config")
+
+	logs, err := api.BuildLogs(c, serving.BuildLogsRequest{Name: "churn-ep", ServedModelName: "churn-2"})
+	require.NoError(t, err)
+	assert.Contains(t, logs.Logs, "Build succeeded.")
+	failedLogs, err := api.BuildLogs(c, serving.BuildLogsRequest{Name: "churn-ep", ServedModelName: "churn-1"})
+	require.NoError(t, err, "the entity of the failed update keeps its logs")
+	assert.Contains(t, failedLogs.Logs, "ERROR: Served entity deployment failed")
+
+	tags, err := api.Patch(c, serving.PatchServingEndpointTags{Name: "churn-ep", AddTags: []serving.EndpointTag{{Key: "team", Value: "ml"}, {Key: "env", Value: "prod"}}})
+	require.NoError(t, err)
+	assert.Len(t, tags.Tags, 2)
+	tags, err = api.Patch(c, serving.PatchServingEndpointTags{Name: "churn-ep", AddTags: []serving.EndpointTag{{Key: "env", Value: "staging"}}, DeleteTags: []string{"team"}})
+	require.NoError(t, err)
+	require.Len(t, tags.Tags, 1)
+	assert.Equal(t, [2]string{"env", "staging"}, [2]string{tags.Tags[0].Key, tags.Tags[0].Value})
+	srv, err := api.Logs(c, serving.LogsRequest{Name: "churn-ep", ServedModelName: "churn-2"})
+	require.NoError(t, err)
+	assert.NotEmpty(t, srv.Logs)
+	require.NoError(t, api.Delete(c, serving.DeleteServingEndpointRequest{Name: "churn-ep"}))
+	_, err = api.Get(c, serving.GetServingEndpointRequest{Name: "churn-ep"})
+	assert.ErrorIs(t, err, apierr.ErrResourceDoesNotExist)
+}
+
+func TestUnityCatalogThroughSDK(t *testing.T) {
+	ws, _ := start(t, emulator.Options{})
+	cl := sdk(t, ws)
+	c := ctx(t)
+	models := catalog.NewRegisteredModels(cl)
+	versions := catalog.NewModelVersions(cl)
+	_, err := models.Create(c, catalog.CreateRegisteredModelRequest{CatalogName: "main", SchemaName: "ml", Name: "churn"})
+	require.NoError(t, err)
+	_, err = models.Create(c, catalog.CreateRegisteredModelRequest{CatalogName: "main", SchemaName: "ml", Name: "churn"})
+	assert.ErrorIs(t, err, apierr.ErrResourceAlreadyExists)
+
+	var created emulator.UCModelVersionResponse
+	require.NoError(t, cl.Do(c, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/create", nil, nil,
+		emulator.CreateUCModelVersionRequest{Name: "main.ml.churn", Source: "dbfs:/somewhere"}, &created))
+	assert.Equal(t, "PENDING_REGISTRATION", created.ModelVersion.Status)
+	err = cl.Do(c, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/generate-temporary-credentials", nil, nil,
+		emulator.GenerateTemporaryUCCredentialsRequest{Name: "main.ml.churn", Version: "1", Operation: "MODEL_VERSION_OPERATION_READ_WRITE"}, nil)
+	assert.ErrorIs(t, err, apierr.ErrNotImplemented, "no blob storage configured: explicit 501")
+	require.NoError(t, cl.Do(c, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/finalize", nil, nil,
+		emulator.FinalizeUCModelVersionRequest{Name: "main.ml.churn", Version: "1"}, nil))
+
+	v, err := versions.Get(c, catalog.GetModelVersionRequest{FullName: "main.ml.churn", Version: 1})
+	require.NoError(t, err)
+	assert.Equal(t, catalog.ModelVersionInfoStatusReady, v.Status)
+
+	for _, value := range []string{"41", "42"} {
+		require.NoError(t, cl.Do(c, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/set-tag", nil, nil,
+			emulator.SetUCModelVersionTagRequest{Name: "main.ml.churn", Version: "1", Key: "brickferry_build_id", Value: value}, nil))
+	}
+	var got emulator.UCModelVersionResponse
+	require.NoError(t, cl.Do(c, http.MethodGet, "/api/2.0/mlflow/unity-catalog/model-versions/get", nil,
+		map[string]any{"name": "main.ml.churn", "version": "1"}, nil, &got))
+	assert.Equal(t, []emulator.UCModelVersionTag{{Key: "brickferry_build_id", Value: "42"}}, got.ModelVersion.Tags)
+	_, err = models.SetAlias(c, catalog.SetRegisteredModelAliasRequest{FullName: "main.ml.churn", Alias: "champion", VersionNum: 1})
+	require.NoError(t, err)
+	byAlias, err := versions.GetByAlias(c, catalog.GetByAliasRequest{FullName: "main.ml.churn", Alias: "champion"})
+	require.NoError(t, err)
+	assert.Equal(t, 1, byAlias.Version)
+	all, err := versions.ListAll(c, catalog.ListModelVersionsRequest{FullName: "main.ml.churn"})
+	require.NoError(t, err)
+	assert.Len(t, all, 1)
+	m, err := models.Get(c, catalog.GetRegisteredModelRequest{FullName: "main.ml.churn", IncludeAliases: true})
+	require.NoError(t, err)
+	require.Len(t, m.Aliases, 1)
+	require.NoError(t, models.DeleteAlias(c, catalog.DeleteAliasRequest{FullName: "main.ml.churn", Alias: "champion"}))
+	_, err = versions.GetByAlias(c, catalog.GetByAliasRequest{FullName: "main.ml.churn", Alias: "champion"})
+	assert.ErrorIs(t, err, apierr.ErrResourceDoesNotExist)
+}
+
+func TestDBFSFilesAndWorkspaceThroughSDK(t *testing.T) {
+	ws, _ := start(t, emulator.Options{})
+	cl := sdk(t, ws)
+	c := ctx(t)
+
+	dbfs := files.NewDbfs(cl)
+	require.NoError(t, dbfs.Put(c, files.Put{Path: "dbfs:/tmp/a.txt", Contents: base64.StdEncoding.EncodeToString([]byte("hello"))}))
+	err := dbfs.Put(c, files.Put{Path: "dbfs:/tmp/a.txt", Contents: ""})
+	assert.ErrorIs(t, err, apierr.ErrResourceAlreadyExists)
+	h, err := dbfs.Create(c, files.Create{Path: "/tmp/big.bin", Overwrite: true})
+	require.NoError(t, err)
+	big := bytes.Repeat([]byte("x"), 1<<20)
+	require.NoError(t, dbfs.AddBlock(c, files.AddBlock{Handle: h.Handle, Data: base64.StdEncoding.EncodeToString(big)}))
+	require.NoError(t, dbfs.AddBlock(c, files.AddBlock{Handle: h.Handle, Data: base64.StdEncoding.EncodeToString([]byte("tail"))}))
+	err = dbfs.AddBlock(c, files.AddBlock{Handle: h.Handle, Data: base64.StdEncoding.EncodeToString(append(big, 'y'))})
+	assert.ErrorIs(t, err, apierr.ErrBadRequest, "blocks are limited to 1 MB")
+	require.NoError(t, dbfs.Close(c, files.Close{Handle: h.Handle}))
+	st, err := dbfs.GetStatus(c, files.GetStatusRequest{Path: "/tmp/big.bin"})
+	require.NoError(t, err)
+	assert.Equal(t, int64(1<<20+4), st.FileSize)
+	rd, err := dbfs.Read(c, files.ReadDbfsRequest{Path: "/tmp/big.bin", Offset: 1 << 20, Length: 100})
+	require.NoError(t, err)
+	got, _ := base64.StdEncoding.DecodeString(rd.Data)
+	assert.Equal(t, "tail", string(got))
+	require.NoError(t, dbfs.Mkdirs(c, files.MkDirs{Path: "/models/churn"}))
+	require.NoError(t, dbfs.Delete(c, files.Delete{Path: "/tmp", Recursive: true}))
+	_, err = dbfs.GetStatus(c, files.GetStatusRequest{Path: "/tmp/a.txt"})
+	assert.ErrorIs(t, err, apierr.ErrResourceDoesNotExist)
+
+	fs := files.NewFiles(cl)
+	require.NoError(t, fs.Upload(c, files.UploadRequest{FilePath: "/Volumes/main/ml/vol/model/MLmodel", Contents: io.NopCloser(strings.NewReader("flavors: {}")), Overwrite: true}))
+	dl, err := fs.Download(c, files.DownloadRequest{FilePath: "/Volumes/main/ml/vol/model/MLmodel"})
+	require.NoError(t, err)
+	body, _ := io.ReadAll(dl.Contents)
+	assert.Equal(t, "flavors: {}", string(body))
+	meta, err := fs.GetMetadata(c, files.GetMetadataRequest{FilePath: "/Volumes/main/ml/vol/model/MLmodel"})
+	require.NoError(t, err)
+	assert.Equal(t, int64(11), meta.ContentLength)
+	entries, err := fs.ListDirectoryContentsAll(c, files.ListDirectoryContentsRequest{DirectoryPath: "/Volumes/main/ml/vol/model"})
+	require.NoError(t, err)
+	assert.Len(t, entries, 1)
+	require.NoError(t, fs.Delete(c, files.DeleteFileRequest{FilePath: "/Volumes/main/ml/vol/model/MLmodel"}))
+
+	wsAPI := workspace.NewWorkspace(cl)
+	require.NoError(t, wsAPI.Mkdirs(c, workspace.Mkdirs{Path: "/Repos/QA/notebooks"}))
+	require.NoError(t, wsAPI.Import(c, workspace.Import{Path: "/Repos/QA/notebooks/train", Format: workspace.ImportFormatSource, Language: workspace.LanguagePython,
+		Content: base64.StdEncoding.EncodeToString([]byte("# Databricks notebook source\nprint(1)\n"))}))
+	err = wsAPI.Import(c, workspace.Import{Path: "/Repos/QA/notebooks/train", Format: workspace.ImportFormatSource, Language: workspace.LanguagePython})
+	assert.ErrorIs(t, err, apierr.ErrResourceAlreadyExists)
+	require.NoError(t, wsAPI.Upload(c, "/Repos/QA/notebooks/score.py", strings.NewReader("# Databricks notebook source\nprint(2)\n"), workspace.UploadOverwrite()), "multipart import")
+	exp, err := wsAPI.Export(c, workspace.ExportRequest{Path: "/Repos/QA/notebooks/train", Format: workspace.ExportFormatSource})
+	require.NoError(t, err)
+	src, _ := base64.StdEncoding.DecodeString(exp.Content)
+	assert.Contains(t, string(src), "print(1)")
+	info, err := wsAPI.GetStatusByPath(c, "/Repos/QA/notebooks/train")
+	require.NoError(t, err)
+	assert.Equal(t, workspace.ObjectTypeNotebook, info.ObjectType)
+	_, err = wsAPI.GetStatusByPath(c, "/Repos/nope")
+	assert.ErrorIs(t, err, apierr.ErrResourceDoesNotExist)
+
+	// A job task whose notebook now exists runs without a script.
+	api := jobs.NewJobs(cl)
+	sub, err := api.Submit(c, jobs.SubmitRun{Tasks: []jobs.SubmitTask{{TaskKey: "t", NotebookTask: &jobs.NotebookTask{NotebookPath: "/Repos/QA/notebooks/train"}}}})
+	require.NoError(t, err)
+	assert.Positive(t, sub.RunId)
+}
+
+func TestSQLSeesScoredTables(t *testing.T) {
+	ws, clock := start(t, emulator.Options{})
+	cl := sdk(t, ws)
+	c := ctx(t)
+	ws.OnNotebook("/nb/score", emulator.Behaviour{Score: &emulator.Score{Rows: 1234}})
+	api := jobs.NewJobs(cl)
+	var last int64
+	for range 2 {
+		sub, err := api.Submit(c, jobs.SubmitRun{Tasks: []jobs.SubmitTask{{TaskKey: "score",
+			NotebookTask: &jobs.NotebookTask{NotebookPath: "/nb/score", BaseParameters: map[string]string{"output_table": "main.ml.churn_scores", "model_uri": "models:/churn/3"}}}}})
+		require.NoError(t, err)
+		clock.Advance(time.Hour)
+		last = sub.RunId
+	}
+	run, err := api.GetRun(c, jobs.GetRunRequest{RunId: last})
+	require.NoError(t, err)
+	out, err := api.GetRunOutput(c, jobs.GetRunOutputRequest{RunId: run.Tasks[0].RunId})
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"rows_written": 1234, "output_table": "main.ml.churn_scores", "table_version": 1, "model_name": "churn", "model_version": "3"}`,
+		out.NotebookOutput.Result, "the shipped notebook's exit value")
+
+	_, err = api.Submit(c, jobs.SubmitRun{Tasks: []jobs.SubmitTask{{TaskKey: "score",
+		NotebookTask: &jobs.NotebookTask{NotebookPath: "/nb/score", BaseParameters: map[string]string{"output_table": "main.ml.other", "model_uri": "models:/churn/Production"}}}}})
+	require.NoError(t, err)
+	clock.Advance(time.Hour)
+	runs, err := api.ListRunsAll(c, jobs.ListRunsRequest{})
+	require.NoError(t, err)
+	assert.Equal(t, jobs.RunResultStateFailed, runs[0].State.ResultState, "no version in Production: loading the model fails")
+	_, _, written := ws.Table("main.ml.other")
+	assert.False(t, written, "nothing is written when the model cannot be loaded")
+	stmts := sql.NewStatementExecution(cl)
+	count, err := stmts.ExecuteStatement(c, sql.ExecuteStatementRequest{WarehouseId: "wh1", Statement: "SELECT COUNT(*) FROM main.ml.churn_scores"})
+	require.NoError(t, err)
+	assert.Equal(t, sql.StatementStateSucceeded, count.Status.State)
+	assert.Equal(t, [][]string{{"1234"}}, count.Result.DataArray)
+	hist, err := stmts.ExecuteStatement(c, sql.ExecuteStatementRequest{WarehouseId: "wh1", Statement: "DESCRIBE HISTORY main.ml.churn_scores LIMIT 1"})
+	require.NoError(t, err)
+	assert.Equal(t, "1", hist.Result.DataArray[0][0], "two writes: latest Delta version is 1")
+	again, err := stmts.GetStatementByStatementId(c, hist.StatementId)
+	require.NoError(t, err)
+	assert.Equal(t, hist.Result.DataArray, again.Result.DataArray)
+	missing, err := stmts.ExecuteStatement(c, sql.ExecuteStatementRequest{WarehouseId: "wh1", Statement: "SELECT COUNT(*) FROM nope"})
+	require.NoError(t, err)
+	assert.Equal(t, sql.StatementStateFailed, missing.Status.State)
+	rows, version, ok := ws.Table("main.ml.churn_scores")
+	assert.True(t, ok)
+	assert.Equal(t, int64(1234), rows)
+	assert.Equal(t, int64(1), version)
+}
+
+func TestComputeThroughSDK(t *testing.T) {
+	ws, _ := start(t, emulator.Options{})
+	cl := sdk(t, ws)
+	c := ctx(t)
+	ws.AddCluster(compute.ClusterDetails{ClusterId: "0101-abc", ClusterName: "shared", State: compute.StateRunning})
+	ws.AddInstancePool(compute.GetInstancePool{InstancePoolId: "0524-183651-rank1-pool-wbh7e3lw", InstancePoolName: "rank1"})
+	cluster, err := compute.NewClusters(cl).GetByClusterId(c, "0101-abc")
+	require.NoError(t, err)
+	assert.Equal(t, "shared", cluster.ClusterName)
+	_, err = compute.NewClusters(cl).GetByClusterId(c, "nope")
+	assert.ErrorIs(t, err, apierr.ErrResourceDoesNotExist)
+	pool, err := compute.NewInstancePools(cl).GetByInstancePoolId(c, "0524-183651-rank1-pool-wbh7e3lw")
+	require.NoError(t, err)
+	assert.Equal(t, "rank1", pool.InstancePoolName)
+	_, err = compute.NewInstancePools(cl).GetByInstancePoolId(c, "nope")
+	assert.ErrorIs(t, err, apierr.ErrResourceDoesNotExist)
+}
+
+func TestReposThroughSDK(t *testing.T) {
+	ws, _ := start(t, emulator.Options{})
+	repos := workspace.NewRepos(sdk(t, ws))
+	c := ctx(t)
+	id := ws.AddRepo("/Repos/QA/churn", "https://dev.azure.com/contoso/mlops/_git/churn", "main")
+	created, err := repos.Create(c, workspace.CreateRepoRequest{Url: "https://dev.azure.com/contoso/mlops/_git/other", Provider: "azureDevOpsServices", Path: "/Repos/Prod/other"})
+	require.NoError(t, err)
+	_, err = repos.Create(c, workspace.CreateRepoRequest{Url: "https://x/y", Provider: "gitHub", Path: "/Repos/QA/churn"})
+	assert.ErrorIs(t, err, apierr.ErrResourceAlreadyExists)
+
+	qa, err := repos.ListAll(c, workspace.ListReposRequest{PathPrefix: "/Repos/QA"})
+	require.NoError(t, err)
+	require.Len(t, qa, 1)
+	assert.Equal(t, id, qa[0].Id)
+
+	require.NoError(t, repos.Update(c, workspace.UpdateRepoRequest{RepoId: id, Branch: "release/1"}))
+	got, err := repos.Get(c, workspace.GetRepoRequest{RepoId: id})
+	require.NoError(t, err)
+	assert.Equal(t, "release/1", got.Branch)
+	before, _ := ws.Repo(created.Id)
+	assert.Equal(t, "main", before.Branch)
+	_, err = repos.Get(c, workspace.GetRepoRequest{RepoId: 999999})
+	assert.ErrorIs(t, err, apierr.ErrResourceDoesNotExist)
+}
+
+func TestHTTPSWithTheEmulatorCA(t *testing.T) {
+	ca, err := emulator.NewCA()
+	require.NoError(t, err)
+	ws := emulator.Start(t, emulator.Options{CA: ca})
+	require.True(t, strings.HasPrefix(ws.URL(), "https://127.0.0.1:"))
+	_, err = jobs.NewJobs(sdk(t, ws)).ListAll(ctx(t), jobs.ListJobsRequest{})
+	require.NoError(t, err, "the SDK config trusts the CA")
+
+	resp, err := http.Get(ws.URL() + "/api/2.2/jobs/list")
+	if err == nil {
+		_ = resp.Body.Close()
+	}
+	assert.Error(t, err, "a client that does not trust the CA is refused")
+}
+
+func TestDeletingRegistryObjects(t *testing.T) {
+	ws, clock := start(t, emulator.Options{})
+	reg := ml.NewModelRegistry(sdk(t, ws))
+	c := ctx(t)
+	runID, _ := trainedRun(t, ws, clock)
+	_, err := reg.CreateModel(c, ml.CreateModelRequest{Name: "churn"})
+	require.NoError(t, err)
+	for range 2 {
+		_, err = reg.CreateModelVersion(c, ml.CreateModelVersionRequest{Name: "churn", Source: "runs:/" + runID + "/model", RunId: runID})
+		require.NoError(t, err)
+	}
+	clock.Advance(5 * time.Second)
+	_, err = reg.TransitionStage(c, ml.TransitionModelVersionStageDatabricks{Name: "churn", Version: "2", Stage: "Production"})
+	require.NoError(t, err)
+
+	require.NoError(t, reg.DeleteModelVersion(c, ml.DeleteModelVersionRequest{Name: "churn", Version: "1"}))
+	_, err = reg.GetModelVersion(c, ml.GetModelVersionRequest{Name: "churn", Version: "1"})
+	assert.ErrorIs(t, err, apierr.ErrResourceDoesNotExist)
+	assert.ErrorIs(t, reg.DeleteModelVersion(c, ml.DeleteModelVersionRequest{Name: "churn", Version: "2"}), apierr.ErrInvalidState, "Production")
+	assert.ErrorIs(t, reg.DeleteModel(c, ml.DeleteModelRequest{Name: "churn"}), apierr.ErrInvalidState)
+
+	_, err = reg.TransitionStage(c, ml.TransitionModelVersionStageDatabricks{Name: "churn", Version: "2", Stage: "Archived"})
+	require.NoError(t, err)
+	require.NoError(t, reg.DeleteModel(c, ml.DeleteModelRequest{Name: "churn"}))
+	_, err = reg.GetModel(c, ml.GetModelRequest{Name: "churn"})
+	assert.ErrorIs(t, err, apierr.ErrResourceDoesNotExist)
+}

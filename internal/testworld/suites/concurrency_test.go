@@ -1,0 +1,183 @@
+package suites_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/databricks/databricks-sdk-go/service/ml"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/testworld/agenttest"
+	"github.com/brickferry/brickferry/internal/testworld/emulator"
+)
+
+// rounds is how often each race is run: which step gets where first
+// changes from round to round (start order, seeded request latencies).
+const rounds = 5
+
+// racers are the two pipeline runs that promote the same model at once.
+var racers = [2]pipelineRun{
+	{build: "2001", commit: "1111111111111111111111111111111111111111"},
+	{build: "2002", commit: "2222222222222222222222222222222222222222"},
+}
+
+// race starts one step of each pipeline run at once (in an order that
+// alternates with the round) and waits for both. jitter delays a seeded
+// half of the workspace's requests, so the two steps interleave
+// differently each round.
+func race(t *testing.T, exe string, ws *emulator.Workspace, round int, seed uint64, steps [2]agenttest.Run) [2]*agenttest.Result {
+	t.Helper()
+	ws.SetFaults(emulator.FaultPlan{Seed: seed, Rules: []emulator.FaultRule{
+		{Rate: 0.5, Kinds: []emulator.FaultKind{emulator.FaultLatency}, Latency: 10 * time.Millisecond},
+	}})
+	defer ws.SetFaults(emulator.FaultPlan{})
+	first, second := round%2, 1-round%2
+	var p [2]*agenttest.Process
+	p[first] = steps[first].Start(t, exe)
+	p[second] = steps[second].Start(t, exe)
+	return [2]*agenttest.Result{p[0].Finish(t), p[1].Finish(t)}
+}
+
+// racerStep is a step of pipeline run i.
+func racerStep(t *testing.T, ws *emulator.Workspace, i int, task string, in map[string]string) agenttest.Run {
+	return agentRun(t, ws, task, in, racers[i].env())
+}
+
+// finished checks that a racer's step ended well: Succeeded, or with a
+// warning about the other pipeline run.
+func finished(t *testing.T, res *agenttest.Result) {
+	t.Helper()
+	assert.Equal(t, 0, res.ExitCode, res.Stderr)
+	assert.Contains(t, []agent.Result{agent.Succeeded, agent.SucceededWithIssues}, res.Result, "%v\n%s", res.Errors, res.Stdout)
+}
+
+// TestConcurrency runs two pipeline runs' MLflowPromote steps on the same
+// model at the same moment, several rounds each, and checks that the
+// registry ends consistent: one version per source run, one holder of a
+// stage or alias, and every version's lineage tags those of one pipeline
+// run.
+func TestConcurrency(t *testing.T) {
+	exe := agenttest.Executable(t)
+	k := newKiller(t) // only its seeded randomness: nothing is killed here
+	for _, r := range []struct {
+		name string
+		race func(t *testing.T, exe string, round int, seed uint64)
+	}{
+		{"register the same run", raceRegister},
+		{"two versions to Production", raceStage},
+		{"two versions to @champion", raceAlias},
+	} {
+		k := k.fork()
+		t.Run(r.name, func(t *testing.T) {
+			t.Parallel()
+			for round := range rounds {
+				r.race(t, exe, round, k.faultSeed())
+			}
+		})
+	}
+}
+
+// raceRegister: both pipeline runs register the model of the same training
+// run; in odd rounds the registered model exists already, in even rounds
+// both create it. One version must come out, and both must report it.
+func raceRegister(t *testing.T, exe string, round int, seed uint64) {
+	clock := newClock()
+	ws := startWorkspace(t, emulator.Options{Clock: clock})
+	runID := trainedRun(t, ws, clock)
+	reg := ml.NewModelRegistry(sdk(t, ws))
+	if round%2 == 1 {
+		_, err := reg.CreateModel(context.Background(), ml.CreateModelRequest{Name: "churn"})
+		require.NoError(t, err)
+	}
+	in := map[string]string{"command": "register", "modelName": "churn", "modelUri": "runs:/" + runID + "/model"}
+	stop := tick(clock, time.Second)
+	res := race(t, exe, ws, round, seed, [2]agenttest.Run{racerStep(t, ws, 0, "MLflowPromote", in), racerStep(t, ws, 1, "MLflowPromote", in)})
+	stop()
+
+	all, err := reg.SearchModelVersionsAll(context.Background(), ml.SearchModelVersionsRequest{Filter: "name='churn'"})
+	require.NoError(t, err)
+	var got []string
+	for _, v := range all {
+		got = append(got, fmt.Sprintf("%s %s %s", v.Version, v.Status, v.RunId))
+	}
+	require.Len(t, got, 1, "round %d: one version of the run, none pending or failed beside it", round)
+	v := all[0]
+	assert.Equal(t, ml.ModelVersionStatusReady, v.Status)
+	took := 0
+	for i, r := range res {
+		finished(t, r)
+		assert.Equal(t, v.Version, r.Outputs["modelVersion"], "round %d: pipeline run %d reports the one version", round, i)
+		if strings.Contains(r.Stdout, "registered at the same moment") {
+			took++
+		}
+	}
+	t.Logf("round %d: version %s; %d step(s) removed their own version and took it", round, v.Version, took)
+	assertOneRunLineage(t, lineageOf(registryTags(v.Tags)), []string{"register"}, racers[0], racers[1])
+}
+
+// raceStage: version 1 is in Production; one pipeline run moves version 2
+// there, the other version 3, both archiving what holds it. Exactly one
+// version must end in Production; the others are Archived and say so.
+func raceStage(t *testing.T, exe string, round int, seed uint64) {
+	clock := newClock()
+	ws := startWorkspace(t, emulator.Options{Clock: clock})
+	c := sdk(t, ws)
+	registerChurn(t, c, clock, 3)
+	moveToStage(t, c, "1", "Production", olderRun)
+	step := func(i int, version string) agenttest.Run {
+		return racerStep(t, ws, i, "MLflowPromote", map[string]string{"command": "transition", "modelName": "churn", "modelVersion": version, "stage": "Production"})
+	}
+	res := race(t, exe, ws, round, seed, [2]agenttest.Run{step(0, "2"), step(1, "3")})
+
+	st := stages(t, c)
+	assert.Equal(t, "Archived", st["1"], "round %d", round)
+	winner := -1
+	for i, r := range res {
+		finished(t, r)
+		assert.Equal(t, itoa(int64(i+2)), r.Outputs["modelVersion"])
+		if st[itoa(int64(i+2))] == "Production" {
+			winner = i
+		}
+	}
+	require.NotEqual(t, -1, winner, "round %d: one of versions 2 and 3 is in Production: %v", round, st)
+	loser := 1 - winner
+	t.Logf("round %d: pipeline run %s's version %d holds Production; the other step warned: %v", round, racers[winner].build, winner+2, res[loser].Warnings)
+	assert.Equal(t, "Archived", st[itoa(int64(loser+2))], "round %d: exactly one version in Production: %v", round, st)
+	tags := versionTags(t, c)
+	assert.Equal(t, olderRun.lineage("", "archived"), tags["1"], "round %d: version 1 keeps the lineage of the run that promoted it, archived", round)
+	assert.Equal(t, racers[winner].lineage("", "transition to Production"), tags[itoa(int64(winner+2))], "round %d: the holder", round)
+	assert.Equal(t, racers[loser].lineage("", "archived"), tags[itoa(int64(loser+2))], "round %d: the version the other run archived", round)
+}
+
+// raceAlias: @champion is on version 1; one pipeline run moves it to
+// version 2, the other to version 3. Exactly one holds it, and each
+// version's lineage names the one pipeline run that acted on it.
+func raceAlias(t *testing.T, exe string, round int, seed uint64) {
+	clock := newClock()
+	ws := startWorkspace(t, emulator.Options{Clock: clock})
+	c := sdk(t, ws)
+	ucVersions(t, c, 3)
+	setAlias(t, c, "champion", 1, olderRun)
+	step := func(i int, version string) agenttest.Run {
+		return racerStep(t, ws, i, "MLflowPromote", map[string]string{"command": "transition", "modelName": ucModel, "modelVersion": version, "alias": "champion"})
+	}
+	res := race(t, exe, ws, round, seed, [2]agenttest.Run{step(0, "2"), step(1, "3")})
+
+	for i, r := range res {
+		finished(t, r)
+		assert.Equal(t, itoa(int64(i+2)), r.Outputs["modelVersion"])
+	}
+	held := aliases(t, c)
+	require.Len(t, held, 1, "round %d: %v", round, held)
+	assert.Contains(t, []int{2, 3}, held["champion"], "round %d: @champion is on version 2 or 3", round)
+	t.Logf("round %d: @champion is on version %d", round, held["champion"])
+	assert.Equal(t, olderRun.lineage("", "alias champion"), ucLineage(t, c, 1), "round %d: the previous holder is left as it was", round)
+	for i := range racers {
+		assert.Equal(t, racers[i].lineage("", "alias champion"), ucLineage(t, c, i+2), "round %d: version %d", round, i+2)
+	}
+}
