@@ -23,7 +23,7 @@ PLATFORMS := linux/amd64 linux/arm64 windows/amd64 darwin/amd64 darwin/arm64
 
 all: build
 
-## demo: the sample pipeline end to end against emulated workspaces (see internal/demo)
+## demo: the sample pipeline end to end against emulated workspaces (see internal/testworld/demo)
 demo: build-host node_modules
 	$(GO) run ./cmd/brickferry-demo -exe dist/bin/linux-amd64/brickferry
 
