@@ -30,6 +30,7 @@ import (
 
 	"github.com/brickferry/brickferry/internal/agent"
 	"github.com/brickferry/brickferry/internal/artifacts"
+	"github.com/brickferry/brickferry/internal/converge"
 	"github.com/brickferry/brickferry/internal/modeluri"
 )
 
@@ -53,6 +54,9 @@ type Deps struct {
 	// (default 250 ms); it doubles up to 10 s, as registrations take seconds
 	// to minutes (the register command waits the same way).
 	Poll time.Duration
+	// Clock drives that wait (default the wall clock); tests advance an
+	// emulated workspace with it.
+	Clock converge.Clock
 }
 
 // Outcome is what the copy did, for the outputs and the summary.
@@ -96,6 +100,7 @@ type session struct {
 	src, tgt *workspace
 	copier   *artifacts.Copier
 	poll     time.Duration
+	clock    converge.Clock
 	digest   string // the source's content digest, once read (sourceDigest)
 }
 
@@ -118,7 +123,7 @@ func Run(ctx context.Context, o Options, d Deps, log *agent.Log) (Outcome, error
 	if err != nil {
 		return Outcome{}, err
 	}
-	s := &session{opts: o, deps: d, log: log, src: newWorkspace(srcC), tgt: newWorkspace(tgtC), poll: d.Poll}
+	s := &session{opts: o, deps: d, log: log, src: newWorkspace(srcC), tgt: newWorkspace(tgtC), poll: d.Poll, clock: converge.Or(d.Clock)}
 	if s.poll <= 0 {
 		s.poll = 250 * time.Millisecond
 	}

@@ -17,7 +17,7 @@ import (
 
 	"github.com/brickferry/brickferry/internal/agent"
 	"github.com/brickferry/brickferry/internal/artifacts"
-	"github.com/brickferry/brickferry/internal/auth"
+	"github.com/brickferry/brickferry/internal/converge"
 	"github.com/brickferry/brickferry/internal/ucregistry"
 )
 
@@ -301,7 +301,7 @@ func (s *session) ensureModel(ctx context.Context) error {
 		return err
 	}
 	t := s.opts.Target
-	created, err := auth.CreateOnce(ctx, func(ctx context.Context) error {
+	created, err := converge.CreateOnce(ctx, func(ctx context.Context) error {
 		var err error
 		if t.UC() {
 			_, err = s.tgt.ucModels.Create(ctx, catalog.CreateRegisteredModelRequest{CatalogName: t.Catalog, SchemaName: t.Schema, Name: t.Model})
@@ -333,7 +333,7 @@ func (s *session) ensureExperiment(ctx context.Context) (string, error) {
 	// CreateOnce: a concurrent copy may create the experiment first (then
 	// the create answers RESOURCE_ALREADY_EXISTS), and an ambiguous failure
 	// is repeated; either way the experiment is read back by name.
-	created, err := auth.CreateOnce(ctx, func(ctx context.Context) error {
+	created, err := converge.CreateOnce(ctx, func(ctx context.Context) error {
 		_, err := s.tgt.exps.CreateExperiment(ctx, ml.CreateExperiment{Name: s.opts.Experiment})
 		return err
 	})
@@ -404,7 +404,7 @@ func (s *session) targetRun(ctx context.Context, sv *sourceVersion, existing []c
 	for _, c := range existing {
 		known[c.runID] = true
 	}
-	info, err := auth.Converge(ctx, func(ctx context.Context) (*ml.RunInfo, bool, error) {
+	info, err := converge.Converge(ctx, func(ctx context.Context) (*ml.RunInfo, bool, error) {
 		// A run this attempt created although no answer said so: a run of
 		// this source version, copying, that was not there before.
 		runs, err := s.lineageRuns(ctx, sv)
@@ -575,7 +575,7 @@ func (s *session) register(ctx context.Context, sv *sourceVersion, run *ml.RunIn
 	for _, kv := range lineage {
 		tags = append(tags, ml.ModelVersionTag{Key: kv.Key, Value: kv.Value})
 	}
-	v, err := auth.Converge(ctx, func(ctx context.Context) (int, bool, error) {
+	v, err := converge.Converge(ctx, func(ctx context.Context) (int, bool, error) {
 		// A version this attempt registered although no answer said so.
 		// (The workspace registry's search takes one condition: the run.)
 		found, err := s.tgt.registry.SearchModelVersionsAll(ctx, ml.SearchModelVersionsRequest{Filter: "run_id=" + quote(run.RunId)})
@@ -673,7 +673,7 @@ func (s *session) ucTargetVersion(ctx context.Context, sv *sourceVersion, existi
 	for _, kv := range s.lineage(sv) {
 		tags = append(tags, ucregistry.Tag{Key: kv.Key, Value: kv.Value})
 	}
-	mv, err := auth.Converge(ctx, func(ctx context.Context) (ucTarget, bool, error) {
+	mv, err := converge.Converge(ctx, func(ctx context.Context) (ucTarget, bool, error) {
 		all, err := s.tgt.ucVersions.ListAll(ctx, catalog.ListModelVersionsRequest{FullName: name.Full})
 		if err != nil {
 			return ucTarget{}, false, err
@@ -714,7 +714,7 @@ func (s *session) finalize(ctx context.Context, n int) error {
 		mv, err := s.tgt.ucGet(ctx, name, n)
 		return struct{}{}, err == nil && mv.Status == catalog.ModelVersionInfoStatusReady, err
 	}
-	_, err := auth.Converge(ctx, ready, func(ctx context.Context) (struct{}, error) {
+	_, err := converge.Converge(ctx, ready, func(ctx context.Context) (struct{}, error) {
 		var fin ucregistry.VersionResponse
 		return struct{}{}, s.tgt.c.Do(ctx, http.MethodPost, ucregistry.Route+"finalize", nil, nil,
 			ucregistry.VersionRequest{Name: name.Full, Version: strconv.Itoa(n)}, &fin)
@@ -728,38 +728,41 @@ func (s *session) finalize(ctx context.Context, n int) error {
 	return fmt.Errorf("finalizing version %d of %s: %w", n, name.Full, err)
 }
 
-// waitReady polls a target version until it is READY.
+// waitReady polls a target version until it is READY, pausing Deps.Poll
+// doubling up to 10 s; the copy's own timeout (ctx) bounds the wait.
 func (s *session) waitReady(ctx context.Context, n int) error {
 	name := s.opts.Target
-	delay := s.poll
-	for {
-		var status, msg string
+	var status string
+	var readErr error // check's own failure, told apart from a cancelled pause
+	err := converge.Poll(ctx, s.clock, converge.Schedule{Pause: converge.Doubling(s.poll, 10*time.Second)}, func(ctx context.Context) (bool, error) {
+		var msg string
 		if name.UC() {
 			mv, err := s.tgt.ucGet(ctx, name, n)
 			if err != nil {
-				return err
+				readErr = err
+				return false, err
 			}
 			status = string(mv.Status)
 		} else {
 			resp, err := s.tgt.registry.GetModelVersion(ctx, ml.GetModelVersionRequest{Name: name.Full, Version: strconv.Itoa(n)})
 			if err != nil {
-				return fmt.Errorf("reading version %d of %s: %w", n, name.Full, err)
+				readErr = fmt.Errorf("reading version %d of %s: %w", n, name.Full, err)
+				return false, readErr
 			}
 			status, msg = string(resp.ModelVersion.Status), resp.ModelVersion.StatusMessage
 		}
 		switch status {
 		case "READY":
-			return nil
+			return true, nil
 		case "FAILED_REGISTRATION":
-			return &registrationError{version: n, model: name.Full, host: s.tgt.host, msg: agent.Neutralize(msg)}
+			return false, &registrationError{version: n, model: name.Full, host: s.tgt.host, msg: agent.Neutralize(msg)}
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for version %d of %s to be READY (now %s): %w", n, name.Full, status, ctx.Err())
-		case <-time.After(delay):
-		}
-		delay = min(2*delay, 10*time.Second)
+		return false, nil
+	})
+	if err != nil && readErr == nil && ctx.Err() != nil {
+		return fmt.Errorf("waiting for version %d of %s to be READY (now %s): %w", n, name.Full, status, ctx.Err())
 	}
+	return err
 }
 
 // markFailed marks a half-made run FAILED (and tries to delete a UC version

@@ -14,7 +14,7 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/ml"
 
 	"github.com/brickferry/brickferry/internal/agent"
-	"github.com/brickferry/brickferry/internal/auth"
+	"github.com/brickferry/brickferry/internal/converge"
 )
 
 // register creates (or reuses) a version of a workspace registry model from
@@ -36,7 +36,7 @@ func (s *step) register(ctx context.Context) (*result, error) {
 		if !notFound(err) {
 			return nil, fmt.Errorf("reading registered model %s: %w", name.Full, err)
 		}
-		created, err := auth.CreateOnce(ctx, func(ctx context.Context) error {
+		created, err := converge.CreateOnce(ctx, func(ctx context.Context) error {
 			_, err := s.ws.registry.CreateModel(ctx, ml.CreateModelRequest{Name: name.Full})
 			return err
 		})
@@ -64,24 +64,26 @@ func (s *step) register(ctx context.Context) (*result, error) {
 		tags = append(tags, ml.ModelVersionTag{Key: kv.Key, Value: kv.Value})
 	}
 	req := ml.CreateModelVersionRequest{Name: name.Full, Source: source, RunId: runID, Description: o.Description, Tags: tags}
-	resp, err := s.ws.registry.CreateModelVersion(ctx, req)
-	for try := 2; auth.Ambiguous(err) && try <= auth.ConvergeTries; try++ {
+	var lost error // the last create's ambiguous error, for the log
+	made, err := converge.Converge(ctx, func(ctx context.Context) (created, bool, error) {
 		// The version may have been created although no answer said so:
 		// take it rather than register the model twice.
-		existing, later, ferr := s.existingVersion(ctx, source, runID)
-		if ferr == nil && existing != nil {
-			s.log.Info("Creating a version of %s got no clear answer (%v); version %d from the same source exists: using it.", name.Full, err, existing.Number)
-			for _, n := range later {
-				s.yield(ctx, n, existing.Number) // a create whose answer was lost
-			}
-			return s.reuse(ctx, *existing)
+		return s.found(s.existingVersion(ctx, source, runID))
+	}, func(ctx context.Context) (created, error) {
+		resp, err := s.ws.registry.CreateModelVersion(ctx, req)
+		if lost = err; err != nil {
+			return created{}, err
 		}
-		resp, err = s.ws.registry.CreateModelVersion(ctx, req)
-	}
+		n, _ := strconv.Atoi(resp.ModelVersion.Version)
+		return created{number: n}, nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("creating a version of %s from %s: %w", name.Full, o.Source.URI, err)
 	}
-	n, _ := strconv.Atoi(resp.ModelVersion.Version)
+	if made.existing != nil {
+		return s.reuse(ctx, s.takeFound(ctx, made, lost))
+	}
+	n := made.number
 	s.log.Info("Created version %d of %s from %s.", n, name.Full, source)
 	if first, _, err := s.existingVersion(ctx, source, runID); err != nil {
 		return nil, err
@@ -105,6 +107,36 @@ func (s *step) register(ctx context.Context) (*result, error) {
 	s.log.Info("Version %d of %s is READY: %s", n, name.Full, s.ws.versionURL(name, n))
 	reused := false
 	return &result{version: v.Number, stage: v.Stage, reused: &reused, note: fmt.Sprintf("Registered version %d from `%s`.", n, o.Source.URI)}, nil
+}
+
+// created is what a version create led to: the version it made (number,
+// and a Unity Catalog version's storage location), or, after an answer that
+// got lost, the version from the same source that exists (existing, with
+// the numbers of its duplicates).
+type created struct {
+	number   int
+	location string
+	existing *version
+	later    []int
+}
+
+// found turns what existingVersion or existingUCVersion answered into what
+// converge.Converge's find reports.
+func (s *step) found(existing *version, later []int, err error) (created, bool, error) {
+	if err != nil || existing == nil {
+		return created{}, false, err
+	}
+	return created{existing: existing, later: later}, true, nil
+}
+
+// takeFound takes the version a create whose answer got lost (lost) made,
+// removing the duplicates of it, and returns it to reuse.
+func (s *step) takeFound(ctx context.Context, made created, lost error) version {
+	s.log.Info("Creating a version of %s got no clear answer (%v); version %d from the same source exists: using it.", s.opts.Model.Full, lost, made.existing.Number)
+	for _, n := range made.later {
+		s.yield(ctx, n, made.existing.Number) // a create whose answer was lost
+	}
+	return *made.existing
 }
 
 // resolveSource turns the model URI into the source the registry copies from,
@@ -229,40 +261,40 @@ func (s *step) reuse(ctx context.Context, v version) (*result, error) {
 	return &result{version: v.Number, stage: v.Stage, reused: &reused, note: fmt.Sprintf("Reused version %d, already registered from `%s`.", v.Number, s.opts.Source.URI)}, nil
 }
 
-// waitReady polls a new version until it is READY. FAILED_REGISTRATION, the
-// timeout and a cancelled context are errors.
+// waitReady polls a new version until it is READY, pausing 250 ms doubling
+// up to 10 s (registrations take seconds to minutes). FAILED_REGISTRATION,
+// the timeout and a cancelled context are errors.
 func (s *step) waitReady(ctx context.Context, n int) (version, error) {
 	name := s.opts.Model
-	start := time.Now()
-	deadline := start.Add(s.opts.Timeout)
-	delay := 250 * time.Millisecond // doubling up to 10 s: registrations take seconds to minutes
+	start := s.clock.Now()
 	s.log.Info("Waiting up to %s for version %d of %s to be READY...", s.opts.Timeout, n, name.Full)
-	for {
-		v, err := s.ws.get(ctx, name, n)
-		switch {
-		case ctx.Err() != nil:
-			return version{}, fmt.Errorf("waiting for version %d of %s: %w", n, name.Full, ctx.Err())
-		case err != nil:
-			return version{}, err
-		case v.Status == string(ml.ModelVersionStatusReady):
-			return v, nil
-		case v.Status == string(ml.ModelVersionStatusFailedRegistration):
-			return version{}, fmt.Errorf("version %d of %s failed to register (FAILED_REGISTRATION): %s", n, name.Full, agent.Neutralize(v.Message))
-		}
-		s.log.Debug("version %d is %s after %s", n, v.Status, time.Since(start).Round(time.Second))
-		left := time.Until(deadline)
-		if left <= 0 {
-			return version{}, &timeoutError{msg: fmt.Sprintf("version %d of %s was not READY after %s (timeoutMinutes); it is left to finish: running the step again reuses it", n, name.Full, s.opts.Timeout)}
-		}
-		t := time.NewTimer(min(delay, left))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return version{}, fmt.Errorf("waiting for version %d of %s: %w", n, name.Full, ctx.Err())
-		case <-t.C:
-		}
-		delay = min(2*delay, 10*time.Second)
+	var v version
+	err := converge.Poll(ctx, s.clock, converge.Schedule{Pause: converge.Doubling(250*time.Millisecond, 10*time.Second), Timeout: s.opts.Timeout},
+		func(ctx context.Context) (bool, error) {
+			var err error
+			v, err = s.ws.get(ctx, name, n)
+			switch {
+			case ctx.Err() != nil:
+				return false, ctx.Err()
+			case err != nil:
+				return false, err
+			case v.Status == string(ml.ModelVersionStatusReady):
+				return true, nil
+			case v.Status == string(ml.ModelVersionStatusFailedRegistration):
+				return false, fmt.Errorf("version %d of %s failed to register (FAILED_REGISTRATION): %s", n, name.Full, agent.Neutralize(v.Message))
+			}
+			s.log.Debug("version %d is %s after %s", n, v.Status, s.clock.Now().Sub(start).Round(time.Second))
+			return false, nil
+		})
+	switch {
+	case errors.Is(err, converge.ErrTimeout):
+		return version{}, &timeoutError{msg: fmt.Sprintf("version %d of %s was not READY after %s (timeoutMinutes); it is left to finish: running the step again reuses it", n, name.Full, s.opts.Timeout)}
+	case err != nil && ctx.Err() != nil:
+		return version{}, fmt.Errorf("waiting for version %d of %s: %w", n, name.Full, ctx.Err())
+	case err != nil:
+		return version{}, err
 	}
+	return v, nil
 }
 
 // timeoutError is a version that was still registering when time was up.

@@ -13,7 +13,7 @@ import (
 
 	"github.com/brickferry/brickferry/internal/agent"
 	"github.com/brickferry/brickferry/internal/artifacts"
-	"github.com/brickferry/brickferry/internal/auth"
+	"github.com/brickferry/brickferry/internal/converge"
 	"github.com/brickferry/brickferry/internal/ucregistry"
 )
 
@@ -41,7 +41,7 @@ func (s *step) registerUC(ctx context.Context) (*result, error) {
 			return nil, fmt.Errorf("reading registered model %s: %w", name.Full, err)
 		}
 		req := catalog.CreateRegisteredModelRequest{CatalogName: name.Catalog, SchemaName: name.Schema, Name: name.Model}
-		created, err := auth.CreateOnce(ctx, func(ctx context.Context) error {
+		created, err := converge.CreateOnce(ctx, func(ctx context.Context) error {
 			_, err := s.ws.ucModels.Create(ctx, req)
 			return err
 		})
@@ -69,29 +69,33 @@ func (s *step) registerUC(ctx context.Context) (*result, error) {
 		tags = append(tags, ucregistry.Tag{Key: kv.Key, Value: kv.Value})
 	}
 	req := ucregistry.CreateRequest{Name: name.Full, Source: source, RunID: runID, Description: o.Description, Tags: tags}
-	var resp ucregistry.VersionResponse
-	err = s.ws.c.Do(ctx, http.MethodPost, ucregistry.Route+"create", nil, nil, req, &resp)
-	for try := 2; auth.Ambiguous(err) && try <= auth.ConvergeTries; try++ {
+	var lost error // the last create's ambiguous error, for the log
+	made, err := converge.Converge(ctx, func(ctx context.Context) (created, bool, error) {
 		// The version may have been created although no answer said so:
 		// take it rather than register the model twice.
-		existing, later, ferr := s.existingUCVersion(ctx, source, runID)
-		if ferr == nil && existing != nil {
-			s.log.Info("Creating a version of %s got no clear answer (%v); version %d from the same source exists: using it.", name.Full, err, existing.Number)
-			for _, n := range later {
-				s.yield(ctx, n, existing.Number) // a create whose answer was lost
-			}
-			return s.reuseUC(ctx, *existing)
+		return s.found(s.existingUCVersion(ctx, source, runID))
+	}, func(ctx context.Context) (created, error) {
+		var resp ucregistry.VersionResponse
+		err := s.ws.c.Do(ctx, http.MethodPost, ucregistry.Route+"create", nil, nil, req, &resp)
+		if lost = err; err != nil {
+			return created{}, err
 		}
-		resp = ucregistry.VersionResponse{}
-		err = s.ws.c.Do(ctx, http.MethodPost, ucregistry.Route+"create", nil, nil, req, &resp)
-	}
+		if resp.ModelVersion == nil {
+			return created{}, nil // answered, but without the version: see below
+		}
+		n, _ := strconv.Atoi(resp.ModelVersion.Version)
+		return created{number: n, location: resp.ModelVersion.StorageLocation}, nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("creating a version of %s from %s: %w", name.Full, o.Source.URI, err)
 	}
-	if resp.ModelVersion == nil {
+	if made.existing != nil {
+		return s.reuseUC(ctx, s.takeFound(ctx, made, lost))
+	}
+	if made.number == 0 {
 		return nil, fmt.Errorf("creating a version of %s: the answer has no model_version", name.Full)
 	}
-	n, _ := strconv.Atoi(resp.ModelVersion.Version)
+	n := made.number
 	s.log.Info("Created version %d of %s (PENDING_REGISTRATION) from %s; uploading the model to its storage location.", n, name.Full, source)
 	if first, _, err := s.existingUCVersion(ctx, source, runID); err != nil {
 		return nil, err
@@ -100,7 +104,7 @@ func (s *step) registerUC(ctx context.Context) (*result, error) {
 		return s.reuseUC(ctx, *first)
 	}
 
-	err = s.finishUC(ctx, n, resp.ModelVersion.StorageLocation, runID)
+	err = s.finishUC(ctx, n, made.location, runID)
 	var v version
 	if err == nil {
 		v, err = s.waitReady(ctx, n)
