@@ -10,6 +10,7 @@ import (
 	"github.com/brickferry/brickferry/internal/converge"
 	"github.com/brickferry/brickferry/internal/modelcopy"
 	"github.com/brickferry/brickferry/internal/modeluri"
+	"github.com/brickferry/brickferry/internal/registry"
 )
 
 // copyVersion runs the copy command: the source workspace is the task's
@@ -38,7 +39,7 @@ func copyVersion(ctx context.Context, env agent.Env, log *agent.Log, opts modelc
 			s := &step{
 				opts: Options{Command: Transition, Model: model, Version: modeluri.VersionRef{Number: version},
 					Stage: stage, Alias: alias, ArchiveExisting: true},
-				log: log, ws: newWorkspace(tgt.Host, c), lineage: lineageFrom(env.System()), clock: clock,
+				log: log, ws: newWorkspace(tgt.Host, c), lineage: registry.LineageOf(env.System()), clock: clock,
 			}
 			_, err := s.transition(ctx)
 			return err

@@ -20,6 +20,7 @@ import (
 	"github.com/brickferry/brickferry/internal/auth"
 	"github.com/brickferry/brickferry/internal/converge"
 	"github.com/brickferry/brickferry/internal/modeluri"
+	"github.com/brickferry/brickferry/internal/registry"
 	"github.com/brickferry/brickferry/tasks"
 )
 
@@ -60,7 +61,7 @@ func Task(d Deps) agent.TaskFunc {
 		if err != nil {
 			return err
 		}
-		s := &step{opts: opts, log: log, ws: newWorkspace(conn.Host, conn.Client), lineage: lineageFrom(env.System()), storage: conn.HTTPClient, clock: converge.Or(d.Clock)}
+		s := &step{opts: opts, log: log, ws: newWorkspace(conn.Host, conn.Client), lineage: registry.LineageOf(env.System()), storage: conn.HTTPClient, clock: converge.Or(d.Clock)}
 		// Explain names the connection and what to fix when the workspace
 		// refuses the credentials (401/403) at any point of the step.
 		return conn.Explain(s.run(conn.Context(ctx)))
@@ -72,7 +73,7 @@ type step struct {
 	opts    Options
 	log     *agent.Log
 	ws      *workspace
-	lineage lineage
+	lineage registry.Lineage
 	// storage carries requests to signed storage URLs (registering into
 	// Unity Catalog uploads the model files); nil: Go's default transport.
 	storage *http.Client
