@@ -61,25 +61,22 @@ func (s *step) register(ctx context.Context) (*result, error) {
 	}
 
 	tags := []ml.ModelVersionTag{}
-	for _, kv := range append(append([]agent.KeyValue{}, o.Tags...), s.lineageTags(runID, "register")...) {
+	for _, kv := range s.versionTags(runID) {
 		tags = append(tags, ml.ModelVersionTag{Key: kv.Key, Value: kv.Value})
 	}
 	req := ml.CreateModelVersionRequest{Name: name.Full, Source: source, RunId: runID, Description: o.Description, Tags: tags}
-	var lost error // the last create's ambiguous error, for the log
-	made, err := converge.Converge(ctx, func(ctx context.Context) (created, bool, error) {
-		// The version may have been created although no answer said so:
-		// take it rather than register the model twice.
-		return s.found(s.existingVersion(ctx, source, runID))
+	made, lost, err := s.createVersion(ctx, func(ctx context.Context) (*registry.Version, []int, error) {
+		return s.existingVersion(ctx, source, runID)
 	}, func(ctx context.Context) (created, error) {
 		resp, err := s.ws.registry.CreateModelVersion(ctx, req)
-		if lost = err; err != nil {
+		if err != nil {
 			return created{}, err
 		}
 		n, _ := strconv.Atoi(resp.ModelVersion.Version)
 		return created{number: n}, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("creating a version of %s from %s: %w", name.Full, o.Source.URI, err)
+		return nil, err
 	}
 	if made.existing != nil {
 		return s.reuse(ctx, s.takeFound(ctx, made, lost))
@@ -121,13 +118,32 @@ type created struct {
 	later    []int
 }
 
-// found turns what existingVersion or existingUCVersion answered into what
-// converge.Converge's find reports.
-func (s *step) found(existing *registry.Version, later []int, err error) (created, bool, error) {
-	if err != nil || existing == nil {
-		return created{}, false, err
+// versionTags are the tags of a new version: the user's, then lineage.
+func (s *step) versionTags(runID string) []agent.KeyValue {
+	return append(append([]agent.KeyValue{}, s.opts.Tags...), s.lineageTags(runID, "register")...)
+}
+
+// createVersion sends create, which is not idempotent, through
+// converge.Converge: after an answer that got lost it asks find for a
+// version from the same source (existingVersion, existingUCVersion) and
+// takes it rather than register the model twice. lost is the last create's
+// ambiguous error, for the log.
+func (s *step) createVersion(ctx context.Context, find func(context.Context) (*registry.Version, []int, error), create func(context.Context) (created, error)) (made created, lost, err error) {
+	made, err = converge.Converge(ctx, func(ctx context.Context) (created, bool, error) {
+		existing, later, err := find(ctx)
+		if err != nil || existing == nil {
+			return created{}, false, err
+		}
+		return created{existing: existing, later: later}, true, nil
+	}, func(ctx context.Context) (created, error) {
+		c, err := create(ctx)
+		lost = err
+		return c, err
+	})
+	if err != nil {
+		return created{}, lost, fmt.Errorf("creating a version of %s from %s: %w", s.opts.Model.Full, s.opts.Source.URI, err)
 	}
-	return created{existing: existing, later: later}, true, nil
+	return made, lost, nil
 }
 
 // takeFound takes the version a create whose answer got lost (lost) made,

@@ -11,7 +11,6 @@ import (
 	"github.com/databricks/databricks-sdk-go/apierr"
 	"github.com/databricks/databricks-sdk-go/service/catalog"
 
-	"github.com/brickferry/brickferry/internal/agent"
 	"github.com/brickferry/brickferry/internal/artifacts"
 	"github.com/brickferry/brickferry/internal/converge"
 	"github.com/brickferry/brickferry/internal/registry"
@@ -65,19 +64,15 @@ func (s *step) registerUC(ctx context.Context) (*result, error) {
 	}
 
 	var tags []registry.UCTag
-	for _, kv := range append(append([]agent.KeyValue{}, o.Tags...), s.lineageTags(runID, "register")...) {
+	for _, kv := range s.versionTags(runID) {
 		tags = append(tags, registry.UCTag{Key: kv.Key, Value: kv.Value})
 	}
 	req := registry.UCCreateRequest{Name: name.Full, Source: source, RunID: runID, Description: o.Description, Tags: tags}
-	var lost error // the last create's ambiguous error, for the log
-	made, err := converge.Converge(ctx, func(ctx context.Context) (created, bool, error) {
-		// The version may have been created although no answer said so:
-		// take it rather than register the model twice.
-		return s.found(s.existingUCVersion(ctx, source, runID))
+	made, lost, err := s.createVersion(ctx, func(ctx context.Context) (*registry.Version, []int, error) {
+		return s.existingUCVersion(ctx, source, runID)
 	}, func(ctx context.Context) (created, error) {
 		var resp registry.UCVersionResponse
-		err := s.ws.c.Do(ctx, http.MethodPost, registry.UCRoute+"create", nil, nil, req, &resp)
-		if lost = err; err != nil {
+		if err := s.ws.c.Do(ctx, http.MethodPost, registry.UCRoute+"create", nil, nil, req, &resp); err != nil {
 			return created{}, err
 		}
 		if resp.ModelVersion == nil {
@@ -87,7 +82,7 @@ func (s *step) registerUC(ctx context.Context) (*result, error) {
 		return created{number: n, location: resp.ModelVersion.StorageLocation}, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("creating a version of %s from %s: %w", name.Full, o.Source.URI, err)
+		return nil, err
 	}
 	if made.existing != nil {
 		return s.reuseUC(ctx, s.takeFound(ctx, made, lost))
