@@ -11,7 +11,7 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 
 	"github.com/brickferry/brickferry/internal/agent"
-	"github.com/brickferry/brickferry/internal/auth"
+	"github.com/brickferry/brickferry/internal/converge"
 )
 
 // taskKey and clusterKey name the job's single task and its job cluster.
@@ -151,25 +151,30 @@ func upsertJob(ctx context.Context, api jobsAPI, settings jobs.JobSettings) (id 
 		if err := convert(settings, &req); err != nil {
 			return 0, false, err
 		}
-		resp, err := api.Create(ctx, req)
-		for try := 2; auth.Ambiguous(err) && try <= auth.ConvergeTries; try++ {
+		id, err := converge.Converge(ctx, func(ctx context.Context) (int64, bool, error) {
 			// jobs/create is not idempotent and got no clear answer: if the
 			// job exists now, it is this request's; else create it again.
-			again, lerr := api.ListAll(ctx, jobs.ListJobsRequest{Name: settings.Name})
-			if lerr != nil {
-				break
+			again, err := api.ListAll(ctx, jobs.ListJobsRequest{Name: settings.Name})
+			if err != nil {
+				return 0, false, err
 			}
 			for _, j := range again {
 				if j.Settings != nil && j.Settings.Name == settings.Name {
 					return j.JobId, true, nil
 				}
 			}
-			resp, err = api.Create(ctx, req)
-		}
+			return 0, false, nil
+		}, func(ctx context.Context) (int64, error) {
+			resp, err := api.Create(ctx, req)
+			if err != nil {
+				return 0, err
+			}
+			return resp.JobId, nil
+		})
 		if err != nil {
 			return 0, false, fmt.Errorf("creating the job %q: %w", settings.Name, err)
 		}
-		return resp.JobId, true, nil
+		return id, true, nil
 	case 1:
 		if err := api.Reset(ctx, jobs.ResetJob{JobId: ids[0], NewSettings: settings}); err != nil {
 			return 0, false, fmt.Errorf("updating the job %q (%d): %w", settings.Name, ids[0], err)

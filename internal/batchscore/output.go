@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/databricks/databricks-sdk-go/service/sql"
+
+	"github.com/brickferry/brickferry/internal/converge"
 )
 
 // ExitValue is what the scoring notebook passed to dbutils.notebook.exit:
@@ -102,12 +104,12 @@ type TableCheck struct {
 // checkTable counts the table's rows and reads its latest Delta version on
 // a SQL warehouse (POST /api/2.0/sql/statements/, polling while the
 // statement is PENDING or RUNNING; a starting warehouse can take minutes).
-func checkTable(ctx context.Context, api statementAPI, sleep func(context.Context, time.Duration) error, warehouse, table string) (TableCheck, error) {
-	count, err := query(ctx, api, sleep, warehouse, "SELECT COUNT(*) FROM "+table)
+func checkTable(ctx context.Context, api statementAPI, clock converge.Clock, warehouse, table string) (TableCheck, error) {
+	count, err := query(ctx, api, clock, warehouse, "SELECT COUNT(*) FROM "+table)
 	if err != nil {
 		return TableCheck{}, err
 	}
-	history, err := query(ctx, api, sleep, warehouse, "DESCRIBE HISTORY "+table+" LIMIT 1")
+	history, err := query(ctx, api, clock, warehouse, "DESCRIBE HISTORY "+table+" LIMIT 1")
 	if err != nil {
 		return TableCheck{}, err
 	}
@@ -146,7 +148,7 @@ func cell(r *sql.StatementResponse, col int, what string) (int64, error) {
 // statementTimeout bounds one statement, a cold warehouse included.
 const statementTimeout = 10 * time.Minute
 
-func query(ctx context.Context, api statementAPI, sleep func(context.Context, time.Duration) error, warehouse, stmt string) (*sql.StatementResponse, error) {
+func query(ctx context.Context, api statementAPI, clock converge.Clock, warehouse, stmt string) (*sql.StatementResponse, error) {
 	resp, err := api.ExecuteStatement(ctx, sql.ExecuteStatementRequest{
 		WarehouseId: warehouse, Statement: stmt, WaitTimeout: "30s",
 		OnWaitTimeout: sql.ExecuteStatementRequestOnWaitTimeoutContinue,
@@ -155,31 +157,37 @@ func query(ctx context.Context, api statementAPI, sleep func(context.Context, ti
 	if err != nil {
 		return nil, fmt.Errorf("running %q on SQL warehouse %s: %w", stmt, warehouse, err)
 	}
-	for waited := time.Duration(0); ; {
-		state := sql.StatementState("")
-		if resp.Status != nil {
-			state = resp.Status.State
-		}
-		switch state {
-		case sql.StatementStateSucceeded:
-			return resp, nil
-		case sql.StatementStatePending, sql.StatementStateRunning:
-		default:
+	first := true
+	err = converge.Poll(ctx, clock, converge.Schedule{Pause: func(int) time.Duration { return 2 * time.Second }, Timeout: statementTimeout},
+		func(ctx context.Context) (bool, error) {
+			if !first {
+				var err error
+				if resp, err = api.GetStatement(ctx, sql.GetStatementRequest{StatementId: resp.StatementId}); err != nil {
+					return false, fmt.Errorf("reading the state of %q on SQL warehouse %s: %w", stmt, warehouse, err)
+				}
+			}
+			first = false
+			state := sql.StatementState("")
+			if resp.Status != nil {
+				state = resp.Status.State
+			}
+			switch state {
+			case sql.StatementStateSucceeded:
+				return true, nil
+			case sql.StatementStatePending, sql.StatementStateRunning:
+				return false, nil
+			}
 			msg := string(state)
 			if resp.Status != nil && resp.Status.Error != nil {
 				msg += ": " + resp.Status.Error.Message
 			}
-			return nil, fmt.Errorf("%q on SQL warehouse %s ended %s", stmt, warehouse, msg)
-		}
-		if waited >= statementTimeout {
-			return nil, fmt.Errorf("%q on SQL warehouse %s did not finish within %s", stmt, warehouse, statementTimeout)
-		}
-		if err := sleep(ctx, 2*time.Second); err != nil {
-			return nil, err
-		}
-		waited += 2 * time.Second
-		if resp, err = api.GetStatement(ctx, sql.GetStatementRequest{StatementId: resp.StatementId}); err != nil {
-			return nil, fmt.Errorf("reading the state of %q on SQL warehouse %s: %w", stmt, warehouse, err)
-		}
+			return false, fmt.Errorf("%q on SQL warehouse %s ended %s", stmt, warehouse, msg)
+		})
+	if errors.Is(err, converge.ErrTimeout) {
+		return nil, fmt.Errorf("%q on SQL warehouse %s did not finish within %s", stmt, warehouse, statementTimeout)
 	}
+	if err != nil {
+		return nil, err
+	}
+	return resp, nil
 }

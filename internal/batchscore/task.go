@@ -30,6 +30,7 @@ import (
 	"github.com/brickferry/brickferry/examples/notebooks"
 	"github.com/brickferry/brickferry/internal/agent"
 	"github.com/brickferry/brickferry/internal/auth"
+	"github.com/brickferry/brickferry/internal/converge"
 	"github.com/brickferry/brickferry/internal/idempotency"
 	"github.com/brickferry/brickferry/internal/runwait"
 	"github.com/brickferry/brickferry/tasks"
@@ -45,7 +46,7 @@ type Deps struct {
 	Notebook []byte
 	// Clock drives the waiting (default the real clock); tests advance an
 	// emulated workspace with it.
-	Clock runwait.Clock
+	Clock converge.Clock
 	// Interval is the run polling schedule (default runwait.Adaptive).
 	Interval func(elapsed time.Duration) time.Duration
 }
@@ -92,10 +93,7 @@ type result struct {
 
 func (d Deps) run(ctx context.Context, env agent.Env, log *agent.Log, c *client.DatabricksClient, o Options) error {
 	sys := env.System()
-	clock := d.Clock
-	if clock == nil {
-		clock = runwait.RealClock{}
-	}
+	clock := converge.Or(d.Clock)
 	host := strings.TrimSuffix(c.Config.Host, "/")
 	jobsAPI := jobs.NewJobs(c)
 	wsAPI := workspace.NewWorkspace(c)
@@ -224,7 +222,7 @@ func (d Deps) run(ctx context.Context, env agent.Env, log *agent.Log, c *client.
 
 // check proves the output: the rows written against the minimum, and the
 // table itself through a SQL warehouse when one is given.
-func (d Deps) check(ctx context.Context, log *agent.Log, c *client.DatabricksClient, clock runwait.Clock, o Options, res *result) error {
+func (d Deps) check(ctx context.Context, log *agent.Log, c *client.DatabricksClient, clock converge.Clock, o Options, res *result) error {
 	log.Section("Checks")
 	if res.exit.RowsWritten < o.MinRows {
 		return fmt.Errorf("the run wrote %d row(s) to %s, fewer than the minimum of %d (input minRows): %s",
@@ -237,7 +235,7 @@ func (d Deps) check(ctx context.Context, log *agent.Log, c *client.DatabricksCli
 		}
 		return nil
 	}
-	tc, err := checkTable(ctx, sql.NewStatementExecution(c), clock.Sleep, o.SQLWarehouseID, res.outputTable)
+	tc, err := checkTable(ctx, sql.NewStatementExecution(c), clock, o.SQLWarehouseID, res.outputTable)
 	if err != nil {
 		return fmt.Errorf("checking the output table: %w", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/converge"
 )
 
 // Retry is the policy of the retrying layer: the one place where Brickferry
@@ -229,12 +230,8 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("waiting to retry: %w", ctx.Err())
+	if err := (converge.RealClock{}).Sleep(ctx, d); err != nil {
+		return fmt.Errorf("waiting to retry: %w", err)
 	}
+	return nil
 }

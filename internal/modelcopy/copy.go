@@ -27,10 +27,13 @@ import (
 	"time"
 
 	"github.com/databricks/databricks-sdk-go/client"
+	"github.com/databricks/databricks-sdk-go/service/catalog"
 
 	"github.com/brickferry/brickferry/internal/agent"
 	"github.com/brickferry/brickferry/internal/artifacts"
+	"github.com/brickferry/brickferry/internal/converge"
 	"github.com/brickferry/brickferry/internal/modeluri"
+	"github.com/brickferry/brickferry/internal/registry"
 )
 
 // Deps are the copy's connections to the outside.
@@ -53,6 +56,9 @@ type Deps struct {
 	// (default 250 ms); it doubles up to 10 s, as registrations take seconds
 	// to minutes (the register command waits the same way).
 	Poll time.Duration
+	// Clock drives that wait (default the wall clock); tests advance an
+	// emulated workspace with it.
+	Clock converge.Clock
 }
 
 // Outcome is what the copy did, for the outputs and the summary.
@@ -96,6 +102,7 @@ type session struct {
 	src, tgt *workspace
 	copier   *artifacts.Copier
 	poll     time.Duration
+	clock    converge.Clock
 	digest   string // the source's content digest, once read (sourceDigest)
 }
 
@@ -118,7 +125,7 @@ func Run(ctx context.Context, o Options, d Deps, log *agent.Log) (Outcome, error
 	if err != nil {
 		return Outcome{}, err
 	}
-	s := &session{opts: o, deps: d, log: log, src: newWorkspace(srcC), tgt: newWorkspace(tgtC), poll: d.Poll}
+	s := &session{opts: o, deps: d, log: log, src: newWorkspace(srcC), tgt: newWorkspace(tgtC), poll: d.Poll, clock: converge.Or(d.Clock)}
 	if s.poll <= 0 {
 		s.poll = 250 * time.Millisecond
 	}
@@ -169,9 +176,9 @@ func (s *session) run(ctx context.Context) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, err
 	}
-	out := Outcome{SourceHost: s.src.host, TargetHost: s.tgt.host, Source: o.Source, SourceVersion: sv.number, SourceRunID: sv.runID,
-		Target: o.Target, DryRun: o.DryRun, Stage: o.Stage, Alias: o.Alias, SourceURL: s.src.versionURL(o.Source, sv.number)}
-	s.log.Info("Source: version %d of %s in %s (run %s).", sv.number, o.Source.Full, s.src.host, orNone(sv.runID))
+	out := Outcome{SourceHost: s.src.Host, TargetHost: s.tgt.Host, Source: o.Source, SourceVersion: sv.number, SourceRunID: sv.runID,
+		Target: o.Target, DryRun: o.DryRun, Stage: o.Stage, Alias: o.Alias, SourceURL: s.src.VersionURL(o.Source, sv.number)}
+	s.log.Info("Source: version %d of %s in %s (run %s).", sv.number, o.Source.Full, s.src.Host, orNone(sv.runID))
 
 	if o.Source.UC() && o.Target.UC() && o.Source.Full == o.Target.Full {
 		same, err := s.sameMetastore(ctx, sv)
@@ -234,7 +241,7 @@ func (s *session) targetLabel() string {
 func (s *session) sameMetastore(ctx context.Context, sv *sourceVersion) (bool, error) {
 	mv, err := s.tgt.ucVersions.Get(ctx, catalogGet(sv.name.Full, sv.number))
 	if err != nil {
-		if notFound(err) {
+		if registry.NotFound(err) {
 			return false, nil
 		}
 		return false, fmt.Errorf("looking for %s version %d in the target workspace: %w", sv.name.Full, sv.number, err)
@@ -245,8 +252,8 @@ func (s *session) sameMetastore(ctx context.Context, sv *sourceVersion) (bool, e
 func (s *session) aliasOnly(ctx context.Context, sv *sourceVersion, out Outcome) (Outcome, error) {
 	out.SameMetastore, out.Reused = true, true
 	out.TargetVersion, out.TargetRunID = sv.number, sv.runID
-	out.TargetURL = s.tgt.versionURL(s.opts.Target, sv.number)
-	s.log.Info("Source and target workspaces share the Unity Catalog metastore %s: version %d of %s is already visible in %s. No bytes move.", sv.metastore, sv.number, sv.name.Full, s.tgt.host)
+	out.TargetURL = s.tgt.VersionURL(s.opts.Target, sv.number)
+	s.log.Info("Source and target workspaces share the Unity Catalog metastore %s: version %d of %s is already visible in %s. No bytes move.", sv.metastore, sv.number, sv.name.Full, s.tgt.Host)
 	if s.opts.DryRun {
 		if s.opts.Alias != "" {
 			s.log.Info("Dry run: would set @%s on version %d of %s. Nothing was changed.", s.opts.Alias, sv.number, sv.name.Full)
@@ -263,4 +270,8 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
+}
+
+func catalogGet(full string, n int) catalog.GetModelVersionRequest {
+	return catalog.GetModelVersionRequest{FullName: full, Version: n}
 }

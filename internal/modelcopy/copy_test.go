@@ -25,10 +25,10 @@ import (
 	"github.com/brickferry/brickferry/internal/artifacts"
 	"github.com/brickferry/brickferry/internal/modelcopy"
 	"github.com/brickferry/brickferry/internal/modeluri"
+	"github.com/brickferry/brickferry/internal/registry"
 	"github.com/brickferry/brickferry/internal/testworld/artifactstest"
 	"github.com/brickferry/brickferry/internal/testworld/emulator"
 	"github.com/brickferry/brickferry/internal/testworld/fixtures"
-	"github.com/brickferry/brickferry/internal/ucregistry"
 )
 
 func churn(t testing.TB) []artifactstest.Source {
@@ -153,7 +153,7 @@ func TestWorkspaceToUnityCatalog(t *testing.T) {
 			} `json:"azure_user_delegation_sas"`
 		} `json:"credentials"`
 	}
-	require.NoError(t, w.prdC.Do(ctx, http.MethodPost, ucregistry.Route+"generate-temporary-credentials", nil, nil,
+	require.NoError(t, w.prdC.Do(ctx, http.MethodPost, registry.UCRoute+"generate-temporary-credentials", nil, nil,
 		map[string]any{"name": "prod.ml.churn", "version": "1", "operation": "MODEL_VERSION_OPERATION_READ"}, &creds))
 	got, err := artifacts.New(artifacts.Options{}).ListPrefix(ctx, versions[0].StorageLocation, creds.Credentials.AzureUserDelegationSAS.SASToken)
 	require.NoError(t, err)

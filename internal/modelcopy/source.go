@@ -2,7 +2,6 @@ package modelcopy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -10,19 +9,19 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/databricks/databricks-sdk-go/apierr"
 	"github.com/databricks/databricks-sdk-go/client"
 	"github.com/databricks/databricks-sdk-go/service/catalog"
 	"github.com/databricks/databricks-sdk-go/service/ml"
 
 	"github.com/brickferry/brickferry/internal/artifacts"
 	"github.com/brickferry/brickferry/internal/modeluri"
-	"github.com/brickferry/brickferry/internal/ucregistry"
+	"github.com/brickferry/brickferry/internal/registry"
 )
 
-// workspace is one connected workspace and the services the copy uses.
+// workspace is one connected workspace and the services the copy uses: the
+// registries' reads, waits and links through package registry.
 type workspace struct {
-	host       string
+	*registry.Registry
 	c          *client.DatabricksClient
 	exps       *ml.ExperimentsAPI
 	registry   *ml.ModelRegistryAPI
@@ -32,25 +31,10 @@ type workspace struct {
 
 func newWorkspace(c *client.DatabricksClient) *workspace {
 	return &workspace{
-		host: strings.TrimSuffix(c.Config.Host, "/"), c: c,
+		Registry: registry.New(c.Config.Host, c), c: c,
 		exps: ml.NewExperiments(c), registry: ml.NewModelRegistry(c),
 		ucModels: catalog.NewRegisteredModels(c), ucVersions: catalog.NewModelVersions(c),
 	}
-}
-
-func notFound(err error) bool {
-	return errors.Is(err, apierr.ErrResourceDoesNotExist) || errors.Is(err, apierr.ErrNotFound)
-}
-
-func (w *workspace) runURL(experimentID, runID string) string {
-	return fmt.Sprintf("%s/ml/experiments/%s/runs/%s", w.host, experimentID, runID)
-}
-
-func (w *workspace) versionURL(name modeluri.Name, n int) string {
-	if name.UC() {
-		return fmt.Sprintf("%s/explore/data/models/%s/%s/%s/version/%d", w.host, name.Catalog, name.Schema, name.Model, n)
-	}
-	return fmt.Sprintf("%s/ml/models/%s/versions/%d", w.host, name.Full, n)
 }
 
 // sourceVersion is the version being copied and where its files are.
@@ -91,15 +75,15 @@ func (s *session) resolveSource(ctx context.Context) (*sourceVersion, error) {
 		sv.artPath = mv.Source // resolved against the run below
 	}
 	if sv.status != "READY" {
-		return nil, fmt.Errorf("version %d of %s in %s is %s, not READY: only a READY version can be copied", sv.number, o.Source.Full, w.host, sv.status)
+		return nil, fmt.Errorf("version %d of %s in %s is %s, not READY: only a READY version can be copied", sv.number, o.Source.Full, w.Host, sv.status)
 	}
 	if sv.runID != "" {
 		resp, err := w.exps.GetRun(ctx, ml.GetRunRequest{RunId: sv.runID})
 		switch {
 		case err == nil:
 			sv.run = resp.Run
-		case notFound(err) && o.Source.UC():
-			s.log.Warning("The source run %s of %s version %d is not in workspace %s (it was logged in another workspace): the copied run gets the lineage tags but not its parameters and metrics.", sv.runID, o.Source.Full, sv.number, w.host)
+		case registry.NotFound(err) && o.Source.UC():
+			s.log.Warning("The source run %s of %s version %d is not in workspace %s (it was logged in another workspace): the copied run gets the lineage tags but not its parameters and metrics.", sv.runID, o.Source.Full, sv.number, w.Host)
 		default:
 			return nil, fmt.Errorf("reading the source run %s of %s version %d: %w", sv.runID, o.Source.Full, sv.number, err)
 		}
@@ -177,14 +161,14 @@ func (w *workspace) registryVersion(ctx context.Context, name modeluri.Name, ref
 	if ref.Number > 0 {
 		resp, err := w.registry.GetModelVersion(ctx, ml.GetModelVersionRequest{Name: name.Full, Version: strconv.Itoa(ref.Number)})
 		if err != nil {
-			if notFound(err) {
-				return nil, fmt.Errorf("version %d of %s not found in the workspace model registry of %s", ref.Number, name.Full, w.host)
+			if registry.NotFound(err) {
+				return nil, fmt.Errorf("version %d of %s not found in the workspace model registry of %s", ref.Number, name.Full, w.Host)
 			}
 			return nil, fmt.Errorf("reading version %d of %s: %w", ref.Number, name.Full, err)
 		}
 		return resp.ModelVersion, nil
 	}
-	all, err := w.registry.SearchModelVersionsAll(ctx, ml.SearchModelVersionsRequest{Filter: "name=" + quote(name.Full)})
+	all, err := w.registry.SearchModelVersionsAll(ctx, ml.SearchModelVersionsRequest{Filter: "name=" + registry.Quote(name.Full)})
 	if err != nil {
 		return nil, fmt.Errorf("listing the versions of %s: %w", name.Full, err)
 	}
@@ -198,9 +182,9 @@ func (w *workspace) registryVersion(ctx context.Context, name modeluri.Name, ref
 		}
 	}
 	if ref.Stage != "" {
-		return nil, fmt.Errorf("no version of %s is in stage %s in workspace %s", name.Full, ref.Stage, w.host)
+		return nil, fmt.Errorf("no version of %s is in stage %s in workspace %s", name.Full, ref.Stage, w.Host)
 	}
-	return nil, fmt.Errorf("registered model %s has no versions in workspace %s", name.Full, w.host)
+	return nil, fmt.Errorf("registered model %s has no versions in workspace %s", name.Full, w.Host)
 }
 
 // ucVersion resolves a Unity Catalog version reference.
@@ -209,8 +193,8 @@ func (w *workspace) ucVersion(ctx context.Context, name modeluri.Name, ref model
 	case ref.Alias != "":
 		mv, err := w.ucVersions.GetByAlias(ctx, catalog.GetByAliasRequest{FullName: name.Full, Alias: ref.Alias})
 		if err != nil {
-			if notFound(err) {
-				return nil, fmt.Errorf("no version of %s has the alias @%s in workspace %s", name.Full, ref.Alias, w.host)
+			if registry.NotFound(err) {
+				return nil, fmt.Errorf("no version of %s has the alias @%s in workspace %s", name.Full, ref.Alias, w.Host)
 			}
 			return nil, fmt.Errorf("reading %s@%s: %w", name.Full, ref.Alias, err)
 		}
@@ -225,7 +209,7 @@ func (w *workspace) ucVersion(ctx context.Context, name modeluri.Name, ref model
 			best = max(best, mv.Version)
 		}
 		if best == 0 {
-			return nil, fmt.Errorf("registered model %s has no versions in workspace %s", name.Full, w.host)
+			return nil, fmt.Errorf("registered model %s has no versions in workspace %s", name.Full, w.Host)
 		}
 		return w.ucGet(ctx, name, best)
 	default:
@@ -236,8 +220,8 @@ func (w *workspace) ucVersion(ctx context.Context, name modeluri.Name, ref model
 func (w *workspace) ucGet(ctx context.Context, name modeluri.Name, n int) (*catalog.ModelVersionInfo, error) {
 	mv, err := w.ucVersions.Get(ctx, catalog.GetModelVersionRequest{FullName: name.Full, Version: n})
 	if err != nil {
-		if notFound(err) {
-			return nil, fmt.Errorf("version %d of %s not found in Unity Catalog of workspace %s", n, name.Full, w.host)
+		if registry.NotFound(err) {
+			return nil, fmt.Errorf("version %d of %s not found in Unity Catalog of workspace %s", n, name.Full, w.Host)
 		}
 		return nil, fmt.Errorf("reading version %d of %s: %w", n, name.Full, err)
 	}
@@ -250,9 +234,9 @@ func (w *workspace) ucCredentials(ctx context.Context, name modeluri.Name, n int
 	if write {
 		op = "MODEL_VERSION_OPERATION_READ_WRITE"
 	}
-	var resp ucregistry.CredentialsResponse
-	err := w.c.Do(ctx, http.MethodPost, ucregistry.Route+"generate-temporary-credentials", nil, nil,
-		ucregistry.CredentialsRequest{Name: name.Full, Version: strconv.Itoa(n), Operation: op}, &resp)
+	var resp registry.UCCredentialsResponse
+	err := w.c.Do(ctx, http.MethodPost, registry.UCRoute+"generate-temporary-credentials", nil, nil,
+		registry.UCCredentialsRequest{Name: name.Full, Version: strconv.Itoa(n), Operation: op}, &resp)
 	if err != nil {
 		return "", fmt.Errorf("getting storage credentials for %s version %d: %w", name.Full, n, err)
 	}
@@ -261,8 +245,6 @@ func (w *workspace) ucCredentials(ctx context.Context, name modeluri.Name, n int
 	}
 	return resp.Credentials.AzureUserDelegationSAS.SASToken, nil
 }
-
-func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", `\'`) + "'" }
 
 func atoi(s string) int {
 	n, _ := strconv.Atoi(s)

@@ -10,6 +10,7 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/ml"
 
 	"github.com/brickferry/brickferry/internal/artifacts"
+	"github.com/brickferry/brickferry/internal/registry"
 )
 
 // Two copies of the same source version may run at once (two pipeline runs,
@@ -57,7 +58,7 @@ func (s *session) sourceDigest(ctx context.Context, sv *sourceVersion) (string, 
 // registryTwin is the lowest workspace registry version below ours with
 // the same source version and digest that has not failed registration.
 func (s *session) registryTwin(ctx context.Context, sv *sourceVersion, ours int, digest string) (*twin, error) {
-	all, err := s.tgt.registry.SearchModelVersionsAll(ctx, ml.SearchModelVersionsRequest{Filter: "name=" + quote(s.opts.Target.Full)})
+	all, err := s.tgt.registry.SearchModelVersionsAll(ctx, ml.SearchModelVersionsRequest{Filter: "name=" + registry.Quote(s.opts.Target.Full)})
 	if err != nil {
 		return nil, fmt.Errorf("listing the versions of %s in the target: %w", s.opts.Target.Full, err)
 	}
@@ -68,7 +69,7 @@ func (s *session) registryTwin(ctx context.Context, sv *sourceVersion, ours int,
 		for _, t := range mv.Tags {
 			tags[t.Key] = t.Value
 		}
-		if mv.Name != s.opts.Target.Full || n >= ours || !s.sameSource(sv, tags) || tags[tagDigest] != digest || mv.Status == ml.ModelVersionStatusFailedRegistration {
+		if mv.Name != s.opts.Target.Full || n >= ours || !s.sameSource(sv, tags) || tags[registry.TagDigest] != digest || mv.Status == ml.ModelVersionStatusFailedRegistration {
 			continue
 		}
 		if best == nil || n < best.version {
@@ -86,7 +87,7 @@ func (s *session) settleRegistry(ctx context.Context, sv *sourceVersion, a *atte
 	}
 	s.log.Info("A concurrent copy of the same source version registered version %d of %s first: deleting version %d and using version %d.", tw.version, s.opts.Target.Full, a.version, tw.version)
 	err = s.tgt.registry.DeleteModelVersion(ctx, ml.DeleteModelVersionRequest{Name: s.opts.Target.Full, Version: strconv.Itoa(a.version)})
-	if err != nil && !notFound(err) {
+	if err != nil && !registry.NotFound(err) {
 		return fmt.Errorf("deleting version %d of %s, a duplicate of version %d: %w", a.version, s.opts.Target.Full, tw.version, err)
 	}
 	return s.adopt(ctx, a, tw)
@@ -117,7 +118,7 @@ func (s *session) ucTwin(ctx context.Context, sv *sourceVersion, ours int) (*twi
 			if err != nil {
 				return nil, err
 			}
-			if tagOf(r, tagDigest) != digest {
+			if tagOf(r, registry.TagDigest) != digest {
 				continue
 			}
 		default:
@@ -138,7 +139,7 @@ func (s *session) settleUC(ctx context.Context, sv *sourceVersion, a *attempt, o
 	}
 	s.log.Info("A concurrent copy of the same source version created version %d of %s first (%s): deleting version %d and using version %d.", tw.version, s.opts.Target.Full, tw.status, ours.number, tw.version)
 	err = s.tgt.ucVersions.Delete(ctx, catalog.DeleteModelVersionRequest{FullName: s.opts.Target.Full, Version: ours.number})
-	if err != nil && !notFound(err) {
+	if err != nil && !registry.NotFound(err) {
 		return ours, false, fmt.Errorf("deleting version %d of %s, a duplicate of version %d: %w", ours.number, s.opts.Target.Full, tw.version, err)
 	}
 	a.ucOwned = 0
@@ -146,7 +147,7 @@ func (s *session) settleUC(ctx context.Context, sv *sourceVersion, a *attempt, o
 		return ours, false, err
 	}
 	if tw.status == string(catalog.ModelVersionInfoStatusReady) {
-		a.digest = tagOf(tw.run, tagDigest)
+		a.digest = tagOf(tw.run, registry.TagDigest)
 		return ours, true, nil
 	}
 	return ucTarget{number: tw.version, location: tw.location}, false, nil
@@ -180,7 +181,7 @@ func (s *session) adopt(ctx context.Context, a *attempt, tw *twin) error {
 // its place; a later copy never resumes it.
 func (s *session) supersede(ctx context.Context, runID string, winner int) {
 	err := s.tgt.exps.LogBatch(ctx, ml.LogBatch{RunId: runID, Tags: []ml.RunTag{
-		{Key: tagCopyStatus, Value: statusSuperseded}, {Key: tagSupersededBy, Value: strconv.Itoa(winner)},
+		{Key: registry.TagCopyStatus, Value: statusSuperseded}, {Key: registry.TagSupersededBy, Value: strconv.Itoa(winner)},
 	}})
 	if err == nil {
 		_, err = s.tgt.exps.UpdateRun(ctx, ml.UpdateRun{RunId: runID, Status: ml.UpdateRunStatusFailed, EndTime: time.Now().UnixMilli()})
@@ -201,10 +202,10 @@ func (s *session) finishedByOther(ctx context.Context, a *attempt) bool {
 		return false
 	}
 	got, err := s.tgt.exps.GetRun(ctx, ml.GetRunRequest{RunId: a.run.RunId})
-	if err != nil || tagOf(got.Run, tagDigest) == "" {
+	if err != nil || tagOf(got.Run, registry.TagDigest) == "" {
 		return false
 	}
-	a.digest, a.manifest = tagOf(got.Run, tagDigest), artifacts.Manifest{}
+	a.digest, a.manifest = tagOf(got.Run, registry.TagDigest), artifacts.Manifest{}
 	s.log.Info("Version %d of %s was finalized by the concurrent copy that created it.", a.version, s.opts.Target.Full)
 	return true
 }

@@ -20,10 +20,10 @@ import (
 	"github.com/brickferry/brickferry/internal/auth"
 	"github.com/brickferry/brickferry/internal/modelcopy"
 	"github.com/brickferry/brickferry/internal/modeluri"
+	"github.com/brickferry/brickferry/internal/registry"
 	"github.com/brickferry/brickferry/internal/testworld/artifactstest"
 	"github.com/brickferry/brickferry/internal/testworld/azurite"
 	"github.com/brickferry/brickferry/internal/testworld/emulator"
-	"github.com/brickferry/brickferry/internal/ucregistry"
 	"github.com/brickferry/brickferry/tasks"
 )
 
@@ -112,7 +112,7 @@ func registerUCSource(t testing.TB, ctx context.Context, c *client.DatabricksCli
 			StorageLocation string `json:"storage_location"`
 		} `json:"model_version"`
 	}
-	require.NoError(t, c.Do(ctx, http.MethodPost, ucregistry.Route+"create", nil, nil,
+	require.NoError(t, c.Do(ctx, http.MethodPost, registry.UCRoute+"create", nil, nil,
 		map[string]any{"name": name.Full, "source": "runs:/" + runID + "/model", "run_id": runID}, &created))
 	var creds struct {
 		Credentials struct {
@@ -121,12 +121,12 @@ func registerUCSource(t testing.TB, ctx context.Context, c *client.DatabricksCli
 			} `json:"azure_user_delegation_sas"`
 		} `json:"credentials"`
 	}
-	require.NoError(t, c.Do(ctx, http.MethodPost, ucregistry.Route+"generate-temporary-credentials", nil, nil,
+	require.NoError(t, c.Do(ctx, http.MethodPost, registry.UCRoute+"generate-temporary-credentials", nil, nil,
 		map[string]any{"name": name.Full, "version": created.ModelVersion.Version, "operation": "MODEL_VERSION_OPERATION_READ_WRITE"}, &creds))
 	sign, err := artifacts.PrefixSigner(created.ModelVersion.StorageLocation, creds.Credentials.AzureUserDelegationSAS.SASToken)
 	require.NoError(t, err)
 	require.NoError(t, artifactstest.Upload(ctx, sign, files, 4))
-	require.NoError(t, c.Do(ctx, http.MethodPost, ucregistry.Route+"finalize", nil, nil,
+	require.NoError(t, c.Do(ctx, http.MethodPost, registry.UCRoute+"finalize", nil, nil,
 		map[string]any{"name": name.Full, "version": created.ModelVersion.Version}, nil))
 	n, _ := strconv.Atoi(created.ModelVersion.Version)
 	return n

@@ -15,10 +15,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/registry"
 	"github.com/brickferry/brickferry/internal/testworld/agenttest"
 	"github.com/brickferry/brickferry/internal/testworld/artifactstest"
 	"github.com/brickferry/brickferry/internal/testworld/emulator"
-	"github.com/brickferry/brickferry/internal/ucregistry"
 )
 
 // The MLflowPromote copy command run by the built executable, as the agent
@@ -351,12 +351,12 @@ func TestCopyToUnityCatalogConvergesAfterAmbiguousFailures(t *testing.T) {
 
 	// The version create and the finalize are carried out but answered 500.
 	w.prd.SetFaults(emulator.FaultPlan{Seed: 4, Rules: afterCommit(
-		ucregistry.Route+"create", ucregistry.Route+"finalize",
+		registry.UCRoute+"create", registry.UCRoute+"finalize",
 		"/api/2.1/unity-catalog/models")})
 	res := w.mustCopy(t, map[string]string{"modelName": "churn", "modelVersion": "1", "targetModelName": "prod.ml.churn"})
 	w.prd.SetFaults(emulator.FaultPlan{})
 	assert.Equal(t, 3, injected(w.prd, emulator.Fault500AfterCommit))
-	assert.Equal(t, 1, len(w.prd.RequestsTo(http.MethodPost, ucregistry.Route+"create")),
+	assert.Equal(t, 1, len(w.prd.RequestsTo(http.MethodPost, registry.UCRoute+"create")),
 		"the version the lost answer was about is found, not created again")
 	assert.Zero(t, len(w.prd.RequestsTo(http.MethodDelete, "/api/2.1/unity-catalog/models/prod.ml.churn/versions/2")))
 	versions := w.prd.UCModelVersions("prod.ml.churn")
@@ -369,7 +369,7 @@ func TestCopyToUnityCatalogConvergesAfterAmbiguousFailures(t *testing.T) {
 	// Finalize refused every time: the copy fails and deletes the version it
 	// could not finalize; the next attempt resumes the run.
 	w.prd.SetFaults(emulator.FaultPlan{Seed: 5, Rules: []emulator.FaultRule{
-		{Prefix: ucregistry.Route + "finalize", Rate: 1, Kinds: []emulator.FaultKind{emulator.Fault500}},
+		{Prefix: registry.UCRoute + "finalize", Rate: 1, Kinds: []emulator.FaultKind{emulator.Fault500}},
 	}})
 	in := map[string]string{"modelName": "churn", "modelVersion": "1", "targetModelName": "prod.ml.churn-b"}
 	res = w.copy(t, in)

@@ -23,12 +23,12 @@ import (
 
 	"github.com/brickferry/brickferry/internal/agent"
 	"github.com/brickferry/brickferry/internal/artifacts"
+	"github.com/brickferry/brickferry/internal/registry"
 	"github.com/brickferry/brickferry/internal/testworld/agenttest"
 	"github.com/brickferry/brickferry/internal/testworld/artifactstest"
 	"github.com/brickferry/brickferry/internal/testworld/azurite"
 	"github.com/brickferry/brickferry/internal/testworld/emulator"
 	"github.com/brickferry/brickferry/internal/testworld/fixtures"
-	"github.com/brickferry/brickferry/internal/ucregistry"
 )
 
 // copyWorld is where the copy command runs in these tests: two emulated
@@ -267,7 +267,7 @@ func ucVersionFiles(t *testing.T, ctx context.Context, c *client.DatabricksClien
 	mv, err := catalog.NewModelVersions(c).Get(ctx, catalog.GetModelVersionRequest{FullName: name, Version: version})
 	require.NoError(t, err)
 	var creds emulator.GenerateTemporaryUCCredentialsResponse
-	require.NoError(t, c.Do(ctx, http.MethodPost, ucregistry.Route+"generate-temporary-credentials", nil, nil,
+	require.NoError(t, c.Do(ctx, http.MethodPost, registry.UCRoute+"generate-temporary-credentials", nil, nil,
 		emulator.GenerateTemporaryUCCredentialsRequest{Name: name, Version: strconv.Itoa(version), Operation: "MODEL_VERSION_OPERATION_READ"}, &creds))
 	token := creds.Credentials.AzureUserDelegationSAS.SASToken
 	files, err := artifacts.New(artifacts.Options{}).ListPrefix(ctx, mv.StorageLocation, token)

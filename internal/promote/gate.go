@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/brickferry/brickferry/internal/registry"
 )
 
 // gate compares the candidate's metric with the metric of the version that
@@ -14,7 +16,7 @@ import (
 func (s *step) gate(ctx context.Context) (*result, error) {
 	o := s.opts
 	name := o.Model
-	cand, err := s.ws.resolve(ctx, name, o.Version)
+	cand, err := s.ws.Resolve(ctx, name, o.Version)
 	if err != nil {
 		return nil, err
 	}
@@ -92,34 +94,34 @@ func (s *step) gate(ctx context.Context) (*result, error) {
 
 // holder is the version that now holds the target stage (the newest, when
 // several do) or alias.
-func (s *step) holder(ctx context.Context) (version, bool, error) {
+func (s *step) holder(ctx context.Context) (registry.Version, bool, error) {
 	name := s.opts.Model
 	if name.UC() {
-		aliases, err := s.ws.ucAliases(ctx, name)
+		aliases, err := s.ws.Aliases(ctx, name)
 		if err != nil {
-			return version{}, false, err
+			return registry.Version{}, false, err
 		}
 		n, ok := aliases[s.opts.Alias]
 		if !ok {
-			return version{}, false, nil
+			return registry.Version{}, false, nil
 		}
-		v, err := s.ws.get(ctx, name, n)
+		v, err := s.ws.Get(ctx, name, n)
 		return v, err == nil, err
 	}
-	all, err := s.ws.versions(ctx, name)
+	all, err := s.ws.Versions(ctx, name)
 	if err != nil {
-		return version{}, false, err
+		return registry.Version{}, false, err
 	}
 	for _, v := range all {
 		if v.Stage == s.opts.Stage {
 			return v, true, nil
 		}
 	}
-	return version{}, false, nil
+	return registry.Version{}, false, nil
 }
 
 // metric reads the gate's metric from a version's source run.
-func (s *step) metric(ctx context.Context, v version, role string) (float64, error) {
+func (s *step) metric(ctx context.Context, v registry.Version, role string) (float64, error) {
 	name, metric := s.opts.Model.Full, s.opts.Metric
 	if v.RunID == "" {
 		return 0, fmt.Errorf("the %s version %d of %s has no source run, so it has no metric %s", role, v.Number, name, metric)
@@ -142,7 +144,7 @@ func (s *step) metric(ctx context.Context, v version, role string) (float64, err
 	if len(have) > 0 {
 		logged = "it logged: " + strings.Join(have, ", ")
 	}
-	return 0, fmt.Errorf("metric %s not found in MLflow run %s, the source run of the %s version %d of %s in workspace %s (%s)", metric, v.RunID, role, v.Number, name, s.ws.host, logged)
+	return 0, fmt.Errorf("metric %s not found in MLflow run %s, the source run of the %s version %d of %s in workspace %s (%s)", metric, v.RunID, role, v.Number, name, s.ws.Host, logged)
 }
 
 // num prints a metric value without floating-point noise (0.95, not 0.9500000000000001).

@@ -13,11 +13,11 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 	"github.com/stretchr/testify/require"
 
+	"github.com/brickferry/brickferry/internal/registry"
 	"github.com/brickferry/brickferry/internal/testworld"
 	"github.com/brickferry/brickferry/internal/testworld/agenttest"
 	"github.com/brickferry/brickferry/internal/testworld/emulator"
 	"github.com/brickferry/brickferry/internal/testworld/fixtures"
-	"github.com/brickferry/brickferry/internal/ucregistry"
 )
 
 func TestMain(m *testing.M) { testworld.Main(m) }
@@ -118,10 +118,10 @@ func ucVersion(t *testing.T, ws *emulator.Workspace, fullName, runID string) int
 		require.NoError(t, err)
 	}
 	var created emulator.UCModelVersionResponse
-	require.NoError(t, c.Do(ctx(t), "POST", ucregistry.Route+"create", nil, nil,
+	require.NoError(t, c.Do(ctx(t), "POST", registry.UCRoute+"create", nil, nil,
 		emulator.CreateUCModelVersionRequest{Name: fullName, Source: "dbfs:/databricks/mlflow-tracking/x/" + runID + "/artifacts/model", RunID: runID}, &created))
 	var final emulator.UCModelVersionResponse
-	require.NoError(t, c.Do(ctx(t), "POST", ucregistry.Route+"finalize", nil, nil,
+	require.NoError(t, c.Do(ctx(t), "POST", registry.UCRoute+"finalize", nil, nil,
 		emulator.FinalizeUCModelVersionRequest{Name: fullName, Version: created.ModelVersion.Version}, &final))
 	n, err := strconv.Atoi(final.ModelVersion.Version)
 	require.NoError(t, err)

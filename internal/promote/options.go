@@ -9,6 +9,7 @@ import (
 	"github.com/brickferry/brickferry/internal/agent"
 	"github.com/brickferry/brickferry/internal/modelcopy"
 	"github.com/brickferry/brickferry/internal/modeluri"
+	"github.com/brickferry/brickferry/internal/registry"
 )
 
 // Command is what the step does.
@@ -116,8 +117,8 @@ func readRegister(in *agent.Inputs, o *Options) {
 	o.Description = in.String("description")
 	o.Tags = in.KeyValues("versionTags")
 	for _, kv := range o.Tags {
-		if strings.HasPrefix(kv.Key, lineagePrefix) {
-			in.Fail("versionTags", "%q: tags starting with %q are set by the task itself", agent.Neutralize(kv.Key), lineagePrefix)
+		if strings.HasPrefix(kv.Key, registry.TagPrefix) {
+			in.Fail("versionTags", "%q: tags starting with %q are set by the task itself", agent.Neutralize(kv.Key), registry.TagPrefix)
 		}
 	}
 	o.Timeout = readMinutes(in, "timeoutMinutes")

@@ -14,7 +14,8 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/ml"
 
 	"github.com/brickferry/brickferry/internal/agent"
-	"github.com/brickferry/brickferry/internal/auth"
+	"github.com/brickferry/brickferry/internal/converge"
+	"github.com/brickferry/brickferry/internal/registry"
 )
 
 // register creates (or reuses) a version of a workspace registry model from
@@ -33,10 +34,10 @@ func (s *step) register(ctx context.Context) (*result, error) {
 
 	createdModel := false
 	if _, err := s.ws.registry.GetModel(ctx, ml.GetModelRequest{Name: name.Full}); err != nil {
-		if !notFound(err) {
+		if !registry.NotFound(err) {
 			return nil, fmt.Errorf("reading registered model %s: %w", name.Full, err)
 		}
-		created, err := auth.CreateOnce(ctx, func(ctx context.Context) error {
+		created, err := converge.CreateOnce(ctx, func(ctx context.Context) error {
 			_, err := s.ws.registry.CreateModel(ctx, ml.CreateModelRequest{Name: name.Full})
 			return err
 		})
@@ -60,28 +61,27 @@ func (s *step) register(ctx context.Context) (*result, error) {
 	}
 
 	tags := []ml.ModelVersionTag{}
-	for _, kv := range append(append([]agent.KeyValue{}, o.Tags...), s.lineage.tags(runID, "register")...) {
+	for _, kv := range s.versionTags(runID) {
 		tags = append(tags, ml.ModelVersionTag{Key: kv.Key, Value: kv.Value})
 	}
 	req := ml.CreateModelVersionRequest{Name: name.Full, Source: source, RunId: runID, Description: o.Description, Tags: tags}
-	resp, err := s.ws.registry.CreateModelVersion(ctx, req)
-	for try := 2; auth.Ambiguous(err) && try <= auth.ConvergeTries; try++ {
-		// The version may have been created although no answer said so:
-		// take it rather than register the model twice.
-		existing, later, ferr := s.existingVersion(ctx, source, runID)
-		if ferr == nil && existing != nil {
-			s.log.Info("Creating a version of %s got no clear answer (%v); version %d from the same source exists: using it.", name.Full, err, existing.Number)
-			for _, n := range later {
-				s.yield(ctx, n, existing.Number) // a create whose answer was lost
-			}
-			return s.reuse(ctx, *existing)
+	made, lost, err := s.createVersion(ctx, func(ctx context.Context) (*registry.Version, []int, error) {
+		return s.existingVersion(ctx, source, runID)
+	}, func(ctx context.Context) (created, error) {
+		resp, err := s.ws.registry.CreateModelVersion(ctx, req)
+		if err != nil {
+			return created{}, err
 		}
-		resp, err = s.ws.registry.CreateModelVersion(ctx, req)
-	}
+		n, _ := strconv.Atoi(resp.ModelVersion.Version)
+		return created{number: n}, nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("creating a version of %s from %s: %w", name.Full, o.Source.URI, err)
+		return nil, err
 	}
-	n, _ := strconv.Atoi(resp.ModelVersion.Version)
+	if made.existing != nil {
+		return s.reuse(ctx, s.takeFound(ctx, made, lost))
+	}
+	n := made.number
 	s.log.Info("Created version %d of %s from %s.", n, name.Full, source)
 	if first, _, err := s.existingVersion(ctx, source, runID); err != nil {
 		return nil, err
@@ -102,9 +102,58 @@ func (s *step) register(ctx context.Context) (*result, error) {
 	case err != nil:
 		return nil, err
 	}
-	s.log.Info("Version %d of %s is READY: %s", n, name.Full, s.ws.versionURL(name, n))
+	s.log.Info("Version %d of %s is READY: %s", n, name.Full, s.ws.VersionURL(name, n))
 	reused := false
 	return &result{version: v.Number, stage: v.Stage, reused: &reused, note: fmt.Sprintf("Registered version %d from `%s`.", n, o.Source.URI)}, nil
+}
+
+// created is what a version create led to: the version it made (number,
+// and a Unity Catalog version's storage location), or, after an answer that
+// got lost, the version from the same source that exists (existing, with
+// the numbers of its duplicates).
+type created struct {
+	number   int
+	location string
+	existing *registry.Version
+	later    []int
+}
+
+// versionTags are the tags of a new version: the user's, then lineage.
+func (s *step) versionTags(runID string) []agent.KeyValue {
+	return append(append([]agent.KeyValue{}, s.opts.Tags...), s.lineageTags(runID, "register")...)
+}
+
+// createVersion sends create, which is not idempotent, through
+// converge.Converge: after an answer that got lost it asks find for a
+// version from the same source (existingVersion, existingUCVersion) and
+// takes it rather than register the model twice. lost is the last create's
+// ambiguous error, for the log.
+func (s *step) createVersion(ctx context.Context, find func(context.Context) (*registry.Version, []int, error), create func(context.Context) (created, error)) (made created, lost, err error) {
+	made, err = converge.Converge(ctx, func(ctx context.Context) (created, bool, error) {
+		existing, later, err := find(ctx)
+		if err != nil || existing == nil {
+			return created{}, false, err
+		}
+		return created{existing: existing, later: later}, true, nil
+	}, func(ctx context.Context) (created, error) {
+		c, err := create(ctx)
+		lost = err
+		return c, err
+	})
+	if err != nil {
+		return created{}, lost, fmt.Errorf("creating a version of %s from %s: %w", s.opts.Model.Full, s.opts.Source.URI, err)
+	}
+	return made, lost, nil
+}
+
+// takeFound takes the version a create whose answer got lost (lost) made,
+// removing the duplicates of it, and returns it to reuse.
+func (s *step) takeFound(ctx context.Context, made created, lost error) registry.Version {
+	s.log.Info("Creating a version of %s got no clear answer (%v); version %d from the same source exists: using it.", s.opts.Model.Full, lost, made.existing.Number)
+	for _, n := range made.later {
+		s.yield(ctx, n, made.existing.Number) // a create whose answer was lost
+	}
+	return *made.existing
 }
 
 // resolveSource turns the model URI into the source the registry copies from,
@@ -133,7 +182,7 @@ func (s *step) resolveSource(ctx context.Context) (source, runID string, err err
 		if len(names) > 0 {
 			have = "its artifacts are: " + strings.Join(names, ", ")
 		}
-		return "", "", fmt.Errorf("MLflow run %s in workspace %s has no model at artifact path %q (%s)", src.RunID, s.ws.host, src.Path, have)
+		return "", "", fmt.Errorf("MLflow run %s in workspace %s has no model at artifact path %q (%s)", src.RunID, s.ws.Host, src.Path, have)
 	}
 	root := strings.TrimSuffix(run.Info.ArtifactUri, "/")
 	return root + "/" + src.Path, src.RunID, nil
@@ -146,17 +195,17 @@ func (s *step) resolveSource(ctx context.Context) (source, runID string, err err
 // its version, and the one whose version is not the first removes it and
 // takes the first (see yield). It also returns the numbers of the others
 // (duplicates, e.g. from a create whose answer was lost).
-func (s *step) existingVersion(ctx context.Context, source, runID string) (*version, []int, error) {
-	filter := "name=" + quote(s.opts.Model.Full)
+func (s *step) existingVersion(ctx context.Context, source, runID string) (*registry.Version, []int, error) {
+	filter := "name=" + registry.Quote(s.opts.Model.Full)
 	if runID != "" {
 		// Databricks accepts a single condition in this filter.
-		filter = "run_id=" + quote(runID)
+		filter = "run_id=" + registry.Quote(runID)
 	}
 	all, err := s.ws.registry.SearchModelVersionsAll(ctx, ml.SearchModelVersionsRequest{Filter: filter})
 	if err != nil {
 		return nil, nil, fmt.Errorf("looking for an existing version of %s from %s: %w", s.opts.Model.Full, s.opts.Source.URI, err)
 	}
-	var matches []version
+	var matches []registry.Version
 	for _, mv := range all {
 		if mv.Name != s.opts.Model.Full || mv.RunId != runID {
 			continue
@@ -168,7 +217,7 @@ func (s *step) existingVersion(ctx context.Context, source, runID string) (*vers
 		if mv.Status == ml.ModelVersionStatusFailedRegistration {
 			continue
 		}
-		v := fromRegistry(mv)
+		v := registry.FromRegistry(mv)
 		matches = append(matches, v)
 	}
 	return lowest(matches)
@@ -176,11 +225,11 @@ func (s *step) existingVersion(ctx context.Context, source, runID string) (*vers
 
 // lowest returns the lowest-numbered of versions and the numbers of the
 // others, which duplicate it.
-func lowest(versions []version) (*version, []int, error) {
+func lowest(versions []registry.Version) (*registry.Version, []int, error) {
 	if len(versions) == 0 {
 		return nil, nil, nil
 	}
-	first := slices.MinFunc(versions, func(a, b version) int { return cmp.Compare(a.Number, b.Number) })
+	first := slices.MinFunc(versions, func(a, b registry.Version) int { return cmp.Compare(a.Number, b.Number) })
 	var later []int
 	for _, v := range versions {
 		if v.Number != first.Number {
@@ -205,13 +254,13 @@ func (s *step) yield(ctx context.Context, n, first int) {
 	} else {
 		err = s.ws.registry.DeleteModelVersion(ctx, ml.DeleteModelVersionRequest{Name: name.Full, Version: strconv.Itoa(n)})
 	}
-	if err != nil && !notFound(err) {
+	if err != nil && !registry.NotFound(err) {
 		s.log.Warning("could not remove version %d of %s, a duplicate of version %d: %v; delete it in the workspace", n, name.Full, first, err)
 	}
 }
 
 // reuse takes an existing version instead of registering the same model again.
-func (s *step) reuse(ctx context.Context, v version) (*result, error) {
+func (s *step) reuse(ctx context.Context, v registry.Version) (*result, error) {
 	name := s.opts.Model
 	s.log.Info("Version %d of %s was already registered from %s (%s): reusing it instead of creating another.",
 		v.Number, name.Full, s.opts.Source.URI, v.Status)
@@ -229,40 +278,29 @@ func (s *step) reuse(ctx context.Context, v version) (*result, error) {
 	return &result{version: v.Number, stage: v.Stage, reused: &reused, note: fmt.Sprintf("Reused version %d, already registered from `%s`.", v.Number, s.opts.Source.URI)}, nil
 }
 
-// waitReady polls a new version until it is READY. FAILED_REGISTRATION, the
-// timeout and a cancelled context are errors.
-func (s *step) waitReady(ctx context.Context, n int) (version, error) {
+// waitReady polls a new version until it is READY, pausing 250 ms doubling
+// up to 10 s (registrations take seconds to minutes). FAILED_REGISTRATION,
+// the timeout and a cancelled context are errors.
+func (s *step) waitReady(ctx context.Context, n int) (registry.Version, error) {
 	name := s.opts.Model
-	start := time.Now()
-	deadline := start.Add(s.opts.Timeout)
-	delay := 250 * time.Millisecond // doubling up to 10 s: registrations take seconds to minutes
+	start := s.clock.Now()
 	s.log.Info("Waiting up to %s for version %d of %s to be READY...", s.opts.Timeout, n, name.Full)
-	for {
-		v, err := s.ws.get(ctx, name, n)
-		switch {
-		case ctx.Err() != nil:
-			return version{}, fmt.Errorf("waiting for version %d of %s: %w", n, name.Full, ctx.Err())
-		case err != nil:
-			return version{}, err
-		case v.Status == string(ml.ModelVersionStatusReady):
-			return v, nil
-		case v.Status == string(ml.ModelVersionStatusFailedRegistration):
-			return version{}, fmt.Errorf("version %d of %s failed to register (FAILED_REGISTRATION): %s", n, name.Full, agent.Neutralize(v.Message))
-		}
-		s.log.Debug("version %d is %s after %s", n, v.Status, time.Since(start).Round(time.Second))
-		left := time.Until(deadline)
-		if left <= 0 {
-			return version{}, &timeoutError{msg: fmt.Sprintf("version %d of %s was not READY after %s (timeoutMinutes); it is left to finish: running the step again reuses it", n, name.Full, s.opts.Timeout)}
-		}
-		t := time.NewTimer(min(delay, left))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return version{}, fmt.Errorf("waiting for version %d of %s: %w", n, name.Full, ctx.Err())
-		case <-t.C:
-		}
-		delay = min(2*delay, 10*time.Second)
+	schedule := converge.Schedule{Pause: converge.Doubling(250*time.Millisecond, 10*time.Second), Timeout: s.opts.Timeout}
+	v, err := s.ws.WaitReady(ctx, s.clock, name, n, schedule, func(v registry.Version) {
+		s.log.Debug("version %d is %s after %s", n, v.Status, s.clock.Now().Sub(start).Round(time.Second))
+	})
+	var failed *registry.RegistrationError
+	switch {
+	case errors.Is(err, converge.ErrTimeout):
+		return registry.Version{}, &timeoutError{msg: fmt.Sprintf("version %d of %s was not READY after %s (timeoutMinutes); it is left to finish: running the step again reuses it", n, name.Full, s.opts.Timeout)}
+	case errors.As(err, &failed):
+		return registry.Version{}, fmt.Errorf("version %d of %s failed to register (FAILED_REGISTRATION): %s", n, name.Full, failed.Message)
+	case err != nil && ctx.Err() != nil:
+		return registry.Version{}, fmt.Errorf("waiting for version %d of %s: %w", n, name.Full, ctx.Err())
+	case err != nil:
+		return registry.Version{}, err
 	}
+	return v, nil
 }
 
 // timeoutError is a version that was still registering when time was up.

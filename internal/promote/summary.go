@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/registry"
 )
 
 // summaryRows is how many versions the summary shows around the one acted on.
@@ -17,7 +18,7 @@ const summaryRows = 2
 // A failure to build it is a warning, not a failure of the step.
 func (s *step) summary(ctx context.Context, r *result) {
 	name := s.opts.Model
-	all, err := s.ws.versions(ctx, name)
+	all, err := s.ws.Versions(ctx, name)
 	if err != nil {
 		s.log.Warning("the run summary is incomplete: %v", err)
 		return
@@ -39,7 +40,7 @@ func (s *step) summary(ctx context.Context, r *result) {
 		if !s.inSummary(all, i, r) {
 			continue
 		}
-		label := fmt.Sprintf("[%d](%s)", v.Number, s.ws.versionURL(name, v.Number))
+		label := fmt.Sprintf("[%d](%s)", v.Number, s.ws.VersionURL(name, v.Number))
 		if v.Number == r.version {
 			label = "**" + label + "**"
 		}
@@ -62,7 +63,7 @@ func (s *step) summary(ctx context.Context, r *result) {
 			}
 			run = "`" + mdText(v.RunID) + "`"
 			if exp != "" {
-				run = fmt.Sprintf("[%s](%s)", mdText(v.RunID), s.ws.runURL(exp, v.RunID))
+				run = fmt.Sprintf("[%s](%s)", mdText(v.RunID), s.ws.RunURL(exp, v.RunID))
 			}
 		}
 		created := ""
@@ -78,7 +79,7 @@ func (s *step) summary(ctx context.Context, r *result) {
 
 // inSummary keeps the versions near the one acted on, the previous holder,
 // and every version in Staging/Production or with an alias.
-func (s *step) inSummary(all []version, i int, r *result) bool {
+func (s *step) inSummary(all []registry.Version, i int, r *result) bool {
 	v := all[i]
 	if v.Number == r.version || v.Number == r.previous || len(v.Aliases) > 0 || v.Stage == "Staging" || v.Stage == "Production" {
 		return true

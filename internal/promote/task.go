@@ -18,7 +18,9 @@ import (
 
 	"github.com/brickferry/brickferry/internal/agent"
 	"github.com/brickferry/brickferry/internal/auth"
+	"github.com/brickferry/brickferry/internal/converge"
 	"github.com/brickferry/brickferry/internal/modeluri"
+	"github.com/brickferry/brickferry/internal/registry"
 	"github.com/brickferry/brickferry/tasks"
 )
 
@@ -30,6 +32,9 @@ type Deps struct {
 	// before any remote call), and returns how to connect. Nil means
 	// auth.Connect, the shared resolver.
 	Connect auth.ConnectFunc
+	// Clock drives the waits for a version to be READY (default the wall
+	// clock); tests advance an emulated workspace with it.
+	Clock converge.Clock
 }
 
 // Task returns the MLflowPromote task function.
@@ -47,7 +52,7 @@ func Task(d Deps) agent.TaskFunc {
 		}
 		connect := connectFunc(env, in, log, "")
 		if opts.Command == Copy {
-			return copyVersion(ctx, env, log, *opts.Copy, connect, connectFunc(env, in, log, "target"), in)
+			return copyVersion(ctx, env, log, *opts.Copy, connect, connectFunc(env, in, log, "target"), in, converge.Or(d.Clock))
 		}
 		if err := in.Err(); err != nil {
 			return err
@@ -56,7 +61,7 @@ func Task(d Deps) agent.TaskFunc {
 		if err != nil {
 			return err
 		}
-		s := &step{opts: opts, log: log, ws: newWorkspace(conn.Host, conn.Client), lineage: lineageFrom(env.System()), storage: conn.HTTPClient}
+		s := &step{opts: opts, log: log, ws: newWorkspace(conn.Host, conn.Client), lineage: registry.LineageOf(env.System()), storage: conn.HTTPClient, clock: converge.Or(d.Clock)}
 		// Explain names the connection and what to fix when the workspace
 		// refuses the credentials (401/403) at any point of the step.
 		return conn.Explain(s.run(conn.Context(ctx)))
@@ -68,10 +73,11 @@ type step struct {
 	opts    Options
 	log     *agent.Log
 	ws      *workspace
-	lineage lineage
+	lineage registry.Lineage
 	// storage carries requests to signed storage URLs (registering into
 	// Unity Catalog uploads the model files); nil: Go's default transport.
 	storage *http.Client
+	clock   converge.Clock
 }
 
 // result is what a command leaves for the outputs and the summary.

@@ -7,12 +7,14 @@ import (
 
 	"github.com/databricks/databricks-sdk-go/service/catalog"
 	"github.com/databricks/databricks-sdk-go/service/ml"
+
+	"github.com/brickferry/brickferry/internal/registry"
 )
 
 // transition moves a version to a stage (workspace registry) or sets an
 // alias on it (Unity Catalog).
 func (s *step) transition(ctx context.Context) (*result, error) {
-	v, err := s.ws.resolve(ctx, s.opts.Model, s.opts.Version)
+	v, err := s.ws.Resolve(ctx, s.opts.Model, s.opts.Version)
 	if err != nil {
 		return nil, err
 	}
@@ -25,14 +27,14 @@ func (s *step) transition(ctx context.Context) (*result, error) {
 	return s.setStage(ctx, v)
 }
 
-func (s *step) setStage(ctx context.Context, v version) (*result, error) {
+func (s *step) setStage(ctx context.Context, v registry.Version) (*result, error) {
 	o := s.opts
 	name := o.Model
-	all, err := s.ws.versions(ctx, name)
+	all, err := s.ws.Versions(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	var holders []version // other versions in the target stage, newest first
+	var holders []registry.Version // other versions in the target stage, newest first
 	for _, other := range all {
 		if other.Stage == o.Stage && other.Number != v.Number {
 			holders = append(holders, other)
@@ -64,7 +66,7 @@ func (s *step) setStage(ctx context.Context, v version) (*result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("moving version %d of %s to %s: %w", v.Number, name.Full, o.Stage, err)
 	}
-	s.log.Info("Moved version %d of %s from %s to %s: %s", v.Number, name.Full, from, o.Stage, s.ws.versionURL(name, v.Number))
+	s.log.Info("Moved version %d of %s from %s to %s: %s", v.Number, name.Full, from, o.Stage, s.ws.VersionURL(name, v.Number))
 	res.note = fmt.Sprintf("Moved version %d from %s to %s.", v.Number, from, o.Stage)
 	v.Stage = o.Stage
 	if err := s.tagVersion(ctx, name, v, "transition to "+o.Stage); err != nil {
@@ -80,7 +82,7 @@ func (s *step) setStage(ctx context.Context, v version) (*result, error) {
 	// transition archived (the holders listed before it may have changed
 	// if another pipeline run moved a version at the same time), and
 	// whether this version still holds the stage.
-	after, err := s.ws.versions(ctx, name)
+	after, err := s.ws.Versions(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -103,18 +105,18 @@ func (s *step) setStage(ctx context.Context, v version) (*result, error) {
 // version at once cannot leave its tags half one run's and half the
 // other's; the version's other lineage tags still name the pipeline run
 // that moved it to the stage.
-func (s *step) markArchived(ctx context.Context, versions []version, holders []version) error {
+func (s *step) markArchived(ctx context.Context, versions []registry.Version, holders []registry.Version) error {
 	name := s.opts.Model
 	held := map[int]bool{}
 	for _, h := range holders {
 		held[h.Number] = true
 	}
 	for _, v := range versions {
-		action := v.Tags[lineagePrefix+"action"]
+		action := v.Tags[registry.TagAction]
 		if v.Stage != "Archived" || action == "archived" || (!held[v.Number] && action != "transition to "+s.opts.Stage) {
 			continue
 		}
-		err := s.ws.registry.SetModelVersionTag(ctx, ml.SetModelVersionTagRequest{Name: name.Full, Version: strconv.Itoa(v.Number), Key: lineagePrefix + "action", Value: "archived"})
+		err := s.ws.registry.SetModelVersionTag(ctx, ml.SetModelVersionTagRequest{Name: name.Full, Version: strconv.Itoa(v.Number), Key: registry.TagAction, Value: "archived"})
 		if err != nil {
 			return fmt.Errorf("tagging archived version %d of %s: %w", v.Number, name.Full, err)
 		}
@@ -126,8 +128,8 @@ func (s *step) markArchived(ctx context.Context, versions []version, holders []v
 // checkHeld warns when the version the step moved no longer holds the
 // stage: another pipeline run moved another version there at the same
 // time, archiving this one.
-func (s *step) checkHeld(after []version, n int) {
-	var holder []version
+func (s *step) checkHeld(after []registry.Version, n int) {
+	var holder []registry.Version
 	for _, v := range after {
 		if v.Stage == s.opts.Stage {
 			holder = append(holder, v)
@@ -145,10 +147,10 @@ func (s *step) checkHeld(after []version, n int) {
 	s.log.Warning("version %d of %s was moved to %s, then archived: another pipeline run moved %s there at the same time", n, s.opts.Model.Full, s.opts.Stage, versionList(holder))
 }
 
-func (s *step) setAlias(ctx context.Context, v version) (*result, error) {
+func (s *step) setAlias(ctx context.Context, v registry.Version) (*result, error) {
 	o := s.opts
 	name := o.Model
-	aliases, err := s.ws.ucAliases(ctx, name)
+	aliases, err := s.ws.Aliases(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -166,10 +168,10 @@ func (s *step) setAlias(ctx context.Context, v version) (*result, error) {
 			return nil, fmt.Errorf("setting alias @%s of %s to version %d: %w", o.Alias, name.Full, v.Number, err)
 		}
 		if held {
-			s.log.Info("Moved %s@%s from version %d to version %d: %s", name.Full, o.Alias, holder, v.Number, s.ws.versionURL(name, v.Number))
+			s.log.Info("Moved %s@%s from version %d to version %d: %s", name.Full, o.Alias, holder, v.Number, s.ws.VersionURL(name, v.Number))
 			res.note = fmt.Sprintf("Moved @%s from version %d to version %d.", o.Alias, holder, v.Number)
 		} else {
-			s.log.Info("Set %s@%s on version %d: %s", name.Full, o.Alias, v.Number, s.ws.versionURL(name, v.Number))
+			s.log.Info("Set %s@%s on version %d: %s", name.Full, o.Alias, v.Number, s.ws.VersionURL(name, v.Number))
 			res.note = fmt.Sprintf("Set @%s on version %d.", o.Alias, v.Number)
 		}
 	}
@@ -190,7 +192,7 @@ func (s *step) setAlias(ctx context.Context, v version) (*result, error) {
 	return res, s.tagVersion(ctx, name, v, "alias "+o.Alias)
 }
 
-func versionList(vs []version) string {
+func versionList(vs []registry.Version) string {
 	out := ""
 	for i, v := range vs {
 		if i > 0 {

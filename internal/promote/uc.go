@@ -11,10 +11,9 @@ import (
 	"github.com/databricks/databricks-sdk-go/apierr"
 	"github.com/databricks/databricks-sdk-go/service/catalog"
 
-	"github.com/brickferry/brickferry/internal/agent"
 	"github.com/brickferry/brickferry/internal/artifacts"
-	"github.com/brickferry/brickferry/internal/auth"
-	"github.com/brickferry/brickferry/internal/ucregistry"
+	"github.com/brickferry/brickferry/internal/converge"
+	"github.com/brickferry/brickferry/internal/registry"
 )
 
 // Registering into Unity Catalog follows the MLflow client
@@ -37,11 +36,11 @@ func (s *step) registerUC(ctx context.Context) (*result, error) {
 
 	createdModel := false
 	if _, err := s.ws.ucModels.Get(ctx, catalog.GetRegisteredModelRequest{FullName: name.Full}); err != nil {
-		if !notFound(err) {
+		if !registry.NotFound(err) {
 			return nil, fmt.Errorf("reading registered model %s: %w", name.Full, err)
 		}
 		req := catalog.CreateRegisteredModelRequest{CatalogName: name.Catalog, SchemaName: name.Schema, Name: name.Model}
-		created, err := auth.CreateOnce(ctx, func(ctx context.Context) error {
+		created, err := converge.CreateOnce(ctx, func(ctx context.Context) error {
 			_, err := s.ws.ucModels.Create(ctx, req)
 			return err
 		})
@@ -64,34 +63,34 @@ func (s *step) registerUC(ctx context.Context) (*result, error) {
 		}
 	}
 
-	var tags []ucregistry.Tag
-	for _, kv := range append(append([]agent.KeyValue{}, o.Tags...), s.lineage.tags(runID, "register")...) {
-		tags = append(tags, ucregistry.Tag{Key: kv.Key, Value: kv.Value})
+	var tags []registry.UCTag
+	for _, kv := range s.versionTags(runID) {
+		tags = append(tags, registry.UCTag{Key: kv.Key, Value: kv.Value})
 	}
-	req := ucregistry.CreateRequest{Name: name.Full, Source: source, RunID: runID, Description: o.Description, Tags: tags}
-	var resp ucregistry.VersionResponse
-	err = s.ws.c.Do(ctx, http.MethodPost, ucregistry.Route+"create", nil, nil, req, &resp)
-	for try := 2; auth.Ambiguous(err) && try <= auth.ConvergeTries; try++ {
-		// The version may have been created although no answer said so:
-		// take it rather than register the model twice.
-		existing, later, ferr := s.existingUCVersion(ctx, source, runID)
-		if ferr == nil && existing != nil {
-			s.log.Info("Creating a version of %s got no clear answer (%v); version %d from the same source exists: using it.", name.Full, err, existing.Number)
-			for _, n := range later {
-				s.yield(ctx, n, existing.Number) // a create whose answer was lost
-			}
-			return s.reuseUC(ctx, *existing)
+	req := registry.UCCreateRequest{Name: name.Full, Source: source, RunID: runID, Description: o.Description, Tags: tags}
+	made, lost, err := s.createVersion(ctx, func(ctx context.Context) (*registry.Version, []int, error) {
+		return s.existingUCVersion(ctx, source, runID)
+	}, func(ctx context.Context) (created, error) {
+		var resp registry.UCVersionResponse
+		if err := s.ws.c.Do(ctx, http.MethodPost, registry.UCRoute+"create", nil, nil, req, &resp); err != nil {
+			return created{}, err
 		}
-		resp = ucregistry.VersionResponse{}
-		err = s.ws.c.Do(ctx, http.MethodPost, ucregistry.Route+"create", nil, nil, req, &resp)
-	}
+		if resp.ModelVersion == nil {
+			return created{}, nil // answered, but without the version: see below
+		}
+		n, _ := strconv.Atoi(resp.ModelVersion.Version)
+		return created{number: n, location: resp.ModelVersion.StorageLocation}, nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("creating a version of %s from %s: %w", name.Full, o.Source.URI, err)
+		return nil, err
 	}
-	if resp.ModelVersion == nil {
+	if made.existing != nil {
+		return s.reuseUC(ctx, s.takeFound(ctx, made, lost))
+	}
+	if made.number == 0 {
 		return nil, fmt.Errorf("creating a version of %s: the answer has no model_version", name.Full)
 	}
-	n, _ := strconv.Atoi(resp.ModelVersion.Version)
+	n := made.number
 	s.log.Info("Created version %d of %s (PENDING_REGISTRATION) from %s; uploading the model to its storage location.", n, name.Full, source)
 	if first, _, err := s.existingUCVersion(ctx, source, runID); err != nil {
 		return nil, err
@@ -100,8 +99,8 @@ func (s *step) registerUC(ctx context.Context) (*result, error) {
 		return s.reuseUC(ctx, *first)
 	}
 
-	err = s.finishUC(ctx, n, resp.ModelVersion.StorageLocation, runID)
-	var v version
+	err = s.finishUC(ctx, n, made.location, runID)
+	var v registry.Version
 	if err == nil {
 		v, err = s.waitReady(ctx, n)
 	}
@@ -117,7 +116,7 @@ func (s *step) registerUC(ctx context.Context) (*result, error) {
 	case err != nil:
 		return nil, err
 	}
-	s.log.Info("Version %d of %s is READY: %s", n, name.Full, s.ws.versionURL(name, n))
+	s.log.Info("Version %d of %s is READY: %s", n, name.Full, s.ws.VersionURL(name, n))
 	reused := false
 	return &result{version: v.Number, reused: &reused, note: fmt.Sprintf("Registered version %d from `%s`.", n, o.Source.URI)}, nil
 }
@@ -126,13 +125,13 @@ func (s *step) registerUC(ctx context.Context) (*result, error) {
 // same run and path that did not fail; of several, the first (lowest
 // number), as existingVersion does. A version an interrupted attempt left
 // PENDING_REGISTRATION counts: reuseUC finishes it.
-func (s *step) existingUCVersion(ctx context.Context, source, runID string) (*version, []int, error) {
+func (s *step) existingUCVersion(ctx context.Context, source, runID string) (*registry.Version, []int, error) {
 	name := s.opts.Model
 	all, err := s.ws.ucVersions.ListAll(ctx, catalog.ListModelVersionsRequest{FullName: name.Full})
 	if err != nil {
 		return nil, nil, fmt.Errorf("looking for an existing version of %s from %s: %w", name.Full, s.opts.Source.URI, err)
 	}
-	var matches []version
+	var matches []registry.Version
 	for _, mv := range all {
 		src := strings.TrimSuffix(mv.Source, "/")
 		if mv.RunId != runID || (src != source && src != s.opts.Source.URI) {
@@ -141,8 +140,8 @@ func (s *step) existingUCVersion(ctx context.Context, source, runID string) (*ve
 		if mv.Status == catalog.ModelVersionInfoStatusFailedRegistration {
 			continue
 		}
-		v := fromUC(mv)
-		v.location = mv.StorageLocation
+		v := registry.FromUC(mv)
+		v.Location = mv.StorageLocation
 		matches = append(matches, v)
 	}
 	return lowest(matches)
@@ -150,10 +149,10 @@ func (s *step) existingUCVersion(ctx context.Context, source, runID string) (*ve
 
 // reuseUC takes an existing version; one that an interrupted attempt left
 // PENDING_REGISTRATION gets its files uploaded (again) and is finalized.
-func (s *step) reuseUC(ctx context.Context, v version) (*result, error) {
+func (s *step) reuseUC(ctx context.Context, v registry.Version) (*result, error) {
 	if v.Status == string(catalog.ModelVersionInfoStatusPendingRegistration) {
 		s.log.Info("Version %d of %s from %s was created by an earlier attempt and not finalized: uploading the model and finalizing it.", v.Number, s.opts.Model.Full, s.opts.Source.URI)
-		if err := s.finishUC(ctx, v.Number, v.location, v.RunID); err != nil {
+		if err := s.finishUC(ctx, v.Number, v.Location, v.RunID); err != nil {
 			return nil, err
 		}
 	}
@@ -170,7 +169,7 @@ func (s *step) finishUC(ctx context.Context, n int, location, runID string) erro
 	if err == nil || ctx.Err() != nil {
 		return err
 	}
-	if v, gerr := s.ws.get(ctx, s.opts.Model, n); gerr == nil && v.Status == string(catalog.ModelVersionInfoStatusReady) {
+	if v, gerr := s.ws.Get(ctx, s.opts.Model, n); gerr == nil && v.Status == string(catalog.ModelVersionInfoStatusReady) {
 		s.log.Info("Version %d of %s was finalized meanwhile, by another pipeline run registering the same run.", n, s.opts.Model.Full)
 		return nil
 	}
@@ -188,7 +187,7 @@ func (s *step) uploadAndFinalize(ctx context.Context, n int, location, runID str
 		return fmt.Errorf("listing the model files of run %s at %s: %w", runID, dir, err)
 	}
 	if len(files) == 0 {
-		return fmt.Errorf("MLflow run %s in workspace %s has no files below %s", runID, s.ws.host, dir)
+		return fmt.Errorf("MLflow run %s in workspace %s has no files below %s", runID, s.ws.Host, dir)
 	}
 	var total int64
 	for _, f := range files {
@@ -216,13 +215,13 @@ func (s *step) uploadAndFinalize(ctx context.Context, n int, location, runID str
 	if _, err := copier.Copy(ctx, files, artifacts.RunSigner(s.ws.c, runID, dir, false), write, write); err != nil {
 		return fmt.Errorf("uploading the model files of run %s to version %d of %s: %w", runID, n, name.Full, err)
 	}
-	var fin ucregistry.VersionResponse
-	err = s.ws.c.Do(ctx, http.MethodPost, ucregistry.Route+"finalize", nil, nil, ucregistry.VersionRequest{Name: name.Full, Version: strconv.Itoa(n)}, &fin)
+	var fin registry.UCVersionResponse
+	err = s.ws.c.Do(ctx, http.MethodPost, registry.UCRoute+"finalize", nil, nil, registry.UCVersionRequest{Name: name.Full, Version: strconv.Itoa(n)}, &fin)
 	if err != nil {
 		if errors.Is(err, apierr.ErrInvalidState) {
 			// Finalized meanwhile (a concurrent step from the same run, or an
 			// answer that got lost): READY is what counts.
-			if v, gerr := s.ws.get(ctx, name, n); gerr == nil && v.Status == string(catalog.ModelVersionInfoStatusReady) {
+			if v, gerr := s.ws.Get(ctx, name, n); gerr == nil && v.Status == string(catalog.ModelVersionInfoStatusReady) {
 				return nil
 			}
 		}
@@ -236,9 +235,9 @@ func (s *step) uploadAndFinalize(ctx context.Context, n int, location, runID str
 // storage location.
 func (s *step) ucWriteToken(ctx context.Context, n int) (string, error) {
 	name := s.opts.Model
-	var resp ucregistry.CredentialsResponse
-	err := s.ws.c.Do(ctx, http.MethodPost, ucregistry.Route+"generate-temporary-credentials", nil, nil,
-		ucregistry.CredentialsRequest{Name: name.Full, Version: strconv.Itoa(n), Operation: "MODEL_VERSION_OPERATION_READ_WRITE"}, &resp)
+	var resp registry.UCCredentialsResponse
+	err := s.ws.c.Do(ctx, http.MethodPost, registry.UCRoute+"generate-temporary-credentials", nil, nil,
+		registry.UCCredentialsRequest{Name: name.Full, Version: strconv.Itoa(n), Operation: "MODEL_VERSION_OPERATION_READ_WRITE"}, &resp)
 	if err != nil {
 		return "", fmt.Errorf("getting storage credentials for version %d of %s: %w", n, name.Full, err)
 	}
@@ -251,8 +250,8 @@ func (s *step) ucWriteToken(ctx context.Context, n int) (string, error) {
 // ucTags reads a UC version's tags through MLflow's UC get route (the Unity
 // Catalog model version API of SDK v0.81.0 carries no tags).
 func (w *workspace) ucTags(ctx context.Context, full string, n int) (map[string]string, error) {
-	var resp ucregistry.VersionResponse
-	err := w.c.Do(ctx, http.MethodGet, ucregistry.Route+"get", nil, map[string]any{"name": full, "version": strconv.Itoa(n)}, nil, &resp)
+	var resp registry.UCVersionResponse
+	err := w.c.Do(ctx, http.MethodGet, registry.UCRoute+"get", nil, map[string]any{"name": full, "version": strconv.Itoa(n)}, nil, &resp)
 	if err != nil {
 		return nil, fmt.Errorf("reading the tags of version %d of %s: %w", n, full, err)
 	}
@@ -267,5 +266,5 @@ func (w *workspace) ucTags(ctx context.Context, full string, n int) (map[string]
 
 // setUCTag sets one tag on a UC version.
 func (w *workspace) setUCTag(ctx context.Context, full string, n int, key, value string) error {
-	return w.c.Do(ctx, http.MethodPost, ucregistry.Route+"set-tag", nil, nil, ucregistry.SetTagRequest{Name: full, Version: strconv.Itoa(n), Key: key, Value: value}, nil)
+	return w.c.Do(ctx, http.MethodPost, registry.UCRoute+"set-tag", nil, nil, registry.UCSetTagRequest{Name: full, Version: strconv.Itoa(n), Key: key, Value: value}, nil)
 }

@@ -12,11 +12,11 @@ import (
 
 	"github.com/brickferry/brickferry/internal/agent"
 	"github.com/brickferry/brickferry/internal/artifacts"
+	"github.com/brickferry/brickferry/internal/registry"
 	"github.com/brickferry/brickferry/internal/testworld/agenttest"
 	"github.com/brickferry/brickferry/internal/testworld/azurite"
 	"github.com/brickferry/brickferry/internal/testworld/emulator"
 	"github.com/brickferry/brickferry/internal/testworld/fixtures"
-	"github.com/brickferry/brickferry/internal/ucregistry"
 )
 
 // startUCWorkspace starts a workspace whose artifacts and Unity Catalog
@@ -52,7 +52,7 @@ func ucVersionTags(t *testing.T, ws *emulator.Workspace, version string) map[str
 func ucFiles(t *testing.T, ws *emulator.Workspace, mv catalog.ModelVersionInfo) map[string]int64 {
 	t.Helper()
 	var creds emulator.GenerateTemporaryUCCredentialsResponse
-	require.NoError(t, sdk(t, ws).Do(ctx(t), http.MethodPost, ucregistry.Route+"generate-temporary-credentials", nil, nil,
+	require.NoError(t, sdk(t, ws).Do(ctx(t), http.MethodPost, registry.UCRoute+"generate-temporary-credentials", nil, nil,
 		emulator.GenerateTemporaryUCCredentialsRequest{Name: "main.ml.churn", Version: itoa(mv.Version), Operation: "MODEL_VERSION_OPERATION_READ"}, &creds))
 	files, err := artifacts.New(artifacts.Options{}).ListPrefix(ctx(t), mv.StorageLocation, creds.Credentials.AzureUserDelegationSAS.SASToken)
 	require.NoError(t, err)
@@ -170,7 +170,7 @@ func TestRegisterIntoUnityCatalogFinishesAnUnfinalizedVersion(t *testing.T) {
 	require.NoError(t, err)
 	mlrun, _ := ws.MLflowRun(runID)
 	var created emulator.UCModelVersionResponse
-	require.NoError(t, sdk(t, ws).Do(ctx(t), http.MethodPost, ucregistry.Route+"create", nil, nil,
+	require.NoError(t, sdk(t, ws).Do(ctx(t), http.MethodPost, registry.UCRoute+"create", nil, nil,
 		emulator.CreateUCModelVersionRequest{Name: "main.ml.churn", Source: mlrun.Info.ArtifactUri + "/model", RunID: runID}, &created))
 
 	res := run(t, ws, ucRegisterInputs(runID))

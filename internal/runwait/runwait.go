@@ -29,6 +29,8 @@ import (
 
 	"github.com/databricks/databricks-sdk-go/apierr"
 	"github.com/databricks/databricks-sdk-go/service/jobs"
+
+	"github.com/brickferry/brickferry/internal/converge"
 )
 
 // Runs is the part of the Jobs API the waiter uses; *jobs.JobsAPI has it.
@@ -37,37 +39,13 @@ type Runs interface {
 	CancelRunByRunId(ctx context.Context, runID int64) error
 }
 
-// Clock is the waiter's time source. Tests and benchmarks use a fake clock
-// that advances a simulated workspace instead of sleeping.
-type Clock interface {
-	Now() time.Time
-	// Sleep waits for d or until ctx is done (then it returns ctx.Err()).
-	Sleep(ctx context.Context, d time.Duration) error
-}
-
-// RealClock is the wall clock.
-type RealClock struct{}
-
-// Now implements Clock.
-func (RealClock) Now() time.Time { return time.Now() }
-
-// Sleep implements Clock.
-func (RealClock) Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // Waiter waits for one run. The zero value of every field but Runs is usable.
 type Waiter struct {
 	Runs Runs
-	// Clock defaults to RealClock.
-	Clock Clock
+	// Clock is the waiter's time source (default converge.RealClock). Tests
+	// and benchmarks use a simulated clock that advances a simulated
+	// workspace instead of sleeping.
+	Clock converge.Clock
 	// Interval is the polling schedule: the pause before the next runs/get,
 	// given how long the wait has lasted. Defaults to Adaptive.
 	Interval func(elapsed time.Duration) time.Duration
@@ -78,8 +56,12 @@ type Waiter struct {
 	// the run's or a task's state, in order.
 	OnChange func(Change)
 	// MaxErrors is how many runs/get failures in a row that may be transient
-	// (HTTP 5xx, a dropped connection) are tolerated (default 5). The SDK
-	// itself already retries 429 and 503 for up to its retry timeout.
+	// (HTTP 5xx, a dropped connection) are tolerated (default 5). They come
+	// after the retrying transport (httpclient.Retry, wired by auth) has
+	// already sent the runs/get again: a GET is repeated after 429, 503,
+	// 500, 502, 504 and a dropped connection. databricks-sdk-go's own retries
+	// are turned off (auth sets its retry timeout to 1 s), so nothing else
+	// repeats it.
 	MaxErrors int
 	// CancelTimeout bounds the runs/cancel request made after a timeout or a
 	// pipeline cancellation (default 30 s).
@@ -175,10 +157,7 @@ func (e *CanceledError) Unwrap() error { return e.Cause }
 
 // Wait polls the run until it ends, the timeout expires or ctx is cancelled.
 func (w Waiter) Wait(ctx context.Context, runID int64) (*jobs.Run, error) {
-	clock := w.Clock
-	if clock == nil {
-		clock = RealClock{}
-	}
+	clock := converge.Or(w.Clock)
 	interval := w.Interval
 	if interval == nil {
 		interval = Adaptive
@@ -308,7 +287,8 @@ func pageURL(run *jobs.Run) string {
 }
 
 // transient reports whether a failed runs/get is worth another try: a 5xx
-// answer (the SDK does not retry 500) or a network error. 4xx answers, such
+// answer or a network error that outlasted the transport's retries (a run
+// that is still going is read again on the next poll). 4xx answers, such
 // as a run that does not exist or a permission error, are final.
 func transient(err error) bool {
 	var apiErr *apierr.APIError

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/brickferry/brickferry/internal/converge"
 	"github.com/brickferry/brickferry/internal/runwait"
 	"github.com/brickferry/brickferry/internal/testworld"
 	"github.com/brickferry/brickferry/internal/testworld/emulator"
@@ -237,9 +238,9 @@ func TestRealClockSleepStopsOnCancel(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		assert.ErrorIs(t, runwait.RealClock{}.Sleep(ctx, time.Hour), context.Canceled)
+		assert.ErrorIs(t, converge.RealClock{}.Sleep(ctx, time.Hour), context.Canceled)
 	}()
 	cancel()
 	wg.Wait()
-	assert.NoError(t, runwait.RealClock{}.Sleep(context.Background(), time.Millisecond))
+	assert.NoError(t, converge.RealClock{}.Sleep(context.Background(), time.Millisecond))
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/brickferry/brickferry/internal/agent"
 	"github.com/brickferry/brickferry/internal/auth"
+	"github.com/brickferry/brickferry/internal/converge"
 	"github.com/brickferry/brickferry/internal/httpclient"
 	"github.com/brickferry/brickferry/tasks"
 )
@@ -32,6 +33,9 @@ type Deps struct {
 	HTTP *http.Client
 	// Poll is the pause before each state poll; nil means defaultPoll.
 	Poll func(attempt int) time.Duration
+	// Clock drives the waiting for the endpoint (default the wall clock);
+	// tests advance an emulated workspace with it.
+	Clock converge.Clock
 }
 
 // Task is ModelServe@1.
@@ -76,7 +80,7 @@ func Task(deps Deps) agent.TaskFunc {
 			poll = defaultPoll
 		}
 		api := serving.NewServingEndpoints(c)
-		s := &session{o: o, c: c, api: api, http: httpc, log: log, wait: waiter{api: api, log: log, poll: poll}}
+		s := &session{o: o, c: c, api: api, http: httpc, log: log, wait: waiter{api: api, log: log, poll: poll, clock: converge.Or(deps.Clock)}}
 		return s.deploy(ctx)
 	}
 }
@@ -213,14 +217,14 @@ func (s *session) apply(ctx context.Context, p plan) error {
 		s.log.Info("Creating endpoint %s.", o.Endpoint)
 		cfg := p.config
 		req := serving.CreateServingEndpoint{Name: o.Endpoint, Config: &cfg, Tags: o.Tags}
-		_, err := s.api.Create(ctx, req)
-		for try := 2; auth.Ambiguous(err) && try <= auth.ConvergeTries; try++ {
+		_, err := converge.Converge(ctx, func(ctx context.Context) (struct{}, bool, error) {
 			// Not idempotent, and no clear answer: the endpoint may exist now.
-			if _, gerr := s.api.Get(ctx, serving.GetServingEndpointRequest{Name: o.Endpoint}); gerr == nil {
-				return nil
-			}
-			_, err = s.api.Create(ctx, req)
-		}
+			_, err := s.api.Get(ctx, serving.GetServingEndpointRequest{Name: o.Endpoint})
+			return struct{}{}, err == nil, err
+		}, func(ctx context.Context) (struct{}, error) {
+			_, err := s.api.Create(ctx, req)
+			return struct{}{}, err
+		})
 		if err != nil {
 			return fmt.Errorf("creating endpoint %s: %w", o.Endpoint, err)
 		}

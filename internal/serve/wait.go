@@ -10,6 +10,7 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/serving"
 
 	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/converge"
 )
 
 // errTimedOut marks a wait that ran out of time (not a cancelled pipeline).
@@ -20,9 +21,10 @@ var errTimedOut = errors.New("timed out")
 // treats UPDATE_FAILED as an error without the endpoint; this one also waits
 // for READY, returns the endpoint in every case and logs each change of state.
 type waiter struct {
-	api  *serving.ServingEndpointsAPI
-	log  *agent.Log
-	poll func(attempt int) time.Duration
+	api   *serving.ServingEndpointsAPI
+	log   *agent.Log
+	poll  func(attempt int) time.Duration
+	clock converge.Clock
 }
 
 // defaultPoll starts at half a second, so short updates are seen soon,
@@ -43,41 +45,38 @@ func defaultPoll(attempt int) time.Duration {
 // endpoint read, also with an error: one wrapping errTimedOut after timeout,
 // or ctx's error when the pipeline was cancelled.
 func (w waiter) settle(ctx context.Context, name string, timeout time.Duration, ready bool) (*serving.ServingEndpointDetailed, error) {
-	deadline := time.Now().Add(timeout)
+	deadline := w.clock.Now().Add(timeout)
 	var last *serving.ServingEndpointDetailed
 	lastState := ""
-	for attempt := 0; ; attempt++ {
-		reqCtx, cancel := context.WithDeadline(ctx, deadline)
+	timedOut := func() error {
+		return fmt.Errorf("endpoint %s: %w after %s (%s)", name, errTimedOut, timeout, lastState)
+	}
+	// The first pause is poll(0): attempts count from 0, checks from 1.
+	schedule := converge.Schedule{Pause: func(n int) time.Duration { return w.poll(n - 1) }, Timeout: timeout}
+	err := converge.Poll(ctx, w.clock, schedule, func(ctx context.Context) (bool, error) {
+		// A request still hanging at the deadline is cut off there.
+		reqCtx, cancel := context.WithTimeout(ctx, deadline.Sub(w.clock.Now()))
 		ep, err := w.api.Get(reqCtx, serving.GetServingEndpointRequest{Name: name})
 		cancel()
 		switch {
 		case ctx.Err() != nil:
-			return last, ctx.Err()
-		case err != nil && time.Now().After(deadline):
-			return last, fmt.Errorf("endpoint %s: %w after %s (%s)", name, errTimedOut, timeout, lastState)
+			return false, ctx.Err()
+		case err != nil && w.clock.Now().After(deadline):
+			return false, timedOut()
 		case err != nil:
-			return last, fmt.Errorf("reading endpoint %s: %w", name, err)
+			return false, fmt.Errorf("reading endpoint %s: %w", name, err)
 		}
 		last = ep
 		if s := describeState(ep); s != lastState {
 			w.log.Info("%s", s)
 			lastState = s
 		}
-		if settled(ep, ready) {
-			return ep, nil
-		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			return ep, fmt.Errorf("endpoint %s: %w after %s (%s)", name, errTimedOut, timeout, lastState)
-		}
-		t := time.NewTimer(min(w.poll(attempt), left))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ep, ctx.Err()
-		case <-t.C:
-		}
+		return settled(ep, ready), nil
+	})
+	if errors.Is(err, converge.ErrTimeout) {
+		return last, timedOut()
 	}
+	return last, err
 }
 
 func settled(ep *serving.ServingEndpointDetailed, ready bool) bool {

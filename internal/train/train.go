@@ -24,6 +24,7 @@ import (
 
 	"github.com/brickferry/brickferry/internal/agent"
 	"github.com/brickferry/brickferry/internal/auth"
+	"github.com/brickferry/brickferry/internal/converge"
 	"github.com/brickferry/brickferry/internal/idempotency"
 	"github.com/brickferry/brickferry/internal/runwait"
 	"github.com/brickferry/brickferry/tasks"
@@ -36,7 +37,7 @@ type Deps struct {
 	Connect auth.ConnectFunc
 	// Clock and Interval drive the waiting (defaults: the wall clock and
 	// runwait.Adaptive); tests and benchmarks simulate time with them.
-	Clock    runwait.Clock
+	Clock    converge.Clock
 	Interval func(elapsed time.Duration) time.Duration
 }
 
@@ -63,10 +64,7 @@ func Task(deps Deps) agent.TaskFunc {
 		}
 		ctx = ws.Context(ctx)
 		c := ws.Client
-		clock := deps.Clock
-		if clock == nil {
-			clock = runwait.RealClock{}
-		}
+		clock := converge.Or(deps.Clock)
 		r := &runner{
 			opts: opts, log: log, env: env, clock: clock, interval: deps.Interval,
 			jobs: jobs.NewJobs(c), mlflow: ml.NewExperiments(c), repos: workspace.NewRepos(c),
@@ -80,7 +78,7 @@ type runner struct {
 	opts     *Options
 	log      *agent.Log
 	env      agent.Env
-	clock    runwait.Clock
+	clock    converge.Clock
 	interval func(time.Duration) time.Duration
 	jobs     *jobs.JobsAPI
 	mlflow   *ml.ExperimentsAPI

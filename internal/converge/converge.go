@@ -1,0 +1,84 @@
+// Package converge is the one home of "repeat safely" and "wait": what
+// decides whether a Databricks request may be sent again (Idempotent, used by
+// the retrying transport that auth wires in), how a step whose request is not
+// idempotent converges after an answer that got lost (Ambiguous, Converge,
+// CreateOnce), and how a step waits for a remote state (Poll) on a Clock that
+// tests replace with a simulated one.
+//
+// There are three layers, and no request is repeated by two of them:
+//
+//   - the transport (httpclient.Retry) sends again what is safe to send again
+//     (Idempotent) after 429, 503, 5xx or a dropped connection;
+//   - databricks-sdk-go's own retry loop is turned down to one try (auth sets
+//     Config.RetryTimeoutSeconds to 1 s);
+//   - a task step whose request is not idempotent (create a model version, a
+//     job, an endpoint) goes through Converge or CreateOnce, which look for
+//     the effect of an ambiguous failure before sending the request again.
+//
+// Waiting for a state (a version READY, an endpoint updated, a statement
+// done) goes through Poll; waiting for a job run goes through package
+// runwait, which also cancels the remote run. Both take a Clock.
+package converge
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/databricks/databricks-sdk-go/apierr"
+)
+
+// Tries bounds how many times a task sends a request that is not
+// idempotent after ambiguous failures (looking for its effect in between).
+const Tries = 5
+
+// Ambiguous reports whether a failed Databricks request may nonetheless have
+// been carried out: no answer came (the connection dropped after the request
+// was sent), or the answer was a server error (500, 502, 504) after the
+// transport's retries. A task whose request is not idempotent (create a model
+// version, a job, an endpoint) looks for what the request may have made
+// before making it again.
+func Ambiguous(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var ae *apierr.APIError
+	if errors.As(err, &ae) {
+		return ae.StatusCode >= 500 || ae.StatusCode == http.StatusRequestTimeout
+	}
+	return true
+}
+
+// Converge makes a request that is not idempotent (create an experiment, a
+// run, a model version, a job, a serving endpoint) safe to repeat. It calls
+// create; after an ambiguous failure it asks find whether the request was
+// carried out after all, and if find does not say so (not found, or find
+// failed) calls create again, at most Tries times in all. When find finds
+// the effect, Converge returns find's value with a nil error.
+func Converge[T any](ctx context.Context, find func(context.Context) (T, bool, error), create func(context.Context) (T, error)) (T, error) {
+	out, err := create(ctx)
+	for try := 2; Ambiguous(err) && try <= Tries; try++ {
+		got, found, ferr := find(ctx)
+		if ferr == nil && found {
+			return got, nil
+		}
+		out, err = create(ctx)
+	}
+	return out, err
+}
+
+// CreateOnce makes a create request that Databricks refuses the second time
+// with RESOURCE_ALREADY_EXISTS (a registered model, an experiment): after an
+// ambiguous failure it asks again, and an "already exists" answer means the
+// object exists, whoever made it. created reports whether this call made it
+// (false when it is unknown: the object may be ours from a lost answer).
+func CreateOnce(ctx context.Context, create func(context.Context) error) (created bool, err error) {
+	err = create(ctx)
+	for try := 2; Ambiguous(err) && try <= Tries; try++ {
+		err = create(ctx)
+	}
+	if errors.Is(err, apierr.ErrResourceAlreadyExists) {
+		return false, nil
+	}
+	return err == nil, err
+}

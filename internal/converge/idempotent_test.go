@@ -1,0 +1,39 @@
+package converge_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/brickferry/brickferry/internal/converge"
+)
+
+func TestIdempotent(t *testing.T) {
+	cases := []struct {
+		name, path, body string
+		want             bool
+	}{
+		{"transition-stage", "/api/2.0/mlflow/databricks/model-versions/transition-stage", `{}`, true},
+		{"UC set-tag", "/api/2.0/mlflow/unity-catalog/model-versions/set-tag", `{}`, true},
+		{"model version create", "/api/2.0/mlflow/model-versions/create", `{}`, false},
+		{"UC version create", "/api/2.0/mlflow/unity-catalog/model-versions/create", `{}`, false},
+		{"jobs create", "/api/2.2/jobs/create", `{}`, false},
+		{"submit with a token", "/api/2.2/jobs/runs/submit", `{"idempotency_token":"t1"}`, true},
+		{"submit without a token", "/api/2.2/jobs/runs/submit", `{}`, false},
+		{"run-now with a token", "/api/2.1/jobs/run-now", `{"job_id":1,"idempotency_token":"t"}`, true},
+		{"import with overwrite", "/api/2.0/workspace/import", `{"overwrite":true}`, true},
+		{"import without overwrite", "/api/2.0/workspace/import", `{"overwrite":false}`, false},
+		{"SELECT", "/api/2.0/sql/statements/", `{"statement":" select count(*) from t"}`, true},
+		{"INSERT", "/api/2.0/sql/statements", `{"statement":"INSERT INTO t VALUES (1)"}`, false},
+		{"unreadable body", "/api/2.2/jobs/runs/submit", `{`, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodPost, "https://adb-1.2.azuredatabricks.net"+c.path, strings.NewReader(c.body))
+			assert.NoError(t, err)
+			assert.Equal(t, c.want, converge.Idempotent(req))
+		})
+	}
+}

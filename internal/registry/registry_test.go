@@ -1,0 +1,66 @@
+package registry_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/modeluri"
+	"github.com/brickferry/brickferry/internal/registry"
+)
+
+func TestLineageTags(t *testing.T) {
+	build := agent.System{CollectionURI: "https://dev.azure.com/org/", Project: "mlops", BuildID: "1234", SourceVersion: "abc", DefinitionName: "churn-ci"}
+	kv := func(k, v string) agent.KeyValue { return agent.KeyValue{Key: k, Value: v} }
+	cases := []struct {
+		name  string
+		sys   agent.System
+		first []agent.KeyValue
+		last  []agent.KeyValue
+		want  []agent.KeyValue
+	}{
+		{
+			name: "register: pipeline run, then the model's run and the action",
+			sys:  build,
+			last: []agent.KeyValue{kv(registry.TagModelRunID, "r1"), kv(registry.TagAction, "register")},
+			want: []agent.KeyValue{
+				kv("brickferry_build_id", "1234"), kv("brickferry_run_url", "https://dev.azure.com/org/mlops/_build/results?buildId=1234"),
+				kv("brickferry_commit", "abc"), kv("brickferry_pipeline", "churn-ci"),
+				kv("brickferry_model_run_id", "r1"), kv("brickferry_action", "register"),
+			},
+		},
+		{
+			name:  "copy: the source first; empty values left out",
+			sys:   agent.System{ReleaseID: "7", ReleaseURI: "vstfs:///ReleaseManagement/Release/7"},
+			first: []agent.KeyValue{kv(registry.TagSourceWorkspace, "https://adb-1.azuredatabricks.net"), kv(registry.TagSourceRunID, ""), kv(registry.TagAction, "copy")},
+			want: []agent.KeyValue{
+				kv("brickferry_source_workspace", "https://adb-1.azuredatabricks.net"), kv("brickferry_action", "copy"),
+				kv("brickferry_build_id", "release-7"), kv("brickferry_run_url", "vstfs:///ReleaseManagement/Release/7"),
+			},
+		},
+		{name: "outside a pipeline: nothing", sys: agent.System{}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			assert.Equal(t, c.want, registry.LineageOf(c.sys).Tags(c.first, c.last...))
+		})
+	}
+}
+
+func TestVersionURL(t *testing.T) {
+	r := registry.New("https://adb-1.2.azuredatabricks.net/", nil)
+	cases := []struct{ model, want string }{
+		{"churn", "https://adb-1.2.azuredatabricks.net/ml/models/churn/versions/3"},
+		{"churn model", "https://adb-1.2.azuredatabricks.net/ml/models/churn%20model/versions/3"},
+		{"main.ml.churn", "https://adb-1.2.azuredatabricks.net/explore/data/models/main/ml/churn/version/3"},
+	}
+	for _, c := range cases {
+		t.Run(c.model, func(t *testing.T) {
+			name, err := modeluri.ParseName(c.model)
+			require.NoError(t, err)
+			assert.Equal(t, c.want, r.VersionURL(name, 3))
+		})
+	}
+}
