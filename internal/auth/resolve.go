@@ -22,6 +22,7 @@
 package auth
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -426,8 +427,8 @@ func (r *Resolver) fromVariableGroup(ctx context.Context, opts Options, ws *Work
 func (r *Resolver) readGroup(ctx context.Context, opts Options, hostVar, tokenVar string) (host, token, source string, err error) {
 	group := opts.VariableGroup
 	sys := r.Env.System()
-	collection := firstNonEmpty(r.DevOpsURL, sys.CollectionURI)
-	project := firstNonEmpty(sys.ProjectID, sys.Project)
+	collection := cmp.Or(r.DevOpsURL, sys.CollectionURI)
+	project := cmp.Or(sys.ProjectID, sys.Project)
 	jobToken := r.Env.JobToken()
 	if collection == "" || project == "" || jobToken == "" {
 		return "", "", "", fmt.Errorf("the pipeline has no variables %s and %s, and outside a pipeline run the variable group %q cannot be read: pass them as variables (--var, --secret) or use another connection method", hostVar, tokenVar, group)
