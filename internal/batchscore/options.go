@@ -98,21 +98,6 @@ var zoneList string
 // better left to its schedule.
 const maxTimeout = 7 * 24 * time.Hour
 
-// readTimeout reads minutes, decimals allowed (as DatabricksTrain does).
-func readTimeout(in *agent.Inputs) time.Duration {
-	v := in.String("timeoutMinutes")
-	if v == "" {
-		return 0
-	}
-	m, err := strconv.ParseFloat(v, 64)
-	d := time.Duration(m * float64(time.Minute))
-	if err != nil || math.IsNaN(m) || d < time.Second || d > maxTimeout {
-		in.Fail("timeoutMinutes", "%q is not a number of minutes from 0.02 to %d", agent.Neutralize(v), int(maxTimeout.Minutes()))
-		return 0
-	}
-	return d
-}
-
 // ReadOptions reads the task's inputs into Options, recording every problem
 // in in (see agent.Inputs.Err).
 func ReadOptions(in *agent.Inputs) Options {
@@ -123,7 +108,7 @@ func ReadOptions(in *agent.Inputs) Options {
 		SQLWarehouseID: in.String("sqlWarehouseId"),
 	}
 	o.Model = readModelURI(in)
-	o.Timeout = readTimeout(in)
+	o.Timeout = in.Minutes("timeoutMinutes", time.Second, maxTimeout)
 	if in.Choice("inputType") == "path" {
 		o.InputPath = in.String("inputPath")
 		o.InputFormat = in.Choice("inputFormat")

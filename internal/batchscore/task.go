@@ -16,6 +16,7 @@
 package batchscore
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strconv"
@@ -32,7 +33,6 @@ import (
 	"github.com/brickferry/brickferry/internal/auth"
 	"github.com/brickferry/brickferry/internal/idempotency"
 	"github.com/brickferry/brickferry/internal/runwait"
-	"github.com/brickferry/brickferry/tasks"
 )
 
 // Deps are what the task needs from outside.
@@ -53,26 +53,43 @@ type Deps struct {
 // Task returns the task's function.
 func (d Deps) Task() agent.TaskFunc {
 	return func(ctx context.Context, env agent.Env, log *agent.Log) error {
-		def, err := tasks.Definition("BatchScore")
+		st, err := auth.Begin(env, log, "BatchScore", d.Connect, "")
 		if err != nil {
 			return err
 		}
-		in := def.InputsFrom(env)
-		connectFunc := d.Connect
-		if connectFunc == nil {
-			connectFunc = auth.Connect
-		}
-		connect := connectFunc(env, in, log, "")
-		opts := ReadOptions(in)
-		if err := in.Err(); err != nil {
+		opts := ReadOptions(st.In)
+		ws, err := st.Connect(ctx)
+		if err != nil {
 			return err
 		}
-		ws, err := connect(ctx)
+		s, err := newStep(d, env, log, ws[0], opts)
 		if err != nil {
-			return fmt.Errorf("connecting to the Databricks workspace: %w", err)
+			return err
 		}
-		return d.run(ws.Context(ctx), env, log, ws.Client, opts)
+		return s.run(ws[0].Context(ctx))
 	}
+}
+
+// step is one run of the task (one step of a pipeline).
+type step struct {
+	opts     Options
+	env      agent.Env
+	log      *agent.Log
+	c        *client.DatabricksClient
+	notebook []byte // the shipped scoring notebook
+	clock    runwait.Clock
+	interval func(elapsed time.Duration) time.Duration
+}
+
+func newStep(d Deps, env agent.Env, log *agent.Log, ws *auth.Workspace, opts Options) (*step, error) {
+	s := &step{opts: opts, env: env, log: log, c: ws.Client, notebook: d.Notebook, clock: d.Clock, interval: d.Interval}
+	if s.notebook == nil {
+		s.notebook = notebooks.BatchScore
+	}
+	if s.clock == nil {
+		s.clock = runwait.RealClock{}
+	}
+	return s, nil
 }
 
 // result is what the task found out, for outputs and the summary.
@@ -90,12 +107,9 @@ type result struct {
 	outputTable string
 }
 
-func (d Deps) run(ctx context.Context, env agent.Env, log *agent.Log, c *client.DatabricksClient, o Options) error {
-	sys := env.System()
-	clock := d.Clock
-	if clock == nil {
-		clock = runwait.RealClock{}
-	}
+func (s *step) run(ctx context.Context) error {
+	o, log, c := s.opts, s.log, s.c
+	sys := s.env.System()
 	host := strings.TrimSuffix(c.Config.Host, "/")
 	jobsAPI := jobs.NewJobs(c)
 	wsAPI := workspace.NewWorkspace(c)
@@ -103,11 +117,7 @@ func (d Deps) run(ctx context.Context, env agent.Env, log *agent.Log, c *client.
 
 	log.Section("Scoring code")
 	if o.Shipped {
-		src := d.Notebook
-		if src == nil {
-			src = notebooks.BatchScore
-		}
-		up, err := syncNotebook(ctx, wsAPI, o.NotebookPath, src)
+		up, err := syncNotebook(ctx, wsAPI, o.NotebookPath, s.notebook)
 		if err != nil {
 			return err
 		}
@@ -152,7 +162,7 @@ func (d Deps) run(ctx context.Context, env agent.Env, log *agent.Log, c *client.
 	log.Progress(20, "job ready")
 
 	log.Section("Run")
-	runID, err := idempotency.Start(ctx, env, log, "score", jobsAPI, func(ctx context.Context, token string) (int64, error) {
+	runID, err := idempotency.Start(ctx, s.env, log, "score", jobsAPI, func(ctx context.Context, token string) (int64, error) {
 		log.Debug("idempotency token %s", token)
 		started, err := jobsAPI.RunNow(ctx, jobs.RunNow{JobId: id, JobParameters: o.Params(), IdempotencyToken: token})
 		if err != nil {
@@ -167,7 +177,7 @@ func (d Deps) run(ctx context.Context, env agent.Env, log *agent.Log, c *client.
 	res.runURL = fmt.Sprintf("%s/jobs/%d/runs/%d", host, id, res.runID)
 	log.SetOutput("runId", strconv.FormatInt(res.runID, 10))
 	waiter := runwait.Waiter{
-		Runs: jobsAPI, Clock: clock, Interval: d.Interval, Timeout: o.Timeout,
+		Runs: jobsAPI, Clock: s.clock, Interval: s.interval, Timeout: o.Timeout,
 		OnChange: func(ch runwait.Change) {
 			if ch.Task == nil && ch.From == (runwait.State{}) && ch.Run.RunPageUrl != "" {
 				res.runURL = ch.Run.RunPageUrl
@@ -210,21 +220,22 @@ func (d Deps) run(ctx context.Context, env agent.Env, log *agent.Log, c *client.
 		return fmt.Errorf("%w (run %s)", err, res.runURL)
 	}
 	res.exit = ev
-	res.outputTable = firstNonEmpty(ev.OutputTable, o.OutputTable)
+	res.outputTable = cmp.Or(ev.OutputTable, o.OutputTable)
 	res.modelVer = ev.ModelVersion
 	if res.modelVer == "" && o.Model.Kind == "version" {
 		res.modelVer = o.Model.Ref
 	}
-	if err := d.check(ctx, log, c, clock, o, &res); err != nil {
+	if err := s.check(ctx, &res); err != nil {
 		return err
 	}
-	d.publish(log, o, res)
+	s.publish(res)
 	return nil
 }
 
 // check proves the output: the rows written against the minimum, and the
 // table itself through a SQL warehouse when one is given.
-func (d Deps) check(ctx context.Context, log *agent.Log, c *client.DatabricksClient, clock runwait.Clock, o Options, res *result) error {
+func (s *step) check(ctx context.Context, res *result) error {
+	o, log := s.opts, s.log
 	log.Section("Checks")
 	if res.exit.RowsWritten < o.MinRows {
 		return fmt.Errorf("the run wrote %d row(s) to %s, fewer than the minimum of %d (input minRows): %s",
@@ -237,7 +248,7 @@ func (d Deps) check(ctx context.Context, log *agent.Log, c *client.DatabricksCli
 		}
 		return nil
 	}
-	tc, err := checkTable(ctx, sql.NewStatementExecution(c), clock.Sleep, o.SQLWarehouseID, res.outputTable)
+	tc, err := checkTable(ctx, sql.NewStatementExecution(s.c), s.clock.Sleep, o.SQLWarehouseID, res.outputTable)
 	if err != nil {
 		return fmt.Errorf("checking the output table: %w", err)
 	}
@@ -258,7 +269,8 @@ func (d Deps) check(ctx context.Context, log *agent.Log, c *client.DatabricksCli
 	return nil
 }
 
-func (d Deps) publish(log *agent.Log, o Options, res result) {
+func (s *step) publish(res result) {
+	o, log := s.opts, s.log
 	version := ""
 	if res.exit.HasVersion {
 		version = strconv.FormatInt(res.exit.TableVersion, 10)
@@ -327,13 +339,4 @@ func scheduleText(s *Schedule) string {
 		t += ", paused"
 	}
 	return t
-}
-
-func firstNonEmpty(values ...string) string {
-	for _, v := range values {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

@@ -1,8 +1,6 @@
 package modelcopy
 
 import (
-	"math"
-	"strconv"
 	"strings"
 	"time"
 
@@ -89,7 +87,7 @@ func ReadOptions(in *agent.Inputs) Options {
 		in.Fail("targetAlias", "%s is a workspace model registry model: it has stages (Staging, Production), not aliases", agent.Neutralize(o.Target.Full))
 	}
 	o.DryRun = in.Bool("dryRun")
-	o.Timeout = readMinutes(in, "copyTimeoutMinutes")
+	o.Timeout = in.Minutes("copyTimeoutMinutes", 0, maxTimeout)
 	o.Parallel = 8
 	if v := in.String("copyParallelism"); v != "" {
 		o.Parallel = in.Int("copyParallelism", 1, 64)
@@ -98,17 +96,3 @@ func ReadOptions(in *agent.Inputs) Options {
 }
 
 const maxTimeout = 24 * time.Hour
-
-func readMinutes(in *agent.Inputs, name string) time.Duration {
-	v := in.String(name)
-	if v == "" {
-		return 0
-	}
-	f, err := strconv.ParseFloat(v, 64)
-	d := time.Duration(f * float64(time.Minute))
-	if err != nil || math.IsNaN(f) || d <= 0 || d > maxTimeout {
-		in.Fail(name, "%q is not a number of minutes above 0 and up to %d", agent.Neutralize(v), int(maxTimeout.Minutes()))
-		return 0
-	}
-	return d
-}

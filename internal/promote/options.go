@@ -120,7 +120,7 @@ func readRegister(in *agent.Inputs, o *Options) {
 			in.Fail("versionTags", "%q: tags starting with %q are set by the task itself", agent.Neutralize(kv.Key), lineagePrefix)
 		}
 	}
-	o.Timeout = readMinutes(in, "timeoutMinutes")
+	o.Timeout = in.Minutes("timeoutMinutes", 0, maxTimeout)
 	if o.Model.UC() && o.Source.URI != "" && o.Source.RunID == "" {
 		// A Unity Catalog version gets its own copy of the files, uploaded
 		// by the task from the run's artifacts (uc.go).
@@ -190,18 +190,4 @@ func readGate(in *agent.Inputs, o *Options) {
 	if o.Stage == "None" || o.Stage == "Archived" {
 		in.Fail("stage", "a gate compares with the version in Staging or Production, not %s", o.Stage)
 	}
-}
-
-func readMinutes(in *agent.Inputs, name string) time.Duration {
-	v := in.String(name)
-	if v == "" {
-		return 0
-	}
-	f, err := strconv.ParseFloat(v, 64)
-	d := time.Duration(f * float64(time.Minute))
-	if err != nil || math.IsNaN(f) || d <= 0 || d > maxTimeout {
-		in.Fail(name, "%q is not a number of minutes above 0 and up to %d", agent.Neutralize(v), int(maxTimeout.Minutes()))
-		return 0
-	}
-	return d
 }

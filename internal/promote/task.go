@@ -19,7 +19,6 @@ import (
 	"github.com/brickferry/brickferry/internal/agent"
 	"github.com/brickferry/brickferry/internal/auth"
 	"github.com/brickferry/brickferry/internal/modeluri"
-	"github.com/brickferry/brickferry/tasks"
 )
 
 // Deps are what the task needs from outside. The zero value is the
@@ -35,35 +34,36 @@ type Deps struct {
 // Task returns the MLflowPromote task function.
 func Task(d Deps) agent.TaskFunc {
 	return func(ctx context.Context, env agent.Env, log *agent.Log) error {
-		def, err := tasks.Definition("MLflowPromote")
+		st, err := auth.Begin(env, log, "MLflowPromote", d.Connect)
 		if err != nil {
 			return err
 		}
-		in := def.InputsFrom(env)
-		opts := ReadOptions(in)
-		connectFunc := d.Connect
-		if connectFunc == nil {
-			connectFunc = auth.Connect
-		}
-		connect := connectFunc(env, in, log, "")
+		opts := ReadOptions(st.In)
+		st.Workspace("")
 		if opts.Command == Copy {
-			return copyVersion(ctx, env, log, *opts.Copy, connect, connectFunc(env, in, log, "target"), in)
+			st.Workspace("target")
 		}
-		if err := in.Err(); err != nil {
-			return err
-		}
-		conn, err := connect(ctx)
+		ws, err := st.Connect(ctx)
 		if err != nil {
 			return err
 		}
-		s := &step{opts: opts, log: log, ws: newWorkspace(conn.Host, conn.Client), lineage: lineageFrom(env.System()), storage: conn.HTTPClient}
-		// Explain names the connection and what to fix when the workspace
-		// refuses the credentials (401/403) at any point of the step.
-		return conn.Explain(s.run(conn.Context(ctx)))
+		if opts.Command == Copy {
+			return copyVersion(ctx, env, log, *opts.Copy, connected(ws[0]), connected(ws[1]), st.In)
+		}
+		s, err := newStep(d, env, log, ws[0], opts)
+		if err != nil {
+			return err
+		}
+		return s.run(ws[0].Context(ctx))
 	}
 }
 
-// step is one run of the task.
+// connected is the Connector of a workspace already connected.
+func connected(ws *auth.Workspace) auth.Connector {
+	return func(context.Context) (*auth.Workspace, error) { return ws, nil }
+}
+
+// step is one run of the task (one step of a pipeline).
 type step struct {
 	opts    Options
 	log     *agent.Log
@@ -72,6 +72,10 @@ type step struct {
 	// storage carries requests to signed storage URLs (registering into
 	// Unity Catalog uploads the model files); nil: Go's default transport.
 	storage *http.Client
+}
+
+func newStep(_ Deps, env agent.Env, log *agent.Log, ws *auth.Workspace, opts Options) (*step, error) {
+	return &step{opts: opts, log: log, ws: newWorkspace(ws.Host, ws.Client), lineage: lineageFrom(env.System()), storage: ws.HTTPClient}, nil
 }
 
 // result is what a command leaves for the outputs and the summary.
