@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,18 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
+
+// assertInputErr checks the problems in has recorded: none when wantErr is
+// empty, else one that contains wantErr.
+func assertInputErr(t *testing.T, in *Inputs, wantErr string) {
+	t.Helper()
+	if wantErr == "" {
+		assert.NoError(t, in.Err())
+		return
+	}
+	require.Error(t, in.Err())
+	assert.Contains(t, in.Err().Error(), wantErr)
+}
 
 func TestMinutes(t *testing.T) {
 	const week = 7 * 24 * time.Hour
@@ -48,12 +61,36 @@ func TestMinutes(t *testing.T) {
 			}
 			in := def.InputsFrom(env)
 			assert.Equal(t, tc.want, in.Minutes("timeoutMinutes", tc.lo, tc.hi))
-			if tc.wantErr == "" {
-				assert.NoError(t, in.Err())
-				return
-			}
-			require.Error(t, in.Err())
-			assert.Contains(t, in.Err().Error(), tc.wantErr)
+			assertInputErr(t, in, tc.wantErr)
+		})
+	}
+}
+
+func TestParse(t *testing.T) {
+	parseEven := func(s string) (int, error) {
+		n, err := strconv.Atoi(s)
+		if err != nil || n%2 != 0 {
+			return -1, fmt.Errorf("%q is not an even number", s)
+		}
+		return n, nil
+	}
+	cases := []struct {
+		name    string
+		value   string
+		want    int
+		wantErr string
+	}{
+		{"parsed", "42", 42, ""},
+		{"empty is not parsed", "", 0, ""},
+		{"error recorded as the input's problem", "41", -1, `input 'Parameters' (parameters): "41" is not an even number`},
+		{"error neutralised", "##vso[x]", -1, `"**vso[x]" is not an even number`},
+	}
+	def := testDefinition(t)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			in := def.InputsFrom(Env{"INPUT_PARAMETERS": tc.value})
+			assert.Equal(t, tc.want, Parse(in, "parameters", parseEven))
+			assertInputErr(t, in, tc.wantErr)
 		})
 	}
 }

@@ -163,6 +163,23 @@ func minutesRange(lo, hi time.Duration) string {
 	return "from " + strconv.FormatFloat(math.Ceil(lo.Minutes()*100)/100, 'f', -1, 64) + " to " + upTo
 }
 
+// Parse reads a string input with parse, a parser of the input's domain
+// (e.g. modeluri.ParseName), and records parse's error as the input's
+// problem. Empty gives what parse returns for nothing: T's zero value (a
+// required input is recorded as missing).
+func Parse[T any](in *Inputs, name string, parse func(string) (T, error)) T {
+	v := in.String(name)
+	if v == "" {
+		var zero T
+		return zero
+	}
+	t, err := parse(v)
+	if err != nil {
+		in.Fail(name, "%s", Neutralize(err.Error()))
+	}
+	return t
+}
+
 // Choice returns a pickList or radio input as the option key declared in
 // task.json, matched case-insensitively so YAML users may write "Notebook" for
 // "notebook". A value outside the options is a problem that lists them,

@@ -1,6 +1,9 @@
 // Package auth connects a Brickferry task to its Azure Databricks workspaces.
 // All tasks resolve credentials the same way, from one group of task inputs
-// per workspace (see docs/credentials.md):
+// per workspace (see docs/credentials.md). A task starts with Task (one
+// workspace) or Begin (start.go), which do these steps in this order and
+// have the harness explain a refused credential (Workspace.Explain) in any
+// error of the task:
 //
 //	opts := auth.ReadOptions(in, "")            // inputs → Options, problems recorded in in
 //	if err := in.Err(); err != nil { return err } // every bad input, before any remote call

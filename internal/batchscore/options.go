@@ -98,6 +98,9 @@ var zoneList string
 // better left to its schedule.
 const maxTimeout = 7 * 24 * time.Hour
 
+// readOptions is ReadOptions as auth.Task calls it.
+func readOptions(_ agent.Env, in *agent.Inputs) Options { return ReadOptions(in) }
+
 // ReadOptions reads the task's inputs into Options, recording every problem
 // in in (see agent.Inputs.Err).
 func ReadOptions(in *agent.Inputs) Options {

@@ -52,22 +52,7 @@ type Deps struct {
 
 // Task returns the task's function.
 func (d Deps) Task() agent.TaskFunc {
-	return func(ctx context.Context, env agent.Env, log *agent.Log) error {
-		st, err := auth.Begin(env, log, "BatchScore", d.Connect, "")
-		if err != nil {
-			return err
-		}
-		opts := ReadOptions(st.In)
-		ws, err := st.Connect(ctx)
-		if err != nil {
-			return err
-		}
-		s, err := newStep(d, env, log, ws[0], opts)
-		if err != nil {
-			return err
-		}
-		return s.run(ws[0].Context(ctx))
-	}
+	return auth.Task("BatchScore", d.Connect, readOptions, d.newStep)
 }
 
 // step is one run of the task (one step of a pipeline).
@@ -81,7 +66,8 @@ type step struct {
 	interval func(elapsed time.Duration) time.Duration
 }
 
-func newStep(d Deps, env agent.Env, log *agent.Log, ws *auth.Workspace, opts Options) (*step, error) {
+// newStep makes the step once every input is valid and ws is connected.
+func (d Deps) newStep(env agent.Env, log *agent.Log, ws *auth.Workspace, opts Options) (*step, error) {
 	s := &step{opts: opts, env: env, log: log, c: ws.Client, notebook: d.Notebook, clock: d.Clock, interval: d.Interval}
 	if s.notebook == nil {
 		s.notebook = notebooks.BatchScore
@@ -107,7 +93,7 @@ type result struct {
 	outputTable string
 }
 
-func (s *step) run(ctx context.Context) error {
+func (s *step) Run(ctx context.Context) error {
 	o, log, c := s.opts, s.log, s.c
 	sys := s.env.System()
 	host := strings.TrimSuffix(c.Config.Host, "/")

@@ -74,13 +74,7 @@ func ReadOptions(in *agent.Inputs) Options {
 		o.Copy, o.Model = &c, c.Source
 		return o
 	}
-	if name := in.String("modelName"); name != "" {
-		n, err := modeluri.ParseName(name)
-		if err != nil {
-			in.Fail("modelName", "%s", agent.Neutralize(err.Error()))
-		}
-		o.Model = n
-	}
+	o.Model = agent.Parse(in, "modelName", modeluri.ParseName)
 	switch o.Command {
 	case Register:
 		readRegister(in, &o)
@@ -106,13 +100,7 @@ func ReadOptions(in *agent.Inputs) Options {
 }
 
 func readRegister(in *agent.Inputs, o *Options) {
-	if uri := in.String("modelUri"); uri != "" {
-		src, err := modeluri.ParseSource(uri)
-		if err != nil {
-			in.Fail("modelUri", "%s", agent.Neutralize(err.Error()))
-		}
-		o.Source = src
-	}
+	o.Source = agent.Parse(in, "modelUri", modeluri.ParseSource)
 	o.Description = in.String("description")
 	o.Tags = in.KeyValues("versionTags")
 	for _, kv := range o.Tags {
@@ -131,19 +119,9 @@ func readRegister(in *agent.Inputs, o *Options) {
 // readTarget reads the version and the stage or alias, and checks that they
 // fit the model's registry.
 func readTarget(in *agent.Inputs, o *Options) {
-	if v := in.String("modelVersion"); v != "" {
-		ref, err := modeluri.ParseVersionRef(v)
-		if err != nil {
-			in.Fail("modelVersion", "%s", agent.Neutralize(err.Error()))
-		}
-		o.Version = ref
-		switch {
-		case o.Model.Full == "":
-		case ref.Stage != "" && o.Model.UC():
-			in.Fail("modelVersion", "%s is a Unity Catalog model, which has no stages: name the version by number, latest or @alias", agent.Neutralize(o.Model.Full))
-		case ref.Alias != "" && !o.Model.UC():
-			in.Fail("modelVersion", "%s is a workspace model registry model, which has no aliases: name the version by number, latest or stage", agent.Neutralize(o.Model.Full))
-		}
+	o.Version = agent.Parse(in, "modelVersion", modeluri.ParseVersionRef)
+	if err := o.Model.CheckVersion(o.Version); err != nil {
+		in.Fail("modelVersion", "%s", agent.Neutralize(err.Error()))
 	}
 	stageGiven := in.String("stage") != "" // a bad stage is reported once, by Choice
 	o.Stage = in.Choice("stage")

@@ -50,11 +50,11 @@ func Task(d Deps) agent.TaskFunc {
 		if opts.Command == Copy {
 			return copyVersion(ctx, env, log, *opts.Copy, connected(ws[0]), connected(ws[1]), st.In)
 		}
-		s, err := newStep(d, env, log, ws[0], opts)
+		s, err := d.newStep(env, log, ws[0], opts)
 		if err != nil {
 			return err
 		}
-		return s.run(ws[0].Context(ctx))
+		return s.Run(ws[0].Context(ctx))
 	}
 }
 
@@ -74,7 +74,8 @@ type step struct {
 	storage *http.Client
 }
 
-func newStep(_ Deps, env agent.Env, log *agent.Log, ws *auth.Workspace, opts Options) (*step, error) {
+// newStep makes the step once every input is valid and ws is connected.
+func (Deps) newStep(env agent.Env, log *agent.Log, ws *auth.Workspace, opts Options) (*step, error) {
 	return &step{opts: opts, log: log, ws: newWorkspace(ws.Host, ws.Client), lineage: lineageFrom(env.System()), storage: ws.HTTPClient}, nil
 }
 
@@ -89,7 +90,7 @@ type result struct {
 	note     string // one line above the summary's table
 }
 
-func (s *step) run(ctx context.Context) error {
+func (s *step) Run(ctx context.Context) error {
 	var (
 		res *result
 		err error

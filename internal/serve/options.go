@@ -52,6 +52,9 @@ var workloadSizes = []string{"Small", "Medium", "Large"}
 
 const maxTimeout = 24 * time.Hour
 
+// readOptions is ReadOptions as auth.Task calls it.
+func readOptions(_ agent.Env, in *agent.Inputs) Options { return ReadOptions(in) }
+
 // ReadOptions reads the task's inputs into Options, recording every problem
 // in in (see agent.Inputs.Err). A request body file is read here, so that a
 // missing or malformed one is reported with the other inputs.

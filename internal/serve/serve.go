@@ -35,22 +35,7 @@ type Deps struct {
 
 // Task is ModelServe@1.
 func Task(deps Deps) agent.TaskFunc {
-	return func(ctx context.Context, env agent.Env, log *agent.Log) error {
-		st, err := auth.Begin(env, log, "ModelServe", deps.Connect, "")
-		if err != nil {
-			return err
-		}
-		opts := ReadOptions(st.In)
-		ws, err := st.Connect(ctx)
-		if err != nil {
-			return err
-		}
-		s, err := newStep(deps, env, log, ws[0], opts)
-		if err != nil {
-			return err
-		}
-		return s.run(ws[0].Context(ctx))
-	}
+	return auth.Task("ModelServe", deps.Connect, readOptions, deps.newStep)
 }
 
 // step is one run of the task (one step of a pipeline) against one endpoint.
@@ -71,7 +56,8 @@ type step struct {
 	outcome    string // failure reason, "" on success
 }
 
-func newStep(d Deps, env agent.Env, log *agent.Log, ws *auth.Workspace, opts Options) (*step, error) {
+// newStep makes the step once every input is valid and ws is connected.
+func (d Deps) newStep(env agent.Env, log *agent.Log, ws *auth.Workspace, opts Options) (*step, error) {
 	httpc := d.HTTP
 	if httpc == nil {
 		net, err := httpclient.FromEnv(env)
@@ -94,7 +80,7 @@ func newStep(d Deps, env agent.Env, log *agent.Log, ws *auth.Workspace, opts Opt
 	return &step{o: opts, c: ws.Client, api: api, http: httpc, log: log, wait: waiter{api: api, log: log, poll: poll}}, nil
 }
 
-func (s *step) run(ctx context.Context) (err error) {
+func (s *step) Run(ctx context.Context) (err error) {
 	o := s.o
 	s.log.Section(fmt.Sprintf("Serving %s version %s on endpoint %s", o.Model, o.Version, o.Endpoint))
 	s.log.SetOutput("endpointName", o.Endpoint)

@@ -41,22 +41,7 @@ type Deps struct {
 
 // Task returns the DatabricksTrain task function.
 func Task(deps Deps) agent.TaskFunc {
-	return func(ctx context.Context, env agent.Env, log *agent.Log) error {
-		st, err := auth.Begin(env, log, "DatabricksTrain", deps.Connect, "")
-		if err != nil {
-			return err
-		}
-		opts := readOptions(env, st.In)
-		ws, err := st.Connect(ctx)
-		if err != nil {
-			return err
-		}
-		s, err := newStep(deps, env, log, ws[0], opts)
-		if err != nil {
-			return err
-		}
-		return s.run(ws[0].Context(ctx))
-	}
+	return auth.Task("DatabricksTrain", deps.Connect, readOptions, deps.newStep)
 }
 
 // step is one run of the task (one step of a pipeline).
@@ -77,7 +62,8 @@ type step struct {
 	tasksURL map[int64]bool
 }
 
-func newStep(d Deps, env agent.Env, log *agent.Log, ws *auth.Workspace, opts *Options) (*step, error) {
+// newStep makes the step once every input is valid and ws is connected.
+func (d Deps) newStep(env agent.Env, log *agent.Log, ws *auth.Workspace, opts *Options) (*step, error) {
 	clock := d.Clock
 	if clock == nil {
 		clock = runwait.RealClock{}
@@ -89,7 +75,7 @@ func newStep(d Deps, env agent.Env, log *agent.Log, ws *auth.Workspace, opts *Op
 	}, nil
 }
 
-func (s *step) run(ctx context.Context) error {
+func (s *step) Run(ctx context.Context) error {
 	if s.opts.CodeSource == codeGitFolder {
 		if err := s.updateGitFolder(ctx); err != nil {
 			return err
