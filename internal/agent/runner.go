@@ -16,8 +16,8 @@ type TaskFunc func(ctx context.Context, env Env, log *Log) error
 // Run runs a task and writes its single task.complete: Succeeded (or
 // SucceededWithIssues when it wrote warnings), Failed with one error issue per
 // problem, each passed through the explainers the task added to log (see
-// Log.AddExplainer), or Canceled when ctx was cancelled. A panic is reported as a failure
-// rather than crashing the step. Run returns the result it wrote.
+// Log.AddExplainer), or Canceled when ctx was cancelled. A panic is reported
+// as a failure rather than crashing the step. Run returns the result it wrote.
 func Run(ctx context.Context, task TaskFunc, env Env, log *Log) (result Result) {
 	defer func() {
 		if p := recover(); p != nil {
