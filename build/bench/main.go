@@ -12,9 +12,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 )
 
 // benchEnv is what every figure function gets: where the build output is.
@@ -71,12 +72,7 @@ func run(out, only string) error {
 			figures[k] = v
 		}
 	}
-	names := make([]string, 0, len(figures))
-	for k := range figures {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
+	for _, k := range slices.Sorted(maps.Keys(figures)) {
 		fmt.Printf("%-36s %14.2f\n", k, figures[k])
 	}
 	data, err := json.MarshalIndent(figures, "", "  ")

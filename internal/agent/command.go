@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -43,7 +44,7 @@ func (c Command) String() string {
 	b.WriteString(c.Area)
 	b.WriteByte('.')
 	b.WriteString(c.Event)
-	keys := sortedKeys(c.Properties)
+	keys := slices.Sorted(maps.Keys(c.Properties))
 	first := true
 	for _, k := range keys {
 		v := c.Properties[k]
@@ -115,12 +116,3 @@ func Neutralize(text string) string {
 }
 
 var hashCommand = regexp.MustCompile(`(?i)##(vso|\[)`)
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}

@@ -4,10 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // InputError is a bad task input: it names the input by the label the user
@@ -128,6 +131,55 @@ func (in *Inputs) Int(name string, lo, hi int) int {
 	return n
 }
 
+// Minutes returns a duration input given in minutes, decimals allowed (90,
+// 0.5), within [lo, hi] and above zero. Empty means zero unless the input is
+// required.
+func (in *Inputs) Minutes(name string, lo, hi time.Duration) time.Duration {
+	d := in.decl(name)
+	v := in.raw(d)
+	if in.missing(d, v, "") {
+		return 0
+	}
+	var dur time.Duration
+	// Bounded as minutes first (false for NaN), so that a huge or infinite
+	// number never reaches the conversion to a Duration.
+	if f, err := strconv.ParseFloat(v, 64); err == nil && f > 0 && f <= hi.Minutes() {
+		dur = time.Duration(f * float64(time.Minute))
+	}
+	if dur <= 0 || dur < lo {
+		in.errs = append(in.errs, &InputError{Name: d.Name, Label: d.Label, Problem: fmt.Sprintf("%q is not a number of minutes %s (decimals allowed, e.g. 90 or 0.5)", Neutralize(v), minutesRange(lo, hi))})
+		return 0
+	}
+	return dur
+}
+
+// minutesRange says which numbers of minutes Minutes accepts; the lower
+// bound is rounded up to two decimals (one second is "0.02").
+func minutesRange(lo, hi time.Duration) string {
+	upTo := strconv.FormatFloat(hi.Minutes(), 'f', -1, 64)
+	if lo <= 0 {
+		return "above 0 and up to " + upTo
+	}
+	return "from " + strconv.FormatFloat(math.Ceil(lo.Minutes()*100)/100, 'f', -1, 64) + " to " + upTo
+}
+
+// Parse reads a string input with parse, a parser of the input's domain
+// (e.g. modeluri.ParseName), and records parse's error as the input's
+// problem. Empty gives what parse returns for nothing: T's zero value (a
+// required input is recorded as missing).
+func Parse[T any](in *Inputs, name string, parse func(string) (T, error)) T {
+	v := in.String(name)
+	if v == "" {
+		var zero T
+		return zero
+	}
+	t, err := parse(v)
+	if err != nil {
+		in.Fail(name, "%s", Neutralize(err.Error()))
+	}
+	return t
+}
+
 // Choice returns a pickList or radio input as the option key declared in
 // task.json, matched case-insensitively so YAML users may write "Notebook" for
 // "notebook". A value outside the options is a problem that lists them,
@@ -151,12 +203,7 @@ func (in *Inputs) Choice(name string) string {
 }
 
 func (d InputDef) optionKeys() []string {
-	keys := make([]string, 0, len(d.Options))
-	for k := range d.Options {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
+	return slices.Sorted(maps.Keys(d.Options))
 }
 
 // FilePath returns a filePath input, or "" when it was not given. The agent

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +42,7 @@ type Log struct {
 	warnings  int
 	completed bool
 	summaries int
+	explain   []Explainer
 }
 
 // LogOptions configures a Log.
@@ -62,6 +64,33 @@ func (l *Log) Warnings() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.warnings
+}
+
+// Explainer rewrites an error so that it says what to fix. A workspace
+// connection (auth.Workspace) is one: it explains a 401/403 with the
+// connection method and what to change.
+type Explainer interface {
+	Explain(err error) error
+}
+
+// AddExplainer has Run pass each problem of the task's error through e
+// before reporting it, after the explainers added before e. A task adds one
+// per remote system it connects to (auth.Begin does it for the workspaces).
+func (l *Log) AddExplainer(e Explainer) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.explain = append(l.explain, e)
+}
+
+// explained is err passed through every explainer.
+func (l *Log) explained(err error) error {
+	l.mu.Lock()
+	explain := slices.Clone(l.explain)
+	l.mu.Unlock()
+	for _, e := range explain {
+		err = e.Explain(err)
+	}
+	return err
 }
 
 // mask replaces every registered secret in s with "***". Longer secrets

@@ -15,8 +15,9 @@ type TaskFunc func(ctx context.Context, env Env, log *Log) error
 
 // Run runs a task and writes its single task.complete: Succeeded (or
 // SucceededWithIssues when it wrote warnings), Failed with one error issue per
-// problem, or Canceled when ctx was cancelled. A panic is reported as a failure
-// rather than crashing the step. Run returns the result it wrote.
+// problem, each passed through the explainers the task added to log (see
+// Log.AddExplainer), or Canceled when ctx was cancelled. A panic is reported
+// as a failure rather than crashing the step. Run returns the result it wrote.
 func Run(ctx context.Context, task TaskFunc, env Env, log *Log) (result Result) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -43,8 +44,9 @@ func classify(ctx context.Context, err error, log *Log) (Result, string) {
 		return Canceled, "canceled"
 	}
 	problems := splitJoined(err)
-	for _, p := range problems {
-		log.Error("%s", p.Error())
+	for i, p := range problems {
+		problems[i] = log.explained(p)
+		log.Error("%s", problems[i].Error())
 	}
 	if len(problems) == 1 {
 		return Failed, firstLine(problems[0].Error())

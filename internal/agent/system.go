@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"net/url"
 	"strconv"
 	"strings"
@@ -44,7 +45,7 @@ func (e Env) System() System {
 		JobAttempt:     e["SYSTEM_JOBATTEMPT"],
 		JobID:          e["SYSTEM_JOBID"],
 		PlanID:         e["SYSTEM_PLANID"],
-		StepName:       firstNonEmpty(e["SYSTEM_STEPNAME"], e["SYSTEM_TASKINSTANCENAME"], e["SYSTEM_TASKINSTANCEID"]),
+		StepName:       cmp.Or(e["SYSTEM_STEPNAME"], e["SYSTEM_TASKINSTANCENAME"], e["SYSTEM_TASKINSTANCEID"]),
 		SourceVersion:  e["BUILD_SOURCEVERSION"],
 		SourceBranch:   e["BUILD_SOURCEBRANCH"],
 		RepositoryURI:  e["BUILD_REPOSITORY_URI"],
@@ -53,7 +54,7 @@ func (e Env) System() System {
 		Debug:          strings.EqualFold(e["SYSTEM_DEBUG"], "true"),
 		TempDir:        e["AGENT_TEMPDIRECTORY"],
 		ToolsDir:       e["AGENT_TOOLSDIRECTORY"],
-		SourcesDir:     firstNonEmpty(e["BUILD_SOURCESDIRECTORY"], e["SYSTEM_DEFAULTWORKINGDIRECTORY"]),
+		SourcesDir:     cmp.Or(e["BUILD_SOURCESDIRECTORY"], e["SYSTEM_DEFAULTWORKINGDIRECTORY"]),
 		OIDCRequestURI: e["SYSTEM_OIDCREQUESTURI"],
 	}
 	if s.CollectionURI != "" && !strings.HasSuffix(s.CollectionURI, "/") {
@@ -85,13 +86,4 @@ func (s System) Attempt() int {
 		return 1
 	}
 	return n
-}
-
-func firstNonEmpty(values ...string) string {
-	for _, v := range values {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

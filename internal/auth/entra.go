@@ -2,6 +2,7 @@ package auth
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -76,7 +77,7 @@ func (r *Resolver) armCredential(ep *agent.Endpoint) (*armIdentity, error) {
 	env := strings.ToLower(ep.DataValue("environment"))
 	authority := r.AuthorityHost
 	if authority == "" {
-		authority = firstNonEmpty(ep.DataValue("activeDirectoryAuthority"), ep.DataValue("environmentAuthorityUrl"), authorityHosts[env], authorityHosts["azurecloud"])
+		authority = cmp.Or(ep.DataValue("activeDirectoryAuthority"), ep.DataValue("environmentAuthorityUrl"), authorityHosts[env], authorityHosts["azurecloud"])
 	}
 	if !strings.HasSuffix(authority, "/") {
 		authority += "/"
@@ -86,10 +87,10 @@ func (r *Resolver) armCredential(ep *agent.Endpoint) (*armIdentity, error) {
 		Transport: &http.Client{Transport: t},
 	}
 	id := &armIdentity{
-		scheme:   firstNonEmpty(ep.Scheme, schemeServicePrincipal),
+		scheme:   cmp.Or(ep.Scheme, schemeServicePrincipal),
 		tenant:   ep.Param("tenantid"),
 		clientID: ep.Param("serviceprincipalid"),
-		vault:    firstNonEmpty(r.KeyVaultSuffix, ep.DataValue("AzureKeyVaultDnsSuffix"), vaultSuffixes[env], vaultSuffixes["azurecloud"]),
+		vault:    cmp.Or(r.KeyVaultSuffix, ep.DataValue("AzureKeyVaultDnsSuffix"), vaultSuffixes[env], vaultSuffixes["azurecloud"]),
 	}
 	var cred azcore.TokenCredential
 	switch {
@@ -307,13 +308,4 @@ func explainEntra(err error, identity string) error {
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
 	return strings.TrimSpace(line)
-}
-
-func firstNonEmpty(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

@@ -1,6 +1,9 @@
 // Package auth connects a Brickferry task to its Azure Databricks workspaces.
 // All tasks resolve credentials the same way, from one group of task inputs
-// per workspace (see docs/credentials.md):
+// per workspace (see docs/credentials.md). A task starts with Task (one
+// workspace) or Begin (start.go), which do these steps in this order and
+// have the harness explain a refused credential (Workspace.Explain) in any
+// error of the task:
 //
 //	opts := auth.ReadOptions(in, "")            // inputs → Options, problems recorded in in
 //	if err := in.Err(); err != nil { return err } // every bad input, before any remote call
@@ -22,6 +25,7 @@
 package auth
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -426,8 +430,8 @@ func (r *Resolver) fromVariableGroup(ctx context.Context, opts Options, ws *Work
 func (r *Resolver) readGroup(ctx context.Context, opts Options, hostVar, tokenVar string) (host, token, source string, err error) {
 	group := opts.VariableGroup
 	sys := r.Env.System()
-	collection := firstNonEmpty(r.DevOpsURL, sys.CollectionURI)
-	project := firstNonEmpty(sys.ProjectID, sys.Project)
+	collection := cmp.Or(r.DevOpsURL, sys.CollectionURI)
+	project := cmp.Or(sys.ProjectID, sys.Project)
 	jobToken := r.Env.JobToken()
 	if collection == "" || project == "" || jobToken == "" {
 		return "", "", "", fmt.Errorf("the pipeline has no variables %s and %s, and outside a pipeline run the variable group %q cannot be read: pass them as variables (--var, --secret) or use another connection method", hostVar, tokenVar, group)

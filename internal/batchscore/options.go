@@ -98,20 +98,8 @@ var zoneList string
 // better left to its schedule.
 const maxTimeout = 7 * 24 * time.Hour
 
-// readTimeout reads minutes, decimals allowed (as DatabricksTrain does).
-func readTimeout(in *agent.Inputs) time.Duration {
-	v := in.String("timeoutMinutes")
-	if v == "" {
-		return 0
-	}
-	m, err := strconv.ParseFloat(v, 64)
-	d := time.Duration(m * float64(time.Minute))
-	if err != nil || math.IsNaN(m) || d < time.Second || d > maxTimeout {
-		in.Fail("timeoutMinutes", "%q is not a number of minutes from 0.02 to %d", agent.Neutralize(v), int(maxTimeout.Minutes()))
-		return 0
-	}
-	return d
-}
+// readOptions is ReadOptions as auth.Task calls it.
+func readOptions(_ agent.Env, in *agent.Inputs) Options { return ReadOptions(in) }
 
 // ReadOptions reads the task's inputs into Options, recording every problem
 // in in (see agent.Inputs.Err).
@@ -123,7 +111,7 @@ func ReadOptions(in *agent.Inputs) Options {
 		SQLWarehouseID: in.String("sqlWarehouseId"),
 	}
 	o.Model = readModelURI(in)
-	o.Timeout = readTimeout(in)
+	o.Timeout = in.Minutes("timeoutMinutes", time.Second, maxTimeout)
 	if in.Choice("inputType") == "path" {
 		o.InputPath = in.String("inputPath")
 		o.InputFormat = in.Choice("inputFormat")

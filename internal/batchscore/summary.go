@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/brickferry/brickferry/internal/agent"
 )
 
 // summary is the Markdown of the run summary tab.
@@ -15,34 +17,34 @@ func summary(o Options, r result) string {
 	if r.created {
 		verb = "created"
 	}
-	row("Job", fmt.Sprintf("[%s](%s) (%d, %s)", md(o.JobName), r.jobURL, r.jobID, verb))
+	row("Job", fmt.Sprintf("[%s](%s) (%d, %s)", agent.MarkdownCell(o.JobName), r.jobURL, r.jobID, verb))
 	took := ""
 	if r.took > 0 {
 		took = ", " + r.took.Round(time.Second).String()
 	}
 	row("Run", fmt.Sprintf("[%d](%s) succeeded%s", r.runID, r.runURL, took))
-	model := md(o.Model.URI)
+	model := agent.MarkdownCell(o.Model.URI)
 	if r.modelVer != "" {
-		model += " → version " + md(r.modelVer)
+		model += " → version " + agent.MarkdownCell(r.modelVer)
 	}
 	row("Model", model)
-	row("Input", md(o.sourceText()))
+	row("Input", agent.MarkdownCell(o.sourceText()))
 	mode := o.WriteMode
 	if mode == "merge" {
 		mode += " on " + strings.Join(o.MergeKeys, ", ")
 	}
-	row("Output table", md(r.outputTable)+" ("+md(mode)+")")
+	row("Output table", agent.MarkdownCell(r.outputTable)+" ("+agent.MarkdownCell(mode)+")")
 	row("Rows written", fmt.Sprintf("%d", r.exit.RowsWritten))
 	if r.exit.HasVersion {
 		row("Delta version", fmt.Sprintf("%d", r.exit.TableVersion))
 	}
 	if r.check != nil {
-		row("SQL check", fmt.Sprintf("COUNT(*) = %d, latest version %d (warehouse %s)", r.check.Rows, r.check.Version, md(o.SQLWarehouseID)))
+		row("SQL check", fmt.Sprintf("COUNT(*) = %d, latest version %d (warehouse %s)", r.check.Rows, r.check.Version, agent.MarkdownCell(o.SQLWarehouseID)))
 	}
 	if o.Schedule != nil {
-		row("Schedule", md(scheduleText(o.Schedule)))
+		row("Schedule", agent.MarkdownCell(scheduleText(o.Schedule)))
 	}
-	nb := md(o.NotebookPath)
+	nb := agent.MarkdownCell(o.NotebookPath)
 	if o.Shipped {
 		nb += " (Brickferry notebook"
 		if r.uploaded {
@@ -51,12 +53,6 @@ func summary(o Options, r result) string {
 		nb += ")"
 	}
 	row("Notebook", nb)
-	row("Compute", md(o.Compute.String()))
+	row("Compute", agent.MarkdownCell(o.Compute.String()))
 	return b.String()
-}
-
-// md escapes text for a Markdown table cell.
-func md(s string) string {
-	r := strings.NewReplacer("\\", "\\\\", "|", "\\|", "`", "\\`", "*", "\\*", "_", "\\_", "[", "\\[", "]", "\\]", "<", "&lt;", ">", "&gt;", "\n", " ", "\r", " ")
-	return r.Replace(s)
 }

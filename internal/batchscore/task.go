@@ -16,6 +16,7 @@
 package batchscore
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strconv"
@@ -33,7 +34,6 @@ import (
 	"github.com/brickferry/brickferry/internal/converge"
 	"github.com/brickferry/brickferry/internal/idempotency"
 	"github.com/brickferry/brickferry/internal/runwait"
-	"github.com/brickferry/brickferry/tasks"
 )
 
 // Deps are what the task needs from outside.
@@ -53,27 +53,27 @@ type Deps struct {
 
 // Task returns the task's function.
 func (d Deps) Task() agent.TaskFunc {
-	return func(ctx context.Context, env agent.Env, log *agent.Log) error {
-		def, err := tasks.Definition("BatchScore")
-		if err != nil {
-			return err
-		}
-		in := def.InputsFrom(env)
-		connectFunc := d.Connect
-		if connectFunc == nil {
-			connectFunc = auth.Connect
-		}
-		connect := connectFunc(env, in, log, "")
-		opts := ReadOptions(in)
-		if err := in.Err(); err != nil {
-			return err
-		}
-		ws, err := connect(ctx)
-		if err != nil {
-			return fmt.Errorf("connecting to the Databricks workspace: %w", err)
-		}
-		return d.run(ws.Context(ctx), env, log, ws.Client, opts)
+	return auth.Task("BatchScore", d.Connect, readOptions, d.newStep)
+}
+
+// step is one run of the task (one step of a pipeline).
+type step struct {
+	opts     Options
+	env      agent.Env
+	log      *agent.Log
+	c        *client.DatabricksClient
+	notebook []byte // the shipped scoring notebook
+	clock    converge.Clock
+	interval func(elapsed time.Duration) time.Duration
+}
+
+// newStep makes the step once every input is valid and ws is connected.
+func (d Deps) newStep(env agent.Env, log *agent.Log, ws *auth.Workspace, opts Options) (*step, error) {
+	s := &step{opts: opts, env: env, log: log, c: ws.Client, notebook: d.Notebook, clock: converge.Or(d.Clock), interval: d.Interval}
+	if s.notebook == nil {
+		s.notebook = notebooks.BatchScore
 	}
+	return s, nil
 }
 
 // result is what the task found out, for outputs and the summary.
@@ -91,9 +91,9 @@ type result struct {
 	outputTable string
 }
 
-func (d Deps) run(ctx context.Context, env agent.Env, log *agent.Log, c *client.DatabricksClient, o Options) error {
-	sys := env.System()
-	clock := converge.Or(d.Clock)
+func (s *step) Run(ctx context.Context) error {
+	o, log, c := s.opts, s.log, s.c
+	sys := s.env.System()
 	host := strings.TrimSuffix(c.Config.Host, "/")
 	jobsAPI := jobs.NewJobs(c)
 	wsAPI := workspace.NewWorkspace(c)
@@ -101,11 +101,7 @@ func (d Deps) run(ctx context.Context, env agent.Env, log *agent.Log, c *client.
 
 	log.Section("Scoring code")
 	if o.Shipped {
-		src := d.Notebook
-		if src == nil {
-			src = notebooks.BatchScore
-		}
-		up, err := syncNotebook(ctx, wsAPI, o.NotebookPath, src)
+		up, err := syncNotebook(ctx, wsAPI, o.NotebookPath, s.notebook)
 		if err != nil {
 			return err
 		}
@@ -150,7 +146,7 @@ func (d Deps) run(ctx context.Context, env agent.Env, log *agent.Log, c *client.
 	log.Progress(20, "job ready")
 
 	log.Section("Run")
-	runID, err := idempotency.Start(ctx, env, log, "score", jobsAPI, func(ctx context.Context, token string) (int64, error) {
+	runID, err := idempotency.Start(ctx, s.env, log, "score", jobsAPI, func(ctx context.Context, token string) (int64, error) {
 		log.Debug("idempotency token %s", token)
 		started, err := jobsAPI.RunNow(ctx, jobs.RunNow{JobId: id, JobParameters: o.Params(), IdempotencyToken: token})
 		if err != nil {
@@ -165,7 +161,7 @@ func (d Deps) run(ctx context.Context, env agent.Env, log *agent.Log, c *client.
 	res.runURL = fmt.Sprintf("%s/jobs/%d/runs/%d", host, id, res.runID)
 	log.SetOutput("runId", strconv.FormatInt(res.runID, 10))
 	waiter := runwait.Waiter{
-		Runs: jobsAPI, Clock: clock, Interval: d.Interval, Timeout: o.Timeout,
+		Runs: jobsAPI, Clock: s.clock, Interval: s.interval, Timeout: o.Timeout,
 		OnChange: func(ch runwait.Change) {
 			if ch.Task == nil && ch.From == (runwait.State{}) && ch.Run.RunPageUrl != "" {
 				res.runURL = ch.Run.RunPageUrl
@@ -208,21 +204,22 @@ func (d Deps) run(ctx context.Context, env agent.Env, log *agent.Log, c *client.
 		return fmt.Errorf("%w (run %s)", err, res.runURL)
 	}
 	res.exit = ev
-	res.outputTable = firstNonEmpty(ev.OutputTable, o.OutputTable)
+	res.outputTable = cmp.Or(ev.OutputTable, o.OutputTable)
 	res.modelVer = ev.ModelVersion
 	if res.modelVer == "" && o.Model.Kind == "version" {
 		res.modelVer = o.Model.Ref
 	}
-	if err := d.check(ctx, log, c, clock, o, &res); err != nil {
+	if err := s.check(ctx, &res); err != nil {
 		return err
 	}
-	d.publish(log, o, res)
+	s.publish(res)
 	return nil
 }
 
 // check proves the output: the rows written against the minimum, and the
 // table itself through a SQL warehouse when one is given.
-func (d Deps) check(ctx context.Context, log *agent.Log, c *client.DatabricksClient, clock converge.Clock, o Options, res *result) error {
+func (s *step) check(ctx context.Context, res *result) error {
+	o, log := s.opts, s.log
 	log.Section("Checks")
 	if res.exit.RowsWritten < o.MinRows {
 		return fmt.Errorf("the run wrote %d row(s) to %s, fewer than the minimum of %d (input minRows): %s",
@@ -235,7 +232,7 @@ func (d Deps) check(ctx context.Context, log *agent.Log, c *client.DatabricksCli
 		}
 		return nil
 	}
-	tc, err := checkTable(ctx, sql.NewStatementExecution(c), clock, o.SQLWarehouseID, res.outputTable)
+	tc, err := checkTable(ctx, sql.NewStatementExecution(s.c), s.clock, o.SQLWarehouseID, res.outputTable)
 	if err != nil {
 		return fmt.Errorf("checking the output table: %w", err)
 	}
@@ -256,7 +253,8 @@ func (d Deps) check(ctx context.Context, log *agent.Log, c *client.DatabricksCli
 	return nil
 }
 
-func (d Deps) publish(log *agent.Log, o Options, res result) {
+func (s *step) publish(res result) {
+	o, log := s.opts, s.log
 	version := ""
 	if res.exit.HasVersion {
 		version = strconv.FormatInt(res.exit.TableVersion, 10)
@@ -325,13 +323,4 @@ func scheduleText(s *Schedule) string {
 		t += ", paused"
 	}
 	return t
-}
-
-func firstNonEmpty(values ...string) string {
-	for _, v := range values {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

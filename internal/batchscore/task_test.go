@@ -104,7 +104,7 @@ func testOutputsSummaryAndJobSettings(t *testing.T, newW func(*testing.T) *world
 		assert.Contains(t, md, "churn-batch-score")
 		assert.Contains(t, md, res.Outputs["runUrl"])
 		assert.Contains(t, md, "models:/churn/Production → version 3")
-		assert.Contains(t, md, "main.ml.churn\\_predictions")
+		assert.Contains(t, md, "| Output table | main.ml.churn_predictions (")
 		assert.Contains(t, md, "| Rows written | 9960 |")
 		assert.Contains(t, md, "| Delta version | 0 |")
 	}
@@ -191,7 +191,7 @@ func testSchedule(t *testing.T, newW func(*testing.T) *world) {
 	require.NotNil(t, s)
 	assert.Equal(t, jobs.CronSchedule{QuartzCronExpression: "0 30 6 ? * MON-FRI", TimezoneId: "UTC", PauseStatus: jobs.PauseStatusPaused}, *s)
 	for _, md := range res.Summaries {
-		assert.Contains(t, md, "0 30 6 ? \\* MON-FRI (UTC), paused")
+		assert.Contains(t, md, "| Schedule | 0 30 6 ? * MON-FRI (UTC), paused |")
 	}
 
 	res = w.run(t, inputs())

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 
@@ -83,12 +84,7 @@ type Registry map[string]Task
 
 // Names returns the task names, sorted.
 func (r Registry) Names() []string {
-	names := make([]string, 0, len(r))
-	for n := range r {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
+	return slices.Sorted(maps.Keys(r))
 }
 
 // lookup finds a task by name, ignoring case ("databrickstrain" works in a shell).

@@ -21,6 +21,7 @@
 package httpclient
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -101,21 +102,12 @@ func FromEnv(env agent.Env) (Settings, error) {
 	}
 	if s.ProxyURL == nil {
 		s.envProxy = &httpproxy.Config{
-			HTTPProxy:  firstNonEmpty(env["HTTP_PROXY"], env["http_proxy"]),
-			HTTPSProxy: firstNonEmpty(env["HTTPS_PROXY"], env["https_proxy"]),
-			NoProxy:    firstNonEmpty(env["NO_PROXY"], env["no_proxy"]),
+			HTTPProxy:  cmp.Or(env["HTTP_PROXY"], env["http_proxy"]),
+			HTTPSProxy: cmp.Or(env["HTTPS_PROXY"], env["https_proxy"]),
+			NoProxy:    cmp.Or(env["NO_PROXY"], env["no_proxy"]),
 		}
 	}
 	return s, nil
-}
-
-func firstNonEmpty(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // redactURL drops the user information of a URL for messages.

@@ -1,8 +1,6 @@
 package modelcopy
 
 import (
-	"math"
-	"strconv"
 	"strings"
 	"time"
 
@@ -37,34 +35,14 @@ func DefaultExperiment(target modeluri.Name) string {
 // in (see agent.Inputs.Err).
 func ReadOptions(in *agent.Inputs) Options {
 	var o Options
-	if name := in.String("modelName"); name != "" {
-		n, err := modeluri.ParseName(name)
-		if err != nil {
-			in.Fail("modelName", "%s", agent.Neutralize(err.Error()))
-		}
-		o.Source = n
-	}
-	if v := in.String("modelVersion"); v != "" {
-		ref, err := modeluri.ParseVersionRef(v)
-		if err != nil {
-			in.Fail("modelVersion", "%s", agent.Neutralize(err.Error()))
-		}
-		o.Version = ref
-		switch {
-		case o.Source.Full == "":
-		case ref.Stage != "" && o.Source.UC():
-			in.Fail("modelVersion", "%s is a Unity Catalog model, which has no stages: name the version by number, latest or @alias", agent.Neutralize(o.Source.Full))
-		case ref.Alias != "" && !o.Source.UC() && o.Source.Full != "":
-			in.Fail("modelVersion", "%s is a workspace model registry model, which has no aliases: name the version by number, latest or stage", agent.Neutralize(o.Source.Full))
-		}
+	o.Source = agent.Parse(in, "modelName", modeluri.ParseName)
+	o.Version = agent.Parse(in, "modelVersion", modeluri.ParseVersionRef)
+	if err := o.Source.CheckVersion(o.Version); err != nil {
+		in.Fail("modelVersion", "%s", agent.Neutralize(err.Error()))
 	}
 	o.Target = o.Source
-	if name := in.String("targetModelName"); name != "" {
-		n, err := modeluri.ParseName(name)
-		if err != nil {
-			in.Fail("targetModelName", "%s", agent.Neutralize(err.Error()))
-		}
-		o.Target = n
+	if in.String("targetModelName") != "" {
+		o.Target = agent.Parse(in, "targetModelName", modeluri.ParseName)
 	}
 	o.Experiment = in.String("targetExperiment")
 	if o.Experiment == "" && o.Target.Full != "" {
@@ -89,7 +67,7 @@ func ReadOptions(in *agent.Inputs) Options {
 		in.Fail("targetAlias", "%s is a workspace model registry model: it has stages (Staging, Production), not aliases", agent.Neutralize(o.Target.Full))
 	}
 	o.DryRun = in.Bool("dryRun")
-	o.Timeout = readMinutes(in, "copyTimeoutMinutes")
+	o.Timeout = in.Minutes("copyTimeoutMinutes", 0, maxTimeout)
 	o.Parallel = 8
 	if v := in.String("copyParallelism"); v != "" {
 		o.Parallel = in.Int("copyParallelism", 1, 64)
@@ -98,17 +76,3 @@ func ReadOptions(in *agent.Inputs) Options {
 }
 
 const maxTimeout = 24 * time.Hour
-
-func readMinutes(in *agent.Inputs, name string) time.Duration {
-	v := in.String(name)
-	if v == "" {
-		return 0
-	}
-	f, err := strconv.ParseFloat(v, 64)
-	d := time.Duration(f * float64(time.Minute))
-	if err != nil || math.IsNaN(f) || d <= 0 || d > maxTimeout {
-		in.Fail(name, "%q is not a number of minutes above 0 and up to %d", agent.Neutralize(v), int(maxTimeout.Minutes()))
-		return 0
-	}
-	return d
-}

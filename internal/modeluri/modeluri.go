@@ -173,6 +173,21 @@ func ParseVersionRef(s string) (VersionRef, error) {
 	return VersionRef{}, fmt.Errorf("%q is not a version: give a number (3), latest, a stage (Staging) or an alias (@champion)", s)
 }
 
+// CheckVersion reports whether ref can name a version of the model n: a stage
+// only in the workspace model registry, an alias only in Unity Catalog. An
+// empty name (not known yet) accepts every ref.
+func (n Name) CheckVersion(ref VersionRef) error {
+	switch {
+	case n.Full == "":
+		return nil
+	case ref.Stage != "" && n.UC():
+		return fmt.Errorf("%s is a Unity Catalog model, which has no stages: name the version by number, latest or @alias", n.Full)
+	case ref.Alias != "" && !n.UC():
+		return fmt.Errorf("%s is a workspace model registry model, which has no aliases: name the version by number, latest or stage", n.Full)
+	}
+	return nil
+}
+
 // Source is where a new model version's files come from.
 type Source struct {
 	URI   string // as written

@@ -57,6 +57,36 @@ func TestParseVersionRef(t *testing.T) {
 	}
 }
 
+func TestCheckVersion(t *testing.T) {
+	ws := Name{Full: "churn"}
+	uc := Name{Full: "main.ml.churn", Catalog: "main", Schema: "ml", Model: "churn"}
+	for _, tc := range []struct {
+		name    string
+		model   Name
+		ref     VersionRef
+		wantErr string
+	}{
+		{"number in the workspace registry", ws, VersionRef{Number: 3}, ""},
+		{"stage in the workspace registry", ws, VersionRef{Stage: "Staging"}, ""},
+		{"alias in the workspace registry", ws, VersionRef{Alias: "champion"}, "churn is a workspace model registry model, which has no aliases"},
+		{"latest in Unity Catalog", uc, VersionRef{Latest: true}, ""},
+		{"alias in Unity Catalog", uc, VersionRef{Alias: "champion"}, ""},
+		{"stage in Unity Catalog", uc, VersionRef{Stage: "Production"}, "main.ml.churn is a Unity Catalog model, which has no stages"},
+		{"no model name yet", Name{}, VersionRef{Stage: "Production"}, ""},
+		{"no version", uc, VersionRef{}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.model.CheckVersion(tc.ref)
+			if tc.wantErr == "" {
+				assert.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.wantErr)
+		})
+	}
+}
+
 func TestValidateAlias(t *testing.T) {
 	for _, ok := range []string{"champion", "challenger_2", "blue-green"} {
 		assert.NoError(t, ValidateAlias(ok), ok)

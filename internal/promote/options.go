@@ -75,13 +75,7 @@ func ReadOptions(in *agent.Inputs) Options {
 		o.Copy, o.Model = &c, c.Source
 		return o
 	}
-	if name := in.String("modelName"); name != "" {
-		n, err := modeluri.ParseName(name)
-		if err != nil {
-			in.Fail("modelName", "%s", agent.Neutralize(err.Error()))
-		}
-		o.Model = n
-	}
+	o.Model = agent.Parse(in, "modelName", modeluri.ParseName)
 	switch o.Command {
 	case Register:
 		readRegister(in, &o)
@@ -107,13 +101,7 @@ func ReadOptions(in *agent.Inputs) Options {
 }
 
 func readRegister(in *agent.Inputs, o *Options) {
-	if uri := in.String("modelUri"); uri != "" {
-		src, err := modeluri.ParseSource(uri)
-		if err != nil {
-			in.Fail("modelUri", "%s", agent.Neutralize(err.Error()))
-		}
-		o.Source = src
-	}
+	o.Source = agent.Parse(in, "modelUri", modeluri.ParseSource)
 	o.Description = in.String("description")
 	o.Tags = in.KeyValues("versionTags")
 	for _, kv := range o.Tags {
@@ -121,7 +109,7 @@ func readRegister(in *agent.Inputs, o *Options) {
 			in.Fail("versionTags", "%q: tags starting with %q are set by the task itself", agent.Neutralize(kv.Key), registry.TagPrefix)
 		}
 	}
-	o.Timeout = readMinutes(in, "timeoutMinutes")
+	o.Timeout = in.Minutes("timeoutMinutes", 0, maxTimeout)
 	if o.Model.UC() && o.Source.URI != "" && o.Source.RunID == "" {
 		// A Unity Catalog version gets its own copy of the files, uploaded
 		// by the task from the run's artifacts (uc.go).
@@ -132,19 +120,9 @@ func readRegister(in *agent.Inputs, o *Options) {
 // readTarget reads the version and the stage or alias, and checks that they
 // fit the model's registry.
 func readTarget(in *agent.Inputs, o *Options) {
-	if v := in.String("modelVersion"); v != "" {
-		ref, err := modeluri.ParseVersionRef(v)
-		if err != nil {
-			in.Fail("modelVersion", "%s", agent.Neutralize(err.Error()))
-		}
-		o.Version = ref
-		switch {
-		case o.Model.Full == "":
-		case ref.Stage != "" && o.Model.UC():
-			in.Fail("modelVersion", "%s is a Unity Catalog model, which has no stages: name the version by number, latest or @alias", agent.Neutralize(o.Model.Full))
-		case ref.Alias != "" && !o.Model.UC():
-			in.Fail("modelVersion", "%s is a workspace model registry model, which has no aliases: name the version by number, latest or stage", agent.Neutralize(o.Model.Full))
-		}
+	o.Version = agent.Parse(in, "modelVersion", modeluri.ParseVersionRef)
+	if err := o.Model.CheckVersion(o.Version); err != nil {
+		in.Fail("modelVersion", "%s", agent.Neutralize(err.Error()))
 	}
 	stageGiven := in.String("stage") != "" // a bad stage is reported once, by Choice
 	o.Stage = in.Choice("stage")
@@ -191,18 +169,4 @@ func readGate(in *agent.Inputs, o *Options) {
 	if o.Stage == "None" || o.Stage == "Archived" {
 		in.Fail("stage", "a gate compares with the version in Staging or Production, not %s", o.Stage)
 	}
-}
-
-func readMinutes(in *agent.Inputs, name string) time.Duration {
-	v := in.String(name)
-	if v == "" {
-		return 0
-	}
-	f, err := strconv.ParseFloat(v, 64)
-	d := time.Duration(f * float64(time.Minute))
-	if err != nil || math.IsNaN(f) || d <= 0 || d > maxTimeout {
-		in.Fail(name, "%q is not a number of minutes above 0 and up to %d", agent.Neutralize(v), int(maxTimeout.Minutes()))
-		return 0
-	}
-	return d
 }

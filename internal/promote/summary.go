@@ -24,9 +24,9 @@ func (s *step) summary(ctx context.Context, r *result) {
 		return
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "### MLflow model %s (%s)\n\n", mdText(name.Full), s.opts.Command)
+	fmt.Fprintf(&b, "### MLflow model %s (%s)\n\n", agent.MarkdownCell(name.Full), s.opts.Command)
 	if r.note != "" {
-		fmt.Fprintf(&b, "%s\n\n", mdText(r.note))
+		fmt.Fprintf(&b, "%s\n\n", agent.MarkdownCell(r.note))
 	}
 	b.WriteString("| Version | ")
 	if name.UC() {
@@ -44,13 +44,13 @@ func (s *step) summary(ctx context.Context, r *result) {
 		if v.Number == r.version {
 			label = "**" + label + "**"
 		}
-		where := mdText(v.Stage)
+		where := agent.MarkdownCell(v.Stage)
 		if name.UC() {
 			var as []string
 			for _, a := range v.Aliases {
 				as = append(as, "@"+a)
 			}
-			where = mdText(strings.Join(as, " "))
+			where = agent.MarkdownCell(strings.Join(as, " "))
 		}
 		run := ""
 		if v.RunID != "" {
@@ -61,16 +61,16 @@ func (s *step) summary(ctx context.Context, r *result) {
 				}
 				experiments[v.RunID] = exp
 			}
-			run = "`" + mdText(v.RunID) + "`"
+			run = "`" + agent.MarkdownCell(v.RunID) + "`"
 			if exp != "" {
-				run = fmt.Sprintf("[%s](%s)", mdText(v.RunID), s.ws.RunURL(exp, v.RunID))
+				run = fmt.Sprintf("[%s](%s)", agent.MarkdownCell(v.RunID), s.ws.RunURL(exp, v.RunID))
 			}
 		}
 		created := ""
 		if v.Created > 0 {
 			created = time.UnixMilli(v.Created).UTC().Format("2006-01-02 15:04 UTC")
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", label, where, mdText(v.Status), run, created)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", label, where, agent.MarkdownCell(v.Status), run, created)
 	}
 	if _, err := s.log.UploadSummary("MLflow model "+name.Full, b.String()); err != nil {
 		s.log.Warning("could not add the run summary: %v", err)
@@ -90,9 +90,4 @@ func (s *step) inSummary(all []registry.Version, i int, r *result) bool {
 		}
 	}
 	return false
-}
-
-// mdText keeps text from breaking a Markdown table cell.
-func mdText(s string) string {
-	return agent.Neutralize(strings.NewReplacer("|", `\|`, "\n", " ", "\r", " ").Replace(s))
 }

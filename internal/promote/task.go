@@ -21,7 +21,6 @@ import (
 	"github.com/brickferry/brickferry/internal/converge"
 	"github.com/brickferry/brickferry/internal/modeluri"
 	"github.com/brickferry/brickferry/internal/registry"
-	"github.com/brickferry/brickferry/tasks"
 )
 
 // Deps are what the task needs from outside. The zero value is the
@@ -40,35 +39,36 @@ type Deps struct {
 // Task returns the MLflowPromote task function.
 func Task(d Deps) agent.TaskFunc {
 	return func(ctx context.Context, env agent.Env, log *agent.Log) error {
-		def, err := tasks.Definition("MLflowPromote")
+		st, err := auth.Begin(env, log, "MLflowPromote", d.Connect)
 		if err != nil {
 			return err
 		}
-		in := def.InputsFrom(env)
-		opts := ReadOptions(in)
-		connectFunc := d.Connect
-		if connectFunc == nil {
-			connectFunc = auth.Connect
-		}
-		connect := connectFunc(env, in, log, "")
+		opts := ReadOptions(st.In)
+		st.Workspace("")
 		if opts.Command == Copy {
-			return copyVersion(ctx, env, log, *opts.Copy, connect, connectFunc(env, in, log, "target"), in, converge.Or(d.Clock))
+			st.Workspace("target")
 		}
-		if err := in.Err(); err != nil {
-			return err
-		}
-		conn, err := connect(ctx)
+		ws, err := st.Connect(ctx)
 		if err != nil {
 			return err
 		}
-		s := &step{opts: opts, log: log, ws: newWorkspace(conn.Host, conn.Client), lineage: registry.LineageOf(env.System()), storage: conn.HTTPClient, clock: converge.Or(d.Clock)}
-		// Explain names the connection and what to fix when the workspace
-		// refuses the credentials (401/403) at any point of the step.
-		return conn.Explain(s.run(conn.Context(ctx)))
+		if opts.Command == Copy {
+			return copyVersion(ctx, env, log, *opts.Copy, connected(ws[0]), connected(ws[1]), st.In, converge.Or(d.Clock))
+		}
+		s, err := d.newStep(env, log, ws[0], opts)
+		if err != nil {
+			return err
+		}
+		return s.Run(ws[0].Context(ctx))
 	}
 }
 
-// step is one run of the task.
+// connected is the Connector of a workspace already connected.
+func connected(ws *auth.Workspace) auth.Connector {
+	return func(context.Context) (*auth.Workspace, error) { return ws, nil }
+}
+
+// step is one run of the task (one step of a pipeline).
 type step struct {
 	opts    Options
 	log     *agent.Log
@@ -78,6 +78,11 @@ type step struct {
 	// Unity Catalog uploads the model files); nil: Go's default transport.
 	storage *http.Client
 	clock   converge.Clock
+}
+
+// newStep makes the step once every input is valid and ws is connected.
+func (d Deps) newStep(env agent.Env, log *agent.Log, ws *auth.Workspace, opts Options) (*step, error) {
+	return &step{opts: opts, log: log, ws: newWorkspace(ws.Host, ws.Client), lineage: registry.LineageOf(env.System()), storage: ws.HTTPClient, clock: converge.Or(d.Clock)}, nil
 }
 
 // result is what a command leaves for the outputs and the summary.
@@ -91,7 +96,7 @@ type result struct {
 	note     string // one line above the summary's table
 }
 
-func (s *step) run(ctx context.Context) error {
+func (s *step) Run(ctx context.Context) error {
 	var (
 		res *result
 		err error

@@ -2,7 +2,6 @@ package serve
 
 import (
 	"fmt"
-	"math"
 	"os"
 	"regexp"
 	"slices"
@@ -53,6 +52,9 @@ var workloadSizes = []string{"Small", "Medium", "Large"}
 
 const maxTimeout = 24 * time.Hour
 
+// readOptions is ReadOptions as auth.Task calls it.
+func readOptions(_ agent.Env, in *agent.Inputs) Options { return ReadOptions(in) }
+
 // ReadOptions reads the task's inputs into Options, recording every problem
 // in in (see agent.Inputs.Err). A request body file is read here, so that a
 // missing or malformed one is reported with the other inputs.
@@ -83,7 +85,7 @@ func ReadOptions(in *agent.Inputs) Options {
 	if o.WorkloadSize != "" && !slices.Contains(workloadSizes, o.WorkloadSize) {
 		in.Fail("workloadSize", "%q is not a workload size: use one of %s", o.WorkloadSize, strings.Join(workloadSizes, ", "))
 	}
-	o.Timeout = readTimeout(in)
+	o.Timeout = in.Minutes("timeoutMinutes", time.Second, maxTimeout)
 	o.EnvVars = readEnvVars(in)
 	for _, kv := range in.KeyValues("tags") {
 		o.Tags = append(o.Tags, serving.EndpointTag{Key: kv.Key, Value: kv.Value})
@@ -115,22 +117,6 @@ func ReadOptions(in *agent.Inputs) Options {
 		o.Payload = p
 	}
 	return o
-}
-
-// readTimeout reads timeoutMinutes: a positive number of minutes, decimals
-// allowed so that 1.5 means 90 seconds.
-func readTimeout(in *agent.Inputs) time.Duration {
-	v := in.String("timeoutMinutes")
-	if v == "" {
-		return 0
-	}
-	m, err := strconv.ParseFloat(v, 64)
-	d := time.Duration(m * float64(time.Minute))
-	if err != nil || math.IsNaN(m) || d < time.Second || d > maxTimeout {
-		in.Fail("timeoutMinutes", "%q is not a number of minutes from 0.02 to %d", agent.Neutralize(v), int(maxTimeout.Minutes()))
-		return 0
-	}
-	return d
 }
 
 func readEnvVars(in *agent.Inputs) map[string]string {

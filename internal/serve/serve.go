@@ -17,7 +17,6 @@ import (
 	"github.com/brickferry/brickferry/internal/auth"
 	"github.com/brickferry/brickferry/internal/converge"
 	"github.com/brickferry/brickferry/internal/httpclient"
-	"github.com/brickferry/brickferry/tasks"
 )
 
 // Deps are what the task needs from outside: the workspace connection and
@@ -40,53 +39,11 @@ type Deps struct {
 
 // Task is ModelServe@1.
 func Task(deps Deps) agent.TaskFunc {
-	return func(ctx context.Context, env agent.Env, log *agent.Log) error {
-		def, err := tasks.Definition("ModelServe")
-		if err != nil {
-			return err
-		}
-		in := def.InputsFrom(env)
-		connectFunc := deps.Connect
-		if connectFunc == nil {
-			connectFunc = auth.Connect
-		}
-		connect := connectFunc(env, in, log, "")
-		o := ReadOptions(in)
-		if err := in.Err(); err != nil {
-			return err
-		}
-		ws, err := connect(ctx)
-		if err != nil {
-			return fmt.Errorf("connecting to the workspace: %w", err)
-		}
-		ctx = ws.Context(ctx)
-		c := ws.Client
-		httpc := deps.HTTP
-		if httpc == nil {
-			net, err := httpclient.FromEnv(env)
-			if err != nil {
-				return err
-			}
-			if httpc, err = net.Client(httpclient.Options{Log: log}); err != nil {
-				return err
-			}
-			// Downloads from signed storage URLs are GETs: ride out a
-			// throttled or failing store like every Databricks call.
-			httpc.Transport = httpclient.Retrying(httpc.Transport, httpclient.Retry{Log: log})
-			httpc.Timeout = 2 * time.Minute
-		}
-		poll := deps.Poll
-		if poll == nil {
-			poll = defaultPoll
-		}
-		api := serving.NewServingEndpoints(c)
-		s := &session{o: o, c: c, api: api, http: httpc, log: log, wait: waiter{api: api, log: log, poll: poll, clock: converge.Or(deps.Clock)}}
-		return s.deploy(ctx)
-	}
+	return auth.Task("ModelServe", deps.Connect, readOptions, deps.newStep)
 }
 
-// session is one run of the task against one endpoint.
-type session struct {
+// step is one run of the task (one step of a pipeline) against one endpoint.
+type step struct {
 	o    Options
 	c    *client.DatabricksClient
 	api  *serving.ServingEndpointsAPI
@@ -103,7 +60,31 @@ type session struct {
 	outcome    string // failure reason, "" on success
 }
 
-func (s *session) deploy(ctx context.Context) (err error) {
+// newStep makes the step once every input is valid and ws is connected.
+func (d Deps) newStep(env agent.Env, log *agent.Log, ws *auth.Workspace, opts Options) (*step, error) {
+	httpc := d.HTTP
+	if httpc == nil {
+		net, err := httpclient.FromEnv(env)
+		if err != nil {
+			return nil, err
+		}
+		if httpc, err = net.Client(httpclient.Options{Log: log}); err != nil {
+			return nil, err
+		}
+		// Downloads from signed storage URLs are GETs: ride out a
+		// throttled or failing store like every Databricks call.
+		httpc.Transport = httpclient.Retrying(httpc.Transport, httpclient.Retry{Log: log})
+		httpc.Timeout = 2 * time.Minute
+	}
+	poll := d.Poll
+	if poll == nil {
+		poll = defaultPoll
+	}
+	api := serving.NewServingEndpoints(ws.Client)
+	return &step{o: opts, c: ws.Client, api: api, http: httpc, log: log, wait: waiter{api: api, log: log, poll: poll, clock: converge.Or(d.Clock)}}, nil
+}
+
+func (s *step) Run(ctx context.Context) (err error) {
 	o := s.o
 	s.log.Section(fmt.Sprintf("Serving %s version %s on endpoint %s", o.Model, o.Version, o.Endpoint))
 	s.log.SetOutput("endpointName", o.Endpoint)
@@ -183,7 +164,7 @@ func (s *session) deploy(ctx context.Context) (err error) {
 // waitForOthers handles an update someone else started: wait for it (never
 // overwrite it: Databricks refuses a new config while one is in progress,
 // and the other update would be lost) or fail, as the input says.
-func (s *session) waitForOthers(ctx context.Context, ep *serving.ServingEndpointDetailed) (*serving.ServingEndpointDetailed, error) {
+func (s *step) waitForOthers(ctx context.Context, ep *serving.ServingEndpointDetailed) (*serving.ServingEndpointDetailed, error) {
 	since := ""
 	if ep.PendingConfig != nil && ep.PendingConfig.StartTime > 0 {
 		since = " since " + time.UnixMilli(ep.PendingConfig.StartTime).UTC().Format(time.RFC3339)
@@ -210,7 +191,7 @@ func (s *session) waitForOthers(ctx context.Context, ep *serving.ServingEndpoint
 }
 
 // apply creates the endpoint or sends the new config, and updates tags.
-func (s *session) apply(ctx context.Context, p plan) error {
+func (s *step) apply(ctx context.Context, p plan) error {
 	o := s.o
 	if p.create {
 		s.action = "created"
@@ -249,7 +230,7 @@ func (s *session) apply(ctx context.Context, p plan) error {
 }
 
 // updateTags adds or updates the listed tags; other tags are left alone.
-func (s *session) updateTags(ctx context.Context, tags []serving.EndpointTag) error {
+func (s *step) updateTags(ctx context.Context, tags []serving.EndpointTag) error {
 	if len(tags) == 0 || s.plan.create {
 		return nil
 	}
@@ -269,7 +250,7 @@ func (s *session) updateTags(ctx context.Context, tags []serving.EndpointTag) er
 
 // settle waits for the endpoint with the task's timeout. On cancellation
 // or timeout it says what is left running on Databricks.
-func (s *session) settle(ctx context.Context, what string) (*serving.ServingEndpointDetailed, error) {
+func (s *step) settle(ctx context.Context, what string) (*serving.ServingEndpointDetailed, error) {
 	ep, err := s.wait.settle(ctx, s.o.Endpoint, s.o.Timeout, true)
 	switch {
 	case ctx.Err() != nil:
@@ -294,7 +275,7 @@ func (s *session) settle(ctx context.Context, what string) (*serving.ServingEndp
 // updateFailed prints the logs of the new served entity and checks that the
 // endpoint still serves what it served before: Databricks does not switch
 // traffic to a config whose deployment failed.
-func (s *session) updateFailed(ctx context.Context, ep *serving.ServingEndpointDetailed) error {
+func (s *step) updateFailed(ctx context.Context, ep *serving.ServingEndpointDetailed) error {
 	p := s.plan
 	s.printLogs(ctx, p.newName)
 	reason := fmt.Sprintf("the config update of endpoint %s failed (UPDATE_FAILED)", s.o.Endpoint)
@@ -312,7 +293,7 @@ func (s *session) updateFailed(ctx context.Context, ep *serving.ServingEndpointD
 
 // smokeAndFinish runs the smoke test, rolls back when it fails (if the step
 // changed the endpoint) and sets the outputs.
-func (s *session) smokeAndFinish(ctx context.Context, changed bool) error {
+func (s *step) smokeAndFinish(ctx context.Context, changed bool) error {
 	o := s.o
 	s.log.Progress(80, "smoke test")
 	if err := s.runSmokeTest(ctx); err != nil {
@@ -334,7 +315,7 @@ func (s *session) smokeAndFinish(ctx context.Context, changed bool) error {
 	return nil
 }
 
-func (s *session) runSmokeTest(ctx context.Context) error {
+func (s *step) runSmokeTest(ctx context.Context) error {
 	o := s.o
 	if !o.SmokeTest {
 		s.smoke.Skipped = "turned off"
@@ -378,7 +359,7 @@ func (s *session) runSmokeTest(ctx context.Context) error {
 // rollback puts back the config the endpoint served before the step, if
 // there was one and rollback is on, and returns the failure with what the
 // rollback did.
-func (s *session) rollback(ctx context.Context, reason string) error {
+func (s *step) rollback(ctx context.Context, reason string) error {
 	p := s.plan
 	switch {
 	case !s.o.Rollback:
@@ -422,7 +403,7 @@ const maxLogLines = 200
 // printLogs prints the build and server logs of a served entity (every
 // entity of the endpoint's config when name is ""). The lines come from the
 // model's container, so they are neutralised by Log.Info.
-func (s *session) printLogs(ctx context.Context, name string) {
+func (s *step) printLogs(ctx context.Context, name string) {
 	names := []string{name}
 	if name == "" && s.final != nil {
 		names = nil

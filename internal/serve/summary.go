@@ -4,18 +4,20 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/brickferry/brickferry/internal/agent"
 )
 
 // summary uploads the run summary tab: the endpoint link, what it serves
 // with which traffic, and the smoke test result.
-func (s *session) summary() {
+func (s *step) summary() {
 	o := s.o
 	host := strings.TrimSuffix(s.c.Config.Host, "/")
 	var b strings.Builder
-	fmt.Fprintf(&b, "## Model serving: %s\n\n", md(o.Endpoint))
-	fmt.Fprintf(&b, "Endpoint: [%s](%s/ml/endpoints/%s)  \n", md(o.Endpoint), host, url.PathEscape(o.Endpoint))
+	fmt.Fprintf(&b, "## Model serving: %s\n\n", agent.MarkdownCell(o.Endpoint))
+	fmt.Fprintf(&b, "Endpoint: [%s](%s/ml/endpoints/%s)  \n", agent.MarkdownCell(o.Endpoint), host, url.PathEscape(o.Endpoint))
 	fmt.Fprintf(&b, "Invocations URL: `%s%s`  \n", host, invocationsPath(o.Endpoint))
-	fmt.Fprintf(&b, "Model: %s version %s\n\n", md(o.Model), md(o.Version))
+	fmt.Fprintf(&b, "Model: %s version %s\n\n", agent.MarkdownCell(o.Model), agent.MarkdownCell(o.Version))
 
 	result := "succeeded"
 	switch {
@@ -30,14 +32,14 @@ func (s *session) summary() {
 	}
 	fmt.Fprintf(&b, "Result: %s (endpoint %s)\n\n", result, action)
 	if s.outcome != "" {
-		fmt.Fprintf(&b, "> %s\n\n", md(s.outcome))
+		fmt.Fprintf(&b, "> %s\n\n", agent.MarkdownCell(s.outcome))
 	}
 
 	if s.final != nil {
 		fmt.Fprintf(&b, "| Served entity | Model | Version | Traffic | Workload | State |\n|---|---|---|---:|---|---|\n")
 		for _, e := range servedOf(s.final.Config) {
-			fmt.Fprintf(&b, "| %s | %s | %s | %d %% | %s %s%s | %s |\n", md(e.Name), md(e.Model), md(e.Version), e.Traffic,
-				md(e.WorkloadSize), md(e.WorkloadType), scaleToZero(e.ScaleToZero), md(e.State))
+			fmt.Fprintf(&b, "| %s | %s | %s | %d %% | %s %s%s | %s |\n", agent.MarkdownCell(e.Name), agent.MarkdownCell(e.Model), agent.MarkdownCell(e.Version), e.Traffic,
+				agent.MarkdownCell(e.WorkloadSize), agent.MarkdownCell(e.WorkloadType), scaleToZero(e.ScaleToZero), agent.MarkdownCell(e.State))
 		}
 		st := state(s.final)
 		fmt.Fprintf(&b, "\nEndpoint state: %s, config update %s\n\n", orUnknown(string(st.Ready)), orUnknown(string(st.ConfigUpdate)))
@@ -45,11 +47,11 @@ func (s *session) summary() {
 
 	switch sm := s.smoke; {
 	case sm.Ran && sm.Err == nil:
-		fmt.Fprintf(&b, "Smoke test: passed, HTTP %d, %d prediction(s) for %d row(s) in %d ms (%s)\n", sm.Status, sm.Predictions, sm.Rows, sm.Latency.Milliseconds(), md(sm.Source))
+		fmt.Fprintf(&b, "Smoke test: passed, HTTP %d, %d prediction(s) for %d row(s) in %d ms (%s)\n", sm.Status, sm.Predictions, sm.Rows, sm.Latency.Milliseconds(), agent.MarkdownCell(sm.Source))
 	case sm.Ran:
-		fmt.Fprintf(&b, "Smoke test: **failed** after %d ms: %s (%s)\n", sm.Latency.Milliseconds(), md(sm.Err.Error()), md(sm.Source))
+		fmt.Fprintf(&b, "Smoke test: **failed** after %d ms: %s (%s)\n", sm.Latency.Milliseconds(), agent.MarkdownCell(sm.Err.Error()), agent.MarkdownCell(sm.Source))
 	case sm.Skipped != "":
-		fmt.Fprintf(&b, "Smoke test: skipped (%s)\n", md(sm.Skipped))
+		fmt.Fprintf(&b, "Smoke test: skipped (%s)\n", agent.MarkdownCell(sm.Skipped))
 	default:
 		fmt.Fprintf(&b, "Smoke test: not run\n")
 	}
@@ -63,9 +65,4 @@ func scaleToZero(on bool) string {
 		return ", scale to zero"
 	}
 	return ""
-}
-
-// md escapes text from inputs or servers for a Markdown table cell.
-func md(s string) string {
-	return strings.NewReplacer("|", `\|`, "\n", " ", "\r", " ", "<", "&lt;", ">", "&gt;").Replace(s)
 }

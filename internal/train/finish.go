@@ -1,12 +1,14 @@
 package train
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,47 +32,47 @@ type mlflowResult struct {
 }
 
 // finish reads the ended run's outputs and reports the result.
-func (r *runner) finish(ctx context.Context, run *jobs.Run) error {
+func (s *step) finish(ctx context.Context, run *jobs.Run) error {
 	state := runwait.StateOf(run.State)
 	result := string(state.Result)
 	if result == "" {
 		result = string(state.Life) // SKIPPED, INTERNAL_ERROR without a result
 	}
-	r.log.SetOutput("resultState", result)
-	outputs := r.taskOutputs(ctx, run)
+	s.log.SetOutput("resultState", result)
+	outputs := s.taskOutputs(ctx, run)
 	if !runwait.Succeeded(run) {
-		r.reportFailedTasks(outputs)
-		err := fmt.Errorf("the Databricks run %d ended %s: %s (%s)", run.RunId, state, firstNonEmpty(state.Message, "no message"), run.RunPageUrl)
-		r.summary(ctx, run, nil, err)
+		s.reportFailedTasks(outputs)
+		err := fmt.Errorf("the Databricks run %d ended %s: %s (%s)", run.RunId, state, cmp.Or(state.Message, "no message"), run.RunPageUrl)
+		s.summary(ctx, run, nil, err)
 		return err
 	}
-	exit := r.notebookOutput(outputs)
-	mr, err := r.findMLflowRun(ctx, run, exit)
+	exit := s.notebookOutput(outputs)
+	mr, err := s.findMLflowRun(ctx, run, exit)
 	if err == nil && mr != nil {
-		r.publishMLflow(mr)
+		s.publishMLflow(mr)
 	}
-	r.summary(ctx, run, mr, nil)
+	s.summary(ctx, run, mr, nil)
 	switch {
-	case err != nil && r.opts.RequireMLflowRun:
+	case err != nil && s.opts.RequireMLflowRun:
 		return err
 	case err != nil:
-		r.log.Warning("%v", err)
+		s.log.Warning("%v", err)
 	}
-	r.log.Info("Run %d succeeded in %s.", run.RunId, runDuration(run))
+	s.log.Info("Run %d succeeded in %s.", run.RunId, runDuration(run))
 	return nil
 }
 
 // taskOutputs reads runs/get-output for every task that ran. It takes the
 // TASK run id (a parent run id is refused for multi-task runs).
-func (r *runner) taskOutputs(ctx context.Context, run *jobs.Run) []taskOutput {
+func (s *step) taskOutputs(ctx context.Context, run *jobs.Run) []taskOutput {
 	var out []taskOutput
 	for _, t := range run.Tasks {
 		if t.RunId == 0 {
 			continue
 		}
-		o, err := r.jobs.GetRunOutput(ctx, jobs.GetRunOutputRequest{RunId: t.RunId})
+		o, err := s.jobs.GetRunOutput(ctx, jobs.GetRunOutputRequest{RunId: t.RunId})
 		if err != nil {
-			r.log.Warning("reading the output of task %s (run %d): %v", t.TaskKey, t.RunId, err)
+			s.log.Warning("reading the output of task %s (run %d): %v", t.TaskKey, t.RunId, err)
 			continue
 		}
 		out = append(out, taskOutput{task: t, output: o})
@@ -80,7 +82,7 @@ func (r *runner) taskOutputs(ctx context.Context, run *jobs.Run) []taskOutput {
 
 // reportFailedTasks writes one error issue per failed task, with its error
 // and trace (neutralised by the Log: remote text may hold "##vso[").
-func (r *runner) reportFailedTasks(outputs []taskOutput) {
+func (s *step) reportFailedTasks(outputs []taskOutput) {
 	for _, to := range outputs {
 		st := runwait.StateOf(to.task.State)
 		if st.Result == jobs.RunResultStateSuccess || st.Result == jobs.RunResultStateUpstreamFailed || st.Result == jobs.RunResultStateExcluded {
@@ -96,13 +98,13 @@ func (r *runner) reportFailedTasks(outputs []taskOutput) {
 		if to.output.ErrorTrace != "" {
 			msg += "\n" + to.output.ErrorTrace
 		}
-		r.log.Error("%s", msg)
+		s.log.Error("%s", msg)
 	}
 }
 
 // notebookOutput publishes the exit value: of the first notebook task that
 // named an MLflow run, else of the last notebook task that gave one.
-func (r *runner) notebookOutput(outputs []taskOutput) string {
+func (s *step) notebookOutput(outputs []taskOutput) string {
 	var chosen *jobs.NotebookOutput
 	for _, to := range outputs {
 		nb := to.output.NotebookOutput
@@ -119,14 +121,14 @@ func (r *runner) notebookOutput(outputs []taskOutput) string {
 		return ""
 	}
 	if chosen.Truncated {
-		r.log.Warning("Databricks truncated the notebook's exit value (over 5 MB); notebookOutput holds the first part only")
+		s.log.Warning("Databricks truncated the notebook's exit value (over 5 MB); notebookOutput holds the first part only")
 	}
 	value := chosen.Result
 	if len(value) > maxOutputLength {
-		r.log.Warning("the notebook's exit value has %d bytes; notebookOutput holds the first %d", len(value), maxOutputLength)
+		s.log.Warning("the notebook's exit value has %d bytes; notebookOutput holds the first %d", len(value), maxOutputLength)
 		value = value[:maxOutputLength]
 	}
-	r.log.SetOutput("notebookOutput", value)
+	s.log.SetOutput("notebookOutput", value)
 	return chosen.Result
 }
 
@@ -156,20 +158,20 @@ var errNoMLflowRun = errors.New("no MLflow run found")
 // findMLflowRun takes the run from the exit value, or searches the
 // experiment for the run Databricks tagged with one of this run's task runs
 // (mlflow.databricks.jobRunID), then reads its metrics and model from MLflow.
-func (r *runner) findMLflowRun(ctx context.Context, run *jobs.Run, exit string) (*mlflowResult, error) {
+func (s *step) findMLflowRun(ctx context.Context, run *jobs.Run, exit string) (*mlflowResult, error) {
 	var runID, how, modelPath string
 	if v, ok := parseExit(exit); ok {
 		runID, how, modelPath = v.RunID, "the notebook's exit value", v.ModelPath
-	} else if r.opts.Experiment != "" {
-		found, err := r.searchMLflowRun(ctx, run)
+	} else if s.opts.Experiment != "" {
+		found, err := s.searchMLflowRun(ctx, run)
 		if err != nil {
 			return nil, err
 		}
-		runID, how = found, "experiment "+r.opts.Experiment
+		runID, how = found, "experiment "+s.opts.Experiment
 	} else {
 		return nil, fmt.Errorf("%w: the notebook's exit value names none (end the notebook with dbutils.notebook.exit(json.dumps({\"mlflow_run_id\": run.info.run_id}))) and no MLflow experiment is given to search (input mlflowExperiment)", errNoMLflowRun)
 	}
-	got, err := r.mlflow.GetRun(ctx, ml.GetRunRequest{RunId: runID})
+	got, err := s.mlflow.GetRun(ctx, ml.GetRunRequest{RunId: runID})
 	if err != nil {
 		return nil, fmt.Errorf("reading MLflow run %s (from %s): %w", runID, how, err)
 	}
@@ -190,7 +192,7 @@ func (r *runner) findMLflowRun(ctx context.Context, run *jobs.Run, exit string) 
 	if modelPath != "" {
 		mr.ModelURI = "runs:/" + runID + "/" + strings.Trim(modelPath, "/")
 	} else {
-		r.log.Warning("MLflow run %s logged no model (no mlflow.log-model.history tag and no model_path in the exit value); modelUri is not set", runID)
+		s.log.Warning("MLflow run %s logged no model (no mlflow.log-model.history tag and no model_path in the exit value); modelUri is not set", runID)
 	}
 	return mr, nil
 }
@@ -212,11 +214,11 @@ func loggedModelPath(tags []ml.RunTag) string {
 	return ""
 }
 
-func (r *runner) searchMLflowRun(ctx context.Context, run *jobs.Run) (string, error) {
-	exp := r.opts.Experiment
+func (s *step) searchMLflowRun(ctx context.Context, run *jobs.Run) (string, error) {
+	exp := s.opts.Experiment
 	expID := exp
 	if !isDigits(exp) {
-		got, err := r.mlflow.GetByName(ctx, ml.GetByNameRequest{ExperimentName: exp})
+		got, err := s.mlflow.GetByName(ctx, ml.GetByNameRequest{ExperimentName: exp})
 		if err != nil {
 			return "", fmt.Errorf("finding MLflow experiment %q (input mlflowExperiment): %w", exp, err)
 		}
@@ -228,7 +230,7 @@ func (r *runner) searchMLflowRun(ctx context.Context, run *jobs.Run) (string, er
 	}
 	ids = append(ids, run.RunId)
 	for _, id := range ids {
-		runs, err := r.mlflow.SearchRunsAll(ctx, ml.SearchRuns{
+		runs, err := s.mlflow.SearchRunsAll(ctx, ml.SearchRuns{
 			ExperimentIds: []string{expID},
 			Filter:        fmt.Sprintf("tags.`mlflow.databricks.jobRunID` = '%d'", id),
 			MaxResults:    10,
@@ -238,7 +240,7 @@ func (r *runner) searchMLflowRun(ctx context.Context, run *jobs.Run) (string, er
 		}
 		if len(runs) > 0 && runs[0].Info != nil {
 			if len(runs) > 1 {
-				r.log.Warning("%d MLflow runs in %s are tagged with job run %d; using the latest, %s", len(runs), exp, id, runs[0].Info.RunId)
+				s.log.Warning("%d MLflow runs in %s are tagged with job run %d; using the latest, %s", len(runs), exp, id, runs[0].Info.RunId)
 			}
 			return runs[0].Info.RunId, nil
 		}
@@ -255,24 +257,24 @@ func isDigits(s string) bool {
 	return s != ""
 }
 
-func (r *runner) publishMLflow(mr *mlflowResult) {
-	r.log.Info("MLflow run %s (experiment %s), found through %s.", mr.RunID, mr.ExperimentID, mr.How)
-	r.log.SetOutput("mlflowRunId", mr.RunID)
+func (s *step) publishMLflow(mr *mlflowResult) {
+	s.log.Info("MLflow run %s (experiment %s), found through %s.", mr.RunID, mr.ExperimentID, mr.How)
+	s.log.SetOutput("mlflowRunId", mr.RunID)
 	if mr.ExperimentID != "" {
-		r.log.SetOutput("mlflowExperimentId", mr.ExperimentID)
+		s.log.SetOutput("mlflowExperimentId", mr.ExperimentID)
 	}
 	if mr.ModelURI != "" {
-		r.log.SetOutput("modelUri", mr.ModelURI)
+		s.log.SetOutput("modelUri", mr.ModelURI)
 	}
 	seen := map[string]string{}
-	for _, k := range sortedKeys(mr.Metrics) {
+	for _, k := range slices.Sorted(maps.Keys(mr.Metrics)) {
 		name := MetricVariable(k)
 		if prev, dup := seen[name]; dup {
-			r.log.Warning("metrics %q and %q both become output %s; keeping %q", prev, k, name, prev)
+			s.log.Warning("metrics %q and %q both become output %s; keeping %q", prev, k, name, prev)
 			continue
 		}
 		seen[name] = k
-		r.log.SetOutput(name, formatFloat(mr.Metrics[k]))
+		s.log.SetOutput(name, formatFloat(mr.Metrics[k]))
 	}
 }
 
@@ -288,19 +290,6 @@ func MetricVariable(key string) string {
 
 func formatFloat(f float64) string {
 	return fmt.Sprintf("%v", f)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return sortStrings(out)
-}
-
-func sortStrings(s []string) []string {
-	sort.Strings(s)
-	return s
 }
 
 func runDuration(run *jobs.Run) time.Duration {

@@ -116,7 +116,7 @@ func TestAllBadInputsAtOnce(t *testing.T) {
 }
 
 // accessors are the agent.Inputs methods that read an input by name.
-var accessors = []string{"String", "Bool", "Int", "Choice", "FilePath", "KeyValues", "Lines", "JSON", "Connection"}
+var accessors = []string{"String", "Bool", "Int", "Minutes", "Choice", "FilePath", "KeyValues", "Lines", "JSON", "Connection"}
 
 // The task.json inputs are the ones the Go code reads, and the reverse.
 func TestTaskJSONInputsMatchTheCode(t *testing.T) {

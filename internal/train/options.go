@@ -1,7 +1,7 @@
 package train
 
 import (
-	"math"
+	"cmp"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -141,7 +141,7 @@ func readOptions(env agent.Env, in *agent.Inputs) *Options {
 
 	o.Wait = in.Bool("waitForCompletion")
 	if o.Wait {
-		o.Timeout = readTimeout(in)
+		o.Timeout = in.Minutes("timeoutMinutes", time.Second, maxTimeout)
 		o.Experiment = in.String("mlflowExperiment")
 		o.RequireMLflowRun = in.Bool("requireMlflowRun")
 	}
@@ -282,21 +282,6 @@ func readLibraries(in *agent.Inputs, computeKind compute.Kind, runType string) [
 
 var libraryKinds = map[string]bool{"pypi": true, "whl": true, "jar": true, "maven": true, "requirements": true}
 
-// readTimeout reads a positive number of minutes (decimals allowed).
-func readTimeout(in *agent.Inputs) time.Duration {
-	v := in.String("timeoutMinutes")
-	if v == "" {
-		return 0 // recorded as missing
-	}
-	f, err := strconv.ParseFloat(v, 64)
-	d := time.Duration(f * float64(time.Minute))
-	if err != nil || math.IsNaN(f) || f <= 0 || d < time.Second || d > maxTimeout {
-		in.Fail("timeoutMinutes", "%q is not a number of minutes from 0.02 to %d (decimals allowed, e.g. 90 or 0.5)", v, int(maxTimeout/time.Minute))
-		return 0
-	}
-	return d
-}
-
 // Trace parameter names (the example notebook logs them as run tags).
 const (
 	paramBuildID = "brickferry_build_id"
@@ -312,7 +297,7 @@ func withTrace(params []agent.KeyValue, sys agent.System) []agent.KeyValue {
 		have[p.Key] = true
 	}
 	for _, kv := range []agent.KeyValue{
-		{Key: paramBuildID, Value: firstNonEmpty(sys.BuildID, sys.ReleaseID)},
+		{Key: paramBuildID, Value: cmp.Or(sys.BuildID, sys.ReleaseID)},
 		{Key: paramCommit, Value: sys.SourceVersion},
 		{Key: paramBranch, Value: sys.SourceBranch},
 		{Key: paramRunURL, Value: sys.RunURL()},
@@ -322,13 +307,4 @@ func withTrace(params []agent.KeyValue, sys agent.System) []agent.KeyValue {
 		}
 	}
 	return params
-}
-
-func firstNonEmpty(values ...string) string {
-	for _, v := range values {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

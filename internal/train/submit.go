@@ -3,6 +3,8 @@ package train
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	sdkcompute "github.com/databricks/databricks-sdk-go/service/compute"
@@ -22,21 +24,21 @@ const remoteTimeoutGrace = 600
 // submitRequest is the runs/submit request: built from the inputs, or from
 // the job specification file with the inputs' parameters, code source and
 // idempotency token applied.
-func (r *runner) submitRequest() (jobs.SubmitRun, error) {
-	o := r.opts
+func (s *step) submitRequest() (jobs.SubmitRun, error) {
+	o := s.opts
 	var req jobs.SubmitRun
 	if o.Spec != nil {
 		run, dropped, err := o.Spec.SubmitRun()
 		if err != nil {
 			return req, fmt.Errorf("converting %s into a one-time run: %w", o.JobFile, err)
 		}
-		r.reportSpec(dropped)
+		s.reportSpec(dropped)
 		req = run
 		if req.RunName == "" {
 			req.RunName = o.RunName
 		}
 	} else {
-		req = jobs.SubmitRun{RunName: o.RunName, Tasks: []jobs.SubmitTask{r.buildTask()}}
+		req = jobs.SubmitRun{RunName: o.RunName, Tasks: []jobs.SubmitTask{s.buildTask()}}
 		if o.Timeout > 0 {
 			req.TimeoutSeconds = int(o.Timeout.Seconds()) + remoteTimeoutGrace
 		}
@@ -54,34 +56,34 @@ func (r *runner) submitRequest() (jobs.SubmitRun, error) {
 	}
 	if o.Git != nil {
 		if req.GitSource != nil {
-			r.log.Info("The job file's git_source (%s) is replaced by the build's repository.", req.GitSource.GitUrl)
+			s.log.Info("The job file's git_source (%s) is replaced by the build's repository.", req.GitSource.GitUrl)
 		}
 		req.GitSource = o.Git
-		r.log.Info("Code: %s at commit %s", o.Git.GitUrl, o.Git.GitCommit)
+		s.log.Info("Code: %s at commit %s", o.Git.GitUrl, o.Git.GitCommit)
 	}
 	applyParameters(req.Tasks, o.Parameters)
 	return req, nil
 }
 
-func (r *runner) reportSpec(dropped []string) {
-	s := r.opts.Spec
-	if s.SingleTask {
-		r.log.Info("%s uses the Jobs API 2.0 single-task shape; it runs as one task %q.", r.opts.JobFile, s.Settings.Tasks[0].TaskKey)
+func (s *step) reportSpec(dropped []string) {
+	spec := s.opts.Spec
+	if spec.SingleTask {
+		s.log.Info("%s uses the Jobs API 2.0 single-task shape; it runs as one task %q.", s.opts.JobFile, spec.Settings.Tasks[0].TaskKey)
 	}
-	if len(s.Duplicates) > 0 {
-		r.log.Info("%s repeats keys (the last value is used): %s", r.opts.JobFile, strings.Join(s.Duplicates, ", "))
+	if len(spec.Duplicates) > 0 {
+		s.log.Info("%s repeats keys (the last value is used): %s", s.opts.JobFile, strings.Join(spec.Duplicates, ", "))
 	}
-	if len(s.Unknown) > 0 {
-		r.log.Warning("%s has fields the Jobs API client does not know; they are not sent: %s", r.opts.JobFile, strings.Join(s.Unknown, ", "))
+	if len(spec.Unknown) > 0 {
+		s.log.Warning("%s has fields the Jobs API client does not know; they are not sent: %s", s.opts.JobFile, strings.Join(spec.Unknown, ", "))
 	}
 	if len(dropped) > 0 {
-		r.log.Info("Fields that only apply to a saved job are not sent with a one-time run: %s", strings.Join(dropped, ", "))
+		s.log.Info("Fields that only apply to a saved job are not sent with a one-time run: %s", strings.Join(dropped, ", "))
 	}
 }
 
 // buildTask is the single task of a run built from the inputs.
-func (r *runner) buildTask() jobs.SubmitTask {
-	o := r.opts
+func (s *step) buildTask() jobs.SubmitTask {
+	o := s.opts
 	t := jobs.SubmitTask{TaskKey: taskKey}
 	source := jobs.SourceWorkspace
 	if o.Git != nil {
@@ -146,17 +148,17 @@ func merge(m map[string]string, params []agent.KeyValue) map[string]string {
 // go as job parameters when the job declares job-level parameters (only
 // those it declares; Databricks refuses others), else as notebook
 // parameters.
-func (r *runner) runNow(ctx context.Context) (jobs.RunNow, error) {
-	o := r.opts
+func (s *step) runNow(ctx context.Context) (jobs.RunNow, error) {
+	o := s.opts
 	var job *jobs.Job
 	if o.JobID != 0 {
-		j, err := r.jobs.Get(ctx, jobs.GetJobRequest{JobId: o.JobID})
+		j, err := s.jobs.Get(ctx, jobs.GetJobRequest{JobId: o.JobID})
 		if err != nil {
 			return jobs.RunNow{}, fmt.Errorf("finding job %d (input job): %w", o.JobID, err)
 		}
 		job = j
 	} else {
-		found, err := r.jobs.ListAll(ctx, jobs.ListJobsRequest{Name: o.JobName})
+		found, err := s.jobs.ListAll(ctx, jobs.ListJobsRequest{Name: o.JobName})
 		if err != nil {
 			return jobs.RunNow{}, fmt.Errorf("finding the job named %q: %w", o.JobName, err)
 		}
@@ -171,7 +173,7 @@ func (r *runner) runNow(ctx context.Context) (jobs.RunNow, error) {
 			}
 			return jobs.RunNow{}, fmt.Errorf("%d jobs are named %q (ids %s): give the job's id in input job", len(found), o.JobName, strings.Join(ids, ", "))
 		}
-		j, err := r.jobs.Get(ctx, jobs.GetJobRequest{JobId: found[0].JobId})
+		j, err := s.jobs.Get(ctx, jobs.GetJobRequest{JobId: found[0].JobId})
 		if err != nil {
 			return jobs.RunNow{}, fmt.Errorf("reading job %d: %w", found[0].JobId, err)
 		}
@@ -198,18 +200,10 @@ func (r *runner) runNow(ctx context.Context) (jobs.RunNow, error) {
 		case declared[p.Key]:
 			req.JobParameters[p.Key] = p.Value
 		case strings.HasPrefix(p.Key, "brickferry_"):
-			r.log.Debug("job %d declares no parameter %s; not passed", job.JobId, p.Key)
+			s.log.Debug("job %d declares no parameter %s; not passed", job.JobId, p.Key)
 		default:
-			r.log.Warning("job %d declares no job parameter %q; it is not passed (declared: %s)", job.JobId, p.Key, strings.Join(keys(declared), ", "))
+			s.log.Warning("job %d declares no job parameter %q; it is not passed (declared: %s)", job.JobId, p.Key, strings.Join(slices.Sorted(maps.Keys(declared)), ", "))
 		}
 	}
 	return req, nil
-}
-
-func keys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return sortStrings(out)
 }

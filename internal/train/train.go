@@ -27,7 +27,6 @@ import (
 	"github.com/brickferry/brickferry/internal/converge"
 	"github.com/brickferry/brickferry/internal/idempotency"
 	"github.com/brickferry/brickferry/internal/runwait"
-	"github.com/brickferry/brickferry/tasks"
 )
 
 // Deps are what the task needs from outside.
@@ -43,38 +42,11 @@ type Deps struct {
 
 // Task returns the DatabricksTrain task function.
 func Task(deps Deps) agent.TaskFunc {
-	return func(ctx context.Context, env agent.Env, log *agent.Log) error {
-		def, err := tasks.Definition("DatabricksTrain")
-		if err != nil {
-			return err
-		}
-		in := def.InputsFrom(env)
-		connectFunc := deps.Connect
-		if connectFunc == nil {
-			connectFunc = auth.Connect
-		}
-		connect := connectFunc(env, in, log, "")
-		opts := readOptions(env, in)
-		if err := in.Err(); err != nil {
-			return err
-		}
-		ws, err := connect(ctx)
-		if err != nil {
-			return err
-		}
-		ctx = ws.Context(ctx)
-		c := ws.Client
-		clock := converge.Or(deps.Clock)
-		r := &runner{
-			opts: opts, log: log, env: env, clock: clock, interval: deps.Interval,
-			jobs: jobs.NewJobs(c), mlflow: ml.NewExperiments(c), repos: workspace.NewRepos(c),
-		}
-		return r.run(ctx)
-	}
+	return auth.Task("DatabricksTrain", deps.Connect, readOptions, deps.newStep)
 }
 
-// runner holds one execution of the task.
-type runner struct {
+// step is one run of the task (one step of a pipeline).
+type step struct {
 	opts     *Options
 	log      *agent.Log
 	env      agent.Env
@@ -91,65 +63,75 @@ type runner struct {
 	tasksURL map[int64]bool
 }
 
-func (r *runner) run(ctx context.Context) error {
-	if r.opts.CodeSource == codeGitFolder {
-		if err := r.updateGitFolder(ctx); err != nil {
+// newStep makes the step once every input is valid and ws is connected.
+func (d Deps) newStep(env agent.Env, log *agent.Log, ws *auth.Workspace, opts *Options) (*step, error) {
+	clock := converge.Or(d.Clock)
+	c := ws.Client
+	return &step{
+		opts: opts, log: log, env: env, clock: clock, interval: d.Interval,
+		jobs: jobs.NewJobs(c), mlflow: ml.NewExperiments(c), repos: workspace.NewRepos(c),
+	}, nil
+}
+
+func (s *step) Run(ctx context.Context) error {
+	if s.opts.CodeSource == codeGitFolder {
+		if err := s.updateGitFolder(ctx); err != nil {
 			return err
 		}
 	}
-	r.started = r.clock.Now()
-	id, err := r.start(ctx)
+	s.started = s.clock.Now()
+	id, err := s.start(ctx)
 	if err != nil {
 		return err
 	}
-	r.runID = id
-	r.log.SetOutput("runId", fmt.Sprint(id))
-	if !r.opts.Wait {
-		run, err := r.jobs.GetRun(ctx, jobs.GetRunRequest{RunId: id})
+	s.runID = id
+	s.log.SetOutput("runId", fmt.Sprint(id))
+	if !s.opts.Wait {
+		run, err := s.jobs.GetRun(ctx, jobs.GetRunRequest{RunId: id})
 		if err != nil {
 			return fmt.Errorf("reading Databricks run %d: %w", id, err)
 		}
-		r.setURL(run.RunPageUrl)
-		r.log.Info("Not waiting for the run to finish (waitForCompletion is false).")
+		s.setURL(run.RunPageUrl)
+		s.log.Info("Not waiting for the run to finish (waitForCompletion is false).")
 		return nil
 	}
-	w := runwait.Waiter{Runs: r.jobs, Clock: r.clock, Interval: r.interval, Timeout: r.opts.Timeout, OnChange: r.onChange}
+	w := runwait.Waiter{Runs: s.jobs, Clock: s.clock, Interval: s.interval, Timeout: s.opts.Timeout, OnChange: s.onChange}
 	run, err := w.Wait(ctx, id)
 	if run != nil {
-		r.setURL(run.RunPageUrl)
+		s.setURL(run.RunPageUrl)
 	}
 	if err != nil {
 		var te *runwait.TimeoutError
 		if errors.As(err, &te) {
-			r.log.SetOutput("resultState", string(jobs.RunResultStateTimedout))
+			s.log.SetOutput("resultState", string(jobs.RunResultStateTimedout))
 		}
 		if run != nil {
-			r.summary(ctx, run, nil, err)
+			s.summary(ctx, run, nil, err)
 		}
 		return err
 	}
-	return r.finish(ctx, run)
+	return s.finish(ctx, run)
 }
 
-func (r *runner) setURL(u string) {
-	if u == "" || u == r.runURL {
+func (s *step) setURL(u string) {
+	if u == "" || u == s.runURL {
 		return
 	}
-	r.runURL = u
-	r.log.SetOutput("runUrl", u)
+	s.runURL = u
+	s.log.SetOutput("runUrl", u)
 }
 
 // start submits the one-time run or runs the existing job now.
-func (r *runner) start(ctx context.Context) (int64, error) {
-	o := r.opts
+func (s *step) start(ctx context.Context) (int64, error) {
+	o := s.opts
 	if o.RunType == runExistingJob {
-		req, err := r.runNow(ctx)
+		req, err := s.runNow(ctx)
 		if err != nil {
 			return 0, err
 		}
-		id, err := idempotency.Start(ctx, r.env, r.log, "train", r.jobs, func(ctx context.Context, token string) (int64, error) {
+		id, err := idempotency.Start(ctx, s.env, s.log, "train", s.jobs, func(ctx context.Context, token string) (int64, error) {
 			req.IdempotencyToken = token
-			w, err := r.jobs.RunNow(ctx, req)
+			w, err := s.jobs.RunNow(ctx, req)
 			if err != nil {
 				return 0, fmt.Errorf("starting job %d: %w", req.JobId, err)
 			}
@@ -158,16 +140,16 @@ func (r *runner) start(ctx context.Context) (int64, error) {
 		if err != nil {
 			return 0, err
 		}
-		r.log.Info("Started job %d, run %d.", req.JobId, id)
+		s.log.Info("Started job %d, run %d.", req.JobId, id)
 		return id, nil
 	}
-	req, err := r.submitRequest()
+	req, err := s.submitRequest()
 	if err != nil {
 		return 0, err
 	}
-	id, err := idempotency.Start(ctx, r.env, r.log, "train", r.jobs, func(ctx context.Context, token string) (int64, error) {
+	id, err := idempotency.Start(ctx, s.env, s.log, "train", s.jobs, func(ctx context.Context, token string) (int64, error) {
 		req.IdempotencyToken = token
-		w, err := r.jobs.Submit(ctx, req)
+		w, err := s.jobs.Submit(ctx, req)
 		if err != nil {
 			return 0, fmt.Errorf("submitting the run: %w", err)
 		}
@@ -176,15 +158,15 @@ func (r *runner) start(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	r.log.Info("Submitted run %d (%q).", id, req.RunName)
+	s.log.Info("Submitted run %d (%q).", id, req.RunName)
 	return id, nil
 }
 
 // updateGitFolder moves a Databricks Git folder (Repos) to the build's
 // branch, as the reference pipeline did before running from it.
-func (r *runner) updateGitFolder(ctx context.Context) error {
-	o := r.opts
-	repos, err := r.repos.ListAll(ctx, workspace.ListReposRequest{PathPrefix: o.GitFolderPath})
+func (s *step) updateGitFolder(ctx context.Context) error {
+	o := s.opts
+	repos, err := s.repos.ListAll(ctx, workspace.ListReposRequest{PathPrefix: o.GitFolderPath})
 	if err != nil {
 		return fmt.Errorf("finding the Git folder %s: %w", o.GitFolderPath, err)
 	}
@@ -192,8 +174,8 @@ func (r *runner) updateGitFolder(ctx context.Context) error {
 		if repo.Path != o.GitFolderPath {
 			continue
 		}
-		r.log.Info("Updating the Git folder %s to branch %s (was %s at %s).", repo.Path, o.GitBranch, repo.Branch, repo.HeadCommitId)
-		if err := r.repos.Update(ctx, workspace.UpdateRepoRequest{RepoId: repo.Id, Branch: o.GitBranch}); err != nil {
+		s.log.Info("Updating the Git folder %s to branch %s (was %s at %s).", repo.Path, o.GitBranch, repo.Branch, repo.HeadCommitId)
+		if err := s.repos.Update(ctx, workspace.UpdateRepoRequest{RepoId: repo.Id, Branch: o.GitBranch}); err != nil {
 			return fmt.Errorf("updating the Git folder %s to branch %s: %w", o.GitFolderPath, o.GitBranch, err)
 		}
 		return nil
@@ -203,32 +185,32 @@ func (r *runner) updateGitFolder(ctx context.Context) error {
 
 // onChange logs a state change of the run or of one of its tasks, with the
 // time, and reports progress.
-func (r *runner) onChange(c runwait.Change) {
+func (s *step) onChange(c runwait.Change) {
 	at := c.At.UTC().Format("15:04:05")
 	if c.Task == nil {
 		if c.From == (runwait.State{}) {
-			r.setURL(c.Run.RunPageUrl)
-			r.log.Info("Run %d: %s", c.Run.RunId, c.Run.RunPageUrl)
+			s.setURL(c.Run.RunPageUrl)
+			s.log.Info("Run %d: %s", c.Run.RunId, c.Run.RunPageUrl)
 		}
 		msg := ""
 		if c.To.Message != "" {
 			msg = " - " + c.To.Message
 		}
-		r.log.Info("%s  run %s (after %s)%s", at, c.To, c.Elapsed.Round(time.Second), msg)
+		s.log.Info("%s  run %s (after %s)%s", at, c.To, c.Elapsed.Round(time.Second), msg)
 	} else if len(c.Run.Tasks) > 1 {
-		if r.tasksURL == nil {
-			r.tasksURL = map[int64]bool{}
+		if s.tasksURL == nil {
+			s.tasksURL = map[int64]bool{}
 		}
 		url := ""
-		if !r.tasksURL[c.Task.RunId] {
-			r.tasksURL[c.Task.RunId] = true
+		if !s.tasksURL[c.Task.RunId] {
+			s.tasksURL[c.Task.RunId] = true
 			url = "  " + c.Task.RunPageUrl
 		}
-		r.log.Info("%s    task %s %s%s", at, c.Task.TaskKey, c.To, url)
+		s.log.Info("%s    task %s %s%s", at, c.Task.TaskKey, c.To, url)
 	}
-	if p := progressOf(c.Run); p != r.progress {
-		r.progress = p
-		r.log.Progress(p, "Databricks run "+string(runwait.StateOf(c.Run.State).Life))
+	if p := progressOf(c.Run); p != s.progress {
+		s.progress = p
+		s.log.Progress(p, "Databricks run "+string(runwait.StateOf(c.Run.State).Life))
 	}
 }
 

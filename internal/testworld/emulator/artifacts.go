@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"path"
@@ -416,12 +417,7 @@ type childEntry struct {
 // putDir uploads every file of a local folder (such as an MLflow model
 // folder) under key prefix.
 func putFiles(ctx context.Context, s artifactStore, prefix string, files map[string][]byte) error {
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(files)) {
 		if err := s.put(ctx, prefix+"/"+n, files[n]); err != nil {
 			return err
 		}

@@ -2,8 +2,10 @@ package emulator
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -67,12 +69,7 @@ func (r *mlflowRun) param(key string) (string, bool) {
 
 func (r *mlflowRun) toSDK() *ml.Run {
 	data := &ml.RunData{Params: append([]ml.Param(nil), r.params...), Tags: append([]ml.RunTag(nil), r.tags...)}
-	keys := make([]string, 0, len(r.metrics))
-	for k := range r.metrics {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(r.metrics)) {
 		data.Metrics = append(data.Metrics, r.metrics[k])
 	}
 	info := r.info

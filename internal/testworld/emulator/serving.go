@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"maps"
 	"math"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -153,7 +155,7 @@ func (ws *Workspace) servingRoutes() {
 	})
 	handle(ws, "GET /api/2.0/serving-endpoints", func(r *http.Request, req *struct{}) (any, *apiError) {
 		resp := &serving.ListEndpointsResponse{}
-		for _, name := range sortedKeys(ws.serving.endpoints) {
+		for _, name := range slices.Sorted(maps.Keys(ws.serving.endpoints)) {
 			var ep serving.ServingEndpoint
 			_ = convert(ws.endpointView(ws.serving.endpoints[name]), &ep)
 			resp.Endpoints = append(resp.Endpoints, ep)
