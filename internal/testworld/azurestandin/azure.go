@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -247,7 +246,7 @@ func New(opts Options) (*Azure, error) {
 		apps: map[string]*App{}, vaults: map[string]*Vault{}, hosts: map[string]http.Handler{}, certs: map[string]*tls.Certificate{},
 	}
 	if a.clock == nil {
-		a.clock = realClock{}
+		a.clock = emulator.RealClock{}
 	}
 	if a.ttl == 0 {
 		a.ttl = time.Hour
@@ -723,10 +722,6 @@ func (w *statusWriter) WriteHeader(code int) {
 	w.ResponseWriter.WriteHeader(code)
 }
 
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
-
 // newID is a random version 4 UUID, as Azure ids are.
 func newID() string {
 	b := make([]byte, 16)
@@ -741,16 +736,6 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// sortedKeys returns a map's keys in order, for stable JSON.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // Minted is every token the stand-ins handed out (Entra access tokens,

@@ -1,7 +1,9 @@
 package azurestandin
 
 import (
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -118,7 +120,7 @@ func (a *Azure) variableGroups(w http.ResponseWriter, r *http.Request) {
 func (a *Azure) groupJSON(id int, g *VariableGroup) map[string]any {
 	vars := map[string]any{}
 	out := map[string]any{"id": id, "name": g.Name, "type": "Vsts", "isShared": false, "variables": vars}
-	for _, k := range sortedKeys(g.Variables) {
+	for _, k := range slices.Sorted(maps.Keys(g.Variables)) {
 		v := g.Variables[k]
 		secret := v.Secret || g.KeyVault != nil // a linked group's variables are the vault's secrets
 		var value any = v.Value
@@ -134,7 +136,7 @@ func (a *Azure) groupJSON(id int, g *VariableGroup) map[string]any {
 			endpoint = c.ID
 		}
 		out["providerData"] = map[string]any{"serviceEndpointId": endpoint, "vault": kv.Vault, "lastRefreshedOn": "2026-01-01T00:00:00Z"}
-		for _, k := range sortedKeys(kv.Secrets) {
+		for _, k := range slices.Sorted(maps.Keys(kv.Secrets)) {
 			vars[k] = map[string]any{"value": nil, "isSecret": true, "enabled": true, "contentType": ""}
 		}
 	}

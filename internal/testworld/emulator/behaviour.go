@@ -4,10 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -215,7 +216,7 @@ func (ws *Workspace) trainLocked(tc *TaskContext, t Train) (string, error) {
 		{Key: "mlflow.databricks.workspaceID", Value: strconv.FormatInt(ws.WorkspaceID, 10)},
 		{Key: "mlflow.databricks.workspaceURL", Value: ws.Host},
 	}
-	for _, k := range sortedKeys(t.Tags) {
+	for _, k := range slices.Sorted(maps.Keys(t.Tags)) {
 		tags = append(tags, ml.RunTag{Key: k, Value: t.Tags[k]})
 	}
 	run, aerr := ws.createMLflowRun(expID, t.RunName, millis(tc.Now), tags, tc.Now)
@@ -223,18 +224,18 @@ func (ws *Workspace) trainLocked(tc *TaskContext, t Train) (string, error) {
 		return "", fmt.Errorf("mlflow.start_run: %s", aerr.Message)
 	}
 	var params []ml.Param
-	for _, k := range sortedKeys(t.Params) {
+	for _, k := range slices.Sorted(maps.Keys(t.Params)) {
 		params = append(params, ml.Param{Key: k, Value: t.Params[k]})
 	}
 	var metrics []ml.Metric
-	for _, k := range sortedKeys(t.Metrics) {
+	for _, k := range slices.Sorted(maps.Keys(t.Metrics)) {
 		metrics = append(metrics, ml.Metric{Key: k, Value: t.Metrics[k], Timestamp: millis(tc.Now)})
 	}
 	if aerr := ws.logBatch(run, params, metrics, nil); aerr != nil {
 		return "", fmt.Errorf("mlflow.log_params: %s", aerr.Message)
 	}
 	if t.ModelDir != "" {
-		files, err := readDir(t.ModelDir)
+		files, err := ReadFolder(t.ModelDir)
 		if err != nil {
 			return "", fmt.Errorf("mlflow.log_model: %w", err)
 		}
@@ -253,8 +254,10 @@ func (ws *Workspace) trainLocked(tc *TaskContext, t Train) (string, error) {
 	return run.info.RunId, nil
 }
 
-// readDir reads every file below dir, keyed by slash-separated relative path.
-func readDir(dir string) (map[string][]byte, error) {
+// ReadFolder reads every file below dir (e.g. an MLflow model folder),
+// keyed by slash-separated relative path, as Train uploads ModelDir. An
+// empty folder is an error.
+func ReadFolder(dir string) (map[string][]byte, error) {
 	out := map[string][]byte{}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -278,15 +281,6 @@ func readDir(dir string) (map[string][]byte, error) {
 		return nil, fmt.Errorf("model folder %s is empty", dir)
 	}
 	return out, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // resolveModelURILocked finds the version a models:/ URI points at now, as

@@ -139,7 +139,7 @@ type Workspace struct {
 func New(opts Options) (*Workspace, error) {
 	ws := &Workspace{opts: withDefaults(opts), clock: opts.Clock}
 	if ws.clock == nil {
-		ws.clock = realClock{}
+		ws.clock = RealClock{}
 	}
 	ws.Token = ws.opts.Token
 	if ws.Token == "" {

@@ -3,7 +3,9 @@ package emulator
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -431,7 +433,7 @@ func (ws *Workspace) searchModelVersions(r *http.Request, req *ml.SearchModelVer
 	}
 	now := ws.clock.Now()
 	var out []ml.ModelVersion
-	names := sortedKeys(ws.registry.models)
+	names := slices.Sorted(maps.Keys(ws.registry.models))
 	for _, name := range names {
 		for _, v := range ws.registry.models[name].versions {
 			if v != nil && versionMatches(filter, v) {

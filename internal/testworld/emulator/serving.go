@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"math"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -152,7 +154,7 @@ func (ws *Workspace) servingRoutes() {
 	})
 	handle(ws, "GET /api/2.0/serving-endpoints", func(r *http.Request, req *struct{}) (any, *apiError) {
 		resp := &serving.ListEndpointsResponse{}
-		for _, name := range sortedKeys(ws.serving.endpoints) {
+		for _, name := range slices.Sorted(maps.Keys(ws.serving.endpoints)) {
 			var ep serving.ServingEndpoint
 			_ = convert(ws.endpointView(ws.serving.endpoints[name]), &ep)
 			resp.Endpoints = append(resp.Endpoints, ep)

@@ -1,7 +1,9 @@
 package emulator
 
 import (
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -67,7 +69,7 @@ func (ws *Workspace) ucModelVersion(fullName, version string) (*ucModel, *ucVers
 
 func (m *ucModel) aliasList() []catalog.RegisteredModelAlias {
 	var out []catalog.RegisteredModelAlias
-	for _, name := range sortedKeys(m.aliases) {
+	for _, name := range slices.Sorted(maps.Keys(m.aliases)) {
 		out = append(out, catalog.RegisteredModelAlias{AliasName: name, VersionNum: m.aliases[name]})
 	}
 	return out

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -239,7 +241,7 @@ func (r *Runner) jobVariables(p *Pipeline, st Stage, j Job, ectx exprContext) (m
 		for _, v := range block {
 			if v.Group != "" {
 				if _, ok := r.Groups[v.Group]; !ok {
-					return nil, fmt.Errorf("variable group %q is not known to the local runner (known: %s)", v.Group, strings.Join(keys(r.Groups), ", "))
+					return nil, fmt.Errorf("variable group %q is not known to the local runner (known: %s)", v.Group, strings.Join(slices.Sorted(maps.Keys(r.Groups)), ", "))
 				}
 			}
 		}
@@ -410,7 +412,7 @@ func (r *Runner) runStep(ctx context.Context, st Stage, j Job, name string, step
 		if strings.HasPrefix(in.Type, "connectedService") && value != "" {
 			conn, ok := r.Connections[value]
 			if !ok {
-				return nil, fmt.Errorf("step %s input %s: no service connection named %q (known: %s)", name, in.Name, value, strings.Join(keys(r.Connections), ", "))
+				return nil, fmt.Errorf("step %s input %s: no service connection named %q (known: %s)", name, in.Name, value, strings.Join(slices.Sorted(maps.Keys(r.Connections)), ", "))
 			}
 			for k, v := range conn.Environ() {
 				env[k] = v
@@ -587,15 +589,6 @@ func flatten(vars map[string]GroupVariable) map[string]string {
 	for k, v := range vars {
 		out[k] = v.Value
 	}
-	return out
-}
-
-func keys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
 	return out
 }
 
