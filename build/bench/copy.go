@@ -98,7 +98,6 @@ func copyFigures(env benchEnv) (map[string]float64, error) {
 		return nil, err
 	}
 	defer func() { w.close() }()
-	devC, prdC := w.devC, w.prdC
 	out := map[string]float64{}
 	run := func(w *world, model, target string) (time.Duration, float64, error) {
 		dev, prd := w.dev, w.prd
@@ -139,15 +138,31 @@ func copyFigures(env benchEnv) (map[string]float64, error) {
 		return time.Since(start), float64(hwm.Load()) / 1024, nil
 	}
 
+	// fresh replaces the world with a new one (its own Azurite and
+	// workspaces), so that a phase does not inherit the bytes of the last.
+	fresh := func() error {
+		w.close()
+		var err error
+		w, err = newWorld()
+		return err
+	}
+	// registered seeds an MLflow run of files in dev and registers it as
+	// workspace registry model name; it returns the run id.
+	registered := func(name string, files []artifactstest.Source, params map[string]string, metrics map[string]float64) (string, error) {
+		src, err := artifactstest.SeedRun(ctx, w.devC, "/Shared/bench", "model", files, params, metrics, nil)
+		if err != nil {
+			return "", err
+		}
+		_, err = artifactstest.RegisterRunVersion(ctx, w.devC, name, src.ID, "model")
+		return src.ID, err
+	}
+
 	// 1 GiB, workspace registry → other workspace.
 	const gib = 1 << 30
 	big := []artifactstest.Source{artifactstest.Random("model.bin", gib, 1), artifactstest.Bytes("MLmodel", []byte("flavors: {}\n"))}
 	fmt.Fprintln(env.Log, "seeding a 1 GiB model")
-	src, err := artifactstest.SeedRun(ctx, devC, "/Shared/bench", "model", big, map[string]string{"p": "1"}, map[string]float64{"m": 1}, nil)
+	srcID, err := registered("big", big, map[string]string{"p": "1"}, map[string]float64{"m": 1})
 	if err != nil {
-		return nil, err
-	}
-	if _, err := artifactstest.RegisterRunVersion(ctx, devC, "big", src.ID, "model"); err != nil {
 		return nil, err
 	}
 	el, rss1, err := run(w, "big", "prod.bench.big")
@@ -158,15 +173,15 @@ func copyFigures(env benchEnv) (map[string]float64, error) {
 	out["copy_peak_rss_mib_1gib"] = rss1
 
 	// The physical limit: the same bytes down and up with the blob SDK alone.
-	scratch, err := artifactstest.SeedRun(ctx, prdC, "/Shared/bench-scratch", "model", nil, nil, nil, nil)
+	scratch, err := artifactstest.SeedRun(ctx, w.prdC, "/Shared/bench-scratch", "model", nil, nil, nil, nil)
 	if err != nil {
 		return nil, err
 	}
-	rd, err := artifacts.RunSigner(devC, src.ID, "model", false)(ctx, []string{"model.bin"})
+	rd, err := artifacts.RunSigner(w.devC, srcID, "model", false)(ctx, []string{"model.bin"})
 	if err != nil {
 		return nil, err
 	}
-	wr, err := artifacts.RunSigner(prdC, scratch.ID, "model", true)(ctx, []string{"model.bin"})
+	wr, err := artifacts.RunSigner(w.prdC, scratch.ID, "model", true)(ctx, []string{"model.bin"})
 	if err != nil {
 		return nil, err
 	}
@@ -180,21 +195,19 @@ func copyFigures(env benchEnv) (map[string]float64, error) {
 	out["azurite_sdk_copy_mib_s"] = float64(gib) / (1 << 20) / piped.Seconds()
 	out["copy_vs_azurite_limit"] = out["copy_mib_s"] / out["azurite_limit_mib_s"]
 	fmt.Fprintf(env.Log, "1 GiB: copy %.1f MiB/s, blob SDK alone %.1f MiB/s, peak RSS %.1f MiB\n", out["copy_mib_s"], out["azurite_limit_mib_s"], rss1)
-	w.close()
-	if w, err = newWorld(); err != nil {
+	if err := fresh(); err != nil {
 		return nil, err
 	}
-	devC = w.devC
 
 	// 4 GiB: UC source, so the emulator's registry copy does not hold it in
 	// this process's memory.
 	fmt.Fprintln(env.Log, "seeding a 4 GiB model")
 	huge := []artifactstest.Source{artifactstest.Random("model.bin", 4*gib, 2)}
-	hrun, err := artifactstest.SeedRun(ctx, devC, "/Shared/bench", "model", nil, map[string]string{"p": "1"}, nil, nil)
+	hrun, err := artifactstest.SeedRun(ctx, w.devC, "/Shared/bench", "model", nil, map[string]string{"p": "1"}, nil, nil)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := artifactstest.RegisterUCVersion(ctx, devC, "dev", "bench", "huge", hrun.ID, huge); err != nil {
+	if _, err := artifactstest.RegisterUCVersion(ctx, w.devC, "dev", "bench", "huge", hrun.ID, huge); err != nil {
 		return nil, err
 	}
 	el4, rss4, err := run(w, "dev.bench.huge", "prod.bench.huge")
@@ -204,19 +217,13 @@ func copyFigures(env benchEnv) (map[string]float64, error) {
 	out["copy_peak_rss_mib_4gib"] = rss4
 	out["copy_mib_s_4gib"] = 4 * float64(gib) / (1 << 20) / el4.Seconds()
 	fmt.Fprintf(env.Log, "4 GiB: copy %.1f MiB/s, peak RSS %.1f MiB\n", out["copy_mib_s_4gib"], rss4)
-	w.close()
-	if w, err = newWorld(); err != nil {
+	if err := fresh(); err != nil {
 		return nil, err
 	}
-	devC = w.devC
 
 	// 2,000 small files.
 	small := artifactstest.SmallFiles("shards", 2000, 3)
-	srun, err := artifactstest.SeedRun(ctx, devC, "/Shared/bench", "model", small, nil, nil, nil)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := artifactstest.RegisterRunVersion(ctx, devC, "small", srun.ID, "model"); err != nil {
+	if _, err := registered("small", small, nil, nil); err != nil {
 		return nil, err
 	}
 	els, _, err := run(w, "small", "prod.bench.small")

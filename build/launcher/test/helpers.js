@@ -149,6 +149,20 @@ function crc32(buf) {
   return (c ^ 0xffffffff) >>> 0;
 }
 
+// writeEntryFields writes the fields a local file header and its central
+// directory header share, in the same order, from `at` (4 in a local header,
+// 6 in a central one): version needed to extract (2.0), method, CRC-32,
+// compressed and uncompressed size, file name length (APPNOTE.TXT 4.3.7,
+// 4.3.12). Flags, times, extra fields and comments stay zero.
+function writeEntryFields(buf, at, { method, crc, compressed, size, nameLength }) {
+  buf.writeUInt16LE(20, at);
+  buf.writeUInt16LE(method, at + 4);
+  buf.writeUInt32LE(crc, at + 10);
+  buf.writeUInt32LE(compressed, at + 14);
+  buf.writeUInt32LE(size, at + 18);
+  buf.writeUInt16LE(nameLength, at + 22);
+}
+
 function zip(files, { deflate = true } = {}) {
   const locals = [];
   const centrals = [];
@@ -159,23 +173,14 @@ function zip(files, { deflate = true } = {}) {
     const method = deflate ? 8 : 0;
     const n = Buffer.from(name);
     const crc = crc32(data);
+    const entry = { method, crc, compressed: body.length, size: data.length, nameLength: n.length };
     const local = Buffer.alloc(30);
     local.writeUInt32LE(0x04034b50, 0);
-    local.writeUInt16LE(20, 4);
-    local.writeUInt16LE(method, 8);
-    local.writeUInt32LE(crc, 14);
-    local.writeUInt32LE(body.length, 18);
-    local.writeUInt32LE(data.length, 22);
-    local.writeUInt16LE(n.length, 26);
+    writeEntryFields(local, 4, entry);
     const central = Buffer.alloc(46);
     central.writeUInt32LE(0x02014b50, 0);
     central.writeUInt16LE(20, 4);
-    central.writeUInt16LE(20, 6);
-    central.writeUInt16LE(method, 10);
-    central.writeUInt32LE(crc, 16);
-    central.writeUInt32LE(body.length, 20);
-    central.writeUInt32LE(data.length, 24);
-    central.writeUInt16LE(n.length, 28);
+    writeEntryFields(central, 6, entry);
     central.writeUInt32LE(offset, 42);
     locals.push(local, n, body);
     centrals.push(central, n);

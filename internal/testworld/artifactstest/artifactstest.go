@@ -11,11 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
-	"os"
-	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -83,26 +82,18 @@ type randReader struct{ r *rand.ChaCha8 }
 
 func (r *randReader) Read(p []byte) (int, error) { return r.r.Read(p) }
 
-// Dir is every file of a local folder (e.g. the churn model fixture).
+// Dir is every file of a local folder (e.g. the churn model fixture), in
+// path order.
 func Dir(dir string) ([]Source, error) {
-	var out []Source
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		out = append(out, Bytes(filepath.ToSlash(rel), data))
-		return nil
-	})
-	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
-	return out, err
+	files, err := emulator.ReadFolder(dir)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Source, 0, len(files))
+	for _, p := range slices.Sorted(maps.Keys(files)) {
+		out = append(out, Bytes(p, files[p]))
+	}
+	return out, nil
 }
 
 // SmallFiles is n files of a few hundred bytes to a few KiB under dir.

@@ -246,7 +246,7 @@ func New(opts Options) (*Azure, error) {
 		apps: map[string]*App{}, vaults: map[string]*Vault{}, hosts: map[string]http.Handler{}, certs: map[string]*tls.Certificate{},
 	}
 	if a.clock == nil {
-		a.clock = realClock{}
+		a.clock = emulator.RealClock{}
 	}
 	if a.ttl == 0 {
 		a.ttl = time.Hour
@@ -721,10 +721,6 @@ func (w *statusWriter) WriteHeader(code int) {
 	w.status = code
 	w.ResponseWriter.WriteHeader(code)
 }
-
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
 
 // newID is a random version 4 UUID, as Azure ids are.
 func newID() string {

@@ -21,6 +21,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
+	"github.com/databricks/databricks-sdk-go/service/ml"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -406,6 +407,24 @@ func listChildren(ctx context.Context, s artifactStore, root, dir string) ([]chi
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// listArtifactFiles answers an MLflow artifact listing: the direct children
+// of dir (relative, as the request gives it) in the artifact root at root.
+func (ws *Workspace) listArtifactFiles(ctx context.Context, root, dir string) ([]ml.FileInfo, *apiError) {
+	clean, ok := cleanRelPath(dir)
+	if !ok {
+		return nil, invalidParam("Invalid path %q", dir)
+	}
+	entries, err := listChildren(ctx, ws.store, root, clean)
+	if err != nil {
+		return nil, errorf(http.StatusInternalServerError, "INTERNAL_ERROR", "%v", err)
+	}
+	var files []ml.FileInfo
+	for _, e := range entries {
+		files = append(files, ml.FileInfo{Path: e.path, IsDir: e.isDir, FileSize: e.size})
+	}
+	return files, nil
 }
 
 type childEntry struct {

@@ -235,7 +235,7 @@ func (ws *Workspace) trainLocked(tc *TaskContext, t Train) (string, error) {
 		return "", fmt.Errorf("mlflow.log_params: %s", aerr.Message)
 	}
 	if t.ModelDir != "" {
-		files, err := readDir(t.ModelDir)
+		files, err := ReadFolder(t.ModelDir)
 		if err != nil {
 			return "", fmt.Errorf("mlflow.log_model: %w", err)
 		}
@@ -254,8 +254,10 @@ func (ws *Workspace) trainLocked(tc *TaskContext, t Train) (string, error) {
 	return run.info.RunId, nil
 }
 
-// readDir reads every file below dir, keyed by slash-separated relative path.
-func readDir(dir string) (map[string][]byte, error) {
+// ReadFolder reads every file below dir (e.g. an MLflow model folder),
+// keyed by slash-separated relative path, as Train uploads ModelDir. An
+// empty folder is an error.
+func ReadFolder(dir string) (map[string][]byte, error) {
 	out := map[string][]byte{}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {

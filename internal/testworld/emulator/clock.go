@@ -14,9 +14,12 @@ type Clock interface {
 	Now() time.Time
 }
 
-type realClock struct{}
+// RealClock is the wall clock, the Clock of a workspace (and of the Azure
+// stand-ins) when none is given.
+type RealClock struct{}
 
-func (realClock) Now() time.Time { return time.Now() }
+// Now returns time.Now().
+func (RealClock) Now() time.Time { return time.Now() }
 
 // ManualClock is a Clock that only moves when told to. It is also the
 // simulated clock of the product's waits (runwait and converge take a clock

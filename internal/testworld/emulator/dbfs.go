@@ -229,17 +229,8 @@ func (ws *Workspace) filesRoutes() {
 	raw := func(pattern string, newReq func() any, fn func(w http.ResponseWriter, r *http.Request, p string)) {
 		ws.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 			req := newReq()
-			if aerr := decodeQuery(r.URL.Query(), req); aerr != nil {
-				writeError(w, aerr)
-				return
-			}
 			p := path.Clean("/" + r.PathValue("path"))
-			if rec := recordOf(r); rec != nil {
-				rec.Body = req
-			}
-			ws.mu.Lock()
-			defer ws.mu.Unlock()
-			fn(w, r, p)
+			ws.serveLocked(w, r, req, func() *apiError { return decodeQuery(r.URL.Query(), req) }, func() { fn(w, r, p) })
 		})
 	}
 	raw("PUT /api/2.0/fs/files/{path...}", func() any { return &files.UploadRequest{} }, func(w http.ResponseWriter, r *http.Request, p string) {
@@ -256,26 +247,25 @@ func (ws *Workspace) filesRoutes() {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	raw("GET /api/2.0/fs/files/{path...}", func() any { return &files.DownloadRequest{} }, func(w http.ResponseWriter, r *http.Request, p string) {
-		e, ok := fs.entries[p]
-		if !ok || e.isDir {
-			writeError(w, errorf(http.StatusNotFound, "NOT_FOUND", "The file being accessed is not found."))
+		e, ok := fs.entry(p, false)
+		if !ok {
+			filesNotFound(w, false)
 			return
 		}
 		fileHeaders(w, e)
 		_, _ = w.Write(e.data)
 	})
 	raw("HEAD /api/2.0/fs/files/{path...}", func() any { return &files.GetMetadataRequest{} }, func(w http.ResponseWriter, r *http.Request, p string) {
-		e, ok := fs.entries[p]
-		if !ok || e.isDir {
+		e, ok := fs.entry(p, false)
+		if !ok {
 			w.WriteHeader(http.StatusNotFound)
 			return
 		}
 		fileHeaders(w, e)
 	})
 	raw("DELETE /api/2.0/fs/files/{path...}", func() any { return &files.DeleteFileRequest{} }, func(w http.ResponseWriter, r *http.Request, p string) {
-		e, ok := fs.entries[p]
-		if !ok || e.isDir {
-			writeError(w, errorf(http.StatusNotFound, "NOT_FOUND", "The file being accessed is not found."))
+		if _, ok := fs.entry(p, false); !ok {
+			filesNotFound(w, false)
 			return
 		}
 		delete(fs.entries, p)
@@ -289,9 +279,8 @@ func (ws *Workspace) filesRoutes() {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	raw("GET /api/2.0/fs/directories/{path...}", func() any { return &files.ListDirectoryContentsRequest{} }, func(w http.ResponseWriter, r *http.Request, p string) {
-		e, ok := fs.entries[p]
-		if !ok || !e.isDir {
-			writeError(w, errorf(http.StatusNotFound, "NOT_FOUND", "The directory being accessed is not found."))
+		if _, ok := fs.entry(p, true); !ok {
+			filesNotFound(w, true)
 			return
 		}
 		resp := &files.ListDirectoryResponse{}
@@ -302,16 +291,15 @@ func (ws *Workspace) filesRoutes() {
 		writeJSON(w, http.StatusOK, resp)
 	})
 	raw("HEAD /api/2.0/fs/directories/{path...}", func() any { return &files.GetDirectoryMetadataRequest{} }, func(w http.ResponseWriter, r *http.Request, p string) {
-		if e, ok := fs.entries[p]; !ok || !e.isDir {
+		if _, ok := fs.entry(p, true); !ok {
 			w.WriteHeader(http.StatusNotFound)
 			return
 		}
 		w.WriteHeader(http.StatusOK)
 	})
 	raw("DELETE /api/2.0/fs/directories/{path...}", func() any { return &files.DeleteDirectoryRequest{} }, func(w http.ResponseWriter, r *http.Request, p string) {
-		e, ok := fs.entries[p]
-		if !ok || !e.isDir {
-			writeError(w, errorf(http.StatusNotFound, "NOT_FOUND", "The directory being accessed is not found."))
+		if _, ok := fs.entry(p, true); !ok {
+			filesNotFound(w, true)
 			return
 		}
 		if len(fs.children(p)) > 0 {
@@ -321,6 +309,22 @@ func (ws *Workspace) filesRoutes() {
 		delete(fs.entries, p)
 		w.WriteHeader(http.StatusNoContent)
 	})
+}
+
+// entry is the file (dir false) or directory (dir true) at p; ok is false
+// when there is none, or when it is of the other kind.
+func (fs *memFS) entry(p string, dir bool) (e *fsEntry, ok bool) {
+	e, ok = fs.entries[p]
+	return e, ok && e.isDir == dir
+}
+
+// filesNotFound is the Files API's answer for a missing file or directory.
+func filesNotFound(w http.ResponseWriter, dir bool) {
+	what := "file"
+	if dir {
+		what = "directory"
+	}
+	writeError(w, errorf(http.StatusNotFound, "NOT_FOUND", "The %s being accessed is not found.", what))
 }
 
 func fileHeaders(w http.ResponseWriter, e *fsEntry) {

@@ -139,7 +139,7 @@ type Workspace struct {
 func New(opts Options) (*Workspace, error) {
 	ws := &Workspace{opts: withDefaults(opts), clock: opts.Clock}
 	if ws.clock == nil {
-		ws.clock = realClock{}
+		ws.clock = RealClock{}
 	}
 	ws.Token = ws.opts.Token
 	if ws.Token == "" {
@@ -403,17 +403,15 @@ func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 func handle[Req any](ws *Workspace, pattern string, fn func(r *http.Request, req *Req) (any, *apiError)) {
 	ws.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		req := new(Req)
-		if aerr := decodeRequest(r, req); aerr != nil {
-			writeError(w, aerr)
+		var resp any
+		var aerr *apiError
+		served := ws.serveLocked(w, r, req, func() *apiError { return decodeRequest(r, req) }, func() {
+			ws.advanceLocked()
+			resp, aerr = fn(r, req)
+		})
+		if !served {
 			return
 		}
-		if rec := recordOf(r); rec != nil {
-			rec.Body = req
-		}
-		ws.mu.Lock()
-		ws.advanceLocked()
-		resp, aerr := fn(r, req)
-		ws.mu.Unlock()
 		if aerr != nil {
 			writeError(w, aerr)
 			return
@@ -425,6 +423,24 @@ func handle[Req any](ws *Workspace, pattern string, fn func(r *http.Request, req
 	})
 }
 
+// serveLocked is the common body of every route that decodes a request:
+// decode fills req (its error is the answer), req is recorded as the
+// request's body, and fn runs under the workspace lock. It reports whether
+// fn ran. Routes whose state depends on time call ws.advanceLocked in fn.
+func (ws *Workspace) serveLocked(w http.ResponseWriter, r *http.Request, req any, decode func() *apiError, fn func()) bool {
+	if aerr := decode(); aerr != nil {
+		writeError(w, aerr)
+		return false
+	}
+	if rec := recordOf(r); rec != nil {
+		rec.Body = req
+	}
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	fn()
+	return true
+}
+
 func decodeRequest(r *http.Request, dst any) *apiError {
 	if aerr := decodeQuery(r.URL.Query(), dst); aerr != nil {
 		return aerr
@@ -433,6 +449,11 @@ func decodeRequest(r *http.Request, dst any) *apiError {
 	case http.MethodGet, http.MethodHead, http.MethodDelete:
 		return nil
 	}
+	return decodeBody(r, dst)
+}
+
+// decodeBody decodes the JSON body of r strictly into dst.
+func decodeBody(r *http.Request, dst any) *apiError {
 	raw, _ := io.ReadAll(r.Body)
 	return decodeStrictJSON(raw, dst)
 }

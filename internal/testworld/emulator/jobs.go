@@ -266,27 +266,13 @@ func removeByKey(cur json.RawMessage, key, keyField string) json.RawMessage {
 // (case-insensitive) name filter of the Jobs API. Page tokens are opaque
 // offsets.
 func (ws *Workspace) listJobs(r *http.Request, req *jobs.ListJobsRequest) (any, *apiError) {
-	limit := req.Limit
-	if limit == 0 {
-		limit = 20
-	}
-	if limit < 0 || limit > 100 {
-		return nil, invalidParam("The limit must be between 1 and 100, got %d", limit)
-	}
 	var ids []int64
 	for id, j := range ws.jobs.jobs {
 		if req.Name == "" || strings.EqualFold(j.Settings.Name, req.Name) {
 			ids = append(ids, id)
 		}
 	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] > ids[j] })
-	start, aerr := pageStart(req.PageToken, req.Offset, len(ids))
-	if aerr != nil {
-		return nil, aerr
-	}
-	end := min(start+limit, len(ids))
-	resp := &jobs.ListJobsResponse{}
-	for _, id := range ids[start:end] {
+	pg, aerr := pageIDs(ids, req.PageToken, req.Offset, req.Limit, 100, func(id int64) jobs.BaseJob {
 		j := ws.jobs.jobs[id]
 		base := jobs.BaseJob{JobId: id, CreatedTime: j.CreatedTime, CreatorUserName: j.CreatorUserName}
 		var s jobs.JobSettings
@@ -295,16 +281,50 @@ func (ws *Workspace) listJobs(r *http.Request, req *jobs.ListJobsRequest) (any, 
 			s.Tasks, s.JobClusters = nil, nil
 		}
 		base.Settings = &s
-		resp.Jobs = append(resp.Jobs, base)
+		return base
+	})
+	if aerr != nil {
+		return nil, aerr
+	}
+	return &jobs.ListJobsResponse{Jobs: pg.items, HasMore: pg.hasMore, NextPageToken: pg.next, PrevPageToken: pg.prev}, nil
+}
+
+// idPage is one page of a Jobs API list.
+type idPage[T any] struct {
+	items      []T
+	hasMore    bool
+	next, prev string
+}
+
+// pageIDs pages ids the way the Jobs API list routes do: newest (highest
+// id) first, limit items a page (0 means 20; outside 1..maxLimit is
+// refused), page tokens are opaque offsets, and the older offset parameter
+// counts when there is no token. item turns an id of the page into what the
+// list shows.
+func pageIDs[T any](ids []int64, token string, offset, limit, maxLimit int, item func(id int64) T) (idPage[T], *apiError) {
+	if limit == 0 {
+		limit = 20
+	}
+	if limit < 0 || limit > maxLimit {
+		return idPage[T]{}, invalidParam("The limit must be between 1 and %d, got %d", maxLimit, limit)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] > ids[j] })
+	start, aerr := pageStart(token, offset, len(ids))
+	if aerr != nil {
+		return idPage[T]{}, aerr
+	}
+	end := min(start+limit, len(ids))
+	var pg idPage[T]
+	for _, id := range ids[start:end] {
+		pg.items = append(pg.items, item(id))
 	}
 	if end < len(ids) {
-		resp.HasMore = true
-		resp.NextPageToken = pageToken(end)
+		pg.hasMore, pg.next = true, pageToken(end)
 	}
 	if start > 0 {
-		resp.PrevPageToken = pageToken(max(0, start-limit))
+		pg.prev = pageToken(max(0, start-limit))
 	}
-	return resp, nil
+	return pg, nil
 }
 
 func pageToken(offset int) string { return "o" + strconv.Itoa(offset) }
@@ -914,13 +934,6 @@ func (ws *Workspace) listRuns(r *http.Request, req *jobs.ListRunsRequest) (any, 
 	if req.ActiveOnly && req.CompletedOnly {
 		return nil, invalidParam("active_only and completed_only cannot both be true")
 	}
-	limit := req.Limit
-	if limit == 0 {
-		limit = 20
-	}
-	if limit < 0 || limit > 25 {
-		return nil, invalidParam("The limit must be between 1 and 25, got %d", limit)
-	}
 	now := ws.clock.Now()
 	var ids []int64
 	for id, run := range ws.jobs.runs {
@@ -939,30 +952,18 @@ func (ws *Workspace) listRuns(r *http.Request, req *jobs.ListRunsRequest) (any, 
 		}
 		ids = append(ids, id)
 	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] > ids[j] })
-	start, aerr := pageStart(req.PageToken, req.Offset, len(ids))
-	if aerr != nil {
-		return nil, aerr
-	}
-	end := min(start+limit, len(ids))
-	resp := &jobs.ListRunsResponse{}
-	for _, id := range ids[start:end] {
+	pg, aerr := pageIDs(ids, req.PageToken, req.Offset, req.Limit, 25, func(id int64) jobs.BaseRun {
 		var base jobs.BaseRun
-		full := ws.runView(ws.jobs.runs[id], now)
-		_ = convert(full, &base)
+		_ = convert(ws.runView(ws.jobs.runs[id], now), &base)
 		if !req.ExpandTasks {
 			base.Tasks = nil
 		}
-		resp.Runs = append(resp.Runs, base)
+		return base
+	})
+	if aerr != nil {
+		return nil, aerr
 	}
-	if end < len(ids) {
-		resp.HasMore = true
-		resp.NextPageToken = pageToken(end)
-	}
-	if start > 0 {
-		resp.PrevPageToken = pageToken(max(0, start-limit))
-	}
-	return resp, nil
+	return &jobs.ListRunsResponse{Runs: pg.items, HasMore: pg.hasMore, NextPageToken: pg.next, PrevPageToken: pg.prev}, nil
 }
 
 func (ws *Workspace) bgCtx() context.Context { return context.Background() }

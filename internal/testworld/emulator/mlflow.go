@@ -108,22 +108,14 @@ func (ws *Workspace) mlflowRoutes() {
 		return &ml.CreateRunResponse{Run: run.toSDK()}, nil
 	})
 	handle(ws, "GET /api/2.0/mlflow/runs/get", func(r *http.Request, req *ml.GetRunRequest) (any, *apiError) {
-		id := req.RunId
-		if id == "" {
-			id = req.RunUuid
-		}
-		run, aerr := ws.mlflowRun(id)
+		run, aerr := ws.mlflowRunOf(req.RunId, req.RunUuid)
 		if aerr != nil {
 			return nil, aerr
 		}
 		return &ml.GetRunResponse{Run: run.toSDK()}, nil
 	})
 	handle(ws, "POST /api/2.0/mlflow/runs/update", func(r *http.Request, req *ml.UpdateRun) (any, *apiError) {
-		id := req.RunId
-		if id == "" {
-			id = req.RunUuid
-		}
-		run, aerr := ws.mlflowRun(id)
+		run, aerr := ws.mlflowRunOf(req.RunId, req.RunUuid)
 		if aerr != nil {
 			return nil, aerr
 		}
@@ -148,11 +140,7 @@ func (ws *Workspace) mlflowRoutes() {
 		return nil, ws.logBatch(run, req.Params, req.Metrics, req.Tags)
 	})
 	handle(ws, "POST /api/2.0/mlflow/runs/set-tag", func(r *http.Request, req *ml.SetTag) (any, *apiError) {
-		id := req.RunId
-		if id == "" {
-			id = req.RunUuid
-		}
-		run, aerr := ws.mlflowRun(id)
+		run, aerr := ws.mlflowRunOf(req.RunId, req.RunUuid)
 		if aerr != nil {
 			return nil, aerr
 		}
@@ -227,6 +215,15 @@ func (ws *Workspace) createMLflowRun(experimentID, runName string, startTime int
 	return run, nil
 }
 
+// mlflowRunOf is the run a request names by run_id or, as older clients do,
+// by run_uuid.
+func (ws *Workspace) mlflowRunOf(runID, runUUID string) (*mlflowRun, *apiError) {
+	if runID == "" {
+		runID = runUUID
+	}
+	return ws.mlflowRun(runID)
+}
+
 func (ws *Workspace) mlflowRun(id string) (*mlflowRun, *apiError) {
 	if id == "" {
 		return nil, invalidParam("Missing required field: run_id")
@@ -290,27 +287,37 @@ func (ws *Workspace) searchRuns(r *http.Request, req *ml.SearchRuns) (any, *apiE
 		}
 		return matched[i].info.RunId < matched[j].info.RunId
 	})
-	max := req.MaxResults
-	if max <= 0 {
-		max = 1000
+	start, end, next, aerr := searchPage(req.PageToken, req.MaxResults, 1000, len(matched))
+	if aerr != nil {
+		return nil, aerr
 	}
-	start := 0
-	if req.PageToken != "" {
-		n, err := strconv.Atoi(req.PageToken)
-		if err != nil || n < 0 || n > len(matched) {
-			return nil, invalidParam("Invalid page_token %q", req.PageToken)
-		}
-		start = n
-	}
-	end := min(start+max, len(matched))
-	resp := &ml.SearchRunsResponse{}
+	resp := &ml.SearchRunsResponse{NextPageToken: next}
 	for _, run := range matched[start:end] {
 		resp.Runs = append(resp.Runs, *run.toSDK())
 	}
-	if end < len(matched) {
-		resp.NextPageToken = strconv.Itoa(end)
-	}
 	return resp, nil
+}
+
+// searchPage is the page of n results that an MLflow search answers:
+// page_token is the offset of the page's first result and maxResults (def
+// when not positive) its size; next is the token of the following page, ""
+// on the last one.
+func searchPage(pageToken string, maxResults, def, n int) (start, end int, next string, aerr *apiError) {
+	if maxResults <= 0 {
+		maxResults = def
+	}
+	if pageToken != "" {
+		v, err := strconv.Atoi(pageToken)
+		if err != nil || v < 0 || v > n {
+			return 0, 0, "", invalidParam("Invalid page_token %q", pageToken)
+		}
+		start = v
+	}
+	end = min(start+maxResults, n)
+	if end < n {
+		next = strconv.Itoa(end)
+	}
+	return start, end, next, nil
 }
 
 // runFilter is the subset of MLflow's search filter grammar the emulator
@@ -515,27 +522,15 @@ func compareFloat(a float64, op string, b float64) bool {
 // listArtifacts answers GET /api/2.0/mlflow/artifacts/list: the direct
 // children of path in the run's artifact root (MLflow does not recurse).
 func (ws *Workspace) listArtifacts(r *http.Request, req *ml.ListArtifactsRequest) (any, *apiError) {
-	id := req.RunId
-	if id == "" {
-		id = req.RunUuid
-	}
-	run, aerr := ws.mlflowRun(id)
+	run, aerr := ws.mlflowRunOf(req.RunId, req.RunUuid)
 	if aerr != nil {
 		return nil, aerr
 	}
-	dir, ok := cleanRelPath(req.Path)
-	if !ok {
-		return nil, invalidParam("Invalid path %q", req.Path)
+	files, aerr := ws.listArtifactFiles(r.Context(), run.storeKey, req.Path)
+	if aerr != nil {
+		return nil, aerr
 	}
-	entries, err := listChildren(r.Context(), ws.store, run.storeKey, dir)
-	if err != nil {
-		return nil, errorf(http.StatusInternalServerError, "INTERNAL_ERROR", "%v", err)
-	}
-	resp := &ml.ListArtifactsResponse{RootUri: run.info.ArtifactUri}
-	for _, e := range entries {
-		resp.Files = append(resp.Files, ml.FileInfo{Path: e.path, IsDir: e.isDir, FileSize: e.size})
-	}
-	return resp, nil
+	return &ml.ListArtifactsResponse{RootUri: run.info.ArtifactUri, Files: files}, nil
 }
 
 // MLflowRun returns a copy of a tracking run as the API would answer it.

@@ -204,19 +204,11 @@ func (ws *Workspace) registryRoutes() {
 		if aerr != nil {
 			return nil, aerr
 		}
-		dir, ok := cleanRelPath(req.Path)
-		if !ok {
-			return nil, invalidParam("Invalid path %q", req.Path)
+		files, aerr := ws.listArtifactFiles(r.Context(), v.storeKey, req.Path)
+		if aerr != nil {
+			return nil, aerr
 		}
-		entries, err := listChildren(r.Context(), ws.store, v.storeKey, dir)
-		if err != nil {
-			return nil, errorf(http.StatusInternalServerError, "INTERNAL_ERROR", "%v", err)
-		}
-		resp := &ListModelVersionArtifactsResponse{}
-		for _, e := range entries {
-			resp.Files = append(resp.Files, ml.FileInfo{Path: e.path, IsDir: e.isDir, FileSize: e.size})
-		}
-		return resp, nil
+		return &ListModelVersionArtifactsResponse{Files: files}, nil
 	})
 	handle(ws, "GET /api/2.0/mlflow/model-versions/get-signed-download-uri", func(r *http.Request, req *GetModelVersionSignedDownloadURIRequest) (any, *apiError) {
 		v, aerr := ws.regVersion(req.Name, req.Version)
@@ -298,11 +290,22 @@ func (ws *Workspace) regVersion(name, version string) (*regVersion, *apiError) {
 	if aerr != nil {
 		return nil, aerr
 	}
-	n, err := strconv.Atoi(version)
-	if err != nil || n < 1 || n > len(m.versions) || m.versions[n-1] == nil {
+	v, ok := versionAt(m.versions, version)
+	if !ok {
 		return nil, notFound("Model Version (name=%s, version=%s) not found", name, version)
 	}
-	return m.versions[n-1], nil
+	return v, nil
+}
+
+// versionAt is version number s of a model (workspace registry or Unity
+// Catalog): versions are numbered from 1 and a deleted one leaves a nil
+// slot, as numbers are never reused.
+func versionAt[V any](versions []*V, s string) (*V, bool) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > len(versions) || versions[n-1] == nil {
+		return nil, false
+	}
+	return versions[n-1], true
 }
 
 // latestVersions is MLflow's get-latest-versions: the highest version per
@@ -446,24 +449,11 @@ func (ws *Workspace) searchModelVersions(r *http.Request, req *ml.SearchModelVer
 		b, _ := strconv.Atoi(out[j].Version)
 		return a > b
 	})
-	max := int(req.MaxResults)
-	if max <= 0 {
-		max = 10000
+	start, end, next, aerr := searchPage(req.PageToken, int(req.MaxResults), 10000, len(out))
+	if aerr != nil {
+		return nil, aerr
 	}
-	start := 0
-	if req.PageToken != "" {
-		n, err := strconv.Atoi(req.PageToken)
-		if err != nil || n < 0 || n > len(out) {
-			return nil, invalidParam("Invalid page_token %q", req.PageToken)
-		}
-		start = n
-	}
-	end := min(start+max, len(out))
-	resp := &ml.SearchModelVersionsResponse{ModelVersions: out[start:end]}
-	if end < len(out) {
-		resp.NextPageToken = strconv.Itoa(end)
-	}
-	return resp, nil
+	return &ml.SearchModelVersionsResponse{ModelVersions: out[start:end], NextPageToken: next}, nil
 }
 
 func versionMatches(f runFilter, v *regVersion) bool {

@@ -2,6 +2,7 @@ package emulator_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"io"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/databricks/databricks-sdk-go/apierr"
+	"github.com/databricks/databricks-sdk-go/client"
 	"github.com/databricks/databricks-sdk-go/service/catalog"
 	"github.com/databricks/databricks-sdk-go/service/compute"
 	"github.com/databricks/databricks-sdk-go/service/files"
@@ -113,21 +115,41 @@ func TestServingThroughSDK(t *testing.T) {
 	assert.ErrorIs(t, err, apierr.ErrResourceDoesNotExist)
 }
 
-func TestUnityCatalogThroughSDK(t *testing.T) {
+// ucChurn is a workspace with the Unity Catalog model main.ml.churn, an
+// SDK client of it and the catalog APIs the tests use.
+type ucChurn struct {
+	ws       *emulator.Workspace
+	cl       *client.DatabricksClient
+	c        context.Context
+	models   *catalog.RegisteredModelsAPI
+	versions *catalog.ModelVersionsAPI
+}
+
+func newUCChurn(t *testing.T) ucChurn {
 	ws, _ := start(t, emulator.Options{})
 	cl := sdk(t, ws)
-	c := ctx(t)
-	models := catalog.NewRegisteredModels(cl)
-	versions := catalog.NewModelVersions(cl)
-	_, err := models.Create(c, catalog.CreateRegisteredModelRequest{CatalogName: "main", SchemaName: "ml", Name: "churn"})
+	u := ucChurn{ws: ws, cl: cl, c: ctx(t), models: catalog.NewRegisteredModels(cl), versions: catalog.NewModelVersions(cl)}
+	_, err := u.models.Create(u.c, catalog.CreateRegisteredModelRequest{CatalogName: "main", SchemaName: "ml", Name: "churn"})
 	require.NoError(t, err)
-	_, err = models.Create(c, catalog.CreateRegisteredModelRequest{CatalogName: "main", SchemaName: "ml", Name: "churn"})
+	return u
+}
+
+// createVersion creates a version of main.ml.churn as the MLflow client
+// does (it stays PENDING_REGISTRATION until finalized).
+func (u ucChurn) createVersion(t *testing.T) *emulator.UCModelVersion {
+	var created emulator.UCModelVersionResponse
+	require.NoError(t, u.cl.Do(u.c, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/create", nil, nil,
+		emulator.CreateUCModelVersionRequest{Name: "main.ml.churn", Source: "dbfs:/somewhere"}, &created))
+	return created.ModelVersion
+}
+
+func TestUnityCatalogThroughSDK(t *testing.T) {
+	u := newUCChurn(t)
+	cl, c, models, versions := u.cl, u.c, u.models, u.versions
+	_, err := models.Create(c, catalog.CreateRegisteredModelRequest{CatalogName: "main", SchemaName: "ml", Name: "churn"})
 	assert.ErrorIs(t, err, apierr.ErrResourceAlreadyExists)
 
-	var created emulator.UCModelVersionResponse
-	require.NoError(t, cl.Do(c, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/create", nil, nil,
-		emulator.CreateUCModelVersionRequest{Name: "main.ml.churn", Source: "dbfs:/somewhere"}, &created))
-	assert.Equal(t, "PENDING_REGISTRATION", created.ModelVersion.Status)
+	assert.Equal(t, "PENDING_REGISTRATION", u.createVersion(t).Status)
 	err = cl.Do(c, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/generate-temporary-credentials", nil, nil,
 		emulator.GenerateTemporaryUCCredentialsRequest{Name: "main.ml.churn", Version: "1", Operation: "MODEL_VERSION_OPERATION_READ_WRITE"}, nil)
 	assert.ErrorIs(t, err, apierr.ErrNotImplemented, "no blob storage configured: explicit 501")
@@ -160,6 +182,33 @@ func TestUnityCatalogThroughSDK(t *testing.T) {
 	require.NoError(t, models.DeleteAlias(c, catalog.DeleteAliasRequest{FullName: "main.ml.churn", Alias: "champion"}))
 	_, err = versions.GetByAlias(c, catalog.GetByAliasRequest{FullName: "main.ml.churn", Alias: "champion"})
 	assert.ErrorIs(t, err, apierr.ErrResourceDoesNotExist)
+}
+
+// TestUnityCatalogVersionDelete: DELETE /api/2.1/unity-catalog/models/{name}/versions/{n}
+// removes the version and its aliases; numbers are not reused.
+func TestUnityCatalogVersionDelete(t *testing.T) {
+	u := newUCChurn(t)
+	c, models, versions := u.c, u.models, u.versions
+	u.createVersion(t)
+	u.createVersion(t)
+	_, err := models.SetAlias(c, catalog.SetRegisteredModelAliasRequest{FullName: "main.ml.churn", Alias: "champion", VersionNum: 1})
+	require.NoError(t, err)
+
+	require.NoError(t, versions.Delete(c, catalog.DeleteModelVersionRequest{FullName: "main.ml.churn", Version: 1}))
+	_, err = versions.Get(c, catalog.GetModelVersionRequest{FullName: "main.ml.churn", Version: 1})
+	assert.ErrorIs(t, err, apierr.ErrResourceDoesNotExist)
+	_, err = versions.GetByAlias(c, catalog.GetByAliasRequest{FullName: "main.ml.churn", Alias: "champion"})
+	assert.ErrorIs(t, err, apierr.ErrResourceDoesNotExist, "the alias went with the version")
+	_, err = models.SetAlias(c, catalog.SetRegisteredModelAliasRequest{FullName: "main.ml.churn", Alias: "champion", VersionNum: 1})
+	assert.ErrorIs(t, err, apierr.ErrResourceDoesNotExist)
+	err = versions.Delete(c, catalog.DeleteModelVersionRequest{FullName: "main.ml.churn", Version: 1})
+	assert.ErrorIs(t, err, apierr.ErrResourceDoesNotExist)
+	all, err := versions.ListAll(c, catalog.ListModelVersionsRequest{FullName: "main.ml.churn"})
+	require.NoError(t, err)
+	require.Len(t, all, 1)
+	assert.Equal(t, 2, all[0].Version)
+	assert.Len(t, u.ws.UCModelVersions("main.ml.churn"), 1)
+	assert.Equal(t, "3", u.createVersion(t).Version, "version numbers are not reused")
 }
 
 func TestDBFSFilesAndWorkspaceThroughSDK(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
-	"io"
 	"maps"
 	"math"
 	"net/http"
@@ -342,28 +341,28 @@ func (ws *Workspace) checkModelVersion(name, version string) *apiError {
 // dataframe_records, instances and inputs give the rows.
 func (ws *Workspace) invoke(w http.ResponseWriter, r *http.Request) {
 	req := &serving.QueryEndpointInput{}
-	raw, _ := io.ReadAll(r.Body)
-	if aerr := decodeStrictJSON(raw, req); aerr != nil {
-		writeError(w, aerr)
+	var served string
+	var aerr *apiError
+	ok := ws.serveLocked(w, r, req, func() *apiError { return decodeBody(r, req) }, func() {
+		ws.advanceLocked()
+		var e *endpoint
+		if e, aerr = ws.endpoint(r.PathValue("name")); aerr != nil {
+			return
+		}
+		if e.config == nil {
+			aerr = invalidState("Endpoint %s is not ready yet; its state is NOT_READY.", e.name)
+			return
+		}
+		if routes := e.config.TrafficConfig.Routes; len(routes) > 0 {
+			served = routes[0].ServedModelName
+			if served == "" {
+				served = routes[0].ServedEntityName
+			}
+		}
+	})
+	if !ok {
 		return
 	}
-	if rec := recordOf(r); rec != nil {
-		rec.Body = req
-	}
-	ws.mu.Lock()
-	ws.advanceLocked()
-	e, aerr := ws.endpoint(r.PathValue("name"))
-	var served string
-	if aerr == nil && e.config == nil {
-		aerr = invalidState("Endpoint %s is not ready yet; its state is NOT_READY.", e.name)
-	}
-	if aerr == nil && len(e.config.TrafficConfig.Routes) > 0 {
-		served = e.config.TrafficConfig.Routes[0].ServedModelName
-		if served == "" {
-			served = e.config.TrafficConfig.Routes[0].ServedEntityName
-		}
-	}
-	ws.mu.Unlock()
 	if aerr != nil {
 		writeError(w, aerr)
 		return

@@ -50,15 +50,21 @@ func (ws *Workspace) ucModel(fullName string) (*ucModel, *apiError) {
 }
 
 func (ws *Workspace) ucVersion(fullName, version string) (*ucVersion, *apiError) {
+	_, v, aerr := ws.ucModelVersion(fullName, version)
+	return v, aerr
+}
+
+// ucModelVersion is a model version with the model it belongs to.
+func (ws *Workspace) ucModelVersion(fullName, version string) (*ucModel, *ucVersion, *apiError) {
 	m, aerr := ws.ucModel(fullName)
 	if aerr != nil {
-		return nil, aerr
+		return nil, nil, aerr
 	}
-	n, err := strconv.Atoi(version)
-	if err != nil || n < 1 || n > len(m.versions) || m.versions[n-1] == nil {
-		return nil, notFound("Model version %s of '%s' does not exist.", version, fullName)
+	v, ok := versionAt(m.versions, version)
+	if !ok {
+		return nil, nil, notFound("Model version %s of '%s' does not exist.", version, fullName)
 	}
-	return m.versions[n-1], nil
+	return m, v, nil
 }
 
 func (m *ucModel) aliasList() []catalog.RegisteredModelAlias {
@@ -125,11 +131,10 @@ func (ws *Workspace) ucRoutes() {
 	// Deleting a version also removes the aliases that point at it; its
 	// number is never reused (the slot stays nil).
 	handle(ws, "DELETE /api/2.1/unity-catalog/models/{full_name}/versions/{version}", func(r *http.Request, req *catalog.DeleteModelVersionRequest) (any, *apiError) {
-		v, aerr := ws.ucVersion(r.PathValue("full_name"), r.PathValue("version"))
+		m, v, aerr := ws.ucModelVersion(r.PathValue("full_name"), r.PathValue("version"))
 		if aerr != nil {
 			return nil, aerr
 		}
-		m, _ := ws.ucModel(r.PathValue("full_name"))
 		for alias, n := range m.aliases {
 			if n == v.info.Version {
 				delete(m.aliases, alias)
@@ -139,11 +144,10 @@ func (ws *Workspace) ucRoutes() {
 		return nil, nil
 	})
 	handle(ws, "GET /api/2.1/unity-catalog/models/{full_name}/versions/{version}", func(r *http.Request, req *catalog.GetModelVersionRequest) (any, *apiError) {
-		v, aerr := ws.ucVersion(r.PathValue("full_name"), r.PathValue("version"))
+		m, v, aerr := ws.ucModelVersion(r.PathValue("full_name"), r.PathValue("version"))
 		if aerr != nil {
 			return nil, aerr
 		}
-		m, _ := ws.ucModel(r.PathValue("full_name"))
 		return m.versionView(v), nil
 	})
 	handle(ws, "GET /api/2.1/unity-catalog/models/{full_name}/aliases/{alias}", func(r *http.Request, req *catalog.GetByAliasRequest) (any, *apiError) {
@@ -166,7 +170,7 @@ func (ws *Workspace) ucRoutes() {
 		if req.Alias != "" && req.Alias != alias {
 			return nil, invalidParam("The alias in the body (%s) differs from the path (%s).", req.Alias, alias)
 		}
-		if req.VersionNum < 1 || req.VersionNum > len(m.versions) || m.versions[req.VersionNum-1] == nil {
+		if _, ok := versionAt(m.versions, strconv.Itoa(req.VersionNum)); !ok {
 			return nil, notFound("Model version %d of '%s' does not exist.", req.VersionNum, m.info.FullName)
 		}
 		if _, err := strconv.Atoi(alias); err == nil || strings.EqualFold(alias, "latest") {

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/databricks/databricks-sdk-go/apierr"
 	"github.com/databricks/databricks-sdk-go/service/jobs"
@@ -61,4 +62,101 @@ func TestStrictDecodingAndErrorShape(t *testing.T) {
 	assert.True(t, strings.Contains(string(last.Raw), `"name":"ok"`))
 	assert.Equal(t, http.StatusOK, last.Status)
 	assert.Equal(t, len(cases)+1-3, ws.Writes(), "POSTs and the DELETE count as writes")
+}
+
+// statuses sends n plain GETs and returns what came back (0 = connection dropped).
+func statuses(t *testing.T, ws *emulator.Workspace, n int) []int {
+	t.Helper()
+	// A new connection per request: net/http silently resends a GET whose
+	// reused keep-alive connection was dropped, which would turn a seeded
+	// drop into the next request's answer, depending on timing.
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	var out []int
+	for range n {
+		req, _ := http.NewRequest(http.MethodGet, ws.URL()+"/api/2.2/jobs/list", nil)
+		req.Header.Set("Authorization", "Bearer "+ws.Token)
+		resp, err := hc.Do(req)
+		if err != nil {
+			out = append(out, 0)
+			continue
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("Retry-After") != "" {
+			out = append(out, 4291)
+			continue
+		}
+		out = append(out, resp.StatusCode)
+	}
+	return out
+}
+
+func TestFaultsAreSeeded(t *testing.T) {
+	plan := emulator.FaultPlan{Seed: 42, Rules: []emulator.FaultRule{{
+		Prefix: "/api/2.2/jobs/", Rate: 0.5,
+		Kinds:   []emulator.FaultKind{emulator.Fault429, emulator.Fault429RetryAfter, emulator.Fault503, emulator.Fault500, emulator.FaultDrop, emulator.FaultLatency},
+		Latency: time.Millisecond,
+	}}}
+	a, _ := start(t, emulator.Options{})
+	b, _ := start(t, emulator.Options{})
+	a.SetFaults(plan)
+	b.SetFaults(plan)
+	sa, sb := statuses(t, a, 60), statuses(t, b, 60)
+	assert.Equal(t, sa, sb, "same seed, same requests, same faults")
+	for _, want := range []int{200, 429, 4291, 503, 500, 0} {
+		assert.Contains(t, sa, want)
+	}
+	faults := 0
+	for _, r := range a.Requests() {
+		if r.Fault != "" {
+			faults++
+		}
+	}
+	assert.Greater(t, faults, 15)
+
+	plan.Seed = 43
+	c, _ := start(t, emulator.Options{})
+	c.SetFaults(plan)
+	assert.NotEqual(t, sa, statuses(t, c, 60), "another seed, another schedule")
+
+	a.SetFaults(emulator.FaultPlan{})
+	for _, s := range statuses(t, a, 5) {
+		assert.Equal(t, 200, s)
+	}
+}
+
+func TestSDKRetriesInjected429And503(t *testing.T) {
+	ws, _ := start(t, emulator.Options{})
+	ws.SetFaults(emulator.FaultPlan{Seed: 1, Rules: []emulator.FaultRule{
+		{Prefix: "/api/2.2/jobs/create", Rate: 1, Kinds: []emulator.FaultKind{emulator.Fault429}, Limit: 1},
+		{Prefix: "/api/2.2/jobs/get", Rate: 1, Kinds: []emulator.FaultKind{emulator.Fault503}, Limit: 1},
+	}})
+	api := jobs.NewJobs(sdk(t, ws))
+	created, err := api.Create(ctx(t), jobs.CreateJob{Name: "retried"})
+	require.NoError(t, err)
+	_, err = api.GetByJobId(ctx(t), created.JobId)
+	require.NoError(t, err)
+	assert.Len(t, ws.RequestsTo(http.MethodPost, "/api/2.2/jobs/create"), 2, "one 429, then the retry")
+	all, err := api.ListAll(ctx(t), jobs.ListJobsRequest{})
+	require.NoError(t, err)
+	assert.Len(t, all, 1, "the rejected attempt created nothing")
+}
+
+func TestFault500AfterCommitCarriesTheRequestOut(t *testing.T) {
+	ws, _ := start(t, emulator.Options{})
+	ws.SetFaults(emulator.FaultPlan{Seed: 1, Rules: []emulator.FaultRule{
+		{Prefix: "/api/2.2/jobs/create", Rate: 1, Kinds: []emulator.FaultKind{emulator.Fault500AfterCommit}, Limit: 1},
+	}})
+	api := jobs.NewJobs(sdk(t, ws))
+	_, err := api.Create(ctx(t), jobs.CreateJob{Name: "made"})
+	var ae *apierr.APIError
+	require.ErrorAs(t, err, &ae, "the client sees a failure")
+	assert.Equal(t, http.StatusInternalServerError, ae.StatusCode)
+	all, err := api.ListAll(ctx(t), jobs.ListJobsRequest{})
+	require.NoError(t, err)
+	require.Len(t, all, 1, "the job was created all the same")
+	assert.Equal(t, "made", all[0].Settings.Name)
+	reqs := ws.RequestsTo(http.MethodPost, "/api/2.2/jobs/create")
+	require.Len(t, reqs, 1)
+	assert.Equal(t, emulator.Fault500AfterCommit, reqs[0].Fault)
+	assert.Equal(t, http.StatusInternalServerError, reqs[0].Status)
 }

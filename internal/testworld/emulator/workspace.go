@@ -157,41 +157,43 @@ func fileType(info workspace.ObjectInfo) string {
 func (ws *Workspace) importObject(w http.ResponseWriter, r *http.Request) {
 	req := &workspace.Import{}
 	var content []byte
-	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if mt == "multipart/form-data" {
-		fields, data, aerr := readImportForm(r, params["boundary"])
-		if aerr != nil {
-			writeError(w, aerr)
-			return
-		}
-		if aerr := decodeStrictJSON(fields, req); aerr != nil {
-			writeError(w, aerr)
-			return
-		}
-		content = data
-	} else {
-		raw, _ := io.ReadAll(r.Body)
-		if aerr := decodeStrictJSON(raw, req); aerr != nil {
-			writeError(w, aerr)
-			return
-		}
-		var err error
-		if content, err = base64.StdEncoding.DecodeString(req.Content); err != nil {
-			writeError(w, invalidParam("content is not valid base64: %v", err))
-			return
-		}
+	var aerr *apiError
+	decode := func() (derr *apiError) {
+		content, derr = decodeImport(r, req)
+		return derr
 	}
-	if rec := recordOf(r); rec != nil {
-		rec.Body = req
+	if !ws.serveLocked(w, r, req, decode, func() { aerr = ws.importLocked(req, content) }) {
+		return
 	}
-	ws.mu.Lock()
-	aerr := ws.importLocked(req, content)
-	ws.mu.Unlock()
 	if aerr != nil {
 		writeError(w, aerr)
 		return
 	}
 	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+// decodeImport decodes an import request into req and returns the content
+// to import.
+func decodeImport(r *http.Request, req *workspace.Import) ([]byte, *apiError) {
+	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt == "multipart/form-data" {
+		fields, data, aerr := readImportForm(r, params["boundary"])
+		if aerr != nil {
+			return nil, aerr
+		}
+		if aerr := decodeStrictJSON(fields, req); aerr != nil {
+			return nil, aerr
+		}
+		return data, nil
+	}
+	if aerr := decodeBody(r, req); aerr != nil {
+		return nil, aerr
+	}
+	content, err := base64.StdEncoding.DecodeString(req.Content)
+	if err != nil {
+		return nil, invalidParam("content is not valid base64: %v", err)
+	}
+	return content, nil
 }
 
 // readImportForm turns the multipart fields into a JSON object (so the same

@@ -86,8 +86,7 @@ func TestConcurrency(t *testing.T) {
 // run; in odd rounds the registered model exists already, in even rounds
 // both create it. One version must come out, and both must report it.
 func raceRegister(t *testing.T, exe string, round int, seed uint64) {
-	clock := newClock()
-	ws := startWorkspace(t, emulator.Options{Clock: clock})
+	ws, clock := clockedWorkspace(t)
 	runID := trainedRun(t, ws, clock)
 	reg := ml.NewModelRegistry(sdk(t, ws))
 	if round%2 == 1 {
@@ -124,15 +123,14 @@ func raceRegister(t *testing.T, exe string, round int, seed uint64) {
 // there, the other version 3, both archiving what holds it. Exactly one
 // version must end in Production; the others are Archived and say so.
 func raceStage(t *testing.T, exe string, round int, seed uint64) {
-	clock := newClock()
-	ws := startWorkspace(t, emulator.Options{Clock: clock})
+	ws, clock := clockedWorkspace(t)
 	c := sdk(t, ws)
 	registerChurn(t, c, clock, 3)
 	moveToStage(t, c, "1", "Production", olderRun)
-	step := func(i int, version string) agenttest.Run {
+	promote := func(i int, version string) agenttest.Run {
 		return racerStep(t, ws, i, "MLflowPromote", map[string]string{"command": "transition", "modelName": "churn", "modelVersion": version, "stage": "Production"})
 	}
-	res := race(t, exe, ws, round, seed, [2]agenttest.Run{step(0, "2"), step(1, "3")})
+	res := race(t, exe, ws, round, seed, [2]agenttest.Run{promote(0, "2"), promote(1, "3")})
 
 	st := stages(t, c)
 	assert.Equal(t, "Archived", st["1"], "round %d", round)
@@ -158,15 +156,14 @@ func raceStage(t *testing.T, exe string, round int, seed uint64) {
 // version 2, the other to version 3. Exactly one holds it, and each
 // version's lineage names the one pipeline run that acted on it.
 func raceAlias(t *testing.T, exe string, round int, seed uint64) {
-	clock := newClock()
-	ws := startWorkspace(t, emulator.Options{Clock: clock})
+	ws, _ := clockedWorkspace(t)
 	c := sdk(t, ws)
 	ucVersions(t, c, 3)
 	setAlias(t, c, "champion", 1, olderRun)
-	step := func(i int, version string) agenttest.Run {
+	promote := func(i int, version string) agenttest.Run {
 		return racerStep(t, ws, i, "MLflowPromote", map[string]string{"command": "transition", "modelName": ucModel, "modelVersion": version, "alias": "champion"})
 	}
-	res := race(t, exe, ws, round, seed, [2]agenttest.Run{step(0, "2"), step(1, "3")})
+	res := race(t, exe, ws, round, seed, [2]agenttest.Run{promote(0, "2"), promote(1, "3")})
 
 	for i, r := range res {
 		finished(t, r)

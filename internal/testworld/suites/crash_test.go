@@ -2,7 +2,6 @@ package suites_test
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"runtime"
@@ -14,14 +13,12 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/catalog"
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 	"github.com/databricks/databricks-sdk-go/service/ml"
-	"github.com/databricks/databricks-sdk-go/service/serving"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/brickferry/brickferry/internal/agent"
 	"github.com/brickferry/brickferry/internal/testworld/agenttest"
 	"github.com/brickferry/brickferry/internal/testworld/emulator"
-	"github.com/brickferry/brickferry/internal/testworld/fixtures"
 )
 
 // killer sends SIGKILL at a seeded random point, as the kernel's OOM killer,
@@ -107,17 +104,12 @@ func retryEnv(killed *agenttest.Result) map[string]string {
 
 // crashStep is a step set up in a fresh workspace, ready to be killed.
 type crashStep struct {
-	ws    *emulator.Workspace
-	clock *emulator.ManualClock
-	task  string
-	in    map[string]string
+	*step
 	// started reports that the step's remote work has begun.
 	started func() bool
 	// points bounds the random number of the step's requests answered
 	// between started and SIGKILL.
 	points int
-	// tick is how far the clock moves every 5 ms during the rerun.
-	tick time.Duration
 	// holdClock keeps the clock still until the rerun has read a job run:
 	// the run the killed step started is then still running, the crash
 	// this suite is about. (Once that run has ended, the rerun starts a
@@ -166,20 +158,16 @@ func TestCrash(t *testing.T) {
 func killAndRerun(t *testing.T, exe string, k *killer, s *crashStep, kind rerunKind) {
 	s.ws.ResetRequests()
 	slowWorkspace(s.ws, k.faultSeed(), latency)
-	p := agentRun(t, s.ws, s.task, s.in, nil).Start(t, exe)
-	killed := k.kill(t, s.ws, p, s.points, s.started)
+	killed := k.kill(t, s.ws, s.start(t, exe, nil), s.points, s.started)
 	s.ws.SetFaults(emulator.FaultPlan{})
 
-	read := len(s.ws.RequestsTo(http.MethodGet, "/api/2.2/jobs/runs/get"))
-	p = agentRun(t, s.ws, s.task, s.in, kind.env(killed)).Start(t, exe)
+	read := len(s.ws.RequestsTo(http.MethodGet, runsGetPath))
+	p := s.start(t, exe, kind.env(killed))
 	if s.holdClock {
-		require.Eventually(t, func() bool { return len(s.ws.RequestsTo(http.MethodGet, "/api/2.2/jobs/runs/get")) > read }, 30*time.Second, time.Millisecond,
+		require.Eventually(t, func() bool { return len(s.ws.RequestsTo(http.MethodGet, runsGetPath)) > read }, 30*time.Second, time.Millisecond,
 			"the rerun never read a run:\n%s", p.Stdout())
 	}
-	stop := tick(s.clock, s.tick)
-	again := p.Finish(t)
-	stop()
-	require.Equal(t, agent.Succeeded, again.Result, "%v\n%s", again.Errors, again.Stdout)
+	again := s.finish(t, p)
 	if s.holdClock && killed.Completions == 0 {
 		// The killed try's run was still active (the clock stood still):
 		// the rerun must have taken it over, not merely ended with one run.
@@ -199,24 +187,15 @@ func crashCases() []crashCase {
 	}
 }
 
-func newClock() *emulator.ManualClock {
-	return emulator.NewManualClock(time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC))
-}
-
 // crashTrain: killed while its Databricks run is pending or running (the
 // clock stands still until the rerun).
 func crashTrain(t *testing.T) *crashStep {
-	clock := newClock()
-	ws := startWorkspace(t, emulator.Options{Clock: clock})
-	const nb = "/Repos/mlops/churn/notebooks/train"
-	ws.OnNotebook(nb, emulator.Behaviour{Duration: 10 * time.Minute, Train: &emulator.Train{
-		Experiment: "/Shared/churn", ModelDir: fixtures.ChurnModel(t), Metrics: map[string]float64{"auc": 0.91},
-	}})
+	ws, clock := clockedWorkspace(t)
+	ws.OnNotebook(trainNotebook, trainChurn(t, 10*time.Minute))
 	return &crashStep{
-		ws: ws, clock: clock, task: "DatabricksTrain",
-		in:      map[string]string{"notebookPath": nb, "workers": "1"},
-		started: func() bool { return len(ws.RequestsTo(http.MethodPost, "/api/2.2/jobs/runs/submit")) > 0 },
-		points:  3, tick: 5 * time.Second, holdClock: true,
+		step:    &step{ws: ws, clock: clock, task: "DatabricksTrain", in: trainInputs, tick: 5 * time.Second},
+		started: requested(ws, http.MethodPost, "/api/2.2/jobs/runs/submit"),
+		points:  3, holdClock: true,
 		check: func(t *testing.T, _, again *agenttest.Result) {
 			c := sdk(t, ws)
 			run := onlyRun(t, c, 0)
@@ -250,22 +229,14 @@ func onlyRun(t *testing.T, c *client.DatabricksClient, job int64) jobs.BaseRun {
 // crashRegister: killed around creating the registered model and its
 // version, or while waiting for the version to be READY.
 func crashRegister(t *testing.T) *crashStep {
-	clock := newClock()
-	ws := startWorkspace(t, emulator.Options{Clock: clock})
-	runID := trainedRun(t, ws, clock)
+	s, runID := registerStep(t)
 	return &crashStep{
-		ws: ws, clock: clock, task: "MLflowPromote",
-		in: map[string]string{"command": "register", "modelName": "churn", "modelUri": "runs:/" + runID + "/model"},
+		step: s,
 		// The model does not exist yet: the first write creates it.
-		started: func() bool { return ws.Writes() > 0 },
-		points:  4, tick: time.Second,
+		started: func() bool { return s.ws.Writes() > 0 },
+		points:  4,
 		check: func(t *testing.T, _, again *agenttest.Result) {
-			versions, err := ml.NewModelRegistry(sdk(t, ws)).SearchModelVersionsAll(context.Background(), ml.SearchModelVersionsRequest{Filter: "name='churn'"})
-			require.NoError(t, err)
-			require.Len(t, versions, 1, "one model version, none pending or failed beside it")
-			v := versions[0]
-			assert.Equal(t, ml.ModelVersionStatusReady, v.Status)
-			assert.Equal(t, runID, v.RunId)
+			v := onlyVersion(t, s.ws, runID)
 			assert.Equal(t, v.Version, again.Outputs["modelVersion"])
 			assert.Equal(t, defaultRun.lineage(runID, "register"), lineageOf(registryTags(v.Tags)), "complete lineage of the pipeline run")
 		},
@@ -275,16 +246,15 @@ func crashRegister(t *testing.T) *crashStep {
 // crashStage: version 2 moves to Production, archiving version 1; killed
 // around the transition or while the versions are tagged.
 func crashStage(t *testing.T) *crashStep {
-	clock := newClock()
-	ws := startWorkspace(t, emulator.Options{Clock: clock})
+	ws, clock := clockedWorkspace(t)
 	c := sdk(t, ws)
 	registerChurn(t, c, clock, 2)
 	moveToStage(t, c, "1", "Production", olderRun)
 	return &crashStep{
-		ws: ws, clock: clock, task: "MLflowPromote",
-		in:      map[string]string{"command": "transition", "modelName": "churn", "modelVersion": "2", "stage": "Production"},
-		started: func() bool { return len(ws.RequestsTo(http.MethodPost, transitionPath)) > 0 },
-		points:  8, tick: time.Second,
+		step: &step{ws: ws, clock: clock, task: "MLflowPromote", tick: time.Second,
+			in: map[string]string{"command": "transition", "modelName": "churn", "modelVersion": "2", "stage": "Production"}},
+		started: requested(ws, http.MethodPost, transitionPath),
+		points:  8,
 		check: func(t *testing.T, _, again *agenttest.Result) {
 			st := stages(t, c)
 			assert.Equal(t, map[string]string{"1": "Archived", "2": "Production"}, st)
@@ -301,19 +271,16 @@ func crashStage(t *testing.T) *crashStep {
 // crashAlias: @champion moves from version 1 to version 2 and @challenger
 // is taken off version 2; killed between those and the tags.
 func crashAlias(t *testing.T) *crashStep {
-	clock := newClock()
-	ws := startWorkspace(t, emulator.Options{Clock: clock})
+	ws, clock := clockedWorkspace(t)
 	c := sdk(t, ws)
 	ucVersions(t, c, 2)
 	setAlias(t, c, "champion", 1, olderRun)
 	setAlias(t, c, "challenger", 2, pipelineRun{})
 	return &crashStep{
-		ws: ws, clock: clock, task: "MLflowPromote",
-		in: map[string]string{"command": "transition", "modelName": ucModel, "modelVersion": "2", "alias": "champion", "removeAlias": "challenger"},
-		started: func() bool {
-			return len(ws.RequestsTo(http.MethodPut, "/api/2.1/unity-catalog/models/"+ucModel+"/aliases/champion")) > 0
-		},
-		points: 8, tick: time.Second,
+		step: &step{ws: ws, clock: clock, task: "MLflowPromote", tick: time.Second,
+			in: map[string]string{"command": "transition", "modelName": ucModel, "modelVersion": "2", "alias": "champion", "removeAlias": "challenger"}},
+		started: requested(ws, http.MethodPut, "/api/2.1/unity-catalog/models/"+ucModel+"/aliases/champion"),
+		points:  8,
 		check: func(t *testing.T, _, again *agenttest.Result) {
 			assert.Equal(t, map[string]int{"champion": 2}, aliases(t, c), "@champion on version 2, @challenger taken off it")
 			assert.Equal(t, "2", again.Outputs["modelVersion"])
@@ -325,31 +292,19 @@ func crashAlias(t *testing.T) *crashStep {
 
 // crashScore: killed while the scoring run is pending or running.
 func crashScore(t *testing.T) *crashStep {
-	clock := newClock()
-	ws := startWorkspace(t, emulator.Options{Clock: clock})
-	const table = "main.ml.churn_predictions"
-	ws.OnNotebook("/Shared/brickferry/batch_score", emulator.Behaviour{Duration: 4 * time.Minute, Action: func(tc *emulator.TaskContext) error {
-		out := tc.Params["output_table"]
-		tc.WriteTable(out, 9960)
-		exit, _ := json.Marshal(map[string]any{"rows_written": 9960, "output_table": out, "table_version": tc.TableVersion(out),
-			"model_name": "churn", "model_version": "3"})
-		tc.SetExitValue(string(exit))
-		return nil
-	}})
+	s := scoreStep(t, 4*time.Minute)
 	return &crashStep{
-		ws: ws, clock: clock, task: "BatchScore",
-		in: map[string]string{"modelUri": "models:/churn/Production", "inputTable": "main.ml.customers", "idColumns": "CodigoCliente",
-			"outputTable": table, "jobName": "churn-batch-score"},
-		started: func() bool { return len(ws.RequestsTo(http.MethodPost, "/api/2.2/jobs/run-now")) > 0 },
-		points:  3, tick: 5 * time.Second, holdClock: true,
+		step:    s,
+		started: requested(s.ws, http.MethodPost, "/api/2.2/jobs/run-now"),
+		points:  3, holdClock: true,
 		check: func(t *testing.T, _, again *agenttest.Result) {
-			c := sdk(t, ws)
-			all, err := jobs.NewJobs(c).ListAll(context.Background(), jobs.ListJobsRequest{Name: "churn-batch-score"})
+			c := sdk(t, s.ws)
+			all, err := jobs.NewJobs(c).ListAll(context.Background(), jobs.ListJobsRequest{Name: scoreJob})
 			require.NoError(t, err)
 			require.Len(t, all, 1, "one job")
 			run := onlyRun(t, c, all[0].JobId)
 			assert.Equal(t, itoa(run.RunId), again.Outputs["runId"])
-			rows, version, ok := ws.Table(table)
+			rows, version, ok := s.ws.Table(scoreTable)
 			require.True(t, ok, "the output table exists")
 			assert.Equal(t, int64(9960), rows)
 			assert.Equal(t, int64(0), version, "the table was written once")
@@ -360,39 +315,15 @@ func crashScore(t *testing.T) *crashStep {
 // crashServe: version 2 replaces version 1 on a READY endpoint; killed
 // after the config update was sent, while it is in progress.
 func crashServe(t *testing.T) *crashStep {
-	clock := newClock()
-	ws := startWorkspace(t, emulator.Options{Clock: clock})
-	c := sdk(t, ws)
-	registerChurn(t, c, clock, 2)
-	api := serving.NewServingEndpoints(c)
-	const endpoint = "churn-serving"
-	_, err := api.Create(context.Background(), serving.CreateServingEndpoint{Name: endpoint, Config: &serving.EndpointCoreConfigInput{
-		ServedEntities: []serving.ServedEntityInput{{Name: "churn-1", EntityName: "churn", EntityVersion: "1", WorkloadSize: "Small", ScaleToZeroEnabled: true}},
-	}})
-	require.NoError(t, err)
-	clock.Advance(time.Hour) // READY with version 1
-	configPath := "/api/2.0/serving-endpoints/" + endpoint + "/config"
+	s := serveStep(t)
 	return &crashStep{
-		ws: ws, clock: clock, task: "ModelServe",
-		in: map[string]string{"endpointName": endpoint, "modelName": "churn", "modelVersion": "2",
-			"smokeTestPayload": `{"dataframe_split": {"columns": ["tenure", "charges"], "data": [[12, 70.5], [3, 20.1]]}}`},
-		started: func() bool { return len(ws.RequestsTo(http.MethodPut, configPath)) > 0 },
-		points:  3, tick: time.Second,
+		step:    s,
+		started: requested(s.ws, http.MethodPut, serveConfigPath),
+		points:  3,
 		check: func(t *testing.T, _, again *agenttest.Result) {
-			assert.Len(t, ws.RequestsTo(http.MethodPut, configPath), 1, "one config update in all")
-			list, err := api.ListAll(context.Background())
-			require.NoError(t, err)
-			require.Len(t, list, 1, "one endpoint")
-			ep, err := api.Get(context.Background(), serving.GetServingEndpointRequest{Name: endpoint})
-			require.NoError(t, err)
-			assert.Equal(t, serving.EndpointStateReadyReady, ep.State.Ready)
-			require.NotNil(t, ep.Config)
+			assert.Len(t, s.ws.RequestsTo(http.MethodPut, serveConfigPath), 1, "one config update in all")
+			ep := assertServesVersion2(t, s.ws)
 			assert.Equal(t, int64(2), ep.Config.ConfigVersion, "the first config and one update")
-			var served []string
-			for _, e := range ep.Config.ServedEntities {
-				served = append(served, e.Name)
-			}
-			assert.Equal(t, []string{"churn-2"}, served)
 			assert.Equal(t, "2", again.Outputs["servedVersion"])
 		},
 	}
