@@ -167,7 +167,7 @@ func (d Deps) run(ctx context.Context, env agent.Env, log *agent.Log, c *client.
 	res.runURL = fmt.Sprintf("%s/jobs/%d/runs/%d", host, id, res.runID)
 	log.SetOutput("runId", strconv.FormatInt(res.runID, 10))
 	waiter := runwait.Waiter{
-		Runs: jobsAPI, Clock: clock, Interval: d.Interval, Timeout: o.Timeout,
+		Runs: jobsAPI, Clock: clock, Interval: d.Interval, Timeout: o.Timeout, Log: log,
 		OnChange: func(ch runwait.Change) {
 			if ch.Task == nil && ch.From == (runwait.State{}) && ch.Run.RunPageUrl != "" {
 				res.runURL = ch.Run.RunPageUrl

@@ -29,6 +29,8 @@ import (
 
 	"github.com/databricks/databricks-sdk-go/apierr"
 	"github.com/databricks/databricks-sdk-go/service/jobs"
+
+	"github.com/brickferry/brickferry/internal/agent"
 )
 
 // Runs is the part of the Jobs API the waiter uses; *jobs.JobsAPI has it.
@@ -81,9 +83,13 @@ type Waiter struct {
 	// (HTTP 5xx, a dropped connection) are tolerated (default 5). The SDK
 	// itself already retries 429 and 503 for up to its retry timeout.
 	MaxErrors int
-	// CancelTimeout bounds the runs/cancel request made after a timeout or a
-	// pipeline cancellation (default 30 s).
+	// CancelTimeout bounds the runs/cancel request made after a timeout
+	// (default 30 s). After a pipeline cancellation the request also ends
+	// agent.GracePeriod after the first signal, and is not retried
+	// (agent.Cleanup).
 	CancelTimeout time.Duration
+	// Log, when set, gets a line before the runs/cancel request.
+	Log *agent.Log
 }
 
 // State is a life-cycle state with its result (empty until the run ends).
@@ -275,8 +281,8 @@ func Succeeded(run *jobs.Run) bool {
 		run.State.ResultState == jobs.RunResultStateSuccess
 }
 
-// cancel cancels the remote run after ctx was cancelled, with a fresh
-// context: the pipeline's is already done.
+// cancel cancels the remote run after ctx was cancelled, with a cleanup
+// context (agent.Cleanup): the pipeline's is already done.
 func (w Waiter) cancel(ctx context.Context, runID int64, last *jobs.Run) error {
 	err := w.cancelRemote(ctx, runID)
 	return &CanceledError{RunID: runID, RunURL: pageURL(last), Cancelled: err == nil, CancelErr: err, Cause: ctx.Err()}
@@ -292,7 +298,7 @@ func (w Waiter) cancelRemote(ctx context.Context, runID int64) error {
 	if d == 0 {
 		d = 30 * time.Second
 	}
-	cctx, stop := context.WithTimeout(context.WithoutCancel(ctx), d)
+	cctx, stop := agent.Cleanup(ctx, w.Log, d, fmt.Sprintf("cancelling Databricks run %d", runID))
 	defer stop()
 	if err := w.Runs.CancelRunByRunId(cctx, runID); err != nil {
 		return fmt.Errorf("cancelling Databricks run %d: %w", runID, err)

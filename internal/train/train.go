@@ -115,7 +115,7 @@ func (r *runner) run(ctx context.Context) error {
 		r.log.Info("Not waiting for the run to finish (waitForCompletion is false).")
 		return nil
 	}
-	w := runwait.Waiter{Runs: r.jobs, Clock: r.clock, Interval: r.interval, Timeout: r.opts.Timeout, OnChange: r.onChange}
+	w := runwait.Waiter{Runs: r.jobs, Clock: r.clock, Interval: r.interval, Timeout: r.opts.Timeout, OnChange: r.onChange, Log: r.log}
 	run, err := w.Wait(ctx, id)
 	if run != nil {
 		r.setURL(run.RunPageUrl)
