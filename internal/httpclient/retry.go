@@ -189,10 +189,11 @@ func retryable(ctx context.Context, resp *http.Response, err error, idempotent b
 		var invalid x509.CertificateInvalidError
 		var verify *tls.CertificateVerificationError
 		var header tls.RecordHeaderError
+		var alert tls.AlertError // e.g. the server requires a client certificate
 		var dns *net.DNSError
 		switch {
 		case errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &invalid),
-			errors.As(err, &verify), errors.As(err, &header):
+			errors.As(err, &verify), errors.As(err, &header), errors.As(err, &alert):
 			return "", 0, false
 		case errors.As(err, &dns) && dns.IsNotFound:
 			return "", 0, false
