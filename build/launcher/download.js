@@ -3,7 +3,9 @@
 // with the request the agent itself uses to download a task
 // (microsoft/azure-pipelines-agent src/Agent.Worker/TaskManager.cs →
 // TaskServer.GetTaskContentZipAsync: GET {collection}_apis/distributedtask/tasks/{id}/{version},
-// Accept: application/zip, the job token). Proxy and certificate settings are
+// the job token), with the Accept header the agent's own Node client sends on
+// this route: application/zip;api-version=7.2-preview.1 (azure-devops-node-api
+// 14 TaskAgentApiBase.getTaskContentZip, createAcceptHeader). Proxy and certificate settings are
 // the agent's own (azure-pipelines-task-lib node/task.ts getHttpProxyConfiguration,
 // getHttpCertConfiguration): the agent sets AGENT_PROXYURL etc., not HTTPS_PROXY.
 
@@ -18,6 +20,15 @@ const { toolsExecutable, sha256, HashMismatchError } = require('./toolcache');
 const MAX_REDIRECTS = 5;
 const TIMEOUT_MS = 60_000;
 const MAX_BYTES = 256 * 1024 * 1024;
+
+// API versions of the distributedtask routes, newest first. The first is what
+// azure-devops-node-api 14 asks for (TaskAgentApiBase getTaskContentZip,
+// getTaskDefinitions); that client lowers it to the server's maximum after an
+// OPTIONS round trip, which an Azure DevOps Server without 7.2 would need. We
+// skip the round trip: such a server answers 400 (VssVersionOutOfRangeException),
+// and the request is made again with 5.0-preview.1, which every Azure DevOps
+// Server since 2019 serves.
+const API_VERSIONS = ['7.2-preview.1', '5.0-preview.1'];
 
 class HttpError extends Error {
   constructor(status, url, message) {
@@ -170,6 +181,18 @@ async function get(urlStr, { token, accept, env }) {
   }
 }
 
+// getVersioned is get with Accept: <type>;api-version=<v>, falling back to the
+// older API version on 400.
+async function getVersioned(url, { token, type, env }) {
+  for (let i = 0; ; i++) {
+    try {
+      return await get(url, { token, accept: `${type};api-version=${API_VERSIONS[i]}`, env });
+    } catch (err) {
+      if (!(err instanceof HttpError && err.status === 400) || i === API_VERSIONS.length - 1) throw err;
+    }
+  }
+}
+
 function collectionUri(env) {
   const uri = env.SYSTEM_TASKDEFINITIONSURI || env.SYSTEM_TEAMFOUNDATIONCOLLECTIONURI || env.ENDPOINT_URL_SYSTEMVSSCONNECTION;
   if (!uri) return '';
@@ -203,7 +226,7 @@ async function downloadTools({ env, tools, key, sha256: want, log }) {
   const zipUrl = (v) => `${base}_apis/distributedtask/tasks/${tools.id}/${v}`;
   const fetchVersion = async (version) => {
     if (log) log(`Downloading the BrickferryTools task ${version} from ${new URL(base).origin}`);
-    const zip = await get(zipUrl(version), { token, accept: 'application/zip', env });
+    const zip = await getVersioned(zipUrl(version), { token, type: 'application/zip', env });
     const { data } = executableFromZip(zip, key);
     const got = sha256(data);
     if (got !== want) {
@@ -219,8 +242,8 @@ async function downloadTools({ env, tools, key, sha256: want, log }) {
     }
     if (!(err instanceof HttpError && err.status === 404)) throw err;
   }
-  const listing = JSON.parse((await get(`${base}_apis/distributedtask/tasks/${tools.id}?allversions=true`,
-    { token, accept: 'application/json', env })).toString('utf8'));
+  const listing = JSON.parse((await getVersioned(`${base}_apis/distributedtask/tasks/${tools.id}?allversions=true`,
+    { token, type: 'application/json', env })).toString('utf8'));
   const defs = Array.isArray(listing) ? listing : listing.value || [];
   const major = Number(tools.version.split('.')[0]);
   const versions = defs.map((d) => d && d.version)
@@ -234,4 +257,4 @@ async function downloadTools({ env, tools, key, sha256: want, log }) {
   return fetchVersion(versions[versions.length - 1]);
 }
 
-module.exports = { downloadTools, get, proxyFor, collectionUri, HttpError, compareVersions };
+module.exports = { downloadTools, get, proxyFor, collectionUri, HttpError, compareVersions, API_VERSIONS };

@@ -121,27 +121,59 @@ async function resolveExecutable({ config, env, taskDir, key, arch, log }) {
 }
 
 // runChild starts the executable asynchronously with the same environment and
-// forwards SIGINT/SIGTERM (the agent cancels with SIGINT, then SIGTERM 7.5 s
-// later: Agent.Sdk/ProcessInvoker.cs). It resolves {code, signal, forwarded, error}.
-function runChild(exe, args, env) {
+// passes the agent's cancel on (the agent cancels with SIGINT, then SIGTERM
+// 7.5 s later: Agent.Sdk/ProcessInvoker.cs). On Linux and macOS the signal
+// reaches only this process, so it is forwarded. On Windows the agent sends
+// Ctrl+C to the whole console (ProcessInvoker.Windows.cs
+// GenerateConsoleCtrlEvent), which brickferry receives itself, while
+// child.kill(sig) there terminates the child at once (Node's documentation,
+// subprocess.kill) and the Databricks run would keep running: the signal is
+// only noted. Either way the launcher stays alive until brickferry has
+// written its task.complete. It resolves {code, signal, signalled, forwarded, error}.
+function runChild(exe, args, env, { platform = process.platform, spawnFn = spawn } = {}) {
   return new Promise((resolve) => {
-    let forwarded = null;
-    const child = spawn(exe, args, { stdio: 'inherit', env, windowsHide: true });
+    let signalled = null;
+    let forwarded = false;
+    const child = spawnFn(exe, args, { stdio: 'inherit', env, windowsHide: true });
     const handlers = {};
     for (const sig of ['SIGINT', 'SIGTERM']) {
       handlers[sig] = () => {
-        forwarded = sig;
-        child.kill(sig);
+        signalled = signalled || sig;
+        if (platform !== 'win32') {
+          forwarded = true;
+          child.kill(sig);
+        }
       };
       process.on(sig, handlers[sig]);
     }
     const done = (result) => {
       for (const [sig, h] of Object.entries(handlers)) process.removeListener(sig, h);
-      resolve({ forwarded, ...result });
+      resolve({ signalled, forwarded, ...result });
     };
     child.on('error', (error) => done({ error }));
     child.on('exit', (code, signal) => done({ code, signal }));
   });
+}
+
+// runTask runs `brickferry <task>` and turns a crash or a failure to start
+// into a failed task (a cancel into a cancelled one); brickferry reports
+// everything else itself.
+async function runTask({ exe, task, env, w, platform = process.platform }) {
+  const r = await runChild(exe, [task], env, { platform });
+  if (r.error) {
+    w.error(`Could not start brickferry for ${task}: ${r.error.message}`);
+    w.complete('Failed', 'brickferry did not start');
+  } else if (r.code !== 0) {
+    const how = r.signal ? `was stopped by ${r.signal}` : `exited with code ${r.code}`;
+    if (r.signalled) {
+      w.error(`brickferry ${task} ${how} after the job was cancelled`);
+      w.complete('Canceled', 'cancelled');
+    } else {
+      w.error(`brickferry ${task} ${how} before it reported a result (a crash)`);
+      w.complete('Failed', 'brickferry crashed');
+    }
+  }
+  return r;
 }
 
 async function main({ env = process.env, taskDir = __dirname, out = process.stdout, config } = {}) {
@@ -161,20 +193,7 @@ async function main({ env = process.env, taskDir = __dirname, out = process.stdo
     }
     const exe = toolcache.ensureRunnable(found.exe, found.data, env.AGENT_TEMPDIRECTORY, key);
     if (debug) w.debug(`brickferry ${cfg.version} from the ${found.source}: ${exe}`);
-    const r = await runChild(exe, [task], env);
-    if (r.error) {
-      w.error(`Could not start brickferry for ${task}: ${r.error.message}`);
-      w.complete('Failed', 'brickferry did not start');
-    } else if (r.code !== 0) {
-      const how = r.signal ? `was stopped by ${r.signal}` : `exited with code ${r.code}`;
-      if (r.forwarded) {
-        w.error(`brickferry ${task} ${how} after the job was cancelled`);
-        w.complete('Canceled', 'cancelled');
-      } else {
-        w.error(`brickferry ${task} ${how} before it reported a result (a crash)`);
-        w.complete('Failed', 'brickferry crashed');
-      }
-    }
+    await runTask({ exe, task, env, w });
   } catch (err) {
     w.error(err.message);
     w.complete('Failed', `${task} could not start`);
@@ -182,7 +201,7 @@ async function main({ env = process.env, taskDir = __dirname, out = process.stdo
   return 0;
 }
 
-module.exports = { main, resolveExecutable, toolsFolders, runChild, NotFoundError, ADD_STEP };
+module.exports = { main, resolveExecutable, toolsFolders, runChild, runTask, NotFoundError, ADD_STEP };
 
 if (require.main === module) {
   main().then((code) => { process.exitCode = code; }, (err) => {

@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/brickferry/brickferry/internal/agent"
 	"github.com/brickferry/brickferry/internal/auth"
 	"github.com/brickferry/brickferry/internal/cli"
 )
@@ -16,9 +17,18 @@ func main() {
 	// lines with a request context go to the task's debug output instead.
 	auth.QuietSDKLogger()
 	// The agent cancels a step with SIGINT, then SIGTERM 7.5 s later
-	// (Agent.Sdk/ProcessInvoker.cs); both cancel the task's context.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// (Agent.Sdk/ProcessInvoker.cs); on Windows with Ctrl+C to the console,
+	// which arrives as os.Interrupt. The first cancels the task's context and
+	// starts its cleanup deadline (agent.GracePeriod); later ones are absorbed
+	// so that the cleanup and task.complete are not cut short.
+	ctx, cancel := agent.WithCancel(context.Background())
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-signals
+		cancel()
+	}()
 	code := cli.Main(ctx, cli.Process{Args: os.Args[1:], Environ: os.Environ(), Stdout: os.Stdout, Stderr: os.Stderr}, cli.Tasks())
-	stop()
+	cancel()
 	os.Exit(code)
 }

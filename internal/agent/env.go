@@ -69,16 +69,16 @@ func (e Env) Secrets() []string {
 		if len(v) < minSecretLength {
 			continue
 		}
-		if strings.HasPrefix(k, "SECRET_") || strings.HasPrefix(k, "ENDPOINT_AUTH_PARAMETER_") ||
-			k == "SYSTEM_ACCESSTOKEN" {
+		if strings.HasPrefix(k, "SECRET_") || k == "SYSTEM_ACCESSTOKEN" ||
+			(strings.HasPrefix(k, "ENDPOINT_AUTH_PARAMETER_") && !notSecretParameterVariable(k)) {
 			out = append(out, v)
 		}
 		if strings.HasPrefix(k, "ENDPOINT_AUTH_") && !strings.HasPrefix(k, "ENDPOINT_AUTH_SCHEME_") &&
 			!strings.HasPrefix(k, "ENDPOINT_AUTH_PARAMETER_") {
 			// The JSON form carries the same parameters: mask each of them.
 			if ep, err := parseEndpointAuth(v); err == nil {
-				for _, p := range ep.Parameters {
-					if len(p) >= minSecretLength {
+				for key, p := range ep.Parameters {
+					if len(p) >= minSecretLength && IsSecretParameter(key) {
 						out = append(out, p)
 					}
 				}
@@ -90,3 +90,36 @@ func (e Env) Secrets() []string {
 }
 
 const minSecretLength = 3
+
+// notSecretParameters are the service connection authorization parameters
+// the agent does not mask, because they hold no secret
+// (azure-pipelines-agent src/Microsoft.VisualStudio.Services.Agent/Util/MaskingUtil.cs
+// IsEndpointAuthorizationParametersSecret, matched case-insensitively; the
+// names are the EndpointAuthorizationParameters constants). Masking them
+// would garble logs ("tenant ***") for nothing.
+var notSecretParameters = []string{
+	"IdToken", "Role", "Scope", "TenantId", "IssuedAt", "ExpiresAt", "Audience",
+	"AuthenticationType", "authorizationType", "AccessTokenType", "AccessTokenFetchingMethod",
+	"UseWindowsSecurity", "Unsecured", "OAuthAccessTokenIsSupplied", "CompleteCallbackPayload",
+	"acceptUntrustedCerts",
+}
+
+// IsSecretParameter reports whether the agent treats a service connection
+// authorization parameter as a secret: every one but notSecretParameters.
+func IsSecretParameter(key string) bool {
+	for _, p := range notSecretParameters {
+		if strings.EqualFold(key, p) {
+			return false
+		}
+	}
+	return true
+}
+
+// notSecretParameterVariable reports whether an ENDPOINT_AUTH_PARAMETER_<id>_<KEY>
+// variable holds one of notSecretParameters. The id (a GUID or
+// SYSTEMVSSCONNECTION) has no underscore, so the key follows the first one.
+func notSecretParameterVariable(name string) bool {
+	rest := strings.TrimPrefix(name, "ENDPOINT_AUTH_PARAMETER_")
+	_, key, ok := strings.Cut(rest, "_")
+	return ok && !IsSecretParameter(key)
+}

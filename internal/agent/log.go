@@ -25,8 +25,11 @@ const (
 
 // Log writes what a task reports: plain log text for people and logging
 // commands for the agent, on one stream (the agent reads commands from any
-// line of stdout). It masks every registered secret in everything it writes,
-// neutralises "##vso[" in plain text, and writes task.complete at most once.
+// line of stdout). It masks every registered secret, in the forms the agent's
+// masker hides (see Masker), in everything it displays and in summary files,
+// never in the value of a variable (the agent passes values as set and masks
+// only what it displays); it neutralises "##vso[" in plain text and in the
+// task.complete message, and writes task.complete at most once.
 //
 // In local mode (a person running `brickferry <Task>` outside a pipeline) the
 // commands are rendered as readable lines instead ("output runId = 42").
@@ -38,7 +41,8 @@ type Log struct {
 	tempDir   string
 	hostType  string
 	def       Definition
-	secrets   []string
+	masker    Masker
+	told      map[string]bool // values handed to the agent with task.setsecret
 	warnings  int
 	completed bool
 	summaries int
@@ -93,16 +97,9 @@ func (l *Log) explained(err error) error {
 	return err
 }
 
-// mask replaces every registered secret in s with "***". Longer secrets
-// first, so that a secret containing another is masked whole.
-func (l *Log) mask(s string) string {
-	for _, secret := range l.secrets {
-		if strings.Contains(s, secret) {
-			s = strings.ReplaceAll(s, secret, "***")
-		}
-	}
-	return s
-}
+// mask replaces every registered secret, in each form the agent hides, with
+// "***" (see Masker).
+func (l *Log) mask(s string) string { return l.masker.Mask(s) }
 
 func (l *Log) writeLine(s string) {
 	_, _ = io.WriteString(l.w, s+"\n")
@@ -122,11 +119,21 @@ func (l *Log) commandLocked(c Command) {
 		}
 		return
 	}
-	c.Message = l.mask(c.Message)
+	if !carriesValue(c) {
+		c.Message = l.mask(c.Message)
+	}
 	for k, v := range c.Properties {
 		c.Properties[k] = l.mask(v)
 	}
 	l.writeLine(c.String())
+}
+
+// carriesValue reports whether the command's message is a variable's value,
+// which the agent stores as given (masking is for display only,
+// Agent.Worker/TaskCommandExtension.cs SetVariable): a masked value would
+// reach later steps as "***".
+func carriesValue(c Command) bool {
+	return c.Area == "task" && (c.Event == "setvariable" || c.Event == "settaskvariable")
 }
 
 func (l *Log) render(c Command) string {
@@ -173,7 +180,7 @@ func (l *Log) text(prefix, s string) {
 	defer l.mu.Unlock()
 	for _, line := range strings.Split(strings.ReplaceAll(s, "\r\n", "\n"), "\n") {
 		line = strings.ReplaceAll(line, "\r", " ")
-		l.writeLine(prefix + l.mask(Neutralize(line)))
+		l.writeLine(prefix + Neutralize(l.mask(line)))
 	}
 }
 
@@ -200,7 +207,7 @@ func (l *Log) EndGroup() { l.marker("##[endgroup]", "") }
 func (l *Log) marker(marker, text string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	text = l.mask(Neutralize(strings.ReplaceAll(strings.ReplaceAll(text, "\r", " "), "\n", " ")))
+	text = Neutralize(l.mask(strings.ReplaceAll(strings.ReplaceAll(text, "\r", " "), "\n", " ")))
 	if l.human {
 		switch marker {
 		case "##[endgroup]":
@@ -217,16 +224,24 @@ func (l *Log) marker(marker, text string) {
 // since messages often quote a server. A task that
 // wrote warnings ends SucceededWithIssues instead of Succeeded.
 func (l *Log) Warning(format string, args ...any) {
-	l.mu.Lock()
-	l.warnings++
-	l.mu.Unlock()
-	l.command(Command{Area: "task", Event: "issue", Properties: map[string]string{"type": "warning"}, Message: Neutralize(fmt.Sprintf(format, args...))})
+	l.issue("warning", fmt.Sprintf(format, args...))
 }
 
 // Error writes an error issue. It does not fail the task by itself; the
 // result is set by Complete.
 func (l *Log) Error(format string, args ...any) {
-	l.command(Command{Area: "task", Event: "issue", Properties: map[string]string{"type": "error"}, Message: Neutralize(fmt.Sprintf(format, args...))})
+	l.issue("error", fmt.Sprintf(format, args...))
+}
+
+// issue writes a task.issue: masked before it is neutralised, so that a
+// secret holding "##vso" is still recognised.
+func (l *Log) issue(kind, message string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if kind == "warning" {
+		l.warnings++
+	}
+	l.commandLocked(Command{Area: "task", Event: "issue", Properties: map[string]string{"type": kind}, Message: Neutralize(l.mask(message))})
 }
 
 // SetSecret registers a value the agent (and this Log) must mask from now on.
@@ -237,24 +252,20 @@ func (l *Log) SetSecret(secret string) {
 	defer l.mu.Unlock()
 	for _, line := range strings.Split(strings.ReplaceAll(secret, "\r\n", "\n"), "\n") {
 		line = strings.TrimSpace(line)
-		if len(line) < minSecretLength || containsString(l.secrets, line) {
+		if len(line) < minSecretLength || l.told[line] {
 			continue
 		}
+		if l.told == nil {
+			l.told = map[string]bool{}
+		}
+		l.told[line] = true
 		if !l.human {
-			// Written unmasked on purpose: this line is how the agent learns the value.
+			// Written unmasked on purpose: this line is how the agent learns
+			// the value (and derives its encoded forms itself).
 			l.writeLine(Command{Area: "task", Event: "setsecret", Message: line}.String())
 		}
-		l.addSecretLocked(line)
 	}
-}
-
-// addSecretLocked adds a value to the masked set, keeping the longest first so
-// that a secret containing another is masked whole.
-func (l *Log) addSecretLocked(secret string) {
-	l.secrets = append(l.secrets, secret)
-	for i := len(l.secrets) - 1; i > 0 && len(l.secrets[i]) > len(l.secrets[i-1]); i-- {
-		l.secrets[i], l.secrets[i-1] = l.secrets[i-1], l.secrets[i]
-	}
+	l.masker.Add(secret)
 }
 
 func containsString(list []string, s string) bool {
@@ -356,7 +367,7 @@ func (l *Log) UploadSummary(name, markdown string) (string, error) {
 		return "", err
 	}
 	l.mu.Lock()
-	masked := l.mask(markdown)
+	masked := l.mask(markdown) // no masker reads the file: the agent uploads it as it is
 	l.mu.Unlock()
 	if err := os.WriteFile(abs, []byte(masked), 0o644); err != nil {
 		return "", fmt.Errorf("writing the summary: %w", err)
@@ -393,6 +404,7 @@ func (l *Log) Complete(result Result, message string) {
 		return
 	}
 	l.completed = true
+	message = Neutralize(l.mask(strings.ReplaceAll(strings.ReplaceAll(message, "\r", " "), "\n", " ")))
 	l.commandLocked(Command{Area: "task", Event: "complete", Properties: map[string]string{"result": string(result)}, Message: message})
 }
 
@@ -402,8 +414,5 @@ func (l *Log) Complete(result Result, message string) {
 func (l *Log) Mask(secret string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(secret) < minSecretLength || containsString(l.secrets, secret) {
-		return
-	}
-	l.addSecretLocked(secret)
+	l.masker.Add(secret)
 }

@@ -17,7 +17,9 @@ type TaskFunc func(ctx context.Context, env Env, log *Log) error
 // SucceededWithIssues when it wrote warnings), Failed with one error issue per
 // problem, each passed through the explainers the task added to log (see
 // Log.AddExplainer), or Canceled when ctx was cancelled. A panic is reported
-// as a failure rather than crashing the step. Run returns the result it wrote.
+// as a failure rather than crashing the step. After a cancel it writes
+// Canceled within GracePeriod+0.5 s of the first signal even if the task has
+// not returned (see cancel.go). Run returns the result it wrote.
 func Run(ctx context.Context, task TaskFunc, env Env, log *Log) (result Result) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -27,7 +29,11 @@ func Run(ctx context.Context, task TaskFunc, env Env, log *Log) (result Result) 
 			log.Complete(result, "internal error")
 		}
 	}()
-	err := task(ctx, env, log)
+	err, abandoned := runGraced(ctx, task, env, log)
+	if abandoned {
+		log.Complete(Canceled, "canceled")
+		return Canceled
+	}
 	result, message := classify(ctx, err, log)
 	log.Complete(result, message)
 	return result

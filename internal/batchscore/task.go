@@ -161,7 +161,7 @@ func (s *step) Run(ctx context.Context) error {
 	res.runURL = fmt.Sprintf("%s/jobs/%d/runs/%d", host, id, res.runID)
 	log.SetOutput("runId", strconv.FormatInt(res.runID, 10))
 	waiter := runwait.Waiter{
-		Runs: jobsAPI, Clock: s.clock, Interval: s.interval, Timeout: o.Timeout,
+		Runs: jobsAPI, Clock: s.clock, Interval: s.interval, Timeout: o.Timeout, Log: log,
 		OnChange: func(ch runwait.Change) {
 			if ch.Task == nil && ch.From == (runwait.State{}) && ch.Run.RunPageUrl != "" {
 				res.runURL = ch.Run.RunPageUrl

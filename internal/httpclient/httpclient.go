@@ -10,9 +10,10 @@
 //     variable, so SECRET_AGENT_PROXYPASSWORD), Agent.ProxyBypassList (a JSON
 //     list of regular expressions, each tested case-insensitively against the
 //     whole request URL);
-//   - Agent.CAInfo (a PEM file of extra trusted roots), Agent.ClientCert and
-//     Agent.ClientCertKey (PEM client certificate and key),
-//     Agent.SkipCertValidation.
+//   - Agent.CAInfo (a PEM file of extra trusted roots), the client
+//     certificate (Agent.ClientCertArchive, or Agent.ClientCert and
+//     Agent.ClientCertKey, with the secret Agent.ClientCertPassword; see
+//     clientcert.go), Agent.SkipCertValidation.
 //
 // When Agent.ProxyUrl is not set, the usual HTTPS_PROXY / HTTP_PROXY /
 // NO_PROXY variables of a self-hosted agent's environment apply, as they would
@@ -26,7 +27,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -51,7 +51,9 @@ type Settings struct {
 
 	CAFile             string // extra trusted roots (PEM)
 	ClientCertFile     string // client certificate (PEM), with ClientKeyFile
-	ClientKeyFile      string
+	ClientKeyFile      string // its key (PEM, password-protected in the agent's documented setup)
+	ClientCertArchive  string // the same as a PKCS#12 (.pfx) archive; used when set
+	ClientCertPassword string // password of the key and of the archive
 	SkipCertValidation bool
 
 	// envProxy is HTTPS_PROXY/HTTP_PROXY/NO_PROXY, used when ProxyURL is nil.
@@ -71,6 +73,8 @@ func FromEnv(env agent.Env) (Settings, error) {
 		CAFile:             variable("Agent.CAInfo"),
 		ClientCertFile:     variable("Agent.ClientCert"),
 		ClientKeyFile:      variable("Agent.ClientCertKey"),
+		ClientCertArchive:  variable("Agent.ClientCertArchive"),
+		ClientCertPassword: rawVariable(env, "Agent.ClientCertPassword"),
 		SkipCertValidation: strings.EqualFold(variable("Agent.SkipCertValidation"), "true"),
 	}
 	if raw := variable("Agent.ProxyUrl"); raw != "" {
@@ -108,6 +112,12 @@ func FromEnv(env agent.Env) (Settings, error) {
 		}
 	}
 	return s, nil
+}
+
+// rawVariable is a variable as set: a password may begin or end with a space.
+func rawVariable(env agent.Env, name string) string {
+	v, _, _ := env.Variable(name)
+	return v
 }
 
 // redactURL drops the user information of a URL for messages.
@@ -186,15 +196,12 @@ func (s Settings) TLSConfig() (*tls.Config, error) {
 		}
 		cfg.RootCAs = pool
 	}
-	if s.ClientCertFile != "" {
-		if s.ClientKeyFile == "" {
-			return nil, errors.New("the agent has a client certificate (Agent.ClientCert) but no key file (Agent.ClientCertKey)")
-		}
-		cert, err := tls.LoadX509KeyPair(s.ClientCertFile, s.ClientKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("loading the agent's client certificate (Agent.ClientCert, Agent.ClientCertKey): %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
+	cert, err := s.clientCertificate()
+	if err != nil {
+		return nil, err
+	}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
 	}
 	cfg.InsecureSkipVerify = s.SkipCertValidation //nolint:gosec // only when the agent was configured with --sslskipcertvalidation
 	return cfg, nil

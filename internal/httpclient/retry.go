@@ -32,6 +32,8 @@ import (
 // PUT and DELETE, and a POST or PATCH that the caller marks as safe
 // (Idempotent, or a context from WithIdempotent): e.g. a Databricks
 // runs/submit carrying an idempotency_token, a transition-stage, a set-tag.
+// Nothing is sent again once the pipeline has cancelled the task
+// (agent.Cancelled), also for cleanup calls made after that.
 // A caller whose POST is not idempotent must make its own step convergent
 // (look for what the first try may have made before making it again). Waits grow exponentially with full jitter
 // (BaseDelay·2^n, at most MaxDelay); a Retry-After header (seconds or an
@@ -174,7 +176,9 @@ func (t *retrying) backoff(n int) time.Duration {
 // retryable says whether an answer (or a failure to get one) is transient,
 // why, and the wait the server asked for.
 func retryable(ctx context.Context, resp *http.Response, err error, idempotent bool) (reason string, retryAfter time.Duration, ok bool) {
-	if ctx.Err() != nil {
+	// Once the pipeline has cancelled the task, cleanup calls get one try
+	// each: they share a deadline of a few seconds (agent.Cleanup).
+	if agent.Cancelled(ctx) {
 		return "", 0, false
 	}
 	if err != nil {
@@ -186,10 +190,11 @@ func retryable(ctx context.Context, resp *http.Response, err error, idempotent b
 		var invalid x509.CertificateInvalidError
 		var verify *tls.CertificateVerificationError
 		var header tls.RecordHeaderError
+		var alert tls.AlertError // e.g. the server requires a client certificate
 		var dns *net.DNSError
 		switch {
 		case errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &invalid),
-			errors.As(err, &verify), errors.As(err, &header):
+			errors.As(err, &verify), errors.As(err, &header), errors.As(err, &alert):
 			return "", 0, false
 		case errors.As(err, &dns) && dns.IsNotFound:
 			return "", 0, false

@@ -46,7 +46,7 @@ func (s *session) copy(ctx context.Context, sv *sourceVersion, existing []candid
 	out.Resumed = resumed
 	defer func() {
 		if !a.finished {
-			s.markFailed(a)
+			s.markFailed(ctx, a)
 		}
 	}()
 	if err := s.ensureModel(ctx); err != nil {
@@ -176,21 +176,24 @@ func (s *session) waitReady(ctx context.Context, n int) error {
 }
 
 // markFailed marks a half-made run FAILED (and tries to delete a UC version
-// this copy created and never finalized), with a context of its own: the
-// copy's may be cancelled or past its deadline. A run joined from a
+// this copy created and never finalized), on one cleanup context
+// (agent.Cleanup): the copy's may be cancelled or past its deadline, and
+// after the pipeline's signal all of it must end within agent.GracePeriod.
+// Each call is logged first. A run joined from a
 // concurrent copy is left to that copy, and so is a run whose version a
 // concurrent copy has made READY meanwhile: it is not half-made.
-func (s *session) markFailed(a *attempt) {
+func (s *session) markFailed(ctx context.Context, a *attempt) {
 	if a.joined {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	runID := a.run.RunId
+	ctx, cancel := agent.Cleanup(ctx, s.log, 30*time.Second, "checking whether the half-made run "+runID+" has a READY version")
 	defer cancel()
 	if s.versionReady(ctx, a.version) {
 		s.log.Info("Version %d of %s is READY (finished by a concurrent copy): its run %s stays as it is.", a.version, s.opts.Target.Full, a.run.RunId)
 		return
 	}
-	runID := a.run.RunId
+	agent.CleanupStep(ctx, s.log, "marking run "+runID+" FAILED")
 	err := s.tgt.exps.LogBatch(ctx, ml.LogBatch{RunId: runID, Tags: []ml.RunTag{{Key: registry.TagCopyStatus, Value: "failed"}}})
 	if err == nil {
 		_, err = s.tgt.exps.UpdateRun(ctx, ml.UpdateRun{RunId: runID, Status: ml.UpdateRunStatusFailed, EndTime: time.Now().UnixMilli()})
@@ -201,6 +204,7 @@ func (s *session) markFailed(a *attempt) {
 		s.log.Info("Marked run %s FAILED; no version was registered from it. Running the step again resumes it.", runID)
 	}
 	if a.ucOwned > 0 {
+		agent.CleanupStep(ctx, s.log, fmt.Sprintf("removing the unfinalized version %d of %s", a.ucOwned, s.opts.Target.Full))
 		mv, err := s.tgt.ucGet(ctx, s.opts.Target, a.ucOwned)
 		if err != nil || mv.Status == catalog.ModelVersionInfoStatusReady {
 			return

@@ -97,7 +97,7 @@ func (s *step) register(ctx context.Context) (*result, error) {
 	case err != nil && ctx.Err() != nil:
 		// Cancelled: remove what this step made, so that nothing is left
 		// half-registered.
-		s.cleanup(name.Full, strconv.Itoa(n), createdModel)
+		s.cleanup(ctx, name.Full, strconv.Itoa(n), createdModel)
 		return nil, err
 	case err != nil:
 		return nil, err
@@ -310,11 +310,15 @@ func (e *timeoutError) Error() string { return e.msg }
 
 // cleanup removes what a cancelled registration left: the registered model
 // when this step created it (deleting a model deletes its versions), else the
-// pending version. It uses a fresh context: the step's own is cancelled, and
-// the agent kills the process 7.5 s after SIGINT (agent
-// Agent.Sdk/ProcessInvoker.cs).
-func (s *step) cleanup(model, version string, createdModel bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+// pending version. It runs within the cleanup deadline after the pipeline's
+// signal (agent.Cleanup; the agent stops waiting for the process 7.5 s after
+// SIGINT, Agent.Sdk/ProcessInvoker.cs).
+func (s *step) cleanup(ctx context.Context, model, version string, createdModel bool) {
+	what := "removing the unfinished version " + version + " of " + model
+	if createdModel {
+		what = "removing the registered model " + model + " created by this step"
+	}
+	ctx, cancel := agent.Cleanup(ctx, s.log, 5*time.Second, what)
 	defer cancel()
 	if s.opts.Model.UC() {
 		s.cleanupUC(ctx, model, version, createdModel)

@@ -111,7 +111,7 @@ func (s *step) registerUC(ctx context.Context) (*result, error) {
 	case err != nil && ctx.Err() != nil:
 		// Cancelled: remove what this step made, so that nothing is left
 		// half-registered.
-		s.cleanup(name.Full, strconv.Itoa(n), createdModel)
+		s.cleanup(ctx, name.Full, strconv.Itoa(n), createdModel)
 		return nil, err
 	case err != nil:
 		return nil, err

@@ -30,6 +30,7 @@ import (
 	"github.com/databricks/databricks-sdk-go/apierr"
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 
+	"github.com/brickferry/brickferry/internal/agent"
 	"github.com/brickferry/brickferry/internal/converge"
 )
 
@@ -63,9 +64,13 @@ type Waiter struct {
 	// are turned off (auth sets its retry timeout to 1 s), so nothing else
 	// repeats it.
 	MaxErrors int
-	// CancelTimeout bounds the runs/cancel request made after a timeout or a
-	// pipeline cancellation (default 30 s).
+	// CancelTimeout bounds the runs/cancel request made after a timeout
+	// (default 30 s). After a pipeline cancellation the request also ends
+	// agent.GracePeriod after the first signal, and is not retried
+	// (agent.Cleanup).
 	CancelTimeout time.Duration
+	// Log, when set, gets a line before the runs/cancel request.
+	Log *agent.Log
 }
 
 // State is a life-cycle state with its result (empty until the run ends).
@@ -254,8 +259,8 @@ func Succeeded(run *jobs.Run) bool {
 		run.State.ResultState == jobs.RunResultStateSuccess
 }
 
-// cancel cancels the remote run after ctx was cancelled, with a fresh
-// context: the pipeline's is already done.
+// cancel cancels the remote run after ctx was cancelled, with a cleanup
+// context (agent.Cleanup): the pipeline's is already done.
 func (w Waiter) cancel(ctx context.Context, runID int64, last *jobs.Run) error {
 	err := w.cancelRemote(ctx, runID)
 	return &CanceledError{RunID: runID, RunURL: pageURL(last), Cancelled: err == nil, CancelErr: err, Cause: ctx.Err()}
@@ -271,7 +276,7 @@ func (w Waiter) cancelRemote(ctx context.Context, runID int64) error {
 	if d == 0 {
 		d = 30 * time.Second
 	}
-	cctx, stop := context.WithTimeout(context.WithoutCancel(ctx), d)
+	cctx, stop := agent.Cleanup(ctx, w.Log, d, fmt.Sprintf("cancelling Databricks run %d", runID))
 	defer stop()
 	if err := w.Runs.CancelRunByRunId(cctx, runID); err != nil {
 		return fmt.Errorf("cancelling Databricks run %d: %w", runID, err)

@@ -15,6 +15,7 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 	"github.com/databricks/databricks-sdk-go/service/ml"
 
+	"github.com/brickferry/brickferry/internal/agent"
 	"github.com/brickferry/brickferry/internal/runwait"
 )
 
@@ -46,8 +47,8 @@ func (s *step) finish(ctx context.Context, run *jobs.Run) error {
 		s.summary(ctx, run, nil, err)
 		return err
 	}
-	exit := s.notebookOutput(outputs)
-	mr, err := s.findMLflowRun(ctx, run, exit)
+	exit, cut := s.notebookOutput(outputs)
+	mr, err := s.findMLflowRun(ctx, run, exit, cut)
 	if err == nil && mr != nil {
 		s.publishMLflow(mr)
 	}
@@ -103,8 +104,9 @@ func (s *step) reportFailedTasks(outputs []taskOutput) {
 }
 
 // notebookOutput publishes the exit value: of the first notebook task that
-// named an MLflow run, else of the last notebook task that gave one.
-func (s *step) notebookOutput(outputs []taskOutput) string {
+// named an MLflow run, else of the last notebook task that gave one. It
+// returns the whole value and whether Databricks truncated it.
+func (s *step) notebookOutput(outputs []taskOutput) (string, bool) {
 	var chosen *jobs.NotebookOutput
 	for _, to := range outputs {
 		nb := to.output.NotebookOutput
@@ -118,7 +120,7 @@ func (s *step) notebookOutput(outputs []taskOutput) string {
 		chosen = nb
 	}
 	if chosen == nil {
-		return ""
+		return "", false
 	}
 	if chosen.Truncated {
 		s.log.Warning("Databricks truncated the notebook's exit value (over 5 MB); notebookOutput holds the first part only")
@@ -126,10 +128,20 @@ func (s *step) notebookOutput(outputs []taskOutput) string {
 	value := chosen.Result
 	if len(value) > maxOutputLength {
 		s.log.Warning("the notebook's exit value has %d bytes; notebookOutput holds the first %d", len(value), maxOutputLength)
-		value = value[:maxOutputLength]
+		value = agent.TruncateUTF8(value, maxOutputLength) // an output must stay valid UTF-8
 	}
 	s.log.SetOutput("notebookOutput", value)
-	return chosen.Result
+	return chosen.Result, chosen.Truncated
+}
+
+// noRunNamed says why the exit value gives no MLflow run: it names none, or
+// Databricks cut it (over 5 MB) so that it can no longer be read as JSON, in
+// which case the run it named is lost with its end.
+func noRunNamed(cut bool) string {
+	if cut {
+		return "the notebook's exit value was truncated by Databricks (over 5 MB) and can no longer be read as JSON, so the MLflow run it names cannot be read (keep the exit value small: dbutils.notebook.exit(json.dumps({\"mlflow_run_id\": run.info.run_id})))"
+	}
+	return "the notebook's exit value names none (end the notebook with dbutils.notebook.exit(json.dumps({\"mlflow_run_id\": run.info.run_id})))"
 }
 
 // maxOutputLength keeps an output variable within what the agent handles
@@ -158,18 +170,18 @@ var errNoMLflowRun = errors.New("no MLflow run found")
 // findMLflowRun takes the run from the exit value, or searches the
 // experiment for the run Databricks tagged with one of this run's task runs
 // (mlflow.databricks.jobRunID), then reads its metrics and model from MLflow.
-func (s *step) findMLflowRun(ctx context.Context, run *jobs.Run, exit string) (*mlflowResult, error) {
+func (s *step) findMLflowRun(ctx context.Context, run *jobs.Run, exit string, cut bool) (*mlflowResult, error) {
 	var runID, how, modelPath string
 	if v, ok := parseExit(exit); ok {
 		runID, how, modelPath = v.RunID, "the notebook's exit value", v.ModelPath
 	} else if s.opts.Experiment != "" {
-		found, err := s.searchMLflowRun(ctx, run)
+		found, err := s.searchMLflowRun(ctx, run, noRunNamed(cut))
 		if err != nil {
 			return nil, err
 		}
 		runID, how = found, "experiment "+s.opts.Experiment
 	} else {
-		return nil, fmt.Errorf("%w: the notebook's exit value names none (end the notebook with dbutils.notebook.exit(json.dumps({\"mlflow_run_id\": run.info.run_id}))) and no MLflow experiment is given to search (input mlflowExperiment)", errNoMLflowRun)
+		return nil, fmt.Errorf("%w: %s, and no MLflow experiment is given to search (input mlflowExperiment)", errNoMLflowRun, noRunNamed(cut))
 	}
 	got, err := s.mlflow.GetRun(ctx, ml.GetRunRequest{RunId: runID})
 	if err != nil {
@@ -214,7 +226,7 @@ func loggedModelPath(tags []ml.RunTag) string {
 	return ""
 }
 
-func (s *step) searchMLflowRun(ctx context.Context, run *jobs.Run) (string, error) {
+func (s *step) searchMLflowRun(ctx context.Context, run *jobs.Run, why string) (string, error) {
 	exp := s.opts.Experiment
 	expID := exp
 	if !isDigits(exp) {
@@ -245,7 +257,7 @@ func (s *step) searchMLflowRun(ctx context.Context, run *jobs.Run) (string, erro
 			return runs[0].Info.RunId, nil
 		}
 	}
-	return "", fmt.Errorf("%w: the notebook's exit value names none, and no run in MLflow experiment %s is tagged with job run %d or its tasks", errNoMLflowRun, exp, run.RunId)
+	return "", fmt.Errorf("%w: %s, and no run in MLflow experiment %s is tagged with job run %d or its tasks", errNoMLflowRun, why, exp, run.RunId)
 }
 
 func isDigits(s string) bool {

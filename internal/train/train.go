@@ -95,7 +95,7 @@ func (s *step) Run(ctx context.Context) error {
 		s.log.Info("Not waiting for the run to finish (waitForCompletion is false).")
 		return nil
 	}
-	w := runwait.Waiter{Runs: s.jobs, Clock: s.clock, Interval: s.interval, Timeout: s.opts.Timeout, OnChange: s.onChange}
+	w := runwait.Waiter{Runs: s.jobs, Clock: s.clock, Interval: s.interval, Timeout: s.opts.Timeout, OnChange: s.onChange, Log: s.log}
 	run, err := w.Wait(ctx, id)
 	if run != nil {
 		s.setURL(run.RunPageUrl)

@@ -28,11 +28,21 @@ function listen(t, server, host = '127.0.0.1') {
 }
 
 // orgServer serves BrickferryTools versions as task zips under /org/.
-async function orgServer(t, { versions, listed, redirectZipTo, server } = {}) {
+// maxApiVersion imitates an older Azure DevOps Server: a request for a newer
+// api-version gets 400 VssVersionOutOfRangeException.
+async function orgServer(t, { versions, listed, redirectZipTo, server, maxApiVersion } = {}) {
   const log = [];
   const handler = (req, res) => {
     const u = new URL(req.url, 'http://x');
     log.push({ method: req.method, path: u.pathname, query: u.search, auth: req.headers.authorization, accept: req.headers.accept });
+    const asked = /api-version=(\d+\.\d+)/.exec(req.headers.accept || '');
+    if (maxApiVersion && asked && Number(asked[1]) > maxApiVersion) {
+      res.writeHead(400, { 'Content-Type': 'application/json' }).end(JSON.stringify({
+        typeKey: 'VssVersionOutOfRangeException',
+        message: `VS403110: The requested REST API version of ${asked[1]} is out of range for this server. The latest REST API version this server supports is ${maxApiVersion}.`,
+      }));
+      return;
+    }
     const m = u.pathname.match(/^\/org\/_apis\/distributedtask\/tasks\/([0-9a-f-]+)(?:\/(\d+\.\d+\.\d+))?$/);
     if (!m || m[1] !== TOOLS_ID) {
       res.writeHead(404).end();
@@ -96,7 +106,7 @@ test('download: the pinned version with the job token, then installed in the too
   const r = await resolve(a, downloadEnv(a, `http://127.0.0.1:${org.port}/org/`));
   assert.ifError(r.error);
   assert.equal(r.source, 'download');
-  assert.deepEqual(org.log, [{ method: 'GET', path: `/org/_apis/distributedtask/tasks/${TOOLS_ID}/1.0.0`, query: '', auth: `Bearer ${TOKEN}`, accept: 'application/zip' }]);
+  assert.deepEqual(org.log, [{ method: 'GET', path: `/org/_apis/distributedtask/tasks/${TOOLS_ID}/1.0.0`, query: '', auth: `Bearer ${TOKEN}`, accept: 'application/zip;api-version=7.2-preview.1' }]);
   assert.ok(fs.existsSync(toolcache.cachePaths(a.toolsRoot, '1.0.0', process.arch, KEY).marker));
   assert.ok(!r.lines.join('\n').includes(TOKEN));
 });
@@ -290,4 +300,22 @@ test('BRICKFERRY_NO_DOWNLOAD=true sends no request', async (t) => {
   const r = await resolve(a, { ...downloadEnv(a, `http://127.0.0.1:${org.port}/org/`), BRICKFERRY_NO_DOWNLOAD: 'true' });
   assert.ok(r.error);
   assert.deepEqual(org.log, []);
+});
+
+test('download: an older server that refuses api-version 7.2 (400) is asked again with 5.0-preview.1', async (t) => {
+  const a = agent(t);
+  const org = await orgServer(t, { versions: { '1.0.0': toolsZip(a.exe, '1.0.0') }, maxApiVersion: 5.0 });
+  const r = await resolve(a, downloadEnv(a, `http://127.0.0.1:${org.port}/org/`));
+  assert.ifError(r.error);
+  assert.equal(r.source, 'download');
+  assert.deepEqual(org.log.map((l) => l.accept), ['application/zip;api-version=7.2-preview.1', 'application/zip;api-version=5.0-preview.1']);
+});
+
+test('download: a 400 with the oldest api-version is an error, not a loop', async (t) => {
+  const a = agent(t);
+  const org = await orgServer(t, { versions: { '1.0.0': toolsZip(a.exe, '1.0.0') }, maxApiVersion: 4.1 });
+  const r = await resolve(a, downloadEnv(a, `http://127.0.0.1:${org.port}/org/`));
+  assert.ok(r.error);
+  assert.equal(org.log.length, 2);
+  assert.match(r.error.tried.join('\n'), /download: HTTP 400/);
 });

@@ -127,3 +127,39 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
     assert.deepEqual(completes(out), ['Canceled']);
   });
 }
+
+// A stand-in for child_process.spawn: records kill() and exits when told.
+function fakeSpawn() {
+  const { EventEmitter } = require('events');
+  const child = new EventEmitter();
+  child.kills = [];
+  child.kill = (sig) => { child.kills.push(sig); };
+  return { child, spawnFn: () => child };
+}
+
+test('on Windows the cancel is not forwarded: child.kill would end brickferry at once, and the console Ctrl+C reaches it anyway', async () => {
+  const { runChild } = require('../launcher');
+  const { child, spawnFn } = fakeSpawn();
+  const running = runChild('brickferry', ['DatabricksTrain'], {}, { platform: 'win32', spawnFn });
+  process.emit('SIGINT', 'SIGINT');
+  process.emit('SIGTERM', 'SIGTERM');
+  assert.deepEqual(child.kills, []);
+  child.emit('exit', 0, null);
+  const r = await running;
+  assert.equal(r.signalled, 'SIGINT');
+  assert.equal(r.forwarded, false);
+  assert.equal(process.listenerCount('SIGINT'), 0, 'the handlers are removed');
+});
+
+test('on Linux and macOS the cancel is forwarded to brickferry', async () => {
+  const { runChild } = require('../launcher');
+  for (const platform of ['linux', 'darwin']) {
+    const { child, spawnFn } = fakeSpawn();
+    const running = runChild('brickferry', ['DatabricksTrain'], {}, { platform, spawnFn });
+    process.emit('SIGINT', 'SIGINT');
+    child.emit('exit', 0, null);
+    const r = await running;
+    assert.deepEqual(child.kills, ['SIGINT'], platform);
+    assert.equal(r.forwarded, true);
+  }
+});

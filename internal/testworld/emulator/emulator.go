@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -40,6 +41,10 @@ type Options struct {
 	// 127.0.0.1 signed by it (URL() is then https://...). Tasks trust it
 	// through AGENT_CAINFO; SDKConfig trusts it by itself.
 	CA *CA
+	// ClientCAs, with CA, makes the workspace require a client certificate
+	// signed by one of them, as a corporate gateway in front of an Azure
+	// DevOps Server and its services can (the agent's --sslclientcert setup).
+	ClientCAs *x509.CertPool
 
 	// Clock drives everything that takes time. Nil means the real clock.
 	Clock Clock
@@ -171,6 +176,9 @@ func New(opts Options) (*Workspace, error) {
 		if err != nil {
 			_ = ln.Close()
 			return nil, err
+		}
+		if ws.opts.ClientCAs != nil {
+			cfg.ClientCAs, cfg.ClientAuth = ws.opts.ClientCAs, tls.RequireAndVerifyClientCert
 		}
 		ln = tls.NewListener(ln, cfg)
 		ws.url = "https://" + ws.Host
