@@ -23,6 +23,7 @@ package converge
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/databricks/databricks-sdk-go/apierr"
@@ -52,14 +53,20 @@ func Ambiguous(err error) bool {
 // Converge makes a request that is not idempotent (create an experiment, a
 // run, a model version, a job, a serving endpoint) safe to repeat. It calls
 // create; after an ambiguous failure it asks find whether the request was
-// carried out after all, and if find does not say so (not found, or find
-// failed) calls create again, at most Tries times in all. When find finds
-// the effect, Converge returns find's value with a nil error.
+// carried out after all, and only when find answers "not found" calls create
+// again, at most Tries times in all. When find finds the effect, Converge
+// returns find's value with a nil error. When find itself fails (after the
+// transport's own retries), nobody can tell whether the object exists, so
+// Converge stops with both errors rather than risk making it twice.
 func Converge[T any](ctx context.Context, find func(context.Context) (T, bool, error), create func(context.Context) (T, error)) (T, error) {
 	out, err := create(ctx)
 	for try := 2; Ambiguous(err) && try <= Tries; try++ {
 		got, found, ferr := find(ctx)
-		if ferr == nil && found {
+		switch {
+		case ferr != nil:
+			var zero T
+			return zero, fmt.Errorf("the create got no clear answer (%w) and looking for what it made failed too (%w); rerun the step, which looks again first", err, ferr)
+		case found:
 			return got, nil
 		}
 		out, err = create(ctx)

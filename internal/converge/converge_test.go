@@ -98,7 +98,7 @@ func TestConverge(t *testing.T) {
 		{"lost answer: the effect is found, not created twice", fakeStore{loseNext: 1}, "obj-1", false, 1, 1},
 		{"refused outright: not repeated", fakeStore{fail: apiErr(400, "INVALID_PARAMETER_VALUE")}, "", true, 1, 0},
 		{"no answer and nothing made: created again", fakeStore{fail: io.ErrUnexpectedEOF}, "", true, converge.Tries, 0},
-		{"find fails: created again", fakeStore{loseNext: 1, findErr: io.ErrUnexpectedEOF}, "obj-2", false, 2, 2},
+		{"find fails: not created twice, an error", fakeStore{loseNext: 1, findErr: io.ErrUnexpectedEOF}, "", true, 1, 1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
