@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -61,13 +62,8 @@ func (o Options) JobSettings(sys agent.System) jobs.JobSettings {
 	}
 	clusters := o.Compute.ApplyToJobTask(&task, clusterKey)
 	params := o.Params()
-	names := make([]string, 0, len(params))
-	for k := range params {
-		names = append(names, k)
-	}
-	slices.Sort(names)
 	var defs []jobs.JobParameterDefinition
-	for _, k := range names {
+	for _, k := range slices.Sorted(maps.Keys(params)) {
 		defs = append(defs, jobs.JobParameterDefinition{Name: k, Default: params[k]})
 	}
 	desc := "Batch scoring job kept up to date by the Brickferry BatchScore@1 pipeline task: each pipeline run resets these settings."
