@@ -81,6 +81,13 @@ func run(t *testing.T, ws *emulator.Workspace, inputs map[string]string) *agentt
 // the MLflow run id, as the DatabricksTrain step would hand it over.
 func train(t *testing.T, ws *emulator.Workspace, metrics map[string]float64) string {
 	t.Helper()
+	return trainTicking(t, ws, metrics, func() {})
+}
+
+// trainTicking is train for a workspace whose time moves only when told:
+// tick runs before each look at the training run.
+func trainTicking(t *testing.T, ws *emulator.Workspace, metrics map[string]float64, tick func()) string {
+	t.Helper()
 	nb := "/Repos/mlops/train-" + time.Now().Format("150405.000000000")
 	ws.OnNotebook(nb, emulator.Behaviour{Train: &emulator.Train{
 		Experiment: "/Shared/churn/experiment", ModelDir: fixtures.ChurnModel(t), Metrics: metrics,
@@ -91,6 +98,7 @@ func train(t *testing.T, ws *emulator.Workspace, metrics map[string]float64) str
 	require.NoError(t, err)
 	var run *jobs.Run
 	require.Eventually(t, func() bool {
+		tick()
 		run, err = api.GetRun(c, jobs.GetRunRequest{RunId: sub.RunId})
 		require.NoError(t, err)
 		return run.State.LifeCycleState == jobs.RunLifeCycleStateTerminated
