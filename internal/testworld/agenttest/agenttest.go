@@ -284,11 +284,14 @@ func (r Run) parse(t testing.TB, environ []string, stdout, stderr string, code i
 				res.Registered = append(res.Registered, cmd.Message)
 				continue
 			case "task.setvariable":
+				// The agent consumes the command and shows nothing of it;
+				// it passes the value on as set (masking is for display
+				// only) and masks it wherever a later step prints it.
 				res.Outputs[cmd.Properties["variable"]] = cmd.Message
 				if cmd.Properties["issecret"] == "true" {
 					res.SecretOutputs[cmd.Properties["variable"]] = true
-					continue
 				}
+				continue
 			case "task.issue", "task.logissue":
 				if cmd.Properties["type"] == "error" {
 					res.Errors = append(res.Errors, cmd.Message)
@@ -303,6 +306,8 @@ func (r Run) parse(t testing.TB, environ []string, stdout, stderr string, code i
 					t.Errorf("agenttest: summary %s: %v", cmd.Message, err)
 				}
 				res.Summaries[cmd.Message] = string(data)
+				// No masker reads an uploaded summary: it must hold no secret.
+				visible = append(visible, splitLines(string(data))...)
 			case "task.complete":
 				res.Completions++
 				res.Result = agent.Result(cmd.Properties["result"])
