@@ -458,15 +458,24 @@ func writeFiles(dir string, files map[string][]byte) error {
 	return nil
 }
 
-// stampTask sets the task version to VERSION (its major already matches).
-func stampTask(path, version string) ([]byte, error) {
-	var t map[string]any
+// readJSONObject reads a JSON object file (a task.json, the manifest).
+func readJSONObject(path string) (map[string]any, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal(b, &t); err != nil {
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, nil
+}
+
+// stampTask sets the task version to VERSION (its major already matches).
+func stampTask(path, version string) ([]byte, error) {
+	t, err := readJSONObject(path)
+	if err != nil {
+		return nil, err
 	}
 	m := semver.FindStringSubmatch(version)
 	v := map[string]int{}
@@ -481,13 +490,9 @@ func stampTask(path, version string) ([]byte, error) {
 // stampExtension sets the extension version and checks that every task folder
 // is both a file entry and a task contribution of the manifest.
 func stampExtension(path, version string, tasks []TaskInfo) ([]byte, error) {
-	var ext map[string]any
-	b, err := os.ReadFile(path)
+	ext, err := readJSONObject(path)
 	if err != nil {
 		return nil, err
-	}
-	if err := json.Unmarshal(b, &ext); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	ext["version"] = version
 	files, contributed := map[string]bool{}, map[string]bool{}

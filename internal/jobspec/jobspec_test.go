@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/databricks/databricks-sdk-go/client"
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -25,9 +24,7 @@ func TestReferencePipelineFiles(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, files, 6)
 	ws := emulator.Start(t, emulator.Options{})
-	c, err := client.New(ws.SDKConfig())
-	require.NoError(t, err)
-	api := jobs.NewJobs(c)
+	api := jobs.NewJobs(ws.Client(t))
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			data, err := os.ReadFile(f)

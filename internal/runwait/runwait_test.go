@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/databricks/databricks-sdk-go/client"
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -31,12 +30,7 @@ func setup(t *testing.T, opts emulator.Options) fixture {
 	clock := emulator.NewManualClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
 	opts.Clock = clock
 	ws := emulator.Start(t, opts)
-	cfg := ws.SDKConfig()
-	cfg.RetryTimeoutSeconds = 20
-	cfg.RateLimitPerSecond = 10000 // the SDK's default 15/s would dominate simulated time
-	c, err := client.New(cfg)
-	require.NoError(t, err)
-	return fixture{ws: ws, clock: clock, jobs: jobs.NewJobs(c)}
+	return fixture{ws: ws, clock: clock, jobs: jobs.NewJobs(ws.Client(t))}
 }
 
 func (f fixture) submit(t *testing.T, tasks ...jobs.SubmitTask) int64 {

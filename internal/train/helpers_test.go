@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/databricks/databricks-sdk-go/client"
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 	"github.com/stretchr/testify/require"
 
@@ -44,7 +43,7 @@ func newWorld(t *testing.T) *world {
 		RegistrationDelay: time.Millisecond,
 	})
 	w := &world{t: t, ws: ws, caFile: caFile, exe: agenttest.Executable(t)}
-	w.api = jobs.NewJobs(w.client())
+	w.api = jobs.NewJobs(w.ws.Client(w.t))
 	return w
 }
 
@@ -56,17 +55,8 @@ func newSimWorld(t *testing.T) *world {
 	clock := emulator.NewManualClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
 	ws := emulator.Start(t, emulator.Options{Clock: clock, Name: "dev"})
 	w := &world{t: t, ws: ws, clock: clock}
-	w.api = jobs.NewJobs(w.client())
+	w.api = jobs.NewJobs(w.ws.Client(w.t))
 	return w
-}
-
-func (w *world) client() *client.DatabricksClient {
-	cfg := w.ws.SDKConfig()
-	cfg.RateLimitPerSecond = 10000
-	cfg.RetryTimeoutSeconds = 30
-	c, err := client.New(cfg)
-	require.NoError(w.t, err)
-	return c
 }
 
 // registry is the production registry with DatabricksTrain connected to
@@ -76,7 +66,7 @@ func (w *world) registry() cli.Registry {
 	def, err := tasks.Definition("DatabricksTrain")
 	require.NoError(w.t, err)
 	return cli.Registry{"DatabricksTrain": cli.Task{Definition: def, Run: train.Task(train.Deps{
-		Connect: auth.Direct(&auth.Workspace{Name: "workspace", Host: w.ws.URL(), Client: w.client()}),
+		Connect: auth.Direct(&auth.Workspace{Name: "workspace", Host: w.ws.URL(), Client: w.ws.Client(w.t)}),
 		Clock:   w.clock,
 	})}}
 }

@@ -125,14 +125,7 @@ func TestTaskJSONInputsMatchTheCode(t *testing.T) {
 	read := map[string]bool{}
 	failed := map[string]bool{}
 	fset := token.NewFileSet()
-	files, err := filepath.Glob("*.go")
-	require.NoError(t, err)
-	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
-		}
-		file, err := parser.ParseFile(fset, f, nil, 0)
-		require.NoError(t, err)
+	for _, file := range parseNonTest(t, fset, ".") {
 		ast.Inspect(file, func(n ast.Node) bool {
 			call, ok := n.(*ast.CallExpr)
 			if !ok || len(call.Args) == 0 {
@@ -191,14 +184,7 @@ func TestTaskJSONInputsMatchTheCode(t *testing.T) {
 func stringLiterals(t *testing.T, dir string) map[string]bool {
 	t.Helper()
 	out := map[string]bool{}
-	files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
-	fset := token.NewFileSet()
-	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
-		}
-		file, err := parser.ParseFile(fset, f, nil, 0)
-		require.NoError(t, err)
+	for _, file := range parseNonTest(t, token.NewFileSet(), dir) {
 		ast.Inspect(file, func(n ast.Node) bool {
 			if lit, ok := n.(*ast.BasicLit); ok && lit.Kind == token.STRING {
 				if s, err := strconv.Unquote(lit.Value); err == nil {
@@ -209,4 +195,21 @@ func stringLiterals(t *testing.T, dir string) map[string]bool {
 		})
 	}
 	return out
+}
+
+// parseNonTest parses the non-test Go files of the package in dir.
+func parseNonTest(t *testing.T, fset *token.FileSet, dir string) []*ast.File {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	require.NoError(t, err)
+	var files []*ast.File
+	for _, name := range names {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		file, err := parser.ParseFile(fset, name, nil, 0)
+		require.NoError(t, err)
+		files = append(files, file)
+	}
+	return files
 }

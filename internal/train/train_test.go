@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/testworld/agenttest"
 	"github.com/brickferry/brickferry/internal/testworld/emulator"
 	"github.com/brickferry/brickferry/internal/testworld/fixtures"
 )
@@ -24,7 +25,8 @@ const nb = "/Repos/mlops/churn/notebooks/train"
 
 // The scenarios run the built executable against an https emulator on the
 // real clock (newWorld), with runs of milliseconds; the ones that need
-// hours of simulated time run in this process (newSimWorld, sim_test.go).
+// hours of simulated time run in this process (newSimWorld, the last ones
+// of this file).
 
 func TestNotebookOnNewClusterWithMLflowFromExitValue(t *testing.T) {
 	w := newWorld(t)
@@ -317,13 +319,7 @@ func TestTimeoutCancelsTheRemoteRun(t *testing.T) {
 	w := newWorld(t)
 	w.ws.OnNotebook(nb, emulator.Behaviour{Duration: time.Hour})
 	res := w.run(map[string]string{"notebookPath": nb, "workers": "1", "timeoutMinutes": "0.02"}) // 1.2 s
-	require.Equal(t, agent.Failed, res.Result)
-	cancels := w.ws.RequestsTo("POST", "/api/2.2/jobs/runs/cancel")
-	require.Len(t, cancels, 1)
-	assert.Equal(t, res.Outputs["runId"], itoa(cancels[0].Body.(*jobs.CancelRun).RunId))
-	assert.Equal(t, "TIMEDOUT", res.Outputs["resultState"])
-	require.Len(t, res.Errors, 1)
-	assert.Contains(t, res.Errors[0], "did not finish within 1.2s; the run was cancelled")
+	requireTimedOut(t, w, res, "1.2s")
 	assert.Contains(t, res.Errors[0], res.Outputs["runUrl"])
 	assert.Equal(t, 1+600, w.submits()[0].TimeoutSeconds, "the run's own timeout: the task's (whole seconds) and 10 minutes")
 }
@@ -440,4 +436,73 @@ func TestTruncatedNotebookOutput(t *testing.T) {
 	assert.Contains(t, res.Warnings[0], "truncated")
 }
 
+// These scenarios need hours of simulated time, so they run in this process
+// with the waiter's clock advancing the emulator's (newSimWorld); that also
+// puts the task's code under go test -race. The others run the built
+// executable on the real clock.
+
+// TestLongRunOnSimulatedTime: a training run of one and a half hours, polled
+// on the adaptive schedule, reported with its duration and MLflow run.
+func TestLongRunOnSimulatedTime(t *testing.T) {
+	w := newSimWorld(t)
+	w.ws.OnNotebook(nb, trainBehaviour(t, 90*time.Minute))
+	res := w.run(map[string]string{"notebookPath": nb, "autoscale": "2-8", "parameters": "max_depth=6"})
+	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+
+	run, ok := w.ws.MLflowRun(res.Outputs["mlflowRunId"])
+	require.True(t, ok, "mlflowRunId names a real MLflow run")
+	assert.Equal(t, "runs:/"+run.Info.RunId+"/model", res.Outputs["modelUri"])
+	assert.Equal(t, "0.91", res.Outputs["metric_auc"])
+	assert.Equal(t, "SUCCESS", res.Outputs["resultState"])
+	assert.Contains(t, res.Progress, 100)
+	assert.Regexp(t, `\d\d:\d\d:\d\d  run RUNNING`, res.Stdout)
+
+	// Every 10 s after the first two minutes: about 6 polls a minute.
+	polls := len(w.ws.RequestsTo("GET", "/api/2.2/jobs/runs/get"))
+	assert.Greater(t, polls, 500)
+	assert.Less(t, polls, 650)
+
+	task := w.submits()[0].Tasks[0]
+	require.NotNil(t, task.NewCluster.Autoscale)
+	assert.Equal(t, 2, task.NewCluster.Autoscale.MinWorkers)
+	assert.Equal(t, 8, task.NewCluster.Autoscale.MaxWorkers)
+
+	require.Len(t, res.Summaries, 1)
+	for _, md := range res.Summaries {
+		assert.Contains(t, md, "TERMINATED/SUCCESS")
+		assert.Contains(t, md, "| Duration | 1h30m7s |")
+		assert.Contains(t, md, "| max_depth | 6 |")
+		assert.Contains(t, md, "| auc | 0.91 | `metric_auc` |")
+	}
+}
+
+// TestTimeoutOnSimulatedTime: the default timeout is two hours; a run of
+// three is cancelled at the task's timeout.
+func TestTimeoutOnSimulatedTime(t *testing.T) {
+	w := newSimWorld(t)
+	w.ws.OnNotebook(nb, emulator.Behaviour{Duration: 3 * time.Hour})
+	start := w.clock.Now()
+	res := w.run(map[string]string{"notebookPath": nb, "workers": "1"})
+	requireTimedOut(t, w, res, "2h0m0s")
+	assert.InDelta(t, 2*time.Hour, w.clock.Now().Sub(start), float64(time.Minute))
+	assert.Equal(t, 2*3600+600, w.submits()[0].TimeoutSeconds)
+	for _, md := range res.Summaries {
+		assert.True(t, strings.Contains(md, "not finished") || strings.Contains(md, "CANCELED"), md)
+	}
+}
+
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// requireTimedOut checks a run the task cancelled at its timeout (as the
+// task prints it): the task failed, cancelled the run it submitted, once,
+// and reports TIMEDOUT with one error.
+func requireTimedOut(t *testing.T, w *world, res *agenttest.Result, timeout string) {
+	t.Helper()
+	require.Equal(t, agent.Failed, res.Result)
+	cancels := w.ws.RequestsTo("POST", "/api/2.2/jobs/runs/cancel")
+	require.Len(t, cancels, 1)
+	assert.Equal(t, res.Outputs["runId"], itoa(cancels[0].Body.(*jobs.CancelRun).RunId))
+	assert.Equal(t, "TIMEDOUT", res.Outputs["resultState"])
+	require.Len(t, res.Errors, 1)
+	assert.Contains(t, res.Errors[0], "did not finish within "+timeout+"; the run was cancelled")
+}

@@ -29,6 +29,7 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/workspace"
 
 	"github.com/brickferry/brickferry/internal/artifacts"
+	"github.com/brickferry/brickferry/internal/registry"
 	"github.com/brickferry/brickferry/internal/testworld/emulator"
 )
 
@@ -353,26 +354,22 @@ func RegisterUCVersion(ctx context.Context, c *client.DatabricksClient, catalogN
 			return "", err
 		}
 	}
-	var created struct {
-		ModelVersion struct {
-			Version         string `json:"version"`
-			StorageLocation string `json:"storage_location"`
-		} `json:"model_version"`
-	}
-	if err := c.Do(ctx, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/create", nil, nil,
-		map[string]any{"name": full, "source": "runs:/" + runID + "/model", "run_id": runID}, &created); err != nil {
+	var created registry.UCVersionResponse
+	if err := c.Do(ctx, http.MethodPost, registry.UCRoute+"create", nil, nil,
+		registry.UCCreateRequest{Name: full, Source: "runs:/" + runID + "/model", RunID: runID}, &created); err != nil {
 		return "", err
 	}
-	var creds struct {
-		Credentials struct {
-			AzureUserDelegationSAS struct {
-				SASToken string `json:"sas_token"`
-			} `json:"azure_user_delegation_sas"`
-		} `json:"credentials"`
+	if created.ModelVersion == nil {
+		return "", errors.New("model-versions/create answered without a model_version")
 	}
-	if err := c.Do(ctx, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/generate-temporary-credentials", nil, nil,
-		map[string]any{"name": full, "version": created.ModelVersion.Version, "operation": "MODEL_VERSION_OPERATION_READ_WRITE"}, &creds); err != nil {
+	version := created.ModelVersion.Version
+	var creds registry.UCCredentialsResponse
+	if err := c.Do(ctx, http.MethodPost, registry.UCRoute+"generate-temporary-credentials", nil, nil,
+		registry.UCCredentialsRequest{Name: full, Version: version, Operation: "MODEL_VERSION_OPERATION_READ_WRITE"}, &creds); err != nil {
 		return "", err
+	}
+	if creds.Credentials.AzureUserDelegationSAS == nil {
+		return "", errors.New("generate-temporary-credentials answered without an Azure user delegation SAS")
 	}
 	sign, err := artifacts.PrefixSigner(created.ModelVersion.StorageLocation, creds.Credentials.AzureUserDelegationSAS.SASToken)
 	if err != nil {
@@ -381,7 +378,6 @@ func RegisterUCVersion(ctx context.Context, c *client.DatabricksClient, catalogN
 	if err := Upload(ctx, sign, files, 4); err != nil {
 		return "", err
 	}
-	err = c.Do(ctx, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/finalize", nil, nil,
-		map[string]any{"name": full, "version": created.ModelVersion.Version}, nil)
-	return created.ModelVersion.Version, err
+	err = c.Do(ctx, http.MethodPost, registry.UCRoute+"finalize", nil, nil, registry.UCVersionRequest{Name: full, Version: version}, nil)
+	return version, err
 }

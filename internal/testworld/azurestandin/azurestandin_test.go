@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/databricks/databricks-sdk-go/client"
 	"github.com/databricks/databricks-sdk-go/service/ml"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -77,7 +76,7 @@ func promoteWithLinkedGroup(t *testing.T, scheme string) {
 	assert.Equal(t, 0, res.ExitCode)
 	assert.Equal(t, "Staging", res.Outputs["stage"])
 	assert.Contains(t, res.Stdout, "secret databricks-token of key vault kv-mlops (group databricks-kv)")
-	mv, err := ml.NewModelRegistry(sdk(t, ws)).GetModelVersion(ctx(t), ml.GetModelVersionRequest{Name: "churn", Version: "1"})
+	mv, err := ml.NewModelRegistry(ws.Client(t)).GetModelVersion(ctx(t), ml.GetModelVersionRequest{Name: "churn", Version: "1"})
 	require.NoError(t, err)
 	assert.Equal(t, "Staging", mv.ModelVersion.CurrentStage)
 
@@ -182,7 +181,7 @@ func TestRouting(t *testing.T) {
 // version 1, made from files uploaded to DBFS.
 func registerChurn(t *testing.T, ws *emulator.Workspace) {
 	t.Helper()
-	c := sdk(t, ws)
+	c := ws.Client(t)
 	put := map[string]any{"path": "/models/churn/MLmodel", "overwrite": true,
 		"contents": base64.StdEncoding.EncodeToString([]byte("flavors:\n  python_function: {}\n"))}
 	require.NoError(t, c.Do(ctx(t), http.MethodPost, "/api/2.0/dbfs/put", nil, nil, put, nil))
@@ -196,13 +195,6 @@ func registerChurn(t *testing.T, ws *emulator.Workspace) {
 		require.NoError(t, err)
 		return mv.ModelVersion.Status == ml.ModelVersionStatusReady
 	}, 10*time.Second, 10*time.Millisecond)
-}
-
-func sdk(t *testing.T, ws *emulator.Workspace) *client.DatabricksClient {
-	t.Helper()
-	c, err := client.New(ws.SDKConfig())
-	require.NoError(t, err)
-	return c
 }
 
 func ctx(t *testing.T) context.Context {

@@ -26,7 +26,7 @@ func TestArtifactsThroughAzurite(t *testing.T) {
 	blob := &emulator.BlobAccount{Endpoint: az.BlobEndpoint, AccountName: az.AccountName, AccountKey: az.AccountKey}
 	ws, clock := start(t, emulator.Options{Blob: blob, CredentialPageSize: 2})
 	prod, _ := start(t, emulator.Options{Blob: blob}) // a second workspace shares Azurite, own container
-	cl := sdk(t, ws)
+	cl := ws.Client(t)
 	c := ctx(t)
 	runID, _ := trainedRun(t, ws, clock)
 
@@ -77,7 +77,7 @@ func TestArtifactsThroughAzurite(t *testing.T) {
 	assert.Equal(t, want, download(t, signed.SignedURI))
 
 	// Unity Catalog: create, upload with the temporary SAS, finalize.
-	pcl := sdk(t, prod)
+	pcl := prod.Client(t)
 	require.NoError(t, pcl.Do(c, http.MethodPost, "/api/2.1/unity-catalog/models", nil, nil,
 		map[string]any{"catalog_name": "main", "schema_name": "ml", "name": "churn"}, nil))
 	var created emulator.UCModelVersionResponse

@@ -34,6 +34,9 @@
 //   - Job tasks are scripted per notebook path or task key (OnNotebook,
 //     OnTask): duration, outcome, notebook output, and notebook-like effects
 //     (Train creates an MLflow run with a model, Score writes a table).
+//   - For the test's side of the wire: Workspace.Client is an SDK client for
+//     setting up and checking state, Workspace.TrainedRun runs a training
+//     notebook and returns its MLflow run id.
 //
 // # Example
 //

@@ -5,9 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/databricks/databricks-sdk-go/client"
-	"github.com/stretchr/testify/require"
-
 	"github.com/brickferry/brickferry/internal/testworld"
 	"github.com/brickferry/brickferry/internal/testworld/emulator"
 )
@@ -22,17 +19,6 @@ func start(t *testing.T, opts emulator.Options) (*emulator.Workspace, *emulator.
 		opts.Clock = clock
 	}
 	return emulator.Start(t, opts), clock
-}
-
-// sdk builds a databricks-sdk-go client for ws with PAT auth and no
-// environment or config-file pickup.
-func sdk(t *testing.T, ws *emulator.Workspace) *client.DatabricksClient {
-	t.Helper()
-	cfg := ws.SDKConfig()
-	cfg.RetryTimeoutSeconds = 20
-	c, err := client.New(cfg)
-	require.NoError(t, err)
-	return c
 }
 
 func ctx(t *testing.T) context.Context {

@@ -18,7 +18,7 @@ const trainNotebook = "/Repos/QA/azure-databricks-mlops/notebooks/train"
 
 func TestJobsCRUDThroughSDK(t *testing.T) {
 	ws, _ := start(t, emulator.Options{})
-	api := jobs.NewJobs(sdk(t, ws))
+	api := jobs.NewJobs(ws.Client(t))
 	c := ctx(t)
 
 	created, err := api.Create(c, jobs.CreateJob{Name: "train-model-churn", MaxConcurrentRuns: 1, Tasks: []jobs.Task{
@@ -55,7 +55,7 @@ func TestJobsCRUDThroughSDK(t *testing.T) {
 func TestRunLifecycleFollowsTheClock(t *testing.T) {
 	ws, clock := start(t, emulator.Options{})
 	ws.OnNotebook(trainNotebook, emulator.Behaviour{Duration: 10 * time.Minute, NotebookOutput: `{"ok":true}`})
-	api := jobs.NewJobs(sdk(t, ws))
+	api := jobs.NewJobs(ws.Client(t))
 	c := ctx(t)
 
 	job, err := api.Create(c, jobs.CreateJob{Name: "train", Tasks: []jobs.Task{
@@ -107,7 +107,7 @@ func TestRunLifecycleFollowsTheClock(t *testing.T) {
 
 func TestRunOutcomesAreScripted(t *testing.T) {
 	ws, clock := start(t, emulator.Options{})
-	api := jobs.NewJobs(sdk(t, ws))
+	api := jobs.NewJobs(ws.Client(t))
 	c := ctx(t)
 	cases := []struct {
 		name    string
@@ -196,7 +196,7 @@ func TestSubmitIdempotencyAndWaiter(t *testing.T) {
 	// returns once the run is TERMINATED.
 	ws := emulator.Start(t, emulator.Options{RunPending: 10 * time.Millisecond, RunTerminating: 10 * time.Millisecond})
 	ws.OnTask("t", emulator.Behaviour{Duration: 20 * time.Millisecond})
-	api := jobs.NewJobs(sdk(t, ws))
+	api := jobs.NewJobs(ws.Client(t))
 	c := ctx(t)
 	req := jobs.SubmitRun{RunName: "once", IdempotencyToken: "tok-1", Tasks: []jobs.SubmitTask{{TaskKey: "t", NotebookTask: &jobs.NotebookTask{NotebookPath: "/nb"}}}}
 	first, err := api.Submit(c, req)

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/databricks/databricks-sdk-go/apierr"
-	"github.com/databricks/databricks-sdk-go/service/jobs"
 	"github.com/databricks/databricks-sdk-go/service/ml"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -17,35 +16,20 @@ import (
 )
 
 // trainedRun runs the Train behaviour through a submitted job and returns
-// the MLflow run id from the notebook output.
+// the MLflow run id from the notebook output and the task run's id.
 func trainedRun(t *testing.T, ws *emulator.Workspace, clock *emulator.ManualClock) (mlflowRunID string, taskRunID int64) {
 	t.Helper()
 	ws.OnNotebook(trainNotebook, emulator.Behaviour{Duration: 10 * time.Minute, Train: &emulator.Train{
 		Experiment: "/Shared/churn/experiment", ModelDir: fixtures.ChurnModel(t),
 		Params: map[string]string{"max_depth": "6"}, Metrics: map[string]float64{"auc": 0.91},
 	}})
-	api := jobs.NewJobs(sdk(t, ws))
-	c := ctx(t)
-	sub, err := api.Submit(c, jobs.SubmitRun{RunName: "train", Tasks: []jobs.SubmitTask{{TaskKey: "train", NotebookTask: &jobs.NotebookTask{NotebookPath: trainNotebook}}}})
-	require.NoError(t, err)
-	clock.Advance(11 * time.Minute)
-	run, err := api.GetRun(c, jobs.GetRunRequest{RunId: sub.RunId})
-	require.NoError(t, err)
-	require.Equal(t, jobs.RunResultStateSuccess, run.State.ResultState, run.State.StateMessage)
-	out, err := api.GetRunOutput(c, jobs.GetRunOutputRequest{RunId: run.Tasks[0].RunId})
-	require.NoError(t, err)
-	var exit struct {
-		MLflowRunID string `json:"mlflow_run_id"`
-	}
-	require.NoError(t, json.Unmarshal([]byte(out.NotebookOutput.Result), &exit))
-	require.NotEmpty(t, exit.MLflowRunID)
-	return exit.MLflowRunID, run.Tasks[0].RunId
+	return ws.TrainedRun(t, trainNotebook, func() { clock.Advance(11 * time.Minute) })
 }
 
 func TestMLflowTrackingThroughSDK(t *testing.T) {
 	ws, clock := start(t, emulator.Options{})
 	c := ctx(t)
-	exps := ml.NewExperiments(sdk(t, ws))
+	exps := ml.NewExperiments(ws.Client(t))
 
 	_, err := exps.CreateExperiment(c, ml.CreateExperiment{Name: "/Shared/missing-folder/exp"})
 	assert.ErrorIs(t, err, apierr.ErrResourceDoesNotExist, "the parent folder must exist")
@@ -108,7 +92,7 @@ func paramOf(r ml.Run, key string) string {
 func TestWorkspaceRegistryThroughSDK(t *testing.T) {
 	ws, clock := start(t, emulator.Options{})
 	c := ctx(t)
-	cl := sdk(t, ws)
+	cl := ws.Client(t)
 	reg := ml.NewModelRegistry(cl)
 	runID, _ := trainedRun(t, ws, clock)
 

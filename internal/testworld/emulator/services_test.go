@@ -28,7 +28,7 @@ import (
 
 func TestServingThroughSDK(t *testing.T) {
 	ws, clock := start(t, emulator.Options{})
-	cl := sdk(t, ws)
+	cl := ws.Client(t)
 	c := ctx(t)
 	runID, _ := trainedRun(t, ws, clock)
 	reg := ml.NewModelRegistry(cl)
@@ -127,7 +127,7 @@ type ucChurn struct {
 
 func newUCChurn(t *testing.T) ucChurn {
 	ws, _ := start(t, emulator.Options{})
-	cl := sdk(t, ws)
+	cl := ws.Client(t)
 	u := ucChurn{ws: ws, cl: cl, c: ctx(t), models: catalog.NewRegisteredModels(cl), versions: catalog.NewModelVersions(cl)}
 	_, err := u.models.Create(u.c, catalog.CreateRegisteredModelRequest{CatalogName: "main", SchemaName: "ml", Name: "churn"})
 	require.NoError(t, err)
@@ -213,7 +213,7 @@ func TestUnityCatalogVersionDelete(t *testing.T) {
 
 func TestDBFSFilesAndWorkspaceThroughSDK(t *testing.T) {
 	ws, _ := start(t, emulator.Options{})
-	cl := sdk(t, ws)
+	cl := ws.Client(t)
 	c := ctx(t)
 
 	dbfs := files.NewDbfs(cl)
@@ -280,7 +280,7 @@ func TestDBFSFilesAndWorkspaceThroughSDK(t *testing.T) {
 
 func TestSQLSeesScoredTables(t *testing.T) {
 	ws, clock := start(t, emulator.Options{})
-	cl := sdk(t, ws)
+	cl := ws.Client(t)
 	c := ctx(t)
 	ws.OnNotebook("/nb/score", emulator.Behaviour{Score: &emulator.Score{Rows: 1234}})
 	api := jobs.NewJobs(cl)
@@ -330,7 +330,7 @@ func TestSQLSeesScoredTables(t *testing.T) {
 
 func TestComputeThroughSDK(t *testing.T) {
 	ws, _ := start(t, emulator.Options{})
-	cl := sdk(t, ws)
+	cl := ws.Client(t)
 	c := ctx(t)
 	ws.AddCluster(compute.ClusterDetails{ClusterId: "0101-abc", ClusterName: "shared", State: compute.StateRunning})
 	ws.AddInstancePool(compute.GetInstancePool{InstancePoolId: "0524-183651-rank1-pool-wbh7e3lw", InstancePoolName: "rank1"})
@@ -348,7 +348,7 @@ func TestComputeThroughSDK(t *testing.T) {
 
 func TestReposThroughSDK(t *testing.T) {
 	ws, _ := start(t, emulator.Options{})
-	repos := workspace.NewRepos(sdk(t, ws))
+	repos := workspace.NewRepos(ws.Client(t))
 	c := ctx(t)
 	id := ws.AddRepo("/Repos/QA/churn", "https://dev.azure.com/contoso/mlops/_git/churn", "main")
 	created, err := repos.Create(c, workspace.CreateRepoRequest{Url: "https://dev.azure.com/contoso/mlops/_git/other", Provider: "azureDevOpsServices", Path: "/Repos/Prod/other"})
@@ -376,7 +376,7 @@ func TestHTTPSWithTheEmulatorCA(t *testing.T) {
 	require.NoError(t, err)
 	ws := emulator.Start(t, emulator.Options{CA: ca})
 	require.True(t, strings.HasPrefix(ws.URL(), "https://127.0.0.1:"))
-	_, err = jobs.NewJobs(sdk(t, ws)).ListAll(ctx(t), jobs.ListJobsRequest{})
+	_, err = jobs.NewJobs(ws.Client(t)).ListAll(ctx(t), jobs.ListJobsRequest{})
 	require.NoError(t, err, "the SDK config trusts the CA")
 
 	resp, err := http.Get(ws.URL() + "/api/2.2/jobs/list")
@@ -388,7 +388,7 @@ func TestHTTPSWithTheEmulatorCA(t *testing.T) {
 
 func TestDeletingRegistryObjects(t *testing.T) {
 	ws, clock := start(t, emulator.Options{})
-	reg := ml.NewModelRegistry(sdk(t, ws))
+	reg := ml.NewModelRegistry(ws.Client(t))
 	c := ctx(t)
 	runID, _ := trainedRun(t, ws, clock)
 	_, err := reg.CreateModel(c, ml.CreateModelRequest{Name: "churn"})

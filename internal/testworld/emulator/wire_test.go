@@ -16,7 +16,7 @@ import (
 
 func TestStrictDecodingAndErrorShape(t *testing.T) {
 	ws, _ := start(t, emulator.Options{})
-	cl := sdk(t, ws)
+	cl := ws.Client(t)
 	c := ctx(t)
 	cases := []struct {
 		name   string
@@ -130,7 +130,7 @@ func TestSDKRetriesInjected429And503(t *testing.T) {
 		{Prefix: "/api/2.2/jobs/create", Rate: 1, Kinds: []emulator.FaultKind{emulator.Fault429}, Limit: 1},
 		{Prefix: "/api/2.2/jobs/get", Rate: 1, Kinds: []emulator.FaultKind{emulator.Fault503}, Limit: 1},
 	}})
-	api := jobs.NewJobs(sdk(t, ws))
+	api := jobs.NewJobs(ws.Client(t))
 	created, err := api.Create(ctx(t), jobs.CreateJob{Name: "retried"})
 	require.NoError(t, err)
 	_, err = api.GetByJobId(ctx(t), created.JobId)
@@ -146,7 +146,7 @@ func TestFault500AfterCommitCarriesTheRequestOut(t *testing.T) {
 	ws.SetFaults(emulator.FaultPlan{Seed: 1, Rules: []emulator.FaultRule{
 		{Prefix: "/api/2.2/jobs/create", Rate: 1, Kinds: []emulator.FaultKind{emulator.Fault500AfterCommit}, Limit: 1},
 	}})
-	api := jobs.NewJobs(sdk(t, ws))
+	api := jobs.NewJobs(ws.Client(t))
 	_, err := api.Create(ctx(t), jobs.CreateJob{Name: "made"})
 	var ae *apierr.APIError
 	require.ErrorAs(t, err, &ae, "the client sees a failure")

@@ -101,7 +101,7 @@ func TestCancellation(t *testing.T) {
 
 		s.ws.OnNotebook(scoreNotebook, scoreChurn(4*time.Minute))
 		s.finish(t, s.start(t, exe, rerun))
-		all, err := jobs.NewJobs(sdk(t, s.ws)).ListAll(context.Background(), jobs.ListJobsRequest{Name: scoreJob})
+		all, err := jobs.NewJobs(s.ws.Client(t)).ListAll(context.Background(), jobs.ListJobsRequest{Name: scoreJob})
 		require.NoError(t, err)
 		assert.Len(t, all, 1, "the rerun reuses the job")
 		assertOneSuccessfulRun(t, s.ws, cancelled)
@@ -125,7 +125,7 @@ func TestCancellation(t *testing.T) {
 		// waiting, says so, and neither cancels nor rolls back.
 		assert.Len(t, s.ws.RequestsTo(http.MethodPut, serveConfigPath), 1, "no rollback is sent")
 		assert.Contains(t, strings.Join(res.Warnings, "\n"), "cannot be cancelled", res.Stdout)
-		ep, err := serving.NewServingEndpoints(sdk(t, s.ws)).Get(context.Background(), serving.GetServingEndpointRequest{Name: serveEndpoint})
+		ep, err := serving.NewServingEndpoints(s.ws.Client(t)).Get(context.Background(), serving.GetServingEndpointRequest{Name: serveEndpoint})
 		require.NoError(t, err)
 		assert.Equal(t, serving.EndpointStateConfigUpdateInProgress, ep.State.ConfigUpdate)
 
@@ -167,7 +167,7 @@ func cancelledRun(t *testing.T, ws *emulator.Workspace, res *agenttest.Result) i
 // one and one that succeeded.
 func assertOneSuccessfulRun(t *testing.T, ws *emulator.Workspace, cancelled int64) {
 	t.Helper()
-	runs, err := jobs.NewJobs(sdk(t, ws)).ListRunsAll(context.Background(), jobs.ListRunsRequest{})
+	runs, err := jobs.NewJobs(ws.Client(t)).ListRunsAll(context.Background(), jobs.ListRunsRequest{})
 	require.NoError(t, err)
 	succeeded := 0
 	for _, r := range runs {

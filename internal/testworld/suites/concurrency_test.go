@@ -88,7 +88,7 @@ func TestConcurrency(t *testing.T) {
 func raceRegister(t *testing.T, exe string, round int, seed uint64) {
 	ws, clock := clockedWorkspace(t)
 	runID := trainedRun(t, ws, clock)
-	reg := ml.NewModelRegistry(sdk(t, ws))
+	reg := ml.NewModelRegistry(ws.Client(t))
 	if round%2 == 1 {
 		_, err := reg.CreateModel(context.Background(), ml.CreateModelRequest{Name: "churn"})
 		require.NoError(t, err)
@@ -124,7 +124,7 @@ func raceRegister(t *testing.T, exe string, round int, seed uint64) {
 // version must end in Production; the others are Archived and say so.
 func raceStage(t *testing.T, exe string, round int, seed uint64) {
 	ws, clock := clockedWorkspace(t)
-	c := sdk(t, ws)
+	c := ws.Client(t)
 	registerChurn(t, c, clock, 3)
 	moveToStage(t, c, "1", "Production", olderRun)
 	promote := func(i int, version string) agenttest.Run {
@@ -157,7 +157,7 @@ func raceStage(t *testing.T, exe string, round int, seed uint64) {
 // version's lineage names the one pipeline run that acted on it.
 func raceAlias(t *testing.T, exe string, round int, seed uint64) {
 	ws, _ := clockedWorkspace(t)
-	c := sdk(t, ws)
+	c := ws.Client(t)
 	ucVersions(t, c, 3)
 	setAlias(t, c, "champion", 1, olderRun)
 	promote := func(i int, version string) agenttest.Run {

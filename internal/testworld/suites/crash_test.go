@@ -197,7 +197,7 @@ func crashTrain(t *testing.T) *crashStep {
 		started: requested(ws, http.MethodPost, "/api/2.2/jobs/runs/submit"),
 		points:  3, holdClock: true,
 		check: func(t *testing.T, _, again *agenttest.Result) {
-			c := sdk(t, ws)
+			c := ws.Client(t)
 			run := onlyRun(t, c, 0)
 			assert.Equal(t, itoa(run.RunId), again.Outputs["runId"], "the rerun reports the one run")
 			exp, err := ml.NewExperiments(c).GetByName(context.Background(), ml.GetByNameRequest{ExperimentName: "/Shared/churn"})
@@ -247,7 +247,7 @@ func crashRegister(t *testing.T) *crashStep {
 // around the transition or while the versions are tagged.
 func crashStage(t *testing.T) *crashStep {
 	ws, clock := clockedWorkspace(t)
-	c := sdk(t, ws)
+	c := ws.Client(t)
 	registerChurn(t, c, clock, 2)
 	moveToStage(t, c, "1", "Production", olderRun)
 	return &crashStep{
@@ -272,7 +272,7 @@ func crashStage(t *testing.T) *crashStep {
 // is taken off version 2; killed between those and the tags.
 func crashAlias(t *testing.T) *crashStep {
 	ws, clock := clockedWorkspace(t)
-	c := sdk(t, ws)
+	c := ws.Client(t)
 	ucVersions(t, c, 2)
 	setAlias(t, c, "champion", 1, olderRun)
 	setAlias(t, c, "challenger", 2, pipelineRun{})
@@ -298,7 +298,7 @@ func crashScore(t *testing.T) *crashStep {
 		started: requested(s.ws, http.MethodPost, "/api/2.2/jobs/run-now"),
 		points:  3, holdClock: true,
 		check: func(t *testing.T, _, again *agenttest.Result) {
-			c := sdk(t, s.ws)
+			c := s.ws.Client(t)
 			all, err := jobs.NewJobs(c).ListAll(context.Background(), jobs.ListJobsRequest{Name: scoreJob})
 			require.NoError(t, err)
 			require.Len(t, all, 1, "one job")

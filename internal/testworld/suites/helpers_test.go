@@ -14,7 +14,6 @@ import (
 
 	"github.com/databricks/databricks-sdk-go/client"
 	"github.com/databricks/databricks-sdk-go/service/files"
-	"github.com/databricks/databricks-sdk-go/service/jobs"
 	"github.com/databricks/databricks-sdk-go/service/ml"
 	"github.com/databricks/databricks-sdk-go/service/serving"
 	"github.com/stretchr/testify/assert"
@@ -49,17 +48,6 @@ func agentRun(t *testing.T, ws *emulator.Workspace, task string, inputs, env map
 		Variables: map[string]string{"databricks-host": ws.URL()},
 		Secrets:   map[string]string{"databricks-token": ws.Token},
 	}
-}
-
-// sdk is a client of ws for setting up and checking state.
-func sdk(t *testing.T, ws *emulator.Workspace) *client.DatabricksClient {
-	t.Helper()
-	cfg := ws.SDKConfig()
-	cfg.RateLimitPerSecond = 100000
-	cfg.RetryTimeoutSeconds = 30
-	c, err := client.New(cfg)
-	require.NoError(t, err)
-	return c
 }
 
 // tick moves a manual clock while a process runs on the wall clock, step
@@ -226,7 +214,7 @@ const (
 // with version 1.
 func serveStep(t *testing.T) *step {
 	ws, clock := clockedWorkspace(t)
-	c := sdk(t, ws)
+	c := ws.Client(t)
 	registerChurn(t, c, clock, 2)
 	_, err := serving.NewServingEndpoints(c).Create(context.Background(), serving.CreateServingEndpoint{Name: serveEndpoint, Config: &serving.EndpointCoreConfigInput{
 		ServedEntities: []serving.ServedEntityInput{{Name: "churn-1", EntityName: "churn", EntityVersion: "1", WorkloadSize: "Small", ScaleToZeroEnabled: true}},
@@ -243,7 +231,7 @@ func serveStep(t *testing.T) *step {
 // and serving version 2 of churn only, and returns it.
 func assertServesVersion2(t *testing.T, ws *emulator.Workspace) *serving.ServingEndpointDetailed {
 	t.Helper()
-	api := serving.NewServingEndpoints(sdk(t, ws))
+	api := serving.NewServingEndpoints(ws.Client(t))
 	list, err := api.ListAll(context.Background())
 	require.NoError(t, err)
 	require.Len(t, list, 1, "one endpoint")
@@ -273,7 +261,7 @@ func registerStep(t *testing.T) (*step, string) {
 // run runID, none pending or failed beside it, and returns it.
 func onlyVersion(t *testing.T, ws *emulator.Workspace, runID string) ml.ModelVersion {
 	t.Helper()
-	versions, err := ml.NewModelRegistry(sdk(t, ws)).SearchModelVersionsAll(context.Background(), ml.SearchModelVersionsRequest{Filter: "name='churn'"})
+	versions, err := ml.NewModelRegistry(ws.Client(t)).SearchModelVersionsAll(context.Background(), ml.SearchModelVersionsRequest{Filter: "name='churn'"})
 	require.NoError(t, err)
 	require.Len(t, versions, 1, "one model version, none pending or failed beside it")
 	assert.Equal(t, ml.ModelVersionStatusReady, versions[0].Status)
@@ -305,19 +293,6 @@ func registerChurn(t *testing.T, c *client.DatabricksClient, clock *emulator.Man
 func trainedRun(t *testing.T, ws *emulator.Workspace, clock *emulator.ManualClock) string {
 	t.Helper()
 	ws.OnNotebook(trainNotebook, trainChurn(t, time.Minute))
-	api := jobs.NewJobs(sdk(t, ws))
-	ctx := context.Background()
-	sub, err := api.Submit(ctx, jobs.SubmitRun{RunName: "train", Tasks: []jobs.SubmitTask{{TaskKey: "train", NotebookTask: &jobs.NotebookTask{NotebookPath: trainNotebook}}}})
-	require.NoError(t, err)
-	clock.Advance(time.Hour)
-	run, err := api.GetRun(ctx, jobs.GetRunRequest{RunId: sub.RunId})
-	require.NoError(t, err)
-	require.Equal(t, jobs.RunResultStateSuccess, run.State.ResultState, run.State.StateMessage)
-	out, err := api.GetRunOutput(ctx, jobs.GetRunOutputRequest{RunId: run.Tasks[0].RunId})
-	require.NoError(t, err)
-	var exit struct {
-		MLflowRunID string `json:"mlflow_run_id"`
-	}
-	require.NoError(t, json.Unmarshal([]byte(out.NotebookOutput.Result), &exit))
-	return exit.MLflowRunID
+	runID, _ := ws.TrainedRun(t, trainNotebook, func() { clock.Advance(time.Hour) })
+	return runID
 }
