@@ -66,6 +66,24 @@ func TestCreate(t *testing.T) {
 	assert.Contains(t, summary, "Smoke test: passed, HTTP 200, 2 prediction(s) for 2 row(s)")
 }
 
+// TestCreateWithoutAClearAnswerIsSentAgain: the create got a 500 (no clear
+// answer), the look-up finds no endpoint (404), so the create is sent again
+// and makes exactly one endpoint.
+func TestCreateWithoutAClearAnswerIsSentAgain(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, emulator.Options{})
+	w.ws.SetFaults(emulator.FaultPlan{Rules: []emulator.FaultRule{
+		{Prefix: "/api/2.0/serving-endpoints", Method: http.MethodPost, Rate: 1, Kinds: []emulator.FaultKind{emulator.Fault500}, Limit: 1},
+	}})
+	res := w.run(nil)
+	require.Equal(t, agent.Succeeded, res.Result, "errors: %v\n%s", res.Errors, res.Stdout)
+	creates := w.ws.RequestsTo(http.MethodPost, "/api/2.0/serving-endpoints")
+	require.Len(t, creates, 2, "the create, then once more after the look-up found nothing")
+	assert.Equal(t, http.StatusInternalServerError, creates[0].Status)
+	assert.Equal(t, http.StatusOK, creates[1].Status)
+	assert.Equal(t, map[string]int{"churn-1": 100}, w.traffic())
+}
+
 func TestUpdateDropsTheOldVersion(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, emulator.Options{})
