@@ -11,7 +11,7 @@
 # MAGIC
 # MAGIC | name | meaning |
 # MAGIC |---|---|
-# MAGIC | `model_uri` | `models:/<name>/<stage>`, `models:/<name>@<alias>` or `models:/<name>/<version>` |
+# MAGIC | `model_uri` | `models:/<name>/<stage>`, `models:/<catalog.schema.model>@<alias>` or `models:/<name>/<version>` |
 # MAGIC | `input_table` | table to score: `catalog.schema.table`, `schema.table` or `table` |
 # MAGIC | `input_path`, `input_format` | files to score instead of a table (`delta`, `parquet`, `csv`, `json`) |
 # MAGIC | `id_columns` | comma-separated columns copied to the output unchanged |
@@ -20,7 +20,10 @@
 # MAGIC | `write_mode` | `overwrite` (default), `append` or `merge` |
 # MAGIC | `merge_keys` | comma-separated key columns, required for `merge` |
 # MAGIC
-# MAGIC Exit value: `{"rows_written": n, "output_table": "...", "table_version": v, "model_name": "...", "model_version": "..."}`.
+# MAGIC Exit value: `{"rows_written": n, "output_table": "...", "table_version": v, "model_name": "...", "model_version": "..."}`,
+# MAGIC `rows_written` being read from the write's Delta history (the predictions are not counted twice).
+# MAGIC The MLflow registry is chosen from the model name: Unity Catalog (`databricks-uc`) for a
+# MAGIC three-part name, the workspace model registry (`databricks`) otherwise.
 #
 # The functions above the last cell use the Python standard library only, so they are unit-tested
 # outside Databricks (tests/test_batch_score.py).
@@ -57,8 +60,24 @@ def split_list(value):
     return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
+def is_unity_catalog(name):
+    """A registered model name with three dot-separated parts (catalog.schema.model) is a Unity
+    Catalog model; any other name is one of the workspace model registry."""
+    return name.count(".") == 2
+
+
+def registry_uri(model_name):
+    """The MLflow registry URI that holds model_name: databricks-uc for a Unity Catalog name,
+    databricks (the workspace model registry) otherwise. Set explicitly because the default depends
+    on the workspace and the MLflow version (MLflow 3 defaults to Unity Catalog on Databricks)."""
+    return "databricks-uc" if is_unity_catalog(model_name) else "databricks"
+
+
 def parse_model_uri(uri):
-    """Split a models:/ URI into (name, kind, reference), kind being stage, alias or version."""
+    """Split a models:/ URI into (name, kind, reference), kind being stage, alias or version.
+
+    Unity Catalog models have aliases and no stages; workspace registry models have stages and no
+    aliases: the other combination is refused here rather than by the registry mid-job."""
     if not uri or not uri.startswith("models:/"):
         raise ParameterError("model_uri %r must start with models:/" % uri)
     rest = uri[len("models:/"):]
@@ -66,6 +85,10 @@ def parse_model_uri(uri):
         name, alias = rest.rsplit("@", 1)
         if not name or not re.match(r"^[A-Za-z0-9_-]+$", alias):
             raise ParameterError("model_uri %r: write models:/<name>@<alias>" % uri)
+        if not is_unity_catalog(name):
+            raise ParameterError("model_uri %r: %s is a workspace model registry model, which has no aliases: "
+                                 "write models:/%s/<stage> (%s) or models:/%s/<version>"
+                                 % (uri, name, name, ", ".join(STAGES), name))
         return name, "alias", alias
     name, _, ref = rest.rpartition("/")
     if not name or not ref:
@@ -74,6 +97,9 @@ def parse_model_uri(uri):
         return name, "version", ref
     for stage in STAGES:
         if ref.lower() == stage.lower():
+            if is_unity_catalog(name):
+                raise ParameterError("model_uri %r: %s is a Unity Catalog model, which has no stages: "
+                                     "write models:/%s@<alias> or models:/%s/<version>" % (uri, name, name, name))
             return name, "stage", stage
     raise ParameterError("model_uri %r: %r is neither a version number nor a stage (%s)" % (uri, ref, ", ".join(STAGES)))
 
@@ -128,6 +154,25 @@ def merge_condition(keys):
     return " AND ".join("t.`%s` = s.`%s`" % (k, k) for k in keys)
 
 
+def rows_written(operation, metrics):
+    """The rows a Delta write put in the table, from its commit in the table history
+    (DESCRIBE HISTORY: operation, operationMetrics). Delta records numOutputRows for a write
+    (WRITE, CREATE [OR REPLACE] TABLE AS SELECT, REPLACE TABLE AS SELECT); for MERGE,
+    numOutputRows also counts the unchanged rows of rewritten files (numTargetRowsCopied), so the
+    rows written are numTargetRowsInserted + numTargetRowsUpdated (delta-io/delta
+    DeltaOperationMetrics WRITE and MERGE). Reading them costs no second pass over the scored
+    data, which counting the DataFrame would (the model would score every row twice)."""
+    metrics = metrics or {}
+    try:
+        if operation == "MERGE":
+            return int(metrics["numTargetRowsInserted"]) + int(metrics["numTargetRowsUpdated"])
+        return int(metrics["numOutputRows"])
+    except (KeyError, TypeError, ValueError):
+        raise ValueError("the table history has no row count for the %s that wrote the predictions "
+                         "(operationMetrics: %s); is spark.databricks.delta.history.metricsEnabled off?"
+                         % (operation, json.dumps(metrics, sort_keys=True))) from None
+
+
 def exit_value(rows_written, output_table, table_version, model_name, model_version):
     return json.dumps({
         "rows_written": int(rows_written),
@@ -156,7 +201,9 @@ def score(spark, dbutils, config):  # pragma: no cover - needs Spark and MLflow
     from mlflow.tracking import MlflowClient
     from pyspark.sql import functions as F
 
-    version = resolve_version(MlflowClient(), config)
+    registry = registry_uri(config["model_name"])
+    mlflow.set_registry_uri(registry)  # spark_udf loads models:/ URIs from the current registry
+    version = resolve_version(MlflowClient(registry_uri=registry), config)
     model_uri = "models:/%s/%s" % (config["model_name"], version)
     if "input_table" in config:
         df = spark.table(config["input_table"])
@@ -172,7 +219,6 @@ def score(spark, dbutils, config):  # pragma: no cover - needs Spark and MLflow
      .withColumn("scored_at", F.lit(datetime.now(timezone.utc).isoformat()))
     table = config["output_table"]
     spark.sql("CREATE SCHEMA IF NOT EXISTS %s" % schema_of(table))
-    rows = scored.count()
     if config["write_mode"] == "merge" and spark.catalog.tableExists(table):
         scored.createOrReplaceTempView("brickferry_scored")
         spark.sql("MERGE INTO %s t USING brickferry_scored s ON %s WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
@@ -180,8 +226,9 @@ def score(spark, dbutils, config):  # pragma: no cover - needs Spark and MLflow
     else:
         mode = "overwrite" if config["write_mode"] == "merge" else config["write_mode"]
         scored.write.format("delta").mode(mode).option("overwriteSchema", mode == "overwrite").saveAsTable(table)
-    table_version = spark.sql("DESCRIBE HISTORY %s LIMIT 1" % table).collect()[0]["version"]
-    return exit_value(rows, table, table_version, config["model_name"], version)
+    last = spark.sql("DESCRIBE HISTORY %s LIMIT 1" % table).collect()[0]
+    rows = rows_written(last["operation"], last["operationMetrics"])
+    return exit_value(rows, table, last["version"], config["model_name"], version)
 
 # COMMAND ----------
 

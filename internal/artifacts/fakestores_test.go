@@ -6,11 +6,13 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/xml"
 	"fmt"
 	"hash"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -344,6 +346,17 @@ func (ob *objectStore) signers() (src, dst, check artifacts.Signer) {
 // PATCH ?action=flush&position=N commits the data staged from 0 to N, which
 // must be contiguous, storing x-ms-content-md5 as the file's Content-MD5;
 // HEAD (Get Properties) and GET (Read) serve flushed files.
+//
+// The account has a hierarchical namespace, as Unity Catalog's model storage
+// does: every folder of a file is a directory of its own. The Blob endpoint's
+// List Blobs (GET /{container}?restype=container&comp=list, flat) answers each
+// directory as an entry of 0 bytes with <ResourceType>directory</ResourceType>
+// and each file with <ResourceType>file</ResourceType> (the ResourceType of
+// BlobProperties in List Blobs,
+// https://learn.microsoft.com/rest/api/storageservices/list-blobs, and
+// azblob internal/generated/zz_models.go; recorded HNS listings show the
+// directory entries), and a read of a directory answers 0 bytes with
+// x-ms-meta-hdi_isfolder: true.
 type dfsStore struct {
 	*store
 	// failAppend, if set, decides whether an append fails with 500 (before
@@ -384,7 +397,11 @@ func (ds *dfsStore) serve(w http.ResponseWriter, r *http.Request) {
 		dfsError(w, http.StatusForbidden, "AuthenticationFailed")
 		return
 	}
-	if ds.serveSource(w, r) {
+	if r.Method == http.MethodGet && q.Get("comp") == "list" && q.Get("restype") == "container" {
+		ds.listBlobs(w, r)
+		return
+	}
+	if ds.serveSource(w, r) || ds.serveDirectory(w, r) {
 		return
 	}
 	if r.Method == http.MethodPut || r.Method == http.MethodPatch {
@@ -544,6 +561,83 @@ func (ds *dfsStore) read(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodGet {
 		_, _ = w.Write(o.data)
 	}
+}
+
+// paths is every path of the account, files and their directories, with
+// whether each is a directory and its size, sorted as List Blobs sorts.
+func (ds *dfsStore) paths() []hnsPath {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	seen := map[string]hnsPath{}
+	add := func(p string, size int64) {
+		seen[p] = hnsPath{name: p, size: size}
+		for dir := path.Dir(p); dir != "/" && dir != "."; dir = path.Dir(dir) {
+			seen[dir] = hnsPath{name: dir, dir: true}
+		}
+	}
+	for p, f := range ds.sources {
+		add(p, f.Size)
+	}
+	for p, o := range ds.objects {
+		add(p, o.size)
+	}
+	out := make([]hnsPath, 0, len(seen))
+	for _, p := range seen {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+type hnsPath struct {
+	name string // from the root of the account: /container/...
+	size int64
+	dir  bool
+}
+
+// listBlobs answers a flat List Blobs of one container, in one page.
+func (ds *dfsStore) listBlobs(w http.ResponseWriter, r *http.Request) {
+	container := strings.Trim(r.URL.Path, "/")
+	if container == "" || strings.Contains(container, "/") {
+		dfsError(w, http.StatusBadRequest, "InvalidUri")
+		return
+	}
+	prefix := r.URL.Query().Get("prefix")
+	var b strings.Builder
+	fmt.Fprintf(&b, `<?xml version="1.0" encoding="utf-8"?><EnumerationResults ContainerName=%q><Blobs>`, container)
+	for _, p := range ds.paths() {
+		name, ok := strings.CutPrefix(p.name, "/"+container+"/")
+		if !ok || !strings.HasPrefix(name, prefix) {
+			continue
+		}
+		kind := "file"
+		if p.dir {
+			kind = "directory"
+		}
+		b.WriteString("<Blob><Name>")
+		_ = xml.EscapeText(&b, []byte(name))
+		fmt.Fprintf(&b, "</Name><Properties><Content-Length>%d</Content-Length><BlobType>BlockBlob</BlobType><ResourceType>%s</ResourceType></Properties></Blob>", p.size, kind)
+	}
+	b.WriteString("</Blobs><NextMarker /></EnumerationResults>")
+	w.Header().Set("Content-Type", "application/xml")
+	_, _ = io.WriteString(w, b.String())
+}
+
+// serveDirectory answers a read of a directory: 0 bytes, marked as a folder.
+func (ds *dfsStore) serveDirectory(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	for _, p := range ds.paths() {
+		if p.dir && p.name == r.URL.Path {
+			w.Header().Set("x-ms-meta-hdi_isfolder", "true")
+			w.Header().Set("x-ms-resource-type", "directory")
+			w.Header().Set("Content-Length", "0")
+			w.WriteHeader(http.StatusOK)
+			return true
+		}
+	}
+	return false
 }
 
 // signers hand out SAS URLs on the DFS endpoint, a fresh signature per call.

@@ -65,8 +65,16 @@ func escapePath(p string) string {
 	return strings.Join(segs, "/")
 }
 
-// ListPrefix lists every blob below folder with a SAS token that allows
+// ListPrefix lists every file below folder with a SAS token that allows
 // listing (Unity Catalog read credentials). Paths are relative to folder.
+//
+// Unity Catalog model storage is ADLS Gen2 with a hierarchical namespace,
+// where a flat List Blobs answers each directory too, as a 0-byte entry
+// whose ResourceType is "directory" (BlobProperties ResourceType in
+// https://learn.microsoft.com/rest/api/storageservices/list-blobs; azblob's
+// internal/generated/zz_models.go). Such entries are not files and are left
+// out: copied, they would become 0-byte files named after folders (an MLflow
+// model's metadata/).
 //
 // It calls the Blob service's List Blobs operation itself
 // (https://learn.microsoft.com/rest/api/storageservices/list-blobs) instead
@@ -93,6 +101,9 @@ func (c *Copier) ListPrefix(ctx context.Context, folder, sasToken string) ([]Fil
 			return nil, fmt.Errorf("listing %s: %w", redact(base), err)
 		}
 		for _, b := range page.Blobs {
+			if b.Properties.ResourceType == "directory" {
+				continue
+			}
 			out = append(out, File{Path: strings.TrimPrefix(b.Name, prefix), Size: b.Properties.ContentLength})
 		}
 		if marker = page.NextMarker; marker == "" {
@@ -108,7 +119,8 @@ type blobList struct {
 	Blobs []struct {
 		Name       string `xml:"Name"`
 		Properties struct {
-			ContentLength int64 `xml:"Content-Length"`
+			ContentLength int64  `xml:"Content-Length"`
+			ResourceType  string `xml:"ResourceType"` // file or directory, on a hierarchical namespace
 		} `xml:"Properties"`
 	} `xml:"Blobs>Blob"`
 	NextMarker string `xml:"NextMarker"`

@@ -1,6 +1,7 @@
 package artifacts_test
 
 import (
+	"context"
 	"crypto/md5" //nolint:gosec // the MD5 the stores keep
 	"crypto/sha256"
 	"encoding/base64"
@@ -117,6 +118,50 @@ func TestADLSGen2WriterSpeaksDFS(t *testing.T) {
 			assert.Equal(t, http.MethodHead, log[len(log)-1].method, "the written file is checked")
 		})
 	}
+}
+
+// TestCopyFromAHierarchicalNamespaceCopiesFilesOnly: Unity Catalog model
+// storage is ADLS Gen2 with a hierarchical namespace, where List Blobs
+// answers each folder as a 0-byte entry of ResourceType directory. An MLflow
+// model logged on Databricks has a metadata/ folder: the copy has exactly
+// the files, and no 0-byte file named after a folder.
+func TestCopyFromAHierarchicalNamespaceCopiesFilesOnly(t *testing.T) {
+	ds := newDFSStore(t, true, nil)
+	ctx := ctxFor(t, 30*time.Second)
+	ds.addSources([]artifactstest.Source{
+		artifactstest.Bytes("model/MLmodel", []byte("flavors:\n  python_function: {}\n")),
+		artifactstest.Bytes("model/metadata/MLmodel", []byte("flavors:\n  python_function: {}\n")),
+		artifactstest.Bytes("model/metadata/requirements.txt", []byte("mlflow\n")),
+		artifactstest.Random("model/data/weights/part-0.bin", 3000, 1),
+	})
+	// The store is at 127.0.0.1; "localhost" keeps the container as the
+	// first segment of the path (an IP host would name the account there).
+	folder := strings.Replace(ds.srv.URL, "127.0.0.1", "localhost", 1) + "/src/model"
+	cp := artifacts.New(artifacts.Options{})
+	files, err := cp.ListPrefix(ctx, folder, "?sv=2023-11-03&sr=d&sp=rl&sig=list")
+	require.NoError(t, err)
+	assert.Equal(t, []artifacts.File{
+		{Path: "MLmodel", Size: 31}, {Path: "data/weights/part-0.bin", Size: 3000},
+		{Path: "metadata/MLmodel", Size: 31}, {Path: "metadata/requirements.txt", Size: 7},
+	}, files, "the listing has the files and none of the directories")
+
+	src := func(_ context.Context, paths []string) (map[string]artifacts.Credential, error) {
+		out := map[string]artifacts.Credential{}
+		for _, p := range paths {
+			out[p] = artifacts.Credential{Path: p, Kind: artifacts.AzureADLSSAS, URL: ds.srv.URL + "/src/model/" + p + "?sig=read"}
+		}
+		return out, nil
+	}
+	_, dst, check := ds.signers()
+	_, err = cp.Copy(ctx, files, src, dst, check)
+	require.NoError(t, err)
+	ds.mu.Lock()
+	var written []string
+	for p := range ds.objects {
+		written = append(written, p)
+	}
+	ds.mu.Unlock()
+	assert.ElementsMatch(t, []string{"/dst/MLmodel", "/dst/data/weights/part-0.bin", "/dst/metadata/MLmodel", "/dst/metadata/requirements.txt"}, written)
 }
 
 // failing answers 500 to the appends of path at position the first n

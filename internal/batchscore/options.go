@@ -240,6 +240,24 @@ func ParseModelURI(uri string) (ModelURI, error) {
 	if err != nil {
 		return ModelURI{}, fmt.Errorf("%q: the model name %w", agent.Neutralize(uri), err)
 	}
+	// A stage on a Unity Catalog model or an alias on a workspace registry
+	// model only fails inside the notebook, after the job was made and run.
+	var ref modeluri.VersionRef
+	switch m.Kind {
+	case "stage":
+		ref.Stage = m.Ref
+	case "alias":
+		ref.Alias = m.Ref
+	}
+	if n.CheckVersion(ref) != nil {
+		full := agent.Neutralize(n.Full)
+		if n.UC() {
+			return ModelURI{}, fmt.Errorf("%q: %s is a Unity Catalog model, which has no stages: write models:/%s@<alias> (e.g. models:/%s@champion) or models:/%s/<version>",
+				agent.Neutralize(uri), full, full, full, full)
+		}
+		return ModelURI{}, fmt.Errorf("%q: %s is a workspace model registry model, which has no aliases: write models:/%s/<stage> (one of %s) or models:/%s/<version>",
+			agent.Neutralize(uri), full, full, strings.Join(modeluri.Stages, ", "), full)
+	}
 	m.Name = n.Full
 	return m, nil
 }

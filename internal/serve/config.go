@@ -12,6 +12,13 @@ import (
 // served is one served entity of an endpoint config, whichever field of the
 // API it came from (served_entities, or the older served_models), with the
 // settings this task manages.
+//
+// GET answers served_entities AND served_models for the same entities
+// (databricks/cli PR 3880; terraform-provider-databricks
+// serving/resource_model_serving.go Read keeps one of the two), and a config
+// that carries both is refused. So a config is read from served_entities,
+// from served_models only when served_entities is empty, and sent with one
+// list.
 type served struct {
 	Name         string
 	Model        string
@@ -44,6 +51,9 @@ func servedOf(cfg *serving.EndpointCoreConfigOutput) []served {
 			WorkloadType: workloadType(string(e.WorkloadType)), ScaleToZero: e.ScaleToZeroEnabled,
 			EnvVars: e.EnvironmentVars, Traffic: traffic[e.Name], State: deployment(e.State),
 		})
+	}
+	if len(cfg.ServedEntities) > 0 {
+		return out
 	}
 	for _, m := range cfg.ServedModels {
 		out = append(out, served{
@@ -203,8 +213,9 @@ func configInput(want []served) serving.EndpointCoreConfigInput {
 }
 
 // restorable turns the config an endpoint serves into the input that puts it
-// back exactly: every served entity or served model with all its settings,
-// the routes and the inference table settings.
+// back exactly: every served entity (or, when the config answered none,
+// served model) with all its settings, the routes and the inference table
+// settings. It never has both lists.
 func restorable(cfg *serving.EndpointCoreConfigOutput) serving.EndpointCoreConfigInput {
 	in := serving.EndpointCoreConfigInput{AutoCaptureConfig: autoCapture(cfg.AutoCaptureConfig)}
 	for _, e := range cfg.ServedEntities {
@@ -217,14 +228,16 @@ func restorable(cfg *serving.EndpointCoreConfigOutput) serving.EndpointCoreConfi
 			WorkloadSize: e.WorkloadSize, WorkloadType: e.WorkloadType, ForceSendFields: []string{"ScaleToZeroEnabled"},
 		})
 	}
-	for _, m := range cfg.ServedModels {
-		in.ServedModels = append(in.ServedModels, serving.ServedModelInput{
-			Name: m.Name, ModelName: m.ModelName, ModelVersion: m.ModelVersion, EnvironmentVars: m.EnvironmentVars,
-			InstanceProfileArn: m.InstanceProfileArn, MaxProvisionedConcurrency: m.MaxProvisionedConcurrency,
-			MinProvisionedConcurrency: m.MinProvisionedConcurrency, ProvisionedModelUnits: m.ProvisionedModelUnits,
-			ScaleToZeroEnabled: m.ScaleToZeroEnabled, WorkloadSize: m.WorkloadSize,
-			WorkloadType: serving.ServedModelInputWorkloadType(m.WorkloadType),
-		})
+	if len(cfg.ServedEntities) == 0 { // else served_models lists the same entities again
+		for _, m := range cfg.ServedModels {
+			in.ServedModels = append(in.ServedModels, serving.ServedModelInput{
+				Name: m.Name, ModelName: m.ModelName, ModelVersion: m.ModelVersion, EnvironmentVars: m.EnvironmentVars,
+				InstanceProfileArn: m.InstanceProfileArn, MaxProvisionedConcurrency: m.MaxProvisionedConcurrency,
+				MinProvisionedConcurrency: m.MinProvisionedConcurrency, ProvisionedModelUnits: m.ProvisionedModelUnits,
+				ScaleToZeroEnabled: m.ScaleToZeroEnabled, WorkloadSize: m.WorkloadSize,
+				WorkloadType: serving.ServedModelInputWorkloadType(m.WorkloadType),
+			})
+		}
 	}
 	if cfg.TrafficConfig != nil {
 		in.TrafficConfig = &serving.TrafficConfig{Routes: slices.Clone(cfg.TrafficConfig.Routes)}

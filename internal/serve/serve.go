@@ -200,7 +200,11 @@ func (s *step) apply(ctx context.Context, p plan) error {
 		req := serving.CreateServingEndpoint{Name: o.Endpoint, Config: &cfg, Tags: o.Tags}
 		_, err := converge.Converge(ctx, func(ctx context.Context) (struct{}, bool, error) {
 			// Not idempotent, and no clear answer: the endpoint may exist now.
+			// Not found is an answer (create again), not a failed look-up.
 			_, err := s.api.Get(ctx, serving.GetServingEndpointRequest{Name: o.Endpoint})
+			if errors.Is(err, apierr.ErrNotFound) {
+				return struct{}{}, false, nil
+			}
 			return struct{}{}, err == nil, err
 		}, func(ctx context.Context) (struct{}, error) {
 			_, err := s.api.Create(ctx, req)

@@ -66,16 +66,46 @@ func TestCreate(t *testing.T) {
 	assert.Contains(t, summary, "Smoke test: passed, HTTP 200, 2 prediction(s) for 2 row(s)")
 }
 
+// TestCreateWithoutAClearAnswerIsSentAgain: the create got a 500 (no clear
+// answer), the look-up finds no endpoint (404), so the create is sent again
+// and makes exactly one endpoint.
+func TestCreateWithoutAClearAnswerIsSentAgain(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, emulator.Options{})
+	w.ws.SetFaults(emulator.FaultPlan{Rules: []emulator.FaultRule{
+		{Prefix: "/api/2.0/serving-endpoints", Method: http.MethodPost, Rate: 1, Kinds: []emulator.FaultKind{emulator.Fault500}, Limit: 1},
+	}})
+	res := w.run(nil)
+	require.Equal(t, agent.Succeeded, res.Result, "errors: %v\n%s", res.Errors, res.Stdout)
+	creates := w.ws.RequestsTo(http.MethodPost, "/api/2.0/serving-endpoints")
+	require.Len(t, creates, 2, "the create, then once more after the look-up found nothing")
+	assert.Equal(t, http.StatusInternalServerError, creates[0].Status)
+	assert.Equal(t, http.StatusOK, creates[1].Status)
+	assert.Equal(t, map[string]int{"churn-1": 100}, w.traffic())
+}
+
 func TestUpdateDropsTheOldVersion(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, emulator.Options{})
 	w.serveVersion(1, nil)
 	w.ws.ResetRequests()
 
+	// The endpoint's GET answers served_entities and served_models for the
+	// same entity (databricks/cli PR 3880): the task reads one list.
+	before := w.endpoint()
+	require.Len(t, before.Config.ServedEntities, 1)
+	require.Len(t, before.Config.ServedModels, 1)
+
 	res := w.run(map[string]string{"modelVersion": "2"})
 	require.Equal(t, agent.Succeeded, res.Result, "errors: %v\n%s", res.Errors, res.Stdout)
+	assert.Contains(t, res.Stdout, "Served now: churn-1 (churn v1) 100%\n")
 	puts := w.ws.RequestsTo(http.MethodPut, "/api/2.0/serving-endpoints/"+endpoint+"/config")
 	require.Len(t, puts, 1)
+	sent := puts[0].Body.(*serving.EndpointCoreConfigInput)
+	assert.Len(t, sent.ServedEntities, 1)
+	assert.Empty(t, sent.ServedModels, "one list is sent, never both")
+	assert.Len(t, w.ws.RequestsTo(http.MethodPost, "/serving-endpoints/"+endpoint+"/invocations"), 1, "the smoke test ran")
+	assert.Contains(t, res.Stdout, "Smoke test passed")
 	assert.Empty(t, w.ws.RequestsTo(http.MethodPost, "/api/2.0/serving-endpoints"), "no second create")
 	assert.Equal(t, map[string]int{"churn-2": 100}, w.traffic())
 	assert.Equal(t, "2", res.Outputs["servedVersion"])
@@ -224,6 +254,8 @@ func TestSmokeTestFailureRollsBack(t *testing.T) {
 	puts := w.ws.RequestsTo(http.MethodPut, "/api/2.0/serving-endpoints/"+endpoint+"/config")
 	require.Len(t, puts, 2, "the update, then the rollback")
 	back := puts[1].Body.(*serving.EndpointCoreConfigInput)
+	assert.Equal(t, http.StatusOK, puts[1].Status, "the rollback body is accepted")
+	assert.Empty(t, back.ServedModels, "the rollback body has one list (GET answered both)")
 	require.Len(t, back.ServedEntities, 1)
 	assert.Equal(t, "churn-1", back.ServedEntities[0].Name)
 	assert.Equal(t, "1", back.ServedEntities[0].EntityVersion)

@@ -128,6 +128,9 @@ func entityStates(entities []serving.ServedEntityOutput, models []serving.Served
 	for _, e := range entities {
 		add(e.Name, e.State)
 	}
+	if len(entities) > 0 {
+		models = nil // GET answers the same entities in both lists (see served)
+	}
 	for _, m := range models {
 		add(m.Name, m.State)
 	}

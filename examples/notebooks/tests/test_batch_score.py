@@ -32,6 +32,46 @@ class ModelURI(unittest.TestCase):
             with self.assertRaises(bs.ParameterError, msg=uri):
                 bs.parse_model_uri(uri)
 
+    def test_stage_or_alias_of_the_wrong_registry(self):
+        cases = {
+            "models:/main.ml.churn/Production": "main.ml.churn is a Unity Catalog model, which has no stages",
+            "models:/main.ml.churn/staging": "main.ml.churn is a Unity Catalog model, which has no stages",
+            "models:/churn@champion": "churn is a workspace model registry model, which has no aliases",
+        }
+        for uri, needle in cases.items():
+            with self.assertRaises(bs.ParameterError, msg=uri) as cm:
+                bs.parse_model_uri(uri)
+            self.assertIn(needle, str(cm.exception))
+            self.assertIn("model_uri", str(cm.exception))
+        self.assertEqual(bs.parse_model_uri("models:/main.ml.churn/4"), ("main.ml.churn", "version", "4"))
+
+
+class RegistryURI(unittest.TestCase):
+    def test_from_the_model_name(self):
+        self.assertEqual(bs.registry_uri("main.ml.churn"), "databricks-uc")
+        self.assertEqual(bs.registry_uri("`my-cat`.ml.churn"), "databricks-uc")
+        self.assertEqual(bs.registry_uri("churn"), "databricks")
+        self.assertEqual(bs.registry_uri("churn-model_v2"), "databricks")
+
+
+class RowsWritten(unittest.TestCase):
+    def test_from_the_history_of_the_write(self):
+        # operationMetrics values are strings (DESCRIBE HISTORY: map<string,string>).
+        self.assertEqual(bs.rows_written("WRITE", {"numFiles": "2", "numOutputRows": "9960", "numOutputBytes": "81234"}), 9960)
+        self.assertEqual(bs.rows_written("CREATE OR REPLACE TABLE AS SELECT", {"numOutputRows": "12"}), 12)
+        self.assertEqual(bs.rows_written("CREATE TABLE AS SELECT", {"numOutputRows": "0"}), 0)
+
+    def test_merge_counts_inserted_and_updated_not_copied(self):
+        metrics = {"numSourceRows": "100", "numTargetRowsInserted": "30", "numTargetRowsUpdated": "70",
+                   "numTargetRowsDeleted": "0", "numTargetRowsCopied": "5000", "numOutputRows": "5100"}
+        self.assertEqual(bs.rows_written("MERGE", metrics), 100)
+
+    def test_no_metrics(self):
+        for operation, metrics in (("WRITE", {}), ("WRITE", None), ("MERGE", {"numOutputRows": "5"}), ("WRITE", {"numOutputRows": "x"})):
+            with self.assertRaises(ValueError, msg=(operation, metrics)) as cm:
+                bs.rows_written(operation, metrics)
+            self.assertIn("no row count for the " + operation, str(cm.exception))
+
 
 class Parameters(unittest.TestCase):
     def test_defaults(self):
@@ -90,7 +130,7 @@ class FakeClient:
 
 class ResolveVersion(unittest.TestCase):
     def test_resolve(self):
-        for uri, want in (("models:/churn/2", "2"), ("models:/churn@champion", "7"), ("models:/churn/Production", "5")):
+        for uri, want in (("models:/churn/2", "2"), ("models:/main.ml.churn@champion", "7"), ("models:/churn/Production", "5")):
             c = bs.read_parameters(params(model_uri=uri))
             self.assertEqual(bs.resolve_version(FakeClient(), c), want)
         with self.assertRaises(bs.ParameterError):

@@ -27,18 +27,8 @@ import (
 )
 
 func TestServingThroughSDK(t *testing.T) {
-	ws, clock := start(t, emulator.Options{})
-	cl := ws.Client(t)
-	c := ctx(t)
-	runID, _ := trainedRun(t, ws, clock)
-	reg := ml.NewModelRegistry(cl)
-	_, err := reg.CreateModel(c, ml.CreateModelRequest{Name: "churn"})
-	require.NoError(t, err)
-	for range 2 {
-		_, err = reg.CreateModelVersion(c, ml.CreateModelVersionRequest{Name: "churn", Source: "runs:/" + runID + "/model"})
-		require.NoError(t, err)
-	}
-	api := serving.NewServingEndpoints(cl)
+	ws, clock, api, c := servingChurn(t)
+	var err error
 
 	_, err = api.Create(c, serving.CreateServingEndpoint{Name: "bad", Config: &serving.EndpointCoreConfigInput{
 		ServedEntities: []serving.ServedEntityInput{{EntityName: "churn", EntityVersion: "9"}}}})
@@ -113,6 +103,68 @@ func TestServingThroughSDK(t *testing.T) {
 	require.NoError(t, api.Delete(c, serving.DeleteServingEndpointRequest{Name: "churn-ep"}))
 	_, err = api.Get(c, serving.GetServingEndpointRequest{Name: "churn-ep"})
 	assert.ErrorIs(t, err, apierr.ErrResourceDoesNotExist)
+}
+
+// servingChurn is a workspace with versions 1 and 2 of the workspace
+// registry model churn, on a manual clock, and its serving endpoints API.
+func servingChurn(t *testing.T) (*emulator.Workspace, *emulator.ManualClock, *serving.ServingEndpointsAPI, context.Context) {
+	t.Helper()
+	ws, clock := start(t, emulator.Options{})
+	cl := ws.Client(t)
+	c := ctx(t)
+	runID, _ := trainedRun(t, ws, clock)
+	reg := ml.NewModelRegistry(cl)
+	_, err := reg.CreateModel(c, ml.CreateModelRequest{Name: "churn"})
+	require.NoError(t, err)
+	for range 2 {
+		_, err = reg.CreateModelVersion(c, ml.CreateModelVersionRequest{Name: "churn", Source: "runs:/" + runID + "/model"})
+		require.NoError(t, err)
+	}
+	return ws, clock, serving.NewServingEndpoints(cl), c
+}
+
+// TestServingListsBothWaysAndRefusesBoth: GET answers served_entities and
+// served_models for the same entities, whichever list a config was written
+// with; a config that carries both lists is refused (databricks/cli PR 3880).
+func TestServingListsBothWaysAndRefusesBoth(t *testing.T) {
+	_, clock, api, c := servingChurn(t)
+	var err error
+	entity := serving.ServedEntityInput{EntityName: "churn", EntityVersion: "1", WorkloadSize: "Small", ScaleToZeroEnabled: true}
+	model := serving.ServedModelInput{ModelName: "churn", ModelVersion: "1", WorkloadSize: "Small", ScaleToZeroEnabled: true}
+
+	_, err = api.Create(c, serving.CreateServingEndpoint{Name: "both", Config: &serving.EndpointCoreConfigInput{
+		ServedEntities: []serving.ServedEntityInput{entity}, ServedModels: []serving.ServedModelInput{model}}})
+	var aerr *apierr.APIError
+	require.ErrorAs(t, err, &aerr)
+	assert.Equal(t, http.StatusBadRequest, aerr.StatusCode)
+	assert.Contains(t, aerr.Message, "Both served_models and served_entities cannot be provided")
+
+	for name, cfg := range map[string]*serving.EndpointCoreConfigInput{
+		"by-entity": {ServedEntities: []serving.ServedEntityInput{entity}},
+		"by-model":  {ServedModels: []serving.ServedModelInput{model}},
+	} {
+		_, err = api.Create(c, serving.CreateServingEndpoint{Name: name, Config: cfg})
+		require.NoError(t, err, name)
+		ep, err := api.Get(c, serving.GetServingEndpointRequest{Name: name})
+		require.NoError(t, err)
+		require.Len(t, ep.PendingConfig.ServedEntities, 1, name)
+		require.Len(t, ep.PendingConfig.ServedModels, 1, name)
+		clock.Advance(2 * time.Minute)
+		ep, err = api.Get(c, serving.GetServingEndpointRequest{Name: name})
+		require.NoError(t, err)
+		require.Len(t, ep.Config.ServedEntities, 1, name)
+		require.Len(t, ep.Config.ServedModels, 1, name)
+		assert.Equal(t, "churn-1", ep.Config.ServedEntities[0].Name, name)
+		assert.Equal(t, "churn-1", ep.Config.ServedModels[0].Name, name)
+		assert.Equal(t, "1", ep.Config.ServedEntities[0].EntityVersion, name)
+		assert.Equal(t, "1", ep.Config.ServedModels[0].ModelVersion, name)
+	}
+
+	_, err = api.UpdateConfig(c, serving.EndpointCoreConfigInput{Name: "by-entity",
+		ServedEntities: []serving.ServedEntityInput{entity}, ServedModels: []serving.ServedModelInput{model}})
+	require.ErrorAs(t, err, &aerr)
+	assert.Equal(t, http.StatusBadRequest, aerr.StatusCode)
+	assert.Contains(t, aerr.Message, "Both served_models and served_entities cannot be provided")
 }
 
 // ucChurn is a workspace with the Unity Catalog model main.ml.churn, an

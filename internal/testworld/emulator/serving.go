@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -24,6 +25,19 @@ import (
 // (workspace registry, or Unity Catalog for three-part names).
 // Invocations run a deterministic stand-in predictor that answers one
 // prediction in [0, 1) per input row.
+//
+// served_entities and served_models: a config names what it serves in one
+// of the two lists (served_models is deprecated, databricks-sdk-go v0.81.0
+// serving.EndpointCoreConfigInput doc comment). A body with both is refused:
+// the service answers 400 BAD_REQUEST "Both served_models and served_entities
+// cannot be provided in the config. Databricks recommends using only
+// served_entities" (as a live import recorded it; databricks/cli PR 3880 and
+// terraform-provider-databricks serving/resource_model_serving.go refuse the
+// same client side with ConflictsWith). GET answers both lists for the same
+// entities whichever one the config was written with (databricks/cli PR 3880:
+// "The GET API response for a model serving endpoint returns with both
+// served_models and served_entities even if one is set on the client side";
+// the Terraform provider's Read drops one of them for that reason).
 
 type servingState struct {
 	endpoints map[string]*endpoint
@@ -106,20 +120,71 @@ func (ws *Workspace) endpointView(e *endpoint) *serving.ServingEndpointDetailed 
 		EndpointUrl: ws.url + "/serving-endpoints/" + e.name + "/invocations",
 	}
 	if e.config != nil {
-		cfg := *e.config
-		out.Config = &cfg
+		out.Config = bothLists(e.config)
 		out.State.Ready = serving.EndpointStateReadyReady
 	}
 	switch {
 	case e.pending != nil:
 		out.State.ConfigUpdate = serving.EndpointStateConfigUpdateInProgress
-		p := e.pending
+		p := bothLists(e.pending)
 		out.PendingConfig = &serving.EndpointPendingConfig{
 			ConfigVersion: int(p.ConfigVersion), ServedEntities: p.ServedEntities, ServedModels: p.ServedModels,
 			TrafficConfig: p.TrafficConfig, StartTime: millis(e.pendingAt),
 		}
 	case e.failed:
 		out.State.ConfigUpdate = serving.EndpointStateConfigUpdateUpdateFailed
+	}
+	return out
+}
+
+// bothLists is a copy of a stored config as GET answers it: every served
+// entity of a registered model version in served_entities and again in
+// served_models, whichever list the config was written with (see the
+// comment at the top of this file).
+func bothLists(cfg *serving.EndpointCoreConfigOutput) *serving.EndpointCoreConfigOutput {
+	out := *cfg
+	out.ServedEntities, out.ServedModels = nil, nil
+	for _, e := range cfg.ServedEntities {
+		out.ServedEntities = append(out.ServedEntities, e)
+		if e.EntityVersion != "" { // a registered model, not an external or foundation model
+			out.ServedModels = append(out.ServedModels, serving.ServedModelOutput{
+				CreationTimestamp: e.CreationTimestamp, Creator: e.Creator, EnvironmentVars: e.EnvironmentVars,
+				InstanceProfileArn: e.InstanceProfileArn, MaxProvisionedConcurrency: e.MaxProvisionedConcurrency,
+				MinProvisionedConcurrency: e.MinProvisionedConcurrency, ModelName: e.EntityName, ModelVersion: e.EntityVersion,
+				Name: e.Name, ProvisionedModelUnits: e.ProvisionedModelUnits, ScaleToZeroEnabled: e.ScaleToZeroEnabled,
+				State: e.State, WorkloadSize: e.WorkloadSize, WorkloadType: e.WorkloadType,
+				ForceSendFields: renameFields[serving.ServedModelOutput](e.ForceSendFields, "EntityName", "ModelName", "EntityVersion", "ModelVersion"),
+			})
+		}
+	}
+	for _, m := range cfg.ServedModels {
+		out.ServedEntities = append(out.ServedEntities, serving.ServedEntityOutput{
+			CreationTimestamp: m.CreationTimestamp, Creator: m.Creator, EntityName: m.ModelName, EntityVersion: m.ModelVersion,
+			EnvironmentVars: m.EnvironmentVars, InstanceProfileArn: m.InstanceProfileArn,
+			MaxProvisionedConcurrency: m.MaxProvisionedConcurrency, MinProvisionedConcurrency: m.MinProvisionedConcurrency,
+			Name: m.Name, ProvisionedModelUnits: m.ProvisionedModelUnits, ScaleToZeroEnabled: m.ScaleToZeroEnabled,
+			State: m.State, WorkloadSize: m.WorkloadSize, WorkloadType: m.WorkloadType,
+			ForceSendFields: renameFields[serving.ServedEntityOutput](m.ForceSendFields, "ModelName", "EntityName", "ModelVersion", "EntityVersion"),
+		})
+		out.ServedModels = append(out.ServedModels, m)
+	}
+	return &out
+}
+
+// renameFields carries ForceSendFields entries from a served entity to a
+// served model or back: renamed by the (old, new) pairs, and left out when
+// the struct To has no such field (databricks-sdk-go refuses to marshal it).
+func renameFields[To any](fields []string, pairs ...string) []string {
+	var out []string
+	for _, f := range fields {
+		for i := 0; i+1 < len(pairs); i += 2 {
+			if f == pairs[i] {
+				f = pairs[i+1]
+			}
+		}
+		if _, ok := reflect.TypeFor[To]().FieldByName(f); ok {
+			out = append(out, f)
+		}
 	}
 	return out
 }
@@ -276,6 +341,10 @@ func (ws *Workspace) servedEntity(r *http.Request) (*endpoint, string, *apiError
 func (ws *Workspace) buildConfig(in *serving.EndpointCoreConfigInput, version int64, now time.Time) (*serving.EndpointCoreConfigOutput, *apiError) {
 	if len(in.ServedEntities) == 0 && len(in.ServedModels) == 0 {
 		return nil, invalidParam("The config must have at least one served entity.")
+	}
+	if len(in.ServedEntities) > 0 && len(in.ServedModels) > 0 {
+		// The service's own answer (see the comment at the top of this file).
+		return nil, errorf(http.StatusBadRequest, "BAD_REQUEST", "Both served_models and served_entities cannot be provided in the config. Databricks recommends using only served_entities.")
 	}
 	out := &serving.EndpointCoreConfigOutput{ConfigVersion: version, TrafficConfig: in.TrafficConfig, AutoCaptureConfig: nil}
 	creating := &serving.ServedModelState{Deployment: serving.ServedModelStateDeploymentDeploymentCreating, DeploymentStateMessage: "Creating the served entity."}
