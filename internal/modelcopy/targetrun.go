@@ -21,9 +21,9 @@ import (
 func (s *session) targetModelExists(ctx context.Context) (bool, error) {
 	var err error
 	if s.opts.Target.UC() {
-		_, err = s.tgt.ucModels.Get(ctx, catalog.GetRegisteredModelRequest{FullName: s.opts.Target.Full})
+		_, err = s.tgt.UCModels.Get(ctx, catalog.GetRegisteredModelRequest{FullName: s.opts.Target.Full})
 	} else {
-		_, err = s.tgt.registry.GetModel(ctx, ml.GetModelRequest{Name: s.opts.Target.Full})
+		_, err = s.tgt.Models.GetModel(ctx, ml.GetModelRequest{Name: s.opts.Target.Full})
 	}
 	if err == nil {
 		return true, nil
@@ -43,9 +43,9 @@ func (s *session) ensureModel(ctx context.Context) error {
 	created, err := converge.CreateOnce(ctx, func(ctx context.Context) error {
 		var err error
 		if t.UC() {
-			_, err = s.tgt.ucModels.Create(ctx, catalog.CreateRegisteredModelRequest{CatalogName: t.Catalog, SchemaName: t.Schema, Name: t.Model})
+			_, err = s.tgt.UCModels.Create(ctx, catalog.CreateRegisteredModelRequest{CatalogName: t.Catalog, SchemaName: t.Schema, Name: t.Model})
 		} else {
-			_, err = s.tgt.registry.CreateModel(ctx, ml.CreateModelRequest{Name: t.Full})
+			_, err = s.tgt.Models.CreateModel(ctx, ml.CreateModelRequest{Name: t.Full})
 		}
 		return err
 	})
@@ -66,7 +66,7 @@ func (s *session) ensureExperiment(ctx context.Context) (string, error) {
 	if !registry.NotFound(err) {
 		return "", fmt.Errorf("reading experiment %s in the target: %w", s.opts.Experiment, err)
 	}
-	if err := wsapi.NewWorkspace(s.tgt.c).Mkdirs(ctx, wsapi.Mkdirs{Path: path.Dir(s.opts.Experiment)}); err != nil {
+	if err := wsapi.NewWorkspace(s.tgt.Client).Mkdirs(ctx, wsapi.Mkdirs{Path: path.Dir(s.opts.Experiment)}); err != nil {
 		return "", fmt.Errorf("creating folder %s in the target: %w", path.Dir(s.opts.Experiment), err)
 	}
 	// CreateOnce: a concurrent copy may create the experiment first (then

@@ -132,25 +132,13 @@ func registerUCSource(t testing.TB, ctx context.Context, c *client.DatabricksCli
 	return n
 }
 
-// transition stands for the transition command's logic (package promote
-// wires the real one).
-func transition(ctx context.Context, c *client.DatabricksClient, name modeluri.Name, v int, stage, alias string) error {
-	if name.UC() {
-		_, err := catalog.NewRegisteredModels(c).SetAlias(ctx, catalog.SetRegisteredModelAliasRequest{FullName: name.Full, Alias: alias, VersionNum: v})
-		return err
-	}
-	_, err := ml.NewModelRegistry(c).TransitionStage(ctx, ml.TransitionModelVersionStageDatabricks{Name: name.Full, Version: strconv.Itoa(v), Stage: stage, ArchiveExistingVersions: true})
-	return err
-}
-
 func (w *world) deps(storage *http.Client) modelcopy.Deps {
 	return modelcopy.Deps{
-		Source:     func(context.Context) (*client.DatabricksClient, error) { return w.devC, nil },
-		Target:     func(context.Context) (*client.DatabricksClient, error) { return w.prdC, nil },
-		Storage:    storage,
-		Transition: transition,
-		Transfer:   artifacts.Options{BlockSize: 1 << 20, Backoff: func(int) time.Duration { return 20 * time.Millisecond }},
-		Poll:       50 * time.Millisecond,
+		Source:   func(context.Context) (*client.DatabricksClient, error) { return w.devC, nil },
+		Target:   func(context.Context) (*client.DatabricksClient, error) { return w.prdC, nil },
+		Storage:  storage,
+		Transfer: artifacts.Options{BlockSize: 1 << 20, Backoff: func(int) time.Duration { return 20 * time.Millisecond }},
+		Poll:     50 * time.Millisecond,
 	}
 }
 
