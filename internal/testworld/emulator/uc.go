@@ -191,7 +191,13 @@ func (ws *Workspace) ucRoutes() {
 	handle(ws, "POST /api/2.0/mlflow/unity-catalog/model-versions/create", ws.ucCreateVersion)
 	handle(ws, "POST /api/2.0/mlflow/unity-catalog/model-versions/generate-temporary-credentials", ws.ucTemporaryCredentials)
 	// Tags of UC model versions live in MLflow's UC routes (the Unity Catalog
-	// model version API in SDK v0.81.0 has none).
+	// model version API in SDK v0.81.0 has none): POST .../set-tag and
+	// DELETE .../delete-tag, as mlflow/protos/databricks_uc_registry_service.proto
+	// defines them at mlflow/mlflow commit
+	// e2b9058c3089072dcd92846a83069fa37423a175. An older version of that
+	// file (commit 02b44f5b1c83cab2ec210f58b69d4155dfbf30bf) had POST and
+	// DELETE .../model-versions/tags; that route is not served (404
+	// ENDPOINT_NOT_FOUND, as any unknown route).
 	handle(ws, "POST /api/2.0/mlflow/unity-catalog/model-versions/set-tag", func(r *http.Request, req *SetUCModelVersionTagRequest) (any, *apiError) {
 		v, aerr := ws.ucVersion(req.Name, req.Version)
 		if aerr != nil {
@@ -207,6 +213,19 @@ func (ws *Workspace) ucRoutes() {
 			}
 		}
 		v.tags = append(v.tags, UCModelVersionTag{Key: req.Key, Value: req.Value})
+		return nil, nil
+	})
+	handle(ws, "DELETE /api/2.0/mlflow/unity-catalog/model-versions/delete-tag", func(r *http.Request, req *DeleteUCModelVersionTagRequest) (any, *apiError) {
+		v, aerr := ws.ucVersion(req.Name, req.Version)
+		if aerr != nil {
+			return nil, aerr
+		}
+		if req.Key == "" {
+			return nil, invalidParam("Missing required field: key")
+		}
+		// A key the version does not have: nothing to delete (not checked
+		// against Databricks; the client only deletes tags it set).
+		v.tags = slices.DeleteFunc(v.tags, func(t UCModelVersionTag) bool { return t.Key == req.Key })
 		return nil, nil
 	})
 	handle(ws, "GET /api/2.0/mlflow/unity-catalog/model-versions/get", func(r *http.Request, req *GetUCModelVersionRequest) (any, *apiError) {
@@ -253,6 +272,14 @@ type SetUCModelVersionTagRequest struct {
 	Version string `json:"version"`
 	Key     string `json:"key"`
 	Value   string `json:"value"`
+}
+
+// DeleteUCModelVersionTagRequest is the query of
+// unity-catalog/model-versions/delete-tag.
+type DeleteUCModelVersionTagRequest struct {
+	Name    string `json:"-" url:"name"`
+	Version string `json:"-" url:"version"`
+	Key     string `json:"-" url:"key"`
 }
 
 // GetUCModelVersionRequest is the query of unity-catalog/model-versions/get.
