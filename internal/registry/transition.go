@@ -179,11 +179,20 @@ func checkHeld(req TransitionRequest, after []Version, n int) {
 	req.Log.Warning("version %d of %s was moved to %s, then archived: another pipeline run moved %s there at the same time", n, req.Model.Full, req.Stage, versionList(holder))
 }
 
+// setAlias tags the version first and moves the alias after: the tags are
+// what a workspace may refuse (a tag key or value it does not take, a
+// principal without the privilege to tag), and
+// a refused tag must leave the alias where it was rather than move it half
+// done. A removeAlias that fails after the move is finished by a rerun,
+// which finds the alias in place.
 func (r *Registry) setAlias(ctx context.Context, req TransitionRequest, v Version) (*TransitionResult, error) {
 	name := req.Model
 	aliases, err := r.Aliases(ctx, name)
 	if err != nil {
 		return nil, err
+	}
+	if err := r.TagVersion(ctx, name, v, req.Lineage.ActionTags(v.RunID, "alias "+req.Alias)); err != nil {
+		return nil, fmt.Errorf("%w; @%s was not moved", err, req.Alias)
 	}
 	res := &TransitionResult{Version: v.Number}
 	holder, held := aliases[req.Alias]
@@ -212,7 +221,7 @@ func (r *Registry) setAlias(ctx context.Context, req TransitionRequest, v Versio
 	if req.RemoveAlias != "" {
 		if n, ok := aliases[req.RemoveAlias]; ok && n == v.Number {
 			if err := r.UCModels.DeleteAlias(ctx, catalog.DeleteAliasRequest{FullName: name.Full, Alias: req.RemoveAlias}); err != nil {
-				return nil, fmt.Errorf("removing alias @%s from version %d of %s: %w", req.RemoveAlias, v.Number, name.Full, err)
+				return res, fmt.Errorf("removing alias @%s from version %d of %s: %w", req.RemoveAlias, v.Number, name.Full, err)
 			}
 			req.Log.Info("Removed @%s from version %d.", req.RemoveAlias, v.Number)
 			res.Note += fmt.Sprintf(" Removed @%s from it.", req.RemoveAlias)
@@ -220,7 +229,7 @@ func (r *Registry) setAlias(ctx context.Context, req TransitionRequest, v Versio
 			req.Log.Info("Version %d does not hold @%s: nothing to remove.", v.Number, req.RemoveAlias)
 		}
 	}
-	return res, r.TagVersion(ctx, name, v, req.Lineage.ActionTags(v.RunID, "alias "+req.Alias))
+	return res, nil
 }
 
 // versionList names versions for a message: "version 3, version 2".
