@@ -81,12 +81,8 @@ func (s *session) ucTargetVersion(ctx context.Context, sv *sourceVersion, existi
 			return ucTarget{number: got.Version, location: got.StorageLocation}, nil
 		}
 	}
-	var tags []registry.UCTag
-	for _, kv := range s.lineage(sv) {
-		tags = append(tags, registry.UCTag{Key: kv.Key, Value: kv.Value})
-	}
 	made, err := s.tgt.CreateUCVersion(ctx, registry.UCCreateRequest{
-		Name: name.Full, Source: strings.TrimSuffix(run.ArtifactUri, "/") + "/" + sv.artifactDir(), RunID: run.RunId, Tags: tags,
+		Name: name.Full, Source: strings.TrimSuffix(run.ArtifactUri, "/") + "/" + sv.artifactDir(), RunID: run.RunId, Tags: registry.ToUCTags(s.lineage(sv)),
 		Description: fmt.Sprintf("Copied from %s version %d in %s.", sv.name.Full, sv.number, s.src.Host),
 	}, func(ctx context.Context) (*registry.Version, error) {
 		all, err := s.tgt.UCVersions.ListAll(ctx, catalog.ListModelVersionsRequest{FullName: name.Full})

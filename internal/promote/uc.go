@@ -63,11 +63,7 @@ func (s *step) registerUC(ctx context.Context) (*result, error) {
 		}
 	}
 
-	var tags []registry.UCTag
-	for _, kv := range s.versionTags(runID) {
-		tags = append(tags, registry.UCTag{Key: kv.Key, Value: kv.Value})
-	}
-	req := registry.UCCreateRequest{Name: name.Full, Source: source, RunID: runID, Description: o.Description, Tags: tags}
+	req := registry.UCCreateRequest{Name: name.Full, Source: source, RunID: runID, Description: o.Description, Tags: registry.ToUCTags(s.versionTags(runID))}
 	made, err := s.createVersion(ctx, func(ctx context.Context) (*registry.Version, []int, error) {
 		return s.existingUCVersion(ctx, source, runID)
 	}, func(ctx context.Context, find registry.FindVersion) (registry.Created, error) {

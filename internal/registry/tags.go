@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/databricks/databricks-sdk-go/service/ml"
 
@@ -64,4 +65,36 @@ func (r *Registry) ucTags(ctx context.Context, full string, n int) (map[string]s
 		}
 	}
 	return out, nil
+}
+
+// UCReserved are the characters Unity Catalog refuses in a model version's
+// tag key: INVALID_PARAMETER_VALUE "Tag name ... contains one or more of the
+// reserved characters" (hence the brickferry_* lineage keys).
+const UCReserved = ".,-=/:"
+
+// CheckUCTagKey refuses a tag key Unity Catalog would refuse.
+func CheckUCTagKey(key string) error {
+	if strings.ContainsAny(key, UCReserved) {
+		return fmt.Errorf("%q: a Unity Catalog model version tag name may not contain any of . , - = / : (use _ instead)", key)
+	}
+	return nil
+}
+
+// ToUCTags are key/value tags for a Unity Catalog version, each reserved
+// character of a key rewritten to "_", as mlflow-export-import does when it
+// copies tags into Unity Catalog: what a copy takes from elsewhere must not
+// make the registration fail. (Keys a user gives are refused at input
+// validation instead, CheckUCTagKey.)
+func ToUCTags(kvs []agent.KeyValue) []UCTag {
+	var out []UCTag
+	for _, kv := range kvs {
+		key := strings.Map(func(r rune) rune {
+			if strings.ContainsRune(UCReserved, r) {
+				return '_'
+			}
+			return r
+		}, kv.Key)
+		out = append(out, UCTag{Key: key, Value: kv.Value})
+	}
+	return out
 }

@@ -199,12 +199,12 @@ func (ws *Workspace) ucRoutes() {
 	// DELETE .../model-versions/tags; that route is not served (404
 	// ENDPOINT_NOT_FOUND, as any unknown route).
 	handle(ws, "POST /api/2.0/mlflow/unity-catalog/model-versions/set-tag", func(r *http.Request, req *SetUCModelVersionTagRequest) (any, *apiError) {
-		v, aerr := ws.ucVersion(req.Name, req.Version)
+		v, aerr := ws.ucTagged(req.Name, req.Version, req.Key)
 		if aerr != nil {
 			return nil, aerr
 		}
-		if req.Key == "" {
-			return nil, invalidParam("Missing required field: key")
+		if aerr := checkUCTagKeys(UCModelVersionTag{Key: req.Key}); aerr != nil {
+			return nil, aerr
 		}
 		for i := range v.tags {
 			if v.tags[i].Key == req.Key {
@@ -216,12 +216,9 @@ func (ws *Workspace) ucRoutes() {
 		return nil, nil
 	})
 	handle(ws, "DELETE /api/2.0/mlflow/unity-catalog/model-versions/delete-tag", func(r *http.Request, req *DeleteUCModelVersionTagRequest) (any, *apiError) {
-		v, aerr := ws.ucVersion(req.Name, req.Version)
+		v, aerr := ws.ucTagged(req.Name, req.Version, req.Key)
 		if aerr != nil {
 			return nil, aerr
-		}
-		if req.Key == "" {
-			return nil, invalidParam("Missing required field: key")
 		}
 		// A key the version does not have: nothing to delete (not checked
 		// against Databricks; the client only deletes tags it set).
@@ -247,6 +244,33 @@ func (ws *Workspace) ucRoutes() {
 		v.info.UpdatedAt = millis(ws.clock.Now())
 		return &UCModelVersionResponse{ModelVersion: ws.ucMLflowView(v)}, nil
 	})
+}
+
+// ucTagged is the version whose tag key a set-tag or delete-tag names.
+func (ws *Workspace) ucTagged(name, version, key string) (*ucVersion, *apiError) {
+	v, aerr := ws.ucVersion(name, version)
+	if aerr == nil && key == "" {
+		aerr = invalidParam("Missing required field: key")
+	}
+	return v, aerr
+}
+
+// ucReservedTagChars are the characters Unity Catalog refuses in a model
+// version tag key, with INVALID_PARAMETER_VALUE "Tag name ... contains one
+// or more of the reserved characters" (as Brickferry's fidelity issue
+// reports it from Databricks; mlflow-export-import rewrites "." to "_" in
+// the keys it copies into Unity Catalog, and MLflow's prompt registry keeps
+// dots out of its tag keys because "Unity Catalog tags cannot contain dots").
+const ucReservedTagChars = ".,-=/:"
+
+// checkUCTagKeys refuses tag keys with a reserved character.
+func checkUCTagKeys(tags ...UCModelVersionTag) *apiError {
+	for _, t := range tags {
+		if strings.ContainsAny(t.Key, ucReservedTagChars) {
+			return invalidParam("Tag name %s contains one or more of the reserved characters: . , - = / :", t.Key)
+		}
+	}
+	return nil
 }
 
 // The MLflow UC registration routes are not in databricks-sdk-go v0.81.0;
@@ -374,6 +398,9 @@ func (ws *Workspace) ucCreateVersion(r *http.Request, req *CreateUCModelVersionR
 	}
 	if req.Source == "" {
 		return nil, invalidParam("Missing required field: source")
+	}
+	if aerr := checkUCTagKeys(req.Tags...); aerr != nil {
+		return nil, aerr
 	}
 	now := millis(ws.clock.Now())
 	n := len(m.versions) + 1
