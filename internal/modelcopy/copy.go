@@ -45,10 +45,6 @@ type Deps struct {
 	// Storage carries the requests to signed storage URLs (the agent's proxy
 	// and certificates, no credentials). Nil: Go's default transport.
 	Storage *http.Client
-	// Transition moves the target version to a stage or sets an alias on it,
-	// with the rules of the transition command. Needed only when Options.Stage
-	// or Options.Alias is set.
-	Transition func(ctx context.Context, target *client.DatabricksClient, model modeluri.Name, version int, stage, alias string) error
 	// Transfer tunes the file transfer (block size, files in parallel,
 	// retries); HTTPClient, Files and Progress are filled in by Run.
 	Transfer artifacts.Options
@@ -109,9 +105,6 @@ type session struct {
 // Run copies a model version as Options say, writes the task's outputs and
 // summary, and returns what it did.
 func Run(ctx context.Context, o Options, d Deps, log *agent.Log) (Outcome, error) {
-	if (o.Stage != "" || o.Alias != "") && d.Transition == nil {
-		return Outcome{}, errors.New("modelcopy: a stage or alias was asked for but no transition was wired in")
-	}
 	if o.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, o.Timeout)
@@ -218,11 +211,17 @@ func (s *session) run(ctx context.Context) (Outcome, error) {
 	return out, s.transition(ctx, out.TargetVersion)
 }
 
+// transition moves the target version to the stage or alias asked for,
+// with the transition command's rules (registry.Transition).
 func (s *session) transition(ctx context.Context, version int) error {
 	if s.opts.Stage == "" && s.opts.Alias == "" {
 		return nil
 	}
-	if err := s.deps.Transition(ctx, s.tgt.c, s.opts.Target, version, s.opts.Stage, s.opts.Alias); err != nil {
+	_, err := s.tgt.Transition(ctx, registry.TransitionRequest{
+		Model: s.opts.Target, Version: modeluri.VersionRef{Number: version}, Stage: s.opts.Stage, Alias: s.opts.Alias,
+		ArchiveExisting: true, Lineage: registry.LineageOf(s.opts.Pipeline), Log: s.log,
+	})
+	if err != nil {
 		return fmt.Errorf("version %d of %s was copied, but moving it to %s failed: %w", version, s.opts.Target.Full, s.targetLabel(), err)
 	}
 	return nil
@@ -239,7 +238,7 @@ func (s *session) targetLabel() string {
 // Unity Catalog version (same metastore, same version id): then the
 // source is already in the target and no bytes need to move.
 func (s *session) sameMetastore(ctx context.Context, sv *sourceVersion) (bool, error) {
-	mv, err := s.tgt.ucVersions.Get(ctx, catalogGet(sv.name.Full, sv.number))
+	mv, err := s.tgt.UCVersions.Get(ctx, catalogGet(sv.name.Full, sv.number))
 	if err != nil {
 		if registry.NotFound(err) {
 			return false, nil

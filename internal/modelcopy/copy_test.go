@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -184,9 +185,11 @@ func TestUnityCatalogSameMetastoreMovesNoBytes(t *testing.T) {
 	assert.Equal(t, "0", r.outputs["bytesCopied"])
 	assert.Contains(t, r.stdout, "No bytes move")
 	assert.Len(t, w.dev.UCModelVersions("main.ml.churn"), 1)
+	// The only writes: the alias, and the lineage tags of the transition
+	// (registry.Transition) on the version.
 	for _, req := range w.dev.Requests() {
 		if req.IsWrite() {
-			assert.Equal(t, "/api/2.1/unity-catalog/models/main.ml.churn/aliases/champion", req.Path)
+			assert.Contains(t, []string{"/api/2.1/unity-catalog/models/main.ml.churn/aliases/champion", registry.UCRoute + "set-tag"}, req.Path)
 		}
 	}
 }
@@ -434,5 +437,41 @@ func TestConcurrentCopiesSettleOnOneVersion(t *testing.T) {
 			assert.Len(t, w.prd.UCModelVersions(target), 1)
 		}
 		t.Logf("%s: version %d, settled by the lower-version rule: %v", target, results[0].out.TargetVersion, results[0].out.Concurrent || results[1].out.Concurrent)
+	}
+}
+
+// A source run with more tags and params than one log-batch takes (100
+// each, 1000 items in all: ml.LogBatch doc comments) is copied in requests
+// that keep every limit; the emulator refuses one that does not.
+func TestCopyRunOverLogBatchLimits(t *testing.T) {
+	w := newWorld(t)
+	ctx := ctxFor(t, 90*time.Second)
+	params, tags := map[string]string{}, map[string]string{}
+	for i := range 150 {
+		params[fmt.Sprintf("param_%03d", i)] = strconv.Itoa(i)
+	}
+	for i := range 250 {
+		tags[fmt.Sprintf("tag_%03d", i)] = strconv.Itoa(i)
+	}
+	run, err := artifactstest.SeedRun(ctx, w.devC, "/Shared/churn", "model", churn(t), params, sourceMetrics, tags)
+	require.NoError(t, err)
+	w.registerRun(t, ctx, "churn", run.ID)
+
+	w.prd.ResetRequests()
+	r := w.copy(t, ctx, w.deps(nil), map[string]string{"modelName": "churn", "modelVersion": "1"})
+	require.NoError(t, r.err, r.stdout)
+	got, ok := w.prd.MLflowRun(r.outputs["targetRunId"])
+	require.True(t, ok)
+	assert.Equal(t, params, tagMap(got.Data.Params, func(p ml.Param) (string, string) { return p.Key, p.Value }))
+	rt := tagMap(got.Data.Tags, func(t ml.RunTag) (string, string) { return t.Key, t.Value })
+	for k, v := range tags {
+		assert.Equal(t, v, rt[k], k)
+	}
+	batches := w.prd.RequestsTo(http.MethodPost, "/api/2.0/mlflow/runs/log-batch")
+	for _, b := range batches {
+		lb := b.Body.(*ml.LogBatch)
+		assert.LessOrEqual(t, len(lb.Params), 100)
+		assert.LessOrEqual(t, len(lb.Tags), 100)
+		assert.LessOrEqual(t, len(lb.Params)+len(lb.Tags)+len(lb.Metrics), 1000)
 	}
 }

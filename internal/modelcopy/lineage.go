@@ -72,7 +72,7 @@ func (s *session) findExisting(ctx context.Context, sv *sourceVersion) ([]candid
 	}
 	var out []candidate
 	if s.opts.Target.UC() {
-		all, err := s.tgt.ucVersions.ListAll(ctx, catalog.ListModelVersionsRequest{FullName: s.opts.Target.Full})
+		all, err := s.tgt.UCVersions.ListAll(ctx, catalog.ListModelVersionsRequest{FullName: s.opts.Target.Full})
 		if err != nil && !registry.NotFound(err) {
 			return nil, fmt.Errorf("listing the versions of %s in the target: %w", s.opts.Target.Full, err)
 		}
@@ -82,7 +82,7 @@ func (s *session) findExisting(ctx context.Context, sv *sourceVersion) ([]candid
 			}
 		}
 	} else {
-		all, err := s.tgt.registry.SearchModelVersionsAll(ctx, ml.SearchModelVersionsRequest{Filter: "name=" + registry.Quote(s.opts.Target.Full)})
+		all, err := s.tgt.Models.SearchModelVersionsAll(ctx, ml.SearchModelVersionsRequest{Filter: "name=" + registry.Quote(s.opts.Target.Full)})
 		if err != nil && !registry.NotFound(err) {
 			return nil, fmt.Errorf("listing the versions of %s in the target: %w", s.opts.Target.Full, err)
 		}

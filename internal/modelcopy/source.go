@@ -18,23 +18,16 @@ import (
 	"github.com/brickferry/brickferry/internal/registry"
 )
 
-// workspace is one connected workspace and the services the copy uses: the
-// registries' reads, waits and links through package registry.
+// workspace is one connected workspace: its registries (package registry,
+// which also holds the SDK services and client the copy writes with) and
+// its MLflow experiments.
 type workspace struct {
 	*registry.Registry
-	c          *client.DatabricksClient
-	exps       *ml.ExperimentsAPI
-	registry   *ml.ModelRegistryAPI
-	ucModels   *catalog.RegisteredModelsAPI
-	ucVersions *catalog.ModelVersionsAPI
+	exps *ml.ExperimentsAPI
 }
 
 func newWorkspace(c *client.DatabricksClient) *workspace {
-	return &workspace{
-		Registry: registry.New(c.Config.Host, c), c: c,
-		exps: ml.NewExperiments(c), registry: ml.NewModelRegistry(c),
-		ucModels: catalog.NewRegisteredModels(c), ucVersions: catalog.NewModelVersions(c),
-	}
+	return &workspace{Registry: registry.New(c.Config.Host, c), exps: ml.NewExperiments(c)}
 }
 
 // sourceVersion is the version being copied and where its files are.
@@ -123,12 +116,12 @@ func (s *session) listFiles(ctx context.Context, sv *sourceVersion) error {
 			return sign(ctx, paths)
 		}
 	} else {
-		files, err := artifacts.ListRun(ctx, s.src.c, sv.runID, sv.artPath)
+		files, err := artifacts.ListRun(ctx, s.src.Client, sv.runID, sv.artPath)
 		if err != nil {
 			return err
 		}
 		sv.files = files
-		sv.read = artifacts.RunSigner(s.src.c, sv.runID, sv.artPath, false)
+		sv.read = artifacts.RunSigner(s.src.Client, sv.runID, sv.artPath, false)
 	}
 	if len(sv.files) == 0 {
 		return fmt.Errorf("version %d of %s has no files to copy", sv.number, sv.name.Full)
@@ -159,7 +152,7 @@ func artifactPath(source string, run *ml.Run) (string, error) {
 // registryVersion resolves a workspace registry version reference.
 func (w *workspace) registryVersion(ctx context.Context, name modeluri.Name, ref modeluri.VersionRef) (*ml.ModelVersion, error) {
 	if ref.Number > 0 {
-		resp, err := w.registry.GetModelVersion(ctx, ml.GetModelVersionRequest{Name: name.Full, Version: strconv.Itoa(ref.Number)})
+		resp, err := w.Models.GetModelVersion(ctx, ml.GetModelVersionRequest{Name: name.Full, Version: strconv.Itoa(ref.Number)})
 		if err != nil {
 			if registry.NotFound(err) {
 				return nil, fmt.Errorf("version %d of %s not found in the workspace model registry of %s", ref.Number, name.Full, w.Host)
@@ -168,7 +161,7 @@ func (w *workspace) registryVersion(ctx context.Context, name modeluri.Name, ref
 		}
 		return resp.ModelVersion, nil
 	}
-	all, err := w.registry.SearchModelVersionsAll(ctx, ml.SearchModelVersionsRequest{Filter: "name=" + registry.Quote(name.Full)})
+	all, err := w.Models.SearchModelVersionsAll(ctx, ml.SearchModelVersionsRequest{Filter: "name=" + registry.Quote(name.Full)})
 	if err != nil {
 		return nil, fmt.Errorf("listing the versions of %s: %w", name.Full, err)
 	}
@@ -191,7 +184,7 @@ func (w *workspace) registryVersion(ctx context.Context, name modeluri.Name, ref
 func (w *workspace) ucVersion(ctx context.Context, name modeluri.Name, ref modeluri.VersionRef) (*catalog.ModelVersionInfo, error) {
 	switch {
 	case ref.Alias != "":
-		mv, err := w.ucVersions.GetByAlias(ctx, catalog.GetByAliasRequest{FullName: name.Full, Alias: ref.Alias})
+		mv, err := w.UCVersions.GetByAlias(ctx, catalog.GetByAliasRequest{FullName: name.Full, Alias: ref.Alias})
 		if err != nil {
 			if registry.NotFound(err) {
 				return nil, fmt.Errorf("no version of %s has the alias @%s in workspace %s", name.Full, ref.Alias, w.Host)
@@ -200,7 +193,7 @@ func (w *workspace) ucVersion(ctx context.Context, name modeluri.Name, ref model
 		}
 		return w.ucGet(ctx, name, mv.Version)
 	case ref.Latest:
-		all, err := w.ucVersions.ListAll(ctx, catalog.ListModelVersionsRequest{FullName: name.Full})
+		all, err := w.UCVersions.ListAll(ctx, catalog.ListModelVersionsRequest{FullName: name.Full})
 		if err != nil {
 			return nil, fmt.Errorf("listing the versions of %s: %w", name.Full, err)
 		}
@@ -218,7 +211,7 @@ func (w *workspace) ucVersion(ctx context.Context, name modeluri.Name, ref model
 }
 
 func (w *workspace) ucGet(ctx context.Context, name modeluri.Name, n int) (*catalog.ModelVersionInfo, error) {
-	mv, err := w.ucVersions.Get(ctx, catalog.GetModelVersionRequest{FullName: name.Full, Version: n})
+	mv, err := w.UCVersions.Get(ctx, catalog.GetModelVersionRequest{FullName: name.Full, Version: n})
 	if err != nil {
 		if registry.NotFound(err) {
 			return nil, fmt.Errorf("version %d of %s not found in Unity Catalog of workspace %s", n, name.Full, w.Host)
@@ -235,7 +228,7 @@ func (w *workspace) ucCredentials(ctx context.Context, name modeluri.Name, n int
 		op = "MODEL_VERSION_OPERATION_READ_WRITE"
 	}
 	var resp registry.UCCredentialsResponse
-	err := w.c.Do(ctx, http.MethodPost, registry.UCRoute+"generate-temporary-credentials", nil, nil,
+	err := w.Client.Do(ctx, http.MethodPost, registry.UCRoute+"generate-temporary-credentials", nil, nil,
 		registry.UCCredentialsRequest{Name: name.Full, Version: strconv.Itoa(n), Operation: op}, &resp)
 	if err != nil {
 		return "", fmt.Errorf("getting storage credentials for %s version %d: %w", name.Full, n, err)

@@ -116,7 +116,7 @@ func (s *session) copyToRegistry(ctx context.Context, sv *sourceVersion, a *atte
 func (s *session) copyToRun(ctx context.Context, sv *sourceVersion, run *ml.RunInfo) (artifacts.Manifest, error) {
 	dir := sv.artifactDir()
 	s.log.Info("Copying %d files into %s/%s of run %s.", len(sv.files), run.ArtifactUri, dir, run.RunId)
-	m, err := s.copier.Copy(ctx, sv.files, sv.read, artifacts.RunSigner(s.tgt.c, run.RunId, dir, true), artifacts.RunSigner(s.tgt.c, run.RunId, dir, false))
+	m, err := s.copier.Copy(ctx, sv.files, sv.read, artifacts.RunSigner(s.tgt.Client, run.RunId, dir, true), artifacts.RunSigner(s.tgt.Client, run.RunId, dir, false))
 	if err != nil {
 		return m, fmt.Errorf("copying the model files: %w", err)
 	}
@@ -137,35 +137,30 @@ func (s *session) register(ctx context.Context, sv *sourceVersion, run *ml.RunIn
 	for _, kv := range lineage {
 		tags = append(tags, ml.ModelVersionTag{Key: kv.Key, Value: kv.Value})
 	}
-	v, err := converge.Converge(ctx, func(ctx context.Context) (int, bool, error) {
+	made, err := s.tgt.CreateVersion(ctx, ml.CreateModelVersionRequest{
+		Name: s.opts.Target.Full, Source: strings.TrimSuffix(run.ArtifactUri, "/") + "/" + sv.artifactDir(), RunId: run.RunId,
+		RunLink: s.tgt.RunURL(run.ExperimentId, run.RunId), Tags: tags,
+		Description: fmt.Sprintf("Copied from %s version %d in %s.", sv.name.Full, sv.number, s.src.Host),
+	}, func(ctx context.Context) (*registry.Version, error) {
 		// A version this attempt registered although no answer said so.
 		// (The workspace registry's search takes one condition: the run.)
-		found, err := s.tgt.registry.SearchModelVersionsAll(ctx, ml.SearchModelVersionsRequest{Filter: "run_id=" + registry.Quote(run.RunId)})
+		found, err := s.tgt.Models.SearchModelVersionsAll(ctx, ml.SearchModelVersionsRequest{Filter: "run_id=" + registry.Quote(run.RunId)})
 		if err != nil {
-			return 0, false, err
+			return nil, err
 		}
 		for _, mv := range found {
 			if mv.Name == s.opts.Target.Full {
-				return atoi(mv.Version), true, nil
+				v := registry.FromRegistry(mv)
+				return &v, nil
 			}
 		}
-		return 0, false, nil
-	}, func(ctx context.Context) (int, error) {
-		resp, err := s.tgt.registry.CreateModelVersion(ctx, ml.CreateModelVersionRequest{
-			Name: s.opts.Target.Full, Source: strings.TrimSuffix(run.ArtifactUri, "/") + "/" + sv.artifactDir(), RunId: run.RunId,
-			RunLink: s.tgt.RunURL(run.ExperimentId, run.RunId), Tags: tags,
-			Description: fmt.Sprintf("Copied from %s version %d in %s.", sv.name.Full, sv.number, s.src.Host),
-		})
-		if err != nil {
-			return 0, err
-		}
-		return atoi(resp.ModelVersion.Version), nil
+		return nil, nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("registering %s from run %s: %w", s.opts.Target.Full, run.RunId, err)
 	}
-	s.log.Info("Registered version %d of %s from run %s; waiting for READY.", v, s.opts.Target.Full, run.RunId)
-	return v, nil
+	s.log.Info("Registered version %d of %s from run %s; waiting for READY.", made.Number, s.opts.Target.Full, run.RunId)
+	return made.Number, nil
 }
 
 // waitReady polls a target version until it is READY, pausing Deps.Poll
@@ -209,7 +204,7 @@ func (s *session) markFailed(ctx context.Context, a *attempt) {
 		if err != nil || mv.Status == catalog.ModelVersionInfoStatusReady {
 			return
 		}
-		if err := s.tgt.ucVersions.Delete(ctx, catalog.DeleteModelVersionRequest{FullName: s.opts.Target.Full, Version: a.ucOwned}); err != nil {
+		if err := s.tgt.DeleteVersion(ctx, s.opts.Target, a.ucOwned); err != nil {
 			s.log.Warning("Version %d of %s was not finalized and stays PENDING_REGISTRATION (it cannot be loaded or given an alias); deleting it failed (%v). Running the step again resumes it.", a.ucOwned, s.opts.Target.Full, err)
 		}
 	}
@@ -225,6 +220,6 @@ func (s *session) versionReady(ctx context.Context, n int) bool {
 		mv, err := s.tgt.ucGet(ctx, s.opts.Target, n)
 		return err == nil && mv.Status == catalog.ModelVersionInfoStatusReady
 	}
-	resp, err := s.tgt.registry.GetModelVersion(ctx, ml.GetModelVersionRequest{Name: s.opts.Target.Full, Version: strconv.Itoa(n)})
+	resp, err := s.tgt.Models.GetModelVersion(ctx, ml.GetModelVersionRequest{Name: s.opts.Target.Full, Version: strconv.Itoa(n)})
 	return err == nil && resp.ModelVersion != nil && resp.ModelVersion.Status == ml.ModelVersionStatusReady
 }

@@ -21,9 +21,9 @@ import (
 func (s *session) targetModelExists(ctx context.Context) (bool, error) {
 	var err error
 	if s.opts.Target.UC() {
-		_, err = s.tgt.ucModels.Get(ctx, catalog.GetRegisteredModelRequest{FullName: s.opts.Target.Full})
+		_, err = s.tgt.UCModels.Get(ctx, catalog.GetRegisteredModelRequest{FullName: s.opts.Target.Full})
 	} else {
-		_, err = s.tgt.registry.GetModel(ctx, ml.GetModelRequest{Name: s.opts.Target.Full})
+		_, err = s.tgt.Models.GetModel(ctx, ml.GetModelRequest{Name: s.opts.Target.Full})
 	}
 	if err == nil {
 		return true, nil
@@ -43,9 +43,9 @@ func (s *session) ensureModel(ctx context.Context) error {
 	created, err := converge.CreateOnce(ctx, func(ctx context.Context) error {
 		var err error
 		if t.UC() {
-			_, err = s.tgt.ucModels.Create(ctx, catalog.CreateRegisteredModelRequest{CatalogName: t.Catalog, SchemaName: t.Schema, Name: t.Model})
+			_, err = s.tgt.UCModels.Create(ctx, catalog.CreateRegisteredModelRequest{CatalogName: t.Catalog, SchemaName: t.Schema, Name: t.Model})
 		} else {
-			_, err = s.tgt.registry.CreateModel(ctx, ml.CreateModelRequest{Name: t.Full})
+			_, err = s.tgt.Models.CreateModel(ctx, ml.CreateModelRequest{Name: t.Full})
 		}
 		return err
 	})
@@ -66,7 +66,7 @@ func (s *session) ensureExperiment(ctx context.Context) (string, error) {
 	if !registry.NotFound(err) {
 		return "", fmt.Errorf("reading experiment %s in the target: %w", s.opts.Experiment, err)
 	}
-	if err := wsapi.NewWorkspace(s.tgt.c).Mkdirs(ctx, wsapi.Mkdirs{Path: path.Dir(s.opts.Experiment)}); err != nil {
+	if err := wsapi.NewWorkspace(s.tgt.Client).Mkdirs(ctx, wsapi.Mkdirs{Path: path.Dir(s.opts.Experiment)}); err != nil {
 		return "", fmt.Errorf("creating folder %s in the target: %w", path.Dir(s.opts.Experiment), err)
 	}
 	// CreateOnce: a concurrent copy may create the experiment first (then
@@ -170,28 +170,48 @@ func (s *session) targetRun(ctx context.Context, sv *sourceVersion, existing []c
 	return info, false, s.logRunData(ctx, sv, info.RunId)
 }
 
-// logRunData logs the source run's params, latest metrics and tags, within
-// MLflow's log-batch limits (100 params, 1000 metrics, 1000 items).
+// logRunData logs the source run's params, latest metrics and tags into the
+// target run, in as few log-batch requests as its limits allow (batches).
 func (s *session) logRunData(ctx context.Context, sv *sourceVersion, runID string) error {
 	if sv.run == nil || sv.run.Data == nil {
 		return nil
 	}
 	d := sv.run.Data
-	tags := copiedTags(sv.run, runID)
-	for i := 0; i < len(d.Params); i += 100 {
-		if err := s.tgt.exps.LogBatch(ctx, ml.LogBatch{RunId: runID, Params: d.Params[i:min(i+100, len(d.Params))]}); err != nil {
-			return fmt.Errorf("logging parameters into run %s: %w", runID, err)
-		}
-	}
-	for i := 0; i < len(d.Metrics); i += 1000 {
-		if err := s.tgt.exps.LogBatch(ctx, ml.LogBatch{RunId: runID, Metrics: d.Metrics[i:min(i+1000, len(d.Metrics))]}); err != nil {
-			return fmt.Errorf("logging metrics into run %s: %w", runID, err)
-		}
-	}
-	for i := 0; i < len(tags); i += 1000 {
-		if err := s.tgt.exps.LogBatch(ctx, ml.LogBatch{RunId: runID, Tags: tags[i:min(i+1000, len(tags))]}); err != nil {
-			return fmt.Errorf("logging tags into run %s: %w", runID, err)
+	for _, b := range batches(runID, d.Params, d.Metrics, copiedTags(sv.run, runID)) {
+		if err := s.tgt.exps.LogBatch(ctx, b); err != nil {
+			return fmt.Errorf("logging the source run's parameters, metrics and tags into run %s: %w", runID, err)
 		}
 	}
 	return nil
+}
+
+// The limits of one log-batch request (databricks-sdk-go v0.81.0
+// service/ml LogBatch doc comments; MLflow refuses a request over any of
+// them with INVALID_PARAMETER_VALUE).
+const (
+	batchParams  = 100
+	batchTags    = 100
+	batchMetrics = 1000
+	batchItems   = 1000 // params, metrics and tags together
+)
+
+// batches splits a run's data into log-batch requests that keep every
+// limit: each takes up to 100 params and 100 tags, and metrics up to 1000
+// items in all.
+func batches(runID string, params []ml.Param, metrics []ml.Metric, tags []ml.RunTag) []ml.LogBatch {
+	var out []ml.LogBatch
+	for len(params)+len(metrics)+len(tags) > 0 {
+		b := ml.LogBatch{RunId: runID}
+		b.Params, params = cut(params, batchParams)
+		b.Tags, tags = cut(tags, batchTags)
+		b.Metrics, metrics = cut(metrics, min(batchMetrics, batchItems-len(b.Params)-len(b.Tags)))
+		out = append(out, b)
+	}
+	return out
+}
+
+// cut splits s after at most n items.
+func cut[T any](s []T, n int) (head, rest []T) {
+	n = min(n, len(s))
+	return s[:n:n], s[n:]
 }

@@ -58,7 +58,7 @@ func (s *session) sourceDigest(ctx context.Context, sv *sourceVersion) (string, 
 // registryTwin is the lowest workspace registry version below ours with
 // the same source version and digest that has not failed registration.
 func (s *session) registryTwin(ctx context.Context, sv *sourceVersion, ours int, digest string) (*twin, error) {
-	all, err := s.tgt.registry.SearchModelVersionsAll(ctx, ml.SearchModelVersionsRequest{Filter: "name=" + registry.Quote(s.opts.Target.Full)})
+	all, err := s.tgt.Models.SearchModelVersionsAll(ctx, ml.SearchModelVersionsRequest{Filter: "name=" + registry.Quote(s.opts.Target.Full)})
 	if err != nil {
 		return nil, fmt.Errorf("listing the versions of %s in the target: %w", s.opts.Target.Full, err)
 	}
@@ -86,7 +86,7 @@ func (s *session) settleRegistry(ctx context.Context, sv *sourceVersion, a *atte
 		return err
 	}
 	s.log.Info("A concurrent copy of the same source version registered version %d of %s first: deleting version %d and using version %d.", tw.version, s.opts.Target.Full, a.version, tw.version)
-	err = s.tgt.registry.DeleteModelVersion(ctx, ml.DeleteModelVersionRequest{Name: s.opts.Target.Full, Version: strconv.Itoa(a.version)})
+	err = s.tgt.DeleteVersion(ctx, s.opts.Target, a.version)
 	if err != nil && !registry.NotFound(err) {
 		return fmt.Errorf("deleting version %d of %s, a duplicate of version %d: %w", a.version, s.opts.Target.Full, tw.version, err)
 	}
@@ -101,7 +101,7 @@ func (s *session) ucTwin(ctx context.Context, sv *sourceVersion, ours int) (*twi
 	if err != nil {
 		return nil, err
 	}
-	all, err := s.tgt.ucVersions.ListAll(ctx, catalog.ListModelVersionsRequest{FullName: s.opts.Target.Full})
+	all, err := s.tgt.UCVersions.ListAll(ctx, catalog.ListModelVersionsRequest{FullName: s.opts.Target.Full})
 	if err != nil {
 		return nil, fmt.Errorf("listing the versions of %s in the target: %w", s.opts.Target.Full, err)
 	}
@@ -138,7 +138,7 @@ func (s *session) settleUC(ctx context.Context, sv *sourceVersion, a *attempt, o
 		return ours, false, err
 	}
 	s.log.Info("A concurrent copy of the same source version created version %d of %s first (%s): deleting version %d and using version %d.", tw.version, s.opts.Target.Full, tw.status, ours.number, tw.version)
-	err = s.tgt.ucVersions.Delete(ctx, catalog.DeleteModelVersionRequest{FullName: s.opts.Target.Full, Version: ours.number})
+	err = s.tgt.DeleteVersion(ctx, s.opts.Target, ours.number)
 	if err != nil && !registry.NotFound(err) {
 		return ours, false, fmt.Errorf("deleting version %d of %s, a duplicate of version %d: %w", ours.number, s.opts.Target.Full, tw.version, err)
 	}

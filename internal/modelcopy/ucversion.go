@@ -2,7 +2,6 @@ package modelcopy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -82,38 +81,27 @@ func (s *session) ucTargetVersion(ctx context.Context, sv *sourceVersion, existi
 			return ucTarget{number: got.Version, location: got.StorageLocation}, nil
 		}
 	}
-	var tags []registry.UCTag
-	for _, kv := range s.lineage(sv) {
-		tags = append(tags, registry.UCTag{Key: kv.Key, Value: kv.Value})
-	}
-	mv, err := converge.Converge(ctx, func(ctx context.Context) (ucTarget, bool, error) {
-		all, err := s.tgt.ucVersions.ListAll(ctx, catalog.ListModelVersionsRequest{FullName: name.Full})
+	made, err := s.tgt.CreateUCVersion(ctx, registry.UCCreateRequest{
+		Name: name.Full, Source: strings.TrimSuffix(run.ArtifactUri, "/") + "/" + sv.artifactDir(), RunID: run.RunId, Tags: registry.ToUCTags(s.lineage(sv)),
+		Description: fmt.Sprintf("Copied from %s version %d in %s.", sv.name.Full, sv.number, s.src.Host),
+	}, func(ctx context.Context) (*registry.Version, error) {
+		all, err := s.tgt.UCVersions.ListAll(ctx, catalog.ListModelVersionsRequest{FullName: name.Full})
 		if err != nil {
-			return ucTarget{}, false, err
+			return nil, err
 		}
 		for _, v := range all {
 			if v.RunId == run.RunId && v.Status == catalog.ModelVersionInfoStatusPendingRegistration {
-				return ucTarget{number: v.Version, location: v.StorageLocation}, true, nil
+				found := registry.FromUC(v)
+				found.Location = v.StorageLocation
+				return &found, nil
 			}
 		}
-		return ucTarget{}, false, nil
-	}, func(ctx context.Context) (ucTarget, error) {
-		var resp registry.UCVersionResponse
-		err := s.tgt.c.Do(ctx, http.MethodPost, registry.UCRoute+"create", nil, nil, registry.UCCreateRequest{
-			Name: name.Full, Source: strings.TrimSuffix(run.ArtifactUri, "/") + "/" + sv.artifactDir(), RunID: run.RunId, Tags: tags,
-			Description: fmt.Sprintf("Copied from %s version %d in %s.", sv.name.Full, sv.number, s.src.Host),
-		}, &resp)
-		if err != nil {
-			return ucTarget{}, err
-		}
-		if resp.ModelVersion == nil {
-			return ucTarget{}, errors.New("the answer has no model_version")
-		}
-		return ucTarget{number: atoi(resp.ModelVersion.Version), location: resp.ModelVersion.StorageLocation}, nil
+		return nil, nil
 	})
 	if err != nil {
 		return ucTarget{}, fmt.Errorf("creating a version of %s: %w", name.Full, err)
 	}
+	mv := ucTarget{number: made.Number, location: made.Location}
 	s.log.Info("Created version %d of %s (PENDING_REGISTRATION); uploading %d files to its storage location.", mv.number, name.Full, len(sv.files))
 	return mv, nil
 }
@@ -129,7 +117,7 @@ func (s *session) finalize(ctx context.Context, n int) error {
 	}
 	_, err := converge.Converge(ctx, ready, func(ctx context.Context) (struct{}, error) {
 		var fin registry.UCVersionResponse
-		return struct{}{}, s.tgt.c.Do(ctx, http.MethodPost, registry.UCRoute+"finalize", nil, nil,
+		return struct{}{}, s.tgt.Client.Do(ctx, http.MethodPost, registry.UCRoute+"finalize", nil, nil,
 			registry.UCVersionRequest{Name: name.Full, Version: strconv.Itoa(n)}, &fin)
 	})
 	if err == nil {

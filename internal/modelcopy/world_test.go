@@ -82,19 +82,26 @@ func (w *world) registerSource(t testing.TB, ctx context.Context, name string, f
 	t.Helper()
 	run, err := artifactstest.SeedRun(ctx, w.devC, "/Shared/churn", "model", files, sourceParams, sourceMetrics, map[string]string{"team": "churn", "mlflow.source.type": "JOB"})
 	require.NoError(t, err)
+	return run.ID, w.registerRun(t, ctx, name, run.ID)
+}
+
+// registerRun registers the model of run runID in dev as a workspace
+// registry version of name and waits until it is READY.
+func (w *world) registerRun(t testing.TB, ctx context.Context, name, runID string) int {
+	t.Helper()
 	reg := ml.NewModelRegistry(w.devC)
 	if _, err := reg.GetModel(ctx, ml.GetModelRequest{Name: name}); err != nil {
 		_, err := reg.CreateModel(ctx, ml.CreateModelRequest{Name: name})
 		require.NoError(t, err)
 	}
-	mv, err := reg.CreateModelVersion(ctx, ml.CreateModelVersionRequest{Name: name, Source: "runs:/" + run.ID + "/model", RunId: run.ID})
+	mv, err := reg.CreateModelVersion(ctx, ml.CreateModelVersionRequest{Name: name, Source: "runs:/" + runID + "/model", RunId: runID})
 	require.NoError(t, err)
 	v, _ := strconv.Atoi(mv.ModelVersion.Version)
 	require.Eventually(t, func() bool {
 		got, err := reg.GetModelVersion(ctx, ml.GetModelVersionRequest{Name: name, Version: mv.ModelVersion.Version})
 		return err == nil && got.ModelVersion.Status == ml.ModelVersionStatusReady
 	}, 10*time.Second, 50*time.Millisecond)
-	return run.ID, v
+	return v
 }
 
 // registerUCSource creates a Unity Catalog version in ws the way the MLflow
@@ -132,25 +139,13 @@ func registerUCSource(t testing.TB, ctx context.Context, c *client.DatabricksCli
 	return n
 }
 
-// transition stands for the transition command's logic (package promote
-// wires the real one).
-func transition(ctx context.Context, c *client.DatabricksClient, name modeluri.Name, v int, stage, alias string) error {
-	if name.UC() {
-		_, err := catalog.NewRegisteredModels(c).SetAlias(ctx, catalog.SetRegisteredModelAliasRequest{FullName: name.Full, Alias: alias, VersionNum: v})
-		return err
-	}
-	_, err := ml.NewModelRegistry(c).TransitionStage(ctx, ml.TransitionModelVersionStageDatabricks{Name: name.Full, Version: strconv.Itoa(v), Stage: stage, ArchiveExistingVersions: true})
-	return err
-}
-
 func (w *world) deps(storage *http.Client) modelcopy.Deps {
 	return modelcopy.Deps{
-		Source:     func(context.Context) (*client.DatabricksClient, error) { return w.devC, nil },
-		Target:     func(context.Context) (*client.DatabricksClient, error) { return w.prdC, nil },
-		Storage:    storage,
-		Transition: transition,
-		Transfer:   artifacts.Options{BlockSize: 1 << 20, Backoff: func(int) time.Duration { return 20 * time.Millisecond }},
-		Poll:       50 * time.Millisecond,
+		Source:   func(context.Context) (*client.DatabricksClient, error) { return w.devC, nil },
+		Target:   func(context.Context) (*client.DatabricksClient, error) { return w.prdC, nil },
+		Storage:  storage,
+		Transfer: artifacts.Options{BlockSize: 1 << 20, Backoff: func(int) time.Duration { return 20 * time.Millisecond }},
+		Poll:     50 * time.Millisecond,
 	}
 }
 

@@ -9,14 +9,12 @@ import (
 	"github.com/brickferry/brickferry/internal/auth"
 	"github.com/brickferry/brickferry/internal/converge"
 	"github.com/brickferry/brickferry/internal/modelcopy"
-	"github.com/brickferry/brickferry/internal/modeluri"
-	"github.com/brickferry/brickferry/internal/registry"
 )
 
 // copyVersion runs the copy command: the source workspace is the task's
 // connection group, the target the "target" group. Both are resolved only
 // once every input is valid. The optional stage or alias in the target is set
-// with the transition command's rules.
+// with the transition command's rules (registry.Transition).
 func copyVersion(ctx context.Context, env agent.Env, log *agent.Log, opts modelcopy.Options, source, target auth.Connector, in *agent.Inputs, clock converge.Clock) error {
 	if err := in.Err(); err != nil {
 		return err
@@ -35,15 +33,6 @@ func copyVersion(ctx context.Context, env agent.Env, log *agent.Log, opts modelc
 		Target:  func(context.Context) (*client.DatabricksClient, error) { return tgt.Client, nil },
 		Storage: tgt.HTTPClient,
 		Clock:   clock,
-		Transition: func(ctx context.Context, c *client.DatabricksClient, model modeluri.Name, version int, stage, alias string) error {
-			s := &step{
-				opts: Options{Command: Transition, Model: model, Version: modeluri.VersionRef{Number: version},
-					Stage: stage, Alias: alias, ArchiveExisting: true},
-				log: log, ws: newWorkspace(tgt.Host, c), lineage: registry.LineageOf(env.System()), clock: clock,
-			}
-			_, err := s.transition(ctx)
-			return err
-		},
 	}
 	_, err = modelcopy.Run(tgt.Context(ctx), opts, deps, log)
 	return tgt.Explain(src.Explain(err))

@@ -107,6 +107,10 @@ func readRegister(in *agent.Inputs, o *Options) {
 	for _, kv := range o.Tags {
 		if strings.HasPrefix(kv.Key, registry.TagPrefix) {
 			in.Fail("versionTags", "%q: tags starting with %q are set by the task itself", agent.Neutralize(kv.Key), registry.TagPrefix)
+		} else if o.Model.UC() {
+			if err := registry.CheckUCTagKey(kv.Key); err != nil {
+				in.Fail("versionTags", "%s, as %s is a Unity Catalog model", agent.Neutralize(err.Error()), agent.Neutralize(o.Model.Full))
+			}
 		}
 	}
 	o.Timeout = in.Minutes("timeoutMinutes", 0, maxTimeout)

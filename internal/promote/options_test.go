@@ -53,6 +53,7 @@ func TestBadInputsFailBeforeAnyRemoteCall(t *testing.T) {
 		{"timeout not a number", reg("timeoutMinutes", "ten"), `input 'Timeout (minutes)' (timeoutMinutes): "ten" is not a number of minutes`},
 		{"reserved tag", reg("versionTags", "brickferry_build_id=1"), `"brickferry_build_id": tags starting with "brickferry_" are set by the task itself`},
 		{"tag line without =", reg("versionTags", "team"), `line 1 "team" is not name=value`},
+		{"UC tag with a reserved character", reg("modelName", "main.ml.churn", "versionTags", "team=churn\nowner.name=ana"), `input 'Version tags' (versionTags): "owner.name": a Unity Catalog model version tag name may not contain any of . , - = / : (use _ instead), as main.ml.churn is a Unity Catalog model`},
 		{"missing model name", tr("modelName", ""), `input 'Model name' (modelName): is required`},
 		{"UC name with two parts", tr("modelName", "ml.churn"), `"ml.churn" has 2 dot-separated parts: a Unity Catalog model name has three (catalog.schema.model)`},
 		{"UC name with four parts", tr("modelName", "a.b.c.d", "stage", "", "alias", "x"), `"a.b.c.d" has 4 dot-separated parts`},

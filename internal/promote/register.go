@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/databricks/databricks-sdk-go/service/catalog"
 	"github.com/databricks/databricks-sdk-go/service/ml"
 
 	"github.com/brickferry/brickferry/internal/agent"
@@ -33,12 +32,12 @@ func (s *step) register(ctx context.Context) (*result, error) {
 	}
 
 	createdModel := false
-	if _, err := s.ws.registry.GetModel(ctx, ml.GetModelRequest{Name: name.Full}); err != nil {
+	if _, err := s.ws.Models.GetModel(ctx, ml.GetModelRequest{Name: name.Full}); err != nil {
 		if !registry.NotFound(err) {
 			return nil, fmt.Errorf("reading registered model %s: %w", name.Full, err)
 		}
 		created, err := converge.CreateOnce(ctx, func(ctx context.Context) error {
-			_, err := s.ws.registry.CreateModel(ctx, ml.CreateModelRequest{Name: name.Full})
+			_, err := s.ws.Models.CreateModel(ctx, ml.CreateModelRequest{Name: name.Full})
 			return err
 		})
 		if err != nil {
@@ -65,23 +64,18 @@ func (s *step) register(ctx context.Context) (*result, error) {
 		tags = append(tags, ml.ModelVersionTag{Key: kv.Key, Value: kv.Value})
 	}
 	req := ml.CreateModelVersionRequest{Name: name.Full, Source: source, RunId: runID, Description: o.Description, Tags: tags}
-	made, lost, err := s.createVersion(ctx, func(ctx context.Context) (*registry.Version, []int, error) {
+	made, err := s.createVersion(ctx, func(ctx context.Context) (*registry.Version, []int, error) {
 		return s.existingVersion(ctx, source, runID)
-	}, func(ctx context.Context) (created, error) {
-		resp, err := s.ws.registry.CreateModelVersion(ctx, req)
-		if err != nil {
-			return created{}, err
-		}
-		n, _ := strconv.Atoi(resp.ModelVersion.Version)
-		return created{number: n}, nil
+	}, func(ctx context.Context, find registry.FindVersion) (registry.Created, error) {
+		return s.ws.CreateVersion(ctx, req, find)
 	})
 	if err != nil {
 		return nil, err
 	}
-	if made.existing != nil {
-		return s.reuse(ctx, s.takeFound(ctx, made, lost))
+	if made.Found != nil {
+		return s.reuse(ctx, *made.Found)
 	}
-	n := made.number
+	n := made.Number
 	s.log.Info("Created version %d of %s from %s.", n, name.Full, source)
 	if first, _, err := s.existingVersion(ctx, source, runID); err != nil {
 		return nil, err
@@ -97,7 +91,7 @@ func (s *step) register(ctx context.Context) (*result, error) {
 	case err != nil && ctx.Err() != nil:
 		// Cancelled: remove what this step made, so that nothing is left
 		// half-registered.
-		s.cleanup(ctx, name.Full, strconv.Itoa(n), createdModel)
+		s.cleanup(ctx, n, createdModel)
 		return nil, err
 	case err != nil:
 		return nil, err
@@ -107,53 +101,33 @@ func (s *step) register(ctx context.Context) (*result, error) {
 	return &result{version: v.Number, stage: v.Stage, reused: &reused, note: fmt.Sprintf("Registered version %d from `%s`.", n, o.Source.URI)}, nil
 }
 
-// created is what a version create led to: the version it made (number,
-// and a Unity Catalog version's storage location), or, after an answer that
-// got lost, the version from the same source that exists (existing, with
-// the numbers of its duplicates).
-type created struct {
-	number   int
-	location string
-	existing *registry.Version
-	later    []int
-}
-
 // versionTags are the tags of a new version: the user's, then lineage.
 func (s *step) versionTags(runID string) []agent.KeyValue {
-	return append(append([]agent.KeyValue{}, s.opts.Tags...), s.lineageTags(runID, "register")...)
+	return append(append([]agent.KeyValue{}, s.opts.Tags...), s.lineage.ActionTags(runID, "register")...)
 }
 
-// createVersion sends create, which is not idempotent, through
-// converge.Converge: after an answer that got lost it asks find for a
-// version from the same source (existingVersion, existingUCVersion) and
-// takes it rather than register the model twice. lost is the last create's
-// ambiguous error, for the log.
-func (s *step) createVersion(ctx context.Context, find func(context.Context) (*registry.Version, []int, error), create func(context.Context) (created, error)) (made created, lost, err error) {
-	made, err = converge.Converge(ctx, func(ctx context.Context) (created, bool, error) {
-		existing, later, err := find(ctx)
-		if err != nil || existing == nil {
-			return created{}, false, err
-		}
-		return created{existing: existing, later: later}, true, nil
-	}, func(ctx context.Context) (created, error) {
-		c, err := create(ctx)
-		lost = err
-		return c, err
+// createVersion creates a version with create (registry.CreateVersion or
+// CreateUCVersion), which is not idempotent: after an answer that got lost,
+// existing (existingVersion, existingUCVersion) looks for a version from
+// the same source, which is taken (made.Found) rather than register the
+// model twice, and its duplicates are removed (yield).
+func (s *step) createVersion(ctx context.Context, existing func(context.Context) (*registry.Version, []int, error), create func(context.Context, registry.FindVersion) (registry.Created, error)) (registry.Created, error) {
+	var later []int
+	made, err := create(ctx, func(ctx context.Context) (*registry.Version, error) {
+		v, l, err := existing(ctx)
+		later = l
+		return v, err
 	})
 	if err != nil {
-		return created{}, lost, fmt.Errorf("creating a version of %s from %s: %w", s.opts.Model.Full, s.opts.Source.URI, err)
+		return registry.Created{}, fmt.Errorf("creating a version of %s from %s: %w", s.opts.Model.Full, s.opts.Source.URI, err)
 	}
-	return made, lost, nil
-}
-
-// takeFound takes the version a create whose answer got lost (lost) made,
-// removing the duplicates of it, and returns it to reuse.
-func (s *step) takeFound(ctx context.Context, made created, lost error) registry.Version {
-	s.log.Info("Creating a version of %s got no clear answer (%v); version %d from the same source exists: using it.", s.opts.Model.Full, lost, made.existing.Number)
-	for _, n := range made.later {
-		s.yield(ctx, n, made.existing.Number) // a create whose answer was lost
+	if made.Found != nil {
+		s.log.Info("Creating a version of %s got no clear answer (%v); version %d from the same source exists: using it.", s.opts.Model.Full, made.Lost, made.Found.Number)
+		for _, n := range later {
+			s.yield(ctx, n, made.Found.Number) // a create whose answer was lost
+		}
 	}
-	return *made.existing
+	return made, nil
 }
 
 // resolveSource turns the model URI into the source the registry copies from,
@@ -201,7 +175,7 @@ func (s *step) existingVersion(ctx context.Context, source, runID string) (*regi
 		// Databricks accepts a single condition in this filter.
 		filter = "run_id=" + registry.Quote(runID)
 	}
-	all, err := s.ws.registry.SearchModelVersionsAll(ctx, ml.SearchModelVersionsRequest{Filter: filter})
+	all, err := s.ws.Models.SearchModelVersionsAll(ctx, ml.SearchModelVersionsRequest{Filter: filter})
 	if err != nil {
 		return nil, nil, fmt.Errorf("looking for an existing version of %s from %s: %w", s.opts.Model.Full, s.opts.Source.URI, err)
 	}
@@ -248,13 +222,7 @@ func lowest(versions []registry.Version) (*registry.Version, []int, error) {
 func (s *step) yield(ctx context.Context, n, first int) {
 	name := s.opts.Model
 	s.log.Info("Version %d of %s from the same source was registered at the same moment (by another pipeline run, or by an earlier try of this step): taking it and removing version %d.", first, name.Full, n)
-	var err error
-	if name.UC() {
-		err = s.ws.ucVersions.Delete(ctx, catalog.DeleteModelVersionRequest{FullName: name.Full, Version: n})
-	} else {
-		err = s.ws.registry.DeleteModelVersion(ctx, ml.DeleteModelVersionRequest{Name: name.Full, Version: strconv.Itoa(n)})
-	}
-	if err != nil && !registry.NotFound(err) {
+	if err := s.ws.DeleteVersion(ctx, name, n); err != nil && !registry.NotFound(err) {
 		s.log.Warning("could not remove version %d of %s, a duplicate of version %d: %v; delete it in the workspace", n, name.Full, first, err)
 	}
 }
@@ -310,48 +278,32 @@ func (e *timeoutError) Error() string { return e.msg }
 
 // cleanup removes what a cancelled registration left: the registered model
 // when this step created it (deleting a model deletes its versions), else the
-// pending version. It runs within the cleanup deadline after the pipeline's
+// pending version n. It runs within the cleanup deadline after the pipeline's
 // signal (agent.Cleanup; the agent stops waiting for the process 7.5 s after
 // SIGINT, Agent.Sdk/ProcessInvoker.cs).
-func (s *step) cleanup(ctx context.Context, model, version string, createdModel bool) {
+func (s *step) cleanup(ctx context.Context, n int, createdModel bool) {
+	name := s.opts.Model
+	model, version := name.Full, strconv.Itoa(n)
 	what := "removing the unfinished version " + version + " of " + model
 	if createdModel {
 		what = "removing the registered model " + model + " created by this step"
 	}
 	ctx, cancel := agent.Cleanup(ctx, s.log, 5*time.Second, what)
 	defer cancel()
-	if s.opts.Model.UC() {
-		s.cleanupUC(ctx, model, version, createdModel)
-		return
+	where := "the workspace"
+	if name.UC() {
+		where = "Unity Catalog"
 	}
 	if createdModel {
-		if err := s.ws.registry.DeleteModel(ctx, ml.DeleteModelRequest{Name: model}); err != nil {
-			s.log.Warning("could not remove the registered model %s created by this step: %v; delete it in the workspace", model, err)
+		if err := s.ws.DeleteModel(ctx, name); err != nil {
+			s.log.Warning("could not remove the registered model %s created by this step: %v; delete it in %s", model, err, where)
 			return
 		}
 		s.log.Info("Removed the registered model %s created by this step.", model)
 		return
 	}
-	if err := s.ws.registry.DeleteModelVersion(ctx, ml.DeleteModelVersionRequest{Name: model, Version: version}); err != nil {
-		s.log.Warning("could not remove the unfinished version %s of %s: %v; delete it in the workspace", version, model, err)
-		return
-	}
-	s.log.Info("Removed the unfinished version %s of %s.", version, model)
-}
-
-// cleanupUC is cleanup for a Unity Catalog model.
-func (s *step) cleanupUC(ctx context.Context, model, version string, createdModel bool) {
-	if createdModel {
-		if err := s.ws.ucModels.Delete(ctx, catalog.DeleteRegisteredModelRequest{FullName: model}); err != nil {
-			s.log.Warning("could not remove the registered model %s created by this step: %v; delete it in Unity Catalog", model, err)
-			return
-		}
-		s.log.Info("Removed the registered model %s created by this step.", model)
-		return
-	}
-	n, _ := strconv.Atoi(version)
-	if err := s.ws.ucVersions.Delete(ctx, catalog.DeleteModelVersionRequest{FullName: model, Version: n}); err != nil {
-		s.log.Warning("could not remove the unfinished version %s of %s: %v; delete it in Unity Catalog", version, model, err)
+	if err := s.ws.DeleteVersion(ctx, name, n); err != nil {
+		s.log.Warning("could not remove the unfinished version %s of %s: %v; delete it in %s", version, model, err, where)
 		return
 	}
 	s.log.Info("Removed the unfinished version %s of %s.", version, model)

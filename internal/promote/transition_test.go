@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/registry"
 	"github.com/brickferry/brickferry/internal/testworld/emulator"
 )
 
@@ -190,4 +191,34 @@ func TestAliasMovesBetweenUnityCatalogVersions(t *testing.T) {
 	res = run(t, ws, aliasInputs("@champion-old", "champion"))
 	require.Equal(t, agent.Failed, res.Result, res.Stdout)
 	assert.Equal(t, []string{"no version of main.ml.churn has the alias @champion-old in workspace " + ws.URL()}, res.Errors)
+}
+
+// A tag the workspace refuses leaves the alias where it was: the version
+// is tagged before the alias moves. The rerun finishes the promotion.
+func TestAliasNotMovedWhenTaggingIsRefused(t *testing.T) {
+	ws := startWorkspace(t, emulator.Options{})
+	ucVersion(t, ws, "main.ml.churn", train(t, ws, map[string]float64{"auc": 0.90}))
+	ucVersion(t, ws, "main.ml.churn", train(t, ws, map[string]float64{"auc": 0.92}))
+	require.Equal(t, agent.Succeeded, run(t, ws, aliasInputs("1", "champion")).Result)
+
+	ws.SetFaults(emulator.FaultPlan{Rules: []emulator.FaultRule{
+		{Prefix: registry.UCRoute + "set-tag", Rate: 1, Kinds: []emulator.FaultKind{emulator.Fault400}},
+	}})
+	ws.ResetRequests()
+	res := run(t, ws, aliasInputs("2", "champion"))
+	ws.SetFaults(emulator.FaultPlan{})
+	require.Equal(t, agent.Failed, res.Result, res.Stdout)
+	require.Len(t, res.Errors, 1, res.Stdout)
+	assert.Contains(t, res.Errors[0], "tagging version 2 of main.ml.churn with brickferry_")
+	assert.Contains(t, res.Errors[0], "@champion was not moved")
+	assert.Equal(t, map[string]int{"champion": 1}, aliases(t, ws), "the alias stays on the version that held it")
+	assert.Empty(t, ws.RequestsTo(http.MethodPut, "/api/2.1/unity-catalog/models/main.ml.churn/aliases/champion"))
+
+	res = run(t, ws, aliasInputs("2", "champion"))
+	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+	assert.Equal(t, "1", res.Outputs["previousVersion"])
+	assert.Equal(t, map[string]int{"champion": 2}, aliases(t, ws))
+	assert.Equal(t, "alias champion", ucVersionTags(t, ws, "2")["brickferry_action"])
+	assert.NotEmpty(t, ws.RequestsTo(http.MethodPost, registry.UCRoute+"set-tag"), "tags go to set-tag")
+	assert.Empty(t, ws.RequestsTo(http.MethodPost, registry.UCRoute+"tags"), "not to the old route")
 }

@@ -35,13 +35,13 @@ func (s *step) registerUC(ctx context.Context) (*result, error) {
 	}
 
 	createdModel := false
-	if _, err := s.ws.ucModels.Get(ctx, catalog.GetRegisteredModelRequest{FullName: name.Full}); err != nil {
+	if _, err := s.ws.UCModels.Get(ctx, catalog.GetRegisteredModelRequest{FullName: name.Full}); err != nil {
 		if !registry.NotFound(err) {
 			return nil, fmt.Errorf("reading registered model %s: %w", name.Full, err)
 		}
 		req := catalog.CreateRegisteredModelRequest{CatalogName: name.Catalog, SchemaName: name.Schema, Name: name.Model}
 		created, err := converge.CreateOnce(ctx, func(ctx context.Context) error {
-			_, err := s.ws.ucModels.Create(ctx, req)
+			_, err := s.ws.UCModels.Create(ctx, req)
 			return err
 		})
 		if err != nil {
@@ -63,34 +63,19 @@ func (s *step) registerUC(ctx context.Context) (*result, error) {
 		}
 	}
 
-	var tags []registry.UCTag
-	for _, kv := range s.versionTags(runID) {
-		tags = append(tags, registry.UCTag{Key: kv.Key, Value: kv.Value})
-	}
-	req := registry.UCCreateRequest{Name: name.Full, Source: source, RunID: runID, Description: o.Description, Tags: tags}
-	made, lost, err := s.createVersion(ctx, func(ctx context.Context) (*registry.Version, []int, error) {
+	req := registry.UCCreateRequest{Name: name.Full, Source: source, RunID: runID, Description: o.Description, Tags: registry.ToUCTags(s.versionTags(runID))}
+	made, err := s.createVersion(ctx, func(ctx context.Context) (*registry.Version, []int, error) {
 		return s.existingUCVersion(ctx, source, runID)
-	}, func(ctx context.Context) (created, error) {
-		var resp registry.UCVersionResponse
-		if err := s.ws.c.Do(ctx, http.MethodPost, registry.UCRoute+"create", nil, nil, req, &resp); err != nil {
-			return created{}, err
-		}
-		if resp.ModelVersion == nil {
-			return created{}, nil // answered, but without the version: see below
-		}
-		n, _ := strconv.Atoi(resp.ModelVersion.Version)
-		return created{number: n, location: resp.ModelVersion.StorageLocation}, nil
+	}, func(ctx context.Context, find registry.FindVersion) (registry.Created, error) {
+		return s.ws.CreateUCVersion(ctx, req, find)
 	})
 	if err != nil {
 		return nil, err
 	}
-	if made.existing != nil {
-		return s.reuseUC(ctx, s.takeFound(ctx, made, lost))
+	if made.Found != nil {
+		return s.reuseUC(ctx, *made.Found)
 	}
-	if made.number == 0 {
-		return nil, fmt.Errorf("creating a version of %s: the answer has no model_version", name.Full)
-	}
-	n := made.number
+	n := made.Number
 	s.log.Info("Created version %d of %s (PENDING_REGISTRATION) from %s; uploading the model to its storage location.", n, name.Full, source)
 	if first, _, err := s.existingUCVersion(ctx, source, runID); err != nil {
 		return nil, err
@@ -99,7 +84,7 @@ func (s *step) registerUC(ctx context.Context) (*result, error) {
 		return s.reuseUC(ctx, *first)
 	}
 
-	err = s.finishUC(ctx, n, made.location, runID)
+	err = s.finishUC(ctx, n, made.Location, runID)
 	var v registry.Version
 	if err == nil {
 		v, err = s.waitReady(ctx, n)
@@ -111,7 +96,7 @@ func (s *step) registerUC(ctx context.Context) (*result, error) {
 	case err != nil && ctx.Err() != nil:
 		// Cancelled: remove what this step made, so that nothing is left
 		// half-registered.
-		s.cleanup(ctx, name.Full, strconv.Itoa(n), createdModel)
+		s.cleanup(ctx, n, createdModel)
 		return nil, err
 	case err != nil:
 		return nil, err
@@ -127,7 +112,7 @@ func (s *step) registerUC(ctx context.Context) (*result, error) {
 // PENDING_REGISTRATION counts: reuseUC finishes it.
 func (s *step) existingUCVersion(ctx context.Context, source, runID string) (*registry.Version, []int, error) {
 	name := s.opts.Model
-	all, err := s.ws.ucVersions.ListAll(ctx, catalog.ListModelVersionsRequest{FullName: name.Full})
+	all, err := s.ws.UCVersions.ListAll(ctx, catalog.ListModelVersionsRequest{FullName: name.Full})
 	if err != nil {
 		return nil, nil, fmt.Errorf("looking for an existing version of %s from %s: %w", name.Full, s.opts.Source.URI, err)
 	}
@@ -182,7 +167,7 @@ func (s *step) finishUC(ctx context.Context, n int, location, runID string) erro
 func (s *step) uploadAndFinalize(ctx context.Context, n int, location, runID string) error {
 	name := s.opts.Model
 	dir := s.opts.Source.Path
-	files, err := artifacts.ListRun(ctx, s.ws.c, runID, dir)
+	files, err := artifacts.ListRun(ctx, s.ws.Client, runID, dir)
 	if err != nil {
 		return fmt.Errorf("listing the model files of run %s at %s: %w", runID, dir, err)
 	}
@@ -212,11 +197,11 @@ func (s *step) uploadAndFinalize(ctx context.Context, n int, location, runID str
 			s.log.Info("Retrying %s (attempt %d): %v", path, attempt, err)
 		},
 	})
-	if _, err := copier.Copy(ctx, files, artifacts.RunSigner(s.ws.c, runID, dir, false), write, write); err != nil {
+	if _, err := copier.Copy(ctx, files, artifacts.RunSigner(s.ws.Client, runID, dir, false), write, write); err != nil {
 		return fmt.Errorf("uploading the model files of run %s to version %d of %s: %w", runID, n, name.Full, err)
 	}
 	var fin registry.UCVersionResponse
-	err = s.ws.c.Do(ctx, http.MethodPost, registry.UCRoute+"finalize", nil, nil, registry.UCVersionRequest{Name: name.Full, Version: strconv.Itoa(n)}, &fin)
+	err = s.ws.Client.Do(ctx, http.MethodPost, registry.UCRoute+"finalize", nil, nil, registry.UCVersionRequest{Name: name.Full, Version: strconv.Itoa(n)}, &fin)
 	if err != nil {
 		if errors.Is(err, apierr.ErrInvalidState) {
 			// Finalized meanwhile (a concurrent step from the same run, or an
@@ -236,7 +221,7 @@ func (s *step) uploadAndFinalize(ctx context.Context, n int, location, runID str
 func (s *step) ucWriteToken(ctx context.Context, n int) (string, error) {
 	name := s.opts.Model
 	var resp registry.UCCredentialsResponse
-	err := s.ws.c.Do(ctx, http.MethodPost, registry.UCRoute+"generate-temporary-credentials", nil, nil,
+	err := s.ws.Client.Do(ctx, http.MethodPost, registry.UCRoute+"generate-temporary-credentials", nil, nil,
 		registry.UCCredentialsRequest{Name: name.Full, Version: strconv.Itoa(n), Operation: "MODEL_VERSION_OPERATION_READ_WRITE"}, &resp)
 	if err != nil {
 		return "", fmt.Errorf("getting storage credentials for version %d of %s: %w", n, name.Full, err)
@@ -245,26 +230,4 @@ func (s *step) ucWriteToken(ctx context.Context, n int) (string, error) {
 		return "", fmt.Errorf("storage credentials for version %d of %s are not an Azure SAS: this task registers into Unity Catalog on Azure storage only", n, name.Full)
 	}
 	return resp.Credentials.AzureUserDelegationSAS.SASToken, nil
-}
-
-// ucTags reads a UC version's tags through MLflow's UC get route (the Unity
-// Catalog model version API of SDK v0.81.0 carries no tags).
-func (w *workspace) ucTags(ctx context.Context, full string, n int) (map[string]string, error) {
-	var resp registry.UCVersionResponse
-	err := w.c.Do(ctx, http.MethodGet, registry.UCRoute+"get", nil, map[string]any{"name": full, "version": strconv.Itoa(n)}, nil, &resp)
-	if err != nil {
-		return nil, fmt.Errorf("reading the tags of version %d of %s: %w", n, full, err)
-	}
-	out := map[string]string{}
-	if resp.ModelVersion != nil {
-		for _, t := range resp.ModelVersion.Tags {
-			out[t.Key] = t.Value
-		}
-	}
-	return out, nil
-}
-
-// setUCTag sets one tag on a UC version.
-func (w *workspace) setUCTag(ctx context.Context, full string, n int, key, value string) error {
-	return w.c.Do(ctx, http.MethodPost, registry.UCRoute+"set-tag", nil, nil, registry.UCSetTagRequest{Name: full, Version: strconv.Itoa(n), Key: key, Value: value}, nil)
 }

@@ -5,34 +5,21 @@ import (
 	"fmt"
 
 	"github.com/databricks/databricks-sdk-go/client"
-	"github.com/databricks/databricks-sdk-go/service/catalog"
 	"github.com/databricks/databricks-sdk-go/service/ml"
 
 	"github.com/brickferry/brickferry/internal/registry"
 )
 
-// workspace holds the Databricks services the task uses, built from one
-// client (cheaper in executable size than the root WorkspaceClient): the
-// registries' reads and links through package registry, the writes of each
-// command through the SDK's services.
+// workspace is the registries of the task's workspace (package registry,
+// which also holds the SDK services and client the commands write with)
+// and its MLflow runs.
 type workspace struct {
 	*registry.Registry
-	c          *client.DatabricksClient // routes the SDK has no service for (uc.go)
-	registry   *ml.ModelRegistryAPI
-	runs       *ml.ExperimentsAPI
-	ucModels   *catalog.RegisteredModelsAPI
-	ucVersions *catalog.ModelVersionsAPI
+	runs *ml.ExperimentsAPI
 }
 
 func newWorkspace(host string, c *client.DatabricksClient) *workspace {
-	return &workspace{
-		Registry:   registry.New(host, c),
-		c:          c,
-		registry:   ml.NewModelRegistry(c),
-		runs:       ml.NewExperiments(c),
-		ucModels:   catalog.NewRegisteredModels(c),
-		ucVersions: catalog.NewModelVersions(c),
-	}
+	return &workspace{Registry: registry.New(host, c), runs: ml.NewExperiments(c)}
 }
 
 // run reads an MLflow run; a run that does not exist is an error that says

@@ -4,8 +4,11 @@
 // and Unity Catalog (/api/2.1/unity-catalog/models, with aliases, plus
 // MLflow's UC routes that databricks-sdk-go v0.81.0 lacks, ucroutes.go). It
 // reads versions and resolves version references (modeluri.VersionRef),
-// waits for a version to be READY (converge.Poll), links to version pages,
-// and builds the brickferry_* lineage tags every task writes (lineage.go).
+// creates a version once and deletes one (create.go, through
+// converge.Converge with the caller's look-up), waits for a version to be
+// READY (converge.Poll), moves a version to a stage or alias
+// (transition.go), tags versions (tags.go), links to version pages, and
+// builds the brickferry_* lineage tags every task writes (lineage.go).
 // MLflowPromote's register, transition, gate and copy commands use it.
 package registry
 
@@ -29,22 +32,29 @@ import (
 
 // Registry is the model registries of one workspace, built from one client
 // (cheaper in executable size than the root WorkspaceClient).
+//
+// Its SDK services are exported for the writes that stay with a command
+// (create a registered model, search with a command's own filter); the
+// reads, version creates and deletes, transitions and tags go through its
+// methods.
 type Registry struct {
-	Host       string // https://adb-....azuredatabricks.net, no trailing slash
-	c          *client.DatabricksClient
-	models     *ml.ModelRegistryAPI
-	ucModels   *catalog.RegisteredModelsAPI
-	ucVersions *catalog.ModelVersionsAPI
+	Host string // https://adb-....azuredatabricks.net, no trailing slash
+	// Client carries the routes the SDK has no service for (MLflow's Unity
+	// Catalog routes, ucroutes.go; run artifacts).
+	Client     *client.DatabricksClient
+	Models     *ml.ModelRegistryAPI         // workspace model registry
+	UCModels   *catalog.RegisteredModelsAPI // Unity Catalog models and aliases
+	UCVersions *catalog.ModelVersionsAPI    // Unity Catalog model versions
 }
 
 // New is the registries of the workspace at host that c connects to.
 func New(host string, c *client.DatabricksClient) *Registry {
 	return &Registry{
 		Host:       strings.TrimSuffix(host, "/"),
-		c:          c,
-		models:     ml.NewModelRegistry(c),
-		ucModels:   catalog.NewRegisteredModels(c),
-		ucVersions: catalog.NewModelVersions(c),
+		Client:     c,
+		Models:     ml.NewModelRegistry(c),
+		UCModels:   catalog.NewRegisteredModels(c),
+		UCVersions: catalog.NewModelVersions(c),
 	}
 }
 
@@ -98,7 +108,7 @@ func (r *Registry) modelNotFound(name modeluri.Name) error {
 func (r *Registry) Versions(ctx context.Context, name modeluri.Name) ([]Version, error) {
 	var out []Version
 	if name.UC() {
-		all, err := r.ucVersions.ListAll(ctx, catalog.ListModelVersionsRequest{FullName: name.Full})
+		all, err := r.UCVersions.ListAll(ctx, catalog.ListModelVersionsRequest{FullName: name.Full})
 		if err != nil {
 			if NotFound(err) {
 				return nil, r.modelNotFound(name)
@@ -121,7 +131,7 @@ func (r *Registry) Versions(ctx context.Context, name modeluri.Name) ([]Version,
 			out = append(out, v)
 		}
 	} else {
-		all, err := r.models.SearchModelVersionsAll(ctx, ml.SearchModelVersionsRequest{Filter: "name=" + Quote(name.Full)})
+		all, err := r.Models.SearchModelVersionsAll(ctx, ml.SearchModelVersionsRequest{Filter: "name=" + Quote(name.Full)})
 		if err != nil {
 			return nil, fmt.Errorf("listing the versions of %s: %w", name.Full, err)
 		}
@@ -140,7 +150,7 @@ func Quote(s string) string { return "'" + strings.ReplaceAll(s, "'", `\'`) + "'
 
 // Aliases returns a UC model's aliases: alias → version.
 func (r *Registry) Aliases(ctx context.Context, name modeluri.Name) (map[string]int, error) {
-	m, err := r.ucModels.Get(ctx, catalog.GetRegisteredModelRequest{FullName: name.Full, IncludeAliases: true})
+	m, err := r.UCModels.Get(ctx, catalog.GetRegisteredModelRequest{FullName: name.Full, IncludeAliases: true})
 	if err != nil {
 		if NotFound(err) {
 			return nil, r.modelNotFound(name)
@@ -160,7 +170,7 @@ func (r *Registry) Resolve(ctx context.Context, name modeluri.Name, ref modeluri
 		return r.Get(ctx, name, ref.Number)
 	}
 	if ref.Alias != "" {
-		mv, err := r.ucVersions.GetByAlias(ctx, catalog.GetByAliasRequest{FullName: name.Full, Alias: ref.Alias})
+		mv, err := r.UCVersions.GetByAlias(ctx, catalog.GetByAliasRequest{FullName: name.Full, Alias: ref.Alias})
 		if err != nil {
 			if NotFound(err) {
 				if _, err := r.Aliases(ctx, name); err != nil {
@@ -203,7 +213,7 @@ func (r *Registry) ModelExists(ctx context.Context, name modeluri.Name) error {
 		_, err := r.Aliases(ctx, name)
 		return err
 	}
-	_, err := r.models.GetModel(ctx, ml.GetModelRequest{Name: name.Full})
+	_, err := r.Models.GetModel(ctx, ml.GetModelRequest{Name: name.Full})
 	if NotFound(err) {
 		return r.modelNotFound(name)
 	}
@@ -216,7 +226,7 @@ func (r *Registry) ModelExists(ctx context.Context, name modeluri.Name) error {
 // Get reads one version by number.
 func (r *Registry) Get(ctx context.Context, name modeluri.Name, n int) (Version, error) {
 	if name.UC() {
-		mv, err := r.ucVersions.Get(ctx, catalog.GetModelVersionRequest{FullName: name.Full, Version: n})
+		mv, err := r.UCVersions.Get(ctx, catalog.GetModelVersionRequest{FullName: name.Full, Version: n})
 		if err != nil {
 			if NotFound(err) {
 				if err := r.ModelExists(ctx, name); err != nil {
@@ -240,7 +250,7 @@ func (r *Registry) Get(ctx context.Context, name modeluri.Name, n int) (Version,
 		slices.Sort(v.Aliases)
 		return v, nil
 	}
-	resp, err := r.models.GetModelVersion(ctx, ml.GetModelVersionRequest{Name: name.Full, Version: strconv.Itoa(n)})
+	resp, err := r.Models.GetModelVersion(ctx, ml.GetModelVersionRequest{Name: name.Full, Version: strconv.Itoa(n)})
 	if err != nil {
 		if NotFound(err) {
 			if err := r.ModelExists(ctx, name); err != nil {

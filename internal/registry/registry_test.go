@@ -64,3 +64,12 @@ func TestVersionURL(t *testing.T) {
 		})
 	}
 }
+
+func TestUCTagKeys(t *testing.T) {
+	assert.NoError(t, registry.CheckUCTagKey("brickferry_build_id"))
+	for _, key := range []string{"owner.name", "a,b", "ml-team", "k=v", "a/b", "ns:key"} {
+		assert.Error(t, registry.CheckUCTagKey(key), key)
+	}
+	got := registry.ToUCTags([]agent.KeyValue{{Key: "mlflow.source.git-commit", Value: "abc"}, {Key: "a,b=c/d:e", Value: "x"}, {Key: "team", Value: "churn"}})
+	assert.Equal(t, []registry.UCTag{{Key: "mlflow_source_git_commit", Value: "abc"}, {Key: "a_b_c_d_e", Value: "x"}, {Key: "team", Value: "churn"}}, got)
+}

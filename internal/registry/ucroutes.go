@@ -8,7 +8,11 @@ package registry
 // Brickferry reads or sends are declared.
 
 // UCRoute is the prefix of the routes: UCRoute+"create", "finalize", "get",
-// "generate-temporary-credentials", "set-tag".
+// "generate-temporary-credentials", and for tags POST "set-tag" (DELETE
+// "delete-tag"), as databricks_uc_registry_service.proto defines them at
+// mlflow/mlflow commit e2b9058c3089072dcd92846a83069fa37423a175; the
+// ".../model-versions/tags" route of older versions of that file (commit
+// 02b44f5b1c83cab2ec210f58b69d4155dfbf30bf) is not used.
 const UCRoute = "/api/2.0/mlflow/unity-catalog/model-versions/"
 
 // UCTag is a model version tag.

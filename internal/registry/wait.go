@@ -30,7 +30,7 @@ func (e *RegistrationError) Error() string {
 // model): what a poll needs.
 func (r *Registry) status(ctx context.Context, name modeluri.Name, n int) (Version, error) {
 	if name.UC() {
-		mv, err := r.ucVersions.Get(ctx, catalog.GetModelVersionRequest{FullName: name.Full, Version: n})
+		mv, err := r.UCVersions.Get(ctx, catalog.GetModelVersionRequest{FullName: name.Full, Version: n})
 		if err != nil {
 			if NotFound(err) {
 				return Version{}, fmt.Errorf("version %d of %s not found in Unity Catalog of workspace %s", n, name.Full, r.Host)
@@ -41,7 +41,7 @@ func (r *Registry) status(ctx context.Context, name modeluri.Name, n int) (Versi
 		v.Location = mv.StorageLocation
 		return v, nil
 	}
-	resp, err := r.models.GetModelVersion(ctx, ml.GetModelVersionRequest{Name: name.Full, Version: strconv.Itoa(n)})
+	resp, err := r.Models.GetModelVersion(ctx, ml.GetModelVersionRequest{Name: name.Full, Version: strconv.Itoa(n)})
 	if err != nil {
 		return Version{}, fmt.Errorf("reading version %d of %s: %w", n, name.Full, err)
 	}

@@ -139,15 +139,23 @@ func SeedRun(ctx context.Context, c *client.DatabricksClient, experiment, artifa
 		return Run{}, err
 	}
 	id := run.Run.Info.RunId
-	batch := ml.LogBatch{RunId: id}
-	for k, v := range params {
-		batch.Params = append(batch.Params, ml.Param{Key: k, Value: v})
-	}
+	// One request for the metrics, and the params 100 at a time
+	// (log-batch's limit, ml.LogBatch doc comments).
+	batches := []ml.LogBatch{{RunId: id}}
 	for k, v := range metrics {
-		batch.Metrics = append(batch.Metrics, ml.Metric{Key: k, Value: 0, Timestamp: 1, Step: 0}, ml.Metric{Key: k, Value: v, Timestamp: 2, Step: 1})
+		batches[0].Metrics = append(batches[0].Metrics, ml.Metric{Key: k, Value: 0, Timestamp: 1, Step: 0}, ml.Metric{Key: k, Value: v, Timestamp: 2, Step: 1})
 	}
-	if err := exps.LogBatch(ctx, batch); err != nil {
-		return Run{}, err
+	for k, v := range params {
+		if len(batches[len(batches)-1].Params) == 100 {
+			batches = append(batches, ml.LogBatch{RunId: id})
+		}
+		last := &batches[len(batches)-1]
+		last.Params = append(last.Params, ml.Param{Key: k, Value: v})
+	}
+	for _, b := range batches {
+		if err := exps.LogBatch(ctx, b); err != nil {
+			return Run{}, err
+		}
 	}
 	if err := Upload(ctx, artifacts.RunSigner(c, id, artifactPath, true), files, 16); err != nil {
 		return Run{}, err

@@ -20,6 +20,9 @@ const (
 	Fault503 FaultKind = "503"
 	// Fault500 answers 500 INTERNAL_ERROR.
 	Fault500 FaultKind = "500"
+	// Fault400 answers 400 INVALID_PARAMETER_VALUE: a refusal of the
+	// request itself, which no layer retries.
+	Fault400 FaultKind = "400"
 	// FaultDrop closes the connection without answering.
 	FaultDrop FaultKind = "drop"
 	// FaultLatency delays the request by the rule's Latency (real time) and
@@ -129,6 +132,8 @@ func (ws *Workspace) injectFault(w *statusWriter, r *http.Request) (kind FaultKi
 		writeError(w, errorf(http.StatusServiceUnavailable, "TEMPORARILY_UNAVAILABLE", "The service is temporarily unavailable. Please try again later."))
 	case Fault500:
 		writeError(w, errorf(http.StatusInternalServerError, "INTERNAL_ERROR", "Internal error (injected by the emulator)."))
+	case Fault400:
+		writeError(w, invalidParam("The request was refused (injected by the emulator)."))
 	case FaultDrop:
 		if conn, _, err := w.Hijack(); err == nil {
 			_ = conn.Close()

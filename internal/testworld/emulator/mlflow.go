@@ -137,6 +137,9 @@ func (ws *Workspace) mlflowRoutes() {
 		if aerr != nil {
 			return nil, aerr
 		}
+		if aerr := batchLimits(req); aerr != nil {
+			return nil, aerr
+		}
 		return nil, ws.logBatch(run, req.Params, req.Metrics, req.Tags)
 	})
 	handle(ws, "POST /api/2.0/mlflow/runs/set-tag", func(r *http.Request, req *ml.SetTag) (any, *apiError) {
@@ -237,6 +240,27 @@ func (ws *Workspace) mlflowRun(id string) (*mlflowRun, *apiError) {
 
 // logBatch follows MLflow: params are write-once (logging a different value
 // is INVALID_PARAMETER_VALUE), metrics keep history, tags overwrite.
+// batchLimits refuses a log-batch over MLflow's limits: per request up to
+// 1000 metrics, 100 params, 100 tags, and 1000 of all three together
+// (databricks-sdk-go v0.81.0 service/ml LogBatch doc comments). The message
+// is MLflow's (mlflow/utils/validation.py _validate_batch_log_limits).
+func batchLimits(req *ml.LogBatch) *apiError {
+	for _, l := range []struct {
+		what    string
+		n, most int
+	}{
+		{"metrics", len(req.Metrics), 1000},
+		{"params", len(req.Params), 100},
+		{"tags", len(req.Tags), 100},
+		{"metrics, params, and tags", len(req.Metrics) + len(req.Params) + len(req.Tags), 1000},
+	} {
+		if l.n > l.most {
+			return invalidParam("A batch logging request can contain at most %d %s. Got %d %s. Please split up %s across multiple requests and try again.", l.most, l.what, l.n, l.what, l.what)
+		}
+	}
+	return nil
+}
+
 func (ws *Workspace) logBatch(run *mlflowRun, params []ml.Param, metrics []ml.Metric, tags []ml.RunTag) *apiError {
 	for _, p := range params {
 		if old, ok := run.param(p.Key); ok {

@@ -3,6 +3,7 @@ package emulator_test
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
@@ -166,3 +167,57 @@ func TestWorkspaceRegistryThroughSDK(t *testing.T) {
 }
 
 func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+// log-batch takes at most 1000 metrics, 100 params, 100 tags and 1000 items
+// in all per request (databricks-sdk-go v0.81.0 ml.LogBatch doc comments).
+func TestLogBatchLimits(t *testing.T) {
+	ws, _ := start(t, emulator.Options{})
+	c := ctx(t)
+	exps := ml.NewExperiments(ws.Client(t))
+	exp, err := exps.CreateExperiment(c, ml.CreateExperiment{Name: "/Shared/limits"})
+	require.NoError(t, err)
+	run, err := exps.CreateRun(c, ml.CreateRun{ExperimentId: exp.ExperimentId})
+	require.NoError(t, err)
+	id := run.Run.Info.RunId
+	params := func(n int) (out []ml.Param) {
+		for i := range n {
+			out = append(out, ml.Param{Key: "p" + strconv.Itoa(i), Value: "v"})
+		}
+		return out
+	}
+	tags := func(n int) (out []ml.RunTag) {
+		for i := range n {
+			out = append(out, ml.RunTag{Key: "t" + strconv.Itoa(i), Value: "v"})
+		}
+		return out
+	}
+	metrics := func(n int) (out []ml.Metric) {
+		for i := range n {
+			out = append(out, ml.Metric{Key: "m" + strconv.Itoa(i), Value: 1, Timestamp: 1})
+		}
+		return out
+	}
+	cases := []struct {
+		name  string
+		batch ml.LogBatch
+		err   string
+	}{
+		{"at every limit", ml.LogBatch{Params: params(100), Tags: tags(100), Metrics: metrics(800)}, ""},
+		{"101 params", ml.LogBatch{Params: params(101)}, "at most 100 params. Got 101 params."},
+		{"101 tags", ml.LogBatch{Tags: tags(101)}, "at most 100 tags. Got 101 tags."},
+		{"1001 metrics", ml.LogBatch{Metrics: metrics(1001)}, "at most 1000 metrics. Got 1001 metrics."},
+		{"1001 in all", ml.LogBatch{Params: params(100), Tags: tags(100), Metrics: metrics(801)}, "at most 1000 metrics, params, and tags. Got 1001"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.batch.RunId = id
+			err := exps.LogBatch(c, tc.batch)
+			if tc.err == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, apierr.ErrInvalidParameterValue)
+			assert.Contains(t, err.Error(), tc.err)
+		})
+	}
+}

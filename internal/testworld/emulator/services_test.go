@@ -465,3 +465,56 @@ func TestDeletingRegistryObjects(t *testing.T) {
 	_, err = reg.GetModel(c, ml.GetModelRequest{Name: "churn"})
 	assert.ErrorIs(t, err, apierr.ErrResourceDoesNotExist)
 }
+
+// TestUnityCatalogVersionTagRoutes: version tags are set with POST
+// .../set-tag and deleted with DELETE .../delete-tag (MLflow's
+// databricks_uc_registry_service.proto at commit e2b9058c); the older
+// .../model-versions/tags route is unknown.
+func TestUnityCatalogVersionTagRoutes(t *testing.T) {
+	u := newUCChurn(t)
+	cl, c := u.cl, u.c
+	u.createVersion(t)
+	const route = "/api/2.0/mlflow/unity-catalog/model-versions/"
+	tags := func() []emulator.UCModelVersionTag {
+		var got emulator.UCModelVersionResponse
+		require.NoError(t, cl.Do(c, http.MethodGet, route+"get", nil, map[string]any{"name": "main.ml.churn", "version": "1"}, nil, &got))
+		return got.ModelVersion.Tags
+	}
+	for _, key := range []string{"team", "brickferry_build_id"} {
+		require.NoError(t, cl.Do(c, http.MethodPost, route+"set-tag", nil, nil,
+			emulator.SetUCModelVersionTagRequest{Name: "main.ml.churn", Version: "1", Key: key, Value: "x"}, nil))
+	}
+	require.NoError(t, cl.Do(c, http.MethodDelete, route+"delete-tag", nil, map[string]any{"name": "main.ml.churn", "version": "1", "key": "team"}, nil, nil))
+	assert.Equal(t, []emulator.UCModelVersionTag{{Key: "brickferry_build_id", Value: "x"}}, tags())
+
+	for _, method := range []string{http.MethodPost, http.MethodDelete} {
+		err := cl.Do(c, method, route+"tags", nil, nil, emulator.SetUCModelVersionTagRequest{Name: "main.ml.churn", Version: "1", Key: "brickferry_build_id", Value: "y"}, nil)
+		var apiErr *apierr.APIError
+		require.ErrorAs(t, err, &apiErr, method)
+		assert.Equal(t, http.StatusNotFound, apiErr.StatusCode, method)
+		assert.Equal(t, "ENDPOINT_NOT_FOUND", apiErr.ErrorCode, method)
+	}
+	assert.Equal(t, []emulator.UCModelVersionTag{{Key: "brickferry_build_id", Value: "x"}}, tags())
+}
+
+// TestUnityCatalogRefusesReservedTagKeys: a version tag key with any of
+// . , - = / : is refused, at create and at set-tag.
+func TestUnityCatalogRefusesReservedTagKeys(t *testing.T) {
+	u := newUCChurn(t)
+	cl, c := u.cl, u.c
+	u.createVersion(t)
+	for _, key := range []string{"owner.name", "a,b", "ml-team", "k=v", "a/b", "ns:key"} {
+		t.Run(key, func(t *testing.T) {
+			err := cl.Do(c, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/set-tag", nil, nil,
+				emulator.SetUCModelVersionTagRequest{Name: "main.ml.churn", Version: "1", Key: key, Value: "x"}, nil)
+			require.ErrorIs(t, err, apierr.ErrInvalidParameterValue)
+			assert.Contains(t, err.Error(), "Tag name "+key+" contains one or more of the reserved characters")
+			err = cl.Do(c, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/create", nil, nil,
+				emulator.CreateUCModelVersionRequest{Name: "main.ml.churn", Source: "dbfs:/somewhere", Tags: []emulator.UCModelVersionTag{{Key: key, Value: "x"}}}, nil)
+			require.ErrorIs(t, err, apierr.ErrInvalidParameterValue)
+		})
+	}
+	require.NoError(t, cl.Do(c, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/set-tag", nil, nil,
+		emulator.SetUCModelVersionTagRequest{Name: "main.ml.churn", Version: "1", Key: "owner_name", Value: "x"}, nil))
+	assert.Len(t, u.ws.UCModelVersions("main.ml.churn"), 1, "no version made by a refused create")
+}

@@ -191,14 +191,20 @@ func (ws *Workspace) ucRoutes() {
 	handle(ws, "POST /api/2.0/mlflow/unity-catalog/model-versions/create", ws.ucCreateVersion)
 	handle(ws, "POST /api/2.0/mlflow/unity-catalog/model-versions/generate-temporary-credentials", ws.ucTemporaryCredentials)
 	// Tags of UC model versions live in MLflow's UC routes (the Unity Catalog
-	// model version API in SDK v0.81.0 has none).
+	// model version API in SDK v0.81.0 has none): POST .../set-tag and
+	// DELETE .../delete-tag, as mlflow/protos/databricks_uc_registry_service.proto
+	// defines them at mlflow/mlflow commit
+	// e2b9058c3089072dcd92846a83069fa37423a175. An older version of that
+	// file (commit 02b44f5b1c83cab2ec210f58b69d4155dfbf30bf) had POST and
+	// DELETE .../model-versions/tags; that route is not served (404
+	// ENDPOINT_NOT_FOUND, as any unknown route).
 	handle(ws, "POST /api/2.0/mlflow/unity-catalog/model-versions/set-tag", func(r *http.Request, req *SetUCModelVersionTagRequest) (any, *apiError) {
-		v, aerr := ws.ucVersion(req.Name, req.Version)
+		v, aerr := ws.ucTagged(req.Name, req.Version, req.Key)
 		if aerr != nil {
 			return nil, aerr
 		}
-		if req.Key == "" {
-			return nil, invalidParam("Missing required field: key")
+		if aerr := checkUCTagKeys(UCModelVersionTag{Key: req.Key}); aerr != nil {
+			return nil, aerr
 		}
 		for i := range v.tags {
 			if v.tags[i].Key == req.Key {
@@ -207,6 +213,16 @@ func (ws *Workspace) ucRoutes() {
 			}
 		}
 		v.tags = append(v.tags, UCModelVersionTag{Key: req.Key, Value: req.Value})
+		return nil, nil
+	})
+	handle(ws, "DELETE /api/2.0/mlflow/unity-catalog/model-versions/delete-tag", func(r *http.Request, req *DeleteUCModelVersionTagRequest) (any, *apiError) {
+		v, aerr := ws.ucTagged(req.Name, req.Version, req.Key)
+		if aerr != nil {
+			return nil, aerr
+		}
+		// A key the version does not have: nothing to delete (not checked
+		// against Databricks; the client only deletes tags it set).
+		v.tags = slices.DeleteFunc(v.tags, func(t UCModelVersionTag) bool { return t.Key == req.Key })
 		return nil, nil
 	})
 	handle(ws, "GET /api/2.0/mlflow/unity-catalog/model-versions/get", func(r *http.Request, req *GetUCModelVersionRequest) (any, *apiError) {
@@ -228,6 +244,33 @@ func (ws *Workspace) ucRoutes() {
 		v.info.UpdatedAt = millis(ws.clock.Now())
 		return &UCModelVersionResponse{ModelVersion: ws.ucMLflowView(v)}, nil
 	})
+}
+
+// ucTagged is the version whose tag key a set-tag or delete-tag names.
+func (ws *Workspace) ucTagged(name, version, key string) (*ucVersion, *apiError) {
+	v, aerr := ws.ucVersion(name, version)
+	if aerr == nil && key == "" {
+		aerr = invalidParam("Missing required field: key")
+	}
+	return v, aerr
+}
+
+// ucReservedTagChars are the characters Unity Catalog refuses in a model
+// version tag key, with INVALID_PARAMETER_VALUE "Tag name ... contains one
+// or more of the reserved characters" (as Brickferry's fidelity issue
+// reports it from Databricks; mlflow-export-import rewrites "." to "_" in
+// the keys it copies into Unity Catalog, and MLflow's prompt registry keeps
+// dots out of its tag keys because "Unity Catalog tags cannot contain dots").
+const ucReservedTagChars = ".,-=/:"
+
+// checkUCTagKeys refuses tag keys with a reserved character.
+func checkUCTagKeys(tags ...UCModelVersionTag) *apiError {
+	for _, t := range tags {
+		if strings.ContainsAny(t.Key, ucReservedTagChars) {
+			return invalidParam("Tag name %s contains one or more of the reserved characters: . , - = / :", t.Key)
+		}
+	}
+	return nil
 }
 
 // The MLflow UC registration routes are not in databricks-sdk-go v0.81.0;
@@ -253,6 +296,14 @@ type SetUCModelVersionTagRequest struct {
 	Version string `json:"version"`
 	Key     string `json:"key"`
 	Value   string `json:"value"`
+}
+
+// DeleteUCModelVersionTagRequest is the query of
+// unity-catalog/model-versions/delete-tag.
+type DeleteUCModelVersionTagRequest struct {
+	Name    string `json:"-" url:"name"`
+	Version string `json:"-" url:"version"`
+	Key     string `json:"-" url:"key"`
 }
 
 // GetUCModelVersionRequest is the query of unity-catalog/model-versions/get.
@@ -347,6 +398,9 @@ func (ws *Workspace) ucCreateVersion(r *http.Request, req *CreateUCModelVersionR
 	}
 	if req.Source == "" {
 		return nil, invalidParam("Missing required field: source")
+	}
+	if aerr := checkUCTagKeys(req.Tags...); aerr != nil {
+		return nil, aerr
 	}
 	now := millis(ws.clock.Now())
 	n := len(m.versions) + 1

@@ -1,0 +1,102 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/databricks/databricks-sdk-go/service/catalog"
+	"github.com/databricks/databricks-sdk-go/service/ml"
+
+	"github.com/brickferry/brickferry/internal/converge"
+	"github.com/brickferry/brickferry/internal/modeluri"
+)
+
+// Created is what a version create led to: the version it made, or, after
+// a create whose answer got lost, the version the caller's find found.
+type Created struct {
+	Number   int
+	Location string // a Unity Catalog version's storage location
+	// Found is the version find found after an ambiguous failure (nil: the
+	// create answered); Lost is that create's error, for the log.
+	Found *Version
+	Lost  error
+}
+
+// FindVersion looks for the version a create whose answer got lost may have
+// made (nil: none). Each caller knows its own: the same source and run
+// (register), a version of its run (copy).
+type FindVersion func(ctx context.Context) (*Version, error)
+
+// CreateVersion creates a workspace registry version once: the create is not
+// idempotent, so it goes through converge.Converge, which asks find after an
+// ambiguous failure and takes what it finds rather than create twice. The
+// create's own error is returned as it is, for the caller to say what it
+// was doing.
+func (r *Registry) CreateVersion(ctx context.Context, req ml.CreateModelVersionRequest, find FindVersion) (Created, error) {
+	return createOnce(ctx, find, func(ctx context.Context) (Created, error) {
+		resp, err := r.Models.CreateModelVersion(ctx, req)
+		if err != nil {
+			return Created{}, err
+		}
+		n, _ := strconv.Atoi(resp.ModelVersion.Version)
+		return Created{Number: n}, nil
+	})
+}
+
+// CreateUCVersion creates a Unity Catalog version (PENDING_REGISTRATION,
+// with its own storage location) once, through MLflow's UC create route, as
+// CreateVersion does.
+func (r *Registry) CreateUCVersion(ctx context.Context, req UCCreateRequest, find FindVersion) (Created, error) {
+	made, err := createOnce(ctx, find, func(ctx context.Context) (Created, error) {
+		var resp UCVersionResponse
+		if err := r.Client.Do(ctx, http.MethodPost, UCRoute+"create", nil, nil, req, &resp); err != nil {
+			return Created{}, err
+		}
+		if resp.ModelVersion == nil {
+			return Created{}, nil // answered, but without the version: see below
+		}
+		n, _ := strconv.Atoi(resp.ModelVersion.Version)
+		return Created{Number: n, Location: resp.ModelVersion.StorageLocation}, nil
+	})
+	if err == nil && made.Found == nil && made.Number == 0 {
+		return Created{}, errors.New("the answer has no model_version")
+	}
+	return made, err
+}
+
+func createOnce(ctx context.Context, find FindVersion, create func(context.Context) (Created, error)) (Created, error) {
+	var lost error
+	made, err := converge.Converge(ctx, func(ctx context.Context) (Created, bool, error) {
+		v, err := find(ctx)
+		if err != nil || v == nil {
+			return Created{}, false, err
+		}
+		return Created{Number: v.Number, Location: v.Location, Found: v, Lost: lost}, true, nil
+	}, func(ctx context.Context) (Created, error) {
+		c, err := create(ctx)
+		lost = err
+		return c, err
+	})
+	return made, err
+}
+
+// DeleteVersion deletes version n of either registry (a Unity Catalog
+// version's aliases go with it). The API's error is returned as it is:
+// NotFound tells a version already gone.
+func (r *Registry) DeleteVersion(ctx context.Context, name modeluri.Name, n int) error {
+	if name.UC() {
+		return r.UCVersions.Delete(ctx, catalog.DeleteModelVersionRequest{FullName: name.Full, Version: n})
+	}
+	return r.Models.DeleteModelVersion(ctx, ml.DeleteModelVersionRequest{Name: name.Full, Version: strconv.Itoa(n)})
+}
+
+// DeleteModel deletes a registered model of either registry, with its
+// versions. The API's error is returned as it is.
+func (r *Registry) DeleteModel(ctx context.Context, name modeluri.Name) error {
+	if name.UC() {
+		return r.UCModels.Delete(ctx, catalog.DeleteRegisteredModelRequest{FullName: name.Full})
+	}
+	return r.Models.DeleteModel(ctx, ml.DeleteModelRequest{Name: name.Full})
+}
