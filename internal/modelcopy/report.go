@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/brickferry/brickferry/internal/agent"
 )
 
 // Output variable names (declared in MLflowPromote's task.json).
@@ -47,30 +49,26 @@ func Summary(o Outcome) string {
 		fmt.Fprintf(&b, "Finished the copy an earlier attempt left half-made.\n\n")
 	}
 	fmt.Fprintf(&b, "| | Source | Target |\n|---|---|---|\n")
-	fmt.Fprintf(&b, "| Workspace | %s | %s |\n", cell(o.SourceHost), cell(o.TargetHost))
-	fmt.Fprintf(&b, "| Model version | [%s version %d](%s) | [%s version %d](%s) |\n", cell(o.Source.Full), o.SourceVersion, o.SourceURL, cell(o.Target.Full), o.TargetVersion, o.TargetURL)
-	target := cell(o.TargetRunID)
+	fmt.Fprintf(&b, "| Workspace | %s | %s |\n", agent.MarkdownCell(o.SourceHost), agent.MarkdownCell(o.TargetHost))
+	fmt.Fprintf(&b, "| Model version | [%s version %d](%s) | [%s version %d](%s) |\n", agent.MarkdownCell(o.Source.Full), o.SourceVersion, o.SourceURL, agent.MarkdownCell(o.Target.Full), o.TargetVersion, o.TargetURL)
+	target := agent.MarkdownCell(o.TargetRunID)
 	if o.TargetRunURL != "" {
-		target = fmt.Sprintf("[%s](%s)", cell(o.TargetRunID), o.TargetRunURL)
+		target = fmt.Sprintf("[%s](%s)", agent.MarkdownCell(o.TargetRunID), o.TargetRunURL)
 	}
-	fmt.Fprintf(&b, "| Run | %s | %s |\n", cell(orNone(o.SourceRunID)), target)
+	fmt.Fprintf(&b, "| Run | %s | %s |\n", agent.MarkdownCell(orNone(o.SourceRunID)), target)
 	if o.Stage != "" || o.Alias != "" {
 		label := o.Stage
 		if o.Alias != "" {
 			label = "@" + o.Alias
 		}
-		fmt.Fprintf(&b, "| Then | | %s |\n", cell(label))
+		fmt.Fprintf(&b, "| Then | | %s |\n", agent.MarkdownCell(label))
 	}
 	fmt.Fprintf(&b, "\nFiles copied: %d, bytes copied: %d (model: %d files, %d bytes).\n", o.FilesCopied, o.BytesCopied, o.Files, o.Bytes)
 	if len(o.Lineage) > 0 {
 		fmt.Fprintf(&b, "\n### Lineage tags\n\n| Tag | Value |\n|---|---|\n")
 		for _, kv := range o.Lineage {
-			fmt.Fprintf(&b, "| `%s` | %s |\n", kv.Key, cell(kv.Value))
+			fmt.Fprintf(&b, "| `%s` | %s |\n", kv.Key, agent.MarkdownCell(kv.Value))
 		}
 	}
 	return b.String()
-}
-
-func cell(s string) string {
-	return strings.NewReplacer("|", `\|`, "\n", " ", "\r", " ").Replace(s)
 }
