@@ -3,6 +3,8 @@ package batchscore_test
 import (
 	"context"
 	"encoding/base64"
+	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,8 +16,10 @@ import (
 
 	"github.com/brickferry/brickferry/examples/notebooks"
 	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/batchscore"
 	"github.com/brickferry/brickferry/internal/testworld/agenttest"
 	"github.com/brickferry/brickferry/internal/testworld/emulator"
+	"github.com/brickferry/brickferry/tasks"
 )
 
 func TestFirstRunCreatesSecondRunUpdatesTheSameJob(t *testing.T) {
@@ -391,4 +395,230 @@ func TestTimeoutCancelsTheRun(t *testing.T) {
 	require.Equal(t, agent.Failed, res.Result, res.Stdout)
 	assert.Contains(t, res.Errors[0], "did not finish within 30m0s; the run was cancelled")
 	assert.Len(t, w.ws.RequestsTo("POST", "/api/2.2/jobs/runs/cancel"), 1)
+}
+
+// newExeWorld is a world whose task runs are the built brickferry executable,
+// started as the agent starts it, connecting with the variable-group method
+// (databricks-host, secret databricks-token) over https: the emulator serves
+// it with a certificate of its own CA, given to the task as the agent's
+// Agent.CAInfo.
+func newExeWorld(t *testing.T) *world {
+	t.Helper()
+	ca, caFile := emulator.TestCA(t)
+	w := startWorld(t, ca)
+	w.caFile = caFile
+	w.exe = agenttest.Executable(t)
+	w.host = w.ws.URL()
+	return w
+}
+
+// agentRun is the task run as the agent would start it for this world.
+func (w *world) agentRun(in map[string]string) agenttest.Run {
+	env := w.nextPipelineRun()
+	env["AGENT_CAINFO"] = w.caFile
+	return agenttest.Run{
+		Task: "BatchScore", Inputs: in, Env: env,
+		Variables: map[string]string{"databricks-host": w.host},
+		Secrets:   map[string]string{"databricks-token": w.ws.Token},
+	}
+}
+
+// tick moves the emulator's clock while a process runs on the wall clock:
+// 5 simulated seconds every 5 ms, so a four-minute scoring run takes about
+// a quarter of a second. The returned function stops it.
+func (w *world) tick() func() {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				w.clock.Advance(5 * time.Second)
+			}
+		}
+	}()
+	return func() { close(stop); <-done }
+}
+
+// eachMode runs a scenario through the built executable (as the agent runs
+// it, with auth wired) and in-process (fast, under the race detector).
+func eachMode(t *testing.T, scenario func(t *testing.T, newW func(*testing.T) *world)) {
+	t.Run("executable", func(t *testing.T) { scenario(t, newExeWorld) })
+	t.Run("in-process", func(t *testing.T) { scenario(t, newWorld) })
+}
+
+// TestSIGINTCancelsTheRun: the agent cancels a step with SIGINT; the task
+// cancels the Databricks run and ends Canceled.
+func TestSIGINTCancelsTheRun(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no SIGINT on Windows")
+	}
+	w := newExeWorld(t)
+	w.ws.OnNotebook(shippedPath, emulator.Behaviour{Duration: 3 * time.Hour})
+	p := w.agentRun(inputs()).Start(t, w.exe)
+	require.Eventually(t, func() bool { return len(w.ws.RequestsTo("GET", "/api/2.2/jobs/runs/get")) >= 2 }, 20*time.Second, 10*time.Millisecond, p.Stdout())
+	require.NoError(t, p.Cmd.Process.Signal(os.Interrupt))
+	res := p.Finish(t)
+	assert.Equal(t, 0, res.ExitCode)
+	assert.Equal(t, agent.Canceled, res.Result, res.Stdout)
+	assert.Equal(t, 1, res.Completions)
+	cancels := w.ws.RequestsTo("POST", "/api/2.2/jobs/runs/cancel")
+	require.Len(t, cancels, 1)
+	assert.Contains(t, string(cancels[0].Raw), res.Outputs["runId"])
+	assert.Contains(t, strings.Join(res.Warnings, "\n"), "was cancelled")
+	run, err := jobs.NewJobs(w.sdk(t)).GetRun(context.Background(), jobs.GetRunRequest{RunId: mustInt(t, res.Outputs["runId"])})
+	require.NoError(t, err)
+	assert.NotEqual(t, jobs.RunLifeCycleStateRunning, run.State.LifeCycleState)
+}
+
+func mustInt(t *testing.T, s string) int64 {
+	t.Helper()
+	n, err := strconv.ParseInt(s, 10, 64)
+	require.NoError(t, err, s)
+	return n
+}
+
+// TestBadInputsFailBeforeAnyRemoteCall: every bad input is reported with
+// its label, and the workspace sees no request at all (no write, no read).
+func TestBadInputsFailBeforeAnyRemoteCall(t *testing.T) {
+	eachMode(t, testBadInputsFailBeforeAnyRemoteCall)
+}
+
+func testBadInputsFailBeforeAnyRemoteCall(t *testing.T, newW func(*testing.T) *world) {
+	for _, tc := range []struct {
+		name    string
+		inputs  map[string]string
+		problem string
+	}{
+		{"input table with four parts", inputs("inputTable", "a.b.c.d"), "'Input table' (inputTable): \"a.b.c.d\" is not a table name"},
+		{"input table with a space", inputs("inputTable", "main.ml.cust omers"), "is not a table name"},
+		{"output table with one part", inputs("outputTable", "predictions"), "'Output table' (outputTable): \"predictions\" has 1 part(s): write catalog.schema.table or schema.table"},
+		{"output table with an empty part", inputs("outputTable", "main..p"), "is not a table name"},
+		{"output table is the input", inputs("outputTable", "MAIN.ml.`customers`"), "is the input table"},
+		{"run URI", inputs("modelUri", "runs:/0f1e2d/model"), "'Model URI' (modelUri): \"runs:/0f1e2d/model\" is not a models:/ URI"},
+		{"URI without a stage", inputs("modelUri", "models:/churn"), "names no stage, alias or version"},
+		{"unknown stage", inputs("modelUri", "models:/churn/Prod"), "\"Prod\" is neither a version number nor a stage"},
+		{"latest", inputs("modelUri", "models:/churn/latest"), "rather than latest"},
+		{"unexpanded variable", inputs("modelUri", "$(promote.modelUri)"), "looks like a pipeline variable that was not expanded"},
+		{"bad alias", inputs("modelUri", "models:/main.ml.churn@champion!"), "the alias"},
+		{"two-part model name", inputs("modelUri", "models:/ml.churn/3"), "the model name"},
+		{"stage on a Unity Catalog model", inputs("modelUri", "models:/main.ml.churn/Production"),
+			"'Model URI' (modelUri): \"models:/main.ml.churn/Production\": main.ml.churn is a Unity Catalog model, which has no stages: write models:/main.ml.churn@<alias>"},
+		{"alias on a workspace registry model", inputs("modelUri", "models:/churn@champion"),
+			"'Model URI' (modelUri): \"models:/churn@champion\": churn is a workspace model registry model, which has no aliases: write models:/churn/<stage> (one of None, Staging, Production, Archived)"},
+		{"merge without keys", inputs("writeMode", "merge"), "'Merge keys' (mergeKeys): is required"},
+		{"merge key not an id column", inputs("writeMode", "merge", "mergeKeys", "Email"), "\"Email\" is not one of the id columns (CodigoCliente)"},
+		{"unknown write mode", inputs("writeMode", "upsert"), "\"upsert\" is not one of: append, merge, overwrite"},
+		{"unix cron", inputs("scheduleCron", "0 2 * * *"), "has 5 fields like a Unix cron expression"},
+		{"hour 25", inputs("scheduleCron", "0 0 25 * * ?"), "hours field \"25\": \"25\" is not a number from 0 to 23"},
+		{"day of month and of week", inputs("scheduleCron", "0 0 2 * * MON"), "put ? in day-of-month or in day-of-week"},
+		{"bad month name", inputs("scheduleCron", "0 0 2 ? JANUARY MON"), "month field"},
+		{"unknown time zone", inputs("scheduleCron", "0 0 2 * * ?", "scheduleTimeZone", "Mars/Olympus"), "'Schedule time zone' (scheduleTimeZone): \"Mars/Olympus\" is not a time zone"},
+		{"abbreviation", inputs("scheduleTimeZone", "CEST"), "\"CEST\" is not a time zone"},
+		{"minimum rows not a number", inputs("minRows", "ten"), "'Minimum rows written' (minRows): \"ten\" is not a whole number"},
+		{"negative minimum", inputs("minRows", "-1"), "\"-1\" is not a whole number"},
+		{"timeout", inputs("timeoutMinutes", "soon"), "'Timeout (minutes)' (timeoutMinutes): \"soon\" is not a number of minutes"},
+		{"workers", inputs("workers", "two"), "\"two\" is not a number of workers"},
+		{"autoscale backwards", inputs("autoscale", "8-2"), "\"8-2\" is not a range of workers"},
+		{"workers and autoscale", inputs("workers", "2", "autoscale", "2-8"), "cannot be combined with Workers"},
+		{"existing cluster without id", inputs("compute", "existingCluster"), "'Cluster id' (clusterId): is required"},
+		{"relative folder", inputs("notebookFolder", "Shared/brickferry"), "is not an absolute workspace path"},
+		{"own notebook without path", inputs("notebookSource", "workspace"), "'Notebook path' (notebookPath): is required"},
+		{"parameter the task sets", inputs("notebookParameters", "model_uri=models:/other/1"), "\"model_uri\" is set by the task"},
+		{"warehouse id", inputs("sqlWarehouseId", "abc/def"), "is not a SQL warehouse id"},
+		{"no job name", inputs("jobName", ""), "'Job name' (jobName): is required"},
+		{"files without a path", inputs("inputType", "path"), "'Input path' (inputPath): is required"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newW(t)
+			res := w.run(t, tc.inputs)
+			require.Equal(t, agent.Failed, res.Result, res.Stdout)
+			require.NotEmpty(t, res.Errors)
+			assert.Contains(t, strings.Join(res.Errors, "\n"), tc.problem)
+			assert.Empty(t, w.ws.Requests(), "no request before the inputs are valid")
+			assert.Zero(t, w.ws.Writes())
+		})
+	}
+}
+
+func TestEveryBadInputIsReportedAtOnce(t *testing.T) { eachMode(t, testEveryBadInputIsReportedAtOnce) }
+
+func testEveryBadInputIsReportedAtOnce(t *testing.T, newW func(*testing.T) *world) {
+	w := newW(t)
+	res := w.run(t, inputs("inputTable", "a.b.c.d", "modelUri", "runs:/x/model", "writeMode", "merge",
+		"scheduleCron", "* * * * *", "scheduleTimeZone", "Nowhere", "minRows", "x"))
+	require.Equal(t, agent.Failed, res.Result)
+	assert.Len(t, res.Errors, 6, strings.Join(res.Errors, "\n"))
+	assert.Equal(t, "6 problems, see the errors above", res.Message)
+	assert.Empty(t, w.ws.Requests())
+}
+
+func TestGoodInputs(t *testing.T) {
+	def, err := tasks.Definition("BatchScore")
+	require.NoError(t, err)
+	read := func(kv map[string]string) (batchscore.Options, error) {
+		env := agent.Env{}
+		for k, v := range kv {
+			env["INPUT_"+agent.VariableKey(k)] = v
+		}
+		in := def.InputsFrom(env)
+		o := batchscore.ReadOptions(in)
+		return o, in.Err()
+	}
+	o, err := read(inputs("outputTable", "`my-cat`.ml.`pred table`", "modelUri", "models:/main.ml.churn@champion",
+		"scheduleCron", "0 0/15 8-18 ? * MON-FRI *", "scheduleTimeZone", "America/Argentina/Buenos_Aires",
+		"compute", "newCluster", "autoscale", "1-4", "instancePoolId", "0101-120000-pool12-abcdefgh", "nodeType", "",
+		"timeoutMinutes", "0.5", "minRows", "0"))
+	require.NoError(t, err)
+	assert.Equal(t, batchscore.ModelURI{URI: "models:/main.ml.churn@champion", Name: "main.ml.churn", Kind: "alias", Ref: "champion"}, o.Model)
+	assert.Equal(t, "0 0/15 8-18 ? * MON-FRI *", o.Schedule.Cron)
+	assert.Equal(t, "/Shared/brickferry/batch_score", o.NotebookPath)
+	assert.True(t, o.Shipped)
+	assert.Equal(t, int64(0), o.MinRows)
+	assert.Equal(t, "new job cluster 15.4.x-cpu-ml-scala2.12, pool 0101-120000-pool12-abcdefgh, 1-4 workers", o.Compute.String())
+	assert.Equal(t, 30, int(o.Timeout.Seconds()))
+	s := o.JobSettings(agent.System{})
+	require.Len(t, s.JobClusters, 1)
+	nc := s.JobClusters[0].NewCluster
+	assert.Equal(t, "0101-120000-pool12-abcdefgh", nc.InstancePoolId)
+	assert.Equal(t, "0101-120000-pool12-abcdefgh", nc.DriverInstancePoolId)
+	assert.Empty(t, nc.NodeTypeId)
+	require.NotNil(t, nc.Autoscale)
+	assert.Equal(t, 4, nc.Autoscale.MaxWorkers)
+
+	for uri, want := range map[string]batchscore.ModelURI{
+		"models:/churn/production": {Name: "churn", Kind: "stage", Ref: "Production"},
+		"models:/churn/3":          {Name: "churn", Kind: "version", Ref: "3"},
+		"models:/main.ml.churn/12": {Name: "main.ml.churn", Kind: "version", Ref: "12"},
+	} {
+		got, err := batchscore.ParseModelURI(uri)
+		require.NoError(t, err, uri)
+		want.URI = uri
+		assert.Equal(t, want, got)
+	}
+
+	o, err = read(inputs("compute", "serverless", "notebookSource", "workspace", "notebookPath", "/Repos/x/score/"))
+	require.NoError(t, err)
+	assert.Equal(t, "/Repos/x/score", o.NotebookPath)
+	s = o.JobSettings(agent.System{})
+	assert.Empty(t, s.JobClusters)
+	assert.Empty(t, s.Tasks[0].JobClusterKey)
+	assert.Empty(t, s.Tasks[0].ExistingClusterId)
+
+	o, err = read(inputs("compute", "existingCluster", "clusterId", "0101-120000-abcdefgh", "singleNode", "true"))
+	require.NoError(t, err)
+	s = o.JobSettings(agent.System{})
+	assert.Equal(t, "0101-120000-abcdefgh", s.Tasks[0].ExistingClusterId)
+
+	o, err = read(inputs("singleNode", "true"))
+	require.NoError(t, err)
+	nc = o.JobSettings(agent.System{}).JobClusters[0].NewCluster
+	assert.Equal(t, "singleNode", nc.SparkConf["spark.databricks.cluster.profile"])
+	assert.Equal(t, 0, nc.NumWorkers)
+	assert.Contains(t, nc.ForceSendFields, "NumWorkers")
 }

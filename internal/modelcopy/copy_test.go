@@ -147,13 +147,7 @@ func TestWorkspaceToUnityCatalog(t *testing.T) {
 	assert.Equal(t, 1, alias.Version)
 
 	// The files are in the version's storage location.
-	var creds struct {
-		Credentials struct {
-			AzureUserDelegationSAS struct {
-				SASToken string `json:"sas_token"`
-			} `json:"azure_user_delegation_sas"`
-		} `json:"credentials"`
-	}
+	var creds registry.UCCredentialsResponse
 	require.NoError(t, w.prdC.Do(ctx, http.MethodPost, registry.UCRoute+"generate-temporary-credentials", nil, nil,
 		map[string]any{"name": "prod.ml.churn", "version": "1", "operation": "MODEL_VERSION_OPERATION_READ"}, &creds))
 	got, err := artifacts.New(artifacts.Options{}).ListPrefix(ctx, versions[0].StorageLocation, creds.Credentials.AzureUserDelegationSAS.SASToken)
@@ -167,12 +161,7 @@ func TestWorkspaceToUnityCatalog(t *testing.T) {
 }
 
 func TestUnityCatalogSameMetastoreMovesNoBytes(t *testing.T) {
-	w := newWorld(t)
-	ctx := ctxFor(t, 60*time.Second)
-	name, _ := modeluri.ParseName("main.ml.churn")
-	run, err := artifactstest.SeedRun(ctx, w.devC, "/Shared/churn", "model", churn(t), sourceParams, sourceMetrics, nil)
-	require.NoError(t, err)
-	registerUCSource(t, ctx, w.devC, name, run.ID, churn(t))
+	w, ctx := ucSourceWorld(t)
 
 	// Two workspaces attached to one metastore see the same UC objects: the
 	// target connection reaches the same emulated metastore.
@@ -195,12 +184,7 @@ func TestUnityCatalogSameMetastoreMovesNoBytes(t *testing.T) {
 }
 
 func TestUnityCatalogToUnityCatalogAcrossMetastores(t *testing.T) {
-	w := newWorld(t)
-	ctx := ctxFor(t, 60*time.Second)
-	name, _ := modeluri.ParseName("main.ml.churn")
-	run, err := artifactstest.SeedRun(ctx, w.devC, "/Shared/churn", "model", churn(t), sourceParams, sourceMetrics, nil)
-	require.NoError(t, err)
-	registerUCSource(t, ctx, w.devC, name, run.ID, churn(t))
+	w, ctx := ucSourceWorld(t)
 	r := w.copy(t, ctx, w.deps(nil), map[string]string{"modelName": "main.ml.churn", "modelVersion": "1"})
 	require.NoError(t, r.err, r.stdout)
 	assert.Equal(t, "false", r.outputs["reused"])
@@ -474,4 +458,18 @@ func TestCopyRunOverLogBatchLimits(t *testing.T) {
 		assert.LessOrEqual(t, len(lb.Tags), 100)
 		assert.LessOrEqual(t, len(lb.Params)+len(lb.Tags)+len(lb.Metrics), 1000)
 	}
+}
+
+// ucSourceWorld is a world whose dev workspace holds version 1 of the Unity
+// Catalog model main.ml.churn, registered from a seeded run with the churn
+// model's files.
+func ucSourceWorld(t *testing.T) (*world, context.Context) {
+	t.Helper()
+	w := newWorld(t)
+	ctx := ctxFor(t, 60*time.Second)
+	name, _ := modeluri.ParseName("main.ml.churn")
+	run, err := artifactstest.SeedRun(ctx, w.devC, "/Shared/churn", "model", churn(t), sourceParams, sourceMetrics, nil)
+	require.NoError(t, err)
+	registerUCSource(t, ctx, w.devC, name, run.ID, churn(t))
+	return w, ctx
 }

@@ -121,13 +121,7 @@ func registerUCSource(t testing.TB, ctx context.Context, c *client.DatabricksCli
 	}
 	require.NoError(t, c.Do(ctx, http.MethodPost, registry.UCRoute+"create", nil, nil,
 		map[string]any{"name": name.Full, "source": "runs:/" + runID + "/model", "run_id": runID}, &created))
-	var creds struct {
-		Credentials struct {
-			AzureUserDelegationSAS struct {
-				SASToken string `json:"sas_token"`
-			} `json:"azure_user_delegation_sas"`
-		} `json:"credentials"`
-	}
+	var creds registry.UCCredentialsResponse
 	require.NoError(t, c.Do(ctx, http.MethodPost, registry.UCRoute+"generate-temporary-credentials", nil, nil,
 		map[string]any{"name": name.Full, "version": created.ModelVersion.Version, "operation": "MODEL_VERSION_OPERATION_READ_WRITE"}, &creds))
 	sign, err := artifacts.PrefixSigner(created.ModelVersion.StorageLocation, creds.Credentials.AzureUserDelegationSAS.SASToken)
