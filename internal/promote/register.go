@@ -31,24 +31,10 @@ func (s *step) register(ctx context.Context) (*result, error) {
 		return nil, err
 	}
 
-	createdModel := false
-	if _, err := s.ws.Models.GetModel(ctx, ml.GetModelRequest{Name: name.Full}); err != nil {
-		if !registry.NotFound(err) {
-			return nil, fmt.Errorf("reading registered model %s: %w", name.Full, err)
-		}
-		created, err := converge.CreateOnce(ctx, func(ctx context.Context) error {
-			_, err := s.ws.Models.CreateModel(ctx, ml.CreateModelRequest{Name: name.Full})
-			return err
-		})
-		if err != nil {
-			return nil, fmt.Errorf("creating registered model %s: %w", name.Full, err)
-		}
-		if created {
-			createdModel = true
-			s.log.Info("Created the registered model %s in the workspace model registry.", name.Full)
-		}
+	createdModel, err := s.ws.EnsureModel(ctx, name, s.log)
+	if err != nil {
+		return nil, err
 	}
-
 	if !createdModel {
 		existing, _, err := s.existingVersion(ctx, source, runID)
 		if err != nil {

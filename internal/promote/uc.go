@@ -12,7 +12,6 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/catalog"
 
 	"github.com/brickferry/brickferry/internal/artifacts"
-	"github.com/brickferry/brickferry/internal/converge"
 	"github.com/brickferry/brickferry/internal/registry"
 )
 
@@ -34,25 +33,10 @@ func (s *step) registerUC(ctx context.Context) (*result, error) {
 		return nil, err
 	}
 
-	createdModel := false
-	if _, err := s.ws.UCModels.Get(ctx, catalog.GetRegisteredModelRequest{FullName: name.Full}); err != nil {
-		if !registry.NotFound(err) {
-			return nil, fmt.Errorf("reading registered model %s: %w", name.Full, err)
-		}
-		req := catalog.CreateRegisteredModelRequest{CatalogName: name.Catalog, SchemaName: name.Schema, Name: name.Model}
-		created, err := converge.CreateOnce(ctx, func(ctx context.Context) error {
-			_, err := s.ws.UCModels.Create(ctx, req)
-			return err
-		})
-		if err != nil {
-			return nil, fmt.Errorf("creating registered model %s in Unity Catalog: %w", name.Full, err)
-		}
-		if created {
-			createdModel = true
-			s.log.Info("Created the registered model %s in Unity Catalog.", name.Full)
-		}
+	createdModel, err := s.ws.EnsureModel(ctx, name, s.log)
+	if err != nil {
+		return nil, err
 	}
-
 	if !createdModel {
 		existing, _, err := s.existingUCVersion(ctx, source, runID)
 		if err != nil {

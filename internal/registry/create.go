@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -99,4 +100,45 @@ func (r *Registry) DeleteModel(ctx context.Context, name modeluri.Name) error {
 		return r.UCModels.Delete(ctx, catalog.DeleteRegisteredModelRequest{FullName: name.Full})
 	}
 	return r.Models.DeleteModel(ctx, ml.DeleteModelRequest{Name: name.Full})
+}
+
+// EnsureModel makes sure the registered model exists in its registry (the
+// workspace registry, or Unity Catalog for a three-part name), creating it
+// when it does not (converge.CreateOnce: an "already exists" answer after a
+// lost one means it exists). created reports whether this call made it; the
+// log line says where.
+func (r *Registry) EnsureModel(ctx context.Context, name modeluri.Name, log Logger) (created bool, err error) {
+	where := "the workspace model registry"
+	get := func(ctx context.Context) error {
+		_, err := r.Models.GetModel(ctx, ml.GetModelRequest{Name: name.Full})
+		return err
+	}
+	create := func(ctx context.Context) error {
+		_, err := r.Models.CreateModel(ctx, ml.CreateModelRequest{Name: name.Full})
+		return err
+	}
+	if name.UC() {
+		where = "Unity Catalog"
+		get = func(ctx context.Context) error {
+			_, err := r.UCModels.Get(ctx, catalog.GetRegisteredModelRequest{FullName: name.Full})
+			return err
+		}
+		create = func(ctx context.Context) error {
+			_, err := r.UCModels.Create(ctx, catalog.CreateRegisteredModelRequest{CatalogName: name.Catalog, SchemaName: name.Schema, Name: name.Model})
+			return err
+		}
+	}
+	if err := get(ctx); err == nil {
+		return false, nil
+	} else if !NotFound(err) {
+		return false, fmt.Errorf("reading registered model %s: %w", name.Full, err)
+	}
+	created, err = converge.CreateOnce(ctx, create)
+	if err != nil {
+		return false, fmt.Errorf("creating registered model %s in %s: %w", name.Full, where, err)
+	}
+	if created {
+		log.Info("Created the registered model %s in %s.", name.Full, where)
+	}
+	return created, nil
 }
