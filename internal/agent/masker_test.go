@@ -2,7 +2,9 @@ package agent
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -14,12 +16,24 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-const (
-	testPAT   = "dapi-generated-in-the-final-version"
-	testParam = "p@ss w/rd&x=1+2;é"
-	testKey   = "-----BEGIN PRIVATE KEY-----\nbm90LWEta2V5LWJ1dC1hLWxpbmUtb2YtdGVzdC10ZXh0LXh4eHg\n-----END PRIVATE KEY-----"
-	keyLine   = "bm90LWEta2V5LWJ1dC1hLWxpbmUtb2YtdGVzdC10ZXh0LXh4eHg"
+const testParam = "p@ss w/rd&x=1+2;é"
+
+// The secrets of the masking tests are made for each run in the shapes of
+// real ones (a Databricks personal access token, a PEM private key), so that
+// nothing in the repository looks like a credential.
+var (
+	testPAT = "dapi" + hex.EncodeToString(randomBytes(16))
+	keyLine = base64.StdEncoding.EncodeToString(randomBytes(39))
+	testKey = "-----BEGIN PRIVATE KEY-----\n" + keyLine + "\n-----END PRIVATE KEY-----"
 )
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return b
+}
 
 // secretForm is a way a secret reaches a log: what a task prints (shown)
 // and the part of it that reveals the secret (leak).

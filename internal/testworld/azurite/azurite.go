@@ -12,13 +12,16 @@
 //   - The repository root is found by walking up from the working directory to
 //     the directory that holds go.mod.
 //
-// The account is Azurite's well-known development account devstoreaccount1
-// (https://learn.microsoft.com/azure/storage/common/storage-use-azurite#well-known-storage-account-and-key).
+// The account is named devstoreaccount1, like Azurite's development account
+// (https://learn.microsoft.com/azure/storage/common/storage-use-azurite),
+// but its key is made for each server (see AccountName).
 package azurite
 
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -33,12 +36,20 @@ import (
 	"time"
 )
 
-// Well-known Azurite development account and key. They are public constants
-// documented by Microsoft, not secrets.
-const (
-	AccountName = "devstoreaccount1"
-	AccountKey  = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-)
+// AccountName is Azurite's development account. Its key is not Azurite's
+// published one: each server gets a key made for it (newAccountKey), given to
+// Azurite through AZURITE_ACCOUNTS (azurite src/common/AccountDataStore.ts,
+// "account1:key1"), so no storage key is kept in the repository.
+const AccountName = "devstoreaccount1"
+
+// newAccountKey is a random 64-byte shared key, base64 like a storage key.
+func newAccountKey() (string, error) {
+	b := make([]byte, 64)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(b), nil
+}
 
 // Server is a running azurite-blob process.
 type Server struct {
@@ -96,6 +107,14 @@ func Run(ctx context.Context, logs io.Writer) (*Server, error) {
 		"--disableTelemetry",
 	)
 	cmd.Dir = tmp
+	key, err := newAccountKey()
+	if err != nil {
+		_ = os.RemoveAll(tmp)
+		return nil, fmt.Errorf("azurite: account key: %w", err)
+	}
+	// Azurite falls back to its published key when it cannot parse this
+	// variable: every request signed with key would then be refused.
+	cmd.Env = append(os.Environ(), "AZURITE_ACCOUNTS="+AccountName+":"+key)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -105,7 +124,7 @@ func Run(ctx context.Context, logs io.Writer) (*Server, error) {
 		_ = os.RemoveAll(tmp)
 		return nil, fmt.Errorf("azurite: start %s: %w", bin, err)
 	}
-	s := &Server{AccountName: AccountName, AccountKey: AccountKey, cmd: cmd, done: make(chan struct{}), tmp: tmp}
+	s := &Server{AccountName: AccountName, AccountKey: key, cmd: cmd, done: make(chan struct{}), tmp: tmp}
 	go func() { _ = cmd.Wait(); close(s.done) }()
 
 	urlCh := make(chan string, 1)
