@@ -498,23 +498,27 @@ func TestUnityCatalogVersionTagRoutes(t *testing.T) {
 }
 
 // TestUnityCatalogRefusesReservedTagKeys: a version tag key with any of
-// . , - = / : is refused, at create and at set-tag.
+// . , - = / :, an empty or over-long key and an over-long value are refused,
+// at create and at set-tag.
 func TestUnityCatalogRefusesReservedTagKeys(t *testing.T) {
 	u := newUCChurn(t)
 	cl, c := u.cl, u.c
 	u.createVersion(t)
-	for _, key := range []string{"owner.name", "a,b", "ml-team", "k=v", "a/b", "ns:key"} {
+	for _, key := range []string{"owner.name", "a,b", "ml-team", "k=v", "a/b", "ns:key", strings.Repeat("k", 256)} {
 		t.Run(key, func(t *testing.T) {
 			err := cl.Do(c, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/set-tag", nil, nil,
 				emulator.SetUCModelVersionTagRequest{Name: "main.ml.churn", Version: "1", Key: key, Value: "x"}, nil)
 			require.ErrorIs(t, err, apierr.ErrInvalidParameterValue)
-			assert.Contains(t, err.Error(), "Tag name "+key+" contains one or more of the reserved characters")
+			assert.Contains(t, err.Error(), "Tag name "+key+" is either not between 1-255 characters long or contains one or more of the reserved characters")
 			err = cl.Do(c, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/create", nil, nil,
 				emulator.CreateUCModelVersionRequest{Name: "main.ml.churn", Source: "dbfs:/somewhere", Tags: []emulator.UCModelVersionTag{{Key: key, Value: "x"}}}, nil)
 			require.ErrorIs(t, err, apierr.ErrInvalidParameterValue)
 		})
 	}
+	err := cl.Do(c, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/set-tag", nil, nil,
+		emulator.SetUCModelVersionTagRequest{Name: "main.ml.churn", Version: "1", Key: "owner_name", Value: strings.Repeat("v", 1001)}, nil)
+	require.ErrorIs(t, err, apierr.ErrInvalidParameterValue, "a value over 1000 characters")
 	require.NoError(t, cl.Do(c, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/set-tag", nil, nil,
-		emulator.SetUCModelVersionTagRequest{Name: "main.ml.churn", Version: "1", Key: "owner_name", Value: "x"}, nil))
+		emulator.SetUCModelVersionTagRequest{Name: "main.ml.churn", Version: "1", Key: strings.Repeat("k", 255), Value: strings.Repeat("v", 1000)}, nil))
 	assert.Len(t, u.ws.UCModelVersions("main.ml.churn"), 1, "no version made by a refused create")
 }

@@ -203,7 +203,7 @@ func (ws *Workspace) ucRoutes() {
 		if aerr != nil {
 			return nil, aerr
 		}
-		if aerr := checkUCTagKeys(UCModelVersionTag{Key: req.Key}); aerr != nil {
+		if aerr := checkUCTags(UCModelVersionTag{Key: req.Key, Value: req.Value}); aerr != nil {
 			return nil, aerr
 		}
 		for i := range v.tags {
@@ -255,19 +255,27 @@ func (ws *Workspace) ucTagged(name, version, key string) (*ucVersion, *apiError)
 	return v, aerr
 }
 
-// ucReservedTagChars are the characters Unity Catalog refuses in a model
-// version tag key, with INVALID_PARAMETER_VALUE "Tag name ... contains one
-// or more of the reserved characters" (as Brickferry's fidelity issue
-// reports it from Databricks; mlflow-export-import rewrites "." to "_" in
-// the keys it copies into Unity Catalog, and MLflow's prompt registry keeps
-// dots out of its tag keys because "Unity Catalog tags cannot contain dots").
+// ucReservedTagChars are the characters Unity Catalog refuses in a tag key
+// of a securable, model versions included: "The following characters are not
+// allowed in tag keys: . , - = / :", with keys of at most 255 characters and
+// values of at most 1000 (Microsoft Learn, Azure Databricks, "Apply tags to
+// Unity Catalog securable objects", Constraints). The error is
+// INVALID_PARAMETER_VALUE "Tag name ... contains one or more of the reserved
+// characters", worded like the serving API's refusal of the same characters
+// ("... is either not between 1-255 characters long or contains one or more of
+// the reserved characters: . , = / or :", recorded from a real workspace in
+// public infrastructure code). mlflow-export-import rewrites "." to "_" in the
+// keys it copies into Unity Catalog for the same reason.
 const ucReservedTagChars = ".,-=/:"
 
-// checkUCTagKeys refuses tag keys with a reserved character.
-func checkUCTagKeys(tags ...UCModelVersionTag) *apiError {
+// checkUCTags refuses a tag whose key or value breaks the constraints above.
+func checkUCTags(tags ...UCModelVersionTag) *apiError {
 	for _, t := range tags {
-		if strings.ContainsAny(t.Key, ucReservedTagChars) {
-			return invalidParam("Tag name %s contains one or more of the reserved characters: . , - = / :", t.Key)
+		if t.Key == "" || len(t.Key) > 255 || strings.ContainsAny(t.Key, ucReservedTagChars) {
+			return invalidParam("Tag name %s is either not between 1-255 characters long or contains one or more of the reserved characters: . , - = / :", t.Key)
+		}
+		if len(t.Value) > 1000 {
+			return invalidParam("Tag value of %s is longer than 1000 characters", t.Key)
 		}
 	}
 	return nil
@@ -399,7 +407,7 @@ func (ws *Workspace) ucCreateVersion(r *http.Request, req *CreateUCModelVersionR
 	if req.Source == "" {
 		return nil, invalidParam("Missing required field: source")
 	}
-	if aerr := checkUCTagKeys(req.Tags...); aerr != nil {
+	if aerr := checkUCTags(req.Tags...); aerr != nil {
 		return nil, aerr
 	}
 	now := millis(ws.clock.Now())
