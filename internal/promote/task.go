@@ -53,7 +53,7 @@ func Task(d Deps) agent.TaskFunc {
 			return err
 		}
 		if opts.Command == Copy {
-			return copyVersion(ctx, env, log, *opts.Copy, connected(ws[0]), connected(ws[1]), st.In, converge.Or(d.Clock))
+			return copyVersion(ctx, env, log, *opts.Copy, ws[0], ws[1], converge.Or(d.Clock))
 		}
 		s, err := d.newStep(env, log, ws[0], opts)
 		if err != nil {
@@ -61,11 +61,6 @@ func Task(d Deps) agent.TaskFunc {
 		}
 		return s.Run(ws[0].Context(ctx))
 	}
-}
-
-// connected is the Connector of a workspace already connected.
-func connected(ws *auth.Workspace) auth.Connector {
-	return func(context.Context) (*auth.Workspace, error) { return ws, nil }
 }
 
 // step is one run of the task (one step of a pipeline).
