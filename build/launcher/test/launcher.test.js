@@ -108,9 +108,12 @@ test('an executable that cannot start is a failed task, not a launcher crash', {
 });
 
 for (const sig of ['SIGINT', 'SIGTERM']) {
-  test(`${sig} is forwarded to brickferry and the launcher still exits 0`, { skip: !posix }, async (t) => {
+  test(`${sig} is forwarded to brickferry and the launcher still exits 0`, { skip: !posix, timeout: 30_000 }, async (t) => {
     const a = agent(t, { withTools: true });
-    const child = spawn(process.execPath, [path.join(a.taskDir, 'index.js')], { env: { ...a.env, FAKE_MODE: 'wait' } });
+    // In a process group of its own, so that a failed run leaves no fake
+    // brickferry behind holding the output pipe (the test file would never end).
+    const child = spawn(process.execPath, [path.join(a.taskDir, 'index.js')], { env: { ...a.env, FAKE_MODE: 'wait' }, detached: true });
+    t.after(() => { try { process.kill(-child.pid, 'SIGKILL'); } catch { /* already gone */ } });
     let out = '';
     const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
     await new Promise((resolve) => {
