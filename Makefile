@@ -23,9 +23,11 @@ PLATFORMS := linux/amd64 linux/arm64 windows/amd64 darwin/amd64 darwin/arm64
 
 all: build
 
-## demo: the sample pipeline end to end against emulated workspaces (see internal/testworld/demo)
+## demo: a sample pipeline end to end against emulated workspaces (see internal/testworld/demo):
+## DEMO=uc (examples/azure-pipelines-uc.yml, the default) or DEMO=workspace (examples/azure-pipelines.yml)
+DEMO ?= uc
 demo: build-host node_modules
-	$(GO) run ./cmd/brickferry-demo -exe dist/bin/linux-amd64/brickferry
+	$(GO) run ./cmd/brickferry-demo -exe dist/bin/linux-amd64/brickferry -sample $(DEMO)
 
 ## build: the brickferry executable for every platform, in dist/bin/<goos>-<goarch>/
 build:

@@ -101,11 +101,12 @@ var inputExampleFiles = []string{"serving_input_example.json", "input_example.js
 
 const maxExampleSize = 16 << 20
 
-// inputExample reads the input example logged with a workspace registry
-// model version. It returns a nil Payload and the reason when there is none.
+// inputExample reads the input example logged with a model version, of
+// the workspace registry or of Unity Catalog (ucInputExample). It returns a
+// nil Payload and the reason when there is none.
 func inputExample(ctx context.Context, c *client.DatabricksClient, httpc *http.Client, model, version string) (*Payload, string, error) {
 	if strings.Count(model, ".") == 2 {
-		return nil, "reading the input example of a Unity Catalog model is not supported yet; give a request body", nil
+		return ucInputExample(ctx, c, httpc, model, version)
 	}
 	var list listModelVersionArtifactsResponse
 	if err := c.Do(ctx, http.MethodGet, "/api/2.0/mlflow/model-versions/list-artifacts", nil,

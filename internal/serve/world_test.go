@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/base64"
 	"maps"
+	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/databricks/databricks-sdk-go/client"
 	"github.com/databricks/databricks-sdk-go/service/files"
 	"github.com/databricks/databricks-sdk-go/service/ml"
@@ -168,4 +171,32 @@ func (w *world) configWrites() []emulator.Request {
 		}
 	}
 	return out
+}
+
+// registerUCModel registers version 1 of a Unity Catalog model the way
+// MLflow's Unity Catalog client does (create, upload its files to the
+// version's storage location with the temporary read-write SAS, finalize).
+func (w *world) registerUCModel(fullName string, files map[string]string) {
+	w.t.Helper()
+	ctx := context.Background()
+	parts := strings.Split(fullName, ".")
+	require.Len(w.t, parts, 3)
+	require.NoError(w.t, w.c.Do(ctx, http.MethodPost, "/api/2.1/unity-catalog/models", nil, nil,
+		map[string]any{"catalog_name": parts[0], "schema_name": parts[1], "name": parts[2]}, nil))
+	var created emulator.UCModelVersionResponse
+	require.NoError(w.t, w.c.Do(ctx, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/create", nil, nil,
+		emulator.CreateUCModelVersionRequest{Name: fullName, Source: "dbfs:/models/" + fullName}, &created))
+	var creds emulator.GenerateTemporaryUCCredentialsResponse
+	require.NoError(w.t, w.c.Do(ctx, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/generate-temporary-credentials", nil, nil,
+		emulator.GenerateTemporaryUCCredentialsRequest{Name: fullName, Version: created.ModelVersion.Version, Operation: "MODEL_VERSION_OPERATION_READ_WRITE"}, &creds))
+	all := map[string]string{"MLmodel": "artifact_path: model\nflavors:\n  python_function: {}\n"}
+	maps.Copy(all, files)
+	for name, content := range all {
+		bc, err := blockblob.NewClientWithNoCredential(created.ModelVersion.StorageLocation+"/"+name+"?"+creds.Credentials.AzureUserDelegationSAS.SASToken, nil)
+		require.NoError(w.t, err)
+		_, err = bc.UploadBuffer(ctx, []byte(content), nil)
+		require.NoError(w.t, err)
+	}
+	require.NoError(w.t, w.c.Do(ctx, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/finalize", nil, nil,
+		emulator.FinalizeUCModelVersionRequest{Name: fullName, Version: created.ModelVersion.Version}, nil))
 }

@@ -1,5 +1,5 @@
-// Package demo runs the sample pipeline (examples/azure-pipelines.yml) end to
-// end on this machine: Azurite as blob storage, two emulated Azure Databricks
+// Package demo runs a sample pipeline (examples/azure-pipelines-uc.yml or
+// examples/azure-pipelines.yml, see Sample) end to end on this machine: Azurite as blob storage, two emulated Azure Databricks
 // workspaces (dev and prod) served over HTTPS with a throw-away CA, stand-ins
 // for Azure DevOps, Microsoft Entra ID and Azure Key Vault reached through a
 // local proxy (internal/azurestandin), and the real brickferry executable run
@@ -31,7 +31,6 @@ import (
 	"time"
 
 	"github.com/databricks/databricks-sdk-go/client"
-	"github.com/databricks/databricks-sdk-go/service/ml"
 	"github.com/databricks/databricks-sdk-go/service/serving"
 
 	"github.com/brickferry/brickferry/internal/agent"
@@ -43,8 +42,11 @@ import (
 
 // Options configure a demo run.
 type Options struct {
-	Exe      string    // the brickferry executable (dist/bin/<os>-<arch>/brickferry)
-	Pipeline string    // examples/azure-pipelines.yml
+	Exe      string // the brickferry executable (dist/bin/<os>-<arch>/brickferry)
+	Pipeline string // the pipeline file: Sample.File under the repository root
+	// Sample names the models and tables of the pipeline (the zero Sample:
+	// WorkspaceRegistry).
+	Sample   Sample
 	ModelDir string    // the model folder the emulated training notebook logs
 	OutDir   string    // summaries, the CA certificate and work folders go here
 	Out      io.Writer // the readable log
@@ -72,8 +74,6 @@ type Options struct {
 const (
 	TrainNotebook = "/Repos/brickferry/churn/examples/notebooks/train"
 	Experiment    = "/Shared/churn"
-	ModelName     = "churn"
-	OutputTable   = "main.ml.churn_predictions"
 	Endpoint      = "churn"
 	ScoredRows    = 9960 // rows of examples/data/customer.csv
 	warehouseID   = "8f2e1c0a9b3d4e5f"
@@ -86,6 +86,7 @@ const ProdConnection = "brickferry-prod"
 // World is what the demo started: the two workspaces, the blob store and the
 // Azure stand-ins.
 type World struct {
+	Sample    Sample
 	Dev, Prod *emulator.Workspace
 	Blob      *azurite.Server
 	BlobProxy *azurite.FaultProxy // nil without Options.BlobFaultRate
@@ -203,7 +204,7 @@ func startWorld(ctx context.Context, opts Options) (*World, func(), error) {
 	if err := ca.WriteFile(caFile); err != nil {
 		return nil, stop, err
 	}
-	world := &World{Blob: blob, BlobProxy: proxy, CAFile: caFile}
+	world := &World{Sample: opts.Sample.orDefault(), Blob: blob, BlobProxy: proxy, CAFile: caFile}
 	for _, name := range []string{"dev", "prod"} {
 		ws, err := emulator.New(emulator.Options{
 			Name: name, CA: ca,
@@ -285,26 +286,29 @@ func baseEnv(w *World, work string) map[string]string {
 // and the serving endpoint, read back through the Databricks API.
 func (w *World) printState(ctx context.Context, out io.Writer) error {
 	fmt.Fprintln(out, "\n=== Final state (read back from the emulated workspaces)")
-	for _, ws := range []*emulator.Workspace{w.Dev, w.Prod} {
-		c, err := client.New(ws.SDKConfig())
+	for _, x := range []struct {
+		ws    *emulator.Workspace
+		model string
+	}{{w.Dev, w.Sample.DevModel}, {w.Prod, w.Sample.ProdModel}} {
+		versions, err := ModelVersions(ctx, x.ws, x.model)
 		if err != nil {
-			return err
+			return fmt.Errorf("%s workspace: %w", x.ws.Name(), err)
 		}
-		versions, err := ml.NewModelRegistry(c).SearchModelVersionsAll(ctx, ml.SearchModelVersionsRequest{Filter: "name='" + ModelName + "'"})
-		if err != nil {
-			return fmt.Errorf("%s workspace: %w", ws.Name(), err)
+		where := "stage"
+		if inUnityCatalog(x.model) {
+			where = "aliases"
 		}
-		sort.Slice(versions, func(i, j int) bool { return versions[i].Version < versions[j].Version })
-		fmt.Fprintf(out, "\n%s workspace, model %s:\n  %-8s %-11s %-7s %s\n", ws.Name(), ModelName, "version", "stage", "status", "lineage")
+		fmt.Fprintf(out, "\n%s workspace, model %s:\n  %-8s %-22s %-7s %s\n", x.ws.Name(), x.model, "version", where, "status", "lineage")
 		for _, v := range versions {
-			fmt.Fprintf(out, "  %-8s %-11s %-7s %s\n", v.Version, v.CurrentStage, v.Status, lineage(v.Tags))
+			fmt.Fprintf(out, "  %-8s %-22s %-7s %s\n", v.Version, v.Where, v.Status, lineage(v.Tags))
 		}
 	}
-	rows, version, ok := w.Prod.Table(OutputTable)
+	table := w.Sample.OutputTable
+	rows, version, ok := w.Prod.Table(table)
 	if ok {
-		fmt.Fprintf(out, "\nprod table %s: %d rows, Delta version %d\n", OutputTable, rows, version)
+		fmt.Fprintf(out, "\nprod table %s: %d rows, Delta version %d\n", table, rows, version)
 	} else {
-		fmt.Fprintf(out, "\nprod table %s: not written\n", OutputTable)
+		fmt.Fprintf(out, "\nprod table %s: not written\n", table)
 	}
 	c, err := client.New(w.Prod.SDKConfig())
 	if err != nil {
@@ -325,11 +329,11 @@ func (w *World) printState(ctx context.Context, out io.Writer) error {
 	return nil
 }
 
-func lineage(tags []ml.ModelVersionTag) string {
+func lineage(tags map[string]string) string {
 	var parts []string
-	for _, t := range tags {
-		if t.Key == "brickferry_build_id" || t.Key == "brickferry_source_workspace" || t.Key == "brickferry_source_version" {
-			parts = append(parts, t.Key+"="+t.Value)
+	for _, k := range []string{"brickferry_build_id", "brickferry_source_workspace", "brickferry_source_version"} {
+		if v, ok := tags[k]; ok {
+			parts = append(parts, k+"="+v)
 		}
 	}
 	sort.Strings(parts)

@@ -25,7 +25,8 @@ type State struct {
 
 // WorkspaceState is one workspace's part of State.
 type WorkspaceState struct {
-	// Versions of the demo's model: "v1 Production READY" plus its tags.
+	// Versions of the sample's model: "v1 Production READY" (workspace
+	// registry) or "v1 @champion READY" (Unity Catalog), plus its tags.
 	Versions []string
 	// JobRuns counts runs by run type and result (e.g. "SUBMIT_RUN SUCCESS": 1).
 	JobRuns map[string]int
@@ -46,10 +47,11 @@ var volatile = regexp.MustCompile(`\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f
 func (w *World) State(ctx context.Context) (State, error) {
 	var st State
 	for _, x := range []struct {
-		ws  *emulator.Workspace
-		out *WorkspaceState
-	}{{w.Dev, &st.Dev}, {w.Prod, &st.Prod}} {
-		s, err := workspaceState(ctx, x.ws)
+		ws    *emulator.Workspace
+		model string
+		out   *WorkspaceState
+	}{{w.Dev, w.Sample.DevModel, &st.Dev}, {w.Prod, w.Sample.ProdModel, &st.Prod}} {
+		s, err := workspaceState(ctx, x.ws, x.model, w.Sample.OutputTable)
 		if err != nil {
 			return st, fmt.Errorf("%s workspace: %w", x.ws.Name(), err)
 		}
@@ -58,25 +60,23 @@ func (w *World) State(ctx context.Context) (State, error) {
 	return st, nil
 }
 
-func workspaceState(ctx context.Context, ws *emulator.Workspace) (WorkspaceState, error) {
+func workspaceState(ctx context.Context, ws *emulator.Workspace, model, table string) (WorkspaceState, error) {
 	var s WorkspaceState
 	c, err := client.New(ws.SDKConfig())
 	if err != nil {
 		return s, err
 	}
-	reg := ml.NewModelRegistry(c)
-	versions, err := reg.SearchModelVersionsAll(ctx, ml.SearchModelVersionsRequest{Filter: "name='" + ModelName + "'"})
+	versions, err := ModelVersions(ctx, ws, model)
 	if err != nil {
 		return s, err
 	}
-	sort.Slice(versions, func(i, j int) bool { return versions[i].Version < versions[j].Version })
 	for _, v := range versions {
 		var tags []string
-		for _, t := range v.Tags {
-			tags = append(tags, t.Key+"="+volatile.ReplaceAllString(t.Value, "<id>"))
+		for k, val := range v.Tags {
+			tags = append(tags, k+"="+volatile.ReplaceAllString(val, "<id>"))
 		}
 		sort.Strings(tags)
-		s.Versions = append(s.Versions, fmt.Sprintf("v%s %s %s [%s]", v.Version, v.CurrentStage, v.Status, strings.Join(tags, " ")))
+		s.Versions = append(s.Versions, fmt.Sprintf("v%s %s %s [%s]", v.Version, v.Where, v.Status, strings.Join(tags, " ")))
 	}
 	js := jobs.NewJobs(c)
 	runs, err := js.ListRunsAll(ctx, jobs.ListRunsRequest{Limit: 25})
@@ -109,7 +109,7 @@ func workspaceState(ctx context.Context, ws *emulator.Workspace) (WorkspaceState
 		}
 		s.MLflowRuns = len(found)
 	}
-	if rows, version, ok := ws.Table(OutputTable); ok {
+	if rows, version, ok := ws.Table(table); ok {
 		s.Table = fmt.Sprintf("%d@%d", rows, version)
 	}
 	if ep, err := serving.NewServingEndpoints(c).Get(ctx, serving.GetServingEndpointRequest{Name: Endpoint}); err == nil {
