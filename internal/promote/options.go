@@ -21,6 +21,9 @@ const (
 	Gate       Command = "gate"
 	// Copy deploys a version to another workspace (package modelcopy).
 	Copy Command = "copy"
+	// Approve sets the approval tag a Unity Catalog model's deployment job
+	// waits for (approve.go).
+	Approve Command = "approve"
 )
 
 // Options is everything MLflowPromote@1 was asked to do, read from its inputs
@@ -47,6 +50,10 @@ type Options struct {
 
 	// copy: the copy command's own options (package modelcopy)
 	Copy *modelcopy.Options
+
+	// approve (Version and Timeout too)
+	ApprovalTag       string // "" : the approval task's own setting
+	WaitForDeployment bool
 
 	// gate
 	Metric         string
@@ -96,8 +103,28 @@ func ReadOptions(in *agent.Inputs) Options {
 	case Gate:
 		readTarget(in, &o)
 		readGate(in, &o)
+	case Approve:
+		readApprove(in, &o)
 	}
 	return o
+}
+
+func readApprove(in *agent.Inputs, o *Options) {
+	o.Version = agent.Parse(in, "modelVersion", modeluri.ParseVersionRef)
+	if err := o.Model.CheckVersion(o.Version); err != nil {
+		in.Fail("modelVersion", "%s", agent.Neutralize(err.Error()))
+	}
+	if o.Model.Full != "" && !o.Model.UC() {
+		in.Fail("modelName", "%s is a workspace model registry model: deployment jobs and their approvals are for Unity Catalog models (catalog.schema.model); use the transition command to move a workspace registry version", agent.Neutralize(o.Model.Full))
+	}
+	o.ApprovalTag = in.String("approvalTag")
+	if o.ApprovalTag != "" {
+		if err := registry.CheckUCTagKey(o.ApprovalTag); err != nil {
+			in.Fail("approvalTag", "%s", agent.Neutralize(err.Error()))
+		}
+	}
+	o.WaitForDeployment = in.Bool("waitForDeployment")
+	o.Timeout = in.Minutes("timeoutMinutes", 0, maxTimeout)
 }
 
 func readRegister(in *agent.Inputs, o *Options) {

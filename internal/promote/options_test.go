@@ -43,7 +43,7 @@ func TestBadInputsFailBeforeAnyRemoteCall(t *testing.T) {
 		inputs map[string]string
 		want   string // in the single error
 	}{
-		{"unknown command", tr("command", "promote"), `input 'Command' (command): "promote" is not one of: copy, gate, register, transition`},
+		{"unknown command", tr("command", "promote"), `input 'Command' (command): "promote" is not one of: approve, copy, gate, register, transition`},
 		{"model URI without scheme", reg("modelUri", run32+"/model"), `is not a model URI: give runs:/<run id>/<artifact path>`},
 		{"runs URI without path", reg("modelUri", "runs:/"+run32), `names no artifact path: write runs:/` + run32 + `/<artifact path>`},
 		{"runs URI with bad run id", reg("modelUri", "runs:/@@/model"), `"runs:/@@/model" is not a runs:/ URI`},

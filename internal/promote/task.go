@@ -103,6 +103,8 @@ func (s *step) Run(ctx context.Context) error {
 		res, err = s.transition(ctx)
 	case Gate:
 		res, err = s.gate(ctx)
+	case Approve:
+		res, err = s.approve(ctx)
 	default:
 		return fmt.Errorf("unknown command %q", s.opts.Command)
 	}

@@ -86,6 +86,7 @@ func (s *step) registerUC(ctx context.Context) (*result, error) {
 		return nil, err
 	}
 	s.log.Info("Version %d of %s is READY: %s", n, name.Full, s.ws.VersionURL(name, n))
+	s.reportDeploymentRun(ctx, n)
 	reused := false
 	return &result{version: v.Number, reused: &reused, note: fmt.Sprintf("Registered version %d from `%s`.", n, o.Source.URI)}, nil
 }

@@ -71,6 +71,9 @@ type Waiter struct {
 	CancelTimeout time.Duration
 	// Log, when set, gets a line before the runs/cancel request.
 	Log *agent.Log
+	// Watch only: on timeout or cancellation the run is left running (a run
+	// the step watches but did not start, such as a deployment job's).
+	WatchOnly bool
 }
 
 // State is a life-cycle state with its result (empty until the run ends).
@@ -135,7 +138,10 @@ type TimeoutError struct {
 
 func (e *TimeoutError) Error() string {
 	what := "the run was cancelled"
-	if !e.Cancelled {
+	switch {
+	case errors.Is(e.CancelErr, errLeftRunning):
+		what = "it is left running"
+	case !e.Cancelled:
 		what = fmt.Sprintf("cancelling the run failed (%v); cancel it by hand", e.CancelErr)
 	}
 	return fmt.Sprintf("Databricks run %d did not finish within %s; %s: %s", e.RunID, e.After, what, e.RunURL)
@@ -154,6 +160,9 @@ type CanceledError struct {
 func (e *CanceledError) Error() string {
 	if e.Cancelled {
 		return fmt.Sprintf("stopped waiting (%v); Databricks run %d was cancelled: %s", e.Cause, e.RunID, e.RunURL)
+	}
+	if errors.Is(e.CancelErr, errLeftRunning) {
+		return fmt.Sprintf("stopped waiting (%v); Databricks run %d is left running: %s", e.Cause, e.RunID, e.RunURL)
 	}
 	return fmt.Sprintf("stopped waiting (%v); cancelling Databricks run %d failed (%v), cancel it by hand: %s", e.Cause, e.RunID, e.CancelErr, e.RunURL)
 }
@@ -272,6 +281,9 @@ func (w Waiter) timeout(ctx context.Context, runID int64, last *jobs.Run) error 
 }
 
 func (w Waiter) cancelRemote(ctx context.Context, runID int64) error {
+	if w.WatchOnly {
+		return errLeftRunning
+	}
 	d := w.CancelTimeout
 	if d == 0 {
 		d = 30 * time.Second
@@ -283,6 +295,9 @@ func (w Waiter) cancelRemote(ctx context.Context, runID int64) error {
 	}
 	return nil
 }
+
+// errLeftRunning is why a watch-only waiter did not cancel the run.
+var errLeftRunning = errors.New("the run was left running: this step only watches it")
 
 func pageURL(run *jobs.Run) string {
 	if run == nil {

@@ -48,6 +48,7 @@ type jobRun struct {
 	jobParams   []jobs.JobParameter
 	overriding  *jobs.RunParameters
 	cancelledAt time.Time
+	repairs     int // runs/repair calls (deployjobs.go)
 }
 
 type taskRun struct {
@@ -58,6 +59,7 @@ type taskRun struct {
 	known  bool // a behaviour was scripted for it
 
 	scheduled bool
+	notBefore time.Time // a repaired task starts no earlier than its repair
 	pendingAt time.Time // enters PENDING (after upstream tasks)
 	runningAt time.Time
 	doneAt    time.Time // leaves RUNNING
@@ -504,6 +506,9 @@ func (ws *Workspace) stepTask(t *taskRun, now time.Time) bool {
 	}
 	if !t.scheduled {
 		start := run.created
+		if t.notBefore.After(start) {
+			start = t.notBefore
+		}
 		for _, d := range t.spec.DependsOn {
 			up := run.task(d.TaskKey)
 			if up == nil {

@@ -9,6 +9,7 @@ func (ws *Workspace) routes() {
 	ws.artifactRoutes()
 	ws.registryRoutes()
 	ws.ucRoutes()
+	ws.deploymentJobRoutes()
 	ws.servingRoutes()
 	ws.dbfsRoutes()
 	ws.filesRoutes()

@@ -31,12 +31,16 @@ type ucModel struct {
 	info     catalog.RegisteredModelInfo
 	versions []*ucVersion
 	aliases  map[string]int
+	// deploymentJob is the MLflow 3 deployment job (deployjobs.go), 0: none.
+	deploymentJob int64
 }
 
 type ucVersion struct {
 	info     catalog.ModelVersionInfo
 	storeKey string
 	tags     []UCModelVersionTag
+	// deploymentRun is the deployment job's run for this version, 0: none.
+	deploymentRun int64
 }
 
 func newUCState() ucState { return ucState{models: map[string]*ucModel{}} }
@@ -226,14 +230,16 @@ func (ws *Workspace) ucRoutes() {
 		return nil, nil
 	})
 	handle(ws, "GET /api/2.0/mlflow/unity-catalog/model-versions/get", func(r *http.Request, req *GetUCModelVersionRequest) (any, *apiError) {
-		v, aerr := ws.ucVersion(req.Name, req.Version)
+		m, v, aerr := ws.ucModelVersion(req.Name, req.Version)
 		if aerr != nil {
 			return nil, aerr
 		}
-		return &UCModelVersionResponse{ModelVersion: ws.ucMLflowView(v)}, nil
+		view := ws.ucMLflowView(v)
+		view.DeploymentJobState = ws.deploymentState(m, v)
+		return &UCModelVersionResponse{ModelVersion: view}, nil
 	})
 	handle(ws, "POST /api/2.0/mlflow/unity-catalog/model-versions/finalize", func(r *http.Request, req *FinalizeUCModelVersionRequest) (any, *apiError) {
-		v, aerr := ws.ucVersion(req.Name, req.Version)
+		m, v, aerr := ws.ucModelVersion(req.Name, req.Version)
 		if aerr != nil {
 			return nil, aerr
 		}
@@ -242,6 +248,7 @@ func (ws *Workspace) ucRoutes() {
 		}
 		v.info.Status = catalog.ModelVersionInfoStatusReady
 		v.info.UpdatedAt = millis(ws.clock.Now())
+		ws.startDeploymentRun(m, v)
 		return &UCModelVersionResponse{ModelVersion: ws.ucMLflowView(v)}, nil
 	})
 }
@@ -341,6 +348,8 @@ type UCModelVersion struct {
 	StatusMessage        string              `json:"status_message,omitempty"`
 	StorageLocation      string              `json:"storage_location"`
 	Tags                 []UCModelVersionTag `json:"tags,omitempty"`
+	// DeploymentJobState is MLflow 3's deployment job state (deployjobs.go).
+	DeploymentJobState *UCDeploymentJobState `json:"deployment_job_state,omitempty"`
 }
 
 // UCModelVersionResponse answers create and finalize.
