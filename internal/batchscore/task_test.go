@@ -119,7 +119,7 @@ func testOutputsSummaryAndJobSettings(t *testing.T, newW func(*testing.T) *world
 	assert.Equal(t, shippedPath, s.Tasks[0].NotebookTask.NotebookPath)
 	assert.Equal(t, "score_cluster", s.Tasks[0].JobClusterKey)
 	require.Len(t, s.JobClusters, 1)
-	assert.Equal(t, "15.4.x-cpu-ml-scala2.12", s.JobClusters[0].NewCluster.SparkVersion)
+	assert.Equal(t, "17.3.x-cpu-ml-scala2.13", s.JobClusters[0].NewCluster.SparkVersion)
 	assert.Equal(t, 2, s.JobClusters[0].NewCluster.NumWorkers)
 	assert.Nil(t, s.Schedule)
 	assert.Equal(t, 1, s.MaxConcurrentRuns)

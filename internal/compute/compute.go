@@ -4,7 +4,7 @@
 // (the names are the constants below):
 //
 //	compute               newCluster (default) | existingCluster | serverless
-//	sparkVersion          Databricks Runtime key, e.g. 15.4.x-cpu-ml-scala2.12
+//	sparkVersion          Databricks Runtime key, e.g. 17.3.x-cpu-ml-scala2.13
 //	nodeType              VM size, e.g. Standard_DS3_v2 (empty with a pool)
 //	workers               a fixed number of workers, or
 //	autoscale             min-max workers, e.g. 2-8, or
@@ -86,7 +86,7 @@ const maxWorkers = 10000
 
 var (
 	autoscaleRe = regexp.MustCompile(`^\s*(\d+)\s*-\s*(\d+)\s*$`)
-	// Runtime keys look like 15.4.x-cpu-ml-scala2.12 or 14.3.x-scala2.12
+	// Runtime keys look like 17.3.x-cpu-ml-scala2.13 or 14.3.x-scala2.12
 	// (GET /api/2.1/clusters/spark-versions); only the shape is checked.
 	sparkVersionRe = regexp.MustCompile(`^\d+\.\d+\.x-[A-Za-z0-9._-]+$`)
 	// Cluster, pool and policy ids: 0123-456789-abcdefgh, 0123-456789-pool12-abcdefgh, E0123456789ABCDEF.
@@ -114,7 +114,7 @@ func FromInputs(in *agent.Inputs, defaultWorkers int) Spec {
 func (s *Spec) readNewCluster(in *agent.Inputs, defaultWorkers int) {
 	s.SparkVersion = in.String(InputSparkVersion)
 	if s.SparkVersion != "" && !sparkVersionRe.MatchString(s.SparkVersion) {
-		in.Fail(InputSparkVersion, "%q is not a Databricks Runtime version key such as 15.4.x-cpu-ml-scala2.12", agent.Neutralize(s.SparkVersion))
+		in.Fail(InputSparkVersion, "%q is not a Databricks Runtime version key such as 17.3.x-cpu-ml-scala2.13", agent.Neutralize(s.SparkVersion))
 	}
 	s.PoolID = readID(in, InputPool, "an instance pool id")
 	s.DriverPoolID = readID(in, InputDriverPool, "an instance pool id")

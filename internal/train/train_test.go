@@ -67,7 +67,7 @@ func TestNotebookOnNewClusterWithMLflowFromExitValue(t *testing.T) {
 		"brickferry_run_url": "https://dev.azure.com/contoso/6c1a5f3e-3d4b-4a5e-9b8e-0a1b2c3d4e5f/_build/results?buildId=1234",
 	}, task.NotebookTask.BaseParameters)
 	require.NotNil(t, task.NewCluster)
-	assert.Equal(t, "15.4.x-cpu-ml-scala2.12", task.NewCluster.SparkVersion)
+	assert.Equal(t, "17.3.x-cpu-ml-scala2.13", task.NewCluster.SparkVersion)
 	assert.Equal(t, 2, task.NewCluster.NumWorkers)
 	assert.Equal(t, sdkcompute.DataSecurityModeSingleUser, task.NewCluster.DataSecurityMode, "ML runtimes need it for Unity Catalog")
 	assert.Equal(t, map[string]string{"spark.x": "1"}, task.NewCluster.SparkConf)
