@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"path"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -171,8 +172,14 @@ func (ws *Workspace) dbfsRoutes() {
 		if length == 0 {
 			length = 512 << 10
 		}
-		if length > dbfsBlockLimit || length < 0 || req.Offset < 0 {
-			return nil, invalidParam("length must be between 0 and 1 MB and offset non-negative")
+		// databricks-sdk-go v0.81.0 files.DbfsAPI.Read: a negative length or
+		// offset is INVALID_PARAMETER_VALUE, a length over 1 MB
+		// MAX_READ_SIZE_EXCEEDED.
+		if length < 0 || req.Offset < 0 {
+			return nil, invalidParam("length and offset must not be negative")
+		}
+		if length > dbfsBlockLimit {
+			return nil, errorf(http.StatusBadRequest, "MAX_READ_SIZE_EXCEEDED", "Cannot read more than 1 MB at a time, got length %d.", length)
 		}
 		start := min(req.Offset, int64(len(e.data)))
 		end := min(start+length, int64(len(e.data)))
@@ -227,7 +234,7 @@ func (ws *Workspace) dbfsRoutes() {
 func (ws *Workspace) filesRoutes() {
 	fs := ws.volumes
 	raw := func(pattern string, newReq func() any, fn func(w http.ResponseWriter, r *http.Request, p string)) {
-		ws.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		ws.mux.route(pattern, reflect.TypeOf(newReq()).Elem(), func(w http.ResponseWriter, r *http.Request) {
 			req := newReq()
 			p := path.Clean("/" + r.PathValue("path"))
 			ws.serveLocked(w, r, req, func() *apiError { return decodeQuery(r.URL.Query(), req) }, func() { fn(w, r, p) })

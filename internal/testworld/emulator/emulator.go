@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -114,7 +115,7 @@ type Workspace struct {
 	url   string
 	ln    net.Listener
 	srv   *http.Server
-	mux   *http.ServeMux
+	mux   *routeMux
 
 	mu         sync.Mutex // guards everything below
 	ids        idSource
@@ -196,7 +197,7 @@ func New(opts Options) (*Workspace, error) {
 		ws.store = newMemStore()
 	}
 
-	ws.mux = http.NewServeMux()
+	ws.mux = newRouteMux()
 	ws.routes()
 	ws.srv = &http.Server{Handler: ws, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = ws.srv.Serve(ln) }()
@@ -409,7 +410,7 @@ func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // has been brought up to date; its result is encoded with encoding/json
 // (the SDK types' own MarshalJSON).
 func handle[Req any](ws *Workspace, pattern string, fn func(r *http.Request, req *Req) (any, *apiError)) {
-	ws.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+	ws.mux.route(pattern, reflect.TypeFor[Req](), func(w http.ResponseWriter, r *http.Request) {
 		req := new(Req)
 		var resp any
 		var aerr *apiError

@@ -263,6 +263,26 @@ func TestUnityCatalogVersionDelete(t *testing.T) {
 	assert.Equal(t, "3", u.createVersion(t).Version, "version numbers are not reused")
 }
 
+// TestUnityCatalogModelDelete: DELETE /api/2.1/unity-catalog/models/{name}
+// deletes the model with its versions and aliases (the product's cleanup of a
+// cancelled registration deletes the model it created).
+func TestUnityCatalogModelDelete(t *testing.T) {
+	u := newUCChurn(t)
+	c, models, versions := u.c, u.models, u.versions
+	u.createVersion(t)
+	_, err := models.SetAlias(c, catalog.SetRegisteredModelAliasRequest{FullName: "main.ml.churn", Alias: "champion", VersionNum: 1})
+	require.NoError(t, err)
+
+	require.NoError(t, models.Delete(c, catalog.DeleteRegisteredModelRequest{FullName: "main.ml.churn"}))
+	_, err = models.Get(c, catalog.GetRegisteredModelRequest{FullName: "main.ml.churn"})
+	require.ErrorIs(t, err, apierr.ErrResourceDoesNotExist)
+	_, err = versions.GetByAlias(c, catalog.GetByAliasRequest{FullName: "main.ml.churn", Alias: "champion"})
+	require.ErrorIs(t, err, apierr.ErrResourceDoesNotExist)
+	assert.Empty(t, u.ws.UCModelVersions("main.ml.churn"), "the versions went with the model")
+	err = models.Delete(c, catalog.DeleteRegisteredModelRequest{FullName: "main.ml.churn"})
+	assert.ErrorIs(t, err, apierr.ErrResourceDoesNotExist, "deleting a missing model")
+}
+
 func TestDBFSFilesAndWorkspaceThroughSDK(t *testing.T) {
 	ws, _ := start(t, emulator.Options{})
 	cl := ws.Client(t)
@@ -287,6 +307,12 @@ func TestDBFSFilesAndWorkspaceThroughSDK(t *testing.T) {
 	require.NoError(t, err)
 	got, _ := base64.StdEncoding.DecodeString(rd.Data)
 	assert.Equal(t, "tail", string(got))
+	var apiErr *apierr.APIError
+	_, err = dbfs.Read(c, files.ReadDbfsRequest{Path: "/tmp/big.bin", Length: 1<<20 + 1})
+	require.ErrorAs(t, err, &apiErr)
+	assert.Equal(t, "MAX_READ_SIZE_EXCEEDED", apiErr.ErrorCode, "reads are limited to 1 MB")
+	_, err = dbfs.Read(c, files.ReadDbfsRequest{Path: "/tmp/big.bin", Offset: -1})
+	assert.ErrorIs(t, err, apierr.ErrInvalidParameterValue, "a negative offset")
 	require.NoError(t, dbfs.Mkdirs(c, files.MkDirs{Path: "/models/churn"}))
 	require.NoError(t, dbfs.Delete(c, files.Delete{Path: "/tmp", Recursive: true}))
 	_, err = dbfs.GetStatus(c, files.GetStatusRequest{Path: "/tmp/a.txt"})

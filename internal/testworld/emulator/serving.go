@@ -292,7 +292,7 @@ func (ws *Workspace) servingRoutes() {
 		}
 		return &serving.ServerLogsResponse{Logs: fmt.Sprintf("[%s] model server for %s/%s listening\n", ws.clock.Now().UTC().Format(time.RFC3339), e.name, name)}, nil
 	})
-	ws.mux.HandleFunc("POST /serving-endpoints/{name}/invocations", ws.invoke)
+	ws.mux.route("POST /serving-endpoints/{name}/invocations", reflect.TypeFor[serving.QueryEndpointInput](), ws.invoke)
 }
 
 // servesEntity reports whether a config has a served entity or model of that name.

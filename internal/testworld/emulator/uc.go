@@ -119,6 +119,17 @@ func (ws *Workspace) ucRoutes() {
 		}
 		return &info, nil
 	})
+	// Deleting a registered model deletes its versions and their aliases
+	// (databricks-sdk-go v0.81.0 catalog.RegisteredModelsAPI.Delete: "Deletes
+	// a registered model and all its model versions").
+	handle(ws, "DELETE /api/2.1/unity-catalog/models/{full_name}", func(r *http.Request, req *catalog.DeleteRegisteredModelRequest) (any, *apiError) {
+		m, aerr := ws.ucModel(r.PathValue("full_name"))
+		if aerr != nil {
+			return nil, aerr
+		}
+		delete(ws.uc.models, strings.ToLower(m.info.FullName))
+		return nil, nil
+	})
 	handle(ws, "GET /api/2.1/unity-catalog/models/{full_name}/versions", func(r *http.Request, req *catalog.ListModelVersionsRequest) (any, *apiError) {
 		m, aerr := ws.ucModel(r.PathValue("full_name"))
 		if aerr != nil {

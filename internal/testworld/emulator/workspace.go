@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"path"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -77,7 +78,7 @@ func (ws *Workspace) ensureUserHome() {
 
 func (ws *Workspace) workspaceRoutes() {
 	ws.ensureUserHome()
-	ws.mux.HandleFunc("POST /api/2.0/workspace/import", ws.importObject)
+	ws.mux.route("POST /api/2.0/workspace/import", reflect.TypeFor[workspace.Import](), ws.importObject)
 	handle(ws, "GET /api/2.0/workspace/export", func(r *http.Request, req *workspace.ExportRequest) (any, *apiError) {
 		o, ok := ws.notebooks.objects[path.Clean(req.Path)]
 		if !ok || req.Path == "" {
