@@ -20,6 +20,10 @@
 //     model-version list-artifacts/get-signed-download-uri) have types here,
 //     defined from MLflow's published protocol and cited where defined.
 //   - An unknown route answers 404 ENDPOINT_NOT_FOUND.
+//   - SOURCES.md, beside this file, cites where each route and each rule it
+//     enforces comes from (or says it is unverified); TestSources checks it
+//     against the routes served (Workspace.Routes), databricks-sdk-go's
+//     generated services, MLflow's protos and the routes the product calls.
 //   - Auth: Bearer PAT (Workspace.Token); OAuth machine-to-machine
 //     (Options.OAuthClients, /oidc/v1/token); Microsoft Entra ID tokens
 //     (Options.Entra). No credentials → 401, invalid ones → 403.

@@ -30,7 +30,11 @@ import (
 //     they send themselves (client.Do and http.NewRequest with a path on the
 //     workspace host) and the SDK methods they call, which it follows through
 //     the SDK's own code (API wrappers, waiters, paginators) to the requests
-//     those send.
+//     those send. A call through an interface goes to the SDK API types that
+//     implement it (runwait.Runs → *jobs.JobsAPI). Not seen: a call through
+//     a function value (f := api.Get; f(...)), and requests the SDK sends
+//     outside its service packages (OAuth discovery in config, data plane
+//     URLs).
 
 const (
 	sdkModule     = "github.com/databricks/databricks-sdk-go"
@@ -337,13 +341,18 @@ type requestFunc struct {
 	url          bool // path is a full URL: only host + "/path" is a workspace route
 }
 
-// requestFuncs are the functions that send a request from a method and a
-// path or URL given as arguments, by funcKey.
-var requestFuncs = map[string]requestFunc{
-	sdkModule + "/client.DatabricksClient.Do": {method: 1, path: 2},
-	sdkModule + "/httpclient.ApiClient.Do":    {method: 1, path: 2},
-	"net/http.NewRequest":                     {method: 0, path: 1, url: true},
-	"net/http.NewRequestWithContext":          {method: 1, path: 2, url: true},
+// requestFuncOf says whether the function funcKey names sends a request
+// from a method and a path or URL given as arguments, and where they are.
+func requestFuncOf(key string) (requestFunc, bool) {
+	switch key {
+	case sdkModule + "/client.DatabricksClient.Do", sdkModule + "/httpclient.ApiClient.Do":
+		return requestFunc{method: 1, path: 2}, true
+	case "net/http.NewRequest":
+		return requestFunc{method: 0, path: 1, url: true}, true
+	case "net/http.NewRequestWithContext":
+		return requestFunc{method: 1, path: 2, url: true}, true
+	}
+	return requestFunc{}, false
 }
 
 // funcKey names a function or method across type-checker universes:
@@ -491,7 +500,7 @@ func productRoutes(t *testing.T) []productCall {
 						return true
 					}
 					key := funcKey(fn)
-					if rf, ok := requestFuncs[key]; ok {
+					if rf, ok := requestFuncOf(key); ok {
 						for _, r := range a.request(p, fd, call, rf, where) {
 							a.calls = append(a.calls, productCall{route: r, where: where})
 						}
@@ -618,7 +627,7 @@ func (a *routeScan) sdkFunc(key string, stack map[string]bool) []apiRoute {
 				return true
 			}
 			k := funcKey(fn)
-			if rf, ok := requestFuncs[k]; ok {
+			if rf, ok := requestFuncOf(k); ok {
 				add(a.request(d.pkg, d.decl, n, rf, a.where(d.pkg, n.Pos())))
 			} else if _, ok := a.sdkDecls[k]; ok {
 				add(a.sdkFunc(k, stack))

@@ -79,7 +79,7 @@ func TestSources(t *testing.T) {
 				if want == "" {
 					want = "nothing (decode into struct{})"
 				}
-				t.Errorf("%s: the emulator decodes the request into %s, but %s.%s takes %s: decode into the SDK's type, so the emulator accepts what the SDK sends and nothing else", row.pattern, got, sdkVersion, row.sdk, want)
+				t.Errorf("%s: the emulator decodes the request into %s, but %s %s takes %s: decode into the SDK's type, so the emulator accepts what the SDK sends and nothing else", row.pattern, got, sdkVersion, row.sdk, want)
 			}
 		}
 	})
