@@ -107,6 +107,11 @@ func (ws *Workspace) deploymentJobRoutes() {
 		if !run.done(now) {
 			return nil, invalidState("Run %d is still active: only a run that has ended can be repaired.", req.RunId)
 		}
+		if len(req.RerunTasks) > 0 && req.RerunAllFailedTasks {
+			// SDK doc RepairRun.RerunAllFailedTasks: "Only one of
+			// rerun_tasks or rerun_all_failed_tasks can be used."
+			return nil, invalidParam("Only one of rerun_tasks or rerun_all_failed_tasks can be used.")
+		}
 		rerun := map[string]bool{}
 		for _, k := range req.RerunTasks {
 			if run.task(k) == nil {

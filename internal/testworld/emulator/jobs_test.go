@@ -191,6 +191,35 @@ func TestRunOutcomesAreScripted(t *testing.T) {
 	})
 }
 
+// TestRepairRun: runs/repair re-runs the tasks named (and those after them)
+// of a run that has ended, and refuses rerun_tasks together with
+// rerun_all_failed_tasks (SDK doc: only one of them can be used).
+func TestRepairRun(t *testing.T) {
+	ws, clock := start(t, emulator.Options{})
+	api := jobs.NewJobs(ws.Client(t))
+	c := ctx(t)
+	ws.OnTask("check", emulator.Behaviour{Outcome: emulator.Failed})
+	ws.OnTask("deploy", emulator.Behaviour{})
+	sub, err := api.Submit(c, jobs.SubmitRun{Tasks: []jobs.SubmitTask{
+		{TaskKey: "check", NotebookTask: &jobs.NotebookTask{NotebookPath: "/nb"}},
+		{TaskKey: "deploy", DependsOn: []jobs.TaskDependency{{TaskKey: "check"}}, NotebookTask: &jobs.NotebookTask{NotebookPath: "/nb"}},
+	}})
+	require.NoError(t, err)
+	_, err = api.RepairRun(c, jobs.RepairRun{RunId: sub.RunId, RerunTasks: []string{"check"}})
+	require.ErrorIs(t, err, apierr.ErrInvalidState, "a run that has not ended")
+	clock.Advance(time.Hour)
+
+	_, err = api.RepairRun(c, jobs.RepairRun{RunId: sub.RunId, RerunTasks: []string{"check"}, RerunAllFailedTasks: true})
+	require.ErrorIs(t, err, apierr.ErrInvalidParameterValue, "rerun_tasks and rerun_all_failed_tasks together")
+	ws.OnTask("check", emulator.Behaviour{})
+	_, err = api.RepairRun(c, jobs.RepairRun{RunId: sub.RunId, RerunTasks: []string{"check"}, RerunDependentTasks: true})
+	require.NoError(t, err)
+	clock.Advance(time.Hour)
+	run, err := api.GetRun(c, jobs.GetRunRequest{RunId: sub.RunId})
+	require.NoError(t, err)
+	assert.Equal(t, jobs.RunResultStateSuccess, run.State.ResultState, "both tasks ran again and succeeded")
+}
+
 func TestSubmitIdempotencyAndWaiter(t *testing.T) {
 	// The SDK's waiter polls runs/get; on a real clock with tiny durations it
 	// returns once the run is TERMINATED.
