@@ -150,23 +150,17 @@ func TestRunOutcomesAreScripted(t *testing.T) {
 	})
 
 	t.Run("upstream failure and cancel", func(t *testing.T) {
-		ws.OnTask("a", emulator.Behaviour{Outcome: emulator.Failed})
-		ws.OnTask("b", emulator.Behaviour{})
-		sub, err := api.Submit(c, jobs.SubmitRun{Tasks: []jobs.SubmitTask{
-			{TaskKey: "a", NotebookTask: &jobs.NotebookTask{NotebookPath: "/nb"}},
-			{TaskKey: "b", DependsOn: []jobs.TaskDependency{{TaskKey: "a"}}, NotebookTask: &jobs.NotebookTask{NotebookPath: "/nb"}},
-		}})
-		require.NoError(t, err)
-		run, err := api.GetRun(c, jobs.GetRunRequest{RunId: sub.RunId})
+		chain := submitFailingChain(t, ws, api, "a", "b")
+		run, err := api.GetRun(c, jobs.GetRunRequest{RunId: chain})
 		require.NoError(t, err)
 		assert.Equal(t, jobs.RunLifeCycleStateBlocked, run.Tasks[1].State.LifeCycleState)
 		clock.Advance(time.Hour)
-		run, err = api.GetRun(c, jobs.GetRunRequest{RunId: sub.RunId})
+		run, err = api.GetRun(c, jobs.GetRunRequest{RunId: chain})
 		require.NoError(t, err)
 		assert.Equal(t, jobs.RunResultStateUpstreamFailed, run.Tasks[1].State.ResultState)
 
 		ws.OnTask("slow", emulator.Behaviour{Duration: time.Hour})
-		sub, err = api.Submit(c, jobs.SubmitRun{Tasks: []jobs.SubmitTask{{TaskKey: "slow", NotebookTask: &jobs.NotebookTask{NotebookPath: "/nb"}}}})
+		sub, err := api.Submit(c, jobs.SubmitRun{Tasks: []jobs.SubmitTask{{TaskKey: "slow", NotebookTask: &jobs.NotebookTask{NotebookPath: "/nb"}}}})
 		require.NoError(t, err)
 		clock.Advance(time.Minute)
 		_, err = api.CancelRun(c, jobs.CancelRun{RunId: sub.RunId})
@@ -191,6 +185,20 @@ func TestRunOutcomesAreScripted(t *testing.T) {
 	})
 }
 
+// submitFailingChain submits a run of two notebook tasks, first, scripted to
+// fail, and second, which depends on it, and returns the run id.
+func submitFailingChain(t *testing.T, ws *emulator.Workspace, api *jobs.JobsAPI, first, second string) (runID int64) {
+	t.Helper()
+	ws.OnTask(first, emulator.Behaviour{Outcome: emulator.Failed})
+	ws.OnTask(second, emulator.Behaviour{})
+	sub, err := api.Submit(ctx(t), jobs.SubmitRun{Tasks: []jobs.SubmitTask{
+		{TaskKey: first, NotebookTask: &jobs.NotebookTask{NotebookPath: "/nb"}},
+		{TaskKey: second, DependsOn: []jobs.TaskDependency{{TaskKey: first}}, NotebookTask: &jobs.NotebookTask{NotebookPath: "/nb"}},
+	}})
+	require.NoError(t, err)
+	return sub.RunId
+}
+
 // TestRepairRun: runs/repair re-runs the tasks named (and those after them)
 // of a run that has ended, and refuses rerun_tasks together with
 // rerun_all_failed_tasks (SDK doc: only one of them can be used).
@@ -198,24 +206,18 @@ func TestRepairRun(t *testing.T) {
 	ws, clock := start(t, emulator.Options{})
 	api := jobs.NewJobs(ws.Client(t))
 	c := ctx(t)
-	ws.OnTask("check", emulator.Behaviour{Outcome: emulator.Failed})
-	ws.OnTask("deploy", emulator.Behaviour{})
-	sub, err := api.Submit(c, jobs.SubmitRun{Tasks: []jobs.SubmitTask{
-		{TaskKey: "check", NotebookTask: &jobs.NotebookTask{NotebookPath: "/nb"}},
-		{TaskKey: "deploy", DependsOn: []jobs.TaskDependency{{TaskKey: "check"}}, NotebookTask: &jobs.NotebookTask{NotebookPath: "/nb"}},
-	}})
-	require.NoError(t, err)
-	_, err = api.RepairRun(c, jobs.RepairRun{RunId: sub.RunId, RerunTasks: []string{"check"}})
+	runID := submitFailingChain(t, ws, api, "check", "deploy")
+	_, err := api.RepairRun(c, jobs.RepairRun{RunId: runID, RerunTasks: []string{"check"}})
 	require.ErrorIs(t, err, apierr.ErrInvalidState, "a run that has not ended")
 	clock.Advance(time.Hour)
 
-	_, err = api.RepairRun(c, jobs.RepairRun{RunId: sub.RunId, RerunTasks: []string{"check"}, RerunAllFailedTasks: true})
+	_, err = api.RepairRun(c, jobs.RepairRun{RunId: runID, RerunTasks: []string{"check"}, RerunAllFailedTasks: true})
 	require.ErrorIs(t, err, apierr.ErrInvalidParameterValue, "rerun_tasks and rerun_all_failed_tasks together")
 	ws.OnTask("check", emulator.Behaviour{})
-	_, err = api.RepairRun(c, jobs.RepairRun{RunId: sub.RunId, RerunTasks: []string{"check"}, RerunDependentTasks: true})
+	_, err = api.RepairRun(c, jobs.RepairRun{RunId: runID, RerunTasks: []string{"check"}, RerunDependentTasks: true})
 	require.NoError(t, err)
 	clock.Advance(time.Hour)
-	run, err := api.GetRun(c, jobs.GetRunRequest{RunId: sub.RunId})
+	run, err := api.GetRun(c, jobs.GetRunRequest{RunId: runID})
 	require.NoError(t, err)
 	assert.Equal(t, jobs.RunResultStateSuccess, run.State.ResultState, "both tasks ran again and succeeded")
 }
