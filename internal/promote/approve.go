@@ -90,7 +90,8 @@ func (s *step) approve(ctx context.Context) (*result, error) {
 	s.log.Info("Deployment job run %d: %s", runID, run.RunPageUrl)
 	if runwait.Ended(run) && taskFailed(run, task) {
 		s.log.Info("The approval task %s failed waiting for the approval: re-running it and the tasks after it.", task)
-		if _, err := api.RepairRun(ctx, jobs.RepairRun{RunId: runID, RerunTasks: []string{task}, RerunDependentTasks: true}); err != nil {
+		repair := jobs.RepairRun{RunId: runID, RerunTasks: []string{task}, RerunDependentTasks: true, LatestRepairId: latestRepair(run)}
+		if _, err := api.RepairRun(ctx, repair); err != nil {
 			return res, fmt.Errorf("re-running the approval task %s of deployment job run %d: %w", task, runID, err)
 		}
 	}
@@ -145,6 +146,19 @@ func approvalTask(job *jobs.Job, given string) (task, tag string, err error) {
 		}
 	}
 	return "", "", fmt.Errorf("deployment job %d has no approval task (a notebook task with the parameter %s, as in Databricks' deployment job template)", job.JobId, approvalTagParam)
+}
+
+// latestRepair is the id of the run's latest repair (0: never repaired),
+// which runs/repair requires from the second repair of a run on
+// (databricks-sdk-go service/jobs RepairRun.LatestRepairId).
+func latestRepair(run *jobs.Run) int64 {
+	var id int64
+	for _, h := range run.RepairHistory {
+		if h.Type == jobs.RepairHistoryItemTypeRepair {
+			id = h.Id
+		}
+	}
+	return id
 }
 
 // taskFailed reports whether the run's task key ended without success.

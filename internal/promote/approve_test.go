@@ -77,13 +77,19 @@ func TestApproveRunsTheDeploymentJobToTheEnd(t *testing.T) {
 	assert.Contains(t, res.Outputs["deploymentRunUrl"], "/run/"+res.Outputs["deploymentRunId"])
 	deployRun := waitRunEnded(t, ws, int64(mustAtoi(t, res.Outputs["deploymentRunId"])))
 	require.Equal(t, jobs.RunResultStateFailed, deployRun.State.ResultState, "not approved yet: the approval task fails")
+	// Someone re-runs the approval task by hand before approving: it fails
+	// again, and the run now has a repair, whose id the next repair must name.
+	_, err := jobs.NewJobs(sdk(t, ws)).RepairRun(ctx(t), jobs.RepairRun{RunId: deployRun.RunId, RerunTasks: []string{"Approval_Check"}, RerunDependentTasks: true})
+	require.NoError(t, err)
+	deployRun = waitRunEnded(t, ws, deployRun.RunId)
+	require.Equal(t, jobs.RunResultStateFailed, deployRun.State.ResultState)
 
 	res = run(t, ws, approveInputs("2"))
 	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
 	assert.Equal(t, "Approved", ucVersionTags(t, ws, "2")["Approval_Check"])
 	assert.Equal(t, "SUCCESS", res.Outputs["deploymentResult"])
 	assert.Equal(t, res.Outputs["deploymentRunId"], itoa(int(deployRun.RunId)))
-	assert.Len(t, ws.RequestsTo("POST", "/api/2.2/jobs/runs/repair"), 1, "the failed approval task is re-run once")
+	assert.Len(t, ws.RequestsTo("POST", "/api/2.2/jobs/runs/repair"), 2, "the failed approval task is re-run once by the step (once by hand before)")
 
 	ws.ResetRequests()
 	res = run(t, ws, approveInputs("2"))

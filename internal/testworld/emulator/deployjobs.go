@@ -107,6 +107,12 @@ func (ws *Workspace) deploymentJobRoutes() {
 		if !run.done(now) {
 			return nil, invalidState("Run %d is still active: only a run that has ended can be repaired.", req.RunId)
 		}
+		// SDK doc RepairRun.LatestRepairId: "not required when repairing a
+		// run for the first time, but must be provided on subsequent
+		// requests to repair the same run." The message is not verified.
+		if n := len(run.repairs); n > 0 && req.LatestRepairId != run.repairs[n-1].id {
+			return nil, invalidParam("latest_repair_id must be %d, the latest repair of run %d.", run.repairs[n-1].id, req.RunId)
+		}
 		if len(req.RerunTasks) > 0 && req.RerunAllFailedTasks {
 			// SDK doc RepairRun.RerunAllFailedTasks: "Only one of
 			// rerun_tasks or rerun_all_failed_tasks can be used."
@@ -141,6 +147,7 @@ func (ws *Workspace) deploymentJobRoutes() {
 				}
 			}
 		}
+		repair := runRepair{id: ws.ids.take(), at: now}
 		for i, t := range run.tasks {
 			if !rerun[t.spec.TaskKey] {
 				continue
@@ -153,11 +160,19 @@ func (ws *Workspace) deploymentJobRoutes() {
 			nt.beh, nt.known = ws.behaviours.lookup(t.spec.TaskKey, nb)
 			run.tasks[i] = nt
 			ws.jobs.taskRuns[nt.id] = nt
+			repair.taskRuns = append(repair.taskRuns, nt.id)
 		}
-		run.repairs++
+		run.repairs = append(run.repairs, repair)
 		ws.advanceRuns(now)
-		return &jobs.RepairRunResponse{RepairId: run.id*100 + int64(run.repairs)}, nil
+		return &jobs.RepairRunResponse{RepairId: repair.id}, nil
 	})
+}
+
+// runRepair is one runs/repair of a run: its id, when, and the new task runs.
+type runRepair struct {
+	id       int64
+	at       time.Time
+	taskRuns []int64
 }
 
 // ConnectDeploymentJob makes jobID the deployment job of the Unity Catalog

@@ -48,7 +48,7 @@ type jobRun struct {
 	jobParams   []jobs.JobParameter
 	overriding  *jobs.RunParameters
 	cancelledAt time.Time
-	repairs     int // runs/repair calls (deployjobs.go)
+	repairs     []runRepair // runs/repair calls, oldest first (deployjobs.go)
 }
 
 type taskRun struct {
@@ -896,6 +896,14 @@ func (ws *Workspace) runView(run *jobRun, now time.Time) *jobs.Run {
 	if run.done(now) {
 		out.EndTime = millis(last)
 		out.RunDuration = millis(last) - millis(run.created)
+	}
+	if len(run.repairs) > 0 {
+		// repair_history: the original attempt, then one item per repair
+		// (databricks-sdk-go service/jobs Run.RepairHistory, RepairHistoryItem).
+		out.RepairHistory = append(out.RepairHistory, jobs.RepairHistoryItem{Id: run.id, Type: jobs.RepairHistoryItemTypeOriginal, StartTime: millis(run.created)})
+		for _, rp := range run.repairs {
+			out.RepairHistory = append(out.RepairHistory, jobs.RepairHistoryItem{Id: rp.id, Type: jobs.RepairHistoryItemTypeRepair, StartTime: millis(rp.at), TaskRunIds: rp.taskRuns})
+		}
 	}
 	return out
 }
