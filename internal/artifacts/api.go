@@ -22,12 +22,18 @@ type File struct {
 // Kind is the type of a signed URL (MLflow's ArtifactCredentialType).
 type Kind string
 
-// The kinds Databricks hands out.
+// The kinds Databricks hands out: those of ArtifactCredentialType, and
+// RegistryDownload for the read URLs of the workspace model registry's
+// get-signed-download-uri, which answers no type (modelversion.go).
 const (
 	AzureSAS     Kind = "AZURE_SAS_URI"
 	AzureADLSSAS Kind = "AZURE_ADLS_GEN2_SAS_URI"
 	AWSPresigned Kind = "AWS_PRESIGNED_URL"
 	GCPSigned    Kind = "GCP_SIGNED_URL"
+	// RegistryDownload is a read-only URL of any cloud, read with one plain
+	// GET that carries the headers handed out with it, as MLflow's
+	// DatabricksModelsArtifactRepository reads it.
+	RegistryDownload Kind = "REGISTRY_DOWNLOAD_URI"
 )
 
 // Credential is a signed URL for one file and the headers that must be sent

@@ -4,6 +4,10 @@
 //
 //   - [ListRun] lists a run's artifacts below a folder, recursively, through
 //     GET /api/2.0/mlflow/artifacts/list (which only lists one level);
+//   - [ListModelVersion] and [ModelVersionSigner] list and sign the files of a
+//     workspace model registry version as the registry holds them
+//     (model-versions/list-artifacts and get-signed-download-uri, the routes
+//     of MLflow's DatabricksModelsArtifactRepository);
 //   - [RunSigner] gets signed read or write URLs for many paths at once, page
 //     by page, from POST /api/2.0/mlflow/artifacts/credentials-for-read and
 //     -for-write (MLflow's databricks_artifacts.proto); [PrefixSigner] signs

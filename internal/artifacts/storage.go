@@ -106,7 +106,7 @@ func (c *Copier) open(ctx context.Context, cred Credential, size int64) (io.Read
 		// The retry reader resumes an interrupted body from where it
 		// stopped (a ranged GET with If-Match on the ETag).
 		return resp.NewRetryReader(ctx, &blob.RetryReaderOptions{MaxRetries: 5}), nil
-	case AzureADLSSAS, AWSPresigned, GCPSigned:
+	case AzureADLSSAS, AWSPresigned, GCPSigned, RegistryDownload:
 		resp, err := c.doAgain(ctx, http.MethodGet, cred.URL, cred.Headers, nil)
 		if err != nil {
 			return nil, fmt.Errorf("reading the source: %w", err)

@@ -195,6 +195,47 @@ func TestUnityCatalogToUnityCatalogAcrossMetastores(t *testing.T) {
 	assert.Len(t, prun.Data.Params, len(sourceParams))
 }
 
+// A workspace registry version is the files the registry copied when it was
+// registered: changing or deleting its run afterwards changes nothing the copy
+// reads (it reads through model-versions/list-artifacts and
+// get-signed-download-uri, as MLflow's client does).
+func TestWorkspaceRegistrySourceIsReadFromTheRegistry(t *testing.T) {
+	w := newWorld(t)
+	ctx := ctxFor(t, 90*time.Second)
+	files := churn(t)
+	runID, v := w.registerSource(t, ctx, "churn", files)
+	registered := digestOf(t, files)
+
+	// After registration the run's model is rewritten and grows a file.
+	changed := []artifactstest.Source{artifactstest.Bytes("MLmodel", []byte("flavors: {}\n# rewritten after registration\n")), artifactstest.Bytes("extra.txt", []byte("not registered"))}
+	require.NoError(t, artifactstest.Upload(ctx, artifacts.RunSigner(w.devC, runID, "model", true), changed, 2))
+
+	r := w.copy(t, ctx, w.deps(nil), map[string]string{"modelName": "churn", "modelVersion": fmt.Sprint(v)})
+	require.NoError(t, r.err, r.stdout)
+	assert.Equal(t, fmt.Sprint(len(files)), r.outputs["filesCopied"])
+	assert.Equal(t, registered, r.out.Digest, "the registered files, not the run's current ones")
+	copied, err := artifacts.ListRun(ctx, w.prdC, r.outputs["targetRunId"], "model")
+	require.NoError(t, err)
+	var names []string
+	for _, f := range copied {
+		names = append(names, f.Path)
+	}
+	assert.NotContains(t, names, "extra.txt")
+	assert.Empty(t, w.dev.RequestsTo(http.MethodGet, "/api/2.0/mlflow/artifacts/list"), "the run's artifacts are not read")
+
+	// The run is then deleted for good: the version still copies, and
+	// the copied run carries the lineage without the run's data.
+	require.NoError(t, w.dev.PurgeRun(runID))
+	r = w.copy(t, ctx, w.deps(nil), map[string]string{"modelName": "churn", "modelVersion": fmt.Sprint(v), "targetModelName": "churn-after-purge"})
+	require.NoError(t, r.err, r.stdout)
+	assert.Equal(t, registered, r.out.Digest)
+	assert.Contains(t, r.stdout, "deleted after registration")
+	prun, ok := w.prd.MLflowRun(r.outputs["targetRunId"])
+	require.True(t, ok)
+	assert.Empty(t, prun.Data.Params)
+	assert.Equal(t, runID, tagMap(prun.Data.Tags, func(t ml.RunTag) (string, string) { return t.Key, t.Value })["brickferry_source_run_id"])
+}
+
 func TestDryRunChangesNothing(t *testing.T) {
 	w := newWorld(t)
 	ctx := ctxFor(t, 60*time.Second)

@@ -56,7 +56,8 @@ func newWorld(t testing.TB) *world {
 	az := azurite.Start(t)
 	acct := &emulator.BlobAccount{Endpoint: az.BlobEndpoint, AccountName: az.AccountName, AccountKey: az.AccountKey}
 	w := &world{blob: az, acct: acct,
-		dev: emulator.Start(t, emulator.Options{Name: "dev", Blob: acct, RegistrationDelay: 100 * time.Millisecond}),
+		// Two files a page: the source version's listing is read page by page.
+		dev: emulator.Start(t, emulator.Options{Name: "dev", Blob: acct, RegistrationDelay: 100 * time.Millisecond, ArtifactListPageSize: 2}),
 		prd: emulator.Start(t, emulator.Options{Name: "prod", Blob: acct, RegistrationDelay: 100 * time.Millisecond})}
 	var err error
 	w.devC, err = artifactstest.Client(w.dev)

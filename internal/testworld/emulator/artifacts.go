@@ -37,6 +37,8 @@ type artifactStore interface {
 	// list returns every file under prefix (recursively), keys relative to
 	// nothing (full keys), sorted.
 	list(ctx context.Context, prefix string) ([]storedFile, error)
+	// remove deletes every file under prefix.
+	remove(ctx context.Context, prefix string) error
 	// signBlob returns a URL for one key that allows read (or create+write).
 	signBlob(key string, write bool, expiry time.Time) (string, error)
 	// signContainer returns the base URL of prefix and a SAS token that
@@ -113,6 +115,17 @@ func (m *memStore) list(_ context.Context, prefix string) ([]storedFile, error) 
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key })
 	return out, nil
+}
+
+func (m *memStore) remove(_ context.Context, prefix string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k := range m.files {
+		if strings.HasPrefix(k, prefix) {
+			delete(m.files, k)
+		}
+	}
+	return nil
 }
 
 func (m *memStore) signBlob(string, bool, time.Time) (string, error) { return "", errNoSigning }
@@ -209,6 +222,19 @@ func (b *blobStore) list(ctx context.Context, prefix string) ([]storedFile, erro
 		}
 	}
 	return out, nil
+}
+
+func (b *blobStore) remove(ctx context.Context, prefix string) error {
+	files, err := b.list(ctx, prefix)
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		if _, err := b.client.NewBlobClient(f.key).Delete(ctx, nil); err != nil && !bloberror.HasCode(err, bloberror.BlobNotFound) {
+			return fmt.Errorf("delete %s: %w", f.key, err)
+		}
+	}
+	return nil
 }
 
 func (b *blobStore) blobURL(key string) string {

@@ -79,6 +79,10 @@ type Options struct {
 	// CredentialPageSize is the number of credential_infos per page of
 	// artifacts/credentials-for-read|write (default 100).
 	CredentialPageSize int
+	// ArtifactListPageSize is the number of files per page of
+	// model-versions/list-artifacts (default 1000; Databricks does not
+	// document it, the answer has next_page_token).
+	ArtifactListPageSize int
 
 	// Logf, if set, receives one line per request.
 	Logf func(format string, args ...any)
@@ -271,6 +275,9 @@ func withDefaults(o Options) Options {
 	def(&o.OAuthTokenTTL, time.Hour)
 	if o.CredentialPageSize == 0 {
 		o.CredentialPageSize = 100
+	}
+	if o.ArtifactListPageSize == 0 {
+		o.ArtifactListPageSize = 1000
 	}
 	if o.UserName == "" {
 		o.UserName = "emulator.user@example.com"
