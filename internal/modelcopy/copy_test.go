@@ -142,6 +142,7 @@ func TestWorkspaceToUnityCatalog(t *testing.T) {
 	require.Len(t, versions, 1)
 	assert.Equal(t, catalog.ModelVersionInfoStatusReady, versions[0].Status)
 	assert.Equal(t, r.outputs["targetRunId"], versions[0].RunId)
+	assert.Equal(t, int(w.prd.WorkspaceID), versions[0].RunWorkspaceId, "run_tracking_server_id: the workspace of the version's run, the target")
 	alias, err := catalog.NewModelVersions(w.prdC).GetByAlias(ctx, catalog.GetByAliasRequest{FullName: "prod.ml.churn", Alias: "champion"})
 	require.NoError(t, err)
 	assert.Equal(t, 1, alias.Version)

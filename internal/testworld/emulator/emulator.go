@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -337,6 +338,12 @@ func (ws *Workspace) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ws.recMu.Unlock()
 	}()
 	r = r.WithContext(context.WithValue(r.Context(), recordKey{}, rec))
+	// Every answer names the workspace: databricks-sdk-go's
+	// WorkspaceClient.CurrentWorkspaceID reads X-Databricks-Org-Id from
+	// SCIM Me (workspace_functions.go), MLflow's UC store reads it from the
+	// runs/get answer to link a model version to its run
+	// (rest_store.py _get_workspace_id).
+	w.Header().Set("X-Databricks-Org-Id", strconv.FormatInt(ws.WorkspaceID, 10))
 
 	if kind, stop := ws.injectFault(sw, r); kind != "" {
 		rec.Fault = kind
