@@ -200,7 +200,7 @@ func TestUnityCatalogThroughSDK(t *testing.T) {
 	u := newUCChurn(t)
 	cl, c, models, versions := u.cl, u.c, u.models, u.versions
 	_, err := models.Create(c, catalog.CreateRegisteredModelRequest{CatalogName: "main", SchemaName: "ml", Name: "churn"})
-	assert.ErrorIs(t, err, apierr.ErrResourceAlreadyExists)
+	assert.ErrorIs(t, err, apierr.ErrAlreadyExists, "Unity Catalog: 409 ALREADY_EXISTS")
 
 	assert.Equal(t, "PENDING_REGISTRATION", u.createVersion(t).Status)
 	err = cl.Do(c, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/generate-temporary-credentials", nil, nil,

@@ -92,7 +92,7 @@ func (ws *Workspace) ucRoutes() {
 		}
 		full := req.CatalogName + "." + req.SchemaName + "." + req.Name
 		if _, ok := ws.uc.models[strings.ToLower(full)]; ok {
-			return nil, alreadyExists("Registered model '%s' already exists.", full)
+			return nil, ucAlreadyExists("Registered model '%s' already exists.", full)
 		}
 		now := millis(ws.clock.Now())
 		m := &ucModel{aliases: map[string]int{}, info: catalog.RegisteredModelInfo{
