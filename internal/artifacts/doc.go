@@ -23,7 +23,8 @@
 // REST through the azblob client: blocks staged in parallel with a
 // transactional MD5 each, then committed with the file's Content-MD5),
 // AZURE_ADLS_GEN2_SAS_URI (DFS REST: create, append at positions, flush), and
-// AWS_PRESIGNED_URL / GCP_SIGNED_URL (one streamed PUT). Every request sends
-// the headers the server handed out with the URL. Signed URLs never carry a
+// AWS_PRESIGNED_URL / GCP_SIGNED_URL (one streamed PUT). The headers the
+// server hands out with a URL go on the requests whose operation takes them,
+// as MLflow's client filters them (headers.go). Signed URLs never carry a
 // Databricks token, and they are never logged: they are bearer credentials.
 package artifacts

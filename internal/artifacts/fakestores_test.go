@@ -367,15 +367,18 @@ type dfsStore struct {
 	overlap bool
 
 	staged      map[string]map[int64]*object
+	keys        map[string]string // path → SHA-256 of the customer-provided key it was created with
 	inflight    int
 	maxInflight int
 	second      chan struct{}
 	secondOnce  sync.Once
 }
 
-func newDFSStore(t *testing.T, keep bool, required map[string]string) *dfsStore {
-	ds := &dfsStore{staged: map[string]map[int64]*object{}, second: make(chan struct{})}
-	ds.store = newStore(t, keep, required, func(st *store) http.HandlerFunc {
+// newDFSStore starts the store; handed are the headers it hands out with the
+// write and read URLs of /dst/ (signers).
+func newDFSStore(t *testing.T, keep bool, handed map[string]string) *dfsStore {
+	ds := &dfsStore{staged: map[string]map[int64]*object{}, keys: map[string]string{}, second: make(chan struct{})}
+	ds.store = newStore(t, keep, handed, func(st *store) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			st.record(r)
 			ds.serve(w, r)
@@ -413,10 +416,10 @@ func (ds *dfsStore) serve(w http.ResponseWriter, r *http.Request) {
 			dfsError(w, http.StatusLengthRequired, "MissingContentLengthHeader")
 			return
 		}
-		if h := ds.missingHeader(r); h != "" {
-			dfsError(w, http.StatusForbidden, "AuthorizationFailure")
-			return
-		}
+	}
+	if ds.wrongKey(r) {
+		dfsError(w, http.StatusConflict, "BlobUsesCustomerSpecifiedEncryption")
+		return
 	}
 	switch {
 	case r.Method == http.MethodPut && q.Get("resource") == "file":
@@ -440,8 +443,26 @@ func (ds *dfsStore) create(w http.ResponseWriter, r *http.Request) {
 	ds.mu.Lock()
 	ds.staged[r.URL.Path] = map[int64]*object{}
 	delete(ds.objects, r.URL.Path)
+	ds.keys[r.URL.Path] = r.Header.Get("x-ms-encryption-key-sha256")
 	ds.mu.Unlock()
 	w.WriteHeader(http.StatusCreated)
+}
+
+// wrongKey reports a request to a file created with a customer-provided key
+// (x-ms-encryption-key, -key-sha256, -algorithm) that does not carry the same
+// key: the data is encrypted with it, and every later write and read of the
+// file must provide it (Azure Storage, "Provide an encryption key on a
+// request to Blob storage"; the key headers of Path - Update and Path - Read;
+// error code BlobUsesCustomerSpecifiedEncryption in bloberror). The create
+// itself sets the key.
+func (ds *dfsStore) wrongKey(r *http.Request) bool {
+	if r.Method == http.MethodPut && r.URL.Query().Get("resource") == "file" {
+		return false
+	}
+	ds.mu.Lock()
+	key := ds.keys[r.URL.Path]
+	ds.mu.Unlock()
+	return key != "" && r.Header.Get("x-ms-encryption-key-sha256") != key
 }
 
 func position(r *http.Request) (int64, bool) {
@@ -658,5 +679,5 @@ func (ds *dfsStore) signers() (src, dst, check artifacts.Signer) {
 			return out, nil
 		}
 	}
-	return sign("src", nil), sign("dst", ds.required), sign("dst", nil)
+	return sign("src", nil), sign("dst", ds.required), sign("dst", ds.required)
 }

@@ -53,6 +53,17 @@ func writes(log []seen) []seen {
 	return out
 }
 
+// handedIn names the handed-out headers a request carried, with their values.
+func handedIn(h http.Header, handed map[string]string) []string {
+	var out []string
+	for k, v := range handed {
+		if h.Get(k) == v {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
 // allocated is how many bytes fn allocates on the heap.
 func allocated(fn func()) uint64 {
 	var before, after runtime.MemStats
@@ -63,8 +74,28 @@ func allocated(fn func()) uint64 {
 	return after.TotalAlloc - before.TotalAlloc
 }
 
+// cpk are the headers of a customer-provided encryption key.
+var cpk = map[string]string{
+	"x-ms-encryption-key":        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+	"x-ms-encryption-key-sha256": "hcmD5KdLJWKwHNthzA7Vw2YpGbgEyLN86tOP58IlHMg=",
+	"x-ms-encryption-algorithm":  "AES256",
+}
+
+// handedToADLS are headers a server might hand out with ADLS Gen2 URLs: a
+// customer-provided key (every DFS request of the file must carry it), the
+// umask of Path - Create, an encryption scope and a metadata header that no
+// DFS request takes.
+func handedToADLS() map[string]string {
+	h := map[string]string{"x-ms-umask": "0027", "x-ms-encryption-scope": "brickferry", "x-ms-meta-team": "churn"}
+	for k, v := range cpk {
+		h[k] = v
+	}
+	return h
+}
+
 func TestADLSGen2WriterSpeaksDFS(t *testing.T) {
-	ds := newDFSStore(t, true, map[string]string{"x-ms-encryption-scope": "brickferry"})
+	handed := handedToADLS()
+	ds := newDFSStore(t, true, handed)
 	const bs = 1 << 20
 	sources := []artifactstest.Source{
 		artifactstest.Bytes("empty.txt", nil),
@@ -111,9 +142,28 @@ func TestADLSGen2WriterSpeaksDFS(t *testing.T) {
 			assert.Equal(t, want, got, "one append per block at its position, with its transactional MD5")
 			for _, s := range w {
 				assert.NotEmpty(t, s.header.Get("x-ms-version"))
-				assert.Equal(t, "brickferry", s.header.Get("x-ms-encryption-scope"), "the server's headers go with every request")
 				assert.Equal(t, "rcw", s.query["sp"], "the SAS query is kept")
 				assert.False(t, s.chunked)
+			}
+			// Each request carries the handed-out headers its operation
+			// takes, as MLflow filters them (mlflow/azure/client.py):
+			// Path - Create and flush the create list, append the update
+			// list; the check (a read) all of them.
+			perOp := map[string][]string{
+				"create": {"x-ms-encryption-key", "x-ms-encryption-key-sha256", "x-ms-encryption-algorithm", "x-ms-umask"},
+				"append": {"x-ms-encryption-key", "x-ms-encryption-key-sha256", "x-ms-encryption-algorithm"},
+				"flush":  {"x-ms-encryption-key", "x-ms-encryption-key-sha256", "x-ms-encryption-algorithm", "x-ms-umask"},
+				"check":  {"x-ms-encryption-key", "x-ms-encryption-key-sha256", "x-ms-encryption-algorithm", "x-ms-umask", "x-ms-encryption-scope", "x-ms-meta-team"},
+			}
+			for _, s := range log {
+				op := s.query["action"]
+				switch {
+				case s.method == http.MethodPut:
+					op = "create"
+				case s.method == http.MethodHead:
+					op = "check"
+				}
+				assert.ElementsMatch(t, perOp[op], handedIn(s.header, handed), "%s %v", s.method, s.query)
 			}
 			assert.Equal(t, http.MethodHead, log[len(log)-1].method, "the written file is checked")
 		})
