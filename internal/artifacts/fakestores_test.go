@@ -70,8 +70,14 @@ type store struct {
 }
 
 func newStore(t *testing.T, keep bool, required map[string]string, handler func(st *store) http.HandlerFunc) *store {
+	return newStoreOn(t, httptest.NewServer, keep, required, handler)
+}
+
+// newStoreOn starts the store with start (httptest.NewServer, or
+// NewTLSServer for a store reached through https:// URLs).
+func newStoreOn(t *testing.T, start func(http.Handler) *httptest.Server, keep bool, required map[string]string, handler func(st *store) http.HandlerFunc) *store {
 	st := &store{keep: keep, required: required, sources: map[string]artifactstest.Source{}, objects: map[string]*object{}}
-	st.srv = httptest.NewServer(handler(st))
+	st.srv = start(handler(st))
 	t.Cleanup(st.srv.Close)
 	return st
 }
@@ -366,6 +372,7 @@ type dfsStore struct {
 	// flight (or a second passes), so that appends in parallel are seen.
 	overlap bool
 
+	pageSize    int // paths per page of Path - List
 	staged      map[string]map[int64]*object
 	keys        map[string]string // path → SHA-256 of the customer-provided key it was created with
 	inflight    int
@@ -377,8 +384,12 @@ type dfsStore struct {
 // newDFSStore starts the store; handed are the headers it hands out with the
 // write and read URLs of /dst/ (signers).
 func newDFSStore(t *testing.T, keep bool, handed map[string]string) *dfsStore {
-	ds := &dfsStore{staged: map[string]map[int64]*object{}, keys: map[string]string{}, second: make(chan struct{})}
-	ds.store = newStore(t, keep, handed, func(st *store) http.HandlerFunc {
+	return newDFSStoreOn(t, httptest.NewServer, keep, handed)
+}
+
+func newDFSStoreOn(t *testing.T, start func(http.Handler) *httptest.Server, keep bool, handed map[string]string) *dfsStore {
+	ds := &dfsStore{staged: map[string]map[int64]*object{}, keys: map[string]string{}, second: make(chan struct{}), pageSize: 2}
+	ds.store = newStoreOn(t, start, keep, handed, func(st *store) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			st.record(r)
 			ds.serve(w, r)
@@ -401,7 +412,18 @@ func (ds *dfsStore) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method == http.MethodGet && q.Get("comp") == "list" && q.Get("restype") == "container" {
+		if q.Get("sr") == "d" {
+			// A directory-scoped SAS names a directory; List Blobs is
+			// an operation on the container, which no source says such
+			// a SAS authorizes: refused here (listDFS in prefix.go).
+			dfsError(w, http.StatusForbidden, "AuthorizationResourceTypeMismatch")
+			return
+		}
 		ds.listBlobs(w, r)
+		return
+	}
+	if r.Method == http.MethodGet && q.Get("resource") == "filesystem" {
+		ds.listPaths(w, r)
 		return
 	}
 	if ds.serveSource(w, r) || ds.serveDirectory(w, r) {
@@ -641,6 +663,61 @@ func (ds *dfsStore) listBlobs(w http.ResponseWriter, r *http.Request) {
 	}
 	b.WriteString("</Blobs><NextMarker /></EnumerationResults>")
 	w.Header().Set("Content-Type", "application/xml")
+	_, _ = io.WriteString(w, b.String())
+}
+
+// listPaths answers ADLS Gen2 Path - List
+// (https://learn.microsoft.com/rest/api/storageservices/datalakestoragegen2/path/list)
+// of one filesystem: recursive is required; directory, when given, must be
+// a directory ("If the directory does not exist, an error occurs"); the
+// answer is {"paths": [...]} with contentLength and isDirectory written as
+// strings, ds.pageSize paths a page, continued through x-ms-continuation.
+func (ds *dfsStore) listPaths(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	fs := strings.Trim(r.URL.Path, "/")
+	recursive, err := strconv.ParseBool(q.Get("recursive"))
+	if fs == "" || strings.Contains(fs, "/") || err != nil {
+		dfsError(w, http.StatusBadRequest, "InvalidQueryParameterValue")
+		return
+	}
+	root := "/" + fs
+	if d := strings.Trim(q.Get("directory"), "/"); d != "" {
+		root += "/" + d
+	}
+	var matched []hnsPath
+	isDir := root == "/"+fs
+	for _, p := range ds.paths() {
+		isDir = isDir || (p.dir && p.name == root)
+		rest, ok := strings.CutPrefix(p.name, root+"/")
+		if ok && (recursive || !strings.Contains(rest, "/")) {
+			matched = append(matched, p)
+		}
+	}
+	if !isDir {
+		dfsError(w, http.StatusNotFound, "PathNotFound")
+		return
+	}
+	start := 0
+	if c := q.Get("continuation"); c != "" {
+		if start, err = strconv.Atoi(c); err != nil || start > len(matched) {
+			dfsError(w, http.StatusBadRequest, "InvalidQueryParameterValue")
+			return
+		}
+	}
+	end := min(start+ds.pageSize, len(matched))
+	if end < len(matched) {
+		w.Header().Set("x-ms-continuation", strconv.Itoa(end))
+	}
+	var b strings.Builder
+	b.WriteString(`{"paths":[`)
+	for i, p := range matched[start:end] {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"name":%q,"isDirectory":"%t","contentLength":"%d"}`, strings.TrimPrefix(p.name, "/"+fs+"/"), p.dir, p.size)
+	}
+	b.WriteString("]}")
+	w.Header().Set("Content-Type", "application/json")
 	_, _ = io.WriteString(w, b.String())
 }
 

@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"path"
-	"sort"
-	"strings"
 
 	"github.com/databricks/databricks-sdk-go/client"
 	"golang.org/x/sync/errgroup"
@@ -54,11 +51,8 @@ type signedDownloadURIResponse struct {
 // model name, as the registry holds it, descending into folders. Paths are
 // relative to the version's root and sorted.
 func ListModelVersion(ctx context.Context, c *client.DatabricksClient, name, version string) ([]File, error) {
-	var out []File
-	queue := []string{""}
-	for len(queue) > 0 {
-		dir := queue[0]
-		queue = queue[1:]
+	return walk("", func(dir string) ([]entry, error) {
+		var out []entry
 		token := ""
 		for {
 			q := map[string]any{"name": name, "version": version, "path": dir}
@@ -70,28 +64,15 @@ func ListModelVersion(ctx context.Context, c *client.DatabricksClient, name, ver
 				return nil, fmt.Errorf("listing the files %q of %s version %s in the model registry: %w", dir, name, version, err)
 			}
 			for _, f := range page.Files {
-				p := strings.Trim(f.Path, "/")
-				// Paths are relative to the version's root; a server
-				// that answers them relative to the folder listed is
-				// read the same way (as ListRun does).
-				if dir != "" && !strings.HasPrefix(p, dir+"/") {
-					p = path.Join(dir, p)
-				}
-				if f.IsDir {
-					queue = append(queue, p)
-					continue
-				}
-				out = append(out, File{Path: p, Size: f.FileSize})
+				out = append(out, entry{path: f.Path, dir: f.IsDir, size: f.FileSize})
 			}
 			// MLflow stops at an empty page too, whatever the token says.
 			if len(page.Files) == 0 || page.NextPageToken == "" || page.NextPageToken == token {
-				break
+				return out, nil
 			}
 			token = page.NextPageToken
 		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
-	return out, nil
+	})
 }
 
 // signParallel is how many get-signed-download-uri requests one batch sends

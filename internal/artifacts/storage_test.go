@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strconv"
 	"strings"
@@ -171,47 +172,76 @@ func TestADLSGen2WriterSpeaksDFS(t *testing.T) {
 }
 
 // TestCopyFromAHierarchicalNamespaceCopiesFilesOnly: Unity Catalog model
-// storage is ADLS Gen2 with a hierarchical namespace, where List Blobs
-// answers each folder as a 0-byte entry of ResourceType directory. An MLflow
-// model logged on Databricks has a metadata/ folder: the copy has exactly
-// the files, and no 0-byte file named after a folder.
+// storage is ADLS Gen2 with a hierarchical namespace, where every folder is a
+// directory of its own; an MLflow model logged on Databricks has a metadata/
+// folder. The copy has exactly the files, and no 0-byte file named after a
+// folder, whether the location is listed on the Blob endpoint (List Blobs
+// answers each folder as a 0-byte entry of ResourceType directory) or, for
+// an abfss:// location with a directory-scoped SAS, through the DFS endpoint
+// (Path - List, one directory at a time, as MLflow's client lists it).
 func TestCopyFromAHierarchicalNamespaceCopiesFilesOnly(t *testing.T) {
-	ds := newDFSStore(t, true, nil)
-	ctx := ctxFor(t, 30*time.Second)
-	ds.addSources([]artifactstest.Source{
+	sources := []artifactstest.Source{
 		artifactstest.Bytes("model/MLmodel", []byte("flavors:\n  python_function: {}\n")),
 		artifactstest.Bytes("model/metadata/MLmodel", []byte("flavors:\n  python_function: {}\n")),
 		artifactstest.Bytes("model/metadata/requirements.txt", []byte("mlflow\n")),
 		artifactstest.Random("model/data/weights/part-0.bin", 3000, 1),
-	})
-	// The store is at 127.0.0.1; "localhost" keeps the container as the
-	// first segment of the path (an IP host would name the account there).
-	folder := strings.Replace(ds.srv.URL, "127.0.0.1", "localhost", 1) + "/src/model"
-	cp := artifacts.New(artifacts.Options{})
-	files, err := cp.ListPrefix(ctx, folder, "?sv=2023-11-03&sr=d&sp=rl&sig=list")
-	require.NoError(t, err)
-	assert.Equal(t, []artifacts.File{
+	}
+	want := []artifacts.File{
 		{Path: "MLmodel", Size: 31}, {Path: "data/weights/part-0.bin", Size: 3000},
 		{Path: "metadata/MLmodel", Size: 31}, {Path: "metadata/requirements.txt", Size: 7},
-	}, files, "the listing has the files and none of the directories")
+	}
+	cases := []struct {
+		name   string
+		start  func(http.Handler) *httptest.Server
+		folder func(ds *dfsStore) string
+		token  string
+		listed string // the listing request's query marker
+	}{
+		{"blob endpoint, container SAS", httptest.NewServer, func(ds *dfsStore) string {
+			// The store is at 127.0.0.1; "localhost" keeps the container as the
+			// first segment of the path (an IP host would name the account there).
+			return strings.Replace(ds.srv.URL, "127.0.0.1", "localhost", 1) + "/src/model"
+		}, "?sv=2023-11-03&sr=c&sp=rl&sig=list", "comp"},
+		{"abfss location, directory SAS", httptest.NewTLSServer, func(ds *dfsStore) string {
+			return "abfss://src@" + strings.TrimPrefix(ds.srv.URL, "https://") + "/model"
+		}, "?sv=2023-11-03&sr=d&sdd=1&sp=rl&sig=list", "resource"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ds := newDFSStoreOn(t, c.start, true, nil)
+			ctx := ctxFor(t, 30*time.Second)
+			ds.addSources(sources)
+			cp := artifacts.New(artifacts.Options{HTTPClient: ds.srv.Client()})
+			files, err := cp.ListPrefix(ctx, c.folder(ds), c.token)
+			require.NoError(t, err)
+			assert.Equal(t, want, files, "the listing has the files and none of the directories")
+			lists := 0
+			for _, s := range ds.log("") {
+				if s.query[c.listed] != "" {
+					lists++
+				}
+			}
+			assert.Positive(t, lists)
 
-	src := func(_ context.Context, paths []string) (map[string]artifacts.Credential, error) {
-		out := map[string]artifacts.Credential{}
-		for _, p := range paths {
-			out[p] = artifacts.Credential{Path: p, Kind: artifacts.AzureADLSSAS, URL: ds.srv.URL + "/src/model/" + p + "?sig=read"}
-		}
-		return out, nil
+			src := func(_ context.Context, paths []string) (map[string]artifacts.Credential, error) {
+				out := map[string]artifacts.Credential{}
+				for _, p := range paths {
+					out[p] = artifacts.Credential{Path: p, Kind: artifacts.AzureADLSSAS, URL: ds.srv.URL + "/src/model/" + p + "?sig=read"}
+				}
+				return out, nil
+			}
+			_, dst, check := ds.signers()
+			_, err = cp.Copy(ctx, files, src, dst, check)
+			require.NoError(t, err)
+			ds.mu.Lock()
+			var written []string
+			for p := range ds.objects {
+				written = append(written, p)
+			}
+			ds.mu.Unlock()
+			assert.ElementsMatch(t, []string{"/dst/MLmodel", "/dst/data/weights/part-0.bin", "/dst/metadata/MLmodel", "/dst/metadata/requirements.txt"}, written)
+		})
 	}
-	_, dst, check := ds.signers()
-	_, err = cp.Copy(ctx, files, src, dst, check)
-	require.NoError(t, err)
-	ds.mu.Lock()
-	var written []string
-	for p := range ds.objects {
-		written = append(written, p)
-	}
-	ds.mu.Unlock()
-	assert.ElementsMatch(t, []string{"/dst/MLmodel", "/dst/data/weights/part-0.bin", "/dst/metadata/MLmodel", "/dst/metadata/requirements.txt"}, written)
 }
 
 // failing answers 500 to the appends of path at position the first n
