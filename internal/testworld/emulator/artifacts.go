@@ -319,8 +319,9 @@ type ArtifactCredentialInfo struct {
 	Path      string       `json:"path,omitempty"`
 	SignedURI string       `json:"signed_uri,omitempty"`
 	Headers   []HTTPHeader `json:"headers,omitempty"`
-	// Type is AZURE_SAS_URI here; Databricks also uses
-	// AZURE_ADLS_GEN2_SAS_URI, AWS_PRESIGNED_URL and GCP_SIGNED_URL.
+	// Type is Options.CredentialType: AZURE_SAS_URI or
+	// AZURE_ADLS_GEN2_SAS_URI; Databricks also uses AWS_PRESIGNED_URL and
+	// GCP_SIGNED_URL.
 	Type string `json:"type,omitempty"`
 }
 
@@ -370,16 +371,28 @@ func (ws *Workspace) artifactCredentials(_ context.Context, runID string, paths 
 		if !ok {
 			return nil, invalidParam("Invalid artifact path %q", p)
 		}
-		signed, err := ws.store.signBlob(run.storeKey+"/"+clean, write, expiry)
+		signed, headers, err := ws.signArtifact(run.storeKey+"/"+clean, write, expiry)
 		if err != nil {
 			return nil, signingError(err)
 		}
-		resp.CredentialInfos = append(resp.CredentialInfos, ArtifactCredentialInfo{RunID: runID, Path: clean, SignedURI: signed, Type: "AZURE_SAS_URI"})
+		resp.CredentialInfos = append(resp.CredentialInfos, ArtifactCredentialInfo{RunID: runID, Path: clean, SignedURI: signed, Headers: headers, Type: ws.opts.CredentialType})
 	}
 	if end < len(paths) {
 		resp.NextPageToken = fmt.Sprintf("offset-%d", end)
 	}
 	return resp, nil
+}
+
+// signArtifact signs one key of the artifact store for reading (or
+// writing) as Options.CredentialType says: a Blob SAS URL of the blob
+// account, or a URL of the workspace's DFS endpoint with the headers it
+// hands out.
+func (ws *Workspace) signArtifact(key string, write bool, expiry time.Time) (string, []HTTPHeader, error) {
+	if ws.dfs != nil {
+		return ws.dfs.sign(key, write, expiry), ws.dfs.headers(), nil
+	}
+	signed, err := ws.store.signBlob(key, write, expiry)
+	return signed, nil, err
 }
 
 func signingError(err error) *apiError {

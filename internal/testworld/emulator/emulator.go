@@ -59,6 +59,17 @@ type Options struct {
 	// but the routes that hand out signed URLs answer 501 NOT_IMPLEMENTED,
 	// because there is no blob service to sign for.
 	Blob *BlobAccount
+	// CredentialType is the type of the signed URLs that
+	// artifacts/credentials-for-read|write and
+	// model-versions/get-signed-download-uri hand out (with Blob):
+	// CredentialAzureSAS (the default) or CredentialAzureADLS, served by the
+	// workspace's own DFS endpoint over the same container (dfsFront).
+	// Unity Catalog storage locations stay Blob URLs either way.
+	CredentialType string
+	// CustomerKey, with CredentialAzureADLS, hands out a customer-provided
+	// encryption key with every such URL, which every request to it must
+	// carry (dfsFront).
+	CustomerKey bool
 
 	// OAuthClients are the service principals allowed to use OAuth
 	// machine-to-machine auth: client id → client secret.
@@ -136,6 +147,7 @@ type Workspace struct {
 	compute    computeState
 	oauth      oauthState
 	store      artifactStore
+	dfs        *dfsFront // with Options.CredentialType CredentialAzureADLS
 	behaviours behaviours
 
 	recMu   sync.Mutex
@@ -197,8 +209,24 @@ func New(opts Options) (*Workspace, error) {
 			return nil, err
 		}
 		ws.store = store
+		if ws.opts.CredentialType == CredentialAzureADLS {
+			if ws.dfs, err = newDFSFront(store, ws.opts.CustomerKey); err != nil {
+				_ = ln.Close()
+				return nil, err
+			}
+		}
 	} else {
 		ws.store = newMemStore()
+	}
+	switch ws.opts.CredentialType {
+	case CredentialAzureSAS, CredentialAzureADLS:
+	default:
+		_ = ln.Close()
+		return nil, fmt.Errorf("emulator: CredentialType %q: use %s or %s", ws.opts.CredentialType, CredentialAzureSAS, CredentialAzureADLS)
+	}
+	if ws.opts.CustomerKey && ws.dfs == nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("emulator: CustomerKey needs Blob and CredentialType %s", CredentialAzureADLS)
 	}
 
 	ws.mux = http.NewServeMux()
@@ -224,6 +252,9 @@ func (ws *Workspace) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = ws.srv.Shutdown(ctx)
+	if ws.dfs != nil {
+		ws.dfs.close(ctx)
+	}
 }
 
 // URL is the workspace URL (http://127.0.0.1:NNNNN, or https:// with
@@ -276,6 +307,9 @@ func withDefaults(o Options) Options {
 	def(&o.OAuthTokenTTL, time.Hour)
 	if o.CredentialPageSize == 0 {
 		o.CredentialPageSize = 100
+	}
+	if o.CredentialType == "" {
+		o.CredentialType = CredentialAzureSAS
 	}
 	if o.ArtifactListPageSize == 0 {
 		o.ArtifactListPageSize = 1000

@@ -215,11 +215,11 @@ func (ws *Workspace) registryRoutes() {
 		if !ok || p == "" {
 			return nil, invalidParam("Invalid path %q", req.Path)
 		}
-		signed, err := ws.store.signBlob(v.storeKey+"/"+p, false, sasExpiry())
+		signed, headers, err := ws.signArtifact(v.storeKey+"/"+p, false, sasExpiry())
 		if err != nil {
 			return nil, signingError(err)
 		}
-		return &GetModelVersionSignedDownloadURIResponse{SignedURI: signed}, nil
+		return &GetModelVersionSignedDownloadURIResponse{SignedURI: signed, Headers: headers}, nil
 	})
 	handle(ws, "POST /api/2.0/mlflow/databricks/model-versions/transition-stage", ws.transitionStage)
 }
