@@ -12,7 +12,8 @@
 //     by page, from POST /api/2.0/mlflow/artifacts/credentials-for-read and
 //     -for-write (MLflow's databricks_artifacts.proto); [PrefixSigner] signs
 //     paths below a folder with one SAS token (Unity Catalog temporary
-//     credentials) and [ListPrefix] lists such a folder;
+//     credentials) and [ListPrefix] lists such a folder (an abfss://
+//     location through ADLS Gen2 Path - List, as MLflow's client lists it);
 //   - [Copier] streams every file from a source URL to a target URL: never a
 //     whole file in memory or on disk, a bounded number of files and blocks in
 //     flight, each file hashed (SHA-256 and MD5) on the way, its length and
