@@ -228,14 +228,19 @@ func registryVersionFiles(t *testing.T, ctx context.Context, c *client.Databrick
 	for len(queue) > 0 {
 		dir := queue[0]
 		queue = queue[1:]
-		var listed emulator.ListModelVersionArtifactsResponse
-		require.NoError(t, c.Do(ctx, http.MethodGet, "/api/2.0/mlflow/model-versions/list-artifacts", nil,
-			map[string]any{"name": name, "version": version, "path": dir}, nil, &listed))
-		for _, f := range listed.Files {
-			if f.IsDir {
-				queue = append(queue, f.Path)
-			} else {
-				paths = append(paths, f.Path)
+		for token := ""; ; {
+			var listed emulator.ListModelVersionArtifactsResponse
+			require.NoError(t, c.Do(ctx, http.MethodGet, "/api/2.0/mlflow/model-versions/list-artifacts", nil,
+				map[string]any{"name": name, "version": version, "path": dir, "page_token": token}, nil, &listed))
+			for _, f := range listed.Files {
+				if f.IsDir {
+					queue = append(queue, f.Path)
+				} else {
+					paths = append(paths, f.Path)
+				}
+			}
+			if token = listed.NextPageToken; token == "" {
+				break
 			}
 		}
 	}

@@ -51,7 +51,7 @@ func (s *step) registerUC(ctx context.Context) (*result, error) {
 	made, err := s.createVersion(ctx, func(ctx context.Context) (*registry.Version, []int, error) {
 		return s.existingUCVersion(ctx, source, runID)
 	}, func(ctx context.Context, find registry.FindVersion) (registry.Created, error) {
-		return s.ws.CreateUCVersion(ctx, req, find)
+		return s.ws.CreateUCVersion(ctx, req, find, s.log)
 	})
 	if err != nil {
 		return nil, err

@@ -29,6 +29,10 @@ type UCCreateRequest struct {
 	RunID       string  `json:"run_id,omitempty"`
 	Description string  `json:"description,omitempty"`
 	Tags        []UCTag `json:"tags,omitempty"`
+	// RunTrackingServerID is the id of the workspace whose tracking server
+	// holds RunID: Unity Catalog's link from the version to its run
+	// (the version's run_workspace_id). CreateUCVersion fills it in.
+	RunTrackingServerID string `json:"run_tracking_server_id,omitempty"`
 }
 
 // UCModelVersion is a version as the routes answer it.
