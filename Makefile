@@ -95,7 +95,7 @@ test-go: build-host node_modules
 	BRICKFERRY_EXE=$(CURDIR)/dist/bin/linux-amd64/brickferry $(GO) test -race -count=1 ./...
 
 test-node: build-host node_modules
-	node --test build/launcher/test/*.test.js
+	node --test build/launcher/test/*.test.js build/pipelineschema/test/*.test.js
 
 # The shipped notebooks compile and their parameter handling passes its
 # standard-library unit tests (there is no Spark here).
