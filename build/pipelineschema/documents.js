@@ -1,5 +1,6 @@
 'use strict';
-// The pipeline YAML the project shows users: the sample pipelines and every
+// The pipeline YAML the project shows users: the sample pipelines, the
+// example step of each task (tasks/<Folder>/example.yml) and every
 // ```yaml block of the documentation, each made a whole pipeline for the
 // schema (a list of steps, jobs or stages is put under steps:, jobs: or
 // stages:, as it would be pasted).
@@ -69,7 +70,18 @@ function asPipeline(text) {
 
 // documents lists everything to check: {name (file:line), text, offset, skip}.
 function documents(root = ROOT) {
-  const out = SAMPLES.map((f) => ({ name: f, text: fs.readFileSync(path.join(root, f), 'utf8'), offset: 0 }));
+  const files = [...SAMPLES];
+  // The example step of each task, which `brickferry help <Task>` prints.
+  const tasks = path.join(root, 'tasks');
+  if (fs.existsSync(tasks)) {
+    for (const d of fs.readdirSync(tasks).sort()) {
+      if (fs.existsSync(path.join(tasks, d, 'example.yml'))) files.push(`tasks/${d}/example.yml`);
+    }
+  }
+  const out = files.map((f) => {
+    const p = asPipeline(fs.readFileSync(path.join(root, f), 'utf8'));
+    return { name: f, text: p.text, offset: p.offset };
+  });
   for (const file of markdownFiles(root)) {
     const rel = path.relative(root, file).split(path.sep).join('/');
     for (const b of yamlBlocks(fs.readFileSync(file, 'utf8'))) {
