@@ -334,3 +334,23 @@ func TestOneLinePerProblem(t *testing.T) {
 	assert.Equal(t, 2, strings.Count(out, "error: "), out)
 	assert.True(t, strings.HasSuffix(out, "\nresult: Failed\n"), out)
 }
+
+// TestMissingTokenIsAMissingToken runs the real task in local mode with the
+// workspace URL given and the token forgotten.
+func TestMissingTokenIsAMissingToken(t *testing.T) {
+	args := []string{"MLflowPromote", "--input", "command=register", "--input", "modelName=churn", "--input", "modelUri=runs:/0123456789abcdef0123456789abcdef/model"}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--var", "databricks-host=https://adb-1.2.azuredatabricks.net"},
+			`missing token: the pipeline has no variable databricks-token, and outside a pipeline run the variable group "databricks" cannot be read: pass it with --secret databricks-token (its value is read from the environment variable DATABRICKS_TOKEN, or asked for)`},
+		{[]string{"--input", "variableSuffix=prod", "--secret", "databricks-token-prod=dapi-x"},
+			`missing workspace URL: the pipeline has no variable databricks-host-prod, and outside a pipeline run the variable group "databricks" cannot be read: pass it with --var databricks-host-prod=<workspace URL>`},
+	} {
+		code, out, stderr := run(t, cli.Tasks(), cli.Process{Args: append(append([]string{}, args...), c.args...), Environ: isolated(t)})
+		assert.Equal(t, 1, code, stderr)
+		assert.Equal(t, 1, strings.Count(out, "error: "), out)
+		assert.Contains(t, out, c.want+"\nresult: Failed\n")
+	}
+}
