@@ -174,16 +174,17 @@ func inputKind(in agent.InputDef) string {
 // mdLink is a Markdown link [text](url).
 var mdLink = regexp.MustCompile(`\[([^\]]*)\]\(([^)]*)\)`)
 
-// stripLinks keeps a Markdown link's text and drops a relative target,
-// which means nothing in a terminal; an absolute one is kept in brackets.
+// stripLinks writes a Markdown link as its text with the URL in brackets,
+// and leaves out a link to a page of the project's docs/ (a "Learn more"
+// that this help stands for, and a path that means nothing in a terminal).
 func stripLinks(s string) string {
-	return mdLink.ReplaceAllStringFunc(s, func(m string) string {
+	return strings.TrimSpace(mdLink.ReplaceAllStringFunc(s, func(m string) string {
 		p := mdLink.FindStringSubmatch(m)
 		if strings.Contains(p[2], "://") {
 			return p[1] + " <" + p[2] + ">"
 		}
-		return p[1]
-	})
+		return ""
+	}))
 }
 
 func oneLine(s string) string {
