@@ -151,7 +151,9 @@ func run(ctx context.Context, o options, out, errOut io.Writer) int {
 }
 
 // commands are the shell lines printed for trying the executable: train in
-// dev, register the run's model, and (with Azurite) copy it to prod.
+// dev, register the run's model, (with Azurite) copy it to prod, gate it
+// with an OAuth client, move it to Staging with DATABRICKS_HOST and
+// DATABRICKS_TOKEN.
 func commands(caFile, cfgFile string, dev *emulator.Workspace, copyWorks bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "export AGENT_CAINFO=%s DATABRICKS_CONFIG_FILE=%s\n", shellQuote(caFile), shellQuote(cfgFile))
@@ -160,6 +162,8 @@ func commands(caFile, cfgFile string, dev *emulator.Workspace, copyWorks bool) s
 	if copyWorks {
 		fmt.Fprintf(&b, "brickferry MLflowPromote --profile dev --target-profile prod --input command=copy --input modelName=%s --input modelVersion=1\n", modelName)
 	}
+	fmt.Fprintf(&b, "# an OAuth client (service principal) instead of a token:\n")
+	fmt.Fprintf(&b, "brickferry MLflowPromote --profile dev-oauth --input command=gate --input modelName=%s --input modelVersion=1 --input stage=Production --input metricName=auc\n", modelName)
 	fmt.Fprintf(&b, "# the dev workspace through environment variables instead of a profile:\n")
 	fmt.Fprintf(&b, "DATABRICKS_HOST=%s DATABRICKS_TOKEN=%s brickferry MLflowPromote --input command=transition --input modelName=%s --input modelVersion=1 --input stage=Staging\n", dev.URL(), dev.Token, modelName)
 	return b.String()

@@ -17,8 +17,8 @@ import (
 
 // TestPrintedCommandsRun starts the emulator as a user would, takes the
 // shell lines it prints and runs them with the real brickferry executable:
-// train in dev, register the run's model, copy it to prod, move it to
-// Staging through DATABRICKS_HOST/DATABRICKS_TOKEN.
+// train in dev, register the run's model, copy it to prod, gate it with an
+// OAuth client, move it to Staging through DATABRICKS_HOST/DATABRICKS_TOKEN.
 func TestPrintedCommandsRun(t *testing.T) {
 	exe := agenttest.Executable(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -59,9 +59,9 @@ func TestPrintedCommandsRun(t *testing.T) {
 	res, err := cmd.CombinedOutput()
 	require.NoError(t, err, "the printed lines failed:\n%s\n%s", script, res)
 	log := string(res)
-	t.Log(log)
 	assert.Contains(t, log, "output modelUri = runs:/")
 	assert.Contains(t, log, "Registered version 1 from")
 	assert.Contains(t, log, "target workspace")
-	assert.Equal(t, 4, strings.Count(log, "result: Succeeded"), log)
+	assert.Contains(t, log, "OAuth client id and secret come from profile dev-oauth")
+	assert.Equal(t, 5, strings.Count(log, "result: Succeeded"), log)
 }

@@ -96,7 +96,7 @@ func (f localFlags) prepare(base agent.Env, def agent.Definition, ask func(promp
 	for name, value := range inputs {
 		run.env["INPUT_"+agent.VariableKey(name)] = expandMacros(value, vars)
 	}
-	if err := f.connect(run, def); err != nil {
+	if err := f.connect(run, def, ask); err != nil {
 		return nil, err
 	}
 	if run.env["AGENT_TEMPDIRECTORY"] == "" {

@@ -217,9 +217,23 @@ auth_type = databricks-cli
 		assert.Equal(t, "dapi-dev", endpoint(got, "").Param("apitoken"))
 		target := endpoint(got, "target")
 		assert.Equal(t, "https://adb-3.3.azuredatabricks.net", target.URL)
-		assert.Equal(t, "prod-sp", target.Param("clientId"))
-		assert.Equal(t, "prod-sp-secret", target.Param("clientSecret"))
+		assert.Equal(t, "UsernamePassword", target.Scheme, "as the connection type's OAuth scheme")
+		assert.Equal(t, "prod-sp", target.Param("username"))
+		assert.Equal(t, "prod-sp-secret", target.Param("password"))
 		assert.Contains(t, out, "Local mode: the target workspace https://adb-3.3.azuredatabricks.net and its OAuth client id and secret come from profile prod-oauth")
+	})
+	t.Run("a host without a token, asked for on the terminal", func(t *testing.T) {
+		var prompts []string
+		ask := func(prompt string) (string, error) { prompts = append(prompts, prompt); return "dapi-typed\n", nil }
+		code, out, stderr := run(t, capturing(t, &got), cli.Process{
+			Args:    []string{"MLflowPromote", "--input", "command=copy"},
+			Environ: []string{"HOME=" + home, "DATABRICKS_HOST=https://adb-9.9.azuredatabricks.net"}, ReadSecret: ask,
+		})
+		require.Equal(t, 0, code, stderr)
+		assert.Equal(t, []string{"Personal access token for https://adb-9.9.azuredatabricks.net (not shown): "}, prompts)
+		assert.Equal(t, "dapi-typed", endpoint(got, "").Param("apitoken"))
+		assert.Contains(t, out, "comes from environment variable DATABRICKS_HOST, its personal access token from the terminal")
+		assert.NotContains(t, out, "dapi-typed")
 	})
 	t.Run("--profile wins over DATABRICKS_CONFIG_PROFILE", func(t *testing.T) {
 		code, _, stderr := promote([]string{"HOME=" + home, "DATABRICKS_CONFIG_PROFILE=dev"}, "--profile", "DEFAULT")
@@ -244,7 +258,7 @@ auth_type = databricks-cli
 		want    string
 	}{
 		{"a host without a token", []string{"HOME=" + home, "DATABRICKS_HOST=https://adb-9.9.azuredatabricks.net"}, nil,
-			"brickferry MLflowPromote: missing token: the workspace https://adb-9.9.azuredatabricks.net (from environment variable DATABRICKS_HOST) has no token: set DATABRICKS_TOKEN (token in a profile), or DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET for an OAuth client\n"},
+			"brickferry MLflowPromote: missing token: the workspace https://adb-9.9.azuredatabricks.net (from environment variable DATABRICKS_HOST) has no token: set DATABRICKS_TOKEN (token in a profile), or DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET for an OAuth client, or run in a terminal to be asked for the token\n"},
 		{"a profile for the Databricks CLI's own login", []string{"HOME=" + home}, []string{"--profile", "cli"},
 			"brickferry MLflowPromote: the workspace https://adb-4.4.azuredatabricks.net (from profile cli of " + filepath.Join(home, ".databrickscfg") + ") is set up for databricks-cli authentication, which brickferry does not take from these settings: give a personal access token (DATABRICKS_TOKEN, or token in the profile) or an OAuth client (DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET)\n"},
 		{"an unknown profile", []string{"HOME=" + home}, []string{"--profile", "staging"},

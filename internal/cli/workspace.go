@@ -30,7 +30,7 @@ const (
 // service connection, the connection method that takes a personal access
 // token or an OAuth client. Only local mode calls it: under the agent these
 // settings are never read (package auth configures the SDK to load nothing).
-func (f localFlags) connect(run *localRun, def agent.Definition) error {
+func (f localFlags) connect(run *localRun, def agent.Definition, ask func(string) (string, error)) error {
 	given := func(name string) bool {
 		_, ok := run.env["INPUT_"+agent.VariableKey(name)]
 		return ok
@@ -46,7 +46,7 @@ func (f localFlags) connect(run *localRun, def agent.Definition) error {
 	case f.profile != "" && given("connectionMethod"):
 		errs = append(errs, errors.New("--profile and the input connectionMethod both say how to connect to the workspace: keep one"))
 	case f.profile != "" || (!given("connectionMethod") && !hasGroupVariables(run.env)):
-		ep, note, err := unifiedWorkspace(run.env, f.profile, true, unifiedConnection)
+		ep, note, err := unifiedWorkspace(run.env, f.profile, true, unifiedConnection, ask)
 		switch {
 		case err != nil:
 			errs = append(errs, err)
@@ -61,7 +61,7 @@ func (f localFlags) connect(run *localRun, def agent.Definition) error {
 		case given("targetConnectionMethod"):
 			errs = append(errs, errors.New("--target-profile and the input targetConnectionMethod both say how to connect to the target workspace: keep one"))
 		default:
-			ep, note, err := unifiedWorkspace(run.env, f.targetProfile, false, unifiedTargetConnection)
+			ep, note, err := unifiedWorkspace(run.env, f.targetProfile, false, unifiedTargetConnection, ask)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("--target-profile: %w", err))
 			} else if ep != nil {
@@ -110,8 +110,9 @@ func hasGroupVariables(env agent.Env) bool {
 // DEFAULT). It returns nil when they name no workspace and no profile was
 // asked for; an error when they name a workspace without a credential
 // Brickferry can use (a personal access token, or an OAuth client id and
-// secret).
-func unifiedWorkspace(env agent.Env, profile string, useEnv bool, id string) (*agent.Endpoint, string, error) {
+// secret). A workspace named with no credential at all gets a token typed
+// on the terminal, when there is one (ask).
+func unifiedWorkspace(env agent.Env, profile string, useEnv bool, id string, ask func(string) (string, error)) (*agent.Endpoint, string, error) {
 	cfg := &config.Config{Profile: profile, ConfigFile: configFile(env)}
 	cfg.Loaders = []config.Loader{config.ConfigFile}
 	if useEnv {
@@ -143,11 +144,19 @@ func unifiedWorkspace(env agent.Env, profile string, useEnv bool, id string) (*a
 	var credential, credentialFrom string
 	switch {
 	case cfg.Token != "":
-		ep.Scheme, ep.Parameters = "Token", map[string]string{"apitoken": cfg.Token}
+		ep.Scheme, ep.Parameters = "Token", map[string]string{"apitoken": cfg.Token} // the connection type's token scheme
 		credential, credentialFrom = "personal access token", from("token")
 	case cfg.ClientID != "" && cfg.ClientSecret != "":
-		ep.Scheme, ep.Parameters = "None", map[string]string{"clientId": cfg.ClientID, "clientSecret": cfg.ClientSecret}
+		// As the connection type's OAuth scheme (Azure DevOps' basic scheme, relabelled) passes them.
+		ep.Scheme, ep.Parameters = "UsernamePassword", map[string]string{"username": cfg.ClientID, "password": cfg.ClientSecret}
 		credential, credentialFrom = "OAuth client id and secret", from("client_secret")
+	case ask != nil && cfg.AuthType == "" && !hasOtherAuth(cfg):
+		token, err := ask(fmt.Sprintf("Personal access token for %s (not shown): ", cfg.Host))
+		if token = strings.TrimSpace(token); err != nil || token == "" {
+			return nil, "", missingCredential(cfg, from("host"))
+		}
+		ep.Scheme, ep.Parameters = "Token", map[string]string{"apitoken": token}
+		credential, credentialFrom = "personal access token", "the terminal"
 	default:
 		return nil, "", missingCredential(cfg, from("host"))
 	}
@@ -163,14 +172,23 @@ func unifiedWorkspace(env agent.Env, profile string, useEnv bool, id string) (*a
 	return &ep, note, nil
 }
 
-// missingCredential says what a workspace named by the settings lacks.
-func missingCredential(cfg *config.Config, hostFrom string) error {
+// otherAuth lists the credential settings other than a token or an OAuth
+// client (Azure, Google, basic, metadata service, ...).
+func otherAuth(cfg *config.Config) []string {
 	var other []string
 	for _, a := range config.ConfigAttributes {
 		if a.HasAuthAttribute() && !a.IsZero(cfg) && !slices.Contains([]string{"token", "client_id", "client_secret"}, a.Name) {
 			other = append(other, a.Name)
 		}
 	}
+	return other
+}
+
+func hasOtherAuth(cfg *config.Config) bool { return len(otherAuth(cfg)) > 0 }
+
+// missingCredential says what a workspace named by the settings lacks.
+func missingCredential(cfg *config.Config, hostFrom string) error {
+	other := otherAuth(cfg)
 	switch {
 	case cfg.ClientID != "" || cfg.ClientSecret != "":
 		return fmt.Errorf("the workspace %s (from %s) has an OAuth client id or secret but not both: set DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET (client_id and client_secret in a profile)", cfg.Host, hostFrom)
@@ -181,7 +199,7 @@ func missingCredential(cfg *config.Config, hostFrom string) error {
 		}
 		return fmt.Errorf("the workspace %s (from %s) is set up for %s authentication, which brickferry does not take from these settings: give a personal access token (DATABRICKS_TOKEN, or token in the profile) or an OAuth client (DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET)", cfg.Host, hostFrom, how)
 	}
-	return fmt.Errorf("missing token: the workspace %s (from %s) has no token: set DATABRICKS_TOKEN (token in a profile), or DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET for an OAuth client", cfg.Host, hostFrom)
+	return fmt.Errorf("missing token: the workspace %s (from %s) has no token: set DATABRICKS_TOKEN (token in a profile), or DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET for an OAuth client, or run in a terminal to be asked for the token", cfg.Host, hostFrom)
 }
 
 // configFile is the Databricks config file: DATABRICKS_CONFIG_FILE, or
