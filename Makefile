@@ -95,7 +95,7 @@ test-go: build-host node_modules
 	BRICKFERRY_EXE=$(CURDIR)/dist/bin/linux-amd64/brickferry $(GO) test -race -count=1 ./...
 
 test-node: build-host node_modules
-	node --test build/launcher/test/*.test.js
+	node --test build/launcher/test/*.test.js build/pipelineschema/test/*.test.js
 
 # The shipped notebooks compile and their parameter handling passes its
 # standard-library unit tests (there is no Spark here).
@@ -109,9 +109,14 @@ lint:
 	$(GO) vet ./...
 	$(GO) tool golangci-lint run ./...
 
-## package: dist/brickferry-<version>.vsix
+## package: dist/brickferry-<version>.vsix; PUBLISHER=<Marketplace publisher id>,
+## REPO_URL=<https repository URL> and DOCS_URL=<https URL of the docs/ folder's parent>
+## set the links (none to a repository by default; docs/setup.md, "Package and publish")
+PUBLISHER ?=
+REPO_URL  ?=
+DOCS_URL  ?=
 package: build node_modules
-	$(GO) run ./build/package -version $(VERSION) -out dist
+	$(GO) run ./build/package -version $(VERSION) -out dist -publisher "$(PUBLISHER)" -repo-url "$(REPO_URL)" -docs-url "$(DOCS_URL)"
 
 ## bench: every figure the issues define, printed and written to dist/bench.json
 bench: package

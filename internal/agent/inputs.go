@@ -198,7 +198,7 @@ func (in *Inputs) Choice(name string) string {
 	if strings.EqualFold(d.Properties["EditableOptions"], "true") {
 		return v
 	}
-	in.errs = append(in.errs, &InputError{Name: d.Name, Label: d.Label, Problem: fmt.Sprintf("%q is not one of: %s", v, strings.Join(d.optionKeys(), ", "))})
+	in.errs = append(in.errs, &InputError{Name: d.Name, Label: d.Label, Problem: fmt.Sprintf("%q is not one of: %s%s", v, strings.Join(d.optionKeys(), ", "), Suggestion(v, d.optionKeys()))})
 	return ""
 }
 

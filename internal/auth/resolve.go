@@ -434,7 +434,7 @@ func (r *Resolver) readGroup(ctx context.Context, opts Options, hostVar, tokenVa
 	project := cmp.Or(sys.ProjectID, sys.Project)
 	jobToken := r.Env.JobToken()
 	if collection == "" || project == "" || jobToken == "" {
-		return "", "", "", fmt.Errorf("the pipeline has no variables %s and %s, and outside a pipeline run the variable group %q cannot be read: pass them as variables (--var, --secret) or use another connection method", hostVar, tokenVar, group)
+		return "", "", "", r.outsidePipeline(group, hostVar, tokenVar)
 	}
 	t, err := r.retrying()
 	if err != nil {
@@ -459,6 +459,26 @@ func (r *Resolver) readGroup(ctx context.Context, opts Options, hostVar, tokenVa
 		return "", "", "", fmt.Errorf("variable group %q is not linked to this pipeline, and Azure DevOps never returns the value of its secret %s: link the group (YAML: variables: - group: %s; classic: Variables > Variable groups), or keep the token in Azure Key Vault and link the group to the vault", group, tokenVar, group)
 	}
 	return hv.Value, tv.Value, fmt.Sprintf("variable %s of group %s", tokenVar, group), nil
+}
+
+// outsidePipeline says which of the group's variables are missing when
+// the group cannot be read (no Azure DevOps collection or job token: the
+// executable runs outside a pipeline), and how local mode takes them.
+func (r *Resolver) outsidePipeline(group, hostVar, tokenVar string) error {
+	has := func(name string) bool {
+		v, _, ok := r.Env.Variable(name)
+		return ok && strings.TrimSpace(v) != ""
+	}
+	const why = "and outside a pipeline run the variable group %q cannot be read"
+	switch host, token := has(hostVar), has(tokenVar); {
+	case host && !token:
+		return fmt.Errorf("missing token: the pipeline has no variable %s, "+why+": pass it with --secret %s (its value is read from the environment variable %s, or asked for)",
+			tokenVar, group, tokenVar, strings.ReplaceAll(agent.VariableKey(tokenVar), "-", "_"))
+	case token && !host:
+		return fmt.Errorf("missing workspace URL: the pipeline has no variable %s, "+why+": pass it with --var %s=<workspace URL>", hostVar, group, hostVar)
+	}
+	return fmt.Errorf("the pipeline has no variables %s and %s, "+why+": pass them (--var %s=<workspace URL> --secret %s), or set DATABRICKS_HOST and DATABRICKS_TOKEN (or a profile of ~/.databrickscfg), or use another connection method",
+		hostVar, tokenVar, group, hostVar, tokenVar)
 }
 
 func (r *Resolver) readLinkedVault(ctx context.Context, opts Options, g *devops.VariableGroup, hostVar, tokenVar string) (host, token, source string, err error) {

@@ -201,7 +201,7 @@ type Process struct {
 	Cmd            *exec.Cmd
 	run            Run
 	environ        []string
-	stdout, stderr syncBuffer
+	stdout, stderr SyncBuffer
 }
 
 // Start starts exe with the agent's environment. args are the command line
@@ -244,18 +244,20 @@ func (r Run) Exec(t testing.TB, exe string) *Result {
 	return r.Start(t, exe).Finish(t)
 }
 
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer that may be written and read at the same
+// time (a process's output while the test waits for a line).
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
