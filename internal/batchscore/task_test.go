@@ -398,8 +398,8 @@ func TestTimeoutCancelsTheRun(t *testing.T) {
 }
 
 // newExeWorld is a world whose task runs are the built brickferry executable,
-// started as the agent starts it, connecting with the variable-group method
-// (databricks-host, secret databricks-token) over https: the emulator serves
+// started as the agent starts it, connecting with the token method
+// (agenttest.Run.WithToken) over https: the emulator serves
 // it with a certificate of its own CA, given to the task as the agent's
 // Agent.CAInfo.
 func newExeWorld(t *testing.T) *world {
@@ -416,11 +416,7 @@ func newExeWorld(t *testing.T) *world {
 func (w *world) agentRun(in map[string]string) agenttest.Run {
 	env := w.nextPipelineRun()
 	env["AGENT_CAINFO"] = w.caFile
-	return agenttest.Run{
-		Task: "BatchScore", Inputs: in, Env: env,
-		Variables: map[string]string{"databricks-host": w.host},
-		Secrets:   map[string]string{"databricks-token": w.ws.Token},
-	}
+	return agenttest.Run{Task: "BatchScore", Inputs: in, Env: env}.WithToken(w.host, w.ws.Token)
 }
 
 // tick moves the emulator's clock while a process runs on the wall clock:
@@ -504,7 +500,7 @@ func testBadInputsFailBeforeAnyRemoteCall(t *testing.T, newW func(*testing.T) *w
 		{"URI without a stage", inputs("modelUri", "models:/churn"), "names no stage, alias or version"},
 		{"unknown stage", inputs("modelUri", "models:/churn/Prod"), "\"Prod\" is neither a version number nor a stage"},
 		{"latest", inputs("modelUri", "models:/churn/latest"), "rather than latest"},
-		{"unexpanded variable", inputs("modelUri", "$(promote.modelUri)"), "looks like a pipeline variable that was not expanded"},
+		{"unexpanded variable", inputs("modelUri", "$(promote.modelUri)"), "the macro $(promote.modelUri) was not expanded"},
 		{"bad alias", inputs("modelUri", "models:/main.ml.churn@champion!"), "the alias"},
 		{"two-part model name", inputs("modelUri", "models:/ml.churn/3"), "the model name"},
 		{"stage on a Unity Catalog model", inputs("modelUri", "models:/main.ml.churn/Production"),

@@ -226,7 +226,7 @@ func startWorld(ctx context.Context, opts Options) (*World, func(), error) {
 		CA: ca, Dir: opts.OutDir,
 		ProxyUser: "build-agent", ProxyPassword: "demo-proxy-password",
 		Connections: []azurestandin.Connection{{Name: ProdConnection, Scheme: azurestandin.SchemeWorkloadIdentity}},
-		VariableGroups: []azurestandin.VariableGroup{{Name: "databricks-prod", KeyVault: &azurestandin.GroupVault{
+		VariableGroups: []azurestandin.VariableGroup{world.linkedGroup(), {Name: "databricks-prod", KeyVault: &azurestandin.GroupVault{
 			Vault: "kv-brickferry-prod", Connection: ProdConnection,
 			Secrets: map[string]string{"databricks-host": world.Prod.URL(), "databricks-token": world.Prod.Token},
 		}}},
@@ -255,6 +255,18 @@ func (w *World) variableGroup() map[string]pipeline.GroupVariable {
 		"databricks-token-prod": {Value: w.Prod.Token, Secret: true},
 		"sql-warehouse-id-prod": {Value: warehouseID},
 	}
+}
+
+// linkedGroup is the same `databricks` group as the library holds it, which
+// the tasks read through the Azure DevOps API to tie the job's variables to
+// the group they name (package auth): linking a group to a pipeline does
+// not take it out of the library.
+func (w *World) linkedGroup() azurestandin.VariableGroup {
+	g := azurestandin.VariableGroup{Name: "databricks", Variables: map[string]azurestandin.Variable{}}
+	for k, v := range w.variableGroup() {
+		g.Variables[k] = azurestandin.Variable{Value: v.Value, Secret: v.Secret}
+	}
+	return g
 }
 
 // baseEnv is what the agent sets for every step of this run: system

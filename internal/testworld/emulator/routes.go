@@ -16,4 +16,5 @@ func (ws *Workspace) routes() {
 	ws.reposRoutes()
 	ws.sqlRoutes()
 	ws.computeRoutes()
+	ws.identityRoutes()
 }
