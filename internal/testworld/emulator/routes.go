@@ -17,4 +17,5 @@ func (ws *Workspace) routes() {
 	ws.sqlRoutes()
 	ws.computeRoutes()
 	ws.identityRoutes()
+	ws.warehouseRoutes()
 }
