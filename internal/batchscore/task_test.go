@@ -198,9 +198,23 @@ func testSchedule(t *testing.T, newW func(*testing.T) *world) {
 		assert.Contains(t, md, "| Schedule | 0 30 6 ? * MON-FRI (UTC), paused |")
 	}
 
+	// An empty cron would remove the schedule: refused, the job unchanged,
+	// unless the step allows it.
+	w.ws.ResetRequests()
 	res = w.run(t, inputs())
-	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
-	assert.Nil(t, w.job(t, id).Settings.Schedule, "an empty cron removes the schedule (reset)")
+	require.Equal(t, agent.Failed, res.Result, res.Stdout)
+	require.Len(t, res.Errors, 1)
+	assert.Contains(t, res.Errors[0], "its schedule (or trigger) would be removed")
+	assert.Contains(t, res.Errors[0], "allowJobTakeover: true")
+	assert.Contains(t, res.Stdout, `- schedule.quartz_cron_expression: "0 30 6 ? * MON-FRI"`)
+	assert.NotNil(t, w.job(t, id).Settings.Schedule)
+	assert.Empty(t, w.ws.RequestsTo("POST", "/api/2.2/jobs/reset"))
+	assert.Empty(t, w.runNows())
+
+	res = w.run(t, inputs("allowJobTakeover", "true"))
+	require.Equal(t, agent.SucceededWithIssues, res.Result, res.Stdout)
+	assert.Contains(t, strings.Join(res.Warnings, "\n"), "allowJobTakeover is true")
+	assert.Nil(t, w.job(t, id).Settings.Schedule, "the schedule removed when the step allows it")
 	assert.Len(t, w.jobs(t), 1)
 }
 
@@ -279,7 +293,7 @@ func testExitValues(t *testing.T, newW func(*testing.T) *world) {
 		{name: "strings for numbers", exit: `{"rows_written": "42", "output_table": "main.ml.p", "table_version": "7", "model_version": 5}`,
 			want: map[string]string{"rowsWritten": "42", "outputTable": "main.ml.p", "tableVersion": "7", "modelVersion": "5"}},
 		{name: "only rows", exit: `{"rows_written": 42}`,
-			want: map[string]string{"rowsWritten": "42", "outputTable": "main.ml.churn_predictions", "tableVersion": "", "modelVersion": ""}},
+			want: map[string]string{"rowsWritten": "42", "outputTable": "main.ml.churn_predictions", "tableVersion": "", "modelVersion": "3"}},
 		{name: "none", exit: ``, problem: "returned no exit value"},
 		{name: "not JSON", exit: `done`, problem: "not a JSON object"},
 		{name: "no rows", exit: `{"output_table": "x.y"}`, problem: "has no rows_written"},
@@ -338,8 +352,9 @@ func testOwnNotebook(t *testing.T, newW func(*testing.T) *world) {
 
 	missing := w.run(t, inputs("notebookSource", "workspace", "notebookPath", "/Repos/mlops/churn/scroe"))
 	require.Equal(t, agent.Failed, missing.Result)
-	assert.Contains(t, missing.Errors[0], "the notebook /Repos/mlops/churn/scroe does not exist")
+	assert.Contains(t, missing.Errors[0], "input notebookPath: there is no notebook /Repos/mlops/churn/scroe in the workspace")
 	assert.Len(t, w.jobs(t), 1, "no job points at a missing notebook")
+	assert.Equal(t, "/Repos/mlops/churn/score", w.jobs(t)[0].Settings.Tasks[0].NotebookTask.NotebookPath, "the job is unchanged")
 }
 
 func TestTwoJobsWithTheNameAreAnError(t *testing.T) { eachMode(t, testTwoJobsWithTheNameAreAnError) }
@@ -527,7 +542,8 @@ func testBadInputsFailBeforeAnyRemoteCall(t *testing.T, newW func(*testing.T) *w
 		{"own notebook without path", inputs("notebookSource", "workspace"), "'Notebook path' (notebookPath): is required"},
 		{"parameter the task sets", inputs("notebookParameters", "model_uri=models:/other/1"), "\"model_uri\" is set by the task"},
 		{"warehouse id", inputs("sqlWarehouseId", "abc/def"), "is not a SQL warehouse id"},
-		{"no job name", inputs("jobName", ""), "'Job name' (jobName): is required"},
+		{"unexpanded warehouse variable", inputs("sqlWarehouseId", "$(sql-warehouse-id-prod)"), "'SQL warehouse id' (sqlWarehouseId): the macro $(sql-warehouse-id-prod) was not expanded"},
+		{"job takeover not a boolean", inputs("allowJobTakeover", "maybe"), "'Allow taking over the job or removing its schedule' (allowJobTakeover): \"maybe\" is not a boolean"},
 		{"files without a path", inputs("inputType", "path"), "'Input path' (inputPath): is required"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

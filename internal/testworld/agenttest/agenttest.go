@@ -113,6 +113,7 @@ func (r Run) Environ(t testing.TB) []string {
 		"BUILD_BUILDID":                            "1234",
 		"BUILD_BUILDNUMBER":                        "20261125.1",
 		"BUILD_DEFINITIONNAME":                     "churn-mlops",
+		"SYSTEM_DEFINITIONID":                      "12",
 		"BUILD_SOURCEVERSION":                      "6e4f1c2a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f",
 		"BUILD_SOURCEBRANCH":                       "refs/heads/main",
 		"BUILD_REPOSITORY_URI":                     "https://dev.azure.com/contoso/mlops/_git/churn",

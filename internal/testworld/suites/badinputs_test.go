@@ -112,7 +112,7 @@ func badInputCases(dir string) []badInput {
 		{"score/timeout text", S, scoreOK, with("timeoutMinutes", "soon"), nil, []string{"timeoutMinutes"}},
 		{"score/workers and autoscale", S, scoreOK, with("workers", "2", "autoscale", "2-8"), nil, []string{"autoscale"}},
 		{"score/existing cluster without id", S, scoreOK, with("compute", "existingCluster"), nil, []string{"clusterId"}},
-		{"score/missing job name", S, scoreOK, with("jobName", ""), nil, []string{"jobName"}},
+		{"score/job takeover not a boolean", S, scoreOK, with("allowJobTakeover", "yes"), nil, []string{"allowJobTakeover"}},
 		{"score/parameter the task sets", S, scoreOK, with("notebookParameters", "model_uri=models:/other/1"), nil, []string{"notebookParameters"}},
 		{"score/unknown connection method", S, scoreOK, with("connectionMethod", "carrier-pigeon"), nil, []string{"connectionMethod"}},
 		{"score/workspace URL http", S, scoreOK, with("workspaceUrl", "http://adb-1.7.azuredatabricks.net"), nil, []string{"workspaceUrl"}},

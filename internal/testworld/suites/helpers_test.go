@@ -176,10 +176,15 @@ const (
 	scoreJob      = "churn-batch-score"
 )
 
-// scoreStep is BatchScore of the Production churn model into scoreTable,
-// the scoring notebook scripted with scoreChurn(d).
+// scoreStep is BatchScore of the Production churn model (version 3) into
+// scoreTable, the scoring notebook scripted with scoreChurn(d).
 func scoreStep(t *testing.T, d time.Duration) *step {
 	ws, clock := clockedWorkspace(t)
+	c := ws.Client(t)
+	registerChurn(t, c, clock, 3)
+	_, err := ml.NewModelRegistry(c).TransitionStage(context.Background(), ml.TransitionModelVersionStageDatabricks{Name: "churn", Version: "3", Stage: "Production"})
+	require.NoError(t, err)
+	ws.ResetRequests()
 	ws.OnNotebook(scoreNotebook, scoreChurn(d))
 	return &step{ws: ws, clock: clock, task: "BatchScore", tick: 5 * time.Second, in: map[string]string{
 		"modelUri": "models:/churn/Production", "inputTable": "main.ml.customers", "idColumns": "CodigoCliente",
