@@ -370,7 +370,7 @@ func TestBadInputs(t *testing.T) {
 		{"bad timeout", map[string]string{"modelName": "churn", "modelVersion": "1", "copyTimeoutMinutes": "-1"}, []string{"Copy timeout"}},
 		{"bad parallelism", map[string]string{"modelName": "churn", "modelVersion": "1", "copyParallelism": "500"}, []string{"Files copied in parallel"}},
 		{"bad stage", map[string]string{"modelName": "churn", "modelVersion": "1", "targetStage": "Prod"}, []string{"is not one of"}},
-		{"unexpanded macro", map[string]string{"modelName": "churn", "modelVersion": "$(register.modelVersion)"}, []string{"pipeline variable"}},
+		{"unexpanded macro", map[string]string{"modelName": "churn", "modelVersion": "$(register.modelVersion)"}, []string{"$(register.modelVersion) was not expanded"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

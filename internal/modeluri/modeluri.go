@@ -49,8 +49,6 @@ func ParseName(s string) (Name, error) {
 	switch {
 	case s == "":
 		return Name{}, fmt.Errorf("is empty")
-	case looksLikeMacro(s):
-		return Name{}, fmt.Errorf("%q looks like a pipeline variable that was not expanded", s)
 	case strings.HasPrefix(s, "models:/") || strings.HasPrefix(s, "runs:/"):
 		return Name{}, fmt.Errorf("%q is a URI, not a model name: give the name alone (churn, or catalog.schema.model)", s)
 	}
@@ -74,12 +72,6 @@ func ParseName(s string) (Name, error) {
 }
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
-
-// looksLikeMacro spots "$(train.modelUri)" left as is, which is what the
-// agent passes when the variable does not exist.
-func looksLikeMacro(s string) bool {
-	return strings.Contains(s, "$(") && strings.Contains(s, ")")
-}
 
 // Stages are the workspace model registry stages, spelled as the API wants
 // them (case-sensitive on the wire).
@@ -149,9 +141,6 @@ func ParseVersionRef(s string) (VersionRef, error) {
 	if s == "" {
 		return VersionRef{}, fmt.Errorf("is empty")
 	}
-	if looksLikeMacro(s) {
-		return VersionRef{}, fmt.Errorf("%q looks like a pipeline variable that was not expanded", s)
-	}
 	if n, err := strconv.Atoi(s); err == nil {
 		if n < 1 || strconv.Itoa(n) != s {
 			return VersionRef{}, fmt.Errorf("%q is not a version number (1, 2, ...)", s)
@@ -206,8 +195,6 @@ func ParseSource(s string) (Source, error) {
 	switch {
 	case s == "":
 		return Source{}, fmt.Errorf("is empty")
-	case looksLikeMacro(s):
-		return Source{}, fmt.Errorf("%q looks like a pipeline variable that was not expanded: check the name of the step that produced it", s)
 	}
 	if rest, ok := strings.CutPrefix(s, "runs:/"); ok {
 		id, p, _ := strings.Cut(rest, "/")

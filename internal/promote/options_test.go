@@ -48,7 +48,7 @@ func TestBadInputsFailBeforeAnyRemoteCall(t *testing.T) {
 		{"runs URI without path", reg("modelUri", "runs:/"+run32), `names no artifact path: write runs:/` + run32 + `/<artifact path>`},
 		{"runs URI with bad run id", reg("modelUri", "runs:/@@/model"), `"runs:/@@/model" is not a runs:/ URI`},
 		{"models URI to register", reg("modelUri", "models:/churn/1"), `is a registry URI: register from the run that logged the model`},
-		{"unexpanded variable", reg("modelUri", "$(train.modelUri)"), `"$(train.modelUri)" looks like a pipeline variable that was not expanded`},
+		{"unexpanded variable", reg("modelUri", "$(train.modelUri)"), "'Model URI' (modelUri): the macro $(train.modelUri) was not expanded: no variable train.modelUri is defined for this step"},
 		{"register into UC from a dbfs folder", reg("modelName", "main.ml.churn", "modelUri", "dbfs:/models/churn"), `input 'Model URI' (modelUri): registering into Unity Catalog (main.ml.churn) needs a runs:/<run id>/<artifact path> URI`},
 		{"timeout not a number", reg("timeoutMinutes", "ten"), `input 'Timeout (minutes)' (timeoutMinutes): "ten" is not a number of minutes`},
 		{"reserved tag", reg("versionTags", "brickferry_build_id=1"), `"brickferry_build_id": tags starting with "brickferry_" are set by the task itself`},

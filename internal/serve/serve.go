@@ -17,6 +17,8 @@ import (
 	"github.com/brickferry/brickferry/internal/auth"
 	"github.com/brickferry/brickferry/internal/converge"
 	"github.com/brickferry/brickferry/internal/httpclient"
+	"github.com/brickferry/brickferry/internal/modeluri"
+	"github.com/brickferry/brickferry/internal/preflight"
 )
 
 // Deps are what the task needs from outside: the workspace connection and
@@ -99,6 +101,12 @@ func (s *step) Run(ctx context.Context) (err error) {
 		}
 	}()
 
+	// The version must be there and READY before the endpoint is created
+	// or changed: a typo would leave an endpoint that fails to serve.
+	if err := s.preflight(ctx); err != nil {
+		return err
+	}
+
 	s.log.Progress(5, "reading the endpoint")
 	ep, err := s.api.Get(ctx, serving.GetServingEndpointRequest{Name: o.Endpoint})
 	switch {
@@ -159,6 +167,23 @@ func (s *step) Run(ctx context.Context) (err error) {
 	}
 	s.log.Info("Endpoint %s is READY with %s.", o.Endpoint, describeServed(servedOf(ep.Config)))
 	return s.smokeAndFinish(ctx, true)
+}
+
+// preflight resolves the model version and checks that it is READY
+// (package preflight). The endpoint name was checked with the inputs.
+func (s *step) preflight(ctx context.Context) error {
+	name, err := modeluri.ParseName(s.o.Model)
+	if err != nil {
+		name = modeluri.Name{Full: s.o.Model} // a workspace registry name serve's own check accepts
+	}
+	n, _ := strconv.Atoi(s.o.Version)
+	pf := preflight.New(s.c, s.c.Config.Host)
+	v := pf.Model(ctx, "modelVersion", name, modeluri.VersionRef{Number: n})
+	if err := pf.Err(); err != nil {
+		return err
+	}
+	s.log.Info("Model %s version %d is READY.", name.Full, v.Number)
+	return nil
 }
 
 // waitForOthers handles an update someone else started: wait for it (never
