@@ -156,28 +156,38 @@ func TestMain(m *testing.M) {
 }
 
 // clean is a run of the sample pipeline without faults: the reference the
-// suites compare with.
+// suites compare with. Its blob requests pass through a proxy that injects
+// nothing and records them (World.BlobProxy), like the fault runs'.
 func clean(t *testing.T) outcome {
 	cleanOnce.Do(func() {
-		cleanState = runSample(t, demo.Options{Fast: true, Blob: blob(t)})
+		cleanState = runSample(t, demo.Options{Fast: true, Blob: blob(t), BlobFaults: &azurite.FaultPlan{}})
 	})
 	require.NoError(t, cleanState.err, cleanState.out)
 	require.Equal(t, "Succeeded", cleanState.report.Result.Result, cleanState.out)
 	return cleanState
 }
 
-// parallel runs fn for seeds 1..n, at most width at a time.
+// parallel runs fn for seeds 1..n, width at a time. The seeds are not
+// t.Parallel subtests: those would run at most -parallel at a time
+// (GOMAXPROCS by default, 2 on a 2-core machine), while each run mostly
+// waits on the emulated workspaces and its own retries, not on a core. Each
+// of width goroutines runs its share of subtests one after the other (t.Run
+// may be called from several goroutines at once).
 func parallel(t *testing.T, n, width int, fn func(t *testing.T, seed uint64)) {
-	sem := make(chan struct{}, width)
 	t.Run("seeds", func(t *testing.T) {
+		next := make(chan uint64, n)
 		for i := 1; i <= n; i++ {
-			seed := uint64(i)
-			t.Run("seed="+strconv.Itoa(i), func(t *testing.T) {
-				t.Parallel()
-				sem <- struct{}{}
-				defer func() { <-sem }()
-				fn(t, seed)
+			next <- uint64(i)
+		}
+		close(next)
+		var wg sync.WaitGroup
+		for range width {
+			wg.Go(func() {
+				for seed := range next {
+					t.Run("seed="+strconv.FormatUint(seed, 10), func(t *testing.T) { fn(t, seed) })
+				}
 			})
 		}
+		wg.Wait()
 	})
 }
