@@ -172,6 +172,7 @@ func TestFaults(t *testing.T) {
 	if ran < n {
 		return // some seeds were skipped (-run) or stopped: no coverage to check
 	}
+	t.Logf("%d (route or blob write, kind) pairs lost the answer to a request carried out", len(seen))
 	// Every write route and the blob writes were failed after they were
 	// carried out, both ways, in at least one seed.
 	var missing []string
