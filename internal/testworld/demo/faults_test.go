@@ -61,29 +61,37 @@ func blobWrites(clean outcome) int {
 
 var apiAfterCommit = []emulator.FaultKind{emulator.Fault500AfterCommit, emulator.FaultDropAfterCommit}
 
-// forcedPerSeed is how many (write route, after-commit kind) pairs each
-// seed fails for certain. Seed s takes pairs forcedPerSeed·(s-1) ... in
-// turn, so 20 seeds go through every pair of up to 30 routes.
-const forcedPerSeed = 3
-
-// forcedAfterCommit is the pair number n: the route and the fault its first
-// request gets after it was carried out.
-func forcedAfterCommit(writes []route, n int) (route, emulator.FaultKind) {
-	n %= len(writes) * len(apiAfterCommit)
-	return writes[n%len(writes)], apiAfterCommit[n/len(writes)]
+// plan is how one sample pipeline's seeds fail: its write routes and blob
+// writes (from its clean run), each seed failing forced of the (route,
+// after-commit kind) pairs for certain, taken in turn, so that the sample's
+// seeds go through every pair.
+type plan struct {
+	writes []route
+	blobs  int
+	forced int
 }
 
-// faultPlan fails, in each workspace:
-//   - the first request of forcedPerSeed write routes after carrying it out
-//     (500, or the connection reset), the routes and kinds taken in turn by
-//     seed so that the seeds of make test cover every pair;
+func newPlan(clean outcome, seeds int) plan {
+	p := plan{writes: writeRoutes(clean), blobs: blobWrites(clean)}
+	pairs := len(p.writes) * len(apiAfterCommit)
+	// At least 3 a seed; more when there are too few seeds to go through
+	// every pair otherwise.
+	p.forced = max(3, (pairs+seeds-1)/max(seeds, 1))
+	return p
+}
+
+// api fails, in each workspace, for the i-th seed (from 0) of the sample:
+//   - the first request of p.forced write routes after carrying it out
+//     (500, or the connection reset), the (route, kind) pairs taken in turn;
 //   - a seeded 20 % of every request with 429 (with and without
 //     Retry-After), 503, 500, a dropped connection, or, after carrying it
 //     out, 500 or a reset connection.
-func faultPlan(seed uint64, writes []route) *emulator.FaultPlan {
+func (p plan) api(seed uint64, i int) *emulator.FaultPlan {
 	var rules []emulator.FaultRule
-	for j := range forcedPerSeed {
-		r, kind := forcedAfterCommit(writes, forcedPerSeed*int(seed-1)+j)
+	pairs := len(p.writes) * len(apiAfterCommit)
+	for j := range min(p.forced, pairs) {
+		n := (p.forced*i + j) % pairs
+		r, kind := p.writes[n%len(p.writes)], apiAfterCommit[n/len(p.writes)]
 		rules = append(rules, emulator.FaultRule{Path: r.path, Method: r.method, Rate: 1, Limit: 1, Kinds: []emulator.FaultKind{kind}})
 	}
 	rules = append(rules, emulator.FaultRule{
@@ -100,49 +108,69 @@ func faultPlan(seed uint64, writes []route) *emulator.FaultPlan {
 
 var blobAfterCommit = []azurite.Fault{azurite.Fault500AfterCommit, azurite.FaultDropAfterCommit}
 
-// blobFaultPlan fails one blob write after the blob service carried it out
-// (the writes and kinds taken in turn by seed), and a seeded 10 % of every
-// blob request: 503 ServerBusy, 500 InternalError, a dropped connection, or
-// for a write 500 OperationTimedOut or a reset connection after it was
-// carried out.
-func blobFaultPlan(seed uint64, writes int) *azurite.FaultPlan {
-	n := int(seed-1) % (writes * len(blobAfterCommit))
+// blob fails, for the i-th seed of the sample, one blob write after the
+// blob service carried it out (the writes and kinds taken in turn), and a
+// seeded 10 % of every blob request: 503 ServerBusy, 500 InternalError, a
+// dropped connection, or for a write 500 OperationTimedOut or a reset
+// connection after it was carried out.
+func (p plan) blob(seed uint64, i int) *azurite.FaultPlan {
+	n := i % (p.blobs * len(blobAfterCommit))
 	return &azurite.FaultPlan{
 		Seed: seed, Rate: 0.1,
 		Kinds:  append([]azurite.Fault{azurite.FaultServerBusy, azurite.FaultInternalError, azurite.FaultDrop}, blobAfterCommit...),
-		Writes: map[int]azurite.Fault{1 + n%writes: blobAfterCommit[n/writes]},
+		Writes: map[int]azurite.Fault{1 + n%p.blobs: blobAfterCommit[n/p.blobs]},
 	}
 }
 
-// TestFaults runs the sample pipeline against workspaces that fail 20 % of
+// TestFaults runs the sample pipelines (workspace registry and Unity
+// Catalog, the seeds alternating) against workspaces that fail 20 % of
 // requests and a blob store that fails 10 %, for 20 seeds (200 in make
 // stress), with faults before the server does the work and after it (the
 // request carried out, its answer lost): the faults that let a retry make a
-// duplicate. Each run must end in exactly the state of a clean run: the
-// same versions, stages and tags, one training run, one scoring job and run,
-// one MLflow run per experiment, the table written once, one endpoint
-// config; and print no secret. Across the seeds, every write route of a
-// clean run and every blob write must have been failed after commit in
-// both ways (500 and dropped connection).
+// duplicate. Each run must end in exactly the state of a clean run of its
+// sample: the same versions, stages or aliases and tags, one training run,
+// one scoring job and run, one MLflow run per experiment, the table written
+// once, one endpoint config; and print no secret. Across the seeds, every
+// write route of each sample's clean run and its blob writes must have been
+// failed after commit in both ways (500 and dropped connection).
 func TestFaults(t *testing.T) {
-	ref := clean(t)
-	t.Logf("clean state:\n%s", ref.state)
-	writes := writeRoutes(ref)
-	nBlob := blobWrites(ref)
-	require.NotEmpty(t, writes, "the clean run wrote nothing")
-	require.Positive(t, nBlob, "the clean run wrote no blob")
-	t.Logf("write routes of a clean run (each failed after commit in turn): %v; blob writes: %d", writes, nBlob)
+	n := seeds(20, 200)
+	samples := suiteSamples()
+	refs := make([]outcome, len(samples))
+	plans := make([]plan, len(samples))
+	// The clean runs at the same time, each in its own subtest (t.Run may
+	// be called from several goroutines at once).
+	var wg sync.WaitGroup
+	cleaned := make([]bool, len(samples))
+	for k, sample := range samples {
+		wg.Go(func() {
+			cleaned[k] = t.Run("clean "+sample.File, func(t *testing.T) { refs[k] = clean(t, sample) })
+		})
+	}
+	wg.Wait()
+	for k, sample := range samples {
+		require.True(t, cleaned[k], "the clean run of %s failed", sample.File)
+		plans[k] = newPlan(refs[k], n/len(samples))
+		require.NotEmpty(t, plans[k].writes, "the clean run of %s wrote nothing", sample.File)
+		require.Positive(t, plans[k].blobs, "the clean run of %s wrote no blob", sample.File)
+		t.Logf("%s: clean state:\n%s", sample.File, refs[k].state)
+		t.Logf("%s: write routes of a clean run (%d a seed failed after commit, in turn): %v; blob writes: %d", sample.File, plans[k].forced, plans[k].writes, plans[k].blobs)
+	}
 
 	var mu sync.Mutex
-	seen := map[string]bool{} // "route kind" and "blob kind" that hit a request carried out
+	seen := make([]map[string]bool, len(samples)) // "route kind" and "blob ... kind" that hit a request carried out
+	for k := range seen {
+		seen[k] = map[string]bool{}
+	}
 	ran := 0
-	n := seeds(20, 200)
 	parallel(t, n, 4, func(t *testing.T, seed uint64) {
-		o := runSample(t, demo.Options{Fast: true, Blob: blob(t), Faults: faultPlan(seed, writes), BlobFaults: blobFaultPlan(seed, nBlob)})
+		k, i := int(seed-1)%len(samples), int(seed-1)/len(samples)
+		ref, p := refs[k], plans[k]
+		o := runSample(t, demo.Options{Sample: samples[k], Fast: true, Blob: blob(t), Faults: p.api(seed, i), BlobFaults: p.blob(seed, i)})
 		require.NoError(t, o.err, o.out)
 		require.Equal(t, "Succeeded", o.report.Result.Result, o.out)
 		if diff := o.state.Diff(ref.state); len(diff) > 0 {
-			t.Errorf("the state after faults differs from a clean run's:\n  %s\nclean:\n%s\nfaults:\n%s", strings.Join(diff, "\n  "), ref.state, o.state)
+			t.Errorf("%s: the state after faults differs from a clean run's:\n  %s\nclean:\n%s\nfaults:\n%s", samples[k].File, strings.Join(diff, "\n  "), ref.state, o.state)
 		}
 		faults, afterCommit := 0, map[string]bool{}
 		for _, ws := range []*emulator.Workspace{o.report.World.Dev, o.report.World.Prod} {
@@ -165,31 +193,33 @@ func TestFaults(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		ran++
-		for k := range afterCommit {
-			seen[k] = true
+		for key := range afterCommit {
+			seen[k][key] = true
 		}
 	})
 	if ran < n {
 		return // some seeds were skipped (-run) or stopped: no coverage to check
 	}
-	t.Logf("%d (route or blob write, kind) pairs lost the answer to a request carried out", len(seen))
-	// Every write route and the blob writes were failed after they were
-	// carried out, both ways, in at least one seed.
+	// Every write route and the blob writes of each sample were failed
+	// after they were carried out, both ways, in at least one seed.
 	var missing []string
-	for _, r := range writes {
-		for _, k := range apiAfterCommit {
-			if key := fmt.Sprintf("%s %s", r, k); !seen[key] {
-				missing = append(missing, key)
+	for k, sample := range samples {
+		t.Logf("%s: %d (route or blob write, kind) pairs lost the answer to a request carried out", sample.File, len(seen[k]))
+		for _, r := range plans[k].writes {
+			for _, kind := range apiAfterCommit {
+				if key := fmt.Sprintf("%s %s", r, kind); !seen[k][key] {
+					missing = append(missing, sample.File+": "+key)
+				}
 			}
 		}
-	}
-	for _, k := range blobAfterCommit {
-		found := false
-		for key := range seen {
-			found = found || (strings.HasPrefix(key, "blob ") && strings.HasSuffix(key, " "+string(k)))
-		}
-		if !found {
-			missing = append(missing, "blob write "+string(k))
+		for _, kind := range blobAfterCommit {
+			found := false
+			for key := range seen[k] {
+				found = found || (strings.HasPrefix(key, "blob ") && strings.HasSuffix(key, " "+string(kind)))
+			}
+			if !found {
+				missing = append(missing, sample.File+": blob write "+string(kind))
+			}
 		}
 	}
 	assert.Empty(t, missing, "write routes never failed after a request was carried out (the plan must cover every create of the pipeline)")
