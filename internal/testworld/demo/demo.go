@@ -58,11 +58,10 @@ type Options struct {
 	// (the prod workspace gets Seed+1) and lifted before the final state is
 	// read back.
 	Faults *emulator.FaultPlan
-	// BlobFaultRate, when above zero, puts a fault-injecting proxy
-	// (azurite.FaultProxy, seeded with BlobFaultSeed) in front of the blob
-	// store for every signed URL the workspaces hand out.
-	BlobFaultRate float64
-	BlobFaultSeed uint64
+	// BlobFaults, when set, puts a fault-injecting proxy (azurite.FaultProxy)
+	// with this plan in front of the blob store for every signed URL the
+	// workspaces hand out (a plan with no faults only records the requests).
+	BlobFaults *azurite.FaultPlan
 	// Blob, when set, is an Azurite already running (tests share one between
 	// runs); the demo starts its own otherwise.
 	Blob *azurite.Server
@@ -90,7 +89,7 @@ type World struct {
 	Sample    Sample
 	Dev, Prod *emulator.Workspace
 	Blob      *azurite.Server
-	BlobProxy *azurite.FaultProxy // nil without Options.BlobFaultRate
+	BlobProxy *azurite.FaultProxy // nil without Options.BlobFaults
 	Azure     *azurestandin.Azure
 	CAFile    string
 }
@@ -180,9 +179,9 @@ func startWorld(ctx context.Context, opts Options) (*World, func(), error) {
 	}
 	account := emulator.BlobAccount{Endpoint: blob.BlobEndpoint, AccountName: blob.AccountName, AccountKey: blob.AccountKey}
 	var proxy *azurite.FaultProxy
-	if opts.BlobFaultRate > 0 {
+	if opts.BlobFaults != nil {
 		var err error
-		proxy, err = azurite.NewFaultProxy(blob.BlobEndpoint, opts.BlobFaultSeed, opts.BlobFaultRate)
+		proxy, err = azurite.NewFaultProxyPlan(blob.BlobEndpoint, *opts.BlobFaults)
 		if err != nil {
 			return nil, stop, err
 		}

@@ -43,7 +43,9 @@
 //     good.
 //   - Every answer carries X-Databricks-Org-Id, the workspace id.
 //   - Every request is recorded (Requests, RequestsTo, Writes), faults are
-//     injected from a seeded FaultPlan (SetFaults).
+//     injected from a seeded FaultPlan (SetFaults): before the handler runs,
+//     or after it carried the request out, the answer lost
+//     (FaultKind.AfterCommit).
 //   - Job tasks are scripted per notebook path or task key (OnNotebook,
 //     OnTask): duration, outcome, notebook output, and notebook-like effects
 //     (Train creates an MLflow run with a model, Score writes a table).

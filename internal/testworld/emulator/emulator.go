@@ -400,22 +400,44 @@ func (ws *Workspace) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(sw, errorf(http.StatusNotFound, "ENDPOINT_NOT_FOUND", "No API found for '%s %s'", r.Method, r.URL.Path))
 		return
 	}
-	if rec.Fault == Fault500AfterCommit {
-		// The work is done; the answer is lost and replaced by a 500.
-		ws.mux.ServeHTTP(&discardWriter{header: http.Header{}}, r)
+	if rec.Fault.AfterCommit() {
+		// The work is done; the answer is lost: replaced by a 500, or the
+		// connection closed without one.
+		dw := &discardWriter{header: http.Header{}}
+		ws.mux.ServeHTTP(dw, r)
+		rec.Committed = dw.status
+		if rec.Committed == 0 {
+			rec.Committed = http.StatusOK
+		}
+		if rec.Fault == FaultDropAfterCommit {
+			resetConnection(sw)
+			return
+		}
 		writeError(sw, errorf(http.StatusInternalServerError, "INTERNAL_ERROR", "Internal error (injected by the emulator after the request was carried out)."))
 		return
 	}
 	ws.mux.ServeHTTP(sw, r)
 }
 
-// discardWriter is a ResponseWriter that drops the answer
-// (Fault500AfterCommit).
-type discardWriter struct{ header http.Header }
+// discardWriter is a ResponseWriter that drops the answer and keeps its
+// status (Fault500AfterCommit, FaultDropAfterCommit).
+type discardWriter struct {
+	header http.Header
+	status int
+}
 
-func (d *discardWriter) Header() http.Header         { return d.header }
-func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (d *discardWriter) WriteHeader(int)             {}
+func (d *discardWriter) Header() http.Header { return d.header }
+func (d *discardWriter) Write(b []byte) (int, error) {
+	if d.status == 0 {
+		d.status = http.StatusOK
+	}
+	return len(b), nil
+}
+func (d *discardWriter) WriteHeader(code int) {
+	if d.status == 0 {
+		d.status = code
+	}
+}
 
 type recordKey struct{}
 

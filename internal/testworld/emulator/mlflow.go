@@ -589,3 +589,21 @@ func (ws *Workspace) MLflowRun(runID string) (ml.Run, bool) {
 	})
 	return out, ok
 }
+
+// ExperimentRuns counts the tracking runs of every experiment, by
+// experiment name (e.g. for a test that checks nothing was made twice).
+func (ws *Workspace) ExperimentRuns() map[string]int {
+	out := map[string]int{}
+	ws.do(func() {
+		for id, exp := range ws.mlflow.experiments {
+			n := 0
+			for _, run := range ws.mlflow.runs {
+				if run.info.ExperimentId == id {
+					n++
+				}
+			}
+			out[exp.Name] = n
+		}
+	})
+	return out
+}
