@@ -19,7 +19,7 @@ LDFLAGS   := -s -w -X github.com/brickferry/brickferry/internal/buildinfo.Versio
 TAGS      := grpcnotrace
 PLATFORMS := linux/amd64 linux/arm64 windows/amd64 darwin/amd64 darwin/arm64
 
-.PHONY: all demo build build-host test test-go test-node test-python lint vulncheck package bench stress fuzz node_modules clean
+.PHONY: all demo build build-host test test-go test-node test-python lint vulncheck package bench stress fuzz mutate node_modules clean
 
 all: build
 
@@ -89,6 +89,11 @@ fuzz:
 stress: build-host node_modules
 	BRICKFERRY_STRESS=1 BRICKFERRY_EXE=$(CURDIR)/dist/bin/linux-amd64/brickferry $(GO) test -count=1 -timeout 4h -run 'TestFaults' ./internal/testworld/demo/
 	$(MAKE) fuzz FUZZTIME=1000000x
+
+## mutate: plant each bug of build/mutate/mutants in a copy of the repository, one at a time, and check
+## that its tests catch it (not part of make test: about 15 min here; MUTANTS=regexp runs some)
+mutate: node_modules
+	$(GO) run ./build/mutate $(if $(MUTANTS),-run '$(MUTANTS)')
 
 # Black-box tests run the linux/amd64 executable built above (agenttest.Executable).
 test-go: build-host node_modules

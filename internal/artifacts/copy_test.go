@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -166,6 +167,29 @@ func TestCopyFailsWhenStorageIsDown(t *testing.T) {
 	left, err := artifacts.ListRun(ctx, w.prdC, dst, "model")
 	require.NoError(t, err)
 	assert.Empty(t, left, "no file is written when every request fails")
+}
+
+// TestAnAzureSourceLongerThanListedIsAnError: an Azure Blob source answers
+// its length (Content-Length) with the download; a source that has more
+// bytes than the listing said fails the copy instead of being cut to the
+// listed length, and nothing is written to the target.
+func TestAnAzureSourceLongerThanListedIsAnError(t *testing.T) {
+	w := newWorld(t)
+	ctx := ctxFor(t, 60*time.Second)
+	src, err := artifactstest.SeedRun(ctx, w.devC, "/Shared/churn", "model", []artifactstest.Source{artifactstest.Random("model.bin", 3<<20, 3)}, nil, nil, nil)
+	require.NoError(t, err)
+	dst := emptyRun(t, ctx, w.prdC)
+	listed, err := artifacts.ListRun(ctx, w.devC, src.ID, "model")
+	require.NoError(t, err)
+	require.Len(t, listed, 1)
+	listed[0].Size -= 5 // the source grew after it was listed
+	cp := artifacts.New(artifacts.Options{BlockSize: 1 << 20, Attempts: 2, Backoff: func(int) time.Duration { return time.Millisecond }})
+	_, err = cp.Copy(ctx, listed, artifacts.RunSigner(w.devC, src.ID, "model", false), artifacts.RunSigner(w.prdC, dst, "model", true), nil)
+	require.Error(t, err, "an Azure Blob source 5 bytes longer than listed was cut to the listed length without an error")
+	assert.Contains(t, err.Error(), "the source has "+strconv.Itoa(3<<20)+" bytes, "+strconv.FormatInt(listed[0].Size, 10)+" were listed")
+	left, err := artifacts.ListRun(ctx, w.prdC, dst, "model")
+	require.NoError(t, err)
+	assert.Empty(t, left, "no truncated file is written")
 }
 
 var _ = ml.RunInfoStatusFailed

@@ -474,3 +474,60 @@ func TestPresignedPutMemoryIsBounded(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestASourceLongerThanListedIsAnError: ADLS Gen2, S3 and GCS sources are
+// read with a plain GET whose length nobody checks against the listing. A
+// source with more bytes than were listed (rewritten after the listing) must
+// fail the copy and the hash, not be cut silently to the listed length:
+// in one request (a file up to a block), in blocks, and in one presigned PUT
+// (where Go's transport refuses a body longer than its Content-Length before
+// the copier's own check).
+func TestASourceLongerThanListedIsAnError(t *testing.T) {
+	const bs = 1 << 20
+	const extra = 7
+	sources := []artifactstest.Source{
+		artifactstest.Random("small.bin", 1000, 11),     // one request
+		artifactstest.Random("large.bin", 3*bs+5, 12),   // several blocks
+		artifactstest.Random("exact.bin", bs+extra, 13), // one block when listed
+	}
+	listedShort := func(files []artifacts.File) []artifacts.File {
+		out := append([]artifacts.File(nil), files...)
+		for i := range out {
+			out[i].Size -= extra
+		}
+		return out
+	}
+	opts := artifacts.Options{BlockSize: bs, Attempts: 2, Backoff: func(int) time.Duration { return time.Millisecond }}
+	refused := func(t *testing.T, err error, f artifactstest.Source, what string) {
+		t.Helper()
+		require.Error(t, err, "%s: a source %d bytes longer than listed was cut to the listed length without an error", what, extra)
+		assert.Contains(t, err.Error(), "source is longer than the "+itoa(f.Size-extra)+" bytes listed", what)
+	}
+	refusedByPut := func(t *testing.T, err error, f artifactstest.Source) {
+		t.Helper()
+		require.Error(t, err, "a source %d bytes longer than listed was cut to the listed length without an error", extra)
+		assert.Contains(t, err.Error(), f.Path)
+	}
+
+	for _, f := range sources {
+		t.Run("ADLS Gen2/"+f.Path, func(t *testing.T) {
+			ds := newDFSStore(t, true, nil)
+			files := listedShort(ds.addSources([]artifactstest.Source{f}))
+			src, dst, check := ds.signers()
+			_, err := artifacts.New(opts).Copy(ctxFor(t, 30*time.Second), files, src, dst, check)
+			refused(t, err, f, "copy")
+			assert.Nil(t, ds.object("/dst/"+f.Path), "no truncated file is flushed")
+			_, err = artifacts.New(opts).Hash(ctxFor(t, 30*time.Second), files, src)
+			refused(t, err, f, "hash")
+		})
+		for _, p := range presigned {
+			t.Run(string(p.kind)+"/"+f.Path, func(t *testing.T) {
+				ob := newObjectStore(t, p.kind, true, p.headers)
+				files := listedShort(ob.addSources([]artifactstest.Source{f}))
+				src, dst, check := ob.signers()
+				_, err := artifacts.New(opts).Copy(ctxFor(t, 30*time.Second), files, src, dst, check)
+				refusedByPut(t, err, f)
+			})
+		}
+	}
+}

@@ -381,6 +381,40 @@ func testTwoJobsWithTheNameAreAnError(t *testing.T, newW func(*testing.T) *world
 	assert.Empty(t, w.runNows())
 }
 
+// TestJobCreateWithoutAClearAnswerLooksFirst: jobs/create is not idempotent.
+// When it gets no clear answer the task looks for the job by name before
+// creating it again: a create the workspace carried out (a 500 after the
+// commit) is found and used; one it did not (a 500 before) is sent again.
+// Either way the workspace ends with one job.
+func TestJobCreateWithoutAClearAnswerLooksFirst(t *testing.T) {
+	eachMode(t, testJobCreateWithoutAClearAnswerLooksFirst)
+}
+
+func testJobCreateWithoutAClearAnswerLooksFirst(t *testing.T, newW func(*testing.T) *world) {
+	for _, tc := range []struct {
+		fault   emulator.FaultKind
+		creates int
+	}{
+		{emulator.Fault500AfterCommit, 1}, // the job exists: found, not created again
+		{emulator.Fault500, 2},            // nothing was made: created again
+	} {
+		t.Run(string(tc.fault), func(t *testing.T) {
+			w := newW(t)
+			w.ws.SetFaults(emulator.FaultPlan{Rules: []emulator.FaultRule{
+				{Prefix: "/api/2.2/jobs/create", Method: "POST", Rate: 1, Kinds: []emulator.FaultKind{tc.fault}, Limit: 1},
+			}})
+			res := w.run(t, inputs())
+			require.Equal(t, agent.Succeeded, res.Result, "errors: %v\n%s", res.Errors, res.Stdout)
+			all := w.jobs(t)
+			require.Len(t, all, 1, "BatchScore created the job again after a jobs/create without a clear answer (%s) instead of finding the one it made", tc.fault)
+			assert.Equal(t, strconv.FormatInt(all[0].JobId, 10), res.Outputs["jobId"], "the task reports the job it found")
+			assert.Len(t, w.ws.RequestsTo("POST", "/api/2.2/jobs/create"), tc.creates,
+				"jobs/create sent again only when the look-up after the %s found no job", tc.fault)
+			assert.Len(t, w.runNows(), 1, "one scoring run")
+		})
+	}
+}
+
 func TestCancellationCancelsTheRun(t *testing.T) {
 	w := newWorld(t)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -110,7 +110,7 @@ func TestConverge(t *testing.T) {
 				require.NoError(t, err)
 			}
 			assert.Equal(t, c.want, got)
-			assert.Equal(t, c.wantCreates, s.creates, "creates")
+			assert.Equal(t, c.wantCreates, s.creates, "creates: after a create without a clear answer the create is sent again only when the look-up found nothing")
 			assert.Len(t, s.objects, c.wantObjects, "objects made")
 		})
 	}

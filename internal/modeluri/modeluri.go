@@ -205,20 +205,38 @@ func ParseSource(s string) (Source, error) {
 		if p == "" {
 			return Source{}, fmt.Errorf("%q names no artifact path: write runs:/%s/<artifact path>, e.g. runs:/%s/model", s, id, id)
 		}
-		for _, seg := range strings.Split(p, "/") {
-			if seg == "" || seg == "." || seg == ".." {
-				return Source{}, fmt.Errorf("%q has an invalid artifact path %q", s, p)
-			}
+		if !validPath(p) {
+			return Source{}, fmt.Errorf("%q has an invalid artifact path %q", s, p)
 		}
 		return Source{URI: s, RunID: id, Path: p}, nil
 	}
-	if rest, ok := strings.CutPrefix(s, "dbfs:/"); ok && strings.Trim(rest, "/") != "" {
-		return Source{URI: strings.TrimSuffix(s, "/")}, nil
+	if rest, ok := strings.CutPrefix(s, "dbfs:/"); ok {
+		folder := strings.Trim(rest, "/")
+		if folder != "" && validPath(folder) {
+			// One spelling per folder (no trailing '/'), so that versions
+			// registered from it compare equal by source.
+			return Source{URI: "dbfs:/" + folder}, nil
+		}
+		if folder != "" {
+			return Source{}, fmt.Errorf("%q has an invalid folder path %q", s, folder)
+		}
 	}
 	if strings.HasPrefix(s, "models:/") {
 		return Source{}, fmt.Errorf("%q is a registry URI: register from the run that logged the model (runs:/<run id>/<path>)", s)
 	}
 	return Source{}, fmt.Errorf("%q is not a model URI: give runs:/<run id>/<artifact path> (the DatabricksTrain output modelUri) or a dbfs:/ folder", s)
+}
+
+// validPath reports whether every segment of a slash-separated path is a
+// name: not empty, not "." or "..", without spaces around it (model /, a
+// typo, is not the folder model that the run logged).
+func validPath(p string) bool {
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "" || seg == "." || seg == ".." || seg != strings.TrimSpace(seg) {
+			return false
+		}
+	}
+	return true
 }
 
 // ModelsURI is the registry URI of a version: models:/<name>/<version>.

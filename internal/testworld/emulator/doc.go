@@ -61,7 +61,7 @@
 //		Duration: 10 * time.Minute,
 //		Train: &emulator.Train{
 //			Experiment: "/Shared/churn",
-//			ModelDir:   "../../../shared/fixtures/churn-model/model",
+//			ModelDir:   fixtures.ChurnModel(t), // internal/testworld/fixtures
 //			Metrics:    map[string]float64{"auc": 0.91},
 //		},
 //	})
