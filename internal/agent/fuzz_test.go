@@ -62,12 +62,30 @@ func FuzzInputs(f *testing.F) {
 			return err
 		}
 
+		// A value that still holds an unexpanded $(macro) reads as "" with one
+		// error naming the input (Inputs.read); any other reads as the
+		// trimmed text, and only an empty required input is an error.
+		macro := macroPattern.MatchString(v)
+		want := v
+		if macro {
+			want = ""
+		}
 		if err := read("text", func(in *Inputs) {
-			if got := in.String("text"); got != v {
-				t.Fatalf("String(%q) = %q, want the trimmed text", s, got)
+			if got := in.String("text"); got != want {
+				t.Fatalf("String(%q) = %q, want %q", s, got, want)
 			}
-		}); (err != nil) != (v == "") {
-			t.Fatalf("String(%q): error %v; only an empty required input is an error", s, err)
+		}); (err != nil) != (v == "" || macro) {
+			t.Fatalf("String(%q): error %v; only an empty required input or an unexpanded macro is an error", s, err)
+		}
+		if macro {
+			// Every reader refuses it the same way (read names the input).
+			if err := read("lines", func(in *Inputs) { in.Lines("lines") }); err == nil {
+				t.Fatalf("Lines(%q): no error for an unexpanded macro", s)
+			}
+			if err := read("n", func(in *Inputs) { in.Int("n", 1, 100) }); err == nil {
+				t.Fatalf("Int(%q): no error for an unexpanded macro", s)
+			}
+			return
 		}
 
 		var n int
