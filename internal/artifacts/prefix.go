@@ -245,14 +245,11 @@ func (c *Copier) listBlobsPage(ctx context.Context, containerURL, sasToken, pref
 		q.Set("marker", marker)
 	}
 	signed := containerURL + "?" + q.Encode() + "&" + sasToken
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, signed, nil)
+	// A read: sent again after no answer or a transient status (503
+	// ServerBusy, 500, ...), as every other storage read is.
+	resp, err := c.doAgain(ctx, http.MethodGet, signed, map[string]string{"x-ms-version": blobServiceVersion}, nil)
 	if err != nil {
-		return nil, scrub(err, signed)
-	}
-	req.Header.Set("x-ms-version", blobServiceVersion)
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return nil, scrub(err, signed)
+		return nil, err
 	}
 	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -530,4 +531,42 @@ func TestASourceLongerThanListedIsAnError(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestListPrefixRidesOutABusyStore: List Blobs answered 503 ServerBusy, 500
+// or no answer is sent again, like every storage read; a store that stays
+// down fails the listing with its answer.
+func TestListPrefixRidesOutABusyStore(t *testing.T) {
+	ds := newDFSStore(t, true, nil)
+	ds.addSources([]artifactstest.Source{artifactstest.Bytes("model/MLmodel", []byte("flavors: {}\n"))})
+	var lists atomic.Int32
+	var down atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("comp") == "list" {
+			switch n := lists.Add(1); {
+			case down.Load() || n == 1:
+				dfsError(w, http.StatusServiceUnavailable, "ServerBusy")
+				return
+			case n == 2:
+				dfsError(w, http.StatusInternalServerError, "InternalError")
+				return
+			}
+		}
+		ds.serve(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	ctx := ctxFor(t, 30*time.Second)
+	// An https folder is listed with List Blobs, with a container SAS.
+	folder := strings.Replace(srv.URL, "127.0.0.1", "localhost", 1) + "/src/model"
+	cp := artifacts.New(artifacts.Options{Backoff: func(int) time.Duration { return time.Millisecond }})
+	files, err := cp.ListPrefix(ctx, folder, "?sv=2023-11-03&sr=c&sp=rl&sig=list")
+	require.NoError(t, err)
+	assert.Equal(t, []artifacts.File{{Path: "MLmodel", Size: 12}}, files)
+	assert.Equal(t, int32(3), lists.Load(), "503, 500, then the listing")
+
+	down.Store(true)
+	_, err = cp.ListPrefix(ctx, folder, "?sv=2023-11-03&sr=c&sp=rl&sig=list")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "503")
+	assert.NotContains(t, err.Error(), "sig=list", "no signature in the message")
 }

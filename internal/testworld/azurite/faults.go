@@ -38,7 +38,7 @@ const (
 	// timeouts are in "Setting timeouts for Blob service operations",
 	// https://learn.microsoft.com/rest/api/storageservices/setting-timeouts-for-blob-service-operations).
 	// azcore's retry policy, which the azblob clients use, sends the write
-	// again after a 500 (policy.RetryOptions.StatusCodes defaults to 408,
+	// again after a 500 (azcore v1.23.3 policy.RetryOptions.StatusCodes: 408,
 	// 429, 500, 502, 503, 504), so a client must write blobs in a way that a
 	// second identical write leaves the same blob (Put Blob replaces the
 	// blob; Put Block with the same id replaces the uncommitted block; Put
