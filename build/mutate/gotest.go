@@ -131,23 +131,42 @@ func readEvents(r io.Reader) (out outcome, build string, err error) {
 }
 
 var (
-	testifyField = regexp.MustCompile(`^\s*(Messages|Error):\s+(.*)$`)
+	testifyField = regexp.MustCompile(`^\s*(Messages|Error|Error Trace|Test):\s+(.*)$`)
+	testifyMore  = regexp.MustCompile(`^\s+\t\s+\t(.*)$`) // a field's continuation line
 	fileLine     = regexp.MustCompile(`^\s+\S+\.go:\d+: (.+)$`)
 )
 
-// why picks the line of a failing test's output that says what went wrong:
-// testify's Messages (the assertion's own words), else its Error, else the
-// first message of a t.Error or t.Fatal.
+// why picks the words of a failing test's output that say what went wrong,
+// from its first failed assertion: testify's Messages (the assertion's own
+// words), else its Error (with the expected and actual values that follow
+// "Not equal:"), else the first message of a t.Error or t.Fatal.
 func why(lines []string) string {
-	var errLine, first string
+	var errText []string
+	inError, seenAssertion := false, false
+	first := ""
 	for _, l := range lines {
 		l = strings.TrimRight(l, "\n")
 		if m := testifyField.FindStringSubmatch(l); m != nil {
-			if m[1] == "Messages" {
+			inError = false
+			switch m[1] {
+			case "Error Trace":
+				if seenAssertion {
+					return clip(strings.Join(strings.Fields(strings.Join(errText, " ")), " "))
+				}
+				seenAssertion = true
+			case "Messages":
 				return clip(m[2])
+			case "Error":
+				errText, inError = []string{m[2]}, true
 			}
-			if errLine == "" {
-				errLine = m[2]
+			continue
+		}
+		if m := testifyMore.FindStringSubmatch(l); m != nil {
+			if inError && strings.TrimSpace(m[1]) == "Diff:" {
+				inError = false
+			}
+			if inError {
+				errText = append(errText, strings.TrimSpace(m[1]))
 			}
 			continue
 		}
@@ -155,8 +174,8 @@ func why(lines []string) string {
 			first = m[1]
 		}
 	}
-	if errLine != "" {
-		return clip(errLine)
+	if errText != nil {
+		return clip(strings.Join(strings.Fields(strings.Join(errText, " ")), " "))
 	}
 	return clip(first)
 }
