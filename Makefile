@@ -106,7 +106,7 @@ stress: build-host build-race node_modules
 
 ## mutate: plant each bug of build/mutate/mutants in a copy of the repository, one at a time, and check
 ## that its tests catch it (not part of make test; MUTANTS=regexp runs some)
-# About 35 min for the 31 mutants on this 2-core machine under a load of about 20 (docs/reliability.md).
+# About 9 min for the 31 mutants on this 2-core machine, 35 min when it is busy (docs/reliability.md).
 mutate: node_modules
 	$(GO) run ./build/mutate $(if $(MUTANTS),-run '$(MUTANTS)')
 

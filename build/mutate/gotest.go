@@ -141,21 +141,24 @@ var (
 // words), else its Error (with the expected and actual values that follow
 // "Not equal:"), else the first message of a t.Error or t.Fatal.
 func why(lines []string) string {
-	var errText []string
-	inError, seenAssertion := false, false
+	var errText, msgText []string
+	inError, inMsg, seenAssertion := false, false, false
 	first := ""
 	for _, l := range lines {
 		l = strings.TrimRight(l, "\n")
 		if m := testifyField.FindStringSubmatch(l); m != nil {
-			inError = false
+			inError, inMsg = false, false
 			switch m[1] {
 			case "Error Trace":
+				if seenAssertion && msgText != nil {
+					return words(msgText)
+				}
 				if seenAssertion {
-					return clip(strings.Join(strings.Fields(strings.Join(errText, " ")), " "))
+					return words(errText)
 				}
 				seenAssertion = true
 			case "Messages":
-				return clip(m[2])
+				msgText, inMsg = []string{m[2]}, true
 			case "Error":
 				errText, inError = []string{m[2]}, true
 			}
@@ -165,19 +168,33 @@ func why(lines []string) string {
 			if inError && strings.TrimSpace(m[1]) == "Diff:" {
 				inError = false
 			}
-			if inError {
+			switch {
+			case inError:
 				errText = append(errText, strings.TrimSpace(m[1]))
+			case inMsg:
+				msgText = append(msgText, strings.TrimSpace(m[1]))
 			}
 			continue
+		}
+		if msgText != nil && !inMsg {
+			return words(msgText)
 		}
 		if m := fileLine.FindStringSubmatch(l); m != nil && first == "" && strings.TrimSpace(m[1]) != "" {
 			first = m[1]
 		}
 	}
-	if errText != nil {
-		return clip(strings.Join(strings.Fields(strings.Join(errText, " ")), " "))
+	switch {
+	case msgText != nil:
+		return words(msgText)
+	case errText != nil:
+		return words(errText)
 	}
 	return clip(first)
+}
+
+// words is lines of text as one clipped line.
+func words(lines []string) string {
+	return clip(strings.Join(strings.Fields(strings.Join(lines, " ")), " "))
 }
 
 func clip(s string) string {

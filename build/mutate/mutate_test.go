@@ -26,11 +26,16 @@ func TestWhy(t *testing.T) {
 	}
 	assert.Equal(t, "Not equal: expected: 1 actual : 2", why(notEqual))
 	assert.Equal(t, "a retry takes over", why(append(notEqual, "        \tMessages:   \ta retry takes over\n")))
+	// A message of several lines is read whole.
+	assert.Equal(t, "the state differs: DUPLICATE: prod jobs: 2", why(append(notEqual,
+		"        \tMessages:   \tthe state differs:\n", "        \t            \tDUPLICATE: prod jobs: 2\n", "    --- FAIL: TestFaults/seeds/seed=3\n")))
 	assert.Equal(t, "gate not passed", why([]string{"=== RUN   TestX\n", "    gate_test.go:12: gate not passed\n"}))
 	// The first failed assertion speaks, not a later one's message.
 	second := []string{"    x_test.go:9: \n", "        \tError Trace:\t/x/x_test.go:9\n", "        \tError:      \tShould be true\n",
 		"        \tTest:       \tTestX\n", "        \tMessages:   \ta later check\n"}
 	assert.Equal(t, "Not equal: expected: 1 actual : 2", why(append(append([]string(nil), notEqual...), second...)))
+	withMsg := append(append([]string(nil), notEqual...), "        \tMessages:   \tthe first\n")
+	assert.Equal(t, "the first", why(append(withMsg, second...)))
 }
 
 // TestMutantsApplyExactlyOnce: a search text must be in its file exactly

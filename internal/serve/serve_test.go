@@ -265,7 +265,7 @@ func TestSmokeTestFailureRollsBack(t *testing.T) {
 	require.Equal(t, agent.Failed, res.Result, res.Stdout)
 	require.Len(t, res.Errors, 1)
 	assert.Contains(t, res.Errors[0], "the smoke test failed: the endpoint answered HTTP 500")
-	assert.Contains(t, res.Errors[0], "was rolled back to churn-1")
+	assert.Contains(t, res.Errors[0], "was rolled back to churn-1", "a failed smoke test after an update rolls the endpoint back to the config it served before")
 	assert.Equal(t, "true", res.Outputs["rolledBack"])
 	assert.Equal(t, map[string]int{"churn-1": 100}, w.traffic())
 
