@@ -131,34 +131,70 @@ func readEvents(r io.Reader) (out outcome, build string, err error) {
 }
 
 var (
-	testifyField = regexp.MustCompile(`^\s*(Messages|Error):\s+(.*)$`)
+	testifyField = regexp.MustCompile(`^\s*(Messages|Error|Error Trace|Test):\s+(.*)$`)
+	testifyMore  = regexp.MustCompile(`^\s+\t\s+\t(.*)$`) // a field's continuation line
 	fileLine     = regexp.MustCompile(`^\s+\S+\.go:\d+: (.+)$`)
 )
 
-// why picks the line of a failing test's output that says what went wrong:
-// testify's Messages (the assertion's own words), else its Error, else the
-// first message of a t.Error or t.Fatal.
+// why picks the words of a failing test's output that say what went wrong,
+// from its first failed assertion: testify's Messages (the assertion's own
+// words), else its Error (with the expected and actual values that follow
+// "Not equal:"), else the first message of a t.Error or t.Fatal.
 func why(lines []string) string {
-	var errLine, first string
+	var errText, msgText []string
+	inError, inMsg, seenAssertion := false, false, false
+	first := ""
 	for _, l := range lines {
 		l = strings.TrimRight(l, "\n")
 		if m := testifyField.FindStringSubmatch(l); m != nil {
-			if m[1] == "Messages" {
-				return clip(m[2])
-			}
-			if errLine == "" {
-				errLine = m[2]
+			inError, inMsg = false, false
+			switch m[1] {
+			case "Error Trace":
+				if seenAssertion && msgText != nil {
+					return words(msgText)
+				}
+				if seenAssertion {
+					return words(errText)
+				}
+				seenAssertion = true
+			case "Messages":
+				msgText, inMsg = []string{m[2]}, true
+			case "Error":
+				errText, inError = []string{m[2]}, true
 			}
 			continue
+		}
+		if m := testifyMore.FindStringSubmatch(l); m != nil {
+			if inError && strings.TrimSpace(m[1]) == "Diff:" {
+				inError = false
+			}
+			switch {
+			case inError:
+				errText = append(errText, strings.TrimSpace(m[1]))
+			case inMsg:
+				msgText = append(msgText, strings.TrimSpace(m[1]))
+			}
+			continue
+		}
+		if msgText != nil && !inMsg {
+			return words(msgText)
 		}
 		if m := fileLine.FindStringSubmatch(l); m != nil && first == "" && strings.TrimSpace(m[1]) != "" {
 			first = m[1]
 		}
 	}
-	if errLine != "" {
-		return clip(errLine)
+	switch {
+	case msgText != nil:
+		return words(msgText)
+	case errText != nil:
+		return words(errText)
 	}
 	return clip(first)
+}
+
+// words is lines of text as one clipped line.
+func words(lines []string) string {
+	return clip(strings.Join(strings.Fields(strings.Join(lines, " ")), " "))
 }
 
 func clip(s string) string {

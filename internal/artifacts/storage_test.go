@@ -432,7 +432,7 @@ func TestPresignedPutChecksTheStoredMD5(t *testing.T) {
 	ob := newObjectStore(t, artifacts.AWSPresigned, true, nil)
 	ob.badETag = true
 	err := copyTo(ob)
-	require.Error(t, err)
+	require.Error(t, err, "an S3 object whose ETag is not the MD5 of what was sent was taken as copied")
 	assert.Contains(t, err.Error(), "ETag")
 	assert.Len(t, writes(ob.log("/dst/model.bin")), 2, "tried again, then failed")
 

@@ -105,9 +105,9 @@ func TestConverge(t *testing.T) {
 			s := c.store
 			got, err := converge.Converge(context.Background(), s.find, s.create)
 			if c.wantErr {
-				require.Error(t, err)
+				require.Error(t, err, c.name)
 			} else {
-				require.NoError(t, err)
+				require.NoError(t, err, c.name)
 			}
 			assert.Equal(t, c.want, got)
 			assert.Equal(t, c.wantCreates, s.creates, "creates: after a create without a clear answer the create is sent again only when the look-up found nothing")

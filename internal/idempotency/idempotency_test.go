@@ -118,24 +118,24 @@ func TestStart(t *testing.T) {
 	// over, not duplicated.
 	f.state[first] = jobs.RunLifeCycleStateRunning
 	retry, out := start(t, f, pipelineEnv("VSTS_TASKVARIABLE_BRICKFERRY_TRY", "1"))
-	assert.Equal(t, first, retry)
+	assert.Equal(t, first, retry, "a retry takes over the run its first try left running instead of starting another")
 	assert.Contains(t, out, "]2\n")
 	assert.Contains(t, out, "is still RUNNING: waiting for it instead of starting another")
 
 	// Once it has ended, a retry is a new run.
 	f.state[first] = jobs.RunLifeCycleStateTerminated
 	second, out := start(t, f, pipelineEnv("VSTS_TASKVARIABLE_BRICKFERRY_TRY", "2"))
-	assert.NotEqual(t, first, second)
+	assert.NotEqual(t, first, second, "a retry after the first run ended starts a new run instead of reporting the ended one")
 	assert.Contains(t, out, "has ended (TERMINATED): starting another")
 
 	// The next job attempt walks the same tokens: it takes over run 2 while
 	// it is active, and starts a third once it has ended.
 	nextAttempt := pipelineEnv("SYSTEM_JOBATTEMPT", "2")
 	taken, _ := start(t, f, nextAttempt)
-	assert.Equal(t, second, taken)
+	assert.Equal(t, second, taken, "the next job attempt takes over the active run of the previous attempt")
 	f.state[second] = jobs.RunLifeCycleStateTerminating // being cancelled: not taken over
 	third, _ := start(t, f, nextAttempt)
-	assert.NotContains(t, []int64{first, second}, third)
+	assert.NotContains(t, []int64{first, second}, third, "an ended run is not handed back as new")
 	assert.Len(t, f.state, 3, "three runs in all")
 
 	// A new run that has already ended when it is read (it failed at once)

@@ -17,8 +17,9 @@ import (
 //     the same ref, and String (the form messages use) too unless it names a
 //     stage ("the version in Staging");
 //   - ParseStage: a canonical stage parses to itself;
-//   - ParseSource: URI parses to the same Source, and a runs:/ source
-//     rebuilt from its run id and path too;
+//   - ParseSource: URI parses to the same Source, and so do URI with a
+//     trailing '/' (the same folder: a dbfs:/ source is spelt one way) and
+//     a runs:/ URI rebuilt from its run id and path;
 //   - ValidateAlias: an accepted alias is the version ref @alias.
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{
@@ -70,6 +71,11 @@ func FuzzParse(f *testing.F) {
 		if src, err := ParseSource(s); err == nil {
 			if again, err := ParseSource(src.URI); err != nil || again != src {
 				t.Fatalf("ParseSource(%q) = %+v, but its URI %q parses to %+v, %v", s, src, src.URI, again, err)
+			}
+			// A runs:/ source is its run and path (URI stays as written); a
+			// dbfs:/ source is its URI.
+			if again, err := ParseSource(src.URI + "/"); err != nil || again.RunID != src.RunID || again.Path != src.Path || (src.RunID == "" && again.URI != src.URI) {
+				t.Fatalf("ParseSource(%q) = %+v, but %q (the same folder) parses to %+v, %v: one source, two spellings", s, src, src.URI+"/", again, err)
 			}
 			if src.RunID != "" {
 				uri := "runs:/" + src.RunID + "/" + src.Path

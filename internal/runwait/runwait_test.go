@@ -178,8 +178,8 @@ func TestWaitContextCancelCancelsTheRemoteRun(t *testing.T) {
 	var ce *runwait.CanceledError
 	require.ErrorAs(t, err, &ce)
 	assert.True(t, errors.Is(err, context.Canceled))
+	require.Len(t, f.ws.RequestsTo("POST", "/api/2.2/jobs/runs/cancel"), 1, "runs/cancel sent once when the pipeline cancels the wait: the Databricks run must not keep running")
 	assert.True(t, ce.Cancelled)
-	require.Len(t, f.ws.RequestsTo("POST", "/api/2.2/jobs/runs/cancel"), 1)
 }
 
 // cancelAfter cancels the context on the n-th sleep.

@@ -186,7 +186,10 @@ func TestCanaryOnANewEndpointServesAll(t *testing.T) {
 
 func TestUpdateInProgressIsWaitedFor(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, emulator.Options{ServingUpdate: time.Second})
+	// The other update must still run when the task reads the endpoint: 5 s
+	// (real time) outlasts the start of the executable, also of the build
+	// with the race detector on a loaded machine (1 s did not).
+	w := newWorld(t, emulator.Options{ServingUpdate: 5 * time.Second})
 	w.serveVersion(1, nil)
 	// Someone else starts an update to version 2.
 	_, err := w.api.UpdateConfig(context.Background(), serving.EndpointCoreConfigInput{Name: endpoint,
@@ -262,7 +265,7 @@ func TestSmokeTestFailureRollsBack(t *testing.T) {
 	require.Equal(t, agent.Failed, res.Result, res.Stdout)
 	require.Len(t, res.Errors, 1)
 	assert.Contains(t, res.Errors[0], "the smoke test failed: the endpoint answered HTTP 500")
-	assert.Contains(t, res.Errors[0], "was rolled back to churn-1")
+	assert.Contains(t, res.Errors[0], "was rolled back to churn-1", "a failed smoke test after an update rolls the endpoint back to the config it served before")
 	assert.Equal(t, "true", res.Outputs["rolledBack"])
 	assert.Equal(t, map[string]int{"churn-1": 100}, w.traffic())
 
@@ -480,7 +483,7 @@ func TestBadInputs(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			res := w.run(tc.inputs)
-			require.Equal(t, agent.Failed, res.Result)
+			require.Equal(t, agent.Failed, res.Result, "%s: the bad input was accepted", tc.name)
 			require.Len(t, res.Errors, 1, "one problem, one issue: %v", res.Errors)
 			assert.Contains(t, res.Errors[0], tc.want)
 			assert.Empty(t, w.ws.Requests(), "no request before the inputs are valid")

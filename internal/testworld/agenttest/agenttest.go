@@ -34,6 +34,10 @@ import (
 	"github.com/brickferry/brickferry/tasks"
 )
 
+// raceReport begins what the race detector writes to stderr when an
+// executable built with -race finds a data race.
+const raceReport = "WARNING: DATA RACE"
+
 // Run is one task run as the agent would start it.
 type Run struct {
 	Task       string
@@ -287,6 +291,11 @@ func (b *SyncBuffer) String() string {
 // parse reads the output with the agent's rules and checks for leaked secrets.
 func (r Run) parse(t testing.TB, environ []string, stdout, stderr string, code int) *Result {
 	t.Helper()
+	if i := strings.Index(stderr, raceReport); i >= 0 {
+		// The executable was built with -race (make test-go): a race is a
+		// failure whether or not the test looks at the exit code (66).
+		t.Errorf("agenttest: %s reported a data race:\n%s", r.Task, stderr[i:min(len(stderr), i+8000)])
+	}
 	env := agent.NewEnv(environ)
 	res := &Result{
 		Stdout: stdout, Stderr: stderr, ExitCode: code,
