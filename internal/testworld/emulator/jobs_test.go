@@ -242,3 +242,63 @@ func TestSubmitIdempotencyAndWaiter(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, all, 1, "the second submit started no run")
 }
+
+// TestListRunsFiltersAsTheJobsAPI checks runs/list's filters (the ones
+// runwait.LookUp relies on) against ListRunsRequest's documented meaning.
+func TestListRunsFiltersAsTheJobsAPI(t *testing.T) {
+	ws, clock := start(t, emulator.Options{})
+	ws.OnNotebook(trainNotebook, emulator.Behaviour{Duration: time.Minute})
+	api := jobs.NewJobs(ws.Client(t))
+	c := ctx(t)
+	job, err := api.Create(c, jobs.CreateJob{Name: "train", Tasks: []jobs.Task{{TaskKey: "train", NotebookTask: &jobs.NotebookTask{NotebookPath: trainNotebook}}}})
+	require.NoError(t, err)
+	other, err := api.Create(c, jobs.CreateJob{Name: "other", Tasks: []jobs.Task{{TaskKey: "train", NotebookTask: &jobs.NotebookTask{NotebookPath: trainNotebook}}}})
+	require.NoError(t, err)
+
+	var jobRuns []int64 // oldest first
+	var starts []int64
+	for range 3 {
+		r, err := api.RunNow(c, jobs.RunNow{JobId: job.JobId})
+		require.NoError(t, err)
+		jobRuns = append(jobRuns, r.RunId)
+		starts = append(starts, clock.Now().UnixMilli())
+		clock.Advance(time.Hour)
+	}
+	_, err = api.RunNow(c, jobs.RunNow{JobId: other.JobId})
+	require.NoError(t, err)
+	sub, err := api.Submit(c, jobs.SubmitRun{RunName: "once", Tasks: []jobs.SubmitTask{{TaskKey: "train", NotebookTask: &jobs.NotebookTask{NotebookPath: trainNotebook}}}})
+	require.NoError(t, err)
+	clock.Advance(time.Hour)
+	active, err := api.RunNow(c, jobs.RunNow{JobId: job.JobId}) // still running
+	require.NoError(t, err)
+
+	ids := func(req jobs.ListRunsRequest) []int64 {
+		t.Helper()
+		runs, err := api.ListRunsAll(c, req)
+		require.NoError(t, err)
+		var out []int64
+		for _, r := range runs {
+			out = append(out, r.RunId)
+		}
+		return out
+	}
+	assert.Equal(t, []int64{active.RunId, jobRuns[2], jobRuns[1], jobRuns[0]}, ids(jobs.ListRunsRequest{JobId: job.JobId}), "the job's runs, most recently started first")
+	assert.Equal(t, []int64{jobRuns[2], jobRuns[1], jobRuns[0]}, ids(jobs.ListRunsRequest{JobId: job.JobId, CompletedOnly: true}))
+	assert.Equal(t, []int64{active.RunId}, ids(jobs.ListRunsRequest{JobId: job.JobId, ActiveOnly: true}))
+	assert.Equal(t, []int64{sub.RunId}, ids(jobs.ListRunsRequest{RunType: jobs.RunTypeSubmitRun}))
+	assert.Len(t, ids(jobs.ListRunsRequest{RunType: jobs.RunTypeJobRun}), 5)
+	assert.Equal(t, []int64{jobRuns[2], jobRuns[1]}, ids(jobs.ListRunsRequest{JobId: job.JobId, StartTimeFrom: starts[1], StartTimeTo: starts[2]}), "both bounds inclusive")
+
+	_, err = api.ListRunsAll(c, jobs.ListRunsRequest{ActiveOnly: true, CompletedOnly: true})
+	assert.ErrorIs(t, err, apierr.ErrInvalidParameterValue)
+	_, err = api.ListRunsAll(c, jobs.ListRunsRequest{Limit: 26})
+	assert.ErrorIs(t, err, apierr.ErrInvalidParameterValue)
+	page, err := api.ListRuns(c, jobs.ListRunsRequest{Limit: 2}).Next(c)
+	require.NoError(t, err)
+	assert.Empty(t, page.Tasks, "no task details without expand_tasks")
+	expanded, err := api.ListRuns(c, jobs.ListRunsRequest{Limit: 2, ExpandTasks: true}).Next(c)
+	require.NoError(t, err)
+	require.Len(t, expanded.Tasks, 1)
+	assert.Equal(t, trainNotebook, expanded.Tasks[0].NotebookTask.NotebookPath)
+	assert.Len(t, ids(jobs.ListRunsRequest{Limit: 2}), 6, "paging walks every run")
+}
