@@ -120,18 +120,13 @@ func (l Like) duration(run jobs.BaseRun) (time.Duration, bool) {
 			return 0, false
 		}
 	}
-	if l.JobID == 0 {
-		if run.RunType != jobs.RunTypeSubmitRun {
-			return 0, false
-		}
+	if l.JobID == 0 { // runs/list already kept the job's runs or the one-time runs
 		if l.NamePrefix && !strings.HasPrefix(run.RunName, l.RunName) || !l.NamePrefix && run.RunName != l.RunName {
 			return 0, false
 		}
 		if l.Code != nil && !maps.Equal(l.Code, runCode(run.Tasks)) {
 			return 0, false
 		}
-	} else if run.JobId != l.JobID {
-		return 0, false
 	}
 	return time.Duration(run.EndTime-run.StartTime) * time.Millisecond, true
 }

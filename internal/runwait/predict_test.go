@@ -76,6 +76,7 @@ func TestPredictiveSchedule(t *testing.T) {
 				case age < p.From:
 					check(iv <= max(250*time.Millisecond, age/4), age, "an early failure is noticed within a quarter of the run's age")
 					check(age+iv <= p.From+p.Dense, age, "no pause jumps over the window's start")
+					check(iv <= max(p.Dense, (p.From-age)/4), age, "a run ending x before the window is noticed within about x/4")
 					// Once past the start-up ramp, never sparser closer to
 					// the window.
 					if age > 2*time.Minute && age < p.From-2*time.Minute {
@@ -153,11 +154,22 @@ func TestLookUpJobRuns(t *testing.T) {
 		took = append(took, f.pastRuns(t, job, "", time.Duration(500+10*i)*time.Second)...)
 	}
 	f.pastRuns(t, other, "", time.Minute)
-	// A failed run and a run still going are not history.
+	// A failed run, a run repaired to success (its end_time is the
+	// repair's) and a run still going are not history.
 	f.ws.OnNotebook("/train", emulator.Behaviour{Duration: time.Second, Outcome: emulator.Failed})
 	_, err := f.jobs.RunNow(ctx, jobs.RunNow{JobId: job})
 	require.NoError(t, err)
 	f.clock.Advance(time.Minute)
+	repaired, err := f.jobs.RunNow(ctx, jobs.RunNow{JobId: job})
+	require.NoError(t, err)
+	f.clock.Advance(time.Minute)
+	f.ws.OnNotebook("/train", emulator.Behaviour{Duration: time.Second})
+	_, err = f.jobs.RepairRun(ctx, jobs.RepairRun{RunId: repaired.RunId, RerunAllFailedTasks: true})
+	require.NoError(t, err)
+	f.clock.Advance(time.Minute)
+	got, err := f.jobs.GetRun(ctx, jobs.GetRunRequest{RunId: repaired.RunId})
+	require.NoError(t, err)
+	require.True(t, runwait.Succeeded(got))
 	f.ws.OnNotebook("/train", emulator.Behaviour{Duration: time.Hour})
 	_, err = f.jobs.RunNow(ctx, jobs.RunNow{JobId: job})
 	require.NoError(t, err)
@@ -311,4 +323,29 @@ func TestWaitCountsATakenOverRunsAgeFromItsStart(t *testing.T) {
 	run, _ := waitLogged(t, runwait.Waiter{Runs: f.jobs, Clock: f.clock, History: h}, started.RunId)
 	assert.LessOrEqual(t, f.clock.Now().Sub(endOf(t, run)), time.Second)
 	assert.Less(t, len(f.ws.RequestsTo("GET", "/api/2.2/jobs/runs/get")), 40)
+}
+
+// skewed is the agent's clock, off the workspace's by skew.
+type skewed struct {
+	*emulator.ManualClock
+	skew time.Duration
+}
+
+func (c skewed) Now() time.Time { return c.ManualClock.Now().Add(c.skew) }
+
+func TestWaitPredictionIgnoresClockSkewForAFreshRun(t *testing.T) {
+	// The agent's clock is 40 s ahead of or behind the workspace's: a run
+	// that just started is still predicted from the wait's start, not from
+	// its start_time read on the agent's clock.
+	for _, skew := range []time.Duration{40 * time.Second, -40 * time.Second} {
+		f := setup(t, emulator.Options{})
+		job := f.job(t)
+		f.pastRuns(t, job, "", 10*time.Minute, 10*time.Minute)
+		f.ws.OnNotebook("/train", emulator.Behaviour{Duration: 10 * time.Minute})
+		started, err := f.jobs.RunNow(context.Background(), jobs.RunNow{JobId: job})
+		require.NoError(t, err)
+		h := runwait.LookUp(context.Background(), f.jobs, runwait.Like{JobID: job})
+		run, _ := waitLogged(t, runwait.Waiter{Runs: f.jobs, Clock: skewed{f.clock, skew}, History: h}, started.RunId)
+		assert.LessOrEqual(t, f.clock.Now().Sub(endOf(t, run)), time.Second, "skew %s", skew)
+	}
 }

@@ -488,10 +488,15 @@ func TestNextBuildWaitsOnThePrediction(t *testing.T) {
 	assert.Contains(t, first.Stdout, `No earlier successful run of one-time runs named "churn-mlops "…: polling on the adaptive schedule.`)
 	firstPolls := len(w.ws.RequestsTo("GET", "/api/2.2/jobs/runs/get"))
 
-	// Another pipeline's run of the same notebook is not history.
+	// Another pipeline's run of the same notebook, and this pipeline's run
+	// of another notebook (another step), are not history.
 	w.ws.OnNotebook(nb, trainBehaviour(t, time.Minute))
 	other := w.runEnv(map[string]string{"notebookPath": nb, "workers": "1"}, build("other", "7", "20261125.1"))
 	require.Equal(t, agent.Succeeded, other.Result, other.Stdout)
+	const evaluate = "/Repos/QA/churn/evaluate"
+	w.ws.OnNotebook(evaluate, trainBehaviour(t, time.Minute))
+	step := w.runEnv(map[string]string{"notebookPath": evaluate, "workers": "1"}, build("churn-mlops", "8", "20261125.1"))
+	require.Equal(t, agent.Succeeded, step.Result, step.Stdout)
 
 	w.ws.OnNotebook(nb, trainBehaviour(t, 20*time.Minute+7300*time.Millisecond))
 	w.ws.ResetRequests()

@@ -302,3 +302,41 @@ func TestListRunsFiltersAsTheJobsAPI(t *testing.T) {
 	assert.Equal(t, trainNotebook, expanded.Tasks[0].NotebookTask.NotebookPath)
 	assert.Len(t, ids(jobs.ListRunsRequest{Limit: 2}), 6, "paging walks every run")
 }
+
+// TestRepairedRunListsItsRepairs: a repaired run's repair_history has the
+// original run and each repair (RepairHistoryItem), in runs/get and
+// runs/list.
+func TestRepairedRunListsItsRepairs(t *testing.T) {
+	ws, clock := start(t, emulator.Options{})
+	ws.OnNotebook(trainNotebook, emulator.Behaviour{Duration: time.Minute, Outcome: emulator.Failed})
+	api := jobs.NewJobs(ws.Client(t))
+	c := ctx(t)
+	job, err := api.Create(c, jobs.CreateJob{Name: "train", Tasks: []jobs.Task{{TaskKey: "train", NotebookTask: &jobs.NotebookTask{NotebookPath: trainNotebook}}}})
+	require.NoError(t, err)
+	started, err := api.RunNow(c, jobs.RunNow{JobId: job.JobId})
+	require.NoError(t, err)
+	clock.Advance(time.Hour)
+	run, err := api.GetRun(c, jobs.GetRunRequest{RunId: started.RunId})
+	require.NoError(t, err)
+	assert.Empty(t, run.RepairHistory, "no repair, no history")
+
+	ws.OnNotebook(trainNotebook, emulator.Behaviour{Duration: time.Minute})
+	repair, err := api.RepairRun(c, jobs.RepairRun{RunId: started.RunId, RerunTasks: []string{"train"}})
+	require.NoError(t, err)
+	repairedAt := clock.Now()
+	clock.Advance(time.Hour)
+	run, err = api.GetRun(c, jobs.GetRunRequest{RunId: started.RunId})
+	require.NoError(t, err)
+	assert.Equal(t, jobs.RunResultStateSuccess, run.State.ResultState)
+	require.Len(t, run.RepairHistory, 2)
+	assert.Equal(t, jobs.RepairHistoryItemTypeOriginal, run.RepairHistory[0].Type)
+	assert.Equal(t, run.StartTime, run.RepairHistory[0].StartTime)
+	assert.Equal(t, jobs.RepairHistoryItemTypeRepair, run.RepairHistory[1].Type)
+	assert.Equal(t, repair.Response.RepairId, run.RepairHistory[1].Id)
+	assert.Equal(t, repairedAt.UnixMilli(), run.RepairHistory[1].StartTime)
+	assert.Greater(t, run.EndTime, repairedAt.UnixMilli(), "end_time is the repair's")
+	listed, err := api.ListRunsAll(c, jobs.ListRunsRequest{JobId: job.JobId})
+	require.NoError(t, err)
+	require.Len(t, listed, 1)
+	assert.Len(t, listed[0].RepairHistory, 2)
+}
