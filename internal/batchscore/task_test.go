@@ -58,7 +58,7 @@ func testFirstRunCreatesSecondRunUpdatesTheSameJob(t *testing.T, newW func(*test
 	assert.Equal(t, "1", second.Outputs["tableVersion"])
 	// The job's first run predicts the second's end.
 	assert.Contains(t, first.Stdout, fmt.Sprintf("No earlier successful run of job %d: polling on the adaptive schedule.", jobID))
-	assert.Contains(t, second.Stdout, fmt.Sprintf("Earlier runs took 4m7s (1 successful runs of job %d, median 4m7s)", jobID))
+	assert.Contains(t, second.Stdout, fmt.Sprintf("The one earlier successful run of job %d took 4m7s: polling every 1s from 4m2s to 4m12s into the run", jobID))
 
 	// Someone edits the workspace copy: the task puts the shipped one back.
 	w.ws.AddNotebook(shippedPath, "# Databricks notebook source\nprint('edited by hand')\n")

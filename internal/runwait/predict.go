@@ -243,10 +243,13 @@ func (h History) String() string {
 	case !ok:
 		return fmt.Sprintf("No earlier successful run of %s: polling on the adaptive schedule.", h.Like)
 	}
+	poll := fmt.Sprintf("polling every %s from %s to %s into the run, sparsely before.", p.Dense, p.From.Round(time.Second), p.To.Round(time.Second))
+	if p.Runs == 1 {
+		return fmt.Sprintf("The one earlier successful run of %s took %s: %s", h.Like, p.Median.Round(time.Second), poll)
+	}
 	took := p.Shortest.Round(time.Second).String()
 	if p.Longest.Round(time.Second) != p.Shortest.Round(time.Second) {
 		took += "–" + p.Longest.Round(time.Second).String()
 	}
-	return fmt.Sprintf("Earlier runs took %s (%d successful runs of %s, median %s): polling every %s from %s to %s into the run, sparsely before.",
-		took, p.Runs, h.Like, p.Median.Round(time.Second), p.Dense, p.From.Round(time.Second), p.To.Round(time.Second))
+	return fmt.Sprintf("Earlier runs took %s (%d successful runs of %s, median %s): %s", took, p.Runs, h.Like, p.Median.Round(time.Second), poll)
 }

@@ -502,7 +502,7 @@ func TestNextBuildWaitsOnThePrediction(t *testing.T) {
 	w.ws.ResetRequests()
 	second := w.runEnv(map[string]string{"notebookPath": nb, "workers": "1"}, build("churn-mlops", "1235", "20261125.2"))
 	require.Equal(t, agent.Succeeded, second.Result, second.Stdout)
-	assert.Contains(t, second.Stdout, `Earlier runs took 20m7s (1 successful runs of one-time runs named "churn-mlops "…, median 20m7s)`)
+	assert.Contains(t, second.Stdout, `The one earlier successful run of one-time runs named "churn-mlops "… took 20m7s: polling every 1s`)
 	polls := len(w.ws.RequestsTo("GET", "/api/2.2/jobs/runs/get"))
 	// 2 a minute long before the expected end instead of 6.
 	assert.Less(t, float64(polls), 0.6*float64(firstPolls), "%d polls with the prediction, %d without", polls, firstPolls)
