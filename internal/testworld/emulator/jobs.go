@@ -943,20 +943,9 @@ func (ws *Workspace) runOutput(r *http.Request, req *jobs.GetRunOutputRequest) (
 	return out, nil
 }
 
-// listRuns answers runs/list as ListRunsRequest and ListRunsResponse
-// describe it (databricks-sdk-go v0.81.0 service/jobs/model.go; Jobs API 2.2
-// reference, GET /api/2.2/jobs/runs/list):
-//   - runs "from most recently started to least" (ids grow with start time);
-//   - job_id: "the job for which to list runs. If omitted, ... from all jobs";
-//   - active_only / completed_only: only active (not yet ended) or only
-//     completed runs, and "this field cannot be true when
-//     completed_only/active_only is true" (refused with 400);
-//   - run_type: JOB_RUN (run-now), SUBMIT_RUN (runs/submit) (RunType);
-//   - start_time_from / start_time_to: "started at or after" / "at or
-//     before" the UTC millisecond value, both inclusive;
-//   - limit: 1 to 25, 20 when not sent (the SDK omits 0); larger values are
-//     refused;
-//   - expand_tasks: without it, no task details.
+// listRuns answers runs/list: newest first, filtered by job_id, run_type,
+// active_only / completed_only and start_time_from / start_time_to (both
+// inclusive); SOURCES.md cites each rule.
 func (ws *Workspace) listRuns(r *http.Request, req *jobs.ListRunsRequest) (any, *apiError) {
 	if req.ActiveOnly && req.CompletedOnly {
 		return nil, invalidParam("active_only and completed_only cannot both be true")
