@@ -29,9 +29,6 @@ import (
 //     task's completion = the simulated polling lag + the real time from the
 //     last poll to task.complete; 20 runs each, their ends spread over one
 //     polling interval.
-//   - train_polls_per_min_long: runs/get requests a minute during a 10 min run,
-//     after its first two minutes (the fast start is bounded separately):
-//     intervals between consecutive polls, as a rate.
 //   - train_overhead_ms: wall time minus run duration for an instant run, on
 //     the real clock (median of 5).
 func trainFigures(env benchEnv) (map[string]float64, error) {
@@ -44,14 +41,11 @@ func trainFigures(env benchEnv) (map[string]float64, error) {
 	}{{"30s", 30 * time.Second, 53 * time.Millisecond}, {"10min", 10 * time.Minute, 517 * time.Millisecond}} {
 		var lags []float64
 		for k := 0; k < 20; k++ {
-			m, err := simulatedRun(c.base + time.Duration(k)*c.step)
+			lag, err := simulatedRun(c.base + time.Duration(k)*c.step)
 			if err != nil {
 				return nil, err
 			}
-			lags = append(lags, m.detectMS)
-			if c.name == "10min" && k == 0 {
-				out["train_polls_per_min_long"] = m.pollsPerMinLong
-			}
+			lags = append(lags, lag)
 		}
 		out["train_detect_ms_p50_"+c.name] = percentile(lags, 50)
 		out["train_detect_ms_p95_"+c.name] = percentile(lags, 95)
@@ -67,11 +61,6 @@ func trainFigures(env benchEnv) (map[string]float64, error) {
 	}
 	out["train_overhead_ms"] = median(overheads)
 	return out, nil
-}
-
-type runMeasure struct {
-	detectMS        float64
-	pollsPerMinLong float64
 }
 
 // benchClock advances the emulator's clock on each sleep and remembers when
@@ -97,47 +86,35 @@ func (b *benchClock) Sleep(ctx context.Context, d time.Duration) error {
 
 const benchNotebook = "/Repos/bench/train"
 
-func simulatedRun(d time.Duration) (runMeasure, error) {
-	clock := emulator.NewManualClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
+// simulatedRun runs DatabricksTrain on a run of length d, on simulated time:
+// the detection lag in ms.
+func simulatedRun(d time.Duration) (float64, error) {
+	clock := emulator.NewManualClock(benchStart)
 	ws, err := emulator.New(emulator.Options{Clock: clock})
 	if err != nil {
-		return runMeasure{}, err
+		return 0, err
 	}
 	defer ws.Close()
 	ws.OnNotebook(benchNotebook, emulator.Behaviour{Duration: d, Train: &emulator.Train{Experiment: "/Shared/bench", Metrics: map[string]float64{"auc": 0.9}}})
 	bc := &benchClock{c: clock}
-	start := clock.Now()
 	res, err := runTrain(ws, bc)
 	if err != nil {
-		return runMeasure{}, err
+		return 0, err
 	}
 	realEnd := time.Now()
 	c, err := benchClient(ws)
 	if err != nil {
-		return runMeasure{}, err
+		return 0, err
 	}
 	run, err := jobs.NewJobs(c).GetRun(context.Background(), jobs.GetRunRequest{RunId: res.runID})
 	if err != nil {
-		return runMeasure{}, err
+		return 0, err
 	}
 	if run.EndTime == 0 {
-		return runMeasure{}, fmt.Errorf("the run did not end: %s", res.log)
+		return 0, fmt.Errorf("the run did not end: %s", res.log)
 	}
 	simLag := clock.Now().Sub(time.UnixMilli(run.EndTime))
-	m := runMeasure{detectMS: float64(simLag.Microseconds())/1000 + float64(realEnd.Sub(bc.lastWake).Microseconds())/1000}
-	// The polling rate once the run is long: polls a minute between the
-	// first and the last poll after minute two.
-	end := time.UnixMilli(run.EndTime)
-	var late []time.Time
-	for _, r := range ws.RequestsTo("GET", "/api/2.2/jobs/runs/get") {
-		if r.Time.Sub(start) >= 2*time.Minute && !r.Time.After(end) {
-			late = append(late, r.Time)
-		}
-	}
-	if n := len(late); n > 1 {
-		m.pollsPerMinLong = float64(n-1) / late[n-1].Sub(late[0]).Minutes()
-	}
-	return m, nil
+	return ms(simLag) + ms(realEnd.Sub(bc.lastWake)), nil
 }
 
 func instantRunOverhead() (float64, error) {

@@ -53,7 +53,8 @@ type Deps struct {
 	// Clock drives the waiting (default the real clock); tests advance an
 	// emulated workspace with it.
 	Clock converge.Clock
-	// Interval is the run polling schedule (default runwait.Adaptive).
+	// Interval is the run polling schedule (default: predicted from the
+	// job's earlier runs, runwait.Adaptive without them).
 	Interval func(elapsed time.Duration) time.Duration
 }
 
@@ -184,6 +185,8 @@ func (s *step) Run(ctx context.Context) error {
 	log.SetOutput("runId", strconv.FormatInt(res.runID, 10))
 	waiter := runwait.Waiter{
 		Runs: jobsAPI, Clock: s.clock, Interval: s.interval, Timeout: o.Timeout, Log: log,
+		// The job's earlier runs predict when this one ends.
+		History: runwait.LookUp(ctx, jobsAPI, runwait.Like{JobID: id}),
 		OnChange: func(ch runwait.Change) {
 			if ch.Task == nil && ch.From == (runwait.State{}) && ch.Run.RunPageUrl != "" {
 				res.runURL = ch.Run.RunPageUrl

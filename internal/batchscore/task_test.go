@@ -3,6 +3,7 @@ package batchscore_test
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"os"
 	"runtime"
 	"strconv"
@@ -55,6 +56,9 @@ func testFirstRunCreatesSecondRunUpdatesTheSameJob(t *testing.T, newW func(*test
 	assert.NotEqual(t, first.Outputs["runId"], second.Outputs["runId"])
 	assert.Equal(t, "0", first.Outputs["tableVersion"])
 	assert.Equal(t, "1", second.Outputs["tableVersion"])
+	// The job's first run predicts the second's end.
+	assert.Contains(t, first.Stdout, fmt.Sprintf("No earlier successful run of job %d: polling on the adaptive schedule.", jobID))
+	assert.Contains(t, second.Stdout, fmt.Sprintf("The one earlier successful run of job %d took 4m7s: polling every 1s from 4m2s to 4m12s into the run", jobID))
 
 	// Someone edits the workspace copy: the task puts the shipped one back.
 	w.ws.AddNotebook(shippedPath, "# Databricks notebook source\nprint('edited by hand')\n")

@@ -1,9 +1,11 @@
 // Package runwait waits for a Databricks job run (Jobs API 2.2) to end, the
-// way a pipeline step should: it polls runs/get on an adaptive schedule (fast
-// while a run is young, at most six requests a minute once it is long), reports
-// every state change of the run and of each of its tasks, cancels the remote
-// run when the wait times out or the pipeline is cancelled, and rides out
-// transient HTTP failures.
+// way a pipeline step should: it polls runs/get on a schedule predicted from
+// how long earlier runs of the same work took (sparse while the end is far,
+// every second around it; predict.go), or without such runs on an adaptive
+// schedule (fast while a run is young, at most six requests a minute once it
+// is long), reports every state change of the run and of each of its tasks,
+// cancels the remote run when the wait times out or the pipeline is
+// cancelled, and rides out transient HTTP failures.
 //
 // It replaces the SDK's own waiter (jobs.WaitGetRunJobTerminatedOrSkipped)
 // because that one polls on a fixed schedule, has a 20-minute default timeout,
@@ -12,7 +14,9 @@
 //
 // Both DatabricksTrain and BatchScore use it:
 //
-//	w := runwait.Waiter{Runs: jobs.NewJobs(c), Timeout: 2 * time.Hour, OnChange: report}
+//	api := jobs.NewJobs(c)
+//	w := runwait.Waiter{Runs: api, Timeout: 2 * time.Hour, OnChange: report, Log: log,
+//		History: runwait.LookUp(ctx, api, runwait.Like{JobID: jobID})}
 //	run, err := w.Wait(ctx, runID)
 //	// err: *runwait.TimeoutError, a context error (remote run cancelled), or a
 //	// failure to read the run; run is the last state seen (nil if none).
@@ -47,9 +51,15 @@ type Waiter struct {
 	// and benchmarks use a simulated clock that advances a simulated
 	// workspace instead of sleeping.
 	Clock converge.Clock
-	// Interval is the polling schedule: the pause before the next runs/get,
-	// given how long the wait has lasted. Defaults to Adaptive.
-	Interval func(elapsed time.Duration) time.Duration
+	// Interval is the polling schedule: the time from one runs/get to the
+	// next, given the run's age (see Wait). Defaults to the prediction from
+	// History, or Adaptive without one.
+	Interval func(age time.Duration) time.Duration
+	// History is how long earlier runs like this one took (LookUp). With
+	// durations in it the waiter polls on their Prediction: sparsely while
+	// the end is far, every second around it. The prediction, or why there
+	// is none, goes to Log when the wait starts.
+	History History
 	// Timeout bounds the wait (0: no bound). On expiry the remote run is
 	// cancelled and Wait returns a *TimeoutError.
 	Timeout time.Duration
@@ -170,25 +180,32 @@ func (e *CanceledError) Error() string {
 func (e *CanceledError) Unwrap() error { return e.Cause }
 
 // Wait polls the run until it ends, the timeout expires or ctx is cancelled.
+//
+// Requests are due on the schedule, which gets the run's age at each
+// request: the time since the wait began, or since the run's start_time
+// when the run is older than takenOver (a run taken over from an earlier
+// try of the step). A fresh run's age is not read from start_time, so a
+// skew between the agent's and the workspace's clocks does not move the
+// prediction.
 func (w Waiter) Wait(ctx context.Context, runID int64) (*jobs.Run, error) {
 	clock := converge.Or(w.Clock)
-	interval := w.Interval
-	if interval == nil {
-		interval = Adaptive
-	}
+	interval := w.schedule()
 	maxErrors := w.MaxErrors
 	if maxErrors == 0 {
 		maxErrors = 5
 	}
 	start := clock.Now()
 	var (
+		since  = start // the run's age counts from here
+		due    = start // when the next request is due on the schedule
 		last   *jobs.Run
 		states = map[int64]State{} // task run id → state; runID → run state
 		errs   int
 	)
 	for {
 		run, err := w.Runs.GetRun(ctx, jobs.GetRunRequest{RunId: runID})
-		elapsed := clock.Now().Sub(start)
+		now := clock.Now()
+		elapsed := now.Sub(start)
 		switch {
 		case ctx.Err() != nil:
 			return last, w.cancel(ctx, runID, last)
@@ -198,13 +215,28 @@ func (w Waiter) Wait(ctx context.Context, runID int64) (*jobs.Run, error) {
 			return last, fmt.Errorf("reading the state of Databricks run %d: %w", runID, err)
 		default:
 			errs = 0
+			if last == nil && run.StartTime != 0 {
+				if began := time.UnixMilli(run.StartTime); now.Sub(began) > takenOver {
+					since = began
+				}
+			}
 			last = run
-			w.report(clock.Now(), elapsed, run, states)
+			w.report(now, elapsed, run, states)
 			if Ended(run) {
 				return run, nil
 			}
 		}
-		pause := interval(elapsed)
+		// The schedule says when requests are due, so neither the time a
+		// request takes nor a late wake-up pushes the later ones back. The
+		// pause is at least half the interval: after a request the
+		// transport held back (a rate limit's Retry-After), the next one is
+		// not sent at once to catch up.
+		every := interval(due.Sub(since))
+		due = due.Add(every)
+		if earliest := now.Add(every / 2); due.Before(earliest) {
+			due = earliest
+		}
+		pause := due.Sub(now)
 		if w.Timeout > 0 {
 			left := w.Timeout - elapsed
 			if left <= 0 {
@@ -216,6 +248,27 @@ func (w Waiter) Wait(ctx context.Context, runID int64) (*jobs.Run, error) {
 			return last, w.cancel(ctx, runID, last)
 		}
 	}
+}
+
+// takenOver is the age from which a run found at the first poll counts as
+// started before the wait (by an earlier try of the step) rather than just
+// now: well above any clock skew between the agent and the workspace.
+const takenOver = time.Minute
+
+// schedule is the polling schedule: Interval, History's prediction, or
+// Adaptive. It logs the prediction, or why there is none, when History was
+// looked up.
+func (w Waiter) schedule() func(time.Duration) time.Duration {
+	if w.Interval != nil {
+		return w.Interval
+	}
+	if w.Log != nil && w.History.lookedUp() {
+		w.Log.Info("%s", w.History)
+	}
+	if p, ok := w.History.Predict(); ok {
+		return p.Interval
+	}
+	return Adaptive
 }
 
 func (w Waiter) report(now time.Time, elapsed time.Duration, run *jobs.Run, seen map[int64]State) {

@@ -238,3 +238,39 @@ func TestRealClockSleepStopsOnCancel(t *testing.T) {
 	wg.Wait()
 	assert.NoError(t, converge.RealClock{}.Sleep(context.Background(), time.Millisecond))
 }
+
+// slowRuns is the jobs API whose runs/get takes took of simulated time.
+type slowRuns struct {
+	*jobs.JobsAPI
+	clock *emulator.ManualClock
+	took  time.Duration
+}
+
+func (s slowRuns) GetRun(ctx context.Context, req jobs.GetRunRequest) (*jobs.Run, error) {
+	s.clock.Advance(s.took)
+	return s.JobsAPI.GetRun(ctx, req)
+}
+
+func TestWaitSendsRequestsOnTheSchedule(t *testing.T) {
+	for _, tc := range []struct {
+		took, every time.Duration
+	}{
+		{300 * time.Millisecond, 2 * time.Second},  // the request's time is part of the pause
+		{1500 * time.Millisecond, 2 * time.Second}, // but the pause is at least half the interval
+		{0, 2 * time.Second},
+	} {
+		f := setup(t, emulator.Options{})
+		f.ws.OnNotebook("/train", emulator.Behaviour{Duration: time.Minute})
+		id := f.submit(t)
+		f.ws.ResetRequests()
+		w := runwait.Waiter{Runs: slowRuns{f.jobs, f.clock, tc.took}, Clock: f.clock, Interval: func(time.Duration) time.Duration { return tc.every }}
+		_, err := w.Wait(context.Background(), id)
+		require.NoError(t, err)
+		gets := f.ws.RequestsTo("GET", "/api/2.2/jobs/runs/get")
+		require.Greater(t, len(gets), 10)
+		want := max(tc.every, tc.took+tc.every/2)
+		for i := 1; i < len(gets); i++ {
+			require.Equal(t, want, gets[i].Time.Sub(gets[i-1].Time), "request %d with requests taking %s", i, tc.took)
+		}
+	}
+}

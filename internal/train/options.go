@@ -57,6 +57,10 @@ type Options struct {
 
 	Parameters []agent.KeyValue // user's, then trace parameters not overridden
 	RunName    string
+	// RunNamePrefix is set when RunName is the default (the pipeline's name
+	// and the build number): the part every build's runs share, which
+	// finds the earlier runs that predict this one's end.
+	RunNamePrefix string
 
 	Wait             bool
 	Timeout          time.Duration
@@ -134,6 +138,9 @@ func readOptions(env agent.Env, in *agent.Inputs) *Options {
 	o.RunName = in.String("runName")
 	if o.RunName == "" {
 		o.RunName = strings.TrimSpace(sys.DefinitionName + " " + sys.BuildNumber)
+		if sys.DefinitionName != "" && sys.BuildNumber != "" {
+			o.RunNamePrefix = sys.DefinitionName + " "
+		}
 		if o.RunName == "" {
 			o.RunName = "brickferry DatabricksTrain"
 		}

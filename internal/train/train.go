@@ -36,8 +36,9 @@ type Deps struct {
 	// Connect reads the task's workspace connection inputs and returns how
 	// to connect (nil: auth.Connect, the production resolver).
 	Connect auth.ConnectFunc
-	// Clock and Interval drive the waiting (defaults: the wall clock and
-	// runwait.Adaptive); tests and benchmarks simulate time with them.
+	// Clock and Interval drive the waiting (defaults: the wall clock, and
+	// the schedule predicted from earlier runs, runwait.Adaptive without
+	// them); tests and benchmarks simulate time with them.
 	Clock    converge.Clock
 	Interval func(elapsed time.Duration) time.Duration
 }
@@ -93,7 +94,7 @@ func (s *step) Run(ctx context.Context) error {
 		}
 	}
 	s.started = s.clock.Now()
-	id, err := s.start(ctx)
+	id, like, err := s.start(ctx)
 	if err != nil {
 		return err
 	}
@@ -108,7 +109,8 @@ func (s *step) Run(ctx context.Context) error {
 		s.log.Info("Not waiting for the run to finish (waitForCompletion is false).")
 		return nil
 	}
-	w := runwait.Waiter{Runs: s.jobs, Clock: s.clock, Interval: s.interval, Timeout: s.opts.Timeout, OnChange: s.onChange, Log: s.log}
+	w := runwait.Waiter{Runs: s.jobs, Clock: s.clock, Interval: s.interval, Timeout: s.opts.Timeout, OnChange: s.onChange, Log: s.log,
+		History: runwait.LookUp(ctx, s.jobs, like)}
 	run, err := w.Wait(ctx, id)
 	if run != nil {
 		s.setURL(run.RunPageUrl)
@@ -134,13 +136,16 @@ func (s *step) setURL(u string) {
 	s.log.SetOutput("runUrl", u)
 }
 
-// start submits the one-time run or runs the existing job now.
-func (s *step) start(ctx context.Context) (int64, error) {
+// start submits the one-time run or runs the existing job now. like names
+// the earlier runs whose durations predict this one's end: the job's, or
+// the one-time runs with the same name (every build's, for the default
+// name) and the same code.
+func (s *step) start(ctx context.Context) (int64, runwait.Like, error) {
 	o := s.opts
 	if o.RunType == runExistingJob {
 		req, err := s.runNow(ctx)
 		if err != nil {
-			return 0, err
+			return 0, runwait.Like{}, err
 		}
 		id, err := idempotency.Start(ctx, s.env, s.log, "train", s.jobs, func(ctx context.Context, token string) (int64, error) {
 			req.IdempotencyToken = token
@@ -151,14 +156,18 @@ func (s *step) start(ctx context.Context) (int64, error) {
 			return w.RunId, nil
 		})
 		if err != nil {
-			return 0, err
+			return 0, runwait.Like{}, err
 		}
 		s.log.Info("Started job %d, run %d.", req.JobId, id)
-		return id, nil
+		return id, runwait.Like{JobID: req.JobId}, nil
 	}
 	req, err := s.submitRequest()
 	if err != nil {
-		return 0, err
+		return 0, runwait.Like{}, err
+	}
+	like := runwait.Like{RunName: req.RunName, Code: runwait.SubmitCode(req.Tasks)}
+	if req.RunName == o.RunName && o.RunNamePrefix != "" {
+		like.RunName, like.NamePrefix = o.RunNamePrefix, true
 	}
 	id, err := idempotency.Start(ctx, s.env, s.log, "train", s.jobs, func(ctx context.Context, token string) (int64, error) {
 		req.IdempotencyToken = token
@@ -169,10 +178,10 @@ func (s *step) start(ctx context.Context) (int64, error) {
 		return w.RunId, nil
 	})
 	if err != nil {
-		return 0, err
+		return 0, runwait.Like{}, err
 	}
 	s.log.Info("Submitted run %d (%q).", id, req.RunName)
-	return id, nil
+	return id, like, nil
 }
 
 // preflight checks, before the run is submitted (a cluster started), that

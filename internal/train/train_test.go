@@ -477,6 +477,62 @@ func TestLongRunOnSimulatedTime(t *testing.T) {
 	}
 }
 
+// TestNextBuildWaitsOnThePrediction: the second build's run of the same
+// notebook is predicted from the first's (same pipeline, default run name
+// with another build number, same code): sparse polling until the expected
+// end, the end noticed within a second, and the prediction in the log.
+func TestNextBuildWaitsOnThePrediction(t *testing.T) {
+	w := newSimWorld(t)
+	w.ws.OnNotebook(nb, trainBehaviour(t, 20*time.Minute))
+	first := w.run(map[string]string{"notebookPath": nb, "workers": "1"})
+	require.Equal(t, agent.Succeeded, first.Result, first.Stdout)
+	assert.Contains(t, first.Stdout, `No earlier successful run of one-time runs named "churn-mlops "…: polling on the adaptive schedule.`)
+	firstPolls := len(w.ws.RequestsTo("GET", "/api/2.2/jobs/runs/get"))
+
+	// Another pipeline's run of the same notebook, and this pipeline's run
+	// of another notebook (another step), are not history.
+	w.ws.OnNotebook(nb, trainBehaviour(t, time.Minute))
+	other := w.runEnv(map[string]string{"notebookPath": nb, "workers": "1"}, build("other", "7", "20261125.1"))
+	require.Equal(t, agent.Succeeded, other.Result, other.Stdout)
+	const evaluate = "/Repos/QA/churn/evaluate"
+	w.ws.OnNotebook(evaluate, trainBehaviour(t, time.Minute))
+	step := w.runEnv(map[string]string{"notebookPath": evaluate, "workers": "1"}, build("churn-mlops", "8", "20261125.1"))
+	require.Equal(t, agent.Succeeded, step.Result, step.Stdout)
+
+	w.ws.OnNotebook(nb, trainBehaviour(t, 20*time.Minute+7300*time.Millisecond))
+	w.ws.ResetRequests()
+	second := w.runEnv(map[string]string{"notebookPath": nb, "workers": "1"}, build("churn-mlops", "1235", "20261125.2"))
+	require.Equal(t, agent.Succeeded, second.Result, second.Stdout)
+	assert.Contains(t, second.Stdout, `The one earlier successful run of one-time runs named "churn-mlops "… took 20m7s: polling every 1s`)
+	polls := len(w.ws.RequestsTo("GET", "/api/2.2/jobs/runs/get"))
+	// 2 a minute long before the expected end instead of 6.
+	assert.Less(t, float64(polls), 0.6*float64(firstPolls), "%d polls with the prediction, %d without", polls, firstPolls)
+	run, err := w.api.GetRun(t.Context(), jobs.GetRunRequest{RunId: mustInt(t, second.Outputs["runId"])})
+	require.NoError(t, err)
+	end := time.UnixMilli(run.EndTime)
+	var noticed time.Time
+	for _, r := range w.ws.RequestsTo("GET", "/api/2.2/jobs/runs/get") {
+		if !r.Time.Before(end) {
+			noticed = r.Time
+			break
+		}
+	}
+	assert.LessOrEqual(t, noticed.Sub(end), time.Second, "the end is noticed within the dense interval")
+}
+
+// build is the environment of another build (its own ids, so its own
+// idempotency tokens).
+func build(definition, id, number string) map[string]string {
+	return map[string]string{"BUILD_DEFINITIONNAME": definition, "BUILD_BUILDID": id, "SYSTEM_PLANID": "plan-" + id, "BUILD_BUILDNUMBER": number}
+}
+
+func mustInt(t *testing.T, s string) int64 {
+	t.Helper()
+	n, err := strconv.ParseInt(s, 10, 64)
+	require.NoError(t, err)
+	return n
+}
+
 // TestTimeoutOnSimulatedTime: the default timeout is two hours; a run of
 // three is cancelled at the task's timeout.
 func TestTimeoutOnSimulatedTime(t *testing.T) {

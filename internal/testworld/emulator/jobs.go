@@ -943,6 +943,9 @@ func (ws *Workspace) runOutput(r *http.Request, req *jobs.GetRunOutputRequest) (
 	return out, nil
 }
 
+// listRuns answers runs/list: newest first, filtered by job_id, run_type,
+// active_only / completed_only and start_time_from / start_time_to (both
+// inclusive); SOURCES.md cites each rule.
 func (ws *Workspace) listRuns(r *http.Request, req *jobs.ListRunsRequest) (any, *apiError) {
 	if req.ActiveOnly && req.CompletedOnly {
 		return nil, invalidParam("active_only and completed_only cannot both be true")

@@ -242,3 +242,101 @@ func TestSubmitIdempotencyAndWaiter(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, all, 1, "the second submit started no run")
 }
+
+// TestListRunsFiltersAsTheJobsAPI checks runs/list's filters (the ones
+// runwait.LookUp relies on) against ListRunsRequest's documented meaning.
+func TestListRunsFiltersAsTheJobsAPI(t *testing.T) {
+	ws, clock := start(t, emulator.Options{})
+	ws.OnNotebook(trainNotebook, emulator.Behaviour{Duration: time.Minute})
+	api := jobs.NewJobs(ws.Client(t))
+	c := ctx(t)
+	job, err := api.Create(c, jobs.CreateJob{Name: "train", Tasks: []jobs.Task{{TaskKey: "train", NotebookTask: &jobs.NotebookTask{NotebookPath: trainNotebook}}}})
+	require.NoError(t, err)
+	other, err := api.Create(c, jobs.CreateJob{Name: "other", Tasks: []jobs.Task{{TaskKey: "train", NotebookTask: &jobs.NotebookTask{NotebookPath: trainNotebook}}}})
+	require.NoError(t, err)
+
+	var jobRuns []int64 // oldest first
+	var starts []int64
+	for range 3 {
+		r, err := api.RunNow(c, jobs.RunNow{JobId: job.JobId})
+		require.NoError(t, err)
+		jobRuns = append(jobRuns, r.RunId)
+		starts = append(starts, clock.Now().UnixMilli())
+		clock.Advance(time.Hour)
+	}
+	_, err = api.RunNow(c, jobs.RunNow{JobId: other.JobId})
+	require.NoError(t, err)
+	sub, err := api.Submit(c, jobs.SubmitRun{RunName: "once", Tasks: []jobs.SubmitTask{{TaskKey: "train", NotebookTask: &jobs.NotebookTask{NotebookPath: trainNotebook}}}})
+	require.NoError(t, err)
+	clock.Advance(time.Hour)
+	active, err := api.RunNow(c, jobs.RunNow{JobId: job.JobId}) // still running
+	require.NoError(t, err)
+
+	ids := func(req jobs.ListRunsRequest) []int64 {
+		t.Helper()
+		runs, err := api.ListRunsAll(c, req)
+		require.NoError(t, err)
+		var out []int64
+		for _, r := range runs {
+			out = append(out, r.RunId)
+		}
+		return out
+	}
+	assert.Equal(t, []int64{active.RunId, jobRuns[2], jobRuns[1], jobRuns[0]}, ids(jobs.ListRunsRequest{JobId: job.JobId}), "the job's runs, most recently started first")
+	assert.Equal(t, []int64{jobRuns[2], jobRuns[1], jobRuns[0]}, ids(jobs.ListRunsRequest{JobId: job.JobId, CompletedOnly: true}))
+	assert.Equal(t, []int64{active.RunId}, ids(jobs.ListRunsRequest{JobId: job.JobId, ActiveOnly: true}))
+	assert.Equal(t, []int64{sub.RunId}, ids(jobs.ListRunsRequest{RunType: jobs.RunTypeSubmitRun}))
+	assert.Len(t, ids(jobs.ListRunsRequest{RunType: jobs.RunTypeJobRun}), 5)
+	assert.Equal(t, []int64{jobRuns[2], jobRuns[1]}, ids(jobs.ListRunsRequest{JobId: job.JobId, StartTimeFrom: starts[1], StartTimeTo: starts[2]}), "both bounds inclusive")
+
+	_, err = api.ListRunsAll(c, jobs.ListRunsRequest{ActiveOnly: true, CompletedOnly: true})
+	assert.ErrorIs(t, err, apierr.ErrInvalidParameterValue)
+	_, err = api.ListRunsAll(c, jobs.ListRunsRequest{Limit: 26})
+	assert.ErrorIs(t, err, apierr.ErrInvalidParameterValue)
+	page, err := api.ListRuns(c, jobs.ListRunsRequest{Limit: 2}).Next(c)
+	require.NoError(t, err)
+	assert.Empty(t, page.Tasks, "no task details without expand_tasks")
+	expanded, err := api.ListRuns(c, jobs.ListRunsRequest{Limit: 2, ExpandTasks: true}).Next(c)
+	require.NoError(t, err)
+	require.Len(t, expanded.Tasks, 1)
+	assert.Equal(t, trainNotebook, expanded.Tasks[0].NotebookTask.NotebookPath)
+	assert.Len(t, ids(jobs.ListRunsRequest{Limit: 2}), 6, "paging walks every run")
+}
+
+// TestRepairedRunListsItsRepairs: a repaired run's repair_history has the
+// original run and each repair (RepairHistoryItem), in runs/get and
+// runs/list.
+func TestRepairedRunListsItsRepairs(t *testing.T) {
+	ws, clock := start(t, emulator.Options{})
+	ws.OnNotebook(trainNotebook, emulator.Behaviour{Duration: time.Minute, Outcome: emulator.Failed})
+	api := jobs.NewJobs(ws.Client(t))
+	c := ctx(t)
+	job, err := api.Create(c, jobs.CreateJob{Name: "train", Tasks: []jobs.Task{{TaskKey: "train", NotebookTask: &jobs.NotebookTask{NotebookPath: trainNotebook}}}})
+	require.NoError(t, err)
+	started, err := api.RunNow(c, jobs.RunNow{JobId: job.JobId})
+	require.NoError(t, err)
+	clock.Advance(time.Hour)
+	run, err := api.GetRun(c, jobs.GetRunRequest{RunId: started.RunId})
+	require.NoError(t, err)
+	assert.Empty(t, run.RepairHistory, "no repair, no history")
+
+	ws.OnNotebook(trainNotebook, emulator.Behaviour{Duration: time.Minute})
+	repair, err := api.RepairRun(c, jobs.RepairRun{RunId: started.RunId, RerunTasks: []string{"train"}})
+	require.NoError(t, err)
+	repairedAt := clock.Now()
+	clock.Advance(time.Hour)
+	run, err = api.GetRun(c, jobs.GetRunRequest{RunId: started.RunId})
+	require.NoError(t, err)
+	assert.Equal(t, jobs.RunResultStateSuccess, run.State.ResultState)
+	require.Len(t, run.RepairHistory, 2)
+	assert.Equal(t, jobs.RepairHistoryItemTypeOriginal, run.RepairHistory[0].Type)
+	assert.Equal(t, run.StartTime, run.RepairHistory[0].StartTime)
+	assert.Equal(t, jobs.RepairHistoryItemTypeRepair, run.RepairHistory[1].Type)
+	assert.Equal(t, repair.Response.RepairId, run.RepairHistory[1].Id)
+	assert.Equal(t, repairedAt.UnixMilli(), run.RepairHistory[1].StartTime)
+	assert.Greater(t, run.EndTime, repairedAt.UnixMilli(), "end_time is the repair's")
+	listed, err := api.ListRunsAll(c, jobs.ListRunsRequest{JobId: job.JobId})
+	require.NoError(t, err)
+	require.Len(t, listed, 1)
+	assert.Len(t, listed[0].RepairHistory, 2)
+}
