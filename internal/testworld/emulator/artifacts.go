@@ -327,33 +327,49 @@ func (ws *Workspace) artifactCredentials(_ context.Context, runID string, paths 
 	if aerr != nil {
 		return nil, aerr
 	}
+	infos, next, aerr := ws.signPage(run.storeKey, paths, "path", pageToken, write)
+	if aerr != nil {
+		return nil, aerr
+	}
+	for i := range infos {
+		infos[i].RunID = runID
+	}
+	return &GetCredentialsResponse{CredentialInfos: infos, NextPageToken: next}, nil
+}
+
+// signPage signs one page (Options.CredentialPageSize) of paths below root,
+// for reading or writing; pageToken is the previous page's next token, next
+// the token of the following page ("" on the last). field names the paths
+// in errors.
+func (ws *Workspace) signPage(root string, paths []string, field, pageToken string, write bool) ([]ArtifactCredentialInfo, string, *apiError) {
 	if len(paths) == 0 {
-		return nil, invalidParam("Missing required field: path")
+		return nil, "", invalidParam("Missing required field: %s", field)
 	}
 	start := 0
 	if pageToken != "" {
 		if _, err := fmt.Sscanf(pageToken, "offset-%d", &start); err != nil || start < 0 || start > len(paths) {
-			return nil, invalidParam("Invalid page_token %q", pageToken)
+			return nil, "", invalidParam("Invalid page_token %q", pageToken)
 		}
 	}
 	end := min(start+ws.opts.CredentialPageSize, len(paths))
-	resp := &GetCredentialsResponse{}
+	var infos []ArtifactCredentialInfo
 	expiry := sasExpiry()
 	for _, p := range paths[start:end] {
 		clean, ok := cleanRelPath(p)
 		if !ok {
-			return nil, invalidParam("Invalid artifact path %q", p)
+			return nil, "", invalidParam("Invalid artifact path %q", p)
 		}
-		signed, err := ws.store.signBlob(run.storeKey+"/"+clean, write, expiry)
+		signed, err := ws.store.signBlob(root+"/"+clean, write, expiry)
 		if err != nil {
-			return nil, signingError(err)
+			return nil, "", signingError(err)
 		}
-		resp.CredentialInfos = append(resp.CredentialInfos, ArtifactCredentialInfo{RunID: runID, Path: clean, SignedURI: signed, Type: "AZURE_SAS_URI"})
+		infos = append(infos, ArtifactCredentialInfo{Path: clean, SignedURI: signed, Type: "AZURE_SAS_URI"})
 	}
+	next := ""
 	if end < len(paths) {
-		resp.NextPageToken = fmt.Sprintf("offset-%d", end)
+		next = fmt.Sprintf("offset-%d", end)
 	}
-	return resp, nil
+	return infos, next, nil
 }
 
 func signingError(err error) *apiError {
