@@ -141,7 +141,7 @@ func (s *session) register(ctx context.Context, sv *sourceVersion, run *ml.RunIn
 		Name: s.opts.Target.Full, Source: strings.TrimSuffix(run.ArtifactUri, "/") + "/" + sv.artifactDir(), RunId: run.RunId,
 		RunLink: s.tgt.RunURL(run.ExperimentId, run.RunId), Tags: tags,
 		Description: fmt.Sprintf("Copied from %s version %d in %s.", sv.name.Full, sv.number, s.src.Host),
-	}, func(ctx context.Context) (*registry.Version, error) {
+	}, "", func(ctx context.Context) (*registry.Version, error) {
 		// A version this attempt registered although no answer said so.
 		// (The workspace registry's search takes one condition: the run.)
 		found, err := s.tgt.Models.SearchModelVersionsAll(ctx, ml.SearchModelVersionsRequest{Filter: "run_id=" + registry.Quote(run.RunId)})

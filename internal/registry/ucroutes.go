@@ -29,6 +29,10 @@ type UCCreateRequest struct {
 	RunID       string  `json:"run_id,omitempty"`
 	Description string  `json:"description,omitempty"`
 	Tags        []UCTag `json:"tags,omitempty"`
+	// ModelID is the MLflow 3 logged model the version is registered from
+	// (source models:/<model id>), as mlflow/store/_unity_catalog/registry/
+	// rest_store.py create_model_version sends it.
+	ModelID string `json:"model_id,omitempty"`
 }
 
 // UCModelVersion is a version as the routes answer it.
