@@ -41,10 +41,6 @@ type loggedModelCredentialsResponse struct {
 	NextPageToken string `json:"next_page_token"`
 }
 
-func loggedModelRoute(modelID, rest string) string {
-	return "/api/2.0/mlflow/logged-models/" + url.PathEscape(modelID) + "/artifacts/" + rest
-}
-
 // ListLoggedModel lists every file below dir of a logged model's artifacts
 // (dir "" is the whole model), descending into folders: the listing answers
 // one level, in pages. Paths are relative to dir and sorted.
@@ -61,7 +57,7 @@ func ListLoggedModel(ctx context.Context, c *client.DatabricksClient, modelID, d
 				q["page_token"] = token
 			}
 			var resp loggedModelListResponse
-			if err := c.Do(ctx, http.MethodGet, loggedModelRoute(modelID, "directories"), nil, nil, q, &resp); err != nil {
+			if err := c.Do(ctx, http.MethodGet, "/api/2.0/mlflow/logged-models/"+url.PathEscape(modelID)+"/artifacts/directories", nil, nil, q, &resp); err != nil {
 				return nil, fmt.Errorf("listing artifacts %q of logged model %s: %w", d, modelID, err)
 			}
 			all = append(all, resp.Files...)
@@ -77,9 +73,9 @@ func ListLoggedModel(ctx context.Context, c *client.DatabricksClient, modelID, d
 // (credentials-for-download) or writing (credentials-for-upload). One call
 // asks for all the paths and follows next_page_token.
 func LoggedModelSigner(c *client.DatabricksClient, modelID string, write bool) Signer {
-	route := loggedModelRoute(modelID, "credentials-for-download")
+	route := "/api/2.0/mlflow/logged-models/" + url.PathEscape(modelID) + "/artifacts/credentials-for-download"
 	if write {
-		route = loggedModelRoute(modelID, "credentials-for-upload")
+		route = "/api/2.0/mlflow/logged-models/" + url.PathEscape(modelID) + "/artifacts/credentials-for-upload"
 	}
 	return pagedSigner("logged model "+modelID, "", func(ctx context.Context, full []string, token string) ([]credentialInfo, string, error) {
 		var resp loggedModelCredentialsResponse

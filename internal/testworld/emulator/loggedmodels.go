@@ -207,8 +207,10 @@ type ListLoggedModelArtifactsRequest struct {
 }
 
 // ListLoggedModelArtifactsResponse lists the direct children of a folder,
-// paths relative to the logged model's artifact root.
+// paths relative to the logged model's artifact root (RootURI; the field as
+// ports of MLflow's server answer it, see SOURCES.md).
 type ListLoggedModelArtifactsResponse struct {
+	RootURI       string        `json:"root_uri,omitempty"`
 	Files         []ml.FileInfo `json:"files,omitempty"`
 	NextPageToken string        `json:"next_page_token,omitempty"`
 }
@@ -335,7 +337,7 @@ func (ws *Workspace) loggedModelRoutes() {
 		if aerr != nil {
 			return nil, aerr
 		}
-		return &ListLoggedModelArtifactsResponse{Files: files}, nil
+		return &ListLoggedModelArtifactsResponse{RootURI: lm.info.ArtifactUri, Files: files}, nil
 	})
 	handle(ws, "POST /api/2.0/mlflow/logged-models/{model_id}/artifacts/credentials-for-upload", func(r *http.Request, req *GetCredentialsForLoggedModel) (any, *apiError) {
 		return ws.loggedModelCredentials(r.PathValue("model_id"), req, true)

@@ -80,6 +80,7 @@ func TestMLflow3TrainLogsALoggedModel(t *testing.T) {
 		names = append(names, f.Path)
 	}
 	assert.ElementsMatch(t, []string{"MLmodel", "conda.yaml", "model.xgb", "requirements.txt"}, names, "paths are relative to the logged model's root")
+	assert.Equal(t, info.ArtifactUri, list.RootURI)
 	var none emulator.ListLoggedModelArtifactsResponse
 	require.NoError(t, cl.Do(c, http.MethodGet, "/api/2.0/mlflow/logged-models/"+id+"/artifacts/directories", nil,
 		map[string]any{"artifact_directory_path": "nothing-here"}, nil, &none))
@@ -196,12 +197,12 @@ func TestRegisterFromLoggedModel(t *testing.T) {
 	require.NoError(t, err)
 
 	err = cl.Do(c, http.MethodPost, "/api/2.0/mlflow/model-versions/create", nil, nil,
-		emulator.CreateModelVersionRequest{Name: "churn", Source: "models:/m-0000", ModelID: "m-0000"}, nil)
+		emulator.CreateModelVersionRequest{CreateModelVersionRequest: ml.CreateModelVersionRequest{Name: "churn", Source: "models:/m-0000"}, ModelID: "m-0000"}, nil)
 	assert.ErrorIs(t, err, apierr.ErrResourceDoesNotExist, "model_id names a logged model that must exist")
 
 	var created map[string]map[string]any
 	require.NoError(t, cl.Do(c, http.MethodPost, "/api/2.0/mlflow/model-versions/create", nil, nil,
-		emulator.CreateModelVersionRequest{Name: "churn", Source: "models:/" + id, RunID: runID, ModelID: id}, &created))
+		emulator.CreateModelVersionRequest{CreateModelVersionRequest: ml.CreateModelVersionRequest{Name: "churn", Source: "models:/" + id, RunId: runID}, ModelID: id}, &created))
 	assert.Equal(t, id, created["model_version"]["model_id"])
 	clock.Advance(time.Minute)
 

@@ -242,19 +242,37 @@ func (ws *Workspace) registryRoutes() {
 // back by mlflow/store/artifact/utils/models.py _parse_model_id_if_present
 // (get_model_version(...).model_id). databricks-sdk-go v0.81.0's
 // ml.CreateModelVersionRequest and ml.ModelVersion lack it, so
-// model-versions/create decodes into CreateModelVersionRequest below, and
-// create, get and search answer mlflowModelVersion.
+// model-versions/create decodes into CreateModelVersionRequest below (the
+// SDK's type and model_id), and create, get and search answer
+// mlflowModelVersion.
 
 // CreateModelVersionRequest is the body of model-versions/create: the SDK's
 // ml.CreateModelVersionRequest and model_id.
 type CreateModelVersionRequest struct {
-	Name        string               `json:"name"`
-	Source      string               `json:"source"`
-	RunID       string               `json:"run_id,omitempty"`
-	RunLink     string               `json:"run_link,omitempty"`
-	Description string               `json:"description,omitempty"`
-	Tags        []ml.ModelVersionTag `json:"tags,omitempty"`
-	ModelID     string               `json:"model_id,omitempty"`
+	ml.CreateModelVersionRequest
+	ModelID string `json:"model_id,omitempty"`
+}
+
+// UnmarshalJSON decodes the SDK's fields with the SDK's own decoder (which
+// the embedded type would otherwise apply to the whole struct, dropping
+// model_id) and model_id.
+func (r *CreateModelVersionRequest) UnmarshalJSON(b []byte) error {
+	if err := json.Unmarshal(b, &r.CreateModelVersionRequest); err != nil {
+		return err
+	}
+	var extra struct {
+		ModelID string `json:"model_id"`
+	}
+	if err := json.Unmarshal(b, &extra); err != nil {
+		return err
+	}
+	r.ModelID = extra.ModelID
+	return nil
+}
+
+// MarshalJSON is the SDK's encoding with model_id, for tests that send it.
+func (r CreateModelVersionRequest) MarshalJSON() ([]byte, error) {
+	return withModelID(r.CreateModelVersionRequest, r.ModelID)
 }
 
 // mlflowModelVersion is ml.ModelVersion with model_id.
@@ -266,15 +284,20 @@ type mlflowModelVersion struct {
 // MarshalJSON writes the SDK's encoding of the version (its own
 // MarshalJSON) with model_id added when set.
 func (v mlflowModelVersion) MarshalJSON() ([]byte, error) {
-	b, err := json.Marshal(v.ModelVersion)
-	if err != nil || v.ModelID == "" {
+	return withModelID(v.ModelVersion, v.ModelID)
+}
+
+// withModelID is sdkValue's JSON encoding with model_id added when set.
+func withModelID(sdkValue any, modelID string) ([]byte, error) {
+	b, err := json.Marshal(sdkValue)
+	if err != nil || modelID == "" {
 		return b, err
 	}
 	var m map[string]any
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, err
 	}
-	m["model_id"] = v.ModelID
+	m["model_id"] = modelID
 	return json.Marshal(m)
 }
 
@@ -431,9 +454,9 @@ func (ws *Workspace) createModelVersion(r *http.Request, req *CreateModelVersion
 	if req.Source == "" {
 		return nil, invalidParam("Missing required field: source")
 	}
-	if req.RunID != "" {
-		if _, ok := ws.mlflow.runs[req.RunID]; !ok {
-			return nil, notFound("Run '%s' not found", req.RunID)
+	if req.RunId != "" {
+		if _, ok := ws.mlflow.runs[req.RunId]; !ok {
+			return nil, notFound("Run '%s' not found", req.RunId)
 		}
 	}
 	if req.ModelID != "" {
@@ -445,7 +468,7 @@ func (ws *Workspace) createModelVersion(r *http.Request, req *CreateModelVersion
 	version := strconv.Itoa(len(m.versions) + 1)
 	v := &regVersion{
 		mv: ml.ModelVersion{
-			Name: req.Name, Version: version, Source: req.Source, RunId: req.RunID, RunLink: req.RunLink,
+			Name: req.Name, Version: version, Source: req.Source, RunId: req.RunId, RunLink: req.RunLink,
 			Description: req.Description, Tags: req.Tags, CurrentStage: "None", UserId: ws.UserName,
 			CreationTimestamp: millis(now), LastUpdatedTimestamp: millis(now),
 		},

@@ -41,7 +41,7 @@ type ucVersion struct {
 	tags     []UCModelVersionTag
 	// deploymentRun is the deployment job's run for this version, 0: none.
 	deploymentRun int64
-	modelID  string // the logged model registered (MLflow 3), if any
+	modelID       string // the logged model registered (MLflow 3), if any
 }
 
 func newUCState() ucState { return ucState{models: map[string]*ucModel{}} }
