@@ -98,22 +98,9 @@ const searchPage = 50
 // step of its outputs, then the newest. It returns nil when the run
 // produced none, and the names of the others it passed over.
 func (m *Models) OfRun(ctx context.Context, runID, experimentID, name string) (*ml.LoggedModelInfo, []string, error) {
-	var found []ml.LoggedModelInfo
-	req := ml.SearchLoggedModelsRequest{ExperimentIds: []string{experimentID}, MaxResults: searchPage}
-	for {
-		resp, err := m.exps.SearchLoggedModels(ctx, req)
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, lm := range resp.Models {
-			if lm.Info != nil && lm.Info.SourceRunId == runID && (name == "" || lm.Info.Name == name) {
-				found = append(found, *lm.Info)
-			}
-		}
-		if resp.NextPageToken == "" || resp.NextPageToken == req.PageToken || len(resp.Models) == 0 {
-			break
-		}
-		req.PageToken = resp.NextPageToken
+	found, err := m.Of(ctx, runID, experimentID, name)
+	if err != nil {
+		return nil, nil, err
 	}
 	if len(found) == 0 {
 		return nil, nil, nil
@@ -138,6 +125,67 @@ func (m *Models) OfRun(ctx context.Context, runID, experimentID, name string) (*
 		}
 	}
 	return &best, others, nil
+}
+
+// Of lists the logged models of experiment experimentID whose source run is
+// runID and, if name is given, whose name is name, in the order the search
+// answers them (newest first).
+func (m *Models) Of(ctx context.Context, runID, experimentID, name string) ([]ml.LoggedModelInfo, error) {
+	var found []ml.LoggedModelInfo
+	req := ml.SearchLoggedModelsRequest{ExperimentIds: []string{experimentID}, MaxResults: searchPage}
+	for {
+		resp, err := m.exps.SearchLoggedModels(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		for _, lm := range resp.Models {
+			if lm.Info != nil && lm.Info.SourceRunId == runID && (name == "" || lm.Info.Name == name) {
+				found = append(found, *lm.Info)
+			}
+		}
+		if resp.NextPageToken == "" || resp.NextPageToken == req.PageToken || len(resp.Models) == 0 {
+			return found, nil
+		}
+		req.PageToken = resp.NextPageToken
+	}
+}
+
+// Create creates a logged model (LOGGED_MODEL_PENDING) as MLflow 3's
+// log_model does before it uploads the files. The create is not
+// idempotent: see converge.Converge.
+func (m *Models) Create(ctx context.Context, req ml.CreateLoggedModelRequest) (*ml.LoggedModelInfo, error) {
+	resp, err := m.exps.CreateLoggedModel(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.Model == nil || resp.Model.Info == nil {
+		return nil, errors.New("the answer has no model")
+	}
+	return resp.Model.Info, nil
+}
+
+// Finish finalizes a logged model READY once its files are all uploaded
+// and links it to its run as an output at step 0, as MLflow 3's log_model
+// does (log_outputs, then finalize on leaving _use_logged_model).
+func (m *Models) Finish(ctx context.Context, info *ml.LoggedModelInfo) error {
+	if info.SourceRunId != "" {
+		err := m.exps.LogOutputs(ctx, ml.LogOutputsRequest{RunId: info.SourceRunId, Models: []ml.ModelOutput{{ModelId: info.ModelId, Step: 0}}})
+		if err != nil {
+			return fmt.Errorf("linking logged model %s to run %s: %w", info.ModelId, info.SourceRunId, err)
+		}
+	}
+	if _, err := m.exps.FinalizeLoggedModel(ctx, ml.FinalizeLoggedModelRequest{ModelId: info.ModelId, Status: ml.LoggedModelStatusLoggedModelReady}); err != nil {
+		return fmt.Errorf("finalizing logged model %s: %w", info.ModelId, err)
+	}
+	info.Status = ml.LoggedModelStatusLoggedModelReady
+	return nil
+}
+
+// Fail finalizes a logged model LOGGED_MODEL_UPLOAD_FAILED, as MLflow does
+// when logging fails, so that no half-uploaded model looks usable.
+func (m *Models) Fail(ctx context.Context, id string) error {
+	_, err := m.exps.FinalizeLoggedModel(ctx, ml.FinalizeLoggedModelRequest{ModelId: id, Status: ml.LoggedModelStatusLoggedModelUploadFailed})
+	return err
 }
 
 // runWithOutputs is the part of runs/get that the SDK's ml.GetRunResponse

@@ -41,8 +41,11 @@ type sourceVersion struct {
 	metastore string  // Unity Catalog: its metastore
 	location  string  // Unity Catalog: storage location
 	artPath   string  // workspace registry: the model's folder inside the run's artifacts
-	files     []artifacts.File
-	read      artifacts.Signer
+	// loggedModel is the logged model a workspace registry version was
+	// registered from (MLflow 3, loggedmodel.go); artPath is then its name.
+	loggedModel string
+	files       []artifacts.File
+	read        artifacts.Signer
 }
 
 // resolveSource finds the version and lists its files.
@@ -66,6 +69,11 @@ func (s *session) resolveSource(ctx context.Context) (*sourceVersion, error) {
 			return nil, fmt.Errorf("version %d of %s has no source run (source %s): only versions registered from an MLflow run can be copied", sv.number, o.Source.Full, mv.Source)
 		}
 		sv.artPath = mv.Source // resolved against the run below
+		if id := sourceLoggedModel(mv.Source); id != "" {
+			if err := s.readLoggedModelSource(ctx, sv, id); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if sv.status != "READY" {
 		return nil, fmt.Errorf("version %d of %s in %s is %s, not READY: only a READY version can be copied", sv.number, o.Source.Full, w.Host, sv.status)
@@ -81,7 +89,7 @@ func (s *session) resolveSource(ctx context.Context) (*sourceVersion, error) {
 			return nil, fmt.Errorf("reading the source run %s of %s version %d: %w", sv.runID, o.Source.Full, sv.number, err)
 		}
 	}
-	if !o.Source.UC() {
+	if !o.Source.UC() && sv.loggedModel == "" {
 		p, err := artifactPath(sv.artPath, sv.run)
 		if err != nil {
 			return nil, fmt.Errorf("version %d of %s: %w", sv.number, o.Source.Full, err)
@@ -114,6 +122,10 @@ func (s *session) listFiles(ctx context.Context, sv *sourceVersion) error {
 				return nil, err
 			}
 			return sign(ctx, paths)
+		}
+	} else if sv.loggedModel != "" {
+		if err := s.listLoggedModelFiles(ctx, sv); err != nil {
+			return err
 		}
 	} else {
 		files, err := artifacts.ListRun(ctx, s.src.Client, sv.runID, sv.artPath)
