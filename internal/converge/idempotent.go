@@ -16,6 +16,8 @@ func Idempotent(req *http.Request) bool {
 	switch {
 	case idempotentPOST(path):
 		return true
+	case strings.HasPrefix(path, "/api/2.0/mlflow/logged-models/"):
+		return idempotentLoggedModel(req.Method, strings.TrimPrefix(path, "/api/2.0/mlflow/logged-models/"))
 	case strings.HasSuffix(path, "/jobs/runs/submit"), strings.HasSuffix(path, "/jobs/run-now"):
 		// Databricks answers a repeated token with the run the first
 		// request started.
@@ -75,6 +77,21 @@ func idempotentPOST(path string) bool {
 		return true
 	}
 	return false
+}
+
+// idempotentLoggedModel reports the logged-model requests (rest is the path
+// after /api/2.0/mlflow/logged-models/) that have the same effect when sent
+// twice: the search and the signed URLs (they only read), and the PATCHes,
+// which set a status or tags to given values (finalize, set tags). Creating
+// a logged model is not among them: its callers converge.
+func idempotentLoggedModel(method, rest string) bool {
+	switch {
+	case method == http.MethodPatch:
+		return true
+	case rest == "search":
+		return true
+	}
+	return strings.HasSuffix(rest, "/artifacts/credentials-for-download") || strings.HasSuffix(rest, "/artifacts/credentials-for-upload")
 }
 
 // readJSON decodes a copy of req's body (GetBody), leaving req untouched.

@@ -23,6 +23,8 @@ import (
 	"github.com/databricks/databricks-sdk-go/apierr"
 	"github.com/databricks/databricks-sdk-go/client"
 	"github.com/databricks/databricks-sdk-go/service/ml"
+
+	"github.com/brickferry/brickferry/internal/converge"
 )
 
 // URI is the models:/ URI of a logged model, as MLflow 3's log_model returns
@@ -166,12 +168,22 @@ func (m *Models) Create(ctx context.Context, req ml.CreateLoggedModelRequest) (*
 
 // Finish finalizes a logged model READY once its files are all uploaded
 // and links it to its run as an output at step 0, as MLflow 3's log_model
-// does (log_outputs, then finalize on leaving _use_logged_model).
+// does (log_outputs, then finalize on leaving _use_logged_model). Linking is
+// not known to be idempotent: after an ambiguous failure the run's outputs
+// are read to see whether it was done (converge.Converge).
 func (m *Models) Finish(ctx context.Context, info *ml.LoggedModelInfo) error {
-	if info.SourceRunId != "" {
-		err := m.exps.LogOutputs(ctx, ml.LogOutputsRequest{RunId: info.SourceRunId, Models: []ml.ModelOutput{{ModelId: info.ModelId, Step: 0}}})
-		if err != nil {
-			return fmt.Errorf("linking logged model %s to run %s: %w", info.ModelId, info.SourceRunId, err)
+	if run := info.SourceRunId; run != "" {
+		linked := func(ctx context.Context) (struct{}, bool, error) {
+			outs, err := m.outputs(ctx, run)
+			return struct{}{}, slices.ContainsFunc(outs, func(o ml.ModelOutput) bool { return o.ModelId == info.ModelId }), err
+		}
+		if _, ok, err := linked(ctx); err != nil || !ok {
+			_, err = converge.Converge(ctx, linked, func(ctx context.Context) (struct{}, error) {
+				return struct{}{}, m.exps.LogOutputs(ctx, ml.LogOutputsRequest{RunId: run, Models: []ml.ModelOutput{{ModelId: info.ModelId, Step: 0}}})
+			})
+			if err != nil {
+				return fmt.Errorf("linking logged model %s to run %s: %w", info.ModelId, run, err)
+			}
 		}
 	}
 	if _, err := m.exps.FinalizeLoggedModel(ctx, ml.FinalizeLoggedModelRequest{ModelId: info.ModelId, Status: ml.LoggedModelStatusLoggedModelReady}); err != nil {
