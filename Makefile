@@ -19,7 +19,7 @@ LDFLAGS   := -s -w -X github.com/brickferry/brickferry/internal/buildinfo.Versio
 TAGS      := grpcnotrace
 PLATFORMS := linux/amd64 linux/arm64 windows/amd64 darwin/amd64 darwin/arm64
 
-.PHONY: all demo build build-host test test-go test-node test-python lint vulncheck package bench stress fuzz node_modules clean
+.PHONY: all demo build build-host test test-go test-node test-python lint vulncheck package bench stress fuzz mutate node_modules clean
 
 all: build
 
@@ -90,12 +90,17 @@ stress: build-host node_modules
 	BRICKFERRY_STRESS=1 BRICKFERRY_EXE=$(CURDIR)/dist/bin/linux-amd64/brickferry $(GO) test -count=1 -timeout 4h -run 'TestFaults' ./internal/testworld/demo/
 	$(MAKE) fuzz FUZZTIME=1000000x
 
+## mutate: plant each bug of build/mutate/mutants in a copy of the repository, one at a time, and check
+## that its tests catch it (not part of make test: about 15 min here; MUTANTS=regexp runs some)
+mutate: node_modules
+	$(GO) run ./build/mutate $(if $(MUTANTS),-run '$(MUTANTS)')
+
 # Black-box tests run the linux/amd64 executable built above (agenttest.Executable).
 test-go: build-host node_modules
 	BRICKFERRY_EXE=$(CURDIR)/dist/bin/linux-amd64/brickferry $(GO) test -race -count=1 ./...
 
 test-node: build-host node_modules
-	node --test build/launcher/test/*.test.js
+	node --test build/launcher/test/*.test.js build/pipelineschema/test/*.test.js
 
 # The shipped notebooks compile and their parameter handling passes its
 # standard-library unit tests (there is no Spark here).
@@ -109,9 +114,14 @@ lint:
 	$(GO) vet ./...
 	$(GO) tool golangci-lint run ./...
 
-## package: dist/brickferry-<version>.vsix
+## package: dist/brickferry-<version>.vsix; PUBLISHER=<Marketplace publisher id>,
+## REPO_URL=<https repository URL> and DOCS_URL=<https URL of the docs/ folder's parent>
+## set the links (none to a repository by default; docs/setup.md, "Package and publish")
+PUBLISHER ?=
+REPO_URL  ?=
+DOCS_URL  ?=
 package: build node_modules
-	$(GO) run ./build/package -version $(VERSION) -out dist
+	$(GO) run ./build/package -version $(VERSION) -out dist -publisher "$(PUBLISHER)" -repo-url "$(REPO_URL)" -docs-url "$(DOCS_URL)"
 
 ## bench: every figure the issues define, printed and written to dist/bench.json
 bench: package

@@ -91,8 +91,11 @@ func Reference(taskJSON []byte) (string, error) {
 	return b.String(), nil
 }
 
+// cell makes text fit a table cell of docs/tasks/<Name>.md: a link to a
+// page of docs/ (relative to the repository root in task.json) becomes
+// relative to docs/tasks/.
 func cell(s string) string {
-	return strings.NewReplacer("|", "\\|", "\r\n", " ", "\n", " ").Replace(s)
+	return strings.NewReplacer("|", "\\|", "\r\n", " ", "\n", " ", "](docs/", "](../").Replace(s)
 }
 
 // Generated-section markers in docs/tasks/<Name>.md.

@@ -12,8 +12,19 @@ import (
 	"github.com/brickferry/brickferry/internal/agent"
 )
 
-//go:embed */task.json
+//go:embed */task.json */example.yml
 var files embed.FS
+
+// Example returns the example step of the task with the given name
+// (<Name>V<Major>/example.yml), or "" when it has none. The pipeline schema
+// check (build/pipelineschema) checks every example.
+func Example(name string, major int) string {
+	data, err := files.ReadFile(fmt.Sprintf("%sV%d/example.yml", name, major))
+	if err != nil {
+		return ""
+	}
+	return string(data)
+}
 
 // Definition returns the task.json of the task with the given name
 // (the folder is <Name>V<Major>).

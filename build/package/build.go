@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,6 +40,18 @@ type Options struct {
 	Workers   int
 	CacheDir  string
 	Log       io.Writer
+
+	// Publisher replaces the manifest's publisher (the Marketplace publisher
+	// id the extension is uploaded under); empty keeps vss-extension.json's.
+	Publisher string
+	// RepoURL is the extension's repository: the Marketplace home and
+	// repository links (and support: <RepoURL>/issues on GitHub). Empty: the
+	// extension links to no repository.
+	RepoURL string
+	// DocsURL is where docs/ is browsed: the tasks' and the connection's
+	// "Learn more" links (docs/...) become <DocsURL>/docs/.... Empty: from
+	// RepoURL on GitHub (<RepoURL>/blob/main), else the links are left out.
+	DocsURL string
 }
 
 // Result says what was written.
@@ -202,6 +215,21 @@ func (o *Options) defaults() error {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
+	if o.RepoURL != "" {
+		u, err := url.Parse(o.RepoURL)
+		if err != nil || u.Scheme != "https" || u.Host == "" {
+			return fmt.Errorf("REPO_URL %q is not an https URL", o.RepoURL)
+		}
+		o.RepoURL = strings.TrimSuffix(o.RepoURL, "/")
+		if o.DocsURL == "" && isGitHub(o.RepoURL) {
+			o.DocsURL = o.RepoURL + "/blob/main"
+		}
+	}
+	if o.DocsURL != "" {
+		if u, err := url.Parse(o.DocsURL); err != nil || u.Scheme != "https" || u.Host == "" {
+			return fmt.Errorf("DOCS_URL %q is not an https URL", o.DocsURL)
+		}
+	}
 	return nil
 }
 
@@ -356,7 +384,7 @@ func (o *Options) stageExtension(stage string, tasks []TaskInfo, tools TaskInfo,
 		src := filepath.Join(o.Root, "tasks", t.Folder)
 		dst := filepath.Join(stage, "tasks", t.Folder)
 		files := map[string][]byte{}
-		taskJSON, err := stampTask(filepath.Join(src, "task.json"), o.Version)
+		taskJSON, err := stampTask(filepath.Join(src, "task.json"), o.Version, o.DocsURL)
 		if err != nil {
 			return err
 		}
@@ -397,7 +425,7 @@ func (o *Options) stageExtension(stage string, tasks []TaskInfo, tools TaskInfo,
 			return err
 		}
 	}
-	ext, err := stampExtension(filepath.Join(o.Root, "vss-extension.json"), o.Version, tasks)
+	ext, err := stampExtension(filepath.Join(o.Root, "vss-extension.json"), o.Version, tasks, o.links())
 	if err != nil {
 		return err
 	}
@@ -412,7 +440,7 @@ func (o *Options) stageExtension(stage string, tasks []TaskInfo, tools TaskInfo,
 	}
 	return writeFiles(stage, map[string][]byte{
 		"vss-extension.json":        ext,
-		"overview.md":               overview,
+		"overview.md":               []byte(linkDocs(string(overview), o.DocsURL)),
 		"images/extension-icon.png": icon,
 	})
 }
@@ -471,12 +499,14 @@ func readJSONObject(path string) (map[string]any, error) {
 	return m, nil
 }
 
-// stampTask sets the task version to VERSION (its major already matches).
-func stampTask(path, version string) ([]byte, error) {
+// stampTask sets the task version to VERSION (its major already matches)
+// and makes its docs/ links absolute against docsURL (or leaves them out).
+func stampTask(path, version, docsURL string) ([]byte, error) {
 	t, err := readJSONObject(path)
 	if err != nil {
 		return nil, err
 	}
+	linkAll(t, docsURL)
 	m := semver.FindStringSubmatch(version)
 	v := map[string]int{}
 	for i, k := range []string{"Major", "Minor", "Patch"} {
@@ -487,14 +517,38 @@ func stampTask(path, version string) ([]byte, error) {
 	return json.MarshalIndent(t, "", "  ")
 }
 
-// stampExtension sets the extension version and checks that every task folder
-// is both a file entry and a task contribution of the manifest.
-func stampExtension(path, version string, tasks []TaskInfo) ([]byte, error) {
+// extensionLinks are the links set at package time.
+type extensionLinks struct {
+	Publisher, RepoURL, DocsURL string
+}
+
+func (o *Options) links() extensionLinks {
+	return extensionLinks{Publisher: o.Publisher, RepoURL: o.RepoURL, DocsURL: o.DocsURL}
+}
+
+// stampExtension sets the extension version, the publisher and the links
+// (none to a repository unless one is given), and checks that every task
+// folder is both a file entry and a task contribution of the manifest.
+func stampExtension(path, version string, tasks []TaskInfo, links extensionLinks) ([]byte, error) {
 	ext, err := readJSONObject(path)
 	if err != nil {
 		return nil, err
 	}
 	ext["version"] = version
+	if links.Publisher != "" {
+		ext["publisher"] = links.Publisher
+	}
+	delete(ext, "links")
+	delete(ext, "repository")
+	if links.RepoURL != "" {
+		l := map[string]any{"home": map[string]string{"uri": links.RepoURL}}
+		if isGitHub(links.RepoURL) {
+			l["support"] = map[string]string{"uri": links.RepoURL + "/issues"}
+		}
+		ext["links"] = l
+		ext["repository"] = map[string]string{"type": "git", "uri": links.RepoURL}
+	}
+	linkAll(ext, links.DocsURL)
 	files, contributed := map[string]bool{}, map[string]bool{}
 	for _, f := range asList(ext["files"]) {
 		if m, ok := f.(map[string]any); ok {
@@ -519,6 +573,51 @@ func stampExtension(path, version string, tasks []TaskInfo) ([]byte, error) {
 		return nil, fmt.Errorf("vss-extension.json contributes %d tasks, tasks/ has %d", len(contributed), len(tasks))
 	}
 	return json.MarshalIndent(ext, "", "  ")
+}
+
+// docsLink is a Markdown link to a page of the project's docs/ folder,
+// with the space before it.
+var docsLink = regexp.MustCompile(`\s*\[([^\]]*)\]\((docs/[^)\s]*)\)`)
+
+// linkDocs makes the docs/ links of Markdown text absolute against docsURL,
+// or, without one, leaves them out (a relative link means nothing in the
+// pipeline editor or on the Marketplace).
+func linkDocs(markdown, docsURL string) string {
+	return docsLink.ReplaceAllStringFunc(markdown, func(m string) string {
+		if docsURL == "" {
+			return ""
+		}
+		p := docsLink.FindStringSubmatch(m)
+		lead := m[:strings.Index(m, "[")]
+		return lead + "[" + p[1] + "](" + strings.TrimSuffix(docsURL, "/") + "/" + p[2] + ")"
+	})
+}
+
+// linkAll applies linkDocs to every string of a JSON document.
+func linkAll(v any, docsURL string) {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if s, ok := e.(string); ok {
+				x[k] = linkDocs(s, docsURL)
+			} else {
+				linkAll(e, docsURL)
+			}
+		}
+	case []any:
+		for i, e := range x {
+			if s, ok := e.(string); ok {
+				x[i] = linkDocs(s, docsURL)
+			} else {
+				linkAll(e, docsURL)
+			}
+		}
+	}
+}
+
+func isGitHub(repoURL string) bool {
+	u, err := url.Parse(repoURL)
+	return err == nil && strings.EqualFold(u.Hostname(), "github.com")
 }
 
 func asList(v any) []any {

@@ -10,7 +10,7 @@
 // each of four tasks would not fit the Marketplace guidance (50 MB) nor Azure
 // DevOps Server's default upload limit. See docs/packaging.md.
 //
-//	go run ./build/package -version $(cat VERSION) -out dist
+//	go run ./build/package -version $(cat VERSION) -out dist [-publisher id] [-repo-url https://...] [-docs-url https://...]
 //	go run ./build/package -icons   # regenerate the PNG icons
 package main
 
@@ -46,6 +46,9 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.Window, "lgwin", 24, "brotli window bits (10-24; the launcher decodes standard brotli)")
 	fs.IntVar(&o.Workers, "workers", runtime.NumCPU(), "executables compressed at once")
 	fs.StringVar(&o.CacheDir, "cache", "", "compressed-executable cache (default <out>/cache/brotli)")
+	fs.StringVar(&o.Publisher, "publisher", "", "Marketplace publisher id (default: vss-extension.json's)")
+	fs.StringVar(&o.RepoURL, "repo-url", "", "the extension's repository, linked from the Marketplace page (default: no repository link)")
+	fs.StringVar(&o.DocsURL, "docs-url", "", "where docs/ is browsed, for the tasks' Learn more links (default: <repo-url>/blob/main on GitHub, else no links)")
 	fs.BoolVar(&icons, "icons", false, "write the PNG icons (task icons and extension icon) and exit")
 	if err := fs.Parse(args); err != nil {
 		return 2

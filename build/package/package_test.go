@@ -97,6 +97,18 @@ func TestPackageVSIX(t *testing.T) {
 	read("overview.md")
 	read("images/extension-icon.png")
 
+	// Without -repo-url the extension links to no repository and no page
+	// outside it; the tasks keep no relative docs/ link either.
+	for name := range files {
+		if !strings.HasSuffix(name, ".json") && !strings.HasSuffix(name, ".md") && !strings.HasSuffix(name, ".vsixmanifest") && !strings.HasSuffix(name, ".js") {
+			continue
+		}
+		text := string(read(name))
+		if strings.Contains(text, "github.com") || strings.Contains(text, "](docs/") {
+			t.Errorf("%s links to a repository or to docs/ without -repo-url", name)
+		}
+	}
+
 	pins := map[string]string{}
 	for _, p := range platforms {
 		b, err := os.ReadFile(filepath.Join(root, "dist", "bin", p, exeFile(p)))

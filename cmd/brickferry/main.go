@@ -3,9 +3,12 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"golang.org/x/term"
 
 	"github.com/brickferry/brickferry/internal/agent"
 	"github.com/brickferry/brickferry/internal/auth"
@@ -28,7 +31,16 @@ func main() {
 		<-signals
 		cancel()
 	}()
-	code := cli.Main(ctx, cli.Process{Args: os.Args[1:], Environ: os.Environ(), Stdout: os.Stdout, Stderr: os.Stderr}, cli.Tasks())
+	p := cli.Process{Args: os.Args[1:], Environ: os.Environ(), Stdout: os.Stdout, Stderr: os.Stderr}
+	if fd := int(os.Stdin.Fd()); term.IsTerminal(fd) { //nolint:gosec // a file descriptor fits in an int
+		p.ReadSecret = func(prompt string) (string, error) {
+			fmt.Fprint(os.Stderr, prompt)
+			b, err := term.ReadPassword(fd)
+			fmt.Fprintln(os.Stderr)
+			return string(b), err
+		}
+	}
+	code := cli.Main(ctx, p, cli.Tasks())
 	cancel()
 	os.Exit(code)
 }

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,6 +37,9 @@ type Inputs struct {
 	def  Definition
 	env  Env
 	errs []error
+	// macro holds the inputs whose value kept an unexpanded $(...) macro:
+	// that is their one problem, so Fail ignores further ones.
+	macro map[string]bool
 }
 
 // InputsFrom returns the task's inputs as the agent passed them in env.
@@ -45,8 +49,12 @@ func (d Definition) InputsFrom(env Env) *Inputs { return &Inputs{def: d, env: en
 func (in *Inputs) Err() error { return errors.Join(in.errs...) }
 
 // Fail records a problem with an input found by the task's own validation
-// (e.g. two inputs that cannot be combined).
+// (e.g. two inputs that cannot be combined). An input whose value is an
+// unexpanded macro already has its problem: nothing more is said about it.
 func (in *Inputs) Fail(name, format string, args ...any) {
+	if in.macro[name] {
+		return
+	}
 	in.errs = append(in.errs, &InputError{Name: name, Label: in.decl(name).Label, Problem: fmt.Sprintf(format, args...)})
 }
 
@@ -72,6 +80,54 @@ func (in *Inputs) raw(d InputDef) string {
 	return strings.TrimSpace(d.DefaultValue)
 }
 
+// macroPattern is a macro the agent left as it was. The agent replaces
+// $(name) with the variable's value, for any text between "$(" and the next
+// ")", and leaves the macro unchanged when no variable has that name
+// (azure-pipelines-agent src/Microsoft.VisualStudio.Services.Agent/Util/VarUtil.cs
+// ExpandValues). Names with white space are not taken for macros, so that
+// text such as "$( x )" in a parameter stays a value.
+var macroPattern = regexp.MustCompile(`\$\(([^()\s]+)\)`)
+
+// read is the value every accessor starts from: raw, or "" (and the input's
+// one problem recorded) when the value still holds an unexpanded macro, so
+// that no task mistakes "$(promote.modelUri)" for a model URI, a cluster id
+// or a version number.
+func (in *Inputs) read(d InputDef) string {
+	v := in.raw(d)
+	found := macroPattern.FindAllStringSubmatch(v, -1)
+	if len(found) == 0 {
+		return v
+	}
+	var names []string
+	for _, m := range found {
+		if !slices.Contains(names, m[1]) {
+			names = append(names, m[1])
+		}
+	}
+	if in.macro == nil {
+		in.macro = map[string]bool{}
+	}
+	if !in.macro[d.Name] {
+		in.macro[d.Name] = true
+		in.errs = append(in.errs, &InputError{Name: d.Name, Label: d.Label, Problem: macroProblem(names)})
+	}
+	return ""
+}
+
+// macroProblem says which variables were not defined and what to check.
+func macroProblem(names []string) string {
+	quoted := make([]string, len(names))
+	for i, n := range names {
+		quoted[i] = "$(" + Neutralize(n) + ")"
+	}
+	what := "the macro " + quoted[0] + " was not expanded: no variable " + Neutralize(names[0]) + " is"
+	if len(names) > 1 {
+		what = "the macros " + strings.Join(quoted, ", ") + " were not expanded: no variables of these names are"
+	}
+	return what + " defined for this step. Define it (a secret variable, or a variable group linked to the pipeline), or check the name: " +
+		"an output variable of an earlier step of the same job is $(stepName.variable), and one of another job must be mapped into this job's variables first"
+}
+
 func (in *Inputs) value(name string) string {
 	d, ok := in.def.Input(name)
 	if !ok {
@@ -85,7 +141,7 @@ func (in *Inputs) missing(d InputDef, v string, hint string) bool {
 	if v != "" {
 		return false
 	}
-	if d.Required && in.def.visible(d, in.value) {
+	if d.Required && !in.macro[d.Name] && in.def.visible(d, in.value) {
 		in.errs = append(in.errs, &InputError{Name: d.Name, Label: d.Label, Problem: "is required" + hint})
 	}
 	return true
@@ -95,7 +151,7 @@ func (in *Inputs) missing(d InputDef, v string, hint string) bool {
 // that is empty is recorded as a problem).
 func (in *Inputs) String(name string) string {
 	d := in.decl(name)
-	v := in.raw(d)
+	v := in.read(d)
 	in.missing(d, v, "")
 	return v
 }
@@ -104,7 +160,7 @@ func (in *Inputs) String(name string) string {
 // passes it. An empty value is the declared default, or false.
 func (in *Inputs) Bool(name string) bool {
 	d := in.decl(name)
-	v := in.raw(d)
+	v := in.read(d)
 	switch strings.ToLower(v) {
 	case "true":
 		return true
@@ -119,7 +175,7 @@ func (in *Inputs) Bool(name string) bool {
 // input is required.
 func (in *Inputs) Int(name string, lo, hi int) int {
 	d := in.decl(name)
-	v := in.raw(d)
+	v := in.read(d)
 	if in.missing(d, v, fmt.Sprintf(": give a whole number from %d to %d", lo, hi)) {
 		return 0
 	}
@@ -136,7 +192,7 @@ func (in *Inputs) Int(name string, lo, hi int) int {
 // required.
 func (in *Inputs) Minutes(name string, lo, hi time.Duration) time.Duration {
 	d := in.decl(name)
-	v := in.raw(d)
+	v := in.read(d)
 	if in.missing(d, v, "") {
 		return 0
 	}
@@ -186,7 +242,7 @@ func Parse[T any](in *Inputs, name string, parse func(string) (T, error)) T {
 // unless the pick list is editable (properties.EditableOptions = True).
 func (in *Inputs) Choice(name string) string {
 	d := in.decl(name)
-	v := in.raw(d)
+	v := in.read(d)
 	if in.missing(d, v, "; choose one of: "+strings.Join(d.optionKeys(), ", ")) {
 		return ""
 	}
@@ -198,7 +254,7 @@ func (in *Inputs) Choice(name string) string {
 	if strings.EqualFold(d.Properties["EditableOptions"], "true") {
 		return v
 	}
-	in.errs = append(in.errs, &InputError{Name: d.Name, Label: d.Label, Problem: fmt.Sprintf("%q is not one of: %s", v, strings.Join(d.optionKeys(), ", "))})
+	in.errs = append(in.errs, &InputError{Name: d.Name, Label: d.Label, Problem: fmt.Sprintf("%q is not one of: %s%s", v, strings.Join(d.optionKeys(), ", "), Suggestion(v, d.optionKeys()))})
 	return ""
 }
 
@@ -211,7 +267,7 @@ func (d InputDef) optionKeys() []string {
 // means "not given".
 func (in *Inputs) FilePath(name string) string {
 	d := in.decl(name)
-	v := in.raw(d)
+	v := in.read(d)
 	src := in.env.System().SourcesDir
 	if v != "" && src != "" && filepath.Clean(v) == filepath.Clean(src) {
 		v = ""
@@ -224,7 +280,7 @@ func (in *Inputs) FilePath(name string) string {
 // (nil when the input is empty and optional).
 func (in *Inputs) Connection(name string) *Endpoint {
 	d := in.decl(name)
-	v := in.raw(d)
+	v := in.read(d)
 	if in.missing(d, v, ": choose a service connection") {
 		return nil
 	}
@@ -246,7 +302,7 @@ type KeyValue struct {
 // unique.
 func (in *Inputs) KeyValues(name string) []KeyValue {
 	d := in.decl(name)
-	v := in.raw(d)
+	v := in.read(d)
 	if in.missing(d, v, ": give one name=value per line") {
 		return nil
 	}
@@ -277,7 +333,7 @@ func (in *Inputs) KeyValues(name string) []KeyValue {
 // '#' comments.
 func (in *Inputs) Lines(name string) []string {
 	d := in.decl(name)
-	v := in.raw(d)
+	v := in.read(d)
 	in.missing(d, v, "")
 	var out []string
 	for _, line := range strings.Split(strings.ReplaceAll(v, "\r\n", "\n"), "\n") {
@@ -291,7 +347,7 @@ func (in *Inputs) Lines(name string) []string {
 // JSON decodes a JSON input into dst and reports whether a value was given.
 func (in *Inputs) JSON(name string, dst any) bool {
 	d := in.decl(name)
-	v := in.raw(d)
+	v := in.read(d)
 	if in.missing(d, v, ": give a JSON value") {
 		return false
 	}

@@ -90,6 +90,17 @@ func TestInputs(t *testing.T) {
 			return in.JSON("payload", &v)
 		}, false, "input 'Payload (JSON)' (payload): is not valid JSON"},
 		{"lines", map[string]string{"INPUT_PARAMETERS": "a\n\n # x\n b "}, func(in *Inputs) any { return in.Lines("parameters") }, []string{"a", "b"}, ""},
+		// An unexpanded macro is the input's one problem, whatever its type.
+		{"macro in a string", map[string]string{"INPUT_NOTEBOOKPATH": "/Repos/$(team)/train"}, func(in *Inputs) any { return in.String("notebookPath") }, "",
+			"input 'Notebook path' (notebookPath): the macro $(team) was not expanded: no variable team is defined for this step"},
+		{"macro in an int", map[string]string{"INPUT_TIMEOUTMINUTES": "$(timeout)"}, func(in *Inputs) any { return in.Int("timeoutMinutes", 1, 1440) }, 0,
+			"the macro $(timeout) was not expanded"},
+		{"macro in a boolean", map[string]string{"INPUT_WAIT": "$(wait)"}, func(in *Inputs) any { return in.Bool("wait") }, false, "the macro $(wait) was not expanded"},
+		{"macro in a pick list", map[string]string{"INPUT_MODE": "$(mode)"}, func(in *Inputs) any { return in.Choice("mode") }, "", "the macro $(mode) was not expanded"},
+		{"macros in lines", map[string]string{"INPUT_PARAMETERS": "a=$(x.y)\nb=$(z-1)\nc=$(x.y)"}, func(in *Inputs) any { return len(in.KeyValues("parameters")) }, 0,
+			"the macros $(x.y), $(z-1) were not expanded: no variables of these names are defined"},
+		{"macro in a connection", map[string]string{"INPUT_WORKSPACE": "$(conn)"}, func(in *Inputs) any { return in.Connection("workspace") == nil }, true, "the macro $(conn) was not expanded"},
+		{"not a macro: white space", map[string]string{"INPUT_NOTEBOOKPATH": "/a/$( x )"}, func(in *Inputs) any { return in.String("notebookPath") }, "/a/$( x )", ""},
 	}
 	def := testDefinition(t)
 	for _, tc := range cases {
@@ -117,6 +128,19 @@ func TestInputsReportEveryProblemAtOnce(t *testing.T) {
 	require.Error(t, err)
 	assert.Len(t, splitJoined(err), 4)
 	assert.Contains(t, err.Error(), "input 'Parameters' (parameters): cannot be combined with a job")
+}
+
+// TestAMacroIsTheInputsOnlyProblem: an input whose value kept a macro gets
+// one problem, however often it is read and whatever the task's own checks
+// say about the empty value it then reads.
+func TestAMacroIsTheInputsOnlyProblem(t *testing.T) {
+	in := testDefinition(t).InputsFrom(Env{"INPUT_MODE": "notebook", "INPUT_NOTEBOOKPATH": "$(train.notebook)"})
+	for range 2 {
+		assert.Empty(t, in.String("notebookPath"))
+	}
+	in.Fail("notebookPath", "is not an absolute path")
+	require.Error(t, in.Err())
+	assert.Len(t, splitJoined(in.Err()), 1, in.Err().Error())
 }
 
 func TestReadingAnUndeclaredInputPanics(t *testing.T) {

@@ -44,6 +44,7 @@ type Log struct {
 	masker    Masker
 	told      map[string]bool // values handed to the agent with task.setsecret
 	warnings  int
+	errors    int
 	completed bool
 	summaries int
 	explain   []Explainer
@@ -153,14 +154,15 @@ func (l *Log) render(c Command) string {
 	case "task.setprogress":
 		return fmt.Sprintf("progress %s%% %s", c.Properties["value"], c.Message)
 	case "task.uploadsummary":
-		return "summary written to " + c.Message
+		return "" // UploadSummary prints the summary itself
 	case "task.prependpath":
 		return "PATH += " + c.Message
 	case "build.addbuildtag":
 		return "build tag " + c.Message
 	case "task.complete":
 		msg := "result: " + c.Properties["result"]
-		if c.Message != "" {
+		// A failure's message repeats the error lines above it: one line per problem.
+		if c.Message != "" && !(c.Properties["result"] == string(Failed) && l.errors > 0) {
 			msg += " (" + c.Message + ")"
 		}
 		return msg
@@ -238,8 +240,11 @@ func (l *Log) Error(format string, args ...any) {
 func (l *Log) issue(kind, message string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if kind == "warning" {
+	switch kind {
+	case "warning":
 		l.warnings++
+	case "error":
+		l.errors++
 	}
 	l.commandLocked(Command{Area: "task", Event: "issue", Properties: map[string]string{"type": kind}, Message: Neutralize(l.mask(message))})
 }
@@ -371,6 +376,13 @@ func (l *Log) UploadSummary(name, markdown string) (string, error) {
 	l.mu.Unlock()
 	if err := os.WriteFile(abs, []byte(masked), 0o644); err != nil {
 		return "", fmt.Errorf("writing the summary: %w", err)
+	}
+	if l.human {
+		// Local mode removes its temporary folder at exit: show the summary
+		// itself rather than a file that will be gone.
+		l.marker("##[section]", "Summary: "+name)
+		l.text("", strings.TrimRight(masked, "\n"))
+		return abs, nil
 	}
 	l.command(Command{Area: "task", Event: "uploadsummary", Message: abs})
 	return abs, nil

@@ -25,6 +25,10 @@ var (
 	testPAT = "dapi" + hex.EncodeToString(randomBytes(16))
 	keyLine = base64.StdEncoding.EncodeToString(randomBytes(39))
 	testKey = "-----BEGIN PRIVATE KEY-----\n" + keyLine + "\n-----END PRIVATE KEY-----"
+	// hashTail follows "##[" in a password: text is neutralised ("##[" becomes
+	// "**[") after masking, or the masker would no longer recognise it.
+	hashTail = hex.EncodeToString(randomBytes(8))
+	testHash = "Pw##[" + hashTail
 )
 
 func randomBytes(n int) []byte {
@@ -56,6 +60,7 @@ func secretForms() []secretForm {
 		{"URL query-escaped", "GET /x?p=" + url.QueryEscape(testParam), url.QueryEscape(testParam)},
 		{"one line of a multi-line secret", "key line: " + keyLine, keyLine},
 		{"a debug dump cut inside the secret", `  "notebook_params": {"token": "` + testPAT[:14] + `... (20 more bytes)"}`, testPAT[:4]},
+		{"a secret holding ##[ (masked before it is neutralised)", "login with " + testHash + " refused", hashTail},
 	}
 }
 
@@ -85,6 +90,7 @@ func newMaskingLog(t *testing.T, human bool) (*Log, *bytes.Buffer, string) {
 	l.Mask(testPAT)
 	l.Mask(testParam)
 	l.Mask(testKey)
+	l.Mask(testHash)
 	return l, &out, dir
 }
 
@@ -124,7 +130,7 @@ func TestMaskingTable(t *testing.T) {
 					l, out, dir := newMaskingLog(t, mode.human)
 					require.NoError(t, fn.write(l, form.shown))
 					got := visible(t, out.String(), dir)
-					assert.NotContains(t, got, form.leak)
+					assert.NotContains(t, got, form.leak, "%s wrote a secret unmasked (%s, %s mode)", fn.name, form.name, mode.name)
 					assert.NotEmpty(t, strings.TrimSpace(got), "the function wrote")
 					assert.True(t, utf8.ValidString(got))
 				})

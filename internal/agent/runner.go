@@ -24,7 +24,7 @@ func Run(ctx context.Context, task TaskFunc, env Env, log *Log) (result Result) 
 	defer func() {
 		if p := recover(); p != nil {
 			log.Debug("panic: %v\n%s", p, debug.Stack())
-			log.Error("internal error: %v (please report this at https://github.com/brickferry/brickferry/issues)", p)
+			log.Error("internal error: %v (please report it to the extension's publisher with this log)", p)
 			result = Failed
 			log.Complete(result, "internal error")
 		}

@@ -15,7 +15,8 @@ type System struct {
 	ProjectID      string
 	BuildID        string
 	BuildNumber    string
-	DefinitionName string
+	DefinitionName string // Build.DefinitionName: the pipeline's name
+	DefinitionID   string // System.DefinitionId: the pipeline's id in its project
 	JobAttempt     string
 	JobID          string
 	PlanID         string
@@ -30,6 +31,10 @@ type System struct {
 	ToolsDir       string // Agent.ToolsDirectory
 	SourcesDir     string // Build.SourcesDirectory or System.DefaultWorkingDirectory
 	OIDCRequestURI string
+
+	// The classic release pipeline of a release job.
+	ReleaseDefinitionID   string // Release.DefinitionId
+	ReleaseDefinitionName string // Release.DefinitionName
 }
 
 // System reads the system and build variables.
@@ -42,6 +47,7 @@ func (e Env) System() System {
 		BuildID:        e["BUILD_BUILDID"],
 		BuildNumber:    e["BUILD_BUILDNUMBER"],
 		DefinitionName: e["BUILD_DEFINITIONNAME"],
+		DefinitionID:   e["SYSTEM_DEFINITIONID"],
 		JobAttempt:     e["SYSTEM_JOBATTEMPT"],
 		JobID:          e["SYSTEM_JOBID"],
 		PlanID:         e["SYSTEM_PLANID"],
@@ -56,6 +62,9 @@ func (e Env) System() System {
 		ToolsDir:       e["AGENT_TOOLSDIRECTORY"],
 		SourcesDir:     cmp.Or(e["BUILD_SOURCESDIRECTORY"], e["SYSTEM_DEFAULTWORKINGDIRECTORY"]),
 		OIDCRequestURI: e["SYSTEM_OIDCREQUESTURI"],
+
+		ReleaseDefinitionID:   e["RELEASE_DEFINITIONID"],
+		ReleaseDefinitionName: e["RELEASE_DEFINITIONNAME"],
 	}
 	if s.CollectionURI != "" && !strings.HasSuffix(s.CollectionURI, "/") {
 		s.CollectionURI += "/"

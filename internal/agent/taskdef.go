@@ -15,6 +15,8 @@ type Definition struct {
 	ID              string      `json:"id"`
 	Name            string      `json:"name"`
 	FriendlyName    string      `json:"friendlyName"`
+	Description     string      `json:"description"`
+	Groups          []GroupDef  `json:"groups"`
 	Inputs          []InputDef  `json:"inputs"`
 	OutputVariables []OutputDef `json:"outputVariables"`
 	Version         struct {
@@ -37,6 +39,13 @@ type InputDef struct {
 	GroupName    string            `json:"groupName"`
 	HelpMarkDown string            `json:"helpMarkDown"`
 	Aliases      []string          `json:"aliases"`
+}
+
+// GroupDef is one entry of task.json "groups": a titled section of inputs.
+type GroupDef struct {
+	Name        string `json:"name"`
+	DisplayName string `json:"displayName"`
+	VisibleRule string `json:"visibleRule"`
 }
 
 // OutputDef is one entry of task.json "outputVariables".

@@ -22,12 +22,18 @@ type File struct {
 // Kind is the type of a signed URL (MLflow's ArtifactCredentialType).
 type Kind string
 
-// The kinds Databricks hands out.
+// The kinds Databricks hands out: those of ArtifactCredentialType, and
+// RegistryDownload for the read URLs of the workspace model registry's
+// get-signed-download-uri, which answers no type (modelversion.go).
 const (
 	AzureSAS     Kind = "AZURE_SAS_URI"
 	AzureADLSSAS Kind = "AZURE_ADLS_GEN2_SAS_URI"
 	AWSPresigned Kind = "AWS_PRESIGNED_URL"
 	GCPSigned    Kind = "GCP_SIGNED_URL"
+	// RegistryDownload is a read-only URL of any cloud, read with one plain
+	// GET that carries the headers handed out with it, as MLflow's
+	// DatabricksModelsArtifactRepository reads it.
+	RegistryDownload Kind = "REGISTRY_DOWNLOAD_URI"
 )
 
 // Credential is a signed URL for one file and the headers that must be sent
@@ -48,46 +54,61 @@ type Signer func(ctx context.Context, paths []string) (map[string]Credential, er
 // Paths are relative to dir and sorted.
 func ListRun(ctx context.Context, c *client.DatabricksClient, runID, dir string) ([]File, error) {
 	exps := ml.NewExperiments(c)
-	return listTree(ctx, dir, func(ctx context.Context, d string) ([]ml.FileInfo, error) {
-		entries, err := exps.ListArtifactsAll(ctx, ml.ListArtifactsRequest{RunId: runID, Path: d})
+	return walk(dir, func(d string) ([]entry, error) {
+		files, err := exps.ListArtifactsAll(ctx, ml.ListArtifactsRequest{RunId: runID, Path: d})
 		if err != nil {
 			return nil, fmt.Errorf("listing artifacts %q of run %s: %w", d, runID, err)
 		}
-		return entries, nil
+		out := make([]entry, len(files))
+		for i, f := range files {
+			out[i] = entry{path: f.Path, dir: f.IsDir, size: f.FileSize}
+		}
+		return out, nil
 	})
 }
 
-// listTree lists every file below dir of an artifact root with list, which
-// answers the direct children of one folder (paths relative to the root, as
-// MLflow's artifact listings answer them). Paths are relative to dir and
-// sorted.
-func listTree(ctx context.Context, dir string, list func(ctx context.Context, d string) ([]ml.FileInfo, error)) ([]File, error) {
-	dir = strings.Trim(dir, "/")
+// entry is one child of a directory, as a listing answers it: its path from
+// the listing's root (or from the directory listed), whether it is a
+// directory, its size.
+type entry struct {
+	path string
+	dir  bool
+	size int64
+}
+
+// walk lists every file below root, one directory at a time: list answers
+// the children of a directory (every page of them). Paths are relative to
+// root and sorted. A listing that answers a path relative to the directory
+// listed rather than to its root is read the same way; an entry naming the
+// directory itself is skipped.
+func walk(root string, list func(dir string) ([]entry, error)) ([]File, error) {
+	root = strings.Trim(root, "/")
 	var out []File
-	queue := []string{dir}
+	queue := []string{root}
 	for len(queue) > 0 {
 		d := queue[0]
 		queue = queue[1:]
-		entries, err := list(ctx, d)
+		entries, err := list(d)
 		if err != nil {
 			return nil, err
 		}
 		for _, e := range entries {
-			p := e.Path
-			// Listings answer paths relative to the root; some servers
-			// answer them relative to the folder listed.
+			p := strings.Trim(e.path, "/")
+			if p == d {
+				continue
+			}
 			if d != "" && !strings.HasPrefix(p, d+"/") {
 				p = path.Join(d, p)
 			}
-			if e.IsDir {
+			if e.dir {
 				queue = append(queue, p)
 				continue
 			}
 			rel := p
-			if dir != "" {
-				rel = strings.TrimPrefix(p, dir+"/")
+			if root != "" {
+				rel = strings.TrimPrefix(p, root+"/")
 			}
-			out = append(out, File{Path: rel, Size: e.FileSize})
+			out = append(out, File{Path: rel, Size: e.size})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })

@@ -6,11 +6,17 @@ import (
 	"encoding/hex"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
+	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/databricks/databricks-sdk-go/client"
 	"github.com/databricks/databricks-sdk-go/service/ml"
 	"github.com/stretchr/testify/assert"
@@ -163,4 +169,124 @@ func TestCopyFailsWhenStorageIsDown(t *testing.T) {
 	assert.Empty(t, left, "no file is written when every request fails")
 }
 
+// TestAnAzureSourceLongerThanListedIsAnError: an Azure Blob source answers
+// its length (Content-Length) with the download; a source that has more
+// bytes than the listing said fails the copy instead of being cut to the
+// listed length, and nothing is written to the target.
+func TestAnAzureSourceLongerThanListedIsAnError(t *testing.T) {
+	w := newWorld(t)
+	ctx := ctxFor(t, 60*time.Second)
+	src, err := artifactstest.SeedRun(ctx, w.devC, "/Shared/churn", "model", []artifactstest.Source{artifactstest.Random("model.bin", 3<<20, 3)}, nil, nil, nil)
+	require.NoError(t, err)
+	dst := emptyRun(t, ctx, w.prdC)
+	listed, err := artifacts.ListRun(ctx, w.devC, src.ID, "model")
+	require.NoError(t, err)
+	require.Len(t, listed, 1)
+	listed[0].Size -= 5 // the source grew after it was listed
+	cp := artifacts.New(artifacts.Options{BlockSize: 1 << 20, Attempts: 2, Backoff: func(int) time.Duration { return time.Millisecond }})
+	_, err = cp.Copy(ctx, listed, artifacts.RunSigner(w.devC, src.ID, "model", false), artifacts.RunSigner(w.prdC, dst, "model", true), nil)
+	require.Error(t, err, "an Azure Blob source 5 bytes longer than listed was cut to the listed length without an error")
+	assert.Contains(t, err.Error(), "the source has "+strconv.Itoa(3<<20)+" bytes, "+strconv.FormatInt(listed[0].Size, 10)+" were listed")
+	left, err := artifacts.ListRun(ctx, w.prdC, dst, "model")
+	require.NoError(t, err)
+	assert.Empty(t, left, "no truncated file is written")
+}
+
 var _ = ml.RunInfoStatusFailed
+
+// recorded is one request a recordingProxy passed on.
+type recorded struct {
+	method, comp, path string
+	header             http.Header
+}
+
+// recordingProxy passes requests to the blob service and keeps what they
+// were.
+type recordingProxy struct {
+	srv  *httptest.Server
+	mu   sync.Mutex
+	seen []recorded
+}
+
+func newRecordingProxy(t *testing.T, blobEndpoint string) *recordingProxy {
+	target, err := url.Parse(blobEndpoint)
+	require.NoError(t, err)
+	p := &recordingProxy{}
+	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: target.Scheme, Host: target.Host})
+	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		p.seen = append(p.seen, recorded{method: r.Method, comp: r.URL.Query().Get("comp"), path: r.URL.Path, header: r.Header.Clone()})
+		p.mu.Unlock()
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+// via makes a signer's URLs go through the proxy, with headers handed out.
+func (p *recordingProxy) via(sign artifacts.Signer, handed map[string]string) artifacts.Signer {
+	return func(ctx context.Context, paths []string) (map[string]artifacts.Credential, error) {
+		creds, err := sign(ctx, paths)
+		for k, c := range creds {
+			u, _ := url.Parse(c.URL)
+			u.Host = strings.TrimPrefix(p.srv.URL, "http://")
+			c.URL, c.Headers = u.String(), handed
+			creds[k] = c
+		}
+		return creds, err
+	}
+}
+
+// TestAzureBlobWriterSendsEachHeaderWhereItBelongs: the headers handed out
+// with an Azure SAS URL go on the Blob operations that take them, as MLflow
+// filters them (mlflow/azure/client.py): metadata and blob properties on
+// Put Block List and Put Blob (which they set), not on Put Block; a header of
+// no Blob write (an ADLS umask) on none; reads get them all. The blob service
+// (Azurite) keeps what the commit set.
+func TestAzureBlobWriterSendsEachHeaderWhereItBelongs(t *testing.T) {
+	w := newWorld(t)
+	ctx := ctxFor(t, 60*time.Second)
+	files := []artifactstest.Source{artifactstest.Bytes("MLmodel", []byte("flavors: {}\n")), artifactstest.Random("weights.bin", 3<<20+5, 3)}
+	src, err := artifactstest.SeedRun(ctx, w.devC, "/Shared/churn", "model", files, nil, nil, nil)
+	require.NoError(t, err)
+	dst := emptyRun(t, ctx, w.prdC)
+	listed, err := artifacts.ListRun(ctx, w.devC, src.ID, "model")
+	require.NoError(t, err)
+
+	handed := map[string]string{"x-ms-meta-team": "churn", "x-ms-blob-cache-control": "no-cache", "x-ms-umask": "0027"}
+	p := newRecordingProxy(t, w.blob.BlobEndpoint)
+	cp := artifacts.New(artifacts.Options{BlockSize: 1 << 20})
+	_, err = cp.Copy(ctx, listed, artifacts.RunSigner(w.devC, src.ID, "model", false),
+		p.via(artifacts.RunSigner(w.prdC, dst, "model", true), handed), p.via(artifacts.RunSigner(w.prdC, dst, "model", false), handed))
+	require.NoError(t, err)
+
+	ops := map[string]int{}
+	for _, r := range p.seen {
+		op := map[string]string{"": "Put Blob", "block": "Put Block", "blocklist": "Put Block List"}[r.comp]
+		if r.method == http.MethodHead || r.method == http.MethodGet {
+			op = "read"
+		}
+		ops[op]++
+		want := map[string][]string{
+			"Put Blob":       {"x-ms-meta-team", "x-ms-blob-cache-control"},
+			"Put Block":      nil,
+			"Put Block List": {"x-ms-meta-team", "x-ms-blob-cache-control"},
+			"read":           {"x-ms-meta-team", "x-ms-blob-cache-control", "x-ms-umask"},
+		}[op]
+		assert.ElementsMatch(t, want, handedIn(r.header, handed), "%s %s", op, r.path)
+	}
+	assert.Equal(t, 1, ops["Put Blob"], "the small file in one request")
+	assert.Equal(t, 4, ops["Put Block"], "the large file in 1 MiB blocks")
+	assert.Equal(t, 1, ops["Put Block List"])
+
+	for _, f := range files {
+		creds, err := artifacts.RunSigner(w.prdC, dst, "model", false)(ctx, []string{f.Path})
+		require.NoError(t, err)
+		props, err := blob.NewClientWithNoCredential(creds[f.Path].URL, nil)
+		require.NoError(t, err)
+		got, err := props.GetProperties(ctx, nil)
+		require.NoError(t, err)
+		assert.Equal(t, "churn", *got.Metadata["Team"], f.Path)
+		assert.Equal(t, "no-cache", *got.CacheControl, f.Path)
+	}
+}

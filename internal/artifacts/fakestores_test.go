@@ -70,8 +70,14 @@ type store struct {
 }
 
 func newStore(t *testing.T, keep bool, required map[string]string, handler func(st *store) http.HandlerFunc) *store {
+	return newStoreOn(t, httptest.NewServer, keep, required, handler)
+}
+
+// newStoreOn starts the store with start (httptest.NewServer, or
+// NewTLSServer for a store reached through https:// URLs).
+func newStoreOn(t *testing.T, start func(http.Handler) *httptest.Server, keep bool, required map[string]string, handler func(st *store) http.HandlerFunc) *store {
 	st := &store{keep: keep, required: required, sources: map[string]artifactstest.Source{}, objects: map[string]*object{}}
-	st.srv = httptest.NewServer(handler(st))
+	st.srv = start(handler(st))
 	t.Cleanup(st.srv.Close)
 	return st
 }
@@ -366,16 +372,24 @@ type dfsStore struct {
 	// flight (or a second passes), so that appends in parallel are seen.
 	overlap bool
 
+	pageSize    int // paths per page of Path - List
 	staged      map[string]map[int64]*object
+	keys        map[string]string // path → SHA-256 of the customer-provided key it was created with
 	inflight    int
 	maxInflight int
 	second      chan struct{}
 	secondOnce  sync.Once
 }
 
-func newDFSStore(t *testing.T, keep bool, required map[string]string) *dfsStore {
-	ds := &dfsStore{staged: map[string]map[int64]*object{}, second: make(chan struct{})}
-	ds.store = newStore(t, keep, required, func(st *store) http.HandlerFunc {
+// newDFSStore starts the store; handed are the headers it hands out with the
+// write and read URLs of /dst/ (signers).
+func newDFSStore(t *testing.T, keep bool, handed map[string]string) *dfsStore {
+	return newDFSStoreOn(t, httptest.NewServer, keep, handed)
+}
+
+func newDFSStoreOn(t *testing.T, start func(http.Handler) *httptest.Server, keep bool, handed map[string]string) *dfsStore {
+	ds := &dfsStore{staged: map[string]map[int64]*object{}, keys: map[string]string{}, second: make(chan struct{}), pageSize: 2}
+	ds.store = newStoreOn(t, start, keep, handed, func(st *store) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			st.record(r)
 			ds.serve(w, r)
@@ -398,7 +412,18 @@ func (ds *dfsStore) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method == http.MethodGet && q.Get("comp") == "list" && q.Get("restype") == "container" {
+		if q.Get("sr") == "d" {
+			// A directory-scoped SAS names a directory; List Blobs is
+			// an operation on the container, which no source says such
+			// a SAS authorizes: refused here (listDFS in prefix.go).
+			dfsError(w, http.StatusForbidden, "AuthorizationResourceTypeMismatch")
+			return
+		}
 		ds.listBlobs(w, r)
+		return
+	}
+	if r.Method == http.MethodGet && q.Get("resource") == "filesystem" {
+		ds.listPaths(w, r)
 		return
 	}
 	if ds.serveSource(w, r) || ds.serveDirectory(w, r) {
@@ -413,10 +438,10 @@ func (ds *dfsStore) serve(w http.ResponseWriter, r *http.Request) {
 			dfsError(w, http.StatusLengthRequired, "MissingContentLengthHeader")
 			return
 		}
-		if h := ds.missingHeader(r); h != "" {
-			dfsError(w, http.StatusForbidden, "AuthorizationFailure")
-			return
-		}
+	}
+	if ds.wrongKey(r) {
+		dfsError(w, http.StatusConflict, "BlobUsesCustomerSpecifiedEncryption")
+		return
 	}
 	switch {
 	case r.Method == http.MethodPut && q.Get("resource") == "file":
@@ -440,8 +465,26 @@ func (ds *dfsStore) create(w http.ResponseWriter, r *http.Request) {
 	ds.mu.Lock()
 	ds.staged[r.URL.Path] = map[int64]*object{}
 	delete(ds.objects, r.URL.Path)
+	ds.keys[r.URL.Path] = r.Header.Get("x-ms-encryption-key-sha256")
 	ds.mu.Unlock()
 	w.WriteHeader(http.StatusCreated)
+}
+
+// wrongKey reports a request to a file created with a customer-provided key
+// (x-ms-encryption-key, -key-sha256, -algorithm) that does not carry the same
+// key: the data is encrypted with it, and every later write and read of the
+// file must provide it (Azure Storage, "Provide an encryption key on a
+// request to Blob storage"; the key headers of Path - Update and Path - Read;
+// error code BlobUsesCustomerSpecifiedEncryption in bloberror). The create
+// itself sets the key.
+func (ds *dfsStore) wrongKey(r *http.Request) bool {
+	if r.Method == http.MethodPut && r.URL.Query().Get("resource") == "file" {
+		return false
+	}
+	ds.mu.Lock()
+	key := ds.keys[r.URL.Path]
+	ds.mu.Unlock()
+	return key != "" && r.Header.Get("x-ms-encryption-key-sha256") != key
 }
 
 func position(r *http.Request) (int64, bool) {
@@ -623,6 +666,61 @@ func (ds *dfsStore) listBlobs(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, b.String())
 }
 
+// listPaths answers ADLS Gen2 Path - List
+// (https://learn.microsoft.com/rest/api/storageservices/datalakestoragegen2/path/list)
+// of one filesystem: recursive is required; directory, when given, must be
+// a directory ("If the directory does not exist, an error occurs"); the
+// answer is {"paths": [...]} with contentLength and isDirectory written as
+// strings, ds.pageSize paths a page, continued through x-ms-continuation.
+func (ds *dfsStore) listPaths(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	fs := strings.Trim(r.URL.Path, "/")
+	recursive, err := strconv.ParseBool(q.Get("recursive"))
+	if fs == "" || strings.Contains(fs, "/") || err != nil {
+		dfsError(w, http.StatusBadRequest, "InvalidQueryParameterValue")
+		return
+	}
+	root := "/" + fs
+	if d := strings.Trim(q.Get("directory"), "/"); d != "" {
+		root += "/" + d
+	}
+	var matched []hnsPath
+	isDir := root == "/"+fs
+	for _, p := range ds.paths() {
+		isDir = isDir || (p.dir && p.name == root)
+		rest, ok := strings.CutPrefix(p.name, root+"/")
+		if ok && (recursive || !strings.Contains(rest, "/")) {
+			matched = append(matched, p)
+		}
+	}
+	if !isDir {
+		dfsError(w, http.StatusNotFound, "PathNotFound")
+		return
+	}
+	start := 0
+	if c := q.Get("continuation"); c != "" {
+		if start, err = strconv.Atoi(c); err != nil || start > len(matched) {
+			dfsError(w, http.StatusBadRequest, "InvalidQueryParameterValue")
+			return
+		}
+	}
+	end := min(start+ds.pageSize, len(matched))
+	if end < len(matched) {
+		w.Header().Set("x-ms-continuation", strconv.Itoa(end))
+	}
+	var b strings.Builder
+	b.WriteString(`{"paths":[`)
+	for i, p := range matched[start:end] {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"name":%q,"isDirectory":"%t","contentLength":"%d"}`, strings.TrimPrefix(p.name, "/"+fs+"/"), p.dir, p.size)
+	}
+	b.WriteString("]}")
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = io.WriteString(w, b.String())
+}
+
 // serveDirectory answers a read of a directory: 0 bytes, marked as a folder.
 func (ds *dfsStore) serveDirectory(w http.ResponseWriter, r *http.Request) bool {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -658,5 +756,5 @@ func (ds *dfsStore) signers() (src, dst, check artifacts.Signer) {
 			return out, nil
 		}
 	}
-	return sign("src", nil), sign("dst", ds.required), sign("dst", nil)
+	return sign("src", nil), sign("dst", ds.required), sign("dst", ds.required)
 }

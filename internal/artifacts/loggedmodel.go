@@ -45,8 +45,8 @@ type loggedModelCredentialsResponse struct {
 // (dir "" is the whole model), descending into folders: the listing answers
 // one level, in pages. Paths are relative to dir and sorted.
 func ListLoggedModel(ctx context.Context, c *client.DatabricksClient, modelID, dir string) ([]File, error) {
-	return listTree(ctx, dir, func(ctx context.Context, d string) ([]ml.FileInfo, error) {
-		var all []ml.FileInfo
+	return walk(dir, func(d string) ([]entry, error) {
+		var out []entry
 		token := ""
 		for {
 			q := map[string]any{}
@@ -57,12 +57,16 @@ func ListLoggedModel(ctx context.Context, c *client.DatabricksClient, modelID, d
 				q["page_token"] = token
 			}
 			var resp loggedModelListResponse
-			if err := c.Do(ctx, http.MethodGet, "/api/2.0/mlflow/logged-models/"+url.PathEscape(modelID)+"/artifacts/directories", nil, nil, q, &resp); err != nil {
+			if err := c.Do(ctx, http.MethodGet, "/api/2.0/mlflow/logged-models/"+url.PathEscape(modelID)+"/artifacts/directories", nil, q, nil, &resp); err != nil {
 				return nil, fmt.Errorf("listing artifacts %q of logged model %s: %w", d, modelID, err)
 			}
-			all = append(all, resp.Files...)
-			if resp.NextPageToken == "" || resp.NextPageToken == token || len(resp.Files) == 0 {
-				return all, nil
+			for _, f := range resp.Files {
+				out = append(out, entry{path: f.Path, dir: f.IsDir, size: f.FileSize})
+			}
+			// MLflow stops at an empty page too, whatever the token says
+			// (databricks_artifact_repo_resources.py list_artifacts).
+			if len(resp.Files) == 0 || resp.NextPageToken == "" || resp.NextPageToken == token {
+				return out, nil
 			}
 			token = resp.NextPageToken
 		}

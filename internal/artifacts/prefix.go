@@ -2,12 +2,14 @@ package artifacts
 
 import (
 	"context"
+	"encoding/json"
 	"encoding/xml"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
@@ -68,20 +70,132 @@ func escapePath(p string) string {
 // ListPrefix lists every file below folder with a SAS token that allows
 // listing (Unity Catalog read credentials). Paths are relative to folder.
 //
-// Unity Catalog model storage is ADLS Gen2 with a hierarchical namespace,
-// where a flat List Blobs answers each directory too, as a 0-byte entry
-// whose ResourceType is "directory" (BlobProperties ResourceType in
-// https://learn.microsoft.com/rest/api/storageservices/list-blobs; azblob's
-// internal/generated/zz_models.go). Such entries are not files and are left
-// out: copied, they would become 0-byte files named after folders (an MLflow
-// model's metadata/).
-//
-// It calls the Blob service's List Blobs operation itself
-// (https://learn.microsoft.com/rest/api/storageservices/list-blobs) instead
-// of azblob's container client: that package links Apache Arrow and its
-// JSON and compression libraries, about 2 MB of executable for a feature
-// Brickferry does not use.
+// An abfss:// folder, the form of a Unity Catalog storage location on Azure,
+// is listed through the DFS endpoint (listDFS), the way MLflow's client lists
+// it with the same credentials. An https blob folder is listed with the Blob
+// service's List Blobs (listBlobs).
 func (c *Copier) ListPrefix(ctx context.Context, folder, sasToken string) ([]File, error) {
+	var out []File
+	var err error
+	if u, perr := url.Parse(folder); perr == nil && (u.Scheme == "abfss" || u.Scheme == "abfs") {
+		out, err = c.listDFS(ctx, folder, sasToken)
+	} else {
+		out, err = c.listBlobs(ctx, folder, sasToken)
+	}
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out, nil
+}
+
+// listDFS lists an abfss://<filesystem>@<account>.dfs.<suffix>/<path> folder
+// with ADLS Gen2 Path - List
+// (https://learn.microsoft.com/rest/api/storageservices/datalakestoragegen2/path/list:
+// GET https://<account>.dfs.<suffix>/<filesystem>?resource=filesystem
+// &directory=<dir>&recursive=false, continued through the x-ms-continuation
+// header), one directory at a time, descending into the directories it
+// answers: what MLflow's AzureDataLakeArtifactRepository.list_artifacts does
+// with the SAS of a Unity Catalog version (file_system_client.get_paths(path,
+// recursive=False), mlflow/store/artifact/azure_data_lake_artifact_repo.py).
+//
+// Why not the Blob endpoint's List Blobs: Unity Catalog hands out a user
+// delegation SAS for the version's folder, and a user delegation SAS can be
+// scoped to a directory of a hierarchical-namespace account (sr=d with sdd,
+// Create a user delegation SAS, Microsoft Learn). List Blobs is an operation
+// on the container; no Microsoft or Databricks source says that a
+// directory-scoped SAS authorizes it, while Path - List of the directory
+// itself is what MLflow's client does with these credentials.
+func (c *Copier) listDFS(ctx context.Context, folder, sasToken string) ([]File, error) {
+	u, err := url.Parse(folder)
+	if err != nil || u.User == nil || u.User.Username() == "" {
+		return nil, fmt.Errorf("storage location %q names no filesystem (abfss://<filesystem>@<account>.dfs.core.windows.net/<path>)", folder)
+	}
+	fsURL := "https://" + u.Host + "/" + url.PathEscape(u.User.Username())
+	return walk(u.Path, func(dir string) ([]entry, error) {
+		var out []entry
+		continuation := ""
+		for {
+			page, next, err := c.listPathsPage(ctx, fsURL, strings.TrimPrefix(sasToken, "?"), dir, continuation)
+			if err != nil {
+				return nil, fmt.Errorf("listing %s/%s: %w", redact(fsURL), dir, err)
+			}
+			for _, p := range page {
+				out = append(out, entry{path: p.Name, dir: bool(p.IsDirectory), size: int64(p.ContentLength)})
+			}
+			if next == "" || next == continuation {
+				return out, nil
+			}
+			continuation = next
+		}
+	})
+}
+
+// dfsPath is one entry of a Path - List answer. The service writes
+// contentLength and isDirectory as JSON strings ("123", "true"); numbers and
+// booleans are read too.
+type dfsPath struct {
+	Name          string   `json:"name"`
+	IsDirectory   flexBool `json:"isDirectory"`
+	ContentLength flexInt  `json:"contentLength"`
+}
+
+type flexBool bool
+
+func (b *flexBool) UnmarshalJSON(data []byte) error {
+	v, err := strconv.ParseBool(strings.Trim(string(data), `"`))
+	*b = flexBool(v)
+	return err
+}
+
+type flexInt int64
+
+func (n *flexInt) UnmarshalJSON(data []byte) error {
+	v, err := strconv.ParseInt(strings.Trim(string(data), `"`), 10, 64)
+	*n = flexInt(v)
+	return err
+}
+
+func (c *Copier) listPathsPage(ctx context.Context, fsURL, sasToken, dir, continuation string) ([]dfsPath, string, error) {
+	q := url.Values{"resource": {"filesystem"}, "recursive": {"false"}}
+	if dir != "" {
+		q.Set("directory", dir)
+	}
+	if continuation != "" {
+		q.Set("continuation", continuation)
+	}
+	signed := fsURL + "?" + q.Encode() + "&" + sasToken
+	resp, err := c.doAgain(ctx, http.MethodGet, signed, map[string]string{"x-ms-version": xmsVersion}, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, "", statusError("listing", resp)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	var page struct {
+		Paths []dfsPath `json:"paths"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&page); err != nil {
+		return nil, "", fmt.Errorf("reading the path list: %w", err)
+	}
+	return page.Paths, resp.Header.Get("x-ms-continuation"), nil
+}
+
+// listBlobs lists an https blob folder with the Blob service's List Blobs
+// (https://learn.microsoft.com/rest/api/storageservices/list-blobs), flat,
+// with prefix <folder>/.
+//
+// On a hierarchical namespace a flat List Blobs answers each directory too,
+// as a 0-byte entry whose ResourceType is "directory" (BlobProperties
+// ResourceType in List Blobs; azblob's internal/generated/zz_models.go).
+// Such entries are not files and are left out: copied, they would become
+// 0-byte files named after folders (an MLflow model's metadata/).
+//
+// It calls List Blobs itself instead of azblob's container client: that
+// package links Apache Arrow and its JSON and compression libraries, about
+// 2 MB of executable for a feature Brickferry does not use.
+func (c *Copier) listBlobs(ctx context.Context, folder, sasToken string) ([]File, error) {
 	base, err := BlobFolderURL(folder)
 	if err != nil {
 		return nil, err
@@ -110,7 +224,6 @@ func (c *Copier) ListPrefix(ctx context.Context, folder, sasToken string) ([]Fil
 			break
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out, nil
 }
 

@@ -66,7 +66,8 @@ func (c *Copier) writer(cred Credential, size int64) (writer, error) {
 
 // azureOptions are the azblob client options: our transport, a few quick
 // retries (a failed file is retried as a whole above), and the headers the
-// server handed out with the URL on every request.
+// server handed out with the URL on the requests they belong to
+// (headers.go).
 func (c *Copier) azureOptions(headers map[string]string) azcore.ClientOptions {
 	o := azcore.ClientOptions{
 		Transport: c.hc,
@@ -78,10 +79,12 @@ func (c *Copier) azureOptions(headers map[string]string) azcore.ClientOptions {
 	return o
 }
 
+// headerPolicy sets the handed-out headers that the request's Blob
+// operation takes (headersFor).
 type headerPolicy map[string]string
 
 func (h headerPolicy) Do(req *policy.Request) (*http.Response, error) {
-	for k, v := range h {
+	for k, v := range headersFor(blobOperation(req.Raw()), h) {
 		req.Raw().Header.Set(k, v)
 	}
 	return req.Next()
@@ -106,7 +109,7 @@ func (c *Copier) open(ctx context.Context, cred Credential, size int64) (io.Read
 		// The retry reader resumes an interrupted body from where it
 		// stopped (a ranged GET with If-Match on the ETag).
 		return resp.NewRetryReader(ctx, &blob.RetryReaderOptions{MaxRetries: 5}), nil
-	case AzureADLSSAS, AWSPresigned, GCPSigned:
+	case AzureADLSSAS, AWSPresigned, GCPSigned, RegistryDownload:
 		resp, err := c.doAgain(ctx, http.MethodGet, cred.URL, cred.Headers, nil)
 		if err != nil {
 			return nil, fmt.Errorf("reading the source: %w", err)
@@ -446,9 +449,9 @@ type adlsBlocks struct {
 	cred Credential
 }
 
-func (a *adlsBlocks) call(ctx context.Context, method, query string, headers map[string]string, body []byte) error {
+func (a *adlsBlocks) call(ctx context.Context, op operation, method, query string, headers map[string]string, body []byte) error {
 	h := map[string]string{"x-ms-version": xmsVersion}
-	for k, v := range a.cred.Headers {
+	for k, v := range headersFor(op, a.cred.Headers) {
 		h[k] = v
 	}
 	for k, v := range headers {
@@ -475,7 +478,7 @@ func (a *adlsBlocks) call(ctx context.Context, method, query string, headers map
 func (a *adlsBlocks) begin(ctx context.Context) error { return a.create(ctx) }
 
 func (a *adlsBlocks) create(ctx context.Context) error {
-	return a.call(ctx, http.MethodPut, "resource=file", nil, nil)
+	return a.call(ctx, opADLSCreate, http.MethodPut, "resource=file", nil, nil)
 }
 
 func (a *adlsBlocks) whole(ctx context.Context, data, sum []byte) error {
@@ -492,12 +495,12 @@ func (a *adlsBlocks) whole(ctx context.Context, data, sum []byte) error {
 
 func (a *adlsBlocks) stage(ctx context.Context, i int, offset int64, data []byte) error {
 	h := map[string]string{"Content-MD5": base64.StdEncoding.EncodeToString(blockMD5(data))}
-	return a.call(ctx, http.MethodPatch, "action=append&position="+strconv.FormatInt(offset, 10), h, data)
+	return a.call(ctx, opADLSAppend, http.MethodPatch, "action=append&position="+strconv.FormatInt(offset, 10), h, data)
 }
 
 func (a *adlsBlocks) commit(ctx context.Context, _ int, size int64, sum []byte) error {
 	h := map[string]string{"x-ms-content-md5": base64.StdEncoding.EncodeToString(sum)}
-	return a.call(ctx, http.MethodPatch, "action=flush&position="+strconv.FormatInt(size, 10), h, nil)
+	return a.call(ctx, opADLSFlush, http.MethodPatch, "action=flush&position="+strconv.FormatInt(size, 10), h, nil)
 }
 
 // presignedPut streams a file in one PUT (AWS and GCP signed URLs).

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strconv"
 	"strings"
@@ -53,6 +54,17 @@ func writes(log []seen) []seen {
 	return out
 }
 
+// handedIn names the handed-out headers a request carried, with their values.
+func handedIn(h http.Header, handed map[string]string) []string {
+	var out []string
+	for k, v := range handed {
+		if h.Get(k) == v {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
 // allocated is how many bytes fn allocates on the heap.
 func allocated(fn func()) uint64 {
 	var before, after runtime.MemStats
@@ -63,8 +75,28 @@ func allocated(fn func()) uint64 {
 	return after.TotalAlloc - before.TotalAlloc
 }
 
+// cpk are the headers of a customer-provided encryption key.
+var cpk = map[string]string{
+	"x-ms-encryption-key":        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+	"x-ms-encryption-key-sha256": "hcmD5KdLJWKwHNthzA7Vw2YpGbgEyLN86tOP58IlHMg=",
+	"x-ms-encryption-algorithm":  "AES256",
+}
+
+// handedToADLS are headers a server might hand out with ADLS Gen2 URLs: a
+// customer-provided key (every DFS request of the file must carry it), the
+// umask of Path - Create, an encryption scope and a metadata header that no
+// DFS request takes.
+func handedToADLS() map[string]string {
+	h := map[string]string{"x-ms-umask": "0027", "x-ms-encryption-scope": "brickferry", "x-ms-meta-team": "churn"}
+	for k, v := range cpk {
+		h[k] = v
+	}
+	return h
+}
+
 func TestADLSGen2WriterSpeaksDFS(t *testing.T) {
-	ds := newDFSStore(t, true, map[string]string{"x-ms-encryption-scope": "brickferry"})
+	handed := handedToADLS()
+	ds := newDFSStore(t, true, handed)
 	const bs = 1 << 20
 	sources := []artifactstest.Source{
 		artifactstest.Bytes("empty.txt", nil),
@@ -111,9 +143,28 @@ func TestADLSGen2WriterSpeaksDFS(t *testing.T) {
 			assert.Equal(t, want, got, "one append per block at its position, with its transactional MD5")
 			for _, s := range w {
 				assert.NotEmpty(t, s.header.Get("x-ms-version"))
-				assert.Equal(t, "brickferry", s.header.Get("x-ms-encryption-scope"), "the server's headers go with every request")
 				assert.Equal(t, "rcw", s.query["sp"], "the SAS query is kept")
 				assert.False(t, s.chunked)
+			}
+			// Each request carries the handed-out headers its operation
+			// takes, as MLflow filters them (mlflow/azure/client.py):
+			// Path - Create and flush the create list, append the update
+			// list; the check (a read) all of them.
+			perOp := map[string][]string{
+				"create": {"x-ms-encryption-key", "x-ms-encryption-key-sha256", "x-ms-encryption-algorithm", "x-ms-umask"},
+				"append": {"x-ms-encryption-key", "x-ms-encryption-key-sha256", "x-ms-encryption-algorithm"},
+				"flush":  {"x-ms-encryption-key", "x-ms-encryption-key-sha256", "x-ms-encryption-algorithm", "x-ms-umask"},
+				"check":  {"x-ms-encryption-key", "x-ms-encryption-key-sha256", "x-ms-encryption-algorithm", "x-ms-umask", "x-ms-encryption-scope", "x-ms-meta-team"},
+			}
+			for _, s := range log {
+				op := s.query["action"]
+				switch {
+				case s.method == http.MethodPut:
+					op = "create"
+				case s.method == http.MethodHead:
+					op = "check"
+				}
+				assert.ElementsMatch(t, perOp[op], handedIn(s.header, handed), "%s %v", s.method, s.query)
 			}
 			assert.Equal(t, http.MethodHead, log[len(log)-1].method, "the written file is checked")
 		})
@@ -121,47 +172,76 @@ func TestADLSGen2WriterSpeaksDFS(t *testing.T) {
 }
 
 // TestCopyFromAHierarchicalNamespaceCopiesFilesOnly: Unity Catalog model
-// storage is ADLS Gen2 with a hierarchical namespace, where List Blobs
-// answers each folder as a 0-byte entry of ResourceType directory. An MLflow
-// model logged on Databricks has a metadata/ folder: the copy has exactly
-// the files, and no 0-byte file named after a folder.
+// storage is ADLS Gen2 with a hierarchical namespace, where every folder is a
+// directory of its own; an MLflow model logged on Databricks has a metadata/
+// folder. The copy has exactly the files, and no 0-byte file named after a
+// folder, whether the location is listed on the Blob endpoint (List Blobs
+// answers each folder as a 0-byte entry of ResourceType directory) or, for
+// an abfss:// location with a directory-scoped SAS, through the DFS endpoint
+// (Path - List, one directory at a time, as MLflow's client lists it).
 func TestCopyFromAHierarchicalNamespaceCopiesFilesOnly(t *testing.T) {
-	ds := newDFSStore(t, true, nil)
-	ctx := ctxFor(t, 30*time.Second)
-	ds.addSources([]artifactstest.Source{
+	sources := []artifactstest.Source{
 		artifactstest.Bytes("model/MLmodel", []byte("flavors:\n  python_function: {}\n")),
 		artifactstest.Bytes("model/metadata/MLmodel", []byte("flavors:\n  python_function: {}\n")),
 		artifactstest.Bytes("model/metadata/requirements.txt", []byte("mlflow\n")),
 		artifactstest.Random("model/data/weights/part-0.bin", 3000, 1),
-	})
-	// The store is at 127.0.0.1; "localhost" keeps the container as the
-	// first segment of the path (an IP host would name the account there).
-	folder := strings.Replace(ds.srv.URL, "127.0.0.1", "localhost", 1) + "/src/model"
-	cp := artifacts.New(artifacts.Options{})
-	files, err := cp.ListPrefix(ctx, folder, "?sv=2023-11-03&sr=d&sp=rl&sig=list")
-	require.NoError(t, err)
-	assert.Equal(t, []artifacts.File{
+	}
+	want := []artifacts.File{
 		{Path: "MLmodel", Size: 31}, {Path: "data/weights/part-0.bin", Size: 3000},
 		{Path: "metadata/MLmodel", Size: 31}, {Path: "metadata/requirements.txt", Size: 7},
-	}, files, "the listing has the files and none of the directories")
+	}
+	cases := []struct {
+		name   string
+		start  func(http.Handler) *httptest.Server
+		folder func(ds *dfsStore) string
+		token  string
+		listed string // the listing request's query marker
+	}{
+		{"blob endpoint, container SAS", httptest.NewServer, func(ds *dfsStore) string {
+			// The store is at 127.0.0.1; "localhost" keeps the container as the
+			// first segment of the path (an IP host would name the account there).
+			return strings.Replace(ds.srv.URL, "127.0.0.1", "localhost", 1) + "/src/model"
+		}, "?sv=2023-11-03&sr=c&sp=rl&sig=list", "comp"},
+		{"abfss location, directory SAS", httptest.NewTLSServer, func(ds *dfsStore) string {
+			return "abfss://src@" + strings.TrimPrefix(ds.srv.URL, "https://") + "/model"
+		}, "?sv=2023-11-03&sr=d&sdd=1&sp=rl&sig=list", "resource"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ds := newDFSStoreOn(t, c.start, true, nil)
+			ctx := ctxFor(t, 30*time.Second)
+			ds.addSources(sources)
+			cp := artifacts.New(artifacts.Options{HTTPClient: ds.srv.Client()})
+			files, err := cp.ListPrefix(ctx, c.folder(ds), c.token)
+			require.NoError(t, err)
+			assert.Equal(t, want, files, "the listing has the files and none of the directories")
+			lists := 0
+			for _, s := range ds.log("") {
+				if s.query[c.listed] != "" {
+					lists++
+				}
+			}
+			assert.Positive(t, lists)
 
-	src := func(_ context.Context, paths []string) (map[string]artifacts.Credential, error) {
-		out := map[string]artifacts.Credential{}
-		for _, p := range paths {
-			out[p] = artifacts.Credential{Path: p, Kind: artifacts.AzureADLSSAS, URL: ds.srv.URL + "/src/model/" + p + "?sig=read"}
-		}
-		return out, nil
+			src := func(_ context.Context, paths []string) (map[string]artifacts.Credential, error) {
+				out := map[string]artifacts.Credential{}
+				for _, p := range paths {
+					out[p] = artifacts.Credential{Path: p, Kind: artifacts.AzureADLSSAS, URL: ds.srv.URL + "/src/model/" + p + "?sig=read"}
+				}
+				return out, nil
+			}
+			_, dst, check := ds.signers()
+			_, err = cp.Copy(ctx, files, src, dst, check)
+			require.NoError(t, err)
+			ds.mu.Lock()
+			var written []string
+			for p := range ds.objects {
+				written = append(written, p)
+			}
+			ds.mu.Unlock()
+			assert.ElementsMatch(t, []string{"/dst/MLmodel", "/dst/data/weights/part-0.bin", "/dst/metadata/MLmodel", "/dst/metadata/requirements.txt"}, written)
+		})
 	}
-	_, dst, check := ds.signers()
-	_, err = cp.Copy(ctx, files, src, dst, check)
-	require.NoError(t, err)
-	ds.mu.Lock()
-	var written []string
-	for p := range ds.objects {
-		written = append(written, p)
-	}
-	ds.mu.Unlock()
-	assert.ElementsMatch(t, []string{"/dst/MLmodel", "/dst/data/weights/part-0.bin", "/dst/metadata/MLmodel", "/dst/metadata/requirements.txt"}, written)
 }
 
 // failing answers 500 to the appends of path at position the first n
@@ -394,3 +474,60 @@ func TestPresignedPutMemoryIsBounded(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestASourceLongerThanListedIsAnError: ADLS Gen2, S3 and GCS sources are
+// read with a plain GET whose length nobody checks against the listing. A
+// source with more bytes than were listed (rewritten after the listing) must
+// fail the copy and the hash, not be cut silently to the listed length:
+// in one request (a file up to a block), in blocks, and in one presigned PUT
+// (where Go's transport refuses a body longer than its Content-Length before
+// the copier's own check).
+func TestASourceLongerThanListedIsAnError(t *testing.T) {
+	const bs = 1 << 20
+	const extra = 7
+	sources := []artifactstest.Source{
+		artifactstest.Random("small.bin", 1000, 11),     // one request
+		artifactstest.Random("large.bin", 3*bs+5, 12),   // several blocks
+		artifactstest.Random("exact.bin", bs+extra, 13), // one block when listed
+	}
+	listedShort := func(files []artifacts.File) []artifacts.File {
+		out := append([]artifacts.File(nil), files...)
+		for i := range out {
+			out[i].Size -= extra
+		}
+		return out
+	}
+	opts := artifacts.Options{BlockSize: bs, Attempts: 2, Backoff: func(int) time.Duration { return time.Millisecond }}
+	refused := func(t *testing.T, err error, f artifactstest.Source, what string) {
+		t.Helper()
+		require.Error(t, err, "%s: a source %d bytes longer than listed was cut to the listed length without an error", what, extra)
+		assert.Contains(t, err.Error(), "source is longer than the "+itoa(f.Size-extra)+" bytes listed", what)
+	}
+	refusedByPut := func(t *testing.T, err error, f artifactstest.Source) {
+		t.Helper()
+		require.Error(t, err, "a source %d bytes longer than listed was cut to the listed length without an error", extra)
+		assert.Contains(t, err.Error(), f.Path)
+	}
+
+	for _, f := range sources {
+		t.Run("ADLS Gen2/"+f.Path, func(t *testing.T) {
+			ds := newDFSStore(t, true, nil)
+			files := listedShort(ds.addSources([]artifactstest.Source{f}))
+			src, dst, check := ds.signers()
+			_, err := artifacts.New(opts).Copy(ctxFor(t, 30*time.Second), files, src, dst, check)
+			refused(t, err, f, "copy")
+			assert.Nil(t, ds.object("/dst/"+f.Path), "no truncated file is flushed")
+			_, err = artifacts.New(opts).Hash(ctxFor(t, 30*time.Second), files, src)
+			refused(t, err, f, "hash")
+		})
+		for _, p := range presigned {
+			t.Run(string(p.kind)+"/"+f.Path, func(t *testing.T) {
+				ob := newObjectStore(t, p.kind, true, p.headers)
+				files := listedShort(ob.addSources([]artifactstest.Source{f}))
+				src, dst, check := ob.signers()
+				_, err := artifacts.New(opts).Copy(ctxFor(t, 30*time.Second), files, src, dst, check)
+				refusedByPut(t, err, f)
+			})
+		}
+	}
+}

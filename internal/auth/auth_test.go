@@ -122,6 +122,9 @@ func TestEachWayConnects(t *testing.T) {
 	w := newWorld(t)
 	w.addGroup(azurestandin.VariableGroup{Name: "databricks-kv", KeyVault: &azurestandin.GroupVault{Vault: "kv-mlops"},
 		Variables: map[string]azurestandin.Variable{"databricks-host-prod": {}, "databricks-token-prod": {}}})
+	w.addGroup(azurestandin.VariableGroup{Name: "databricks", Variables: map[string]azurestandin.Variable{
+		"databricks-host-dev": {Value: "https://" + devHost}, "databricks-token-dev": {Value: devPAT, Secret: true},
+	}})
 	cases := []struct {
 		name      string
 		run       agenttest.Run
@@ -160,7 +163,7 @@ func TestEachWayConnects(t *testing.T) {
 			Variables: map[string]string{"databricks-host-dev": "https://" + devHost + "/"},
 			Secrets:   map[string]string{"databricks-token-dev": devPAT},
 			Inputs:    map[string]string{"variableSuffix": "dev"}, // connectionMethod defaults to variableGroup
-		}, devHost, "variable databricks-token-dev of the pipeline"},
+		}, devHost, "secret variable databricks-token-dev of group databricks"},
 		{"Key Vault-linked group read through the REST API", agenttest.Run{
 			Inputs:    map[string]string{"variableGroup": "databricks-kv", "variableSuffix": "prod", "azureSubscription": secretEndpoint(secretClientID, spSecret).ID},
 			Endpoints: []agent.Endpoint{secretEndpoint(secretClientID, spSecret)},

@@ -239,8 +239,6 @@ func ReadOptions(in *agent.Inputs, group string) Options {
 		switch {
 		case o.Token == "":
 			in.Fail(name(inToken), "is required for the token method: map a secret variable, e.g. token: $(databricks-token)")
-		case unexpandedMacro(o.Token) != "":
-			in.Fail(name(inToken), "the variable %s is not defined, so the macro was not replaced: define it as a secret variable or link the variable group that holds it", unexpandedMacro(o.Token))
 		case strings.ContainsAny(o.Token, " \t\r\n"):
 			in.Fail(name(inToken), "contains white space, which a Databricks token never does: check the variable's value")
 		}

@@ -25,7 +25,6 @@
 package auth
 
 import (
-	"cmp"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -41,7 +40,6 @@ import (
 	"github.com/databricks/databricks-sdk-go/config"
 
 	"github.com/brickferry/brickferry/internal/agent"
-	"github.com/brickferry/brickferry/internal/devops"
 	"github.com/brickferry/brickferry/internal/httpclient"
 	"github.com/brickferry/brickferry/internal/keyvault"
 )
@@ -398,97 +396,4 @@ func (r *Resolver) vault(name string, id *armIdentity) (*keyvault.Client, error)
 		Transport:                            &http.Client{Transport: t},
 		DisableChallengeResourceVerification: r.DisableChallengeResourceVerification,
 	})
-}
-
-// fromVariableGroup takes databricks-host[-suffix] and databricks-token[-suffix]
-// from the job's variables (a group linked to the pipeline), or else reads the
-// group through the Azure DevOps REST API, and for a group linked to Key Vault
-// reads the secrets from the vault with the given connection.
-func (r *Resolver) fromVariableGroup(ctx context.Context, opts Options, ws *Workspace, st *strategy, cache func(fetchFunc) *tokenCache) error {
-	hostVar, tokenVar := opts.HostVariable(), opts.TokenVariable()
-	host, _, hostOK := r.Env.Variable(hostVar)
-	token, _, tokenOK := r.Env.Variable(tokenVar)
-	source := fmt.Sprintf("variable %s of the pipeline", tokenVar)
-	if !hostOK || !tokenOK || host == "" || token == "" {
-		var err error
-		host, token, source, err = r.readGroup(ctx, opts, hostVar, tokenVar)
-		if err != nil {
-			return err
-		}
-	}
-	r.Log.SetSecret(token)
-	h, err := NormalizeHost(host)
-	if err != nil {
-		return fmt.Errorf("variable %s is not a workspace URL: %w", hostVar, err)
-	}
-	ws.Host = h
-	ws.Principal = source
-	st.main = cache(staticToken(strings.TrimSpace(token)))
-	return nil
-}
-
-func (r *Resolver) readGroup(ctx context.Context, opts Options, hostVar, tokenVar string) (host, token, source string, err error) {
-	group := opts.VariableGroup
-	sys := r.Env.System()
-	collection := cmp.Or(r.DevOpsURL, sys.CollectionURI)
-	project := cmp.Or(sys.ProjectID, sys.Project)
-	jobToken := r.Env.JobToken()
-	if collection == "" || project == "" || jobToken == "" {
-		return "", "", "", fmt.Errorf("the pipeline has no variables %s and %s, and outside a pipeline run the variable group %q cannot be read: pass them as variables (--var, --secret) or use another connection method", hostVar, tokenVar, group)
-	}
-	t, err := r.retrying()
-	if err != nil {
-		return "", "", "", err
-	}
-	r.Log.Debug("Variables %s/%s are not set; reading variable group %q through the Azure DevOps API.", hostVar, tokenVar, group)
-	g, err := devops.New(collection, jobToken, &http.Client{Transport: t}).VariableGroup(ctx, project, group)
-	if err != nil {
-		return "", "", "", err
-	}
-	if g.KeyVaultLinked() {
-		return r.readLinkedVault(ctx, opts, g, hostVar, tokenVar)
-	}
-	hv, hok := g.Lookup(hostVar)
-	tv, tok := g.Lookup(tokenVar)
-	switch {
-	case !hok || !tok:
-		return "", "", "", fmt.Errorf("variable group %q has no variable %s or %s: add them, or set the suffix input to the one the group uses", group, hostVar, tokenVar)
-	case hv.Secret || hv.Value == "":
-		return "", "", "", fmt.Errorf("variable %s of group %q is secret or empty, and Azure DevOps never returns secret values: make the host a plain variable, or link the group to the pipeline (variables: - group: %s)", hostVar, group, group)
-	case tv.Secret || tv.Value == "":
-		return "", "", "", fmt.Errorf("variable group %q is not linked to this pipeline, and Azure DevOps never returns the value of its secret %s: link the group (YAML: variables: - group: %s; classic: Variables > Variable groups), or keep the token in Azure Key Vault and link the group to the vault", group, tokenVar, group)
-	}
-	return hv.Value, tv.Value, fmt.Sprintf("variable %s of group %s", tokenVar, group), nil
-}
-
-func (r *Resolver) readLinkedVault(ctx context.Context, opts Options, g *devops.VariableGroup, hostVar, tokenVar string) (host, token, source string, err error) {
-	if opts.ARM == nil {
-		return "", "", "", fmt.Errorf("variable group %q is linked to key vault %s and is not linked to this pipeline, so its secrets can only be read from the vault: give an Azure Resource Manager connection allowed to read the vault's secrets (input azureSubscription), or link the group to the pipeline (variables: - group: %s)", g.Name, g.Vault, g.Name)
-	}
-	if _, ok := g.Lookup(tokenVar); !ok {
-		return "", "", "", fmt.Errorf("variable group %q (linked to key vault %s) does not include the secret %s: add it to the group's selected secrets", g.Name, g.Vault, tokenVar)
-	}
-	id, err := r.armCredential(opts.ARM)
-	if err != nil {
-		return "", "", "", err
-	}
-	kv, err := r.vault(g.Vault, id)
-	if err != nil {
-		return "", "", "", err
-	}
-	for _, v := range []struct {
-		name   string
-		dst    *string
-		secret bool
-	}{{hostVar, &host, false}, {tokenVar, &token, true}} {
-		val, err := kv.Secret(ctx, v.name)
-		if err != nil {
-			return "", "", "", explainEntra(err, id.describe())
-		}
-		if v.secret { // the workspace URL is not a credential (see fromKeyVault)
-			r.Log.SetSecret(val)
-		}
-		*v.dst = strings.TrimSpace(val)
-	}
-	return host, token, fmt.Sprintf("secret %s of key vault %s (group %s)", tokenVar, g.Vault, g.Name), nil
 }

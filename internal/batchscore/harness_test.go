@@ -2,6 +2,7 @@ package batchscore_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -11,7 +12,10 @@ import (
 
 	"github.com/databricks/databricks-sdk-go/client"
 	"github.com/databricks/databricks-sdk-go/config"
+	"github.com/databricks/databricks-sdk-go/service/files"
 	"github.com/databricks/databricks-sdk-go/service/jobs"
+	"github.com/databricks/databricks-sdk-go/service/ml"
+	"github.com/databricks/databricks-sdk-go/service/sql"
 	"github.com/databricks/databricks-sdk-go/service/workspace"
 	"github.com/stretchr/testify/require"
 
@@ -36,6 +40,9 @@ type world struct {
 	rows     int64            // rows the next scoring run writes
 	exit     func(tc *emulator.TaskContext, version int64) string
 	builds   int
+	// pipeline, when set, is the pipeline the next runs belong to
+	// (System.DefinitionId, Build.DefinitionName); agenttest's otherwise.
+	pipeline *pipelineID
 
 	// exe, host and caFile are set by newExeWorld: task runs are then the
 	// built executable.
@@ -48,7 +55,21 @@ func (w *world) nextPipelineRun() map[string]string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.builds++
-	return map[string]string{"BUILD_BUILDID": strconv.Itoa(1000 + w.builds), "SYSTEM_PLANID": fmt.Sprintf("2f0e3c43-5ad6-4f1f-9d6c-%012d", w.builds)}
+	env := map[string]string{"BUILD_BUILDID": strconv.Itoa(1000 + w.builds), "SYSTEM_PLANID": fmt.Sprintf("2f0e3c43-5ad6-4f1f-9d6c-%012d", w.builds)}
+	if p := w.pipeline; p != nil {
+		env["SYSTEM_DEFINITIONID"], env["BUILD_DEFINITIONNAME"] = p.id, p.name
+	}
+	return env
+}
+
+// pipelineID is a pipeline definition as the agent names it.
+type pipelineID struct{ id, name string }
+
+// runAs makes the next runs those of another pipeline.
+func (w *world) runAs(id, name string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.pipeline = &pipelineID{id: id, name: name}
 }
 
 const shippedPath = "/Shared/brickferry/batch_score"
@@ -65,7 +86,36 @@ func startWorld(t *testing.T, ca *emulator.CA) *world {
 	w := &world{clock: clock, versions: map[string]int64{}, rows: 9960}
 	w.ws = emulator.Start(t, emulator.Options{Name: "prod", Clock: clock, CA: ca})
 	w.onNotebook(shippedPath)
+	w.registerModel(t, "churn", 3, "Production")
+	w.ws.AddWarehouse(sql.GetWarehouseResponse{Id: warehouse})
+	w.ws.ResetRequests()
 	return w
+}
+
+// warehouse is the SQL warehouse of the world's workspace.
+const warehouse = "abc123def456"
+
+// registerModel registers versions 1..n of a workspace registry model from
+// files put on DBFS, waits until they are READY and moves version n to
+// stage (none when empty).
+func (w *world) registerModel(t *testing.T, name string, n int, stage string) {
+	t.Helper()
+	ctx := context.Background()
+	c := w.sdk(t)
+	require.NoError(t, files.NewDbfs(c).Put(ctx, files.Put{Path: "dbfs:/models/" + name + "/MLmodel",
+		Contents: base64.StdEncoding.EncodeToString([]byte("artifact_path: model\nflavors:\n  python_function: {}\n")), Overwrite: true}))
+	reg := ml.NewModelRegistry(c)
+	_, err := reg.CreateModel(ctx, ml.CreateModelRequest{Name: name})
+	require.NoError(t, err)
+	for range n {
+		_, err := reg.CreateModelVersion(ctx, ml.CreateModelVersionRequest{Name: name, Source: "dbfs:/models/" + name})
+		require.NoError(t, err)
+	}
+	w.clock.Advance(time.Minute) // registration takes a few seconds
+	if stage != "" {
+		_, err = reg.TransitionStage(ctx, ml.TransitionModelVersionStageDatabricks{Name: name, Version: strconv.Itoa(n), Stage: stage})
+		require.NoError(t, err)
+	}
 }
 
 // onNotebook scripts the notebook at p like the shipped one: it writes the

@@ -81,7 +81,10 @@ func (o Options) JobSettings(sys agent.System) jobs.JobSettings {
 		// skipped.
 		MaxConcurrentRuns: 1,
 		Queue:             &jobs.QueueSettings{Enabled: true},
-		Tags:              map[string]string{"brickferry-task": "BatchScore"},
+		Tags:              map[string]string{tagTask: taskName},
+	}
+	if o.Owner.ID != "" {
+		s.Tags[tagOwnerID], s.Tags[tagOwner] = o.Owner.ID, o.Owner.Name
 	}
 	if o.Timeout > 0 {
 		s.TimeoutSeconds = int(o.Timeout.Seconds())
@@ -122,62 +125,81 @@ func (e *DuplicateJobsError) Error() string {
 // jobsAPI is the part of the Jobs API the task uses; *jobs.JobsAPI has it.
 type jobsAPI interface {
 	ListAll(ctx context.Context, request jobs.ListJobsRequest) ([]jobs.BaseJob, error)
+	Get(ctx context.Context, request jobs.GetJobRequest) (*jobs.Job, error)
 	Create(ctx context.Context, request jobs.CreateJob) (*jobs.CreateResponse, error)
 	Reset(ctx context.Context, request jobs.ResetJob) error
 }
 
-// upsertJob finds the job by its exact name (the list filter ignores case,
-// https://docs.databricks.com/api/azure/workspace/jobs/list) and resets it,
-// or creates it when there is none.
-func upsertJob(ctx context.Context, api jobsAPI, settings jobs.JobSettings) (id int64, created bool, err error) {
-	found, err := api.ListAll(ctx, jobs.ListJobsRequest{Name: settings.Name})
+// jobsNamed lists the ids of the jobs named exactly name (the list filter
+// ignores case, https://docs.databricks.com/api/azure/workspace/jobs/list).
+func jobsNamed(ctx context.Context, api jobsAPI, name string) ([]int64, error) {
+	found, err := api.ListAll(ctx, jobs.ListJobsRequest{Name: name})
 	if err != nil {
-		return 0, false, fmt.Errorf("looking for the job %q: %w", settings.Name, err)
+		return nil, fmt.Errorf("looking for the job %q: %w", name, err)
 	}
 	var ids []int64
 	for _, j := range found {
-		if j.Settings != nil && j.Settings.Name == settings.Name {
+		if j.Settings != nil && j.Settings.Name == name {
 			ids = append(ids, j.JobId)
 		}
 	}
 	slices.Sort(ids)
+	return ids, nil
+}
+
+// findJob reads the job named exactly name with all its settings, or
+// answers nil when there is none. Two jobs with the name are an error: the
+// task will not guess which one to change.
+func findJob(ctx context.Context, api jobsAPI, name string) (*jobs.Job, error) {
+	ids, err := jobsNamed(ctx, api, name)
+	if err != nil {
+		return nil, err
+	}
 	switch len(ids) {
 	case 0:
-		var req jobs.CreateJob
-		if err := convert(settings, &req); err != nil {
+		return nil, nil
+	case 1:
+		j, err := api.Get(ctx, jobs.GetJobRequest{JobId: ids[0]})
+		if err != nil {
+			return nil, fmt.Errorf("reading the job %q (%d): %w", name, ids[0], err)
+		}
+		return j, nil
+	}
+	return nil, &DuplicateJobsError{Name: name, IDs: ids}
+}
+
+// writeJob resets the existing job to settings, or creates the job when
+// existing is nil.
+func writeJob(ctx context.Context, api jobsAPI, existing *jobs.Job, settings jobs.JobSettings) (id int64, created bool, err error) {
+	if existing != nil {
+		if err := api.Reset(ctx, jobs.ResetJob{JobId: existing.JobId, NewSettings: settings}); err != nil {
+			return 0, false, fmt.Errorf("updating the job %q (%d): %w", settings.Name, existing.JobId, err)
+		}
+		return existing.JobId, false, nil
+	}
+	var req jobs.CreateJob
+	if err := convert(settings, &req); err != nil {
+		return 0, false, err
+	}
+	id, err = converge.Converge(ctx, func(ctx context.Context) (int64, bool, error) {
+		// jobs/create is not idempotent and got no clear answer: if the
+		// job exists now, it is this request's; else create it again.
+		ids, err := jobsNamed(ctx, api, settings.Name)
+		if err != nil || len(ids) == 0 {
 			return 0, false, err
 		}
-		id, err := converge.Converge(ctx, func(ctx context.Context) (int64, bool, error) {
-			// jobs/create is not idempotent and got no clear answer: if the
-			// job exists now, it is this request's; else create it again.
-			again, err := api.ListAll(ctx, jobs.ListJobsRequest{Name: settings.Name})
-			if err != nil {
-				return 0, false, err
-			}
-			for _, j := range again {
-				if j.Settings != nil && j.Settings.Name == settings.Name {
-					return j.JobId, true, nil
-				}
-			}
-			return 0, false, nil
-		}, func(ctx context.Context) (int64, error) {
-			resp, err := api.Create(ctx, req)
-			if err != nil {
-				return 0, err
-			}
-			return resp.JobId, nil
-		})
+		return ids[0], true, nil
+	}, func(ctx context.Context) (int64, error) {
+		resp, err := api.Create(ctx, req)
 		if err != nil {
-			return 0, false, fmt.Errorf("creating the job %q: %w", settings.Name, err)
+			return 0, err
 		}
-		return id, true, nil
-	case 1:
-		if err := api.Reset(ctx, jobs.ResetJob{JobId: ids[0], NewSettings: settings}); err != nil {
-			return 0, false, fmt.Errorf("updating the job %q (%d): %w", settings.Name, ids[0], err)
-		}
-		return ids[0], false, nil
+		return resp.JobId, nil
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("creating the job %q: %w", settings.Name, err)
 	}
-	return 0, false, &DuplicateJobsError{Name: settings.Name, IDs: ids}
+	return id, true, nil
 }
 
 // convert copies between SDK types of the same JSON shape (JobSettings and

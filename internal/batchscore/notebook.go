@@ -18,7 +18,6 @@ type workspaceAPI interface {
 	Export(ctx context.Context, request workspace.ExportRequest) (*workspace.ExportResponse, error)
 	Import(ctx context.Context, request workspace.Import) error
 	Mkdirs(ctx context.Context, request workspace.Mkdirs) error
-	GetStatus(ctx context.Context, request workspace.GetStatusRequest) (*workspace.ObjectInfo, error)
 }
 
 // syncNotebook uploads the shipped notebook to p unless the workspace
@@ -61,19 +60,4 @@ func sameSource(a, b []byte) bool {
 		return bytes.Join(lines, []byte("\n"))
 	}
 	return bytes.Equal(norm(a), norm(b))
-}
-
-// checkNotebook makes sure the user's notebook exists before the job points
-// at it, so a typo fails here rather than in the job run.
-func checkNotebook(ctx context.Context, api workspaceAPI, p string) error {
-	info, err := api.GetStatus(ctx, workspace.GetStatusRequest{Path: p})
-	switch {
-	case errors.Is(err, apierr.ErrResourceDoesNotExist) || errors.Is(err, apierr.ErrNotFound):
-		return fmt.Errorf("the notebook %s does not exist in the workspace (or the task's identity cannot see it)", p)
-	case err != nil:
-		return fmt.Errorf("looking for the notebook %s: %w", p, err)
-	case info.ObjectType != workspace.ObjectTypeNotebook:
-		return fmt.Errorf("%s is a %s, not a notebook", p, info.ObjectType)
-	}
-	return nil
 }

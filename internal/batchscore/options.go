@@ -30,6 +30,9 @@ type Options struct {
 	MergeKeys      []string
 
 	JobName        string
+	JobNameDefault bool // JobName was derived from the output table (input jobName empty)
+	AllowTakeover  bool // allowJobTakeover: take over another pipeline's job, or remove its schedule
+	Owner          Owner
 	NotebookPath   string // where the job's notebook is (the shipped one is uploaded there)
 	Shipped        bool   // NotebookPath is the Brickferry notebook, kept up to date by the task
 	ExtraParams    []agent.KeyValue
@@ -98,14 +101,29 @@ var zoneList string
 // better left to its schedule.
 const maxTimeout = 7 * 24 * time.Hour
 
-// readOptions is ReadOptions as auth.Task calls it.
-func readOptions(_ agent.Env, in *agent.Inputs) Options { return ReadOptions(in) }
+// readOptions is ReadOptions as auth.Task calls it, with the pipeline that
+// will own the job.
+func readOptions(env agent.Env, in *agent.Inputs) Options {
+	o := ReadOptions(in)
+	o.Owner = OwnerOf(env.System())
+	return o
+}
+
+// defaultJobPrefix starts the name of a job whose step gives no jobName:
+// the job is then the output table's, so two pipelines that write two
+// tables keep two jobs.
+const defaultJobPrefix = "brickferry-score-"
+
+// DefaultJobName is the job name for an output table: the prefix and the
+// table as the catalog compares names (lower case, without backticks).
+func DefaultJobName(outputTable string) string { return defaultJobPrefix + normTable(outputTable) }
 
 // ReadOptions reads the task's inputs into Options, recording every problem
 // in in (see agent.Inputs.Err).
 func ReadOptions(in *agent.Inputs) Options {
 	o := Options{
 		JobName:        in.String("jobName"),
+		AllowTakeover:  in.Bool("allowJobTakeover"),
 		ExtraParams:    in.KeyValues("notebookParameters"),
 		Compute:        compute.FromInputs(in, defaultWorkers),
 		SQLWarehouseID: in.String("sqlWarehouseId"),
@@ -143,6 +161,9 @@ func ReadOptions(in *agent.Inputs) Options {
 	}
 	if o.JobName != "" && (len(o.JobName) > 4096 || strings.ContainsAny(o.JobName, "\n\r")) {
 		in.Fail("jobName", "must be one line of at most 4096 characters")
+	}
+	if o.JobName == "" && o.OutputTable != "" {
+		o.JobName, o.JobNameDefault = DefaultJobName(o.OutputTable), true
 	}
 	o.readNotebook(in)
 	o.Schedule = readSchedule(in)
@@ -207,9 +228,6 @@ func ParseModelURI(uri string) (ModelURI, error) {
 	forms := "write models:/<name>/Production, models:/<name>@champion or models:/<name>/3"
 	rest, ok := strings.CutPrefix(uri, "models:/")
 	if !ok {
-		if strings.Contains(uri, "$(") {
-			return ModelURI{}, fmt.Errorf("%q looks like a pipeline variable that was not expanded: check the name of the step that produced it", agent.Neutralize(uri))
-		}
 		return ModelURI{}, fmt.Errorf("%q is not a models:/ URI: %s", agent.Neutralize(uri), forms)
 	}
 	m := ModelURI{URI: uri}
@@ -242,14 +260,7 @@ func ParseModelURI(uri string) (ModelURI, error) {
 	}
 	// A stage on a Unity Catalog model or an alias on a workspace registry
 	// model only fails inside the notebook, after the job was made and run.
-	var ref modeluri.VersionRef
-	switch m.Kind {
-	case "stage":
-		ref.Stage = m.Ref
-	case "alias":
-		ref.Alias = m.Ref
-	}
-	if n.CheckVersion(ref) != nil {
+	if n.CheckVersion(m.versionRef()) != nil {
 		full := agent.Neutralize(n.Full)
 		if n.UC() {
 			return ModelURI{}, fmt.Errorf("%q: %s is a Unity Catalog model, which has no stages: write models:/%s@<alias> (e.g. models:/%s@champion) or models:/%s/<version>",
@@ -260,6 +271,25 @@ func ParseModelURI(uri string) (ModelURI, error) {
 	}
 	m.Name = n.Full
 	return m, nil
+}
+
+// Registered is the registered model and the version reference the URI
+// names, for resolving it in the workspace (package registry).
+func (m ModelURI) Registered() (modeluri.Name, modeluri.VersionRef, error) {
+	n, err := modeluri.ParseName(m.Name)
+	return n, m.versionRef(), err
+}
+
+// versionRef is the stage, alias or version number the URI names.
+func (m ModelURI) versionRef() modeluri.VersionRef {
+	switch m.Kind {
+	case "stage":
+		return modeluri.VersionRef{Stage: m.Ref}
+	case "alias":
+		return modeluri.VersionRef{Alias: m.Ref}
+	}
+	n, _ := strconv.Atoi(m.Ref)
+	return modeluri.VersionRef{Number: n}
 }
 
 // readTable reads a table name of minParts to 3 dot-separated identifiers.

@@ -1,9 +1,9 @@
 // Package batchscore is the BatchScore@1 task: it keeps one Databricks job
-// that scores a table with a registered MLflow model (created the first time,
-// reset by exact name afterwards, optionally scheduled), runs it now, waits,
-// reads the notebook's JSON exit value and proves the Delta output: rows
-// written above a minimum and, with a SQL warehouse, COUNT(*) and the
-// table's latest Delta version.
+// per output table that scores a table with a registered MLflow model
+// (created the first time, reset by exact name afterwards, optionally
+// scheduled), runs it now, waits, reads the notebook's JSON exit value and
+// proves the Delta output: rows written above a minimum and, with a SQL
+// warehouse, COUNT(*) and the table's latest Delta version.
 //
 // By default the job runs the scoring notebook Brickferry ships
 // (examples/notebooks/batch_score.py, embedded in the executable), uploaded
@@ -11,8 +11,14 @@
 // same parameters (see docs/tasks/BatchScore.md).
 //
 // Flow: ReadOptions (every input checked, no remote call) → Connect →
-// notebook → job create/reset → run-now (idempotency token) → runwait →
-// exit value → checks → outputs and summary.
+// preflight (model version READY, notebook, compute, warehouse: package
+// preflight) → the job looked up and the change to it decided (owner.go:
+// another pipeline's job, or a schedule removed, is refused unless
+// allowJobTakeover) → notebook → job create/reset → run-now (idempotency
+// token) → runwait → exit value → checks → outputs and summary. Nothing is
+// written before the preflight and the decision pass. Without jobName the
+// job is named after the output table (DefaultJobName), and it is tagged
+// with the pipeline that owns it (OwnerOf).
 package batchscore
 
 import (
@@ -96,12 +102,37 @@ func (s *step) Run(ctx context.Context) error {
 	sys := s.env.System()
 	host := strings.TrimSuffix(c.Config.Host, "/")
 	jobsAPI := jobs.NewJobs(c)
-	wsAPI := workspace.NewWorkspace(c)
 	var res result
+
+	// Everything the job will use is checked, and the change to the job is
+	// decided, before the first write: a typo or a job of another pipeline
+	// leaves the workspace as it was.
+	log.Section("Checks")
+	version, err := s.preflight(ctx, host)
+	if err != nil {
+		return err
+	}
+	res.modelVer = strconv.Itoa(version)
+	existing, err := findJob(ctx, jobsAPI, o.JobName)
+	if err != nil {
+		return err
+	}
+	settings := o.JobSettings(sys)
+	if log.DebugEnabled() {
+		if b, err := settings.MarshalJSON(); err == nil {
+			log.Debug("job settings: %s", b)
+		}
+	}
+	if err := s.checkChange(existing, settings); err != nil {
+		return err
+	}
+	if o.JobNameDefault {
+		s.warnOldDefault(ctx, jobsAPI)
+	}
 
 	log.Section("Scoring code")
 	if o.Shipped {
-		up, err := syncNotebook(ctx, wsAPI, o.NotebookPath, s.notebook)
+		up, err := syncNotebook(ctx, workspace.NewWorkspace(c), o.NotebookPath, s.notebook)
 		if err != nil {
 			return err
 		}
@@ -112,20 +143,11 @@ func (s *step) Run(ctx context.Context) error {
 			log.Info("The Brickferry scoring notebook at %s is up to date", o.NotebookPath)
 		}
 	} else {
-		if err := checkNotebook(ctx, wsAPI, o.NotebookPath); err != nil {
-			return err
-		}
 		log.Info("Scoring with the notebook %s", o.NotebookPath)
 	}
 
 	log.Section("Job")
-	settings := o.JobSettings(sys)
-	if log.DebugEnabled() {
-		if b, err := settings.MarshalJSON(); err == nil {
-			log.Debug("job settings: %s", b)
-		}
-	}
-	id, created, err := upsertJob(ctx, jobsAPI, settings)
+	id, created, err := writeJob(ctx, jobsAPI, existing, settings)
 	if err != nil {
 		return err
 	}
@@ -136,7 +158,7 @@ func (s *step) Run(ctx context.Context) error {
 	if created {
 		verb = "Created"
 	}
-	log.Info("%s the job %q (%d): %s", verb, o.JobName, id, res.jobURL)
+	log.Info("%s the job %q (%d), owned by %s: %s", verb, o.JobName, id, o.Owner, res.jobURL)
 	log.Info("Compute: %s", o.Compute)
 	if o.Schedule != nil {
 		log.Info("Schedule: %s", scheduleText(o.Schedule))
@@ -205,9 +227,8 @@ func (s *step) Run(ctx context.Context) error {
 	}
 	res.exit = ev
 	res.outputTable = cmp.Or(ev.OutputTable, o.OutputTable)
-	res.modelVer = ev.ModelVersion
-	if res.modelVer == "" && o.Model.Kind == "version" {
-		res.modelVer = o.Model.Ref
+	if ev.ModelVersion != "" {
+		res.modelVer = ev.ModelVersion
 	}
 	if err := s.check(ctx, &res); err != nil {
 		return err

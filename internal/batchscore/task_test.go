@@ -198,9 +198,23 @@ func testSchedule(t *testing.T, newW func(*testing.T) *world) {
 		assert.Contains(t, md, "| Schedule | 0 30 6 ? * MON-FRI (UTC), paused |")
 	}
 
+	// An empty cron would remove the schedule: refused, the job unchanged,
+	// unless the step allows it.
+	w.ws.ResetRequests()
 	res = w.run(t, inputs())
-	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
-	assert.Nil(t, w.job(t, id).Settings.Schedule, "an empty cron removes the schedule (reset)")
+	require.Equal(t, agent.Failed, res.Result, res.Stdout)
+	require.Len(t, res.Errors, 1)
+	assert.Contains(t, res.Errors[0], "its schedule (or trigger) would be removed")
+	assert.Contains(t, res.Errors[0], "allowJobTakeover: true")
+	assert.Contains(t, res.Stdout, `- schedule.quartz_cron_expression: "0 30 6 ? * MON-FRI"`)
+	assert.NotNil(t, w.job(t, id).Settings.Schedule)
+	assert.Empty(t, w.ws.RequestsTo("POST", "/api/2.2/jobs/reset"))
+	assert.Empty(t, w.runNows())
+
+	res = w.run(t, inputs("allowJobTakeover", "true"))
+	require.Equal(t, agent.SucceededWithIssues, res.Result, res.Stdout)
+	assert.Contains(t, strings.Join(res.Warnings, "\n"), "allowJobTakeover is true")
+	assert.Nil(t, w.job(t, id).Settings.Schedule, "the schedule removed when the step allows it")
 	assert.Len(t, w.jobs(t), 1)
 }
 
@@ -279,7 +293,7 @@ func testExitValues(t *testing.T, newW func(*testing.T) *world) {
 		{name: "strings for numbers", exit: `{"rows_written": "42", "output_table": "main.ml.p", "table_version": "7", "model_version": 5}`,
 			want: map[string]string{"rowsWritten": "42", "outputTable": "main.ml.p", "tableVersion": "7", "modelVersion": "5"}},
 		{name: "only rows", exit: `{"rows_written": 42}`,
-			want: map[string]string{"rowsWritten": "42", "outputTable": "main.ml.churn_predictions", "tableVersion": "", "modelVersion": ""}},
+			want: map[string]string{"rowsWritten": "42", "outputTable": "main.ml.churn_predictions", "tableVersion": "", "modelVersion": "3"}},
 		{name: "none", exit: ``, problem: "returned no exit value"},
 		{name: "not JSON", exit: `done`, problem: "not a JSON object"},
 		{name: "no rows", exit: `{"output_table": "x.y"}`, problem: "has no rows_written"},
@@ -338,8 +352,9 @@ func testOwnNotebook(t *testing.T, newW func(*testing.T) *world) {
 
 	missing := w.run(t, inputs("notebookSource", "workspace", "notebookPath", "/Repos/mlops/churn/scroe"))
 	require.Equal(t, agent.Failed, missing.Result)
-	assert.Contains(t, missing.Errors[0], "the notebook /Repos/mlops/churn/scroe does not exist")
+	assert.Contains(t, missing.Errors[0], "input notebookPath: there is no notebook /Repos/mlops/churn/scroe in the workspace")
 	assert.Len(t, w.jobs(t), 1, "no job points at a missing notebook")
+	assert.Equal(t, "/Repos/mlops/churn/score", w.jobs(t)[0].Settings.Tasks[0].NotebookTask.NotebookPath, "the job is unchanged")
 }
 
 func TestTwoJobsWithTheNameAreAnError(t *testing.T) { eachMode(t, testTwoJobsWithTheNameAreAnError) }
@@ -364,6 +379,40 @@ func testTwoJobsWithTheNameAreAnError(t *testing.T, newW func(*testing.T) *world
 	assert.Empty(t, w.ws.RequestsTo("POST", "/api/2.2/jobs/reset"))
 	assert.Empty(t, w.ws.RequestsTo("POST", "/api/2.2/jobs/create"))
 	assert.Empty(t, w.runNows())
+}
+
+// TestJobCreateWithoutAClearAnswerLooksFirst: jobs/create is not idempotent.
+// When it gets no clear answer the task looks for the job by name before
+// creating it again: a create the workspace carried out (a 500 after the
+// commit) is found and used; one it did not (a 500 before) is sent again.
+// Either way the workspace ends with one job.
+func TestJobCreateWithoutAClearAnswerLooksFirst(t *testing.T) {
+	eachMode(t, testJobCreateWithoutAClearAnswerLooksFirst)
+}
+
+func testJobCreateWithoutAClearAnswerLooksFirst(t *testing.T, newW func(*testing.T) *world) {
+	for _, tc := range []struct {
+		fault   emulator.FaultKind
+		creates int
+	}{
+		{emulator.Fault500AfterCommit, 1}, // the job exists: found, not created again
+		{emulator.Fault500, 2},            // nothing was made: created again
+	} {
+		t.Run(string(tc.fault), func(t *testing.T) {
+			w := newW(t)
+			w.ws.SetFaults(emulator.FaultPlan{Rules: []emulator.FaultRule{
+				{Prefix: "/api/2.2/jobs/create", Method: "POST", Rate: 1, Kinds: []emulator.FaultKind{tc.fault}, Limit: 1},
+			}})
+			res := w.run(t, inputs())
+			require.Equal(t, agent.Succeeded, res.Result, "errors: %v\n%s", res.Errors, res.Stdout)
+			all := w.jobs(t)
+			require.Len(t, all, 1, "BatchScore created the job again after a jobs/create without a clear answer (%s) instead of finding the one it made", tc.fault)
+			assert.Equal(t, strconv.FormatInt(all[0].JobId, 10), res.Outputs["jobId"], "the task reports the job it found")
+			assert.Len(t, w.ws.RequestsTo("POST", "/api/2.2/jobs/create"), tc.creates,
+				"jobs/create sent again only when the look-up after the %s found no job", tc.fault)
+			assert.Len(t, w.runNows(), 1, "one scoring run")
+		})
+	}
 }
 
 func TestCancellationCancelsTheRun(t *testing.T) {
@@ -398,8 +447,8 @@ func TestTimeoutCancelsTheRun(t *testing.T) {
 }
 
 // newExeWorld is a world whose task runs are the built brickferry executable,
-// started as the agent starts it, connecting with the variable-group method
-// (databricks-host, secret databricks-token) over https: the emulator serves
+// started as the agent starts it, connecting with the token method
+// (agenttest.Run.WithToken) over https: the emulator serves
 // it with a certificate of its own CA, given to the task as the agent's
 // Agent.CAInfo.
 func newExeWorld(t *testing.T) *world {
@@ -416,11 +465,7 @@ func newExeWorld(t *testing.T) *world {
 func (w *world) agentRun(in map[string]string) agenttest.Run {
 	env := w.nextPipelineRun()
 	env["AGENT_CAINFO"] = w.caFile
-	return agenttest.Run{
-		Task: "BatchScore", Inputs: in, Env: env,
-		Variables: map[string]string{"databricks-host": w.host},
-		Secrets:   map[string]string{"databricks-token": w.ws.Token},
-	}
+	return agenttest.Run{Task: "BatchScore", Inputs: in, Env: env}.WithToken(w.host, w.ws.Token)
 }
 
 // tick moves the emulator's clock while a process runs on the wall clock:
@@ -504,7 +549,7 @@ func testBadInputsFailBeforeAnyRemoteCall(t *testing.T, newW func(*testing.T) *w
 		{"URI without a stage", inputs("modelUri", "models:/churn"), "names no stage, alias or version"},
 		{"unknown stage", inputs("modelUri", "models:/churn/Prod"), "\"Prod\" is neither a version number nor a stage"},
 		{"latest", inputs("modelUri", "models:/churn/latest"), "rather than latest"},
-		{"unexpanded variable", inputs("modelUri", "$(promote.modelUri)"), "looks like a pipeline variable that was not expanded"},
+		{"unexpanded variable", inputs("modelUri", "$(promote.modelUri)"), "the macro $(promote.modelUri) was not expanded"},
 		{"bad alias", inputs("modelUri", "models:/main.ml.churn@champion!"), "the alias"},
 		{"two-part model name", inputs("modelUri", "models:/ml.churn/3"), "the model name"},
 		{"stage on a Unity Catalog model", inputs("modelUri", "models:/main.ml.churn/Production"),
@@ -531,7 +576,8 @@ func testBadInputsFailBeforeAnyRemoteCall(t *testing.T, newW func(*testing.T) *w
 		{"own notebook without path", inputs("notebookSource", "workspace"), "'Notebook path' (notebookPath): is required"},
 		{"parameter the task sets", inputs("notebookParameters", "model_uri=models:/other/1"), "\"model_uri\" is set by the task"},
 		{"warehouse id", inputs("sqlWarehouseId", "abc/def"), "is not a SQL warehouse id"},
-		{"no job name", inputs("jobName", ""), "'Job name' (jobName): is required"},
+		{"unexpanded warehouse variable", inputs("sqlWarehouseId", "$(sql-warehouse-id-prod)"), "'SQL warehouse id' (sqlWarehouseId): the macro $(sql-warehouse-id-prod) was not expanded"},
+		{"job takeover not a boolean", inputs("allowJobTakeover", "maybe"), "'Allow taking over the job or removing its schedule' (allowJobTakeover): \"maybe\" is not a boolean"},
 		{"files without a path", inputs("inputType", "path"), "'Input path' (inputPath): is required"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

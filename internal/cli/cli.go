@@ -1,11 +1,14 @@
 // Package cli is the brickferry command line: `brickferry <Task>` runs a pipeline
-// task (under the agent, or locally with --input flags), `brickferry version`
-// prints the version. main wires the process into Main; nothing below it
-// reads os.Args, os.Environ or calls os.Exit.
+// task (under the agent, or locally with --input flags), `brickferry help
+// <Task>` describes it from its task.json, `brickferry version` prints the
+// version. main wires the process into Main; nothing below it reads os.Args,
+// os.Environ, the terminal or calls os.Exit.
 package cli
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -23,6 +26,9 @@ type Process struct {
 	Environ []string
 	Stdout  io.Writer
 	Stderr  io.Writer
+	// ReadSecret asks for a secret on the terminal without echoing it, for
+	// --secret name without a value; nil when there is no terminal.
+	ReadSecret func(prompt string) (string, error)
 }
 
 // Exit codes outside the agent. Under the agent the executable always exits
@@ -46,37 +52,73 @@ func Main(ctx context.Context, p Process, registry Registry) int {
 	case "version", "--version", "-v":
 		fmt.Fprintf(p.Stdout, "brickferry %s\n", buildinfo.CurrentVersion())
 		return exitOK
-	case "help", "--help", "-h":
-		usage(p.Stdout, registry)
-		return exitOK
+	case "help", "--help", "-h", "-help":
+		return help(p, registry, p.Args[1:])
 	default:
-		task, ok := registry.lookup(name)
+		task, ok := lookupTask(p, registry, name)
 		if !ok {
-			fmt.Fprintf(p.Stderr, "brickferry: unknown task or command %q; the tasks are: %s (and: version, help)\n",
-				name, strings.Join(registry.Names(), ", "))
 			return exitUsage
 		}
 		return runTask(ctx, p, task)
 	}
 }
 
-func usage(w io.Writer, registry Registry) {
-	fmt.Fprintf(w, `brickferry %s: MLOps on Azure Databricks, as Azure Pipelines tasks.
-
-Usage:
-  brickferry <Task>                       run a task with the environment the agent gives it
-  brickferry <Task> --input name=value... run a task from a terminal (local mode)
-          [--inputs-file inputs.yml|json] [--var name=value] [--secret name=value] [--raw]
-  brickferry version                      print the version
-
-Tasks: %s
-`, buildinfo.CurrentVersion(), strings.Join(registry.Names(), ", "))
+// lookupTask finds a task by name, or says which names are close.
+func lookupTask(p Process, registry Registry, name string) (Task, bool) {
+	task, ok := registry.lookup(name)
+	if !ok {
+		fmt.Fprintf(p.Stderr, "brickferry: unknown task or command %q%s; the tasks are: %s (and: version, help)\n",
+			name, agent.Suggestion(name, registry.Names()), strings.Join(registry.Names(), ", "))
+	}
+	return task, ok
 }
 
-// Task is a pipeline task this executable runs: its task.json and its code.
+// help is `brickferry help [<Task> [input]]`.
+func help(p Process, registry Registry, args []string) int {
+	if len(args) == 0 {
+		usage(p.Stdout, registry)
+		return exitOK
+	}
+	task, ok := lookupTask(p, registry, args[0])
+	if !ok {
+		return exitUsage
+	}
+	switch len(args) {
+	case 1:
+		taskHelp(p.Stdout, task)
+		return exitOK
+	case 2:
+		def := task.Definition
+		in, ok := def.Input(args[1])
+		if !ok {
+			fmt.Fprintf(p.Stderr, "brickferry: task %s has no input %q%s (brickferry help %s lists them)\n",
+				def.Name, args[1], agent.Suggestion(args[1], inputNames(def)), def.Name)
+			return exitUsage
+		}
+		inputHelp(p.Stdout, def, in)
+		return exitOK
+	}
+	fmt.Fprintln(p.Stderr, "brickferry: usage: brickferry help [<Task> [input]]")
+	return exitUsage
+}
+
+// usageError prints each problem of a command line on its own line.
+func usageError(w io.Writer, task string, err error) {
+	problems := []error{err}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok { //nolint:errorlint // only the top-level errors.Join is one line per problem
+		problems = joined.Unwrap()
+	}
+	for _, e := range problems {
+		fmt.Fprintf(w, "brickferry %s: %v\n", task, e)
+	}
+}
+
+// Task is a pipeline task this executable runs: its task.json, its code and
+// an example step for its help.
 type Task struct {
 	Definition agent.Definition
 	Run        agent.TaskFunc
+	Example    string
 }
 
 // Registry maps task names to tasks.
@@ -104,18 +146,24 @@ func runTask(ctx context.Context, p Process, task Task) int {
 	env := agent.NewEnv(p.Environ)
 	local := len(p.Args) > 1 || env["TF_BUILD"] == ""
 	human := local
+	var notes []string
 	if local {
 		opts, err := parseLocalFlags(p.Args[1:])
+		if errors.Is(err, flag.ErrHelp) {
+			taskHelp(p.Stdout, task)
+			return exitOK
+		}
 		if err != nil {
-			fmt.Fprintf(p.Stderr, "brickferry %s: %v\n", def.Name, err)
+			usageError(p.Stderr, def.Name, err)
 			return exitUsage
 		}
-		env, err = opts.environment(env, def)
+		run, err := opts.prepare(env, def, p.ReadSecret)
 		if err != nil {
-			fmt.Fprintf(p.Stderr, "brickferry %s: %v\n", def.Name, err)
+			usageError(p.Stderr, def.Name, err)
 			return exitUsage
 		}
-		human = !opts.raw
+		defer run.cleanup()
+		env, notes, human = run.env, run.notes, !opts.raw
 	}
 	sys := env.System()
 	log := agent.NewLog(p.Stdout, agent.LogOptions{
@@ -123,6 +171,9 @@ func runTask(ctx context.Context, p Process, task Task) int {
 	})
 	for _, s := range env.Secrets() {
 		log.Mask(s)
+	}
+	for _, n := range notes {
+		log.Info("%s", n)
 	}
 	result := agent.Run(ctx, task.Run, env, log)
 	if !local {

@@ -24,7 +24,7 @@ func Tasks() Registry {
 			// The task.json files are embedded at build time; TestTasks covers this.
 			panic(err)
 		}
-		r[name] = Task{Definition: def, Run: run}
+		r[name] = Task{Definition: def, Run: run, Example: tasks.Example(def.Name, def.Version.Major)}
 	}
 	return r
 }

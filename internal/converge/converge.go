@@ -75,17 +75,29 @@ func Converge[T any](ctx context.Context, find func(context.Context) (T, bool, e
 }
 
 // CreateOnce makes a create request that Databricks refuses the second time
-// with RESOURCE_ALREADY_EXISTS (a registered model, an experiment): after an
-// ambiguous failure it asks again, and an "already exists" answer means the
-// object exists, whoever made it. created reports whether this call made it
-// (false when it is unknown: the object may be ours from a lost answer).
+// with an "already exists" answer (a registered model, an experiment): after
+// an ambiguous failure it asks again, and "already exists" means the object
+// exists, whoever made it. created reports whether this call made it (false
+// when it is unknown: the object may be ours from a lost answer).
+//
+// "Already exists" is either code (alreadyExists): the workspace APIs answer
+// 400 RESOURCE_ALREADY_EXISTS, Unity Catalog 409 ALREADY_EXISTS (MLflow's
+// register_model accepts both for the same reason, mlflow/mlflow PR 8219).
 func CreateOnce(ctx context.Context, create func(context.Context) error) (created bool, err error) {
 	err = create(ctx)
 	for try := 2; Ambiguous(err) && try <= Tries; try++ {
 		err = create(ctx)
 	}
-	if errors.Is(err, apierr.ErrResourceAlreadyExists) {
+	if alreadyExists(err) {
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// alreadyExists reports a refusal because the object exists: error code
+// RESOURCE_ALREADY_EXISTS (workspace APIs, 400) or ALREADY_EXISTS (Unity
+// Catalog, 409). Not any 409: ABORTED and RESOURCE_CONFLICT are conflicts
+// of another kind (databricks-sdk-go apierr/error_mapping.go).
+func alreadyExists(err error) bool {
+	return errors.Is(err, apierr.ErrResourceAlreadyExists) || errors.Is(err, apierr.ErrAlreadyExists)
 }

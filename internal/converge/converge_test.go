@@ -110,14 +110,15 @@ func TestConverge(t *testing.T) {
 				require.NoError(t, err)
 			}
 			assert.Equal(t, c.want, got)
-			assert.Equal(t, c.wantCreates, s.creates, "creates")
+			assert.Equal(t, c.wantCreates, s.creates, "creates: after a create without a clear answer the create is sent again only when the look-up found nothing")
 			assert.Len(t, s.objects, c.wantObjects, "objects made")
 		})
 	}
 }
 
 func TestCreateOnce(t *testing.T) {
-	exists := apiErr(http.StatusConflict, "RESOURCE_ALREADY_EXISTS")
+	exists := apiErr(http.StatusBadRequest, "RESOURCE_ALREADY_EXISTS") // workspace APIs
+	ucExists := apiErr(http.StatusConflict, "ALREADY_EXISTS")          // Unity Catalog
 	cases := []struct {
 		name        string
 		answers     []error // one per try; the last repeats
@@ -128,6 +129,9 @@ func TestCreateOnce(t *testing.T) {
 		{"created", []error{nil}, true, nil, 1},
 		{"already exists (someone else made it)", []error{exists}, false, nil, 1},
 		{"lost answer, then already exists (ours)", []error{apiErr(500, "INTERNAL_ERROR"), exists}, false, nil, 2},
+		{"Unity Catalog: already exists", []error{ucExists}, false, nil, 1},
+		{"Unity Catalog: lost answer, then already exists", []error{io.ErrUnexpectedEOF, ucExists}, false, nil, 2},
+		{"another conflict is not already exists", []error{apiErr(http.StatusConflict, "ABORTED")}, false, apierr.ErrAborted, 1},
 		{"no answer, then created", []error{io.ErrUnexpectedEOF, nil}, true, nil, 2},
 		{"refused", []error{apiErr(403, "PERMISSION_DENIED")}, false, apierr.ErrPermissionDenied, 1},
 		{"never answered", []error{io.ErrUnexpectedEOF}, false, io.ErrUnexpectedEOF, converge.Tries},

@@ -7,12 +7,19 @@ import (
 	"strings"
 )
 
-// Idempotent reports whether a POST to Databricks may be sent again after an
-// ambiguous failure (no answer, 500, 502, 504): it has the same effect when
-// sent twice (the second one sets what the first set, or only reads). The
-// retrying transport asks it (httpclient.Retry.Idempotent, wired by auth).
+// Idempotent reports whether a POST or PATCH to Databricks may be sent again
+// after an ambiguous failure (no answer, 500, 502, 504): it has the same
+// effect when sent twice (the second one sets what the first set, or only
+// reads). The retrying transport asks it (httpclient.Retry.Idempotent, wired
+// by auth).
 func Idempotent(req *http.Request) bool {
 	path := req.URL.Path
+	if req.Method == http.MethodPatch {
+		// A serving endpoint's tags: add_tags sets each key to its value,
+		// delete_tags removes keys; sent twice, the endpoint has the same
+		// tags (databricks-sdk-go v0.81.0 serving.PatchServingEndpointTags).
+		return strings.HasPrefix(path, "/api/2.0/serving-endpoints/") && strings.HasSuffix(path, "/tags")
+	}
 	switch {
 	case idempotentPOST(path):
 		return true

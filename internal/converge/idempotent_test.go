@@ -49,3 +49,15 @@ func TestIdempotent(t *testing.T) {
 		})
 	}
 }
+
+func TestIdempotentPATCH(t *testing.T) {
+	for path, want := range map[string]bool{
+		"/api/2.0/serving-endpoints/churn/tags":           true, // add_tags / delete_tags set and remove
+		"/api/2.0/serving-endpoints/churn/rate-limits":    false,
+		"/api/2.0/permissions/serving-endpoints/abc/tags": false,
+	} {
+		req, err := http.NewRequest(http.MethodPatch, "https://adb-1.2.azuredatabricks.net"+path, strings.NewReader(`{"add_tags":[{"key":"team","value":"ml"}]}`))
+		assert.NoError(t, err)
+		assert.Equal(t, want, converge.Idempotent(req), path)
+	}
+}

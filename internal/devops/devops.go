@@ -91,7 +91,7 @@ func (e *Error) Error() string {
 	case http.StatusUnauthorized:
 		return fmt.Sprintf("Azure DevOps did not accept the job's access token when reading variable group %q: the job token may have expired, or the pipeline's job authorization scope does not include project %s", e.Group, e.Project)
 	case http.StatusForbidden:
-		return fmt.Sprintf("the pipeline's identity may not read variable group %q: in Pipelines > Library > %s > Security, give the project's build service the Reader role, or link the group to the pipeline", e.Group, e.Group)
+		return fmt.Sprintf("the pipeline's identity may not read variable group %q, which the task reads to know which workspace the group names (linking the group to the pipeline is not enough): in Pipelines > Library > %s > Security, give the project's build service the Reader role, as the library gives it by default", e.Group, e.Group)
 	case http.StatusNotFound:
 		return fmt.Sprintf("no variable group named %q in project %s: check the name (Pipelines > Library)", e.Group, e.Project)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/brickferry/brickferry/internal/agent"
 	"github.com/brickferry/brickferry/internal/httpclient"
 )
 
@@ -130,7 +131,7 @@ func TestRetryAmbiguousFailures(t *testing.T) {
 				resp.Body.Close()
 				assert.Equal(t, tc.wantStatus, resp.StatusCode)
 			}
-			assert.Equal(t, tc.wantCalls, s.calls())
+			assert.Equal(t, tc.wantCalls, s.calls(), "%s: requests sent (a POST not marked idempotent is never sent again after a 500 or a dropped connection: the server may have done the work)", tc.name)
 		})
 	}
 }
@@ -181,6 +182,29 @@ func TestRetryStopsWhenCancelled(t *testing.T) {
 	}
 	require.ErrorIs(t, err, context.Canceled)
 	assert.Equal(t, 1, s.calls())
+}
+
+// TestCleanupCallsAfterACancelAreNotRetried: once the pipeline has
+// cancelled the task, a cleanup call (agent.Cleanup: cancel the Databricks
+// run, remove a half-made version) gets one try, even when its answer is one
+// the layer otherwise retries: all cleanup shares a deadline a few seconds
+// after the signal, and a retry's wait would spend it.
+func TestCleanupCallsAfterACancelAreNotRetried(t *testing.T) {
+	s := &script{statuses: []int{503, 503}}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	c, sl := client(httpclient.Retry{})
+	ctx, cancel := agent.WithCancel(context.Background())
+	cancel() // the pipeline's SIGINT
+	cctx, stop := agent.Cleanup(ctx, nil, 5*time.Second, "cancelling Databricks run 1")
+	defer stop()
+	req, _ := http.NewRequestWithContext(cctx, "POST", srv.URL+"/api/2.2/jobs/runs/cancel", strings.NewReader(`{"run_id":1}`))
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 503, resp.StatusCode, "the cleanup call's own answer")
+	assert.Equal(t, 1, s.calls(), "a cleanup call after the cancel was sent again")
+	assert.Empty(t, sl.d, "a cleanup call after the cancel waited to retry")
 }
 
 func TestWithIdempotentMarksAPost(t *testing.T) {

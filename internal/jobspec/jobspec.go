@@ -8,7 +8,7 @@
 //   - the Jobs API 2.0 single-task shape, with new_cluster / existing_cluster_id,
 //     notebook_task (or another task type), libraries, max_retries... at the
 //     top level and "format": "SINGLE_TASK" (the reference pipeline's files,
-//     see ../shared/fixtures/seed-jobs); it becomes one task in "tasks";
+//     copied to internal/testworld/fixtures/seed-jobs); it becomes one task in "tasks";
 //   - the same wrapped as jobs/get prints it ({"job_id", "settings": {...}}) or
 //     as jobs/reset takes it ({"job_id", "new_settings": {...}});
 //   - a runs/submit payload ("run_name" instead of "name").

@@ -142,6 +142,7 @@ func TestWorkspaceToUnityCatalog(t *testing.T) {
 	require.Len(t, versions, 1)
 	assert.Equal(t, catalog.ModelVersionInfoStatusReady, versions[0].Status)
 	assert.Equal(t, r.outputs["targetRunId"], versions[0].RunId)
+	assert.Equal(t, int(w.prd.WorkspaceID), versions[0].RunWorkspaceId, "run_tracking_server_id: the workspace of the version's run, the target")
 	alias, err := catalog.NewModelVersions(w.prdC).GetByAlias(ctx, catalog.GetByAliasRequest{FullName: "prod.ml.churn", Alias: "champion"})
 	require.NoError(t, err)
 	assert.Equal(t, 1, alias.Version)
@@ -193,6 +194,84 @@ func TestUnityCatalogToUnityCatalogAcrossMetastores(t *testing.T) {
 	prun, ok := w.prd.MLflowRun(r.outputs["targetRunId"])
 	require.True(t, ok)
 	assert.Len(t, prun.Data.Params, len(sourceParams))
+}
+
+// A workspace registry version is the files the registry copied when it was
+// registered: changing or deleting its run afterwards changes nothing the copy
+// reads (it reads through model-versions/list-artifacts and
+// get-signed-download-uri, as MLflow's client does).
+func TestWorkspaceRegistrySourceIsReadFromTheRegistry(t *testing.T) {
+	w := newWorld(t)
+	ctx := ctxFor(t, 90*time.Second)
+	files := churn(t)
+	runID, v := w.registerSource(t, ctx, "churn", files)
+	registered := digestOf(t, files)
+
+	// After registration the run's model is rewritten and grows a file.
+	changed := []artifactstest.Source{artifactstest.Bytes("MLmodel", []byte("flavors: {}\n# rewritten after registration\n")), artifactstest.Bytes("extra.txt", []byte("not registered"))}
+	require.NoError(t, artifactstest.Upload(ctx, artifacts.RunSigner(w.devC, runID, "model", true), changed, 2))
+
+	r := w.copy(t, ctx, w.deps(nil), map[string]string{"modelName": "churn", "modelVersion": fmt.Sprint(v)})
+	require.NoError(t, r.err, r.stdout)
+	assert.Equal(t, fmt.Sprint(len(files)), r.outputs["filesCopied"])
+	assert.Equal(t, registered, r.out.Digest, "the registered files, not the run's current ones")
+	copied, err := artifacts.ListRun(ctx, w.prdC, r.outputs["targetRunId"], "model")
+	require.NoError(t, err)
+	var names []string
+	for _, f := range copied {
+		names = append(names, f.Path)
+	}
+	assert.NotContains(t, names, "extra.txt")
+	assert.Empty(t, w.dev.RequestsTo(http.MethodGet, "/api/2.0/mlflow/artifacts/list"), "the run's artifacts are not read")
+
+	// The run is then deleted for good: the version still copies, and
+	// the copied run carries the lineage without the run's data.
+	require.NoError(t, w.dev.PurgeRun(runID))
+	r = w.copy(t, ctx, w.deps(nil), map[string]string{"modelName": "churn", "modelVersion": fmt.Sprint(v), "targetModelName": "churn-after-purge"})
+	require.NoError(t, r.err, r.stdout)
+	assert.Equal(t, registered, r.out.Digest)
+	assert.Contains(t, r.stdout, "deleted after registration")
+	prun, ok := w.prd.MLflowRun(r.outputs["targetRunId"])
+	require.True(t, ok)
+	assert.Empty(t, prun.Data.Params)
+	assert.Equal(t, runID, tagMap(prun.Data.Tags, func(t ml.RunTag) (string, string) { return t.Key, t.Value })["brickferry_source_run_id"])
+}
+
+// TestCopyBetweenCredentialTypes: a workspace that hands out ADLS Gen2 SAS
+// URLs with a customer-provided key (which every request must carry) on one
+// side, Blob SAS URLs on the other, in both directions.
+func TestCopyBetweenCredentialTypes(t *testing.T) {
+	adls := func(o *emulator.Options) { o.CredentialType, o.CustomerKey = emulator.CredentialAzureADLS, true }
+	cases := []struct {
+		name     string
+		dev, prd func(*emulator.Options)
+	}{
+		{"from ADLS Gen2 to Blob", adls, func(*emulator.Options) {}},
+		{"from Blob to ADLS Gen2", func(*emulator.Options) {}, adls},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			w := newWorldWith(t, c.dev, c.prd)
+			ctx := ctxFor(t, 90*time.Second)
+			files := append(churn(t), artifactstest.Random("data/weights.bin", 3<<20+11, 4))
+			_, v := w.registerSource(t, ctx, "churn", files)
+			d := w.deps(nil)
+			d.Transfer.BlockSize = 1 << 20 // the large file in blocks (appends)
+			r := w.copy(t, ctx, d, map[string]string{"modelName": "churn", "modelVersion": fmt.Sprint(v)})
+			require.NoError(t, r.err, r.stdout)
+			assert.Equal(t, digestOf(t, files), r.out.Digest)
+			got := registryVersions(t, ctx, w.prdC, "churn")
+			require.Len(t, got, 1)
+			assert.Equal(t, ml.ModelVersionStatusReady, got[0].Status, "registered from the files written")
+			// The registry's copy in prod holds the bytes, read back with
+			// prod's own kind of URL.
+			listed, err := artifacts.ListModelVersion(ctx, w.prdC, "churn", "1")
+			require.NoError(t, err)
+			m, err := artifacts.New(artifacts.Options{}).Hash(ctx, listed, artifacts.ModelVersionSigner(w.prdC, "churn", "1"))
+			require.NoError(t, err)
+			assert.Equal(t, digestOf(t, files), m.Digest())
+		})
+	}
 }
 
 func TestDryRunChangesNothing(t *testing.T) {
@@ -291,7 +370,7 @@ func TestBadInputs(t *testing.T) {
 		{"bad timeout", map[string]string{"modelName": "churn", "modelVersion": "1", "copyTimeoutMinutes": "-1"}, []string{"Copy timeout"}},
 		{"bad parallelism", map[string]string{"modelName": "churn", "modelVersion": "1", "copyParallelism": "500"}, []string{"Files copied in parallel"}},
 		{"bad stage", map[string]string{"modelName": "churn", "modelVersion": "1", "targetStage": "Prod"}, []string{"is not one of"}},
-		{"unexpanded macro", map[string]string{"modelName": "churn", "modelVersion": "$(register.modelVersion)"}, []string{"pipeline variable"}},
+		{"unexpanded macro", map[string]string{"modelName": "churn", "modelVersion": "$(register.modelVersion)"}, []string{"$(register.modelVersion) was not expanded"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -16,8 +16,8 @@ import (
 // MLflow 3: logged models.
 //
 // A source version registered from a logged model (source models:/m-<id>,
-// as MLflow 3 registers) keeps its logged model's name, which names the
-// target's model. In a target workspace of MLflow 3 (one that has the
+// as MLflow 3 registers) is read from the registry like any other
+// (listFiles); its logged model's name names the target's model. In a target workspace of MLflow 3 (one that has the
 // logged-model routes) the copy logs the model as MLflow 3's log_model does
 // (mlflow/models/model.py Model.log): a logged model in the target
 // experiment whose source is the target run, with the source run's params,
@@ -39,28 +39,16 @@ func sourceLoggedModel(source string) string {
 	return s.ModelID
 }
 
-// readLoggedModelSource makes sv read its files from the logged model its
-// workspace registry version was registered from, and names the target's
-// model after it.
-func (s *session) readLoggedModelSource(ctx context.Context, sv *sourceVersion, id string) error {
-	models := loggedmodel.New(s.src.Client)
-	info, err := models.Get(ctx, id)
+// nameAfterLoggedModel names the target's model after the logged model the
+// source version was registered from. The files are the registry's copy
+// (listFiles), so a logged model that cannot be read is only a warning.
+func (s *session) nameAfterLoggedModel(ctx context.Context, sv *sourceVersion) {
+	info, err := loggedmodel.New(s.src.Client).Get(ctx, sv.loggedModel)
 	if err != nil {
-		return fmt.Errorf("reading logged model %s, the source of %s version %d: %w", id, sv.name.Full, sv.number, err)
+		s.log.Warning("Could not read logged model %s, the source of %s version %d (%v): the target's model is named %q.", sv.loggedModel, sv.name.Full, sv.number, err, sv.artifactDir())
+		return
 	}
-	sv.loggedModel, sv.artPath = id, info.Name
-	return nil
-}
-
-// listLoggedModelFiles lists the files of the source's logged model and
-// signs them for reading (its credentials-for-download).
-func (s *session) listLoggedModelFiles(ctx context.Context, sv *sourceVersion) error {
-	files, err := artifacts.ListLoggedModel(ctx, s.src.Client, sv.loggedModel, "")
-	if err != nil {
-		return err
-	}
-	sv.files, sv.read = files, artifacts.LoggedModelSigner(s.src.Client, sv.loggedModel, false)
-	return nil
+	sv.artPath = info.Name
 }
 
 // targetLoggedModel is the logged model of run in the target: the one an

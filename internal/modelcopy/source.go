@@ -40,9 +40,14 @@ type sourceVersion struct {
 	ucID      string  // Unity Catalog: the version's unique id
 	metastore string  // Unity Catalog: its metastore
 	location  string  // Unity Catalog: storage location
-	artPath   string  // workspace registry: the model's folder inside the run's artifacts
+	// artPath is, for a workspace registry version, the model's folder
+	// inside its run's artifacts: the name of the folder the copy writes
+	// the files to in the target run (artifactDir). The files themselves
+	// are read from the registry, never from the run.
+	artPath string
 	// loggedModel is the logged model a workspace registry version was
-	// registered from (MLflow 3, loggedmodel.go); artPath is then its name.
+	// registered from (MLflow 3): its name names the target's model
+	// (loggedmodel.go).
 	loggedModel string
 	files       []artifacts.File
 	read        artifacts.Signer
@@ -68,12 +73,8 @@ func (s *session) resolveSource(ctx context.Context) (*sourceVersion, error) {
 		if sv.runID == "" {
 			return nil, fmt.Errorf("version %d of %s has no source run (source %s): only versions registered from an MLflow run can be copied", sv.number, o.Source.Full, mv.Source)
 		}
-		sv.artPath = mv.Source // resolved against the run below
-		if id := sourceLoggedModel(mv.Source); id != "" {
-			if err := s.readLoggedModelSource(ctx, sv, id); err != nil {
-				return nil, err
-			}
-		}
+		sv.artPath = mv.Source // resolved against the run below, for the target's folder name
+		sv.loggedModel = sourceLoggedModel(mv.Source)
 	}
 	if sv.status != "READY" {
 		return nil, fmt.Errorf("version %d of %s in %s is %s, not READY: only a READY version can be copied", sv.number, o.Source.Full, w.Host, sv.status)
@@ -85,16 +86,21 @@ func (s *session) resolveSource(ctx context.Context) (*sourceVersion, error) {
 			sv.run = resp.Run
 		case registry.NotFound(err) && o.Source.UC():
 			s.log.Warning("The source run %s of %s version %d is not in workspace %s (it was logged in another workspace): the copied run gets the lineage tags but not its parameters and metrics.", sv.runID, o.Source.Full, sv.number, w.Host)
+		case registry.NotFound(err):
+			// The registry keeps its own copy of the files: a run deleted
+			// after registration takes only its data with it.
+			s.log.Warning("The source run %s of %s version %d is no longer in workspace %s (deleted after registration): the model's files are read from the registry, and the copied run gets the lineage tags but not the run's parameters and metrics.", sv.runID, o.Source.Full, sv.number, w.Host)
 		default:
 			return nil, fmt.Errorf("reading the source run %s of %s version %d: %w", sv.runID, o.Source.Full, sv.number, err)
 		}
 	}
-	if !o.Source.UC() && sv.loggedModel == "" {
-		p, err := artifactPath(sv.artPath, sv.run)
-		if err != nil {
-			return nil, fmt.Errorf("version %d of %s: %w", sv.number, o.Source.Full, err)
+	if !o.Source.UC() {
+		// Only names the target's folder: "model" when the source is not a
+		// folder of the run's artifacts (or the run is gone).
+		sv.artPath = artifactPath(sv.artPath, sv.run)
+		if sv.loggedModel != "" {
+			s.nameAfterLoggedModel(ctx, sv)
 		}
-		sv.artPath = p
 	}
 	return sv, nil
 }
@@ -123,17 +129,18 @@ func (s *session) listFiles(ctx context.Context, sv *sourceVersion) error {
 			}
 			return sign(ctx, paths)
 		}
-	} else if sv.loggedModel != "" {
-		if err := s.listLoggedModelFiles(ctx, sv); err != nil {
-			return err
-		}
 	} else {
-		files, err := artifacts.ListRun(ctx, s.src.Client, sv.runID, sv.artPath)
+		// The version the registry holds, not its run's artifacts: the run
+		// may have been changed or deleted after registration. Read the
+		// way MLflow's client reads a registered version
+		// (artifacts.ListModelVersion, artifacts.ModelVersionSigner).
+		version := strconv.Itoa(sv.number)
+		files, err := artifacts.ListModelVersion(ctx, s.src.Client, sv.name.Full, version)
 		if err != nil {
 			return err
 		}
 		sv.files = files
-		sv.read = artifacts.RunSigner(s.src.Client, sv.runID, sv.artPath, false)
+		sv.read = artifacts.ModelVersionSigner(s.src.Client, sv.name.Full, version)
 	}
 	if len(sv.files) == 0 {
 		return fmt.Errorf("version %d of %s has no files to copy", sv.number, sv.name.Full)
@@ -143,22 +150,19 @@ func (s *session) listFiles(ctx context.Context, sv *sourceVersion) error {
 
 // artifactPath is the model's folder inside its run's artifacts, from a
 // version's source: runs:/<run>/<path>, or a location under the run's
-// artifact URI (dbfs:/databricks/mlflow-tracking/<exp>/<run>/artifacts/<path>).
-func artifactPath(source string, run *ml.Run) (string, error) {
+// artifact URI (dbfs:/databricks/mlflow-tracking/<exp>/<run>/artifacts/<path>);
+// "" when the source is no folder of the run's artifacts or the run is gone.
+func artifactPath(source string, run *ml.Run) string {
 	if rest, ok := strings.CutPrefix(source, "runs:/"); ok {
 		_, p, _ := strings.Cut(rest, "/")
-		return strings.Trim(p, "/"), nil
+		return strings.Trim(p, "/")
 	}
 	if run != nil && run.Info != nil && run.Info.ArtifactUri != "" {
-		root := strings.TrimSuffix(run.Info.ArtifactUri, "/")
-		if source == root {
-			return "", nil
-		}
-		if p, ok := strings.CutPrefix(source, root+"/"); ok {
-			return strings.Trim(p, "/"), nil
+		if p, ok := strings.CutPrefix(source, strings.TrimSuffix(run.Info.ArtifactUri, "/")+"/"); ok {
+			return strings.Trim(p, "/")
 		}
 	}
-	return "", fmt.Errorf("its source %s is not inside the artifacts of its run: only versions registered from a run's artifacts can be copied", source)
+	return ""
 }
 
 // registryVersion resolves a workspace registry version reference.

@@ -107,7 +107,7 @@ func (s *session) ucTargetVersion(ctx context.Context, sv *sourceVersion, existi
 			}
 		}
 		return nil, nil
-	})
+	}, s.log)
 	if err != nil {
 		return ucTarget{}, fmt.Errorf("creating a version of %s: %w", name.Full, err)
 	}

@@ -52,12 +52,21 @@ type world struct {
 }
 
 func newWorld(t testing.TB) *world {
+	return newWorldWith(t, func(*emulator.Options) {}, func(*emulator.Options) {})
+}
+
+// newWorldWith is newWorld with the two workspaces' options changed by dev
+// and prd (the type of signed URL they hand out, say).
+func newWorldWith(t testing.TB, dev, prd func(*emulator.Options)) *world {
 	t.Helper()
 	az := azurite.Start(t)
 	acct := &emulator.BlobAccount{Endpoint: az.BlobEndpoint, AccountName: az.AccountName, AccountKey: az.AccountKey}
-	w := &world{blob: az, acct: acct,
-		dev: emulator.Start(t, emulator.Options{Name: "dev", Blob: acct, RegistrationDelay: 100 * time.Millisecond}),
-		prd: emulator.Start(t, emulator.Options{Name: "prod", Blob: acct, RegistrationDelay: 100 * time.Millisecond})}
+	// Two files a page: the source version's listing is read page by page.
+	devOpts := emulator.Options{Name: "dev", Blob: acct, RegistrationDelay: 100 * time.Millisecond, ArtifactListPageSize: 2}
+	prdOpts := emulator.Options{Name: "prod", Blob: acct, RegistrationDelay: 100 * time.Millisecond}
+	dev(&devOpts)
+	prd(&prdOpts)
+	w := &world{blob: az, acct: acct, dev: emulator.Start(t, devOpts), prd: emulator.Start(t, prdOpts)}
 	var err error
 	w.devC, err = artifactstest.Client(w.dev)
 	require.NoError(t, err)

@@ -50,8 +50,6 @@ func ParseName(s string) (Name, error) {
 	switch {
 	case s == "":
 		return Name{}, fmt.Errorf("is empty")
-	case looksLikeMacro(s):
-		return Name{}, fmt.Errorf("%q looks like a pipeline variable that was not expanded", s)
 	case strings.HasPrefix(s, "models:/") || strings.HasPrefix(s, "runs:/"):
 		return Name{}, fmt.Errorf("%q is a URI, not a model name: give the name alone (churn, or catalog.schema.model)", s)
 	}
@@ -75,12 +73,6 @@ func ParseName(s string) (Name, error) {
 }
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
-
-// looksLikeMacro spots "$(train.modelUri)" left as is, which is what the
-// agent passes when the variable does not exist.
-func looksLikeMacro(s string) bool {
-	return strings.Contains(s, "$(") && strings.Contains(s, ")")
-}
 
 // Stages are the workspace model registry stages, spelled as the API wants
 // them (case-sensitive on the wire).
@@ -150,9 +142,6 @@ func ParseVersionRef(s string) (VersionRef, error) {
 	if s == "" {
 		return VersionRef{}, fmt.Errorf("is empty")
 	}
-	if looksLikeMacro(s) {
-		return VersionRef{}, fmt.Errorf("%q looks like a pipeline variable that was not expanded", s)
-	}
 	if n, err := strconv.Atoi(s); err == nil {
 		if n < 1 || strconv.Itoa(n) != s {
 			return VersionRef{}, fmt.Errorf("%q is not a version number (1, 2, ...)", s)
@@ -216,8 +205,6 @@ func ParseSource(s string) (Source, error) {
 	switch {
 	case s == "":
 		return Source{}, fmt.Errorf("is empty")
-	case looksLikeMacro(s):
-		return Source{}, fmt.Errorf("%q looks like a pipeline variable that was not expanded: check the name of the step that produced it", s)
 	}
 	if rest, ok := strings.CutPrefix(s, "runs:/"); ok {
 		id, p, _ := strings.Cut(rest, "/")
@@ -228,15 +215,21 @@ func ParseSource(s string) (Source, error) {
 		if p == "" {
 			return Source{}, fmt.Errorf("%q names no artifact path: write runs:/%s/<artifact path>, e.g. runs:/%s/model", s, id, id)
 		}
-		for _, seg := range strings.Split(p, "/") {
-			if seg == "" || seg == "." || seg == ".." {
-				return Source{}, fmt.Errorf("%q has an invalid artifact path %q", s, p)
-			}
+		if !validPath(p) {
+			return Source{}, fmt.Errorf("%q has an invalid artifact path %q", s, p)
 		}
 		return Source{URI: s, RunID: id, Path: p}, nil
 	}
-	if rest, ok := strings.CutPrefix(s, "dbfs:/"); ok && strings.Trim(rest, "/") != "" {
-		return Source{URI: strings.TrimSuffix(s, "/")}, nil
+	if rest, ok := strings.CutPrefix(s, "dbfs:/"); ok {
+		folder := strings.Trim(rest, "/")
+		if folder != "" && validPath(folder) {
+			// One spelling per folder (no trailing '/'), so that versions
+			// registered from it compare equal by source.
+			return Source{URI: "dbfs:/" + folder}, nil
+		}
+		if folder != "" {
+			return Source{}, fmt.Errorf("%q has an invalid folder path %q", s, folder)
+		}
 	}
 	if rest, ok := strings.CutPrefix(s, "models:/"); ok {
 		if id := strings.TrimSuffix(rest, "/"); loggedModelID.MatchString(id) {
@@ -248,6 +241,18 @@ func ParseSource(s string) (Source, error) {
 		return Source{}, fmt.Errorf("%q is a registry URI: register from the logged model (models:/m-<id>) or the run (runs:/<run id>/<path>) that logged the model", s)
 	}
 	return Source{}, fmt.Errorf("%q is not a model URI: give the DatabricksTrain output modelUri (models:/m-<id> or runs:/<run id>/<artifact path>) or a dbfs:/ folder", s)
+}
+
+// validPath reports whether every segment of a slash-separated path is a
+// name: not empty, not "." or "..", without spaces around it (model /, a
+// typo, is not the folder model that the run logged).
+func validPath(p string) bool {
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "" || seg == "." || seg == ".." || seg != strings.TrimSpace(seg) {
+			return false
+		}
+	}
+	return true
 }
 
 // ModelsURI is the registry URI of a version: models:/<name>/<version>.

@@ -19,6 +19,7 @@ import (
 	"github.com/brickferry/brickferry/internal/testworld/agenttest"
 	"github.com/brickferry/brickferry/internal/testworld/artifactstest"
 	"github.com/brickferry/brickferry/internal/testworld/emulator"
+	"github.com/brickferry/brickferry/internal/testworld/fixtures"
 )
 
 // The MLflowPromote copy command run by the built executable, as the agent
@@ -171,38 +172,29 @@ func TestCopyWorkspaceToUnityCatalog(t *testing.T) {
 	}
 }
 
-func TestCopyUnityCatalogWithinOneMetastoreMovesNoBytes(t *testing.T) {
+// TestCopyToTheSourceWorkspaceIsRefused: a target whose inputs resolve to
+// the source workspace (here the dev URL and token given as the target) is
+// refused before anything is read or written, and the message says how each
+// side was resolved. (Two workspaces on one Unity Catalog metastore, where a
+// copy moves no bytes, is modelcopy's TestUnityCatalogSameMetastoreMovesNoBytes.)
+func TestCopyToTheSourceWorkspaceIsRefused(t *testing.T) {
 	t.Parallel()
 	w := newCopyWorld(t)
 	c := copyCtx(t, 60*time.Second)
-	runID, _ := w.registerUCSource(t, c, "main", "ml", "churn", churnFiles(t))
+	w.registerUCSource(t, c, "main", "ml", "churn", churnFiles(t))
 	w.dev.ResetRequests()
 	served := w.proxy.Served()
 
-	// Both connections reach workspaces on one metastore: here the same
-	// emulated workspace, through the dev group for source and target.
-	res := w.mustCopy(t, map[string]string{"modelName": "main.ml.churn", "modelVersion": "1", "targetVariableSuffix": "dev", "targetAlias": "champion"})
-	assert.Equal(t, "true", res.Outputs["reused"])
-	assert.Equal(t, "1", res.Outputs["targetModelVersion"])
-	assert.Equal(t, runID, res.Outputs["targetRunId"])
-	assert.Equal(t, "0", res.Outputs["bytesCopied"])
-	assert.Equal(t, "0", res.Outputs["filesCopied"])
-	assert.Contains(t, res.Stdout, "No bytes move")
-	for _, md := range res.Summaries {
-		assert.Contains(t, md, "no bytes moved")
-	}
-	assert.Equal(t, served, w.proxy.Served(), "no storage request at all")
+	res := w.copy(t, map[string]string{"modelName": "main.ml.churn", "modelVersion": "1", "targetAlias": "champion",
+		"targetWorkspaceUrl": w.dev.URL(), "targetToken": w.dev.Token})
+	require.Equal(t, agent.Failed, res.Result, res.Stdout)
+	require.Len(t, res.Errors, 1)
+	assert.Contains(t, res.Errors[0], "the workspace and the target workspace are the same workspace ("+w.dev.URL())
+	assert.Contains(t, res.Errors[0], "the workspace's credentials are the token input, the target workspace's are the token input")
+	assert.Empty(t, writesTo(w.dev), "nothing written")
 	assert.Empty(t, w.prd.Requests(), "the other workspace is not involved")
+	assert.Equal(t, served, w.proxy.Served(), "no storage request at all")
 	assert.Len(t, w.dev.UCModelVersions("main.ml.churn"), 1)
-	alias, err := catalog.NewModelVersions(w.devC).GetByAlias(c, catalog.GetByAliasRequest{FullName: "main.ml.churn", Alias: "champion"})
-	require.NoError(t, err)
-	assert.Equal(t, 1, alias.Version)
-	writes := writesTo(w.dev)
-	assert.Contains(t, writes, "PUT /api/2.1/unity-catalog/models/main.ml.churn/aliases/champion")
-	for _, wr := range writes {
-		assert.Contains(t, []string{"PUT /api/2.1/unity-catalog/models/main.ml.churn/aliases/champion", "POST /api/2.0/mlflow/unity-catalog/model-versions/set-tag"}, wr,
-			"only the alias (and its lineage tags) is written")
-	}
 }
 
 func TestCopyStorageFaultsFinishOrLeaveNothingHalfMade(t *testing.T) {
@@ -472,7 +464,7 @@ func TestCopyBadInputsFailBeforeAnyRequest(t *testing.T) {
 		{"bad timeout", map[string]string{"modelName": "churn", "modelVersion": "1", "copyTimeoutMinutes": "-1"}, "(copyTimeoutMinutes)"},
 		{"bad parallelism", map[string]string{"modelName": "churn", "modelVersion": "1", "copyParallelism": "500"}, "(copyParallelism)"},
 		{"unexpanded macro", map[string]string{"modelName": "churn", "modelVersion": "$(register.modelVersion)"}, "(modelVersion)"},
-		{"target token without URL", map[string]string{"modelName": "churn", "modelVersion": "1", "targetConnectionMethod": "token", "targetToken": "dapi0123"}, "(targetWorkspaceUrl)"},
+		{"target token without URL", map[string]string{"modelName": "churn", "modelVersion": "1", "targetConnectionMethod": "token", "targetWorkspaceUrl": "", "targetToken": "dapi0123"}, "(targetWorkspaceUrl)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -619,8 +611,8 @@ func TestCopyMLflow2TrainToMLflow3Prod(t *testing.T) {
 }
 
 // TestCopyLoggedModelSource copies versions registered from a logged model
-// (MLflow 3 dev): the files are read from the logged model, whose name
-// names the target's model, to an MLflow 3 prod (a logged model again) and
+// (MLflow 3 dev; the files are the registry's copy, the logged model's name
+// names the target's model) to an MLflow 3 prod (a logged model again) and
 // to an MLflow 2 prod (the run's artifacts, a version registered from them).
 func TestCopyLoggedModelSource(t *testing.T) {
 	t.Parallel()
@@ -629,7 +621,11 @@ func TestCopyLoggedModelSource(t *testing.T) {
 			t.Parallel()
 			w := newEraCopyWorld(t, emulator.MLflow3, prodEra)
 			c := copyCtx(t, 90*time.Second)
-			srcRun := train(t, w.dev, map[string]float64{"auc": 0.91})
+			nb := "/Repos/mlops/train-churn-model"
+			w.dev.OnNotebook(nb, emulator.Behaviour{Train: &emulator.Train{
+				Experiment: "/Shared/churn/experiment", ModelDir: fixtures.ChurnModel(t), ArtifactPath: "churn_model",
+			}})
+			srcRun, _ := w.dev.TrainedRun(t, nb, func() {})
 			srcModel := w.dev.RunOutputs(srcRun)[0].ModelId
 			in := registerInputs(srcRun)
 			in["modelUri"] = "models:/" + srcModel
@@ -638,7 +634,6 @@ func TestCopyLoggedModelSource(t *testing.T) {
 			want := digestOf(t, churnFiles(t))
 
 			res := w.mustCopy(t, map[string]string{"modelName": "churn", "modelVersion": "1", "targetModelName": "churn-prod"})
-			assert.NotEmpty(t, w.dev.RequestsTo(http.MethodPost, "/api/2.0/mlflow/logged-models/"+srcModel+"/artifacts/credentials-for-download"), "read from the logged model")
 			runID := res.Outputs["targetRunId"]
 			mv := registryVersions(t, c, w.prdC, "churn-prod")
 			require.Len(t, mv, 1)
@@ -647,14 +642,14 @@ func TestCopyLoggedModelSource(t *testing.T) {
 			assert.Equal(t, want, got)
 			if prodEra == emulator.MLflow2 {
 				run, _ := w.prd.MLflowRun(runID)
-				assert.Equal(t, run.Info.ArtifactUri+"/model", mv[0].Source, "registered from the run's artifacts")
+				assert.Equal(t, run.Info.ArtifactUri+"/churn_model", mv[0].Source, "registered from the run's artifacts, in a folder named after the source's logged model")
 				return
 			}
 			outputs := w.prd.RunOutputs(runID)
 			require.Len(t, outputs, 1)
 			assert.Equal(t, "models:/"+outputs[0].ModelId, mv[0].Source)
 			lm, _ := w.prd.LoggedModel(outputs[0].ModelId)
-			assert.Equal(t, "model", lm.Info.Name, "named after the source's logged model")
+			assert.Equal(t, "churn_model", lm.Info.Name, "named after the source's logged model")
 		})
 	}
 }

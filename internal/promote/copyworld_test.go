@@ -32,8 +32,7 @@ import (
 )
 
 // copyWorld is where the copy command runs in these tests: two emulated
-// HTTPS workspaces, dev (the source, variable group suffix "dev") and prod
-// (the target, suffix "prod"), whose artifacts and Unity Catalog storage are
+// HTTPS workspaces, dev (the source) and prod (the target), whose artifacts and Unity Catalog storage are
 // blobs in one Azurite. The signed URLs they hand out point at a
 // fault-injecting proxy in front of Azurite (rate 0 until a test raises it),
 // except in a direct world.
@@ -94,19 +93,19 @@ func copyCtx(t *testing.T, d time.Duration) context.Context {
 	return c
 }
 
-// agentRun is the copy command as the agent starts it: dev through the
-// pipeline's variable group with suffix dev, prod with suffix prod
-// (databricks-host-dev, secret databricks-token-dev, ...).
+// agentRun is the copy command as the agent starts it: dev and prod each
+// connected with the token method (token and targetToken).
 func (w *copyWorld) agentRun(inputs map[string]string) agenttest.Run {
-	in := map[string]string{"command": "copy", "variableSuffix": "dev", "targetVariableSuffix": "prod"}
-	maps.Copy(in, inputs)
-	return agenttest.Run{
-		Task:      "MLflowPromote",
-		Inputs:    in,
-		Variables: map[string]string{"databricks-host-dev": w.dev.URL(), "databricks-host-prod": w.prd.URL()},
-		Secrets:   map[string]string{"databricks-token-dev": w.dev.Token, "databricks-token-prod": w.prd.Token},
-		Env:       map[string]string{"AGENT_CAINFO": w.caFile},
+	in := map[string]string{
+		"command":                "copy",
+		"targetConnectionMethod": "token", "targetWorkspaceUrl": w.prd.URL(), "targetToken": w.prd.Token,
 	}
+	maps.Copy(in, inputs)
+	r := agenttest.Run{
+		Task: "MLflowPromote", Inputs: in, Env: map[string]string{"AGENT_CAINFO": w.caFile},
+		Secrets: map[string]string{"databricks-token-prod": w.prd.Token},
+	}
+	return r.WithToken(w.dev.URL(), w.dev.Token)
 }
 
 // copy runs the copy with the built executable and checks the agent
@@ -240,14 +239,19 @@ func registryVersionFiles(t *testing.T, ctx context.Context, c *client.Databrick
 	for len(queue) > 0 {
 		dir := queue[0]
 		queue = queue[1:]
-		var listed emulator.ListModelVersionArtifactsResponse
-		require.NoError(t, c.Do(ctx, http.MethodGet, "/api/2.0/mlflow/model-versions/list-artifacts", nil,
-			map[string]any{"name": name, "version": version, "path": dir}, nil, &listed))
-		for _, f := range listed.Files {
-			if f.IsDir {
-				queue = append(queue, f.Path)
-			} else {
-				paths = append(paths, f.Path)
+		for token := ""; ; {
+			var listed emulator.ListModelVersionArtifactsResponse
+			require.NoError(t, c.Do(ctx, http.MethodGet, "/api/2.0/mlflow/model-versions/list-artifacts", nil,
+				map[string]any{"name": name, "version": version, "path": dir, "page_token": token}, nil, &listed))
+			for _, f := range listed.Files {
+				if f.IsDir {
+					queue = append(queue, f.Path)
+				} else {
+					paths = append(paths, f.Path)
+				}
+			}
+			if token = listed.NextPageToken; token == "" {
+				break
 			}
 		}
 	}

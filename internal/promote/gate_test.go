@@ -64,6 +64,41 @@ func TestGateWorkspaceRegistry(t *testing.T) {
 	}
 }
 
+// TestGateThresholdInEachDirection: with no version holding the alias, the
+// candidate is checked against the threshold alone, which is a ceiling for a
+// lower-is-better metric (an RMSE over it is not promoted) and a floor for a
+// higher-is-better one; a value at the threshold passes.
+func TestGateThresholdInEachDirection(t *testing.T) {
+	ws := startWorkspace(t, emulator.Options{})
+	ucVersion(t, ws, "main.ml.churn", train(t, ws, map[string]float64{"rmse": 0.30, "auc": 0.90}))
+
+	for _, tc := range []struct {
+		metric, direction, threshold string
+		pass                         bool
+		why                          string // the error when the gate does not pass
+	}{
+		{"rmse", "lower", "0.25", false, "rmse = 0.3 is above the threshold 0.25"},
+		{"rmse", "lower", "0.3", true, ""},
+		{"rmse", "lower", "0.35", true, ""},
+		{"auc", "higher", "0.95", false, "auc = 0.9 is below the threshold 0.95"},
+		{"auc", "higher", "0.9", true, ""},
+		{"auc", "higher", "0.85", true, ""},
+	} {
+		t.Run(tc.metric+" "+tc.direction+" is better, threshold "+tc.threshold, func(t *testing.T) {
+			res := run(t, ws, map[string]string{"command": "gate", "modelName": "main.ml.churn", "modelVersion": "1", "alias": "champion",
+				"metricName": tc.metric, "direction": tc.direction, "threshold": tc.threshold})
+			if tc.pass {
+				require.Equal(t, agent.Succeeded, res.Result, "the gate refused %s = its value within the threshold %s (%s is better): %v", tc.metric, tc.threshold, tc.direction, res.Errors)
+				assert.Equal(t, "true", res.Outputs["promote"])
+				return
+			}
+			require.Equal(t, agent.Failed, res.Result, "the gate passed %s beyond the threshold %s (%s is better): the threshold comparison is the wrong way round", tc.metric, tc.threshold, tc.direction)
+			assert.Equal(t, "false", res.Outputs["promote"])
+			assert.Equal(t, []string{"gate not passed for version 1 of main.ml.churn to @champion: " + tc.why}, res.Errors)
+		})
+	}
+}
+
 func TestGateMissingMetricIsExplained(t *testing.T) {
 	ws := startWorkspace(t, emulator.Options{})
 	registered(t, ws, 0.90)

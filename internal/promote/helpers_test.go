@@ -55,17 +55,11 @@ func ctx(t *testing.T) context.Context {
 	return c
 }
 
-// agentRun is MLflowPromote as the agent starts it, connected to ws through
-// the seed's variable group (databricks-host, secret databricks-token).
+// agentRun is MLflowPromote as the agent starts it, connected to ws with the
+// token method (agenttest.Run.WithToken).
 func agentRun(t *testing.T, ws *emulator.Workspace, inputs map[string]string) agenttest.Run {
 	t.Helper()
-	return agenttest.Run{
-		Task:      "MLflowPromote",
-		Inputs:    inputs,
-		Variables: map[string]string{"databricks-host": ws.URL()},
-		Secrets:   map[string]string{"databricks-token": ws.Token},
-		Env:       map[string]string{"AGENT_CAINFO": caFile(t)},
-	}
+	return agenttest.Run{Task: "MLflowPromote", Inputs: inputs, Env: map[string]string{"AGENT_CAINFO": caFile(t)}}.WithToken(ws.URL(), ws.Token)
 }
 
 // run runs MLflowPromote with the built executable, as the agent would.

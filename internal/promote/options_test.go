@@ -49,7 +49,7 @@ func TestBadInputsFailBeforeAnyRemoteCall(t *testing.T) {
 		{"runs URI with bad run id", reg("modelUri", "runs:/@@/model"), `"runs:/@@/model" is not a runs:/ URI`},
 		{"models URI to register", reg("modelUri", "models:/churn/1"), `is a registry URI: register from the logged model (models:/m-<id>) or the run`},
 		{"models URI of a name", reg("modelUri", "models:/churn"), `"models:/churn" is not a logged model URI: a logged model's id starts with m-`},
-		{"unexpanded variable", reg("modelUri", "$(train.modelUri)"), `"$(train.modelUri)" looks like a pipeline variable that was not expanded`},
+		{"unexpanded variable", reg("modelUri", "$(train.modelUri)"), "'Model URI' (modelUri): the macro $(train.modelUri) was not expanded: no variable train.modelUri is defined for this step"},
 		{"register into UC from a dbfs folder", reg("modelName", "main.ml.churn", "modelUri", "dbfs:/models/churn"), `input 'Model URI' (modelUri): registering into Unity Catalog (main.ml.churn) needs a models:/m-<id> or runs:/<run id>/<artifact path> URI`},
 		{"timeout not a number", reg("timeoutMinutes", "ten"), `input 'Timeout (minutes)' (timeoutMinutes): "ten" is not a number of minutes`},
 		{"reserved tag", reg("versionTags", "brickferry_build_id=1"), `"brickferry_build_id": tags starting with "brickferry_" are set by the task itself`},

@@ -53,6 +53,12 @@ func Task(d Deps) agent.TaskFunc {
 			return err
 		}
 		if opts.Command == Copy {
+			// Before anything is read or written: a target that is the
+			// source workspace (a group or suffix that resolved to the
+			// wrong workspace) would copy a version onto itself.
+			if err := auth.Distinct(ctx, ws[0], ws[1]); err != nil {
+				return err
+			}
 			return copyVersion(ctx, env, log, *opts.Copy, ws[0], ws[1], converge.Or(d.Clock))
 		}
 		s, err := d.newStep(env, log, ws[0], opts)

@@ -12,6 +12,7 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/catalog"
 
 	"github.com/brickferry/brickferry/internal/artifacts"
+	"github.com/brickferry/brickferry/internal/converge"
 	"github.com/brickferry/brickferry/internal/registry"
 )
 
@@ -53,7 +54,7 @@ func (s *step) registerUC(ctx context.Context) (*result, error) {
 	made, err := s.createVersion(ctx, func(ctx context.Context) (*registry.Version, []int, error) {
 		return s.existingUCVersion(ctx, source, runID)
 	}, func(ctx context.Context, find registry.FindVersion) (registry.Created, error) {
-		return s.ws.CreateUCVersion(ctx, req, find)
+		return s.ws.CreateUCVersion(ctx, req, find, s.log)
 	})
 	if err != nil {
 		return nil, err
@@ -185,13 +186,23 @@ func (s *step) uploadAndFinalize(ctx context.Context, n int, location string, or
 	if _, err := copier.Copy(ctx, files, read, write, write); err != nil {
 		return fmt.Errorf("uploading the model files of %s to version %d of %s: %w", from, n, name.Full, err)
 	}
-	var fin registry.UCVersionResponse
-	err = s.ws.Client.Do(ctx, http.MethodPost, registry.UCRoute+"finalize", nil, nil, registry.UCVersionRequest{Name: name.Full, Version: strconv.Itoa(n)}, &fin)
+	// Finalize is not idempotent (a second one is refused INVALID_STATE),
+	// so the transport does not send it again after a 500 or a dropped
+	// connection: the version is looked at instead, and finalized again
+	// while it is still PENDING_REGISTRATION.
+	ready := func(ctx context.Context) (struct{}, bool, error) {
+		v, err := s.ws.Get(ctx, name, n)
+		return struct{}{}, err == nil && v.Status == string(catalog.ModelVersionInfoStatusReady), err
+	}
+	_, err = converge.Converge(ctx, ready, func(ctx context.Context) (struct{}, error) {
+		var fin registry.UCVersionResponse
+		return struct{}{}, s.ws.Client.Do(ctx, http.MethodPost, registry.UCRoute+"finalize", nil, nil, registry.UCVersionRequest{Name: name.Full, Version: strconv.Itoa(n)}, &fin)
+	})
 	if err != nil {
 		if errors.Is(err, apierr.ErrInvalidState) {
 			// Finalized meanwhile (a concurrent step from the same run, or an
 			// answer that got lost): READY is what counts.
-			if v, gerr := s.ws.Get(ctx, name, n); gerr == nil && v.Status == string(catalog.ModelVersionInfoStatusReady) {
+			if _, ok, _ := ready(ctx); ok {
 				return nil
 			}
 		}

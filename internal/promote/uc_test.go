@@ -106,6 +106,7 @@ func TestRegisterIntoUnityCatalogUploadsAndRerunReuses(t *testing.T) {
 	mv := versions[0]
 	assert.Equal(t, catalog.ModelVersionInfoStatusReady, mv.Status)
 	assert.Equal(t, runID, mv.RunId)
+	assert.Equal(t, int(ws.WorkspaceID), mv.RunWorkspaceId, "run_tracking_server_id links the version to the run's workspace")
 	mlrun, _ := ws.MLflowRun(runID)
 	assert.Equal(t, mlrun.Info.ArtifactUri+"/model", mv.Source, "runs:/ is resolved to the run's artifact location")
 	assert.Equal(t, "Churn model trained by the pipeline", mv.Comment)

@@ -79,7 +79,28 @@ func (r *Registry) createVersion(ctx context.Context, req ml.CreateModelVersionR
 // CreateUCVersion creates a Unity Catalog version (PENDING_REGISTRATION,
 // with its own storage location) once, through MLflow's UC create route, as
 // CreateVersion does.
-func (r *Registry) CreateUCVersion(ctx context.Context, req UCCreateRequest, find FindVersion) (Created, error) {
+//
+// A version from a run carries run_tracking_server_id, the id of the
+// workspace that holds the run, as MLflow's client sends it
+// (UcModelRegistryStore.create_model_version,
+// mlflow/store/_unity_catalog/registry/rest_store.py): the value of the
+// x-databricks-org-id header of the runs/get answer for the run
+// (_get_run_and_headers, _get_workspace_id). The run is in this workspace
+// (registered here, or the copy's run in the target). When the run cannot be
+// read or the header is missing, the version is created without it and log
+// warns, as MLflow does ("No run link will be recorded for the model
+// version").
+func (r *Registry) CreateUCVersion(ctx context.Context, req UCCreateRequest, find FindVersion, log Logger) (Created, error) {
+	if req.RunID != "" && req.RunTrackingServerID == "" {
+		id, err := r.RunWorkspaceID(ctx, req.RunID)
+		switch {
+		case err != nil:
+			log.Warning("Could not read run %s to link it to the new version of %s (%v): no run link is recorded for the version.", req.RunID, req.Name, err)
+		case id == "":
+			log.Warning("The workspace %s did not say its id (x-databricks-org-id) when reading run %s: no run link is recorded for the new version of %s.", r.Host, req.RunID, req.Name)
+		}
+		req.RunTrackingServerID = id
+	}
 	made, err := createOnce(ctx, find, func(ctx context.Context) (Created, error) {
 		var resp UCVersionResponse
 		if err := r.Client.Do(ctx, http.MethodPost, UCRoute+"create", nil, nil, req, &resp); err != nil {
@@ -95,6 +116,22 @@ func (r *Registry) CreateUCVersion(ctx context.Context, req UCCreateRequest, fin
 		return Created{}, errors.New("the answer has no model_version")
 	}
 	return made, err
+}
+
+// RunWorkspaceID reads run runID and returns the id of the workspace that
+// answered, "" when the answer has none: a workspace answers its numeric id
+// in the x-databricks-org-id header (databricks-sdk-go's
+// WorkspaceClient.CurrentWorkspaceID reads it from SCIM Me, MLflow's UC
+// store from runs/get).
+func (r *Registry) RunWorkspaceID(ctx context.Context, runID string) (string, error) {
+	var resp struct {
+		Run   *ml.Run `json:"run"`
+		OrgID string  `json:"-" header:"x-databricks-org-id"`
+	}
+	if err := r.Client.Do(ctx, http.MethodGet, "/api/2.0/mlflow/runs/get", nil, map[string]any{"run_id": runID}, nil, &resp); err != nil {
+		return "", err
+	}
+	return resp.OrgID, nil
 }
 
 func createOnce(ctx context.Context, find FindVersion, create func(context.Context) (Created, error)) (Created, error) {

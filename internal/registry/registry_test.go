@@ -1,7 +1,11 @@
 package registry_test
 
 import (
+	"context"
+	"fmt"
+	"net/http"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -9,6 +13,7 @@ import (
 	"github.com/brickferry/brickferry/internal/agent"
 	"github.com/brickferry/brickferry/internal/modeluri"
 	"github.com/brickferry/brickferry/internal/registry"
+	"github.com/brickferry/brickferry/internal/testworld/emulator"
 )
 
 func TestLineageTags(t *testing.T) {
@@ -72,4 +77,47 @@ func TestUCTagKeys(t *testing.T) {
 	}
 	got := registry.ToUCTags([]agent.KeyValue{{Key: "mlflow.source.git-commit", Value: "abc"}, {Key: "a,b=c/d:e", Value: "x"}, {Key: "team", Value: "churn"}})
 	assert.Equal(t, []registry.UCTag{{Key: "mlflow_source_git_commit", Value: "abc"}, {Key: "a_b_c_d_e", Value: "x"}, {Key: "team", Value: "churn"}}, got)
+}
+
+// quietLog is a registry.Logger that keeps what it is told.
+type quietLog struct{ lines []string }
+
+func (l *quietLog) Info(format string, args ...any) {
+	l.lines = append(l.lines, fmt.Sprintf(format, args...))
+}
+func (l *quietLog) Warning(format string, args ...any) {
+	l.lines = append(l.lines, "warning: "+fmt.Sprintf(format, args...))
+}
+
+// TestEnsureModelAfterLostAnswer: the registered model's create is carried
+// out but its answer is lost (500 after commit); the create sent again is
+// refused because the model exists, which EnsureModel takes as done. The
+// workspace registry refuses with 400 RESOURCE_ALREADY_EXISTS, Unity Catalog
+// with 409 ALREADY_EXISTS: both mean "exists".
+func TestEnsureModelAfterLostAnswer(t *testing.T) {
+	cases := []struct{ model, route, code string }{
+		{"churn", "/api/2.0/mlflow/registered-models/create", "RESOURCE_ALREADY_EXISTS"},
+		{"main.ml.churn", "/api/2.1/unity-catalog/models", "ALREADY_EXISTS"},
+	}
+	for _, c := range cases {
+		t.Run(c.code, func(t *testing.T) {
+			ws := emulator.Start(t, emulator.Options{})
+			ws.SetFaults(emulator.FaultPlan{Seed: 1, Rules: []emulator.FaultRule{
+				{Prefix: c.route, Method: http.MethodPost, Rate: 1, Kinds: []emulator.FaultKind{emulator.Fault500AfterCommit}, Limit: 1},
+			}})
+			name, err := modeluri.ParseName(c.model)
+			require.NoError(t, err)
+			r := registry.New(ws.URL(), ws.Client(t))
+			log := &quietLog{}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			created, err := r.EnsureModel(ctx, name, log)
+			require.NoError(t, err)
+			assert.False(t, created, "made by the lost create: whose it was is unknown")
+			creates := ws.RequestsTo(http.MethodPost, c.route)
+			require.Len(t, creates, 2, "the create, then the create sent again")
+			assert.Equal(t, emulator.Fault500AfterCommit, creates[0].Fault)
+			assert.Equal(t, map[string]int{"RESOURCE_ALREADY_EXISTS": http.StatusBadRequest, "ALREADY_EXISTS": http.StatusConflict}[c.code], creates[1].Status)
+		})
+	}
 }

@@ -33,6 +33,10 @@ type UCCreateRequest struct {
 	// (source models:/<model id>), as mlflow/store/_unity_catalog/registry/
 	// rest_store.py create_model_version sends it.
 	ModelID string `json:"model_id,omitempty"`
+	// RunTrackingServerID is the id of the workspace whose tracking server
+	// holds RunID: Unity Catalog's link from the version to its run
+	// (the version's run_workspace_id). CreateUCVersion fills it in.
+	RunTrackingServerID string `json:"run_tracking_server_id,omitempty"`
 }
 
 // UCModelVersion is a version as the routes answer it.

@@ -35,8 +35,10 @@ type Options struct {
 
 // endpointName is what the serving API accepts for an endpoint name:
 // letters, digits, dashes and underscores
-// (https://docs.databricks.com/api/azure/workspace/servingendpoints/create),
-// at most 63 characters (the limit the workspace UI enforces).
+// (https://docs.databricks.com/api/azure/workspace/servingendpoints/create;
+// databricks-sdk-go v0.81.0 service/serving model.go, CreateServingEndpoint.Name:
+// "An endpoint name can consist of alphanumeric characters, dashes, and
+// underscores"), at most 63 characters (the limit the workspace UI enforces).
 var endpointName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,63}$`)
 
 // secretRef is a Databricks secret reference as accepted in a served

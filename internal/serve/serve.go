@@ -17,6 +17,8 @@ import (
 	"github.com/brickferry/brickferry/internal/auth"
 	"github.com/brickferry/brickferry/internal/converge"
 	"github.com/brickferry/brickferry/internal/httpclient"
+	"github.com/brickferry/brickferry/internal/modeluri"
+	"github.com/brickferry/brickferry/internal/preflight"
 )
 
 // Deps are what the task needs from outside: the workspace connection and
@@ -99,6 +101,12 @@ func (s *step) Run(ctx context.Context) (err error) {
 		}
 	}()
 
+	// The version must be there and READY before the endpoint is created
+	// or changed: a typo would leave an endpoint that fails to serve.
+	if err := s.preflight(ctx); err != nil {
+		return err
+	}
+
 	s.log.Progress(5, "reading the endpoint")
 	ep, err := s.api.Get(ctx, serving.GetServingEndpointRequest{Name: o.Endpoint})
 	switch {
@@ -159,6 +167,23 @@ func (s *step) Run(ctx context.Context) (err error) {
 	}
 	s.log.Info("Endpoint %s is READY with %s.", o.Endpoint, describeServed(servedOf(ep.Config)))
 	return s.smokeAndFinish(ctx, true)
+}
+
+// preflight resolves the model version and checks that it is READY
+// (package preflight). The endpoint name was checked with the inputs.
+func (s *step) preflight(ctx context.Context) error {
+	name, err := modeluri.ParseName(s.o.Model)
+	if err != nil {
+		name = modeluri.Name{Full: s.o.Model} // a workspace registry name serve's own check accepts
+	}
+	n, _ := strconv.Atoi(s.o.Version)
+	pf := preflight.New(s.c, s.c.Config.Host)
+	v := pf.Model(ctx, "modelVersion", name, modeluri.VersionRef{Number: n})
+	if err := pf.Err(); err != nil {
+		return err
+	}
+	s.log.Info("Model %s version %d is READY.", name.Full, v.Number)
+	return nil
 }
 
 // waitForOthers handles an update someone else started: wait for it (never
@@ -223,14 +248,61 @@ func (s *step) apply(ctx context.Context, p plan) error {
 	cfg := p.config
 	cfg.Name = o.Endpoint
 	s.log.Info("Updating the config of endpoint %s.", o.Endpoint)
-	if _, err := s.api.UpdateConfig(ctx, cfg); err != nil {
-		var apiErr *apierr.APIError
-		if errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusConflict {
+	if err := s.sendConfig(ctx, cfg, p.want); err != nil {
+		if conflict(err) {
 			return fmt.Errorf("endpoint %s started another update just now; nothing was changed, run again to deploy after it: %w", o.Endpoint, err)
 		}
 		return fmt.Errorf("updating the config of endpoint %s: %w", o.Endpoint, err)
 	}
 	return nil
+}
+
+// sendConfig sends a new config for the endpoint (an update, or a rollback
+// to the config it served before), which is to serve want. A config update
+// whose answer got lost (a 500 or a dropped connection after Databricks
+// started it) is not made twice:
+//   - the transport sends a PUT again after such a failure, and Databricks
+//     refuses the second one with 409 RESOURCE_CONFLICT while the first
+//     one's update runs: an update in progress to exactly want is that lost
+//     request's (or another run's deploying the same config), and is waited
+//     for like one started by this step;
+//   - when the failure reaches the step (the transport gave up), the step
+//     looks before sending again (converge.Converge): an endpoint updating
+//     to want, or serving it already, has the config.
+func (s *step) sendConfig(ctx context.Context, cfg serving.EndpointCoreConfigInput, want []served) error {
+	_, err := converge.Converge(ctx, func(ctx context.Context) (struct{}, bool, error) {
+		ep, err := s.api.Get(ctx, serving.GetServingEndpointRequest{Name: s.o.Endpoint})
+		if err != nil {
+			return struct{}{}, false, err
+		}
+		return struct{}{}, updatingTo(ep, want) || servesConfig(ep, want), nil
+	}, func(ctx context.Context) (struct{}, error) {
+		_, err := s.api.UpdateConfig(ctx, cfg)
+		if conflict(err) {
+			if ep, gerr := s.api.Get(ctx, serving.GetServingEndpointRequest{Name: s.o.Endpoint}); gerr == nil && updatingTo(ep, want) {
+				s.log.Info("Endpoint %s is already updating to this config (the answer to an earlier try of this request was lost, or another run deploys the same config).", s.o.Endpoint)
+				return struct{}{}, nil
+			}
+		}
+		return struct{}{}, err
+	})
+	return err
+}
+
+// updatingTo reports whether the endpoint has a config update in progress
+// to exactly want.
+func updatingTo(ep *serving.ServingEndpointDetailed, want []served) bool {
+	pc := ep.PendingConfig
+	if pc == nil || state(ep).ConfigUpdate != serving.EndpointStateConfigUpdateInProgress {
+		return false
+	}
+	return sameServed(want, servedOf(&serving.EndpointCoreConfigOutput{ServedEntities: pc.ServedEntities, ServedModels: pc.ServedModels, TrafficConfig: pc.TrafficConfig}))
+}
+
+// conflict reports a 409: the endpoint has a config update in progress.
+func conflict(err error) bool {
+	var apiErr *apierr.APIError
+	return errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusConflict
 }
 
 // updateTags adds or updates the listed tags; other tags are left alone.
@@ -376,7 +448,7 @@ func (s *step) rollback(ctx context.Context, reason string) error {
 	s.log.Progress(90, "rolling back")
 	cfg := *p.previous
 	cfg.Name = s.o.Endpoint
-	if _, err := s.api.UpdateConfig(ctx, cfg); err != nil {
+	if err := s.sendConfig(ctx, cfg, p.before); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}

@@ -67,22 +67,36 @@ func TestCreate(t *testing.T) {
 	assert.Contains(t, summary, "Smoke test: passed, HTTP 200, 2 prediction(s) for 2 row(s)")
 }
 
-// TestCreateWithoutAClearAnswerIsSentAgain: the create got a 500 (no clear
-// answer), the look-up finds no endpoint (404), so the create is sent again
-// and makes exactly one endpoint.
-func TestCreateWithoutAClearAnswerIsSentAgain(t *testing.T) {
+// TestCreateWithoutAClearAnswer: the create got a 500. When the workspace
+// did not carry it out, the look-up finds no endpoint (404) and the create is
+// sent again; when it did (a 500 after the commit), the look-up finds the
+// endpoint and the create is not sent again (Databricks would refuse it as
+// RESOURCE_ALREADY_EXISTS). Either way there is one endpoint, serving.
+func TestCreateWithoutAClearAnswer(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, emulator.Options{})
-	w.ws.SetFaults(emulator.FaultPlan{Rules: []emulator.FaultRule{
-		{Prefix: "/api/2.0/serving-endpoints", Method: http.MethodPost, Rate: 1, Kinds: []emulator.FaultKind{emulator.Fault500}, Limit: 1},
-	}})
-	res := w.run(nil)
-	require.Equal(t, agent.Succeeded, res.Result, "errors: %v\n%s", res.Errors, res.Stdout)
-	creates := w.ws.RequestsTo(http.MethodPost, "/api/2.0/serving-endpoints")
-	require.Len(t, creates, 2, "the create, then once more after the look-up found nothing")
-	assert.Equal(t, http.StatusInternalServerError, creates[0].Status)
-	assert.Equal(t, http.StatusOK, creates[1].Status)
-	assert.Equal(t, map[string]int{"churn-1": 100}, w.traffic())
+	for _, tc := range []struct {
+		fault   emulator.FaultKind
+		creates []int // the statuses the creates were answered
+	}{
+		{emulator.Fault500, []int{http.StatusInternalServerError, http.StatusOK}},
+		{emulator.Fault500AfterCommit, []int{http.StatusInternalServerError}},
+	} {
+		t.Run(string(tc.fault), func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t, emulator.Options{})
+			w.ws.SetFaults(emulator.FaultPlan{Rules: []emulator.FaultRule{
+				{Prefix: "/api/2.0/serving-endpoints", Method: http.MethodPost, Rate: 1, Kinds: []emulator.FaultKind{tc.fault}, Limit: 1},
+			}})
+			res := w.run(nil)
+			require.Equal(t, agent.Succeeded, res.Result, "ModelServe failed after a create without a clear answer (%s): %v\n%s", tc.fault, res.Errors, res.Stdout)
+			var got []int
+			for _, r := range w.ws.RequestsTo(http.MethodPost, "/api/2.0/serving-endpoints") {
+				got = append(got, r.Status)
+			}
+			assert.Equal(t, tc.creates, got, "creates after a %s: sent again only when the look-up found no endpoint", tc.fault)
+			assert.Equal(t, map[string]int{"churn-1": 100}, w.traffic())
+		})
+	}
 }
 
 func TestUpdateDropsTheOldVersion(t *testing.T) {
@@ -379,8 +393,11 @@ func TestCanaryNextToAServedModelKeepsItsSettings(t *testing.T) {
 	assert.Equal(t, map[string]string{"MODE": "prod"}, kept.EnvironmentVars)
 }
 
+// TestTagsOfAnExistingEndpoint adds a tag to an endpoint that serves the
+// wanted config already, then changes the value of one: each time one PATCH
+// of the tags route with only what differs, no config update, and the
+// endpoint then carries the tags asked for.
 func TestTagsOfAnExistingEndpoint(t *testing.T) {
-	t.Skip("the emulator has no PATCH /api/2.0/serving-endpoints/{name}/tags yet")
 	t.Parallel()
 	w := newWorld(t, emulator.Options{})
 	w.serveVersion(1, map[string]string{"tags": "team=mlops"})
@@ -389,10 +406,29 @@ func TestTagsOfAnExistingEndpoint(t *testing.T) {
 	res := w.run(map[string]string{"tags": "team=mlops\nstage=prod"})
 	require.Equal(t, agent.Succeeded, res.Result, "errors: %v\n%s", res.Errors, res.Stdout)
 	patches := w.ws.RequestsTo(http.MethodPatch, "/api/2.0/serving-endpoints/"+endpoint+"/tags")
-	require.Len(t, patches, 1)
-	assert.Equal(t, []serving.EndpointTag{{Key: "stage", Value: "prod"}}, patches[0].Body.(*serving.PatchServingEndpointTags).AddTags)
+	require.Len(t, patches, 1, "one PATCH of the endpoint's tags")
+	assert.Equal(t, map[string]string{"stage": "prod"}, tagMap(patches[0].Body.(*serving.PatchServingEndpointTags).AddTags),
+		"the PATCH adds only the tag the endpoint lacks")
 	assert.Empty(t, w.ws.RequestsTo(http.MethodPut, "/api/2.0/serving-endpoints/"+endpoint+"/config"), "tags alone are not a config change")
+	assert.Equal(t, map[string]string{"team": "mlops", "stage": "prod"}, tagMap(w.endpoint().Tags), "the endpoint's tags after the update")
 	assert.Contains(t, onlySummary(t, res.Summaries), "endpoint tags updated")
+
+	w.ws.ResetRequests()
+	res = w.run(map[string]string{"tags": "team=ml-platform\nstage=prod"})
+	require.Equal(t, agent.Succeeded, res.Result, "errors: %v\n%s", res.Errors, res.Stdout)
+	patches = w.ws.RequestsTo(http.MethodPatch, "/api/2.0/serving-endpoints/"+endpoint+"/tags")
+	require.Len(t, patches, 1, "a tag whose value changed is updated on the existing endpoint")
+	assert.Equal(t, map[string]string{"team": "ml-platform"}, tagMap(patches[0].Body.(*serving.PatchServingEndpointTags).AddTags))
+	assert.Equal(t, map[string]string{"team": "ml-platform", "stage": "prod"}, tagMap(w.endpoint().Tags), "the endpoint's tags after the second update")
+}
+
+// tagMap is endpoint tags by key (the SDK's ForceSendFields left out).
+func tagMap(tags []serving.EndpointTag) map[string]string {
+	out := map[string]string{}
+	for _, t := range tags {
+		out[t.Key] = t.Value
+	}
+	return out
 }
 
 // TestBadInputs checks that each bad input fails the task with a message

@@ -13,6 +13,8 @@ import (
 
 	"github.com/databricks/databricks-sdk-go/apierr"
 	"github.com/databricks/databricks-sdk-go/client"
+
+	"github.com/brickferry/brickferry/internal/artifacts"
 )
 
 // smokeResult is what the smoke test found.
@@ -85,14 +87,6 @@ type listModelVersionArtifactsResponse struct {
 	} `json:"files"`
 }
 
-type signedDownloadURIResponse struct {
-	SignedURI string `json:"signed_uri"`
-	Headers   []struct {
-		Name  string `json:"name"`
-		Value string `json:"value"`
-	} `json:"headers"`
-}
-
 // inputExampleFiles are the files MLflow writes next to MLmodel when a model
 // is logged with an input example, best first: serving_input_example.json
 // (MLflow 2.17 and later) is already a serving request body;
@@ -135,17 +129,17 @@ func inputExample(ctx context.Context, c *client.DatabricksClient, httpc *http.C
 }
 
 func downloadModelFile(ctx context.Context, c *client.DatabricksClient, httpc *http.Client, model, version, path string) ([]byte, error) {
-	var signed signedDownloadURIResponse
-	if err := c.Do(ctx, http.MethodGet, "/api/2.0/mlflow/model-versions/get-signed-download-uri", nil,
-		map[string]any{"name": model, "version": version, "path": path}, nil, &signed); err != nil {
-		return nil, fmt.Errorf("getting a download URL for %s of %s version %s: %w", path, model, version, err)
+	creds, err := artifacts.ModelVersionSigner(c, model, version)(ctx, []string{path})
+	if err != nil {
+		return nil, fmt.Errorf("getting a download URL: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, signed.SignedURI, nil)
+	signed := creds[path]
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, signed.URL, nil)
 	if err != nil {
 		return nil, fmt.Errorf("downloading %s: the signed URL is not valid", path)
 	}
-	for _, h := range signed.Headers {
-		req.Header.Set(h.Name, h.Value)
+	for k, v := range signed.Headers {
+		req.Header.Set(k, v)
 	}
 	resp, err := httpc.Do(req)
 	if err != nil {

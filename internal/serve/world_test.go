@@ -28,8 +28,8 @@ func TestMain(m *testing.M) { testworld.Main(m) }
 
 // world is an emulated https workspace with the registered model "churn"
 // (versions 1 to 3). Task runs are the built brickferry executable, started as
-// the agent starts it and connected with the variable-group method
-// (databricks-host, secret databricks-token), on the real clock with short
+// the agent starts it and connected with the token method
+// (agenttest.Run.WithToken), on the real clock with short
 // serving timings.
 type world struct {
 	t      *testing.T
@@ -94,13 +94,7 @@ func (w *world) taskRun(inputs map[string]string) agenttest.Run {
 		"smokeTestPayload": smallBody,
 	}
 	maps.Copy(in, inputs)
-	return agenttest.Run{
-		Task:      "ModelServe",
-		Inputs:    in,
-		Variables: map[string]string{"databricks-host": w.ws.URL()},
-		Secrets:   map[string]string{"databricks-token": w.ws.Token},
-		Env:       map[string]string{"AGENT_CAINFO": w.caFile},
-	}
+	return agenttest.Run{Task: "ModelServe", Inputs: in, Env: map[string]string{"AGENT_CAINFO": w.caFile}}.WithToken(w.ws.URL(), w.ws.Token)
 }
 
 // run runs ModelServe to the end and checks it reported one result.

@@ -22,8 +22,8 @@ func TestMain(m *testing.M) { testworld.Main(m) }
 
 // world is one emulated workspace and the task wired to it. Made by
 // newWorld, task runs are the built executable, started as the agent starts
-// it, connected over https with the variable-group method (databricks-host,
-// secret databricks-token), on the real clock with runs of milliseconds.
+// it, connected over https with the token method (agenttest.Run.WithToken),
+// on the real clock with runs of milliseconds.
 // Made by newSimWorld, they run in this process on a simulated clock.
 type world struct {
 	t      *testing.T
@@ -85,11 +85,11 @@ func (w *world) agentRun(inputs, env map[string]string) agenttest.Run {
 		e["AGENT_CAINFO"] = w.caFile
 	}
 	maps.Copy(e, env)
-	return agenttest.Run{
-		Task: "DatabricksTrain", Inputs: inputs, Env: e,
-		Variables: map[string]string{"databricks-host": w.ws.URL()},
-		Secrets:   map[string]string{"databricks-token": w.ws.Token},
+	r := agenttest.Run{Task: "DatabricksTrain", Inputs: inputs, Env: e}
+	if w.exe == "" {
+		return r // in this process the task is connected to ws directly (registry)
 	}
+	return r.WithToken(w.ws.URL(), w.ws.Token)
 }
 
 // run runs the task with these inputs to the end.

@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/databricks/databricks-sdk-go/service/jobs"
@@ -27,6 +28,7 @@ import (
 	"github.com/brickferry/brickferry/internal/converge"
 	"github.com/brickferry/brickferry/internal/idempotency"
 	"github.com/brickferry/brickferry/internal/loggedmodel"
+	"github.com/brickferry/brickferry/internal/preflight"
 	"github.com/brickferry/brickferry/internal/runwait"
 )
 
@@ -57,6 +59,9 @@ type step struct {
 	mlflow   *ml.ExperimentsAPI
 	models   *loggedmodel.Models
 	repos    *workspace.ReposAPI
+	// checks are the preflight checks against the workspace (package
+	// preflight), made before the first write or compute request.
+	checks func() *preflight.Checks
 
 	runID    int64
 	runURL   string
@@ -72,12 +77,20 @@ func (d Deps) newStep(env agent.Env, log *agent.Log, ws *auth.Workspace, opts *O
 	return &step{
 		opts: opts, log: log, env: env, clock: clock, interval: d.Interval,
 		jobs: jobs.NewJobs(c), mlflow: ml.NewExperiments(c), models: loggedmodel.New(c), repos: workspace.NewRepos(c),
+		checks: func() *preflight.Checks { return preflight.New(c, ws.Host) },
 	}, nil
 }
 
 func (s *step) Run(ctx context.Context) error {
+	if err := s.preflight(ctx, false); err != nil {
+		return err
+	}
 	if s.opts.CodeSource == codeGitFolder {
 		if err := s.updateGitFolder(ctx); err != nil {
+			return err
+		}
+		// The code is in the Git folder only once it is on the build's branch.
+		if err := s.preflight(ctx, true); err != nil {
 			return err
 		}
 	}
@@ -162,6 +175,41 @@ func (s *step) start(ctx context.Context) (int64, error) {
 	}
 	s.log.Info("Submitted run %d (%q).", id, req.RunName)
 	return id, nil
+}
+
+// preflight checks, before the run is submitted (a cluster started), that
+// the code and the compute the inputs name exist: the notebook or Python
+// file in the workspace (workspace get-status), the cluster, instance pools
+// and cluster policy. Code in a Git folder is checked once the folder is on
+// the build's branch (inGitFolder); code in the build's repository is
+// fetched by Databricks at the commit, and not checked here.
+func (s *step) preflight(ctx context.Context, inGitFolder bool) error {
+	o := s.opts
+	pf := s.checks()
+	if (o.CodeSource == codeWorkspace && !inGitFolder) || (o.CodeSource == codeGitFolder && inGitFolder) {
+		switch {
+		case o.RunType == runNotebook:
+			pf.Notebook(ctx, "notebookPath", o.NotebookPath)
+		case o.RunType == runPythonFile && inWorkspaceTree(o.PythonFile):
+			pf.File(ctx, "pythonFile", o.PythonFile)
+		}
+	}
+	if !inGitFolder {
+		pf.Compute(ctx, o.Compute)
+	}
+	return pf.Err()
+}
+
+// inWorkspaceTree reports whether a path is in the workspace tree as the
+// Workspace API names it (/Users, /Shared, /Repos): a Python file given as
+// a /Workspace, /Volumes or /dbfs path, or a dbfs:/ URI, is not looked up.
+func inWorkspaceTree(p string) bool {
+	for _, root := range []string{"/Users/", "/Shared/", "/Repos/"} {
+		if strings.HasPrefix(p, root) {
+			return true
+		}
+	}
+	return false
 }
 
 // updateGitFolder moves a Databricks Git folder (Repos) to the build's

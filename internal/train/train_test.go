@@ -190,6 +190,7 @@ func TestNoMLflowRun(t *testing.T) {
 
 func TestPythonFileOnExistingCluster(t *testing.T) {
 	w := newWorld(t)
+	w.ws.AddCluster(sdkcompute.ClusterDetails{ClusterId: "0301-123456-abc", ClusterName: "ml"})
 	w.ws.OnTask("train", trainBehaviour(t, 50*time.Millisecond))
 	res := w.run(map[string]string{
 		"runType": "pythonFile", "pythonFile": "/Workspace/mlops/train.py", "compute": "existingCluster",

@@ -66,6 +66,26 @@ type Result struct {
 	TempDir        string // Agent.TempDirectory of the run
 }
 
+// WithToken connects the run's task to the workspace at host with the token
+// method (connectionMethod token, workspaceUrl, token), the token coming
+// from the secret variable databricks-token as a pipeline maps it
+// (token: $(databricks-token)). Inputs the run already sets are kept. Tests
+// of a task's own behaviour use it; the variable group method reads its
+// group through the Azure DevOps API in a pipeline run (package auth), which
+// needs the Azure DevOps stand-in.
+func (r Run) WithToken(host, token string) Run {
+	in := map[string]string{"connectionMethod": "token", "workspaceUrl": host, "token": token}
+	for k, v := range r.Inputs {
+		in[k] = v
+	}
+	secrets := map[string]string{"databricks-token": token}
+	for k, v := range r.Secrets {
+		secrets[k] = v
+	}
+	r.Inputs, r.Secrets = in, secrets
+	return r
+}
+
 // Environ returns the environment the agent would give the task.
 func (r Run) Environ(t testing.TB) []string {
 	t.Helper()
@@ -93,6 +113,7 @@ func (r Run) Environ(t testing.TB) []string {
 		"BUILD_BUILDID":                            "1234",
 		"BUILD_BUILDNUMBER":                        "20261125.1",
 		"BUILD_DEFINITIONNAME":                     "churn-mlops",
+		"SYSTEM_DEFINITIONID":                      "12",
 		"BUILD_SOURCEVERSION":                      "6e4f1c2a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f",
 		"BUILD_SOURCEBRANCH":                       "refs/heads/main",
 		"BUILD_REPOSITORY_URI":                     "https://dev.azure.com/contoso/mlops/_git/churn",
@@ -201,7 +222,7 @@ type Process struct {
 	Cmd            *exec.Cmd
 	run            Run
 	environ        []string
-	stdout, stderr syncBuffer
+	stdout, stderr SyncBuffer
 }
 
 // Start starts exe with the agent's environment. args are the command line
@@ -244,18 +265,20 @@ func (r Run) Exec(t testing.TB, exe string) *Result {
 	return r.Start(t, exe).Finish(t)
 }
 
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer that may be written and read at the same
+// time (a process's output while the test waits for a line).
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()

@@ -32,6 +32,7 @@ import (
 
 	"github.com/databricks/databricks-sdk-go/client"
 	"github.com/databricks/databricks-sdk-go/service/serving"
+	"github.com/databricks/databricks-sdk-go/service/sql"
 
 	"github.com/brickferry/brickferry/internal/agent"
 	"github.com/brickferry/brickferry/internal/testworld/azurestandin"
@@ -57,11 +58,10 @@ type Options struct {
 	// (the prod workspace gets Seed+1) and lifted before the final state is
 	// read back.
 	Faults *emulator.FaultPlan
-	// BlobFaultRate, when above zero, puts a fault-injecting proxy
-	// (azurite.FaultProxy, seeded with BlobFaultSeed) in front of the blob
-	// store for every signed URL the workspaces hand out.
-	BlobFaultRate float64
-	BlobFaultSeed uint64
+	// BlobFaults, when set, puts a fault-injecting proxy (azurite.FaultProxy)
+	// with this plan in front of the blob store for every signed URL the
+	// workspaces hand out (a plan with no faults only records the requests).
+	BlobFaults *azurite.FaultPlan
 	// Blob, when set, is an Azurite already running (tests share one between
 	// runs); the demo starts its own otherwise.
 	Blob *azurite.Server
@@ -89,7 +89,7 @@ type World struct {
 	Sample    Sample
 	Dev, Prod *emulator.Workspace
 	Blob      *azurite.Server
-	BlobProxy *azurite.FaultProxy // nil without Options.BlobFaultRate
+	BlobProxy *azurite.FaultProxy // nil without Options.BlobFaults
 	Azure     *azurestandin.Azure
 	CAFile    string
 }
@@ -179,9 +179,9 @@ func startWorld(ctx context.Context, opts Options) (*World, func(), error) {
 	}
 	account := emulator.BlobAccount{Endpoint: blob.BlobEndpoint, AccountName: blob.AccountName, AccountKey: blob.AccountKey}
 	var proxy *azurite.FaultProxy
-	if opts.BlobFaultRate > 0 {
+	if opts.BlobFaults != nil {
 		var err error
-		proxy, err = azurite.NewFaultProxy(blob.BlobEndpoint, opts.BlobFaultSeed, opts.BlobFaultRate)
+		proxy, err = azurite.NewFaultProxyPlan(blob.BlobEndpoint, *opts.BlobFaults)
 		if err != nil {
 			return nil, stop, err
 		}
@@ -226,7 +226,7 @@ func startWorld(ctx context.Context, opts Options) (*World, func(), error) {
 		CA: ca, Dir: opts.OutDir,
 		ProxyUser: "build-agent", ProxyPassword: "demo-proxy-password",
 		Connections: []azurestandin.Connection{{Name: ProdConnection, Scheme: azurestandin.SchemeWorkloadIdentity}},
-		VariableGroups: []azurestandin.VariableGroup{{Name: "databricks-prod", KeyVault: &azurestandin.GroupVault{
+		VariableGroups: []azurestandin.VariableGroup{world.linkedGroup(), {Name: "databricks-prod", KeyVault: &azurestandin.GroupVault{
 			Vault: "kv-brickferry-prod", Connection: ProdConnection,
 			Secrets: map[string]string{"databricks-host": world.Prod.URL(), "databricks-token": world.Prod.Token},
 		}}},
@@ -242,6 +242,9 @@ func startWorld(ctx context.Context, opts Options) (*World, func(), error) {
 		Metrics: map[string]float64{"auc": 0.874, "accuracy": 0.842, "f1": 0.611, "precision": 0.702, "recall": 0.541},
 	}})
 	world.Prod.OnAnyTask(emulator.Behaviour{Duration: timing.job, Score: &emulator.Score{Rows: ScoredRows}})
+	// The warehouse the pipeline's variable sql-warehouse-id-prod names,
+	// which BatchScore checks before it changes its job.
+	world.Prod.AddWarehouse(sql.GetWarehouseResponse{Id: warehouseID, Name: "prod-sql"})
 	return world, stop, nil
 }
 
@@ -251,10 +254,20 @@ func (w *World) variableGroup() map[string]pipeline.GroupVariable {
 	return map[string]pipeline.GroupVariable{
 		"databricks-host-dev":   {Value: w.Dev.URL()},
 		"databricks-token-dev":  {Value: w.Dev.Token, Secret: true},
-		"databricks-host-prod":  {Value: w.Prod.URL()},
-		"databricks-token-prod": {Value: w.Prod.Token, Secret: true},
 		"sql-warehouse-id-prod": {Value: warehouseID},
 	}
+}
+
+// linkedGroup is the same `databricks` group as the library holds it, which
+// the tasks read through the Azure DevOps API to tie the job's variables to
+// the group they name (package auth): linking a group to a pipeline does
+// not take it out of the library.
+func (w *World) linkedGroup() azurestandin.VariableGroup {
+	g := azurestandin.VariableGroup{Name: "databricks", Variables: map[string]azurestandin.Variable{}}
+	for k, v := range w.variableGroup() {
+		g.Variables[k] = azurestandin.Variable{Value: v.Value, Secret: v.Secret}
+	}
+	return g
 }
 
 // baseEnv is what the agent sets for every step of this run: system
@@ -271,6 +284,7 @@ func baseEnv(w *World, work string) map[string]string {
 		"BUILD_BUILDID":        "1001",
 		"BUILD_BUILDNUMBER":    "20261125.1",
 		"BUILD_DEFINITIONNAME": "churn-mlops",
+		"SYSTEM_DEFINITIONID":  "12",
 		"BUILD_SOURCEVERSION":  "6e4f1c2a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f",
 		"BUILD_SOURCEBRANCH":   "refs/heads/main",
 		"BUILD_REPOSITORY_URI": "https://dev.azure.com/contoso/mlops/_git/churn",

@@ -3,13 +3,14 @@ package demo
 import (
 	"context"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/databricks/databricks-sdk-go/client"
 	"github.com/databricks/databricks-sdk-go/service/jobs"
-	"github.com/databricks/databricks-sdk-go/service/ml"
 	"github.com/databricks/databricks-sdk-go/service/serving"
 
 	"github.com/brickferry/brickferry/internal/testworld/emulator"
@@ -32,8 +33,8 @@ type WorkspaceState struct {
 	JobRuns map[string]int
 	// Jobs are the names of the jobs that exist.
 	Jobs []string
-	// MLflowRuns counts the MLflow runs of the demo's experiment.
-	MLflowRuns int
+	// MLflowRuns counts the MLflow runs of each experiment, by name.
+	MLflowRuns map[string]int
 	// Table is "rows@delta-version" of the scored table ("" if absent).
 	Table string
 	// Endpoint is "READY config=N served=churn:1" ("" if absent).
@@ -42,8 +43,8 @@ type WorkspaceState struct {
 
 var volatile = regexp.MustCompile(`\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b|\b[0-9a-f]{32}\b|\b[1-9][0-9]{15}\b|https://127\.0\.0\.1:[0-9]+`)
 
-// State reads the world's state back through the Databricks API, with faults
-// off.
+// State reads the world's state back through the Databricks API (the
+// experiments from the emulator itself), with faults off.
 func (w *World) State(ctx context.Context) (State, error) {
 	var st State
 	for _, x := range []struct {
@@ -101,14 +102,8 @@ func workspaceState(ctx context.Context, ws *emulator.Workspace, model, table st
 		}
 	}
 	sort.Strings(s.Jobs)
-	exps := ml.NewExperiments(c)
-	if exp, err := exps.GetByName(ctx, ml.GetByNameRequest{ExperimentName: Experiment}); err == nil {
-		found, err := exps.SearchRunsAll(ctx, ml.SearchRuns{ExperimentIds: []string{exp.Experiment.ExperimentId}})
-		if err != nil {
-			return s, err
-		}
-		s.MLflowRuns = len(found)
-	}
+	// The emulator has no experiments/search route: its Go side lists them.
+	s.MLflowRuns = ws.ExperimentRuns()
 	if rows, version, ok := ws.Table(table); ok {
 		s.Table = fmt.Sprintf("%d@%d", rows, version)
 	}
@@ -137,8 +132,64 @@ func (s State) String() string {
 		name string
 		ws   WorkspaceState
 	}{{"dev", s.Dev}, {"prod", s.Prod}} {
-		fmt.Fprintf(&b, "%s: versions %q, job runs %v, jobs %q, MLflow runs %d, table %q, endpoint %q\n",
+		fmt.Fprintf(&b, "%s: versions %q, job runs %v, jobs %q, MLflow runs %v, table %q, endpoint %q\n",
 			x.name, x.ws.Versions, x.ws.JobRuns, x.ws.Jobs, x.ws.MLflowRuns, x.ws.Table, x.ws.Endpoint)
 	}
 	return b.String()
+}
+
+// Diff names, in words, every way s differs from ref (the state of a clean
+// run): what exists more often than in ref (a duplicate), less often
+// (something lost), or in another state. Empty when they are equal.
+func (s State) Diff(ref State) []string {
+	var out []string
+	for _, x := range []struct {
+		name      string
+		got, want WorkspaceState
+	}{{"dev", s.Dev, ref.Dev}, {"prod", s.Prod, ref.Prod}} {
+		g, w := x.got, x.want
+		out = append(out, diffCounts(x.name+" model versions", counts(g.Versions), counts(w.Versions))...)
+		out = append(out, diffCounts(x.name+" jobs", counts(g.Jobs), counts(w.Jobs))...)
+		out = append(out, diffCounts(x.name+" job runs", g.JobRuns, w.JobRuns)...)
+		out = append(out, diffCounts(x.name+" MLflow runs of experiment", g.MLflowRuns, w.MLflowRuns)...)
+		if g.Table != w.Table {
+			out = append(out, fmt.Sprintf("%s scored table: %q (rows@Delta version), clean run %q", x.name, g.Table, w.Table))
+		}
+		if g.Endpoint != w.Endpoint {
+			out = append(out, fmt.Sprintf("%s serving endpoint %s: %q, clean run %q", x.name, Endpoint, g.Endpoint, w.Endpoint))
+		}
+	}
+	return out
+}
+
+func counts(items []string) map[string]int {
+	m := map[string]int{}
+	for _, it := range items {
+		m[it]++
+	}
+	return m
+}
+
+// diffCounts compares how many of each thing there are.
+func diffCounts(what string, got, want map[string]int) []string {
+	keys := map[string]bool{}
+	for k := range got {
+		keys[k] = true
+	}
+	for k := range want {
+		keys[k] = true
+	}
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		g, w := got[k], want[k]
+		switch {
+		case g > w && w > 0:
+			out = append(out, fmt.Sprintf("DUPLICATE: %s %q: %d, clean run %d", what, k, g, w))
+		case g > w:
+			out = append(out, fmt.Sprintf("EXTRA: %s %q: %d, clean run none", what, k, g))
+		case g < w:
+			out = append(out, fmt.Sprintf("MISSING: %s %q: %d, clean run %d", what, k, g, w))
+		}
+	}
+	return out
 }

@@ -32,15 +32,25 @@ func seeds(short, long int) int {
 	return short
 }
 
-// samplePipeline is the pipeline the suites run: the sample one, unless
+// samplePipeline is the pipeline file of sample: its own, unless
 // BRICKFERRY_SUITE_PIPELINE names another (to run the suites on part of it).
-func samplePipeline(t *testing.T) string {
+func samplePipeline(t *testing.T, sample demo.Sample) string {
 	if p := os.Getenv("BRICKFERRY_SUITE_PIPELINE"); p != "" {
 		return p
 	}
 	root, err := azurite.RepoRoot()
 	require.NoError(t, err)
-	return filepath.Join(root, "examples", "azure-pipelines.yml")
+	return filepath.Join(root, filepath.FromSlash(sample.File))
+}
+
+// suiteSamples are the sample pipelines the suites run: both shipped ones
+// (workspace registry, Unity Catalog), or only the workspace-registry one
+// when BRICKFERRY_SUITE_PIPELINE replaces its file.
+func suiteSamples() []demo.Sample {
+	if os.Getenv("BRICKFERRY_SUITE_PIPELINE") != "" {
+		return []demo.Sample{demo.WorkspaceRegistry()}
+	}
+	return []demo.Sample{demo.WorkspaceRegistry(), demo.UnityCatalog()}
 }
 
 // outcome is one run of the sample pipeline in a fresh world.
@@ -51,15 +61,19 @@ type outcome struct {
 	err    error
 }
 
-// runSample runs the sample pipeline with opts (Exe, Pipeline, ModelDir,
-// OutDir and Out filled in) and reads the state it left.
+// runSample runs the sample pipeline opts.Sample (the workspace-registry
+// one when unset) with opts (Exe, Pipeline, ModelDir, OutDir and Out filled
+// in) and reads the state it left.
 func runSample(t *testing.T, opts demo.Options) outcome {
 	t.Helper()
 	root, err := azurite.RepoRoot()
 	require.NoError(t, err)
 	var out strings.Builder
+	if opts.Sample.File == "" {
+		opts.Sample = demo.WorkspaceRegistry()
+	}
 	opts.Exe = agenttest.Executable(t)
-	opts.Pipeline = samplePipeline(t)
+	opts.Pipeline = samplePipeline(t, opts.Sample)
 	opts.ModelDir = filepath.Join(root, "examples", "demo", "churn-model")
 	opts.OutDir = t.TempDir()
 	opts.Out = &out
@@ -128,9 +142,15 @@ func withoutSecretHandOver(text string) string {
 	return strings.Join(kept, "\n")
 }
 
+// cleanRun is the clean run of one sample, made once.
+type cleanRun struct {
+	once sync.Once
+	o    outcome
+}
+
 var (
-	cleanOnce  sync.Once
-	cleanState outcome
+	cleanMu    sync.Mutex
+	cleanRuns  = map[string]*cleanRun{} // by Sample.File
 	sharedBlob *azurite.Server
 	blobOnce   sync.Once
 )
@@ -155,29 +175,47 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// clean is a run of the sample pipeline without faults: the reference the
-// suites compare with.
-func clean(t *testing.T) outcome {
-	cleanOnce.Do(func() {
-		cleanState = runSample(t, demo.Options{Fast: true, Blob: blob(t)})
+// clean is a run of a sample pipeline without faults, made once per sample:
+// the reference the suites compare with. Its blob requests pass through a
+// proxy that injects nothing and records them (World.BlobProxy), like the
+// fault runs'.
+func clean(t *testing.T, sample demo.Sample) outcome {
+	cleanMu.Lock()
+	c, ok := cleanRuns[sample.File]
+	if !ok {
+		c = &cleanRun{}
+		cleanRuns[sample.File] = c
+	}
+	cleanMu.Unlock()
+	c.once.Do(func() {
+		c.o = runSample(t, demo.Options{Sample: sample, Fast: true, Blob: blob(t), BlobFaults: &azurite.FaultPlan{}})
 	})
-	require.NoError(t, cleanState.err, cleanState.out)
-	require.Equal(t, "Succeeded", cleanState.report.Result.Result, cleanState.out)
-	return cleanState
+	require.NoError(t, c.o.err, c.o.out)
+	require.Equal(t, "Succeeded", c.o.report.Result.Result, c.o.out)
+	return c.o
 }
 
-// parallel runs fn for seeds 1..n, at most width at a time.
+// parallel runs fn for seeds 1..n, width at a time. The seeds are not
+// t.Parallel subtests: those would run at most -parallel at a time
+// (GOMAXPROCS by default, 2 on a 2-core machine), while each run mostly
+// waits on the emulated workspaces and its own retries, not on a core. Each
+// of width goroutines runs its share of subtests one after the other (t.Run
+// may be called from several goroutines at once).
 func parallel(t *testing.T, n, width int, fn func(t *testing.T, seed uint64)) {
-	sem := make(chan struct{}, width)
 	t.Run("seeds", func(t *testing.T) {
+		next := make(chan uint64, n)
 		for i := 1; i <= n; i++ {
-			seed := uint64(i)
-			t.Run("seed="+strconv.Itoa(i), func(t *testing.T) {
-				t.Parallel()
-				sem <- struct{}{}
-				defer func() { <-sem }()
-				fn(t, seed)
+			next <- uint64(i)
+		}
+		close(next)
+		var wg sync.WaitGroup
+		for range width {
+			wg.Go(func() {
+				for seed := range next {
+					t.Run("seed="+strconv.FormatUint(seed, 10), func(t *testing.T) { fn(t, seed) })
+				}
 			})
 		}
+		wg.Wait()
 	})
 }

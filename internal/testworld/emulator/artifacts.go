@@ -37,6 +37,8 @@ type artifactStore interface {
 	// list returns every file under prefix (recursively), keys relative to
 	// nothing (full keys), sorted.
 	list(ctx context.Context, prefix string) ([]storedFile, error)
+	// remove deletes every file under prefix.
+	remove(ctx context.Context, prefix string) error
 	// signBlob returns a URL for one key that allows read (or create+write).
 	signBlob(key string, write bool, expiry time.Time) (string, error)
 	// signContainer returns the base URL of prefix and a SAS token that
@@ -113,6 +115,17 @@ func (m *memStore) list(_ context.Context, prefix string) ([]storedFile, error) 
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key })
 	return out, nil
+}
+
+func (m *memStore) remove(_ context.Context, prefix string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k := range m.files {
+		if strings.HasPrefix(k, prefix) {
+			delete(m.files, k)
+		}
+	}
+	return nil
 }
 
 func (m *memStore) signBlob(string, bool, time.Time) (string, error) { return "", errNoSigning }
@@ -211,6 +224,19 @@ func (b *blobStore) list(ctx context.Context, prefix string) ([]storedFile, erro
 	return out, nil
 }
 
+func (b *blobStore) remove(ctx context.Context, prefix string) error {
+	files, err := b.list(ctx, prefix)
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		if _, err := b.client.NewBlobClient(f.key).Delete(ctx, nil); err != nil && !bloberror.HasCode(err, bloberror.BlobNotFound) {
+			return fmt.Errorf("delete %s: %w", f.key, err)
+		}
+	}
+	return nil
+}
+
 func (b *blobStore) blobURL(key string) string {
 	segs := strings.Split(key, "/")
 	for i, s := range segs {
@@ -293,8 +319,9 @@ type ArtifactCredentialInfo struct {
 	Path      string       `json:"path,omitempty"`
 	SignedURI string       `json:"signed_uri,omitempty"`
 	Headers   []HTTPHeader `json:"headers,omitempty"`
-	// Type is AZURE_SAS_URI here; Databricks also uses
-	// AZURE_ADLS_GEN2_SAS_URI, AWS_PRESIGNED_URL and GCP_SIGNED_URL.
+	// Type is Options.CredentialType: AZURE_SAS_URI or
+	// AZURE_ADLS_GEN2_SAS_URI; Databricks also uses AWS_PRESIGNED_URL and
+	// GCP_SIGNED_URL.
 	Type string `json:"type,omitempty"`
 }
 
@@ -359,17 +386,29 @@ func (ws *Workspace) signPage(root string, paths []string, field, pageToken stri
 		if !ok {
 			return nil, "", invalidParam("Invalid artifact path %q", p)
 		}
-		signed, err := ws.store.signBlob(root+"/"+clean, write, expiry)
+		signed, headers, err := ws.signArtifact(root+"/"+clean, write, expiry)
 		if err != nil {
 			return nil, "", signingError(err)
 		}
-		infos = append(infos, ArtifactCredentialInfo{Path: clean, SignedURI: signed, Type: "AZURE_SAS_URI"})
+		infos = append(infos, ArtifactCredentialInfo{Path: clean, SignedURI: signed, Headers: headers, Type: ws.opts.CredentialType})
 	}
 	next := ""
 	if end < len(paths) {
 		next = fmt.Sprintf("offset-%d", end)
 	}
 	return infos, next, nil
+}
+
+// signArtifact signs one key of the artifact store for reading (or
+// writing) as Options.CredentialType says: a Blob SAS URL of the blob
+// account, or a URL of the workspace's DFS endpoint with the headers it
+// hands out.
+func (ws *Workspace) signArtifact(key string, write bool, expiry time.Time) (string, []HTTPHeader, error) {
+	if ws.dfs != nil {
+		return ws.dfs.sign(key, write, expiry), ws.dfs.headers(), nil
+	}
+	signed, err := ws.store.signBlob(key, write, expiry)
+	return signed, nil, err
 }
 
 func signingError(err error) *apiError {

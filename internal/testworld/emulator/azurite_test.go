@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
@@ -109,4 +110,84 @@ func download(t *testing.T, signedURL string) []byte {
 	_, err = io.Copy(&buf, resp.Body)
 	require.NoError(t, err)
 	return buf.Bytes()
+}
+
+// dfsCall sends one DFS request to a signed URL with headers.
+func dfsCall(t *testing.T, method, signed, query string, headers map[string]string, body []byte) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, signed+"&"+query, bytes.NewReader(body))
+	require.NoError(t, err)
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("x-ms-error-code") + string(data)
+}
+
+// TestADLSGen2CredentialsWithACustomerKey: a workspace that hands out ADLS
+// Gen2 SAS URLs with a customer-provided key. Its DFS endpoint takes the
+// DFS write sequence (create, append at positions, flush at the length) and
+// reads, refuses a request without the key, a write with a read URL, a
+// forged signature, a gap before the flush position and a body whose MD5 is
+// not its Content-MD5.
+func TestADLSGen2CredentialsWithACustomerKey(t *testing.T) {
+	az := azurite.Start(t)
+	blob := &emulator.BlobAccount{Endpoint: az.BlobEndpoint, AccountName: az.AccountName, AccountKey: az.AccountKey}
+	ws, clock := start(t, emulator.Options{Blob: blob, CredentialType: emulator.CredentialAzureADLS, CustomerKey: true})
+	cl := ws.Client(t)
+	c := ctx(t)
+	runID, _ := trainedRun(t, ws, clock)
+
+	var wr, rd emulator.GetCredentialsResponse
+	require.NoError(t, cl.Do(c, http.MethodPost, "/api/2.0/mlflow/artifacts/credentials-for-write", nil, nil,
+		emulator.GetCredentialsForWrite{RunID: runID, Path: []string{"extra/a.txt"}}, &wr))
+	require.NoError(t, cl.Do(c, http.MethodPost, "/api/2.0/mlflow/artifacts/credentials-for-read", nil, nil,
+		emulator.GetCredentialsForRead{RunID: runID, Path: []string{"extra/a.txt"}}, &rd))
+	w, r := wr.CredentialInfos[0], rd.CredentialInfos[0]
+	assert.Equal(t, emulator.CredentialAzureADLS, w.Type)
+	headers := map[string]string{"x-ms-version": "2023-11-03"}
+	for _, h := range w.Headers {
+		headers[h.Name] = h.Value
+	}
+	assert.Len(t, w.Headers, 3, "the key, its SHA-256 and the algorithm")
+	assert.Equal(t, w.Headers, r.Headers)
+
+	st, _ := dfsCall(t, http.MethodPut, r.SignedURI, "resource=file", headers, nil)
+	assert.Equal(t, http.StatusForbidden, st, "a read URL does not write")
+	forged := strings.Replace(w.SignedURI, "sp=rcw", "sp=rcwd", 1)
+	st, _ = dfsCall(t, http.MethodPut, forged, "resource=file", headers, nil)
+	assert.Equal(t, http.StatusForbidden, st, "a changed token is not signed")
+	st, msg := dfsCall(t, http.MethodPut, w.SignedURI, "resource=file", map[string]string{"x-ms-version": "2023-11-03"}, nil)
+	assert.Equal(t, http.StatusConflict, st, "no key")
+	assert.Contains(t, msg, "BlobUsesCustomerSpecifiedEncryption")
+
+	st, _ = dfsCall(t, http.MethodPut, w.SignedURI, "resource=file", headers, nil)
+	require.Equal(t, http.StatusCreated, st)
+	st, msg = dfsCall(t, http.MethodPatch, w.SignedURI, "action=append&position=0", map[string]string{"Content-MD5": "AAAAAAAAAAAAAAAAAAAAAA==", "x-ms-version": "2023-11-03", "x-ms-encryption-key": headers["x-ms-encryption-key"], "x-ms-encryption-key-sha256": headers["x-ms-encryption-key-sha256"], "x-ms-encryption-algorithm": "AES256"}, []byte("hello "))
+	assert.Equal(t, http.StatusBadRequest, st)
+	assert.Contains(t, msg, "Md5Mismatch")
+	st, _ = dfsCall(t, http.MethodPatch, w.SignedURI, "action=append&position=0", headers, []byte("hello "))
+	require.Equal(t, http.StatusAccepted, st)
+	st, msg = dfsCall(t, http.MethodPatch, w.SignedURI, "action=flush&position=11", headers, nil)
+	assert.Equal(t, http.StatusBadRequest, st, "5 bytes are missing")
+	assert.Contains(t, msg, "InvalidFlushPosition")
+	st, _ = dfsCall(t, http.MethodPatch, w.SignedURI, "action=append&position=6", headers, []byte("world"))
+	require.Equal(t, http.StatusAccepted, st)
+	st, _ = dfsCall(t, http.MethodPatch, w.SignedURI, "action=flush&position=11", headers, nil)
+	require.Equal(t, http.StatusOK, st)
+
+	st, _ = dfsCall(t, http.MethodGet, r.SignedURI, "x=1", nil, nil)
+	assert.Equal(t, http.StatusConflict, st, "a read without the key")
+	st, body := dfsCall(t, http.MethodGet, r.SignedURI, "x=1", headers, nil)
+	assert.Equal(t, http.StatusOK, st)
+	assert.Equal(t, "hello world", body)
+
+	// The file is an artifact of the run like any other.
+	files, err := ml.NewExperiments(cl).ListArtifactsAll(c, ml.ListArtifactsRequest{RunId: runID, Path: "extra"})
+	require.NoError(t, err)
+	require.Len(t, files, 1)
+	assert.Equal(t, int64(11), files[0].FileSize)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/databricks/databricks-sdk-go/service/ml"
+	"github.com/databricks/databricks-sdk-go/service/workspace"
 )
 
 // Outcome is how a scripted task run ends.
@@ -153,11 +154,20 @@ func newBehaviours() behaviours {
 	return behaviours{byTask: map[string]Behaviour{}, byNotebook: map[string]Behaviour{}}
 }
 
-// OnNotebook scripts every task that runs the notebook at path.
+// OnNotebook scripts every task that runs the notebook at path. A
+// workspace path (absolute) then holds a notebook, with a placeholder
+// source unless one is there already: a run finds the notebook
+// (finishTask), and so does a look-up (workspace get-status), as in a
+// workspace where a user put it. A relative path is a notebook in a Git
+// source, which is not in the workspace tree.
 func (ws *Workspace) OnNotebook(notebookPath string, b Behaviour) {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	ws.behaviours.byNotebook[notebookPath] = b
+	if p := path.Clean(notebookPath); strings.HasPrefix(notebookPath, "/") && ws.notebooks.objects[p] == nil && ws.notebooks.mkdirs(path.Dir(p), ws.clock.Now()) {
+		o := ws.notebooks.putObject(p, workspace.ObjectTypeNotebook, []byte("# Databricks notebook source\n# scripted by the emulator (OnNotebook)\n"), ws.clock.Now())
+		o.info.Language = workspace.LanguagePython
+	}
 }
 
 // OnTask scripts every task with this task key (it wins over OnNotebook).

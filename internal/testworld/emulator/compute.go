@@ -6,16 +6,25 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/compute"
 )
 
-// Clusters and instance pools, read-only: tests add them with AddCluster and
-// AddInstancePool; job tasks that reference them are not checked against them.
+// Clusters, instance pools and cluster policies, read-only: tests add them
+// with AddCluster, AddInstancePool and AddClusterPolicy; job tasks that
+// reference them are not checked against them.
 
 type computeState struct {
 	clusters map[string]compute.ClusterDetails
 	pools    map[string]compute.GetInstancePool
+	policies map[string]compute.Policy
 }
 
 func newComputeState() computeState {
-	return computeState{clusters: map[string]compute.ClusterDetails{}, pools: map[string]compute.GetInstancePool{}}
+	return computeState{clusters: map[string]compute.ClusterDetails{}, pools: map[string]compute.GetInstancePool{}, policies: map[string]compute.Policy{}}
+}
+
+// AddClusterPolicy makes policies/clusters/get know p (by p.PolicyId).
+func (ws *Workspace) AddClusterPolicy(p compute.Policy) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	ws.compute.policies[p.PolicyId] = p
 }
 
 // AddCluster makes clusters/get know c (by c.ClusterId).
@@ -46,6 +55,17 @@ func (ws *Workspace) computeRoutes() {
 		p, ok := ws.compute.pools[req.InstancePoolId]
 		if !ok {
 			return nil, notFound("Can't find an instance pool with id: %s.", req.InstancePoolId)
+		}
+		return &p, nil
+	})
+	// GET /api/2.0/policies/clusters/get?policy_id= (databricks-sdk-go
+	// service/compute impl.go, ClusterPolicies.Get); an unknown id is a 404,
+	// as databricks/cli's test server answers it
+	// (libs/testserver/cluster_policies.go ClusterPoliciesGet).
+	handle(ws, "GET /api/2.0/policies/clusters/get", func(r *http.Request, req *compute.GetClusterPolicyRequest) (any, *apiError) {
+		p, ok := ws.compute.policies[req.PolicyId]
+		if !ok {
+			return nil, notFound("Cluster policy %s does not exist.", req.PolicyId)
 		}
 		return &p, nil
 	})

@@ -40,9 +40,20 @@
 //     moves until the test calls Advance.
 //   - Artifacts: with Options.Blob (Azurite in tests) bytes live in a blob
 //     container per workspace and clients get SAS URLs; without it they live
-//     in memory and the signed-URL routes answer 501 NOT_IMPLEMENTED.
+//     in memory and the signed-URL routes answer 501 NOT_IMPLEMENTED. The
+//     URLs are Blob SAS URLs (AZURE_SAS_URI), or with Options.CredentialType
+//     CredentialAzureADLS ADLS Gen2 SAS URLs (AZURE_ADLS_GEN2_SAS_URI) of the
+//     workspace's own DFS endpoint over the same container (dfsfront.go),
+//     handed out with a customer-provided key that every request must carry
+//     when Options.CustomerKey is set. A workspace registry version keeps
+//     its own copy of the files (model-versions/list-artifacts,
+//     get-signed-download-uri); PurgeRun deletes a run and its artifacts for
+//     good.
+//   - Every answer carries X-Databricks-Org-Id, the workspace id.
 //   - Every request is recorded (Requests, RequestsTo, Writes), faults are
-//     injected from a seeded FaultPlan (SetFaults).
+//     injected from a seeded FaultPlan (SetFaults): before the handler runs,
+//     or after it carried the request out, the answer lost
+//     (FaultKind.AfterCommit).
 //   - Job tasks are scripted per notebook path or task key (OnNotebook,
 //     OnTask): duration, outcome, notebook output, and notebook-like effects
 //     (Train creates an MLflow run with a model, Score writes a table).
@@ -58,7 +69,7 @@
 //		Duration: 10 * time.Minute,
 //		Train: &emulator.Train{
 //			Experiment: "/Shared/churn",
-//			ModelDir:   "../../../shared/fixtures/churn-model/model",
+//			ModelDir:   fixtures.ChurnModel(t), // internal/testworld/fixtures
 //			Metrics:    map[string]float64{"auc": 0.91},
 //		},
 //	})

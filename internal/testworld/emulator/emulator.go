@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -64,6 +65,17 @@ type Options struct {
 	// but the routes that hand out signed URLs answer 501 NOT_IMPLEMENTED,
 	// because there is no blob service to sign for.
 	Blob *BlobAccount
+	// CredentialType is the type of the signed URLs that
+	// artifacts/credentials-for-read|write and
+	// model-versions/get-signed-download-uri hand out (with Blob):
+	// CredentialAzureSAS (the default) or CredentialAzureADLS, served by the
+	// workspace's own DFS endpoint over the same container (dfsFront).
+	// Unity Catalog storage locations stay Blob URLs either way.
+	CredentialType string
+	// CustomerKey, with CredentialAzureADLS, hands out a customer-provided
+	// encryption key with every such URL, which every request to it must
+	// carry (dfsFront).
+	CustomerKey bool
 
 	// OAuthClients are the service principals allowed to use OAuth
 	// machine-to-machine auth: client id → client secret.
@@ -85,6 +97,10 @@ type Options struct {
 	// CredentialPageSize is the number of credential_infos per page of
 	// artifacts/credentials-for-read|write (default 100).
 	CredentialPageSize int
+	// ArtifactListPageSize is the number of files per page of
+	// model-versions/list-artifacts (default 1000; Databricks does not
+	// document it, the answer has next_page_token).
+	ArtifactListPageSize int
 
 	// Logf, if set, receives one line per request.
 	Logf func(format string, args ...any)
@@ -137,6 +153,7 @@ type Workspace struct {
 	compute    computeState
 	oauth      oauthState
 	store      artifactStore
+	dfs        *dfsFront // with Options.CredentialType CredentialAzureADLS
 	behaviours behaviours
 
 	recMu   sync.Mutex
@@ -198,8 +215,24 @@ func New(opts Options) (*Workspace, error) {
 			return nil, err
 		}
 		ws.store = store
+		if ws.opts.CredentialType == CredentialAzureADLS {
+			if ws.dfs, err = newDFSFront(store, ws.opts.CustomerKey); err != nil {
+				_ = ln.Close()
+				return nil, err
+			}
+		}
 	} else {
 		ws.store = newMemStore()
+	}
+	switch ws.opts.CredentialType {
+	case CredentialAzureSAS, CredentialAzureADLS:
+	default:
+		_ = ln.Close()
+		return nil, fmt.Errorf("emulator: CredentialType %q: use %s or %s", ws.opts.CredentialType, CredentialAzureSAS, CredentialAzureADLS)
+	}
+	if ws.opts.CustomerKey && ws.dfs == nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("emulator: CustomerKey needs Blob and CredentialType %s", CredentialAzureADLS)
 	}
 
 	ws.mux = newRouteMux()
@@ -225,6 +258,9 @@ func (ws *Workspace) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = ws.srv.Shutdown(ctx)
+	if ws.dfs != nil {
+		ws.dfs.close(ctx)
+	}
 }
 
 // URL is the workspace URL (http://127.0.0.1:NNNNN, or https:// with
@@ -277,6 +313,12 @@ func withDefaults(o Options) Options {
 	def(&o.OAuthTokenTTL, time.Hour)
 	if o.CredentialPageSize == 0 {
 		o.CredentialPageSize = 100
+	}
+	if o.CredentialType == "" {
+		o.CredentialType = CredentialAzureSAS
+	}
+	if o.ArtifactListPageSize == 0 {
+		o.ArtifactListPageSize = 1000
 	}
 	if o.UserName == "" {
 		o.UserName = "emulator.user@example.com"
@@ -336,6 +378,12 @@ func (ws *Workspace) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ws.recMu.Unlock()
 	}()
 	r = r.WithContext(context.WithValue(r.Context(), recordKey{}, rec))
+	// Every answer names the workspace: databricks-sdk-go's
+	// WorkspaceClient.CurrentWorkspaceID reads X-Databricks-Org-Id from
+	// SCIM Me (workspace_functions.go), MLflow's UC store reads it from the
+	// runs/get answer to link a model version to its run
+	// (rest_store.py _get_workspace_id).
+	w.Header().Set("X-Databricks-Org-Id", strconv.FormatInt(ws.WorkspaceID, 10))
 
 	if kind, stop := ws.injectFault(sw, r); kind != "" {
 		rec.Fault = kind
@@ -357,22 +405,44 @@ func (ws *Workspace) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(sw, errorf(http.StatusNotFound, "ENDPOINT_NOT_FOUND", "No API found for '%s %s'", r.Method, r.URL.Path))
 		return
 	}
-	if rec.Fault == Fault500AfterCommit {
-		// The work is done; the answer is lost and replaced by a 500.
-		ws.mux.ServeHTTP(&discardWriter{header: http.Header{}}, r)
+	if rec.Fault.AfterCommit() {
+		// The work is done; the answer is lost: replaced by a 500, or the
+		// connection closed without one.
+		dw := &discardWriter{header: http.Header{}}
+		ws.mux.ServeHTTP(dw, r)
+		rec.Committed = dw.status
+		if rec.Committed == 0 {
+			rec.Committed = http.StatusOK
+		}
+		if rec.Fault == FaultDropAfterCommit {
+			resetConnection(sw)
+			return
+		}
 		writeError(sw, errorf(http.StatusInternalServerError, "INTERNAL_ERROR", "Internal error (injected by the emulator after the request was carried out)."))
 		return
 	}
 	ws.mux.ServeHTTP(sw, r)
 }
 
-// discardWriter is a ResponseWriter that drops the answer
-// (Fault500AfterCommit).
-type discardWriter struct{ header http.Header }
+// discardWriter is a ResponseWriter that drops the answer and keeps its
+// status (Fault500AfterCommit, FaultDropAfterCommit).
+type discardWriter struct {
+	header http.Header
+	status int
+}
 
-func (d *discardWriter) Header() http.Header         { return d.header }
-func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (d *discardWriter) WriteHeader(int)             {}
+func (d *discardWriter) Header() http.Header { return d.header }
+func (d *discardWriter) Write(b []byte) (int, error) {
+	if d.status == 0 {
+		d.status = http.StatusOK
+	}
+	return len(b), nil
+}
+func (d *discardWriter) WriteHeader(code int) {
+	if d.status == 0 {
+		d.status = code
+	}
+}
 
 type recordKey struct{}
 

@@ -33,6 +33,21 @@ func alreadyExists(format string, args ...any) *apiError {
 	return errorf(http.StatusBadRequest, "RESOURCE_ALREADY_EXISTS", format, args...)
 }
 
+// ucAlreadyExists is Unity Catalog's answer for an object that exists: 409
+// ALREADY_EXISTS, not the workspace APIs' 400 RESOURCE_ALREADY_EXISTS.
+// Sources: mlflow/mlflow PR 8219 ("Allow model registry client to accept
+// ALREADY_EXISTS error code": the UC model registry "has the error code 409
+// rather than 400"), after which MLflow's register_model treats both codes
+// alike (mlflow/tracking/_model_registry/fluent.py _register_model); the open
+// source Unity Catalog server answers ALREADY_EXISTS "Registered model
+// already exists" for the same route (unitycatalog/unitycatalog
+// server/src/main/java/io/unitycatalog/server/persist/ModelRepository.java);
+// MLflow maps ALREADY_EXISTS to 409 (mlflow/protos/databricks_pb2 ErrorCode,
+// ERROR_CODE_TO_HTTP_STATUS in mlflow/exceptions.py).
+func ucAlreadyExists(format string, args ...any) *apiError {
+	return errorf(http.StatusConflict, "ALREADY_EXISTS", format, args...)
+}
+
 func invalidParam(format string, args ...any) *apiError {
 	return errorf(http.StatusBadRequest, "INVALID_PARAMETER_VALUE", format, args...)
 }

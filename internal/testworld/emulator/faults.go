@@ -1,7 +1,9 @@
 package emulator
 
 import (
+	"crypto/tls"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -9,6 +11,19 @@ import (
 
 // FaultKind is a failure the emulator can inject in front of a route, the way
 // Databricks' front end produces them under load.
+//
+// Two kinds fail *after* the handler ran: the request was carried out (a
+// job, a run, a version is made) and only its answer is lost. A client
+// cannot tell them from a failure that changed nothing, so a layer that sends
+// such a request again without looking first makes a duplicate. Databricks
+// documents that case for runs/submit and run-now: the idempotency_token
+// exists so that "upon failure you can retry until the request succeeds" with
+// exactly one run launched (databricks-sdk-go v0.81.0 service/jobs/model.go,
+// SubmitRun.IdempotencyToken; https://kb.databricks.com/jobs/jobs-idempotency.html);
+// databricks/cli's test server injects the same fault ("--after-handler: run
+// the handler first; keep its effect and replace only the response",
+// libs/testserver/fault.go, PR #5882, where an SDK retry of run-now after a
+// lost response started a second run).
 type FaultKind string
 
 const (
@@ -32,9 +47,29 @@ const (
 	// then answers 500 INTERNAL_ERROR in place of the real answer: the
 	// ambiguous failure a client cannot tell from one that changed nothing,
 	// which Databricks produces when its front end times out on a back end
-	// that finishes the work.
+	// that finishes the work (see FaultKind for the sources).
 	Fault500AfterCommit FaultKind = "500-after-commit"
+	// FaultDropAfterCommit serves the request (its effect is committed) and
+	// then resets the connection (TCP RST) without answering: a load
+	// balancer or proxy that drops the connection of a request the back end
+	// carried out (an idle or request timeout on the way back, a front end
+	// restarted mid-answer; Azure Load Balancer sends a TCP reset on idle
+	// timeout when "TCP reset" is on, learn.microsoft.com/azure/load-balancer/load-balancer-tcp-reset).
+	// A Go client sees "connection reset by peer", never a status. net/http's
+	// Transport itself sends a request again after a network error only when
+	// it is idempotent (GET, HEAD, OPTIONS, TRACE, or an Idempotency-Key
+	// header) on a connection used before (net/http Transport documentation);
+	// databricks-sdk-go's own loop retries "connection reset by peer" for
+	// every method, POST included (v0.81.0 httpclient/errors.go,
+	// urlErrorTransientErrorMessages), which is why Brickferry turns that
+	// loop down (internal/auth).
+	FaultDropAfterCommit FaultKind = "drop-after-commit"
 )
+
+// AfterCommit reports whether k fails a request after carrying it out.
+func (k FaultKind) AfterCommit() bool {
+	return k == Fault500AfterCommit || k == FaultDropAfterCommit
+}
 
 // FaultPlan is a seeded, reproducible fault schedule: for the same Seed and
 // the same sequence of requests, the same requests fail the same way.
@@ -48,12 +83,14 @@ type FaultPlan struct {
 	Rules []FaultRule
 }
 
-// FaultRule applies to requests whose path starts with Prefix (empty: every
-// route) and, if Method is set, whose method matches. The first matching rule
-// decides: with probability Rate the request gets one of Kinds, chosen
-// uniformly.
+// FaultRule applies to requests whose path is Path (when set) or starts with
+// Prefix (empty: every route) and, if Method is set, whose method matches.
+// The first matching rule decides: with probability Rate the request gets one
+// of Kinds, chosen uniformly. A rule that has reached its Limit no longer
+// matches, so the rules after it decide.
 type FaultRule struct {
 	Prefix  string
+	Path    string
 	Method  string
 	Rate    float64
 	Kinds   []FaultKind
@@ -88,11 +125,8 @@ func (ws *Workspace) pickFault(r *http.Request) (FaultKind, time.Duration) {
 		return "", 0
 	}
 	for i, rule := range fs.plan.Rules {
-		if !strings.HasPrefix(r.URL.Path, rule.Prefix) || (rule.Method != "" && rule.Method != r.Method) {
+		if !rule.matches(r) || (rule.Limit > 0 && fs.injected[i] >= rule.Limit) {
 			continue
-		}
-		if rule.Limit > 0 && fs.injected[i] >= rule.Limit {
-			return "", 0
 		}
 		if len(rule.Kinds) == 0 || fs.rng.Float64() >= rule.Rate {
 			return "", 0
@@ -105,6 +139,16 @@ func (ws *Workspace) pickFault(r *http.Request) (FaultKind, time.Duration) {
 		return rule.Kinds[fs.rng.IntN(len(rule.Kinds))], lat
 	}
 	return "", 0
+}
+
+func (rule FaultRule) matches(r *http.Request) bool {
+	if rule.Method != "" && rule.Method != r.Method {
+		return false
+	}
+	if rule.Path != "" {
+		return r.URL.Path == rule.Path
+	}
+	return strings.HasPrefix(r.URL.Path, rule.Prefix)
 }
 
 // injectFault applies the plan to r. stop reports that the request has been
@@ -120,7 +164,7 @@ func (ws *Workspace) injectFault(w *statusWriter, r *http.Request) (kind FaultKi
 		case <-r.Context().Done():
 		}
 		return kind, false
-	case Fault500AfterCommit:
+	case Fault500AfterCommit, FaultDropAfterCommit:
 		return kind, false // ServeHTTP serves it and replaces the answer
 	case Fault429:
 		writeError(w, errorf(http.StatusTooManyRequests, "REQUEST_LIMIT_EXCEEDED", "Too many requests. Please wait a moment and try again."))
@@ -135,11 +179,33 @@ func (ws *Workspace) injectFault(w *statusWriter, r *http.Request) (kind FaultKi
 	case Fault400:
 		writeError(w, invalidParam("The request was refused (injected by the emulator)."))
 	case FaultDrop:
-		if conn, _, err := w.Hijack(); err == nil {
-			_ = conn.Close()
-		}
+		dropConnection(w)
 	}
 	return kind, true
+}
+
+// dropConnection closes the connection of w without an answer.
+func dropConnection(w *statusWriter) {
+	if conn, _, err := w.Hijack(); err == nil {
+		_ = conn.Close()
+	}
+}
+
+// resetConnection resets the connection of w (TCP RST, no TLS close_notify)
+// without an answer.
+func resetConnection(w *statusWriter) {
+	conn, _, err := w.Hijack()
+	if err != nil {
+		return
+	}
+	raw := conn
+	if tc, ok := conn.(*tls.Conn); ok {
+		raw = tc.NetConn()
+	}
+	if tcp, ok := raw.(*net.TCPConn); ok {
+		_ = tcp.SetLinger(0)
+	}
+	_ = raw.Close()
 }
 
 func faultSuffix(k FaultKind) string {

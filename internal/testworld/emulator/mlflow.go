@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"net/http"
@@ -602,6 +603,26 @@ func (ws *Workspace) listArtifacts(r *http.Request, req *ml.ListArtifactsRequest
 	return &ml.ListArtifactsResponse{RootUri: run.info.ArtifactUri, Files: files}, nil
 }
 
+// PurgeRun removes a run and its artifacts for good, as Databricks does to
+// a run that is permanently deleted (Databricks REST API, Restore Run,
+// POST /api/2.0/mlflow/runs/restore: "Throws RESOURCE_DOES_NOT_EXIST if the
+// run was never created or was permanently deleted"): runs/get then answers
+// RESOURCE_DOES_NOT_EXIST. Model versions registered from the run keep
+// their own copy of its files (createModelVersion).
+func (ws *Workspace) PurgeRun(runID string) error {
+	var key string
+	ws.do(func() {
+		if run, ok := ws.mlflow.runs[runID]; ok {
+			key = run.storeKey
+			delete(ws.mlflow.runs, runID)
+		}
+	})
+	if key == "" {
+		return fmt.Errorf("emulator: no run %s", runID)
+	}
+	return ws.store.remove(context.Background(), key+"/")
+}
+
 // MLflowRun returns a copy of a tracking run as the API would answer it.
 func (ws *Workspace) MLflowRun(runID string) (ml.Run, bool) {
 	return lookupView(ws, ws.mlflow.runs, runID, func(r *mlflowRun) ml.Run { return *r.toSDK() })
@@ -616,4 +637,22 @@ func lookupView[V, T any](ws *Workspace, m map[string]V, id string, view func(V)
 		}
 	})
 	return out, ok
+}
+
+// ExperimentRuns counts the tracking runs of every experiment, by
+// experiment name (e.g. for a test that checks nothing was made twice).
+func (ws *Workspace) ExperimentRuns() map[string]int {
+	out := map[string]int{}
+	ws.do(func() {
+		for id, exp := range ws.mlflow.experiments {
+			n := 0
+			for _, run := range ws.mlflow.runs {
+				if run.info.ExperimentId == id {
+					n++
+				}
+			}
+			out[exp.Name] = n
+		}
+	})
+	return out
 }

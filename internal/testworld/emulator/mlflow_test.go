@@ -119,6 +119,15 @@ func TestWorkspaceRegistryThroughSDK(t *testing.T) {
 		names = append(names, f.Path)
 	}
 	assert.Contains(t, names, "MLmodel", "registration copied the run's model folder")
+	// A path that is a file answers that one file (which MLflow's client
+	// reads as "no children"); a page token it did not give is refused.
+	var one emulator.ListModelVersionArtifactsResponse
+	require.NoError(t, cl.Do(c, http.MethodGet, "/api/2.0/mlflow/model-versions/list-artifacts", nil, map[string]any{"name": "churn", "version": "1", "path": "MLmodel"}, nil, &one))
+	require.Len(t, one.Files, 1)
+	assert.Equal(t, "MLmodel", one.Files[0].Path)
+	assert.False(t, one.Files[0].IsDir)
+	err = cl.Do(c, http.MethodGet, "/api/2.0/mlflow/model-versions/list-artifacts", nil, map[string]any{"name": "churn", "version": "1", "page_token": "x"}, nil, &one)
+	assert.ErrorIs(t, err, apierr.ErrInvalidParameterValue)
 
 	_, err = reg.TransitionStage(c, ml.TransitionModelVersionStageDatabricks{Name: "churn", Version: "1", Stage: "staging"})
 	assert.ErrorIs(t, err, apierr.ErrInvalidParameterValue, "stages are case-sensitive")

@@ -24,6 +24,10 @@ type Request struct {
 	Status int
 	// Fault is the injected fault, if any.
 	Fault FaultKind
+	// Committed is, for a fault after commit (FaultKind.AfterCommit), the
+	// status the handler answered before its answer was lost: 200 when the
+	// request was carried out.
+	Committed int
 	// Principal is who the request authenticated as.
 	Principal string
 }

@@ -211,11 +211,7 @@ func (ws *Workspace) registryRoutes() {
 		if aerr != nil {
 			return nil, aerr
 		}
-		files, aerr := ws.listArtifactFiles(r.Context(), v.storeKey, req.Path)
-		if aerr != nil {
-			return nil, aerr
-		}
-		return &ListModelVersionArtifactsResponse{Files: files}, nil
+		return ws.listVersionArtifacts(r.Context(), v, req)
 	})
 	handle(ws, "GET /api/2.0/mlflow/model-versions/get-signed-download-uri", func(r *http.Request, req *GetModelVersionSignedDownloadURIRequest) (any, *apiError) {
 		v, aerr := ws.regVersion(req.Name, req.Version)
@@ -226,11 +222,11 @@ func (ws *Workspace) registryRoutes() {
 		if !ok || p == "" {
 			return nil, invalidParam("Invalid path %q", req.Path)
 		}
-		signed, err := ws.store.signBlob(v.storeKey+"/"+p, false, sasExpiry())
+		signed, headers, err := ws.signArtifact(v.storeKey+"/"+p, false, sasExpiry())
 		if err != nil {
 			return nil, signingError(err)
 		}
-		return &GetModelVersionSignedDownloadURIResponse{SignedURI: signed}, nil
+		return &GetModelVersionSignedDownloadURIResponse{SignedURI: signed, Headers: headers}, nil
 	})
 	handle(ws, "POST /api/2.0/mlflow/databricks/model-versions/transition-stage", ws.transitionStage)
 }
@@ -349,6 +345,35 @@ type GetModelVersionSignedDownloadURIRequest struct {
 type GetModelVersionSignedDownloadURIResponse struct {
 	SignedURI string       `json:"signed_uri"`
 	Headers   []HTTPHeader `json:"headers,omitempty"`
+}
+
+// listVersionArtifacts answers model-versions/list-artifacts from the
+// version's own copy of the files (registry storage), never from its run:
+// the direct children of path, page by page (next_page_token, which MLflow's
+// DatabricksModelsArtifactRepository.list_artifacts follows; the page size
+// is not documented, Options.ArtifactListPageSize). A path that is a file
+// answers that one file, which that client reads as "no children".
+func (ws *Workspace) listVersionArtifacts(ctx context.Context, v *regVersion, req *ListModelVersionArtifactsRequest) (any, *apiError) {
+	files, aerr := ws.listArtifactFiles(ctx, v.storeKey, req.Path)
+	if aerr != nil {
+		return nil, aerr
+	}
+	if len(files) == 0 && req.Path != "" {
+		if p, ok := cleanRelPath(req.Path); ok {
+			if all, err := ws.store.list(ctx, v.storeKey+"/"+p); err == nil {
+				for _, f := range all {
+					if f.key == v.storeKey+"/"+p {
+						files = []ml.FileInfo{{Path: p, FileSize: f.size}}
+					}
+				}
+			}
+		}
+	}
+	start, end, next, aerr := searchPage(req.PageToken, ws.opts.ArtifactListPageSize, ws.opts.ArtifactListPageSize, len(files))
+	if aerr != nil {
+		return nil, aerr
+	}
+	return &ListModelVersionArtifactsResponse{Files: files[start:end], NextPageToken: next}, nil
 }
 
 func inActiveStage(v *regVersion) *apiError {

@@ -28,6 +28,8 @@ func (ws *Workspace) routes() {
 	ws.reposRoutes()
 	ws.sqlRoutes()
 	ws.computeRoutes()
+	ws.identityRoutes()
+	ws.warehouseRoutes()
 }
 
 // Route is one route a workspace serves.

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -199,7 +200,7 @@ func TestUnityCatalogThroughSDK(t *testing.T) {
 	u := newUCChurn(t)
 	cl, c, models, versions := u.cl, u.c, u.models, u.versions
 	_, err := models.Create(c, catalog.CreateRegisteredModelRequest{CatalogName: "main", SchemaName: "ml", Name: "churn"})
-	assert.ErrorIs(t, err, apierr.ErrResourceAlreadyExists)
+	assert.ErrorIs(t, err, apierr.ErrAlreadyExists, "Unity Catalog: 409 ALREADY_EXISTS")
 
 	assert.Equal(t, "PENDING_REGISTRATION", u.createVersion(t).Status)
 	err = cl.Do(c, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/generate-temporary-credentials", nil, nil,
@@ -547,4 +548,33 @@ func TestUnityCatalogRefusesReservedTagKeys(t *testing.T) {
 	require.NoError(t, cl.Do(c, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/set-tag", nil, nil,
 		emulator.SetUCModelVersionTagRequest{Name: "main.ml.churn", Version: "1", Key: strings.Repeat("k", 255), Value: strings.Repeat("v", 1000)}, nil))
 	assert.Len(t, u.ws.UCModelVersions("main.ml.churn"), 1, "no version made by a refused create")
+}
+
+// TestUnityCatalogVersionRunLink: every answer names the workspace
+// (X-Databricks-Org-Id); a version created with run_tracking_server_id links
+// to that workspace (run_workspace_id), one without has no link, and a value
+// that is no workspace id is refused.
+func TestUnityCatalogVersionRunLink(t *testing.T) {
+	u := newUCChurn(t)
+	cl, c := u.cl, u.c
+	var me struct {
+		OrgID string `json:"-" header:"x-databricks-org-id"`
+	}
+	require.NoError(t, cl.Do(c, http.MethodGet, "/api/2.1/unity-catalog/models/main.ml.churn", nil, nil, nil, &me))
+	assert.Equal(t, strconv.FormatInt(u.ws.WorkspaceID, 10), me.OrgID)
+
+	u.createVersion(t)
+	var linked emulator.UCModelVersionResponse
+	require.NoError(t, cl.Do(c, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/create", nil, nil,
+		emulator.CreateUCModelVersionRequest{Name: "main.ml.churn", Source: "dbfs:/somewhere", RunID: "abc", RunTrackingServerID: "1234567890123456"}, &linked))
+	assert.Equal(t, "1234567890123456", linked.ModelVersion.RunTrackingServerID)
+	versions := u.ws.UCModelVersions("main.ml.churn")
+	require.Len(t, versions, 2)
+	assert.Equal(t, 1234567890123456, versions[0].RunWorkspaceId)
+	assert.Zero(t, versions[1].RunWorkspaceId, "created without run_tracking_server_id: no run link")
+
+	err := cl.Do(c, http.MethodPost, "/api/2.0/mlflow/unity-catalog/model-versions/create", nil, nil,
+		emulator.CreateUCModelVersionRequest{Name: "main.ml.churn", Source: "dbfs:/somewhere", RunID: "abc", RunTrackingServerID: "dev-workspace"}, nil)
+	require.ErrorIs(t, err, apierr.ErrInvalidParameterValue)
+	assert.Len(t, u.ws.UCModelVersions("main.ml.churn"), 2)
 }

@@ -24,6 +24,7 @@ import (
 type sqlState struct {
 	tables     map[string]*table
 	statements map[string]*sql.StatementResponse
+	warehouses map[string]sql.GetWarehouseResponse
 }
 
 type table struct {
@@ -39,7 +40,7 @@ type tableVersion struct {
 }
 
 func newSQLState() sqlState {
-	return sqlState{tables: map[string]*table{}, statements: map[string]*sql.StatementResponse{}}
+	return sqlState{tables: map[string]*table{}, statements: map[string]*sql.StatementResponse{}, warehouses: map[string]sql.GetWarehouseResponse{}}
 }
 
 func normTable(name string) string {

@@ -97,7 +97,7 @@ func (ws *Workspace) ucRoutes() {
 		}
 		full := req.CatalogName + "." + req.SchemaName + "." + req.Name
 		if _, ok := ws.uc.models[strings.ToLower(full)]; ok {
-			return nil, alreadyExists("Registered model '%s' already exists.", full)
+			return nil, ucAlreadyExists("Registered model '%s' already exists.", full)
 		}
 		now := millis(ws.clock.Now())
 		m := &ucModel{aliases: map[string]int{}, info: catalog.RegisteredModelInfo{
@@ -419,9 +419,16 @@ func (ws *Workspace) ucMLflowView(v *ucVersion) *UCModelVersion {
 	return &UCModelVersion{
 		Name: v.info.CatalogName + "." + v.info.SchemaName + "." + v.info.ModelName, Version: strconv.Itoa(v.info.Version),
 		CreationTimestamp: v.info.CreatedAt, LastUpdatedTimestamp: v.info.UpdatedAt, UserID: v.info.CreatedBy,
-		Description: v.info.Comment, Source: v.info.Source, RunID: v.info.RunId, Status: string(v.info.Status),
+		Description: v.info.Comment, Source: v.info.Source, RunID: v.info.RunId, RunTrackingServerID: runTrackingServerID(v.info.RunWorkspaceId), Status: string(v.info.Status),
 		StorageLocation: v.info.StorageLocation, Tags: v.tags, ModelID: v.modelID,
 	}
+}
+
+func runTrackingServerID(id int) string {
+	if id == 0 {
+		return ""
+	}
+	return strconv.Itoa(id)
 }
 
 func (ws *Workspace) ucCreateVersion(r *http.Request, req *CreateUCModelVersionRequest) (any, *apiError) {
@@ -435,6 +442,21 @@ func (ws *Workspace) ucCreateVersion(r *http.Request, req *CreateUCModelVersionR
 	if aerr := checkUCTags(req.Tags...); aerr != nil {
 		return nil, aerr
 	}
+	// run_tracking_server_id is the id of the workspace holding run_id
+	// (MLflow sends the x-databricks-org-id of that workspace's runs/get
+	// answer, rest_store.py create_model_version) and becomes the
+	// version's run_workspace_id, an integer in the Unity Catalog API
+	// (catalog.ModelVersionInfo.RunWorkspaceId): a value that is not a
+	// workspace id is refused. Without it the version has no run link
+	// (run_workspace_id 0), which MLflow accepts when the run is unreadable.
+	var runWorkspace int64
+	if req.RunTrackingServerID != "" {
+		id, err := strconv.ParseInt(req.RunTrackingServerID, 10, 64)
+		if err != nil || id <= 0 {
+			return nil, invalidParam("Invalid run_tracking_server_id '%s': expected a workspace id.", req.RunTrackingServerID)
+		}
+		runWorkspace = id
+	}
 	now := millis(ws.clock.Now())
 	n := len(m.versions) + 1
 	key := "uc/models/" + strings.ToLower(m.info.FullName) + "/versions/" + strconv.Itoa(n)
@@ -442,7 +464,7 @@ func (ws *Workspace) ucCreateVersion(r *http.Request, req *CreateUCModelVersionR
 		CatalogName: m.info.CatalogName, SchemaName: m.info.SchemaName, ModelName: m.info.Name, Version: n,
 		Source: req.Source, RunId: req.RunID, Comment: req.Description, Status: catalog.ModelVersionInfoStatusPendingRegistration,
 		CreatedAt: now, CreatedBy: ws.UserName, UpdatedAt: now, UpdatedBy: ws.UserName, MetastoreId: m.info.MetastoreId,
-		Id: randomHex(16), StorageLocation: ws.ucStorageURL(key), RunWorkspaceId: int(ws.WorkspaceID % (1 << 31)),
+		Id: randomHex(16), StorageLocation: ws.ucStorageURL(key), RunWorkspaceId: int(runWorkspace),
 	}}
 	m.versions = append(m.versions, v)
 	return &UCModelVersionResponse{ModelVersion: ws.ucMLflowView(v)}, nil

@@ -160,3 +160,43 @@ func TestFault500AfterCommitCarriesTheRequestOut(t *testing.T) {
 	assert.Equal(t, emulator.Fault500AfterCommit, reqs[0].Fault)
 	assert.Equal(t, http.StatusInternalServerError, reqs[0].Status)
 }
+
+func TestFaultDropAfterCommitCarriesTheRequestOutAndResetsTheConnection(t *testing.T) {
+	ws, _ := start(t, emulator.Options{})
+	ws.SetFaults(emulator.FaultPlan{Seed: 1, Rules: []emulator.FaultRule{
+		{Path: "/api/2.2/jobs/create", Method: http.MethodPost, Rate: 1, Kinds: []emulator.FaultKind{emulator.FaultDropAfterCommit}, Limit: 1},
+	}})
+	// A plain client: the SDK's own loop would send the POST again after a
+	// reset, which is what this fault exists to catch in the product.
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	req, err := http.NewRequest(http.MethodPost, ws.URL()+"/api/2.2/jobs/create", strings.NewReader(`{"name":"made"}`))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+ws.Token)
+	resp, err := hc.Do(req)
+	if err == nil {
+		_ = resp.Body.Close()
+	}
+	require.Error(t, err, "no answer reaches the client")
+	assert.Contains(t, err.Error(), "connection reset by peer")
+
+	all, err := jobs.NewJobs(ws.Client(t)).ListAll(ctx(t), jobs.ListJobsRequest{})
+	require.NoError(t, err)
+	require.Len(t, all, 1, "the job was created all the same")
+	assert.Equal(t, "made", all[0].Settings.Name)
+	reqs := ws.RequestsTo(http.MethodPost, "/api/2.2/jobs/create")
+	require.Len(t, reqs, 1)
+	assert.Equal(t, emulator.FaultDropAfterCommit, reqs[0].Fault)
+	assert.Zero(t, reqs[0].Status, "recorded as dropped")
+	assert.Equal(t, http.StatusOK, reqs[0].Committed, "recorded as carried out")
+}
+
+func TestFaultRulePastItsLimitLetsTheNextRuleDecide(t *testing.T) {
+	ws, _ := start(t, emulator.Options{})
+	ws.SetFaults(emulator.FaultPlan{Seed: 1, Rules: []emulator.FaultRule{
+		// Path is exact: jobs/list is not jobs/list-something, and a
+		// Prefix of jobs/ would match every route below.
+		{Path: "/api/2.2/jobs/list", Rate: 1, Kinds: []emulator.FaultKind{emulator.Fault500}, Limit: 2},
+		{Prefix: "/api/2.2/jobs/", Rate: 1, Kinds: []emulator.FaultKind{emulator.Fault503}},
+	}})
+	assert.Equal(t, []int{500, 500, 503, 503}, statuses(t, ws, 4))
+}

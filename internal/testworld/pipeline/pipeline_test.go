@@ -197,5 +197,7 @@ func TestExpressions(t *testing.T) {
 	ok, err := evalCondition("", exprContext{dependencyResults: []string{"Failed"}})
 	require.NoError(t, err)
 	assert.False(t, ok)
-	assert.True(t, strings.HasPrefix(expand("$(a)-$(B)", map[string]GroupVariable{"A": {Value: "1"}, "b": {Value: "2"}}), "1-2"))
+	assert.True(t, strings.HasPrefix(expand("$(a)-$(B)", map[string]GroupVariable{"A": {Value: "1"}, "b": {Value: "2"}}, nil), "1-2"))
+	assert.Equal(t, "run 20261125.1 of $(Undefined.Name)", expand("run $(Build.BuildNumber) of $(Undefined.Name)", nil, map[string]string{"BUILD_BUILDNUMBER": "20261125.1"}),
+		"predefined variables expand as the agent expands them; unknown macros stay")
 }

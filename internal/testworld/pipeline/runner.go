@@ -337,13 +337,17 @@ func (r *Runner) runJob(ctx context.Context, st Stage, j Job, jr *JobResult, var
 
 var macro = regexp.MustCompile(`\$\(([A-Za-z0-9_.\-]+)\)`)
 
-// expand replaces $(name) macros with variable values; unknown ones stay, as
-// the agent leaves them.
-func expand(s string, vars map[string]GroupVariable) string {
+// expand replaces $(name) macros with variable values, or with the
+// predefined variables the agent sets in env (Build.BuildNumber from
+// BUILD_BUILDNUMBER); unknown ones stay, as the agent leaves them.
+func expand(s string, vars map[string]GroupVariable, env map[string]string) string {
 	return macro.ReplaceAllStringFunc(s, func(m string) string {
 		name := m[2 : len(m)-1]
 		if v, ok := lookupVar(vars, name); ok {
 			return v.Value
+		}
+		if v, ok := env[agent.VariableKey(name)]; ok {
+			return v
 		}
 		return m
 	})
@@ -408,7 +412,7 @@ func (r *Runner) runStep(ctx context.Context, st Stage, j Job, name string, step
 		if !given {
 			value = in.DefaultValue
 		}
-		value = strings.TrimSpace(expand(value, vars))
+		value = strings.TrimSpace(expand(value, vars, env))
 		if strings.HasPrefix(in.Type, "connectedService") && value != "" {
 			conn, ok := r.Connections[value]
 			if !ok {

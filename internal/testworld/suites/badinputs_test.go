@@ -78,6 +78,7 @@ func badInputCases(dir string) []badInput {
 		{"train/job file missing", T, nil, with("runType", "jobFile", "jobFile", filepath.Join(dir, "nope.json")), nil, []string{"jobFile"}},
 		{"train/existing cluster without id", T, trainOK, with("compute", "existingCluster"), nil, []string{"clusterId"}},
 		{"train/existing job missing", T, nil, with("runType", "existingJob"), nil, []string{"job"}},
+		{"train/workers an unexpanded macro", T, trainOK, with("workers", "$(workers)"), nil, []string{"workers"}},
 		{"train/job id zero", T, nil, with("runType", "existingJob", "job", "0"), nil, []string{"job"}},
 		{"train/wheel without entry point", T, nil, with("runType", "pythonWheel", "wheelPackage", "p", "workers", "1"), nil, []string{"wheelEntryPoint"}},
 		{"train/boolean not a boolean", T, trainOK, with("waitForCompletion", "maybe"), nil, []string{"waitForCompletion"}},
@@ -111,10 +112,13 @@ func badInputCases(dir string) []badInput {
 		{"score/timeout text", S, scoreOK, with("timeoutMinutes", "soon"), nil, []string{"timeoutMinutes"}},
 		{"score/workers and autoscale", S, scoreOK, with("workers", "2", "autoscale", "2-8"), nil, []string{"autoscale"}},
 		{"score/existing cluster without id", S, scoreOK, with("compute", "existingCluster"), nil, []string{"clusterId"}},
-		{"score/missing job name", S, scoreOK, with("jobName", ""), nil, []string{"jobName"}},
+		{"score/job takeover not a boolean", S, scoreOK, with("allowJobTakeover", "yes"), nil, []string{"allowJobTakeover"}},
 		{"score/parameter the task sets", S, scoreOK, with("notebookParameters", "model_uri=models:/other/1"), nil, []string{"notebookParameters"}},
 		{"score/unknown connection method", S, scoreOK, with("connectionMethod", "carrier-pigeon"), nil, []string{"connectionMethod"}},
-		{"score/workspace URL variable http", S, scoreOK, nil, map[string]string{"databricks-host": "http://adb-1.7.azuredatabricks.net"}, []string{"databricks-host"}},
+		{"score/workspace URL http", S, scoreOK, with("workspaceUrl", "http://adb-1.7.azuredatabricks.net"), nil, []string{"workspaceUrl"}},
+		{"score/model URI an unexpanded macro", S, scoreOK, with("modelUri", "$(promote.modelUri)"), nil, []string{"modelUri"}},
+		{"score/cluster id an unexpanded macro", S, scoreOK, with("compute", "existingCluster", "clusterId", "$(cluster-id)"), nil, []string{"clusterId"}},
+		{"serve/version an unexpanded macro", M, serveOK, with("modelVersion", "$(copy.targetModelVersion)"), nil, []string{"modelVersion"}},
 		{"score/two bad: merge keys and time zone", S, scoreOK, with("writeMode", "merge", "scheduleTimeZone", "CEST"), nil, []string{"mergeKeys", "scheduleTimeZone"}},
 
 		// MLflowPromote, each command
@@ -200,7 +204,9 @@ func TestBadInputs(t *testing.T) {
 					in[tc.kv[i]] = tc.kv[i+1]
 				}
 				run := agentRun(t, ws, tc.task, in, nil)
-				maps.Copy(run.Variables, tc.vars)
+				if len(tc.vars) > 0 {
+					run.Variables = maps.Clone(tc.vars)
+				}
 
 				res := run.Exec(t, exe)
 				errs := strings.Join(res.Errors, "\n")

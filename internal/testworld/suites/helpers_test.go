@@ -37,17 +37,13 @@ func startWorkspace(t *testing.T, opts emulator.Options) *emulator.Workspace {
 	return ws
 }
 
-// agentRun is task as the agent starts it, connected to ws with the
-// variable-group method (databricks-host, secret databricks-token).
+// agentRun is task as the agent starts it, connected to ws with the token
+// method (agenttest.Run.WithToken).
 func agentRun(t *testing.T, ws *emulator.Workspace, task string, inputs, env map[string]string) agenttest.Run {
 	_, caFile := emulator.TestCA(t)
 	e := map[string]string{"AGENT_CAINFO": caFile}
 	maps.Copy(e, env)
-	return agenttest.Run{
-		Task: task, Inputs: inputs, Env: e,
-		Variables: map[string]string{"databricks-host": ws.URL()},
-		Secrets:   map[string]string{"databricks-token": ws.Token},
-	}
+	return agenttest.Run{Task: task, Inputs: inputs, Env: e}.WithToken(ws.URL(), ws.Token)
 }
 
 // tick moves a manual clock while a process runs on the wall clock, step
@@ -180,10 +176,15 @@ const (
 	scoreJob      = "churn-batch-score"
 )
 
-// scoreStep is BatchScore of the Production churn model into scoreTable,
-// the scoring notebook scripted with scoreChurn(d).
+// scoreStep is BatchScore of the Production churn model (version 3) into
+// scoreTable, the scoring notebook scripted with scoreChurn(d).
 func scoreStep(t *testing.T, d time.Duration) *step {
 	ws, clock := clockedWorkspace(t)
+	c := ws.Client(t)
+	registerChurn(t, c, clock, 3)
+	_, err := ml.NewModelRegistry(c).TransitionStage(context.Background(), ml.TransitionModelVersionStageDatabricks{Name: "churn", Version: "3", Stage: "Production"})
+	require.NoError(t, err)
+	ws.ResetRequests()
 	ws.OnNotebook(scoreNotebook, scoreChurn(d))
 	return &step{ws: ws, clock: clock, task: "BatchScore", tick: 5 * time.Second, in: map[string]string{
 		"modelUri": "models:/churn/Production", "inputTable": "main.ml.customers", "idColumns": "CodigoCliente",
