@@ -626,7 +626,7 @@ func TestGoodInputs(t *testing.T) {
 	assert.Equal(t, "/Shared/brickferry/batch_score", o.NotebookPath)
 	assert.True(t, o.Shipped)
 	assert.Equal(t, int64(0), o.MinRows)
-	assert.Equal(t, "new job cluster 15.4.x-cpu-ml-scala2.12, pool 0101-120000-pool12-abcdefgh, 1-4 workers", o.Compute.String())
+	assert.Equal(t, "new job cluster 17.3.x-cpu-ml-scala2.13, pool 0101-120000-pool12-abcdefgh, 1-4 workers", o.Compute.String())
 	assert.Equal(t, 30, int(o.Timeout.Seconds()))
 	s := o.JobSettings(agent.System{})
 	require.Len(t, s.JobClusters, 1)

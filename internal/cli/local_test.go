@@ -290,11 +290,7 @@ func TestUnifiedAuthIgnoredUnderTheAgent(t *testing.T) {
 	inputs := map[string]string{"command": "register", "modelName": "churn", "modelUri": "runs:/0123456789abcdef0123456789abcdef/model"}
 	exe := agenttest.Executable(t)
 
-	res := agenttest.Run{
-		Task: "MLflowPromote", Inputs: inputs, Env: env,
-		Variables: map[string]string{"databricks-host": pipeline.URL()},
-		Secrets:   map[string]string{"databricks-token": pipeline.Token},
-	}.Exec(t, exe)
+	res := agenttest.Run{Task: "MLflowPromote", Inputs: inputs, Env: env}.WithToken(pipeline.URL(), pipeline.Token).Exec(t, exe)
 	assert.NotEmpty(t, pipeline.Requests(), "the pipeline's workspace was not called: %v", res.Errors)
 
 	// Without the variables, where local mode would take the settings, the

@@ -340,7 +340,12 @@ func TestSIGINTLeavesTheUpdateRunning(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return len(w.ws.RequestsTo(http.MethodPut, "/api/2.0/serving-endpoints/"+endpoint+"/config")) == 1
 	}, 20*time.Second, 10*time.Millisecond, p.Stdout())
-	time.Sleep(200 * time.Millisecond) // waiting for the update
+	// Waiting for the update: the endpoint is read again after the PUT was
+	// answered (a fixed pause is not enough on a loaded machine).
+	gets := len(w.ws.RequestsTo(http.MethodGet, "/api/2.0/serving-endpoints/"+endpoint))
+	require.Eventually(t, func() bool {
+		return len(w.ws.RequestsTo(http.MethodGet, "/api/2.0/serving-endpoints/"+endpoint)) > gets
+	}, 20*time.Second, 10*time.Millisecond, p.Stdout())
 	cancelledAt := time.Now()
 	require.NoError(t, p.Cmd.Process.Signal(os.Interrupt))
 	res := p.Finish(t)
