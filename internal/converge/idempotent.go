@@ -18,13 +18,16 @@ func Idempotent(req *http.Request) bool {
 		// A serving endpoint's tags: add_tags sets each key to its value,
 		// delete_tags removes keys; sent twice, the endpoint has the same
 		// tags (databricks-sdk-go v0.81.0 serving.PatchServingEndpointTags).
-		return strings.HasPrefix(path, "/api/2.0/serving-endpoints/") && strings.HasSuffix(path, "/tags")
+		// A logged model's status (finalize) or tags: set to the values
+		// sent (ml.FinalizeLoggedModel, ml.SetLoggedModelTags).
+		return (strings.HasPrefix(path, "/api/2.0/serving-endpoints/") && strings.HasSuffix(path, "/tags")) ||
+			strings.HasPrefix(path, "/api/2.0/mlflow/logged-models/")
 	}
 	switch {
 	case idempotentPOST(path):
 		return true
 	case strings.HasPrefix(path, "/api/2.0/mlflow/logged-models/"):
-		return idempotentLoggedModel(req.Method, strings.TrimPrefix(path, "/api/2.0/mlflow/logged-models/"))
+		return readOnlyLoggedModel(strings.TrimPrefix(path, "/api/2.0/mlflow/logged-models/"))
 	case strings.HasSuffix(path, "/jobs/runs/submit"), strings.HasSuffix(path, "/jobs/run-now"):
 		// Databricks answers a repeated token with the run the first
 		// request started.
@@ -86,19 +89,11 @@ func idempotentPOST(path string) bool {
 	return false
 }
 
-// idempotentLoggedModel reports the logged-model requests (rest is the path
-// after /api/2.0/mlflow/logged-models/) that have the same effect when sent
-// twice: the search and the signed URLs (they only read), and the PATCHes,
-// which set a status or tags to given values (finalize, set tags). Creating
-// a logged model is not among them: its callers converge.
-func idempotentLoggedModel(method, rest string) bool {
-	switch {
-	case method == http.MethodPatch:
-		return true
-	case rest == "search":
-		return true
-	}
-	return strings.HasSuffix(rest, "/artifacts/credentials-for-download") || strings.HasSuffix(rest, "/artifacts/credentials-for-upload")
+// readOnlyLoggedModel reports the logged-model POSTs (rest is the path after
+// /api/2.0/mlflow/logged-models/) that only read: the search and the signed
+// URLs. Creating a logged model is not among them: its callers converge.
+func readOnlyLoggedModel(rest string) bool {
+	return rest == "search" || strings.HasSuffix(rest, "/artifacts/credentials-for-download") || strings.HasSuffix(rest, "/artifacts/credentials-for-upload")
 }
 
 // readJSON decodes a copy of req's body (GetBody), leaving req untouched.

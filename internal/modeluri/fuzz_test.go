@@ -18,14 +18,14 @@ import (
 //     stage ("the version in Staging");
 //   - ParseStage: a canonical stage parses to itself;
 //   - ParseSource: URI parses to the same Source, and a runs:/ source
-//     rebuilt from its run id and path too;
+//     rebuilt from its run id and path too, a logged model's from its id;
 //   - ValidateAlias: an accepted alias is the version ref @alias.
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		"churn", "main.ml.churn", " main.ml.churn ", "models:/churn/1", "models:/churn/Production", "models:/churn@champion",
 		"runs:/0123/model", "runs:/0123//model/", "runs:/0123/a/../b", "dbfs:/x", "dbfs:/x/", "dbfs:/", "a..b", "`x`", "$(x)",
 		"models:/", "runs:/", "\x00", "3", "03", "0", "-1", "latest", "LATEST", "staging", " Production ", "@champion", "@v2",
-		"@latest", "@12", "champion", "archived",
+		"@latest", "@12", "champion", "archived", "models:/m-0123abcd", "models:/m-0123abcd/", "models:/m-", "models:/m-a.b", "models:/churn",
 	} {
 		f.Add(s)
 	}
@@ -70,6 +70,9 @@ func FuzzParse(f *testing.F) {
 		if src, err := ParseSource(s); err == nil {
 			if again, err := ParseSource(src.URI); err != nil || again != src {
 				t.Fatalf("ParseSource(%q) = %+v, but its URI %q parses to %+v, %v", s, src, src.URI, again, err)
+			}
+			if src.ModelID != "" && (src.RunID != "" || src.URI != "models:/"+src.ModelID) {
+				t.Fatalf("ParseSource(%q) = %+v: a logged model source is models:/<its id> and nothing else", s, src)
 			}
 			if src.RunID != "" {
 				uri := "runs:/" + src.RunID + "/" + src.Path
