@@ -260,3 +260,24 @@ func TestLoggedModelArtifactsThroughAzurite(t *testing.T) {
 		emulator.GetCredentialsForLoggedModel{Paths: []string{"../escape"}}, nil)
 	assert.ErrorIs(t, err, apierr.ErrInvalidParameterValue)
 }
+
+// TestFaultPathPattern: a fault rule's Path may name an id it cannot know
+// as {name}: it matches that one segment, not a longer path.
+func TestFaultPathPattern(t *testing.T) {
+	ws, _ := start(t, emulator.Options{MLflow: emulator.MLflow3})
+	c := ctx(t)
+	exps := ml.NewExperiments(ws.Client(t))
+	exp, err := exps.CreateExperiment(c, ml.CreateExperiment{Name: "/Shared/faults"})
+	require.NoError(t, err)
+	lm, err := exps.CreateLoggedModel(c, ml.CreateLoggedModelRequest{ExperimentId: exp.ExperimentId})
+	require.NoError(t, err)
+	id := lm.Model.Info.ModelId
+	ws.SetFaults(emulator.FaultPlan{Seed: 1, Rules: []emulator.FaultRule{
+		{Path: "/api/2.0/mlflow/logged-models/{model_id}", Method: http.MethodPatch, Rate: 1, Kinds: []emulator.FaultKind{emulator.Fault400}},
+	}})
+	require.NoError(t, exps.SetLoggedModelTags(c, ml.SetLoggedModelTagsRequest{ModelId: id, Tags: []ml.LoggedModelTag{{Key: "k", Value: "v"}}}), "…/{model_id}/tags is another route")
+	_, err = exps.FinalizeLoggedModel(c, ml.FinalizeLoggedModelRequest{ModelId: id, Status: ml.LoggedModelStatusLoggedModelReady})
+	require.Error(t, err)
+	assert.Len(t, ws.RequestsTo(http.MethodPatch, "/api/2.0/mlflow/logged-models/"+id), 1)
+	assert.Equal(t, emulator.Fault400, ws.RequestsTo(http.MethodPatch, "/api/2.0/mlflow/logged-models/"+id)[0].Fault)
+}
