@@ -126,17 +126,20 @@ type credentialsRequest struct {
 }
 
 type credentialsResponse struct {
-	CredentialInfos []struct {
-		RunID     string `json:"run_id"`
-		Path      string `json:"path"`
-		SignedURI string `json:"signed_uri"`
-		Headers   []struct {
-			Name  string `json:"name"`
-			Value string `json:"value"`
-		} `json:"headers"`
-		Type string `json:"type"`
-	} `json:"credential_infos"`
-	NextPageToken string `json:"next_page_token"`
+	CredentialInfos []credentialInfo `json:"credential_infos"`
+	NextPageToken   string           `json:"next_page_token"`
+}
+
+// credentialInfo is MLflow's ArtifactCredentialInfo.
+type credentialInfo struct {
+	RunID     string `json:"run_id"`
+	Path      string `json:"path"`
+	SignedURI string `json:"signed_uri"`
+	Headers   []struct {
+		Name  string `json:"name"`
+		Value string `json:"value"`
+	} `json:"headers"`
+	Type string `json:"type"`
 }
 
 // RunSigner signs paths below dir of a run's artifacts for reading or
@@ -146,6 +149,21 @@ func RunSigner(c *client.DatabricksClient, runID, dir string, write bool) Signer
 	if write {
 		route = "/api/2.0/mlflow/artifacts/credentials-for-write"
 	}
+	return pagedSigner("run "+runID, dir, func(ctx context.Context, full []string, token string) ([]credentialInfo, string, error) {
+		var resp credentialsResponse
+		req := credentialsRequest{RunID: runID, Path: full, PageToken: token}
+		if err := c.Do(ctx, http.MethodPost, route, nil, nil, req, &resp); err != nil {
+			return nil, "", err
+		}
+		return resp.CredentialInfos, resp.NextPageToken, nil
+	})
+}
+
+// pagedSigner is a Signer over a credential route that signs paths (below
+// dir of an artifact root) in pages: ask asks for the full paths with the
+// page token and answers one page and the next token. what names the
+// artifact root in errors.
+func pagedSigner(what, dir string, ask func(ctx context.Context, full []string, token string) ([]credentialInfo, string, error)) Signer {
 	dir = strings.Trim(dir, "/")
 	return func(ctx context.Context, paths []string) (map[string]Credential, error) {
 		if len(paths) == 0 {
@@ -160,15 +178,14 @@ func RunSigner(c *client.DatabricksClient, runID, dir string, write bool) Signer
 		out := make(map[string]Credential, len(paths))
 		token := ""
 		for {
-			var resp credentialsResponse
-			req := credentialsRequest{RunID: runID, Path: full, PageToken: token}
-			if err := c.Do(ctx, http.MethodPost, route, nil, nil, req, &resp); err != nil {
-				return nil, fmt.Errorf("signing %d artifact paths of run %s: %w", len(paths), runID, err)
+			infos, next, err := ask(ctx, full, token)
+			if err != nil {
+				return nil, fmt.Errorf("signing %d artifact paths of %s: %w", len(paths), what, err)
 			}
-			for _, ci := range resp.CredentialInfos {
+			for _, ci := range infos {
 				rel, ok := byFull[strings.TrimPrefix(ci.Path, "/")]
 				if !ok {
-					return nil, fmt.Errorf("signing artifacts of run %s: the server answered a path that was not asked for (%q)", runID, ci.Path)
+					return nil, fmt.Errorf("signing artifacts of %s: the server answered a path that was not asked for (%q)", what, ci.Path)
 				}
 				cred := Credential{Path: rel, URL: ci.SignedURI, Kind: Kind(ci.Type), Headers: map[string]string{}}
 				for _, h := range ci.Headers {
@@ -176,14 +193,14 @@ func RunSigner(c *client.DatabricksClient, runID, dir string, write bool) Signer
 				}
 				out[rel] = cred
 			}
-			if resp.NextPageToken == "" || resp.NextPageToken == token {
+			if next == "" || next == token {
 				break
 			}
-			token = resp.NextPageToken
+			token = next
 		}
 		for _, p := range paths {
 			if _, ok := out[p]; !ok {
-				return nil, fmt.Errorf("signing artifacts of run %s: no signed URL for %q", runID, p)
+				return nil, fmt.Errorf("signing artifacts of %s: no signed URL for %q", what, p)
 			}
 		}
 		return out, nil

@@ -18,11 +18,16 @@ func Idempotent(req *http.Request) bool {
 		// A serving endpoint's tags: add_tags sets each key to its value,
 		// delete_tags removes keys; sent twice, the endpoint has the same
 		// tags (databricks-sdk-go v0.81.0 serving.PatchServingEndpointTags).
-		return strings.HasPrefix(path, "/api/2.0/serving-endpoints/") && strings.HasSuffix(path, "/tags")
+		// A logged model's status (finalize) or tags: set to the values
+		// sent (ml.FinalizeLoggedModel, ml.SetLoggedModelTags).
+		return (strings.HasPrefix(path, "/api/2.0/serving-endpoints/") && strings.HasSuffix(path, "/tags")) ||
+			strings.HasPrefix(path, "/api/2.0/mlflow/logged-models/")
 	}
 	switch {
 	case idempotentPOST(path):
 		return true
+	case strings.HasPrefix(path, "/api/2.0/mlflow/logged-models/"):
+		return readOnlyLoggedModel(strings.TrimPrefix(path, "/api/2.0/mlflow/logged-models/"))
 	case strings.HasSuffix(path, "/jobs/runs/submit"), strings.HasSuffix(path, "/jobs/run-now"):
 		// Databricks answers a repeated token with the run the first
 		// request started.
@@ -82,6 +87,13 @@ func idempotentPOST(path string) bool {
 		return true
 	}
 	return false
+}
+
+// readOnlyLoggedModel reports the logged-model POSTs (rest is the path after
+// /api/2.0/mlflow/logged-models/) that only read: the search and the signed
+// URLs. Creating a logged model is not among them: its callers converge.
+func readOnlyLoggedModel(rest string) bool {
+	return rest == "search" || strings.HasSuffix(rest, "/artifacts/credentials-for-download") || strings.HasSuffix(rest, "/artifacts/credentials-for-upload")
 }
 
 // readJSON decodes a copy of req's body (GetBody), leaving req untouched.

@@ -28,10 +28,22 @@ func TestIdempotent(t *testing.T) {
 		{"SELECT", "/api/2.0/sql/statements/", `{"statement":" select count(*) from t"}`, true},
 		{"INSERT", "/api/2.0/sql/statements", `{"statement":"INSERT INTO t VALUES (1)"}`, false},
 		{"unreadable body", "/api/2.2/jobs/runs/submit", `{`, false},
+		{"logged model create", "/api/2.0/mlflow/logged-models", `{}`, false},
+		{"logged model search", "/api/2.0/mlflow/logged-models/search", `{}`, true},
+		{"logged model download URLs", "/api/2.0/mlflow/logged-models/m-1/artifacts/credentials-for-download", `{}`, true},
+		{"logged model upload URLs", "/api/2.0/mlflow/logged-models/m-1/artifacts/credentials-for-upload", `{}`, true},
+		{"logged model finalize", "PATCH /api/2.0/mlflow/logged-models/m-1", `{"status":"LOGGED_MODEL_READY"}`, true},
+		{"logged model tags", "PATCH /api/2.0/mlflow/logged-models/m-1/tags", `{}`, true},
+		{"logged model params", "/api/2.0/mlflow/logged-models/m-1/params", `{}`, false},
+		{"run outputs", "/api/2.0/mlflow/runs/outputs", `{}`, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			req, err := http.NewRequest(http.MethodPost, "https://adb-1.2.azuredatabricks.net"+c.path, strings.NewReader(c.body))
+			method, path, ok := strings.Cut(c.path, " ")
+			if !ok {
+				method, path = http.MethodPost, c.path
+			}
+			req, err := http.NewRequest(method, "https://adb-1.2.azuredatabricks.net"+path, strings.NewReader(c.body))
 			assert.NoError(t, err)
 			assert.Equal(t, c.want, converge.Idempotent(req))
 		})

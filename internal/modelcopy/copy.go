@@ -6,7 +6,9 @@
 // tags (brickferry_*: source workspace, run, model version, pipeline run,
 // commit, content digest); the model's files are streamed into that run
 // (package artifacts), a version is registered from it and the copy waits
-// until it is READY, then optionally moves it to a stage or alias. Unity
+// until it is READY, then optionally moves it to a stage or alias. In a
+// target of MLflow 3 the files go to a logged model of that run instead, and
+// the version is registered from it (loggedmodel.go). Unity
 // Catalog targets get their version through MLflow's UC protocol (create,
 // temporary credentials, upload to the storage location, finalize); within
 // one metastore nothing moves and only the alias is set.

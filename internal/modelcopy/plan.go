@@ -44,9 +44,18 @@ func (s *session) plan(ctx context.Context, sv *sourceVersion, existing []candid
 		s.log.Info("  a new run would get %d parameters, %d metrics, %d tags and %d lineage tags", params, metrics, tags, len(s.lineage(sv))+2)
 	}
 	s.log.Info("  registered model %s (%s): %s", o.Target.Full, registryName(o.Target.UC()), existsWord(modelExists, "exists", "would be created"))
-	if o.Target.UC() {
+	logged, err := s.targetHasLoggedModels(ctx)
+	if err != nil {
+		return err
+	}
+	switch {
+	case logged && o.Target.UC():
+		s.log.Info("  a logged model of the run would be created (MLflow 3) and get the %d files (%s); a new version would be created from it, the files uploaded to its storage location, then finalized", out.Files, mib(out.Bytes))
+	case logged:
+		s.log.Info("  a logged model of the run would be created (MLflow 3) and get the %d files (%s), then a new version registered from it", out.Files, mib(out.Bytes))
+	case o.Target.UC():
 		s.log.Info("  a new version would be created, %d files (%s) uploaded to its storage location, then finalized", out.Files, mib(out.Bytes))
-	} else {
+	default:
 		s.log.Info("  %d files (%s) would be copied into the run's artifacts, then a new version registered from them", out.Files, mib(out.Bytes))
 	}
 	if o.Stage != "" || o.Alias != "" {

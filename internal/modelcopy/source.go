@@ -45,8 +45,12 @@ type sourceVersion struct {
 	// the files to in the target run (artifactDir). The files themselves
 	// are read from the registry, never from the run.
 	artPath string
-	files   []artifacts.File
-	read    artifacts.Signer
+	// loggedModel is the logged model a workspace registry version was
+	// registered from (MLflow 3): its name names the target's model
+	// (loggedmodel.go).
+	loggedModel string
+	files       []artifacts.File
+	read        artifacts.Signer
 }
 
 // resolveSource finds the version and lists its files.
@@ -70,6 +74,7 @@ func (s *session) resolveSource(ctx context.Context) (*sourceVersion, error) {
 			return nil, fmt.Errorf("version %d of %s has no source run (source %s): only versions registered from an MLflow run can be copied", sv.number, o.Source.Full, mv.Source)
 		}
 		sv.artPath = mv.Source // resolved against the run below, for the target's folder name
+		sv.loggedModel = sourceLoggedModel(mv.Source)
 	}
 	if sv.status != "READY" {
 		return nil, fmt.Errorf("version %d of %s in %s is %s, not READY: only a READY version can be copied", sv.number, o.Source.Full, w.Host, sv.status)
@@ -93,6 +98,9 @@ func (s *session) resolveSource(ctx context.Context) (*sourceVersion, error) {
 		// Only names the target's folder: "model" when the source is not a
 		// folder of the run's artifacts (or the run is gone).
 		sv.artPath = artifactPath(sv.artPath, sv.run)
+		if sv.loggedModel != "" {
+			s.nameAfterLoggedModel(ctx, sv)
+		}
 	}
 	return sv, nil
 }

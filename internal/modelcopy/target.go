@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/databricks/databricks-sdk-go/service/catalog"
@@ -23,6 +22,7 @@ import (
 // one, or a concurrent copy's it joined) and the version.
 type attempt struct {
 	run      *ml.RunInfo
+	model    *ml.LoggedModelInfo // the logged model the files go to (MLflow 3 target), nil: the run's artifacts
 	version  int
 	ucOwned  int  // a Unity Catalog version this copy created and has not finalized
 	joined   bool // run belongs to a concurrent copy (see twins.go)
@@ -67,6 +67,7 @@ func (s *session) copy(ctx context.Context, sv *sourceVersion, existing []candid
 		return s.outcome(out, sv, a), fmt.Errorf("finishing run %s: %w", a.run.RunId, err)
 	}
 	a.finished = true
+	s.noteTargetVersion(ctx, a)
 	out = s.outcome(out, sv, a)
 	s.log.Info("Version %d of %s is READY in %s: %s", out.TargetVersion, s.opts.Target.Full, s.tgt.Host, out.TargetURL)
 	return out, nil
@@ -100,12 +101,21 @@ func (sv *sourceVersion) artifactDir() string {
 // copyToRegistry copies the files into the run, registers a version from
 // them and settles a race with a concurrent copy (twins.go).
 func (s *session) copyToRegistry(ctx context.Context, sv *sourceVersion, a *attempt) error {
-	m, err := s.copyToRun(ctx, sv, a.run)
+	lm, err := s.targetLoggedModel(ctx, sv, a.run)
 	if err != nil {
 		return err
 	}
-	a.manifest, a.digest = m, m.Digest()
-	v, err := s.register(ctx, sv, a.run, append(s.lineage(sv), agent.KeyValue{Key: registry.TagDigest, Value: a.digest}))
+	a.model = lm
+	if lm != nil {
+		a.manifest, a.digest, err = s.copyToLoggedModel(ctx, sv, a.run, lm)
+	} else {
+		a.manifest, err = s.copyToRun(ctx, sv, a.run)
+		a.digest = a.manifest.Digest()
+	}
+	if err != nil {
+		return err
+	}
+	v, err := s.register(ctx, sv, a, append(s.lineage(sv), agent.KeyValue{Key: registry.TagDigest, Value: a.digest}))
 	if err != nil {
 		return err
 	}
@@ -132,16 +142,18 @@ func (s *session) completeRun(ctx context.Context, runID, digest string) error {
 	return nil
 }
 
-func (s *session) register(ctx context.Context, sv *sourceVersion, run *ml.RunInfo, lineage []agent.KeyValue) (int, error) {
+func (s *session) register(ctx context.Context, sv *sourceVersion, a *attempt, lineage []agent.KeyValue) (int, error) {
+	run := a.run
 	var tags []ml.ModelVersionTag
 	for _, kv := range lineage {
 		tags = append(tags, ml.ModelVersionTag{Key: kv.Key, Value: kv.Value})
 	}
+	source, modelID := s.versionSource(sv, run, a)
 	made, err := s.tgt.CreateVersion(ctx, ml.CreateModelVersionRequest{
-		Name: s.opts.Target.Full, Source: strings.TrimSuffix(run.ArtifactUri, "/") + "/" + sv.artifactDir(), RunId: run.RunId,
+		Name: s.opts.Target.Full, Source: source, RunId: run.RunId,
 		RunLink: s.tgt.RunURL(run.ExperimentId, run.RunId), Tags: tags,
 		Description: fmt.Sprintf("Copied from %s version %d in %s.", sv.name.Full, sv.number, s.src.Host),
-	}, func(ctx context.Context) (*registry.Version, error) {
+	}, modelID, func(ctx context.Context) (*registry.Version, error) {
 		// A version this attempt registered although no answer said so.
 		// (The workspace registry's search takes one condition: the run.)
 		found, err := s.tgt.Models.SearchModelVersionsAll(ctx, ml.SearchModelVersionsRequest{Filter: "run_id=" + registry.Quote(run.RunId)})
@@ -193,6 +205,7 @@ func (s *session) markFailed(ctx context.Context, a *attempt) {
 	if err == nil {
 		_, err = s.tgt.exps.UpdateRun(ctx, ml.UpdateRun{RunId: runID, Status: ml.UpdateRunStatusFailed, EndTime: time.Now().UnixMilli()})
 	}
+	s.failLoggedModel(ctx, a)
 	if err != nil {
 		s.log.Warning("Could not mark the half-made run %s FAILED: %v", runID, err)
 	} else {

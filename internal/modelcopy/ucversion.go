@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/databricks/databricks-sdk-go/service/catalog"
-	"github.com/databricks/databricks-sdk-go/service/ml"
 
 	"github.com/brickferry/brickferry/internal/artifacts"
 	"github.com/brickferry/brickferry/internal/converge"
@@ -22,7 +20,18 @@ import (
 // settles a race with a concurrent copy (twins.go), uploads the files to the
 // version's storage location and finalizes it.
 func (s *session) copyToUC(ctx context.Context, sv *sourceVersion, existing []candidate, a *attempt) error {
-	mv, err := s.ucTargetVersion(ctx, sv, existing, a.run)
+	// MLflow 3 logs the model first and registers the logged model, whose
+	// files Unity Catalog then gets a copy of (loggedmodel.go).
+	lm, err := s.targetLoggedModel(ctx, sv, a.run)
+	if err != nil {
+		return err
+	}
+	if a.model = lm; lm != nil {
+		if _, _, err := s.copyToLoggedModel(ctx, sv, a.run, lm); err != nil {
+			return err
+		}
+	}
+	mv, err := s.ucTargetVersion(ctx, sv, existing, a)
 	if err != nil {
 		return err
 	}
@@ -69,8 +78,8 @@ type ucTarget struct {
 // run and did not finalize, or creates one. Creating is not idempotent: after
 // an ambiguous failure the version may exist, so it is looked for (a
 // PENDING_REGISTRATION version of this run) before creating again.
-func (s *session) ucTargetVersion(ctx context.Context, sv *sourceVersion, existing []candidate, run *ml.RunInfo) (ucTarget, error) {
-	name := s.opts.Target
+func (s *session) ucTargetVersion(ctx context.Context, sv *sourceVersion, existing []candidate, a *attempt) (ucTarget, error) {
+	name, run := s.opts.Target, a.run
 	for _, c := range existing {
 		if c.runID == run.RunId && c.version > 0 && c.status == "PENDING_REGISTRATION" {
 			got, err := s.tgt.ucGet(ctx, name, c.version)
@@ -81,8 +90,9 @@ func (s *session) ucTargetVersion(ctx context.Context, sv *sourceVersion, existi
 			return ucTarget{number: got.Version, location: got.StorageLocation}, nil
 		}
 	}
+	source, modelID := s.versionSource(sv, run, a)
 	made, err := s.tgt.CreateUCVersion(ctx, registry.UCCreateRequest{
-		Name: name.Full, Source: strings.TrimSuffix(run.ArtifactUri, "/") + "/" + sv.artifactDir(), RunID: run.RunId, Tags: registry.ToUCTags(s.lineage(sv)),
+		Name: name.Full, Source: source, RunID: run.RunId, Tags: registry.ToUCTags(s.lineage(sv)), ModelID: modelID,
 		Description: fmt.Sprintf("Copied from %s version %d in %s.", sv.name.Full, sv.number, s.src.Host),
 	}, func(ctx context.Context) (*registry.Version, error) {
 		all, err := s.tgt.UCVersions.ListAll(ctx, catalog.ListModelVersionsRequest{FullName: name.Full})

@@ -18,15 +18,16 @@ import (
 //     stage ("the version in Staging");
 //   - ParseStage: a canonical stage parses to itself;
 //   - ParseSource: URI parses to the same Source, and so do URI with a
-//     trailing '/' (the same folder: a dbfs:/ source is spelt one way) and
-//     a runs:/ URI rebuilt from its run id and path;
+//     trailing '/' (the same folder: a dbfs:/ source is spelt one way), a
+//     runs:/ URI rebuilt from its run id and path, and a logged model's
+//     models:/ URI from its id;
 //   - ValidateAlias: an accepted alias is the version ref @alias.
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		"churn", "main.ml.churn", " main.ml.churn ", "models:/churn/1", "models:/churn/Production", "models:/churn@champion",
 		"runs:/0123/model", "runs:/0123//model/", "runs:/0123/a/../b", "dbfs:/x", "dbfs:/x/", "dbfs:/", "a..b", "`x`", "$(x)",
 		"models:/", "runs:/", "\x00", "3", "03", "0", "-1", "latest", "LATEST", "staging", " Production ", "@champion", "@v2",
-		"@latest", "@12", "champion", "archived",
+		"@latest", "@12", "champion", "archived", "models:/m-0123abcd", "models:/m-0123abcd/", "models:/m-", "models:/m-a.b", "models:/churn",
 	} {
 		f.Add(s)
 	}
@@ -72,9 +73,12 @@ func FuzzParse(f *testing.F) {
 			if again, err := ParseSource(src.URI); err != nil || again != src {
 				t.Fatalf("ParseSource(%q) = %+v, but its URI %q parses to %+v, %v", s, src, src.URI, again, err)
 			}
+			if src.ModelID != "" && (src.RunID != "" || src.URI != "models:/"+src.ModelID) {
+				t.Fatalf("ParseSource(%q) = %+v: a logged model source is models:/<its id> and nothing else", s, src)
+			}
 			// A runs:/ source is its run and path (URI stays as written); a
-			// dbfs:/ source is its URI.
-			if again, err := ParseSource(src.URI + "/"); err != nil || again.RunID != src.RunID || again.Path != src.Path || (src.RunID == "" && again.URI != src.URI) {
+			// dbfs:/ source is its URI. A logged model's id is one segment.
+			if again, err := ParseSource(src.URI + "/"); src.ModelID == "" && (err != nil || again.RunID != src.RunID || again.Path != src.Path || (src.RunID == "" && again.URI != src.URI)) {
 				t.Fatalf("ParseSource(%q) = %+v, but %q (the same folder) parses to %+v, %v: one source, two spellings", s, src, src.URI+"/", again, err)
 			}
 			if src.RunID != "" {

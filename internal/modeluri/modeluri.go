@@ -1,8 +1,9 @@
 // Package modeluri parses the names and URIs MLflow users write: registered
 // model names (a workspace model registry name such as "churn", or a Unity
 // Catalog name "catalog.schema.model"), run artifact URIs (runs:/<run id>/<path>),
-// registry URIs (models:/<name>/<version|stage|latest>, models:/<name>@<alias>),
-// stages and aliases. Everything here is pure: a task validates its inputs with
+// logged model URIs of MLflow 3 (models:/m-<id>), registry URIs
+// (models:/<name>/<version|stage|latest>, models:/<name>@<alias>), stages and
+// aliases. Everything here is pure: a task validates its inputs with
 // it before any remote call.
 //
 // Forms follow MLflow's own parsers (mlflow/store/artifact/utils/models.py
@@ -179,17 +180,26 @@ func (n Name) CheckVersion(ref VersionRef) error {
 
 // Source is where a new model version's files come from.
 type Source struct {
-	URI   string // as written
-	RunID string // runs:/ URIs: the MLflow run
-	Path  string // runs:/ URIs: the artifact path inside the run (e.g. "model")
+	URI     string // as written
+	RunID   string // runs:/ URIs: the MLflow run
+	Path    string // runs:/ URIs: the artifact path inside the run (e.g. "model")
+	ModelID string // models:/m-<id> URIs: the MLflow 3 logged model
 }
+
+// loggedModelID is an MLflow 3 logged model id: "m-" and letters or digits
+// (MLflow makes "m-" and 32 hex digits: mlflow/store/tracking/
+// sqlalchemy_store.py create_logged_model). In a models:/ URI it stands
+// alone, without a version or alias (mlflow/store/artifact/utils/models.py
+// _parse_model_uri: "models:/<model_id>").
+var loggedModelID = regexp.MustCompile(`^m-[A-Za-z0-9]{1,64}$`)
 
 // runID is an MLflow run id: 32 hex digits on Databricks; MLflow itself only
 // requires letters, digits, '-' and '_' (mlflow/utils/validation.py _RUN_ID_REGEX).
 var runID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,255}$`)
 
 // ParseSource reads the model URI a version is registered from:
-// runs:/<run id>/<artifact path>, or a dbfs:/ folder.
+// runs:/<run id>/<artifact path>, models:/m-<id> (an MLflow 3 logged model),
+// or a dbfs:/ folder.
 func ParseSource(s string) (Source, error) {
 	s = strings.TrimSpace(s)
 	switch {
@@ -221,10 +231,16 @@ func ParseSource(s string) (Source, error) {
 			return Source{}, fmt.Errorf("%q has an invalid folder path %q", s, folder)
 		}
 	}
-	if strings.HasPrefix(s, "models:/") {
-		return Source{}, fmt.Errorf("%q is a registry URI: register from the run that logged the model (runs:/<run id>/<path>)", s)
+	if rest, ok := strings.CutPrefix(s, "models:/"); ok {
+		if id := strings.TrimSuffix(rest, "/"); loggedModelID.MatchString(id) {
+			return Source{URI: "models:/" + id, ModelID: id}, nil
+		}
+		if !strings.ContainsAny(rest, "/@") {
+			return Source{}, fmt.Errorf("%q is not a logged model URI: a logged model's id starts with m- (models:/m-<id>, the DatabricksTrain output modelUri)", s)
+		}
+		return Source{}, fmt.Errorf("%q is a registry URI: register from the logged model (models:/m-<id>) or the run (runs:/<run id>/<path>) that logged the model", s)
 	}
-	return Source{}, fmt.Errorf("%q is not a model URI: give runs:/<run id>/<artifact path> (the DatabricksTrain output modelUri) or a dbfs:/ folder", s)
+	return Source{}, fmt.Errorf("%q is not a model URI: give the DatabricksTrain output modelUri (models:/m-<id> or runs:/<run id>/<artifact path>) or a dbfs:/ folder", s)
 }
 
 // validPath reports whether every segment of a slash-separated path is a

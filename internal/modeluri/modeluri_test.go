@@ -116,12 +116,19 @@ func TestParseSource(t *testing.T) {
 	src, err = ParseSource("dbfs:/models/churn/")
 	require.NoError(t, err)
 	assert.Equal(t, Source{URI: "dbfs:/models/churn"}, src)
+	src, err = ParseSource(" models:/m-" + id + " ")
+	require.NoError(t, err)
+	assert.Equal(t, Source{URI: "models:/m-" + id, ModelID: "m-" + id}, src)
 	for in, want := range map[string]string{
 		"":                      "is empty",
 		"runs:/" + id:           "names no artifact path",
 		"runs://model":          "is not a runs:/ URI",
 		"runs:/" + id + "/../x": "invalid artifact path",
 		"models:/churn/1":       "is a registry URI",
+		"models:/churn@prod":    "is a registry URI",
+		"models:/churn":         "is not a logged model URI",
+		"models:/m-":            "is not a logged model URI",
+		"models:/m-a.b":         "is not a logged model URI",
 		"s3://bucket/model":     "is not a model URI",
 		"dbfs:/":                "is not a model URI",
 		"runs:/" + id + "/a//b": "invalid artifact path",

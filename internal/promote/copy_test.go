@@ -19,6 +19,7 @@ import (
 	"github.com/brickferry/brickferry/internal/testworld/agenttest"
 	"github.com/brickferry/brickferry/internal/testworld/artifactstest"
 	"github.com/brickferry/brickferry/internal/testworld/emulator"
+	"github.com/brickferry/brickferry/internal/testworld/fixtures"
 )
 
 // The MLflowPromote copy command run by the built executable, as the agent
@@ -385,12 +386,7 @@ func TestCopyKilledMidCopyThenRerunFinishes(t *testing.T) {
 	w.registerSource(t, c, "churn", files)
 	in := map[string]string{"modelName": "churn", "modelVersion": "1", "copyParallelism": "2"}
 
-	// SIGKILL once the first progress is reported: bytes are flowing.
-	p := w.agentRun(in).Start(t, agenttest.Executable(t))
-	require.Eventually(t, func() bool { return strings.Contains(p.Stdout(), "##vso[task.setprogress") }, 60*time.Second, 5*time.Millisecond,
-		"the copy never started moving bytes:\n%s", p.Stdout())
-	require.NoError(t, p.Cmd.Process.Signal(syscall.SIGKILL))
-	killed := p.Finish(t)
+	killed := w.killWhileCopying(t, in)
 	assert.Zero(t, killed.Completions, "a killed process completes nothing")
 	assert.Empty(t, registryVersions(t, c, w.prdC, "churn"), "killed before registering")
 	runs := experimentRuns(t, c, w.prdC, "/Shared/brickferry/churn")
@@ -541,4 +537,166 @@ func TestCopyConcurrentCopiesSettleOnOneVersion(t *testing.T) {
 			assert.Equal(t, "superseded", runTagMap(r)["brickferry_copy_status"])
 		}
 	}
+}
+
+// TestCopyMLflow2TrainToMLflow3Prod: a model trained and registered in an
+// MLflow 2 dev workspace (run artifacts) is copied to an MLflow 3 prod
+// workspace, which gets what MLflow 3 makes there: a logged model of the
+// copied run holding the files, linked to the run as its output, and a
+// version registered from models:/<its id> with its model_id, in the
+// workspace registry and in Unity Catalog. A rerun reuses it all.
+func TestCopyMLflow2TrainToMLflow3Prod(t *testing.T) {
+	t.Parallel()
+	w := newEraCopyWorld(t, emulator.MLflow2, emulator.MLflow3)
+	c := copyCtx(t, 90*time.Second)
+	srcRun := train(t, w.dev, map[string]float64{"auc": 0.91})
+	reg := run(t, w.dev, registerInputs(srcRun))
+	require.Equal(t, agent.Succeeded, reg.Result, reg.Stdout)
+	want := digestOf(t, churnFiles(t))
+
+	// Workspace registry.
+	res := w.mustCopy(t, map[string]string{"modelName": "churn", "modelVersion": "1", "targetStage": "Production"})
+	runID := res.Outputs["targetRunId"]
+	outputs := w.prd.RunOutputs(runID)
+	require.Len(t, outputs, 1, "the copied run logged one model")
+	id := outputs[0].ModelId
+	lm, ok := w.prd.LoggedModel(id)
+	require.True(t, ok)
+	assert.Equal(t, ml.LoggedModelStatusLoggedModelReady, lm.Info.Status)
+	assert.Equal(t, runID, lm.Info.SourceRunId)
+	assert.Equal(t, "model", lm.Info.Name)
+	got, n := readDigest(t, c, loggedModelFiles(t, c, w.prdC, id))
+	assert.Equal(t, 4, n)
+	assert.Equal(t, want, got, "the logged model holds the source's bytes")
+	listed, err := ml.NewExperiments(w.prdC).ListArtifactsAll(c, ml.ListArtifactsRequest{RunId: runID})
+	require.NoError(t, err)
+	assert.Empty(t, listed, "nothing in the run's artifacts: MLflow 3 keeps the model's files with the model")
+
+	mv := registryVersions(t, c, w.prdC, "churn")
+	require.Len(t, mv, 1)
+	assert.Equal(t, "models:/"+id, mv[0].Source)
+	assert.Equal(t, runID, mv[0].RunId)
+	assert.Equal(t, "Production", mv[0].CurrentStage)
+	assert.Equal(t, id, registeredFrom(t, w.prd, "churn", "1"))
+	assert.Equal(t, want, versionTagMap(mv[0])["brickferry_content_digest"])
+	got, _ = readDigest(t, c, registryVersionFiles(t, c, w.prdC, "churn", "1"))
+	assert.Equal(t, want, got, "the version holds the source's bytes")
+	assert.JSONEq(t, `[{"name":"churn","version":"1"}]`, modelVersionsTag(t, w.prd, id))
+
+	w.prd.ResetRequests()
+	res = w.mustCopy(t, map[string]string{"modelName": "churn", "modelVersion": "1", "targetStage": "Production"})
+	assert.Equal(t, "true", res.Outputs["reused"])
+	assert.Equal(t, runID, res.Outputs["targetRunId"])
+	assert.Empty(t, w.prd.RequestsTo(http.MethodPost, "/api/2.0/mlflow/logged-models"), "no second logged model")
+
+	// Unity Catalog.
+	res = w.mustCopy(t, map[string]string{"modelName": "churn", "modelVersion": "1", "targetModelName": "prod.ml.churn", "targetAlias": "champion"})
+	ucRun := res.Outputs["targetRunId"]
+	outputs = w.prd.RunOutputs(ucRun)
+	require.Len(t, outputs, 1)
+	ucID := outputs[0].ModelId
+	versions := w.prd.UCModelVersions("prod.ml.churn")
+	require.Len(t, versions, 1)
+	assert.Equal(t, catalog.ModelVersionInfoStatusReady, versions[0].Status)
+	assert.Equal(t, "models:/"+ucID, versions[0].Source)
+	assert.Equal(t, ucRun, versions[0].RunId)
+	var uc emulator.UCModelVersionResponse
+	require.NoError(t, w.prdC.Do(c, http.MethodGet, "/api/2.0/mlflow/unity-catalog/model-versions/get", nil,
+		map[string]any{"name": "prod.ml.churn", "version": "1"}, nil, &uc))
+	assert.Equal(t, ucID, uc.ModelVersion.ModelID)
+	got, _ = readDigest(t, c, ucVersionFiles(t, c, w.prdC, "prod.ml.churn", 1))
+	assert.Equal(t, want, got, "the version's storage location holds the source's bytes")
+	got, _ = readDigest(t, c, loggedModelFiles(t, c, w.prdC, ucID))
+	assert.Equal(t, want, got, "and so does the logged model it was registered from")
+}
+
+// TestCopyLoggedModelSource copies versions registered from a logged model
+// (MLflow 3 dev; the files are the registry's copy, the logged model's name
+// names the target's model) to an MLflow 3 prod (a logged model again) and
+// to an MLflow 2 prod (the run's artifacts, a version registered from them).
+func TestCopyLoggedModelSource(t *testing.T) {
+	t.Parallel()
+	for _, prodEra := range []emulator.MLflowEra{emulator.MLflow3, emulator.MLflow2} {
+		t.Run(prodEra.String(), func(t *testing.T) {
+			t.Parallel()
+			w := newEraCopyWorld(t, emulator.MLflow3, prodEra)
+			c := copyCtx(t, 90*time.Second)
+			nb := "/Repos/mlops/train-churn-model"
+			w.dev.OnNotebook(nb, emulator.Behaviour{Train: &emulator.Train{
+				Experiment: "/Shared/churn/experiment", ModelDir: fixtures.ChurnModel(t), ArtifactPath: "churn_model",
+			}})
+			srcRun, _ := w.dev.TrainedRun(t, nb, func() {})
+			srcModel := w.dev.RunOutputs(srcRun)[0].ModelId
+			in := registerInputs(srcRun)
+			in["modelUri"] = "models:/" + srcModel
+			reg := run(t, w.dev, in)
+			require.Equal(t, agent.Succeeded, reg.Result, reg.Stdout)
+			want := digestOf(t, churnFiles(t))
+
+			res := w.mustCopy(t, map[string]string{"modelName": "churn", "modelVersion": "1", "targetModelName": "churn-prod"})
+			runID := res.Outputs["targetRunId"]
+			mv := registryVersions(t, c, w.prdC, "churn-prod")
+			require.Len(t, mv, 1)
+			got, n := readDigest(t, c, registryVersionFiles(t, c, w.prdC, "churn-prod", "1"))
+			assert.Equal(t, 4, n)
+			assert.Equal(t, want, got)
+			if prodEra == emulator.MLflow2 {
+				run, _ := w.prd.MLflowRun(runID)
+				assert.Equal(t, run.Info.ArtifactUri+"/churn_model", mv[0].Source, "registered from the run's artifacts, in a folder named after the source's logged model")
+				return
+			}
+			outputs := w.prd.RunOutputs(runID)
+			require.Len(t, outputs, 1)
+			assert.Equal(t, "models:/"+outputs[0].ModelId, mv[0].Source)
+			lm, _ := w.prd.LoggedModel(outputs[0].ModelId)
+			assert.Equal(t, "churn_model", lm.Info.Name, "named after the source's logged model")
+		})
+	}
+}
+
+// killWhileCopying starts the copy and SIGKILLs it once the first progress
+// is reported: bytes are flowing.
+func (w *copyWorld) killWhileCopying(t *testing.T, in map[string]string) *agenttest.Result {
+	t.Helper()
+	p := w.agentRun(in).Start(t, agenttest.Executable(t))
+	require.Eventually(t, func() bool { return strings.Contains(p.Stdout(), "##vso[task.setprogress") }, 60*time.Second, 5*time.Millisecond,
+		"the copy never started moving bytes:\n%s", p.Stdout())
+	require.NoError(t, p.Cmd.Process.Signal(syscall.SIGKILL))
+	return p.Finish(t)
+}
+
+// TestCopyToMLflow3KilledMidUploadThenRerunFinishes: a copy killed while
+// it uploads into the target's logged model leaves the run and the logged
+// model PENDING; the rerun resumes both, and no second logged model or
+// version appears.
+func TestCopyToMLflow3KilledMidUploadThenRerunFinishes(t *testing.T) {
+	t.Parallel()
+	w := newEraCopyWorld(t, emulator.MLflow2, emulator.MLflow3)
+	c := copyCtx(t, 120*time.Second)
+	files := churnFiles(t, artifactstest.Random("weights.bin", 64<<20, 9))
+	w.registerSource(t, c, "churn", files)
+	in := map[string]string{"modelName": "churn", "modelVersion": "1", "copyParallelism": "2"}
+
+	w.killWhileCopying(t, in)
+	runs := experimentRuns(t, c, w.prdC, "/Shared/brickferry/churn")
+	require.Len(t, runs, 1)
+	runID := runs[0].Info.RunId
+	created := w.prd.RequestsTo(http.MethodPost, "/api/2.0/mlflow/logged-models")
+	require.Len(t, created, 1, "the logged model was created before the upload")
+	assert.Empty(t, registryVersions(t, c, w.prdC, "churn"))
+
+	res := w.mustCopy(t, in)
+	assert.Equal(t, runID, res.Outputs["targetRunId"])
+	assert.Contains(t, res.Stdout, "Resuming logged model")
+	assert.Len(t, w.prd.RequestsTo(http.MethodPost, "/api/2.0/mlflow/logged-models"), 1, "no second logged model")
+	outputs := w.prd.RunOutputs(runID)
+	require.Len(t, outputs, 1)
+	lm, _ := w.prd.LoggedModel(outputs[0].ModelId)
+	assert.Equal(t, ml.LoggedModelStatusLoggedModelReady, lm.Info.Status)
+	mv := registryVersions(t, c, w.prdC, "churn")
+	require.Len(t, mv, 1)
+	assert.Equal(t, "models:/"+outputs[0].ModelId, mv[0].Source)
+	got, n := readDigest(t, c, loggedModelFiles(t, c, w.prdC, outputs[0].ModelId))
+	assert.Equal(t, len(files), n)
+	assert.Equal(t, digestOf(t, files), got)
 }

@@ -59,6 +59,18 @@ func newDirectCopyWorld(t *testing.T) *copyWorld {
 
 func startCopyWorld(t *testing.T, proxied bool) *copyWorld {
 	t.Helper()
+	return startCopyWorldOf(t, proxied, emulator.MLflow2, emulator.MLflow2)
+}
+
+// newEraCopyWorld is a direct world whose dev and prod workspaces are of
+// these MLflow eras.
+func newEraCopyWorld(t *testing.T, dev, prod emulator.MLflowEra) *copyWorld {
+	t.Helper()
+	return startCopyWorldOf(t, false, dev, prod)
+}
+
+func startCopyWorldOf(t *testing.T, proxied bool, devEra, prodEra emulator.MLflowEra) *copyWorld {
+	t.Helper()
 	az := azurite.Start(t)
 	acct := &emulator.BlobAccount{Endpoint: az.BlobEndpoint, AccountName: az.AccountName, AccountKey: az.AccountKey}
 	w := &copyWorld{blob: az, caFile: caFile(t)}
@@ -68,8 +80,8 @@ func startCopyWorld(t *testing.T, proxied bool) *copyWorld {
 		t.Cleanup(proxy.Close)
 		w.proxy, acct.ClientEndpoint = proxy, proxy.Endpoint
 	}
-	w.dev = startWorkspace(t, emulator.Options{Name: "dev", Blob: acct})
-	w.prd = startWorkspace(t, emulator.Options{Name: "prod", Blob: acct})
+	w.dev = startWorkspace(t, emulator.Options{Name: "dev", Blob: acct, MLflow: devEra})
+	w.prd = startWorkspace(t, emulator.Options{Name: "prod", Blob: acct, MLflow: prodEra})
 	w.devC, w.prdC = sdk(t, w.dev), sdk(t, w.prd)
 	return w
 }
@@ -280,6 +292,27 @@ func ucVersionFiles(t *testing.T, ctx context.Context, c *client.DatabricksClien
 	for _, f := range files {
 		out[f.Path] = mv.StorageLocation + "/" + (&url.URL{Path: f.Path}).EscapedPath() + "?" + token
 	}
+	return out
+}
+
+// loggedModelFiles signs every file of a logged model with its
+// credentials-for-download, as MLflow's client reads models:/<model id>.
+func loggedModelFiles(t *testing.T, ctx context.Context, c *client.DatabricksClient, id string) map[string]string {
+	t.Helper()
+	files, err := artifacts.ListLoggedModel(ctx, c, id, "")
+	require.NoError(t, err)
+	var paths []string
+	for _, f := range files {
+		paths = append(paths, f.Path)
+	}
+	var creds emulator.GetCredentialsForLoggedModelResponse
+	require.NoError(t, c.Do(ctx, http.MethodPost, "/api/2.0/mlflow/logged-models/"+id+"/artifacts/credentials-for-download", nil, nil,
+		emulator.GetCredentialsForLoggedModel{Paths: paths}, &creds))
+	out := map[string]string{}
+	for _, cr := range creds.Credentials {
+		out[cr.CredentialInfo.Path] = cr.CredentialInfo.SignedURI
+	}
+	require.Len(t, out, len(paths), "one signed URL per file")
 	return out
 }
 

@@ -141,10 +141,10 @@ func readRegister(in *agent.Inputs, o *Options) {
 		}
 	}
 	o.Timeout = in.Minutes("timeoutMinutes", 0, maxTimeout)
-	if o.Model.UC() && o.Source.URI != "" && o.Source.RunID == "" {
+	if o.Model.UC() && o.Source.URI != "" && o.Source.RunID == "" && o.Source.ModelID == "" {
 		// A Unity Catalog version gets its own copy of the files, uploaded
-		// by the task from the run's artifacts (uc.go).
-		in.Fail("modelUri", "registering into Unity Catalog (%s) needs a runs:/<run id>/<artifact path> URI: the task uploads the model from the run's artifacts", agent.Neutralize(o.Model.Full))
+		// by the task from the run's artifacts or the logged model's (uc.go).
+		in.Fail("modelUri", "registering into Unity Catalog (%s) needs a models:/m-<id> or runs:/<run id>/<artifact path> URI: the task uploads the model from the logged model's or the run's artifacts", agent.Neutralize(o.Model.Full))
 	}
 }
 

@@ -44,12 +44,13 @@ func TestBadInputsFailBeforeAnyRemoteCall(t *testing.T) {
 		want   string // in the single error
 	}{
 		{"unknown command", tr("command", "promote"), `input 'Command' (command): "promote" is not one of: approve, copy, gate, register, transition`},
-		{"model URI without scheme", reg("modelUri", run32+"/model"), `is not a model URI: give runs:/<run id>/<artifact path>`},
+		{"model URI without scheme", reg("modelUri", run32+"/model"), `is not a model URI: give the DatabricksTrain output modelUri (models:/m-<id> or runs:/<run id>/<artifact path>)`},
 		{"runs URI without path", reg("modelUri", "runs:/"+run32), `names no artifact path: write runs:/` + run32 + `/<artifact path>`},
 		{"runs URI with bad run id", reg("modelUri", "runs:/@@/model"), `"runs:/@@/model" is not a runs:/ URI`},
-		{"models URI to register", reg("modelUri", "models:/churn/1"), `is a registry URI: register from the run that logged the model`},
+		{"models URI to register", reg("modelUri", "models:/churn/1"), `is a registry URI: register from the logged model (models:/m-<id>) or the run`},
+		{"models URI of a name", reg("modelUri", "models:/churn"), `"models:/churn" is not a logged model URI: a logged model's id starts with m-`},
 		{"unexpanded variable", reg("modelUri", "$(train.modelUri)"), "'Model URI' (modelUri): the macro $(train.modelUri) was not expanded: no variable train.modelUri is defined for this step"},
-		{"register into UC from a dbfs folder", reg("modelName", "main.ml.churn", "modelUri", "dbfs:/models/churn"), `input 'Model URI' (modelUri): registering into Unity Catalog (main.ml.churn) needs a runs:/<run id>/<artifact path> URI`},
+		{"register into UC from a dbfs folder", reg("modelName", "main.ml.churn", "modelUri", "dbfs:/models/churn"), `input 'Model URI' (modelUri): registering into Unity Catalog (main.ml.churn) needs a models:/m-<id> or runs:/<run id>/<artifact path> URI`},
 		{"timeout not a number", reg("timeoutMinutes", "ten"), `input 'Timeout (minutes)' (timeoutMinutes): "ten" is not a number of minutes`},
 		{"reserved tag", reg("versionTags", "brickferry_build_id=1"), `"brickferry_build_id": tags starting with "brickferry_" are set by the task itself`},
 		{"tag line without =", reg("versionTags", "team"), `line 1 "team" is not name=value`},

@@ -13,7 +13,9 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/ml"
 
 	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/artifacts"
 	"github.com/brickferry/brickferry/internal/converge"
+	"github.com/brickferry/brickferry/internal/loggedmodel"
 	"github.com/brickferry/brickferry/internal/registry"
 )
 
@@ -26,10 +28,11 @@ func (s *step) register(ctx context.Context) (*result, error) {
 	if name.UC() {
 		return s.registerUC(ctx)
 	}
-	source, runID, err := s.resolveSource(ctx)
+	org, err := s.resolveSource(ctx)
 	if err != nil {
 		return nil, err
 	}
+	source, runID := org.source, org.runID
 
 	createdModel, err := s.ws.EnsureModel(ctx, name, s.log)
 	if err != nil {
@@ -41,7 +44,7 @@ func (s *step) register(ctx context.Context) (*result, error) {
 			return nil, err
 		}
 		if existing != nil {
-			return s.reuse(ctx, *existing)
+			return s.reuse(ctx, *existing, org)
 		}
 	}
 
@@ -53,13 +56,13 @@ func (s *step) register(ctx context.Context) (*result, error) {
 	made, err := s.createVersion(ctx, func(ctx context.Context) (*registry.Version, []int, error) {
 		return s.existingVersion(ctx, source, runID)
 	}, func(ctx context.Context, find registry.FindVersion) (registry.Created, error) {
-		return s.ws.CreateVersion(ctx, req, find)
+		return s.ws.CreateVersion(ctx, req, org.modelID(), find)
 	})
 	if err != nil {
 		return nil, err
 	}
 	if made.Found != nil {
-		return s.reuse(ctx, *made.Found)
+		return s.reuse(ctx, *made.Found, org)
 	}
 	n := made.Number
 	s.log.Info("Created version %d of %s from %s.", n, name.Full, source)
@@ -67,7 +70,7 @@ func (s *step) register(ctx context.Context) (*result, error) {
 		return nil, err
 	} else if first != nil && first.Number < n {
 		s.yield(ctx, n, first.Number)
-		return s.reuse(ctx, *first)
+		return s.reuse(ctx, *first, org)
 	}
 	v, err := s.waitReady(ctx, n)
 	var timeout *timeoutError
@@ -83,6 +86,7 @@ func (s *step) register(ctx context.Context) (*result, error) {
 		return nil, err
 	}
 	s.log.Info("Version %d of %s is READY: %s", n, name.Full, s.ws.VersionURL(name, n))
+	s.noteVersion(ctx, org, n)
 	reused := false
 	return &result{version: v.Number, stage: v.Stage, reused: &reused, note: fmt.Sprintf("Registered version %d from `%s`.", n, o.Source.URI)}, nil
 }
@@ -116,36 +120,120 @@ func (s *step) createVersion(ctx context.Context, existing func(context.Context)
 	return made, nil
 }
 
-// resolveSource turns the model URI into the source the registry copies from,
-// as MLflow does for runs:/ URIs (the run's artifact location + the path),
-// after checking that the run exists and has files at that path.
-func (s *step) resolveSource(ctx context.Context) (source, runID string, err error) {
+// origin is where a new version's files come from, resolved: the source
+// the registry is given, the MLflow run the version is linked to, and for an
+// MLflow 3 logged model the model (else the run's artifact path).
+type origin struct {
+	source string
+	runID  string
+	path   string              // the artifact path in the run (MLflow 2)
+	model  *ml.LoggedModelInfo // the logged model (MLflow 3)
+}
+
+func (o origin) modelID() string {
+	if o.model == nil {
+		return ""
+	}
+	return o.model.ModelId
+}
+
+// resolveSource turns the model URI into the source the registry copies
+// from, as MLflow 3's register_model does
+// (mlflow/tracking/_model_registry/fluent.py _register_model at
+// mlflow/mlflow commit 042a29123ef7d1a99ed46e9e3939146a8796539d):
+//   - models:/<model id>: the logged model, which must be READY and have
+//     files; the source is that URI, the run the model's source run.
+//   - runs:/<run id>/<path> with files at path (MLflow 2): the run's
+//     artifact location + the path.
+//   - runs:/<run id>/<name> without (MLflow 3): the logged model named name
+//     whose source is the run, as for models:/<its id>.
+func (s *step) resolveSource(ctx context.Context) (origin, error) {
 	src := s.opts.Source
+	if src.ModelID != "" {
+		info, err := s.loggedModel(ctx, src.ModelID, "from modelUri "+src.URI)
+		if err != nil {
+			return origin{}, err
+		}
+		return origin{source: src.URI, runID: info.SourceRunId, model: info}, nil
+	}
 	if src.RunID == "" {
-		return src.URI, "", nil
+		return origin{source: src.URI}, nil
 	}
 	run, err := s.ws.run(ctx, src.RunID, "from modelUri "+src.URI)
 	if err != nil {
-		return "", "", err
+		return origin{}, err
 	}
 	files, err := s.ws.runs.ListArtifactsAll(ctx, ml.ListArtifactsRequest{RunId: src.RunID, Path: src.Path})
 	if err != nil {
-		return "", "", fmt.Errorf("listing the artifacts of run %s at %s: %w", src.RunID, src.Path, err)
+		return origin{}, fmt.Errorf("listing the artifacts of run %s at %s: %w", src.RunID, src.Path, err)
+	}
+	if len(files) > 0 {
+		root := strings.TrimSuffix(run.Info.ArtifactUri, "/")
+		return origin{source: root + "/" + src.Path, runID: src.RunID, path: src.Path}, nil
+	}
+	lm, _, err := s.ws.models.OfRun(ctx, src.RunID, run.Info.ExperimentId, src.Path)
+	if err != nil && !loggedmodel.Unsupported(err) {
+		return origin{}, fmt.Errorf("looking for the logged model %q of MLflow run %s: %w", src.Path, src.RunID, err)
+	}
+	if lm != nil {
+		s.log.Info("MLflow run %s has no artifacts at %s; it logged the MLflow 3 model %s there: registering %s.", src.RunID, src.Path, lm.ModelId, loggedmodel.URI(lm.ModelId))
+		info, err := s.loggedModel(ctx, lm.ModelId, "logged by run "+src.RunID)
+		if err != nil {
+			return origin{}, err
+		}
+		return origin{source: loggedmodel.URI(lm.ModelId), runID: src.RunID, model: info}, nil
+	}
+	top, _ := s.ws.runs.ListArtifactsAll(ctx, ml.ListArtifactsRequest{RunId: src.RunID})
+	var names []string
+	for _, f := range top {
+		names = append(names, f.Path)
+	}
+	have := "it has no artifacts"
+	if len(names) > 0 {
+		have = "its artifacts are: " + strings.Join(names, ", ")
+	}
+	return origin{}, fmt.Errorf("MLflow run %s in workspace %s has no model at artifact path %q and no logged model named so (%s)", src.RunID, s.ws.Host, src.Path, have)
+}
+
+// loggedModel reads a logged model to register and checks that it is READY
+// and has files; why says where its id came from.
+func (s *step) loggedModel(ctx context.Context, id, why string) (*ml.LoggedModelInfo, error) {
+	info, err := s.ws.models.Get(ctx, id)
+	switch {
+	case loggedmodel.Unsupported(err):
+		return nil, fmt.Errorf("workspace %s has no MLflow 3 logged models (%s, %s): register from the MLflow run instead (runs:/<run id>/<artifact path>)", s.ws.Host, id, why)
+	case loggedmodel.NotFound(err):
+		return nil, fmt.Errorf("logged model %s (%s) not found in workspace %s", id, why, s.ws.Host)
+	case err != nil:
+		return nil, fmt.Errorf("reading logged model %s (%s): %w", id, why, err)
+	}
+	if err := loggedmodel.CheckReady(info); err != nil {
+		return nil, err
+	}
+	files, err := artifacts.ListLoggedModel(ctx, s.ws.Client, id, "")
+	if err != nil {
+		return nil, err
 	}
 	if len(files) == 0 {
-		top, _ := s.ws.runs.ListArtifactsAll(ctx, ml.ListArtifactsRequest{RunId: src.RunID})
-		var names []string
-		for _, f := range top {
-			names = append(names, f.Path)
-		}
-		have := "it has no artifacts"
-		if len(names) > 0 {
-			have = "its artifacts are: " + strings.Join(names, ", ")
-		}
-		return "", "", fmt.Errorf("MLflow run %s in workspace %s has no model at artifact path %q (%s)", src.RunID, s.ws.Host, src.Path, have)
+		return nil, fmt.Errorf("logged model %s (%s) in workspace %s has no files", id, info.Name, s.ws.Host)
 	}
-	root := strings.TrimSuffix(run.Info.ArtifactUri, "/")
-	return root + "/" + src.Path, src.RunID, nil
+	return info, nil
+}
+
+// noteVersion lists version n in the logged model's mlflow.modelVersions
+// tag, as MLflow's register_model does; a failure is only a warning (the
+// version is registered).
+func (s *step) noteVersion(ctx context.Context, org origin, n int) {
+	if org.model == nil {
+		return
+	}
+	info, err := s.ws.models.Get(ctx, org.model.ModelId)
+	if err == nil {
+		err = s.ws.models.NoteVersion(ctx, info, s.opts.Model.Full, strconv.Itoa(n))
+	}
+	if err != nil {
+		s.log.Warning("could not list version %d of %s on logged model %s (tag mlflow.modelVersions): %v", n, s.opts.Model.Full, org.model.ModelId, err)
+	}
 }
 
 // existingVersion finds the version of the model registered from the same
@@ -214,7 +302,7 @@ func (s *step) yield(ctx context.Context, n, first int) {
 }
 
 // reuse takes an existing version instead of registering the same model again.
-func (s *step) reuse(ctx context.Context, v registry.Version) (*result, error) {
+func (s *step) reuse(ctx context.Context, v registry.Version, org origin) (*result, error) {
 	name := s.opts.Model
 	s.log.Info("Version %d of %s was already registered from %s (%s): reusing it instead of creating another.",
 		v.Number, name.Full, s.opts.Source.URI, v.Status)
@@ -228,6 +316,7 @@ func (s *step) reuse(ctx context.Context, v registry.Version) (*result, error) {
 	if err := s.tagVersion(ctx, name, v, "register"); err != nil {
 		return nil, err
 	}
+	s.noteVersion(ctx, org, v.Number)
 	reused := true
 	return &result{version: v.Number, stage: v.Stage, reused: &reused, note: fmt.Sprintf("Reused version %d, already registered from `%s`.", v.Number, s.opts.Source.URI)}, nil
 }

@@ -1,6 +1,7 @@
 package promote_test
 
 import (
+	"maps"
 	"net/http"
 	"os"
 	"testing"
@@ -185,13 +186,35 @@ func TestRegisterCanceledDuringTheWaitRemovesWhatItMade(t *testing.T) {
 func TestRegisterNotFound(t *testing.T) {
 	ws := startWorkspace(t, emulator.Options{})
 	runID := train(t, ws, nil)
-	for name, tc := range map[string]struct{ uri, want string }{
-		"run":  {"runs:/0123456789abcdef0123456789abcdef/model", "MLflow run 0123456789abcdef0123456789abcdef (from modelUri runs:/0123456789abcdef0123456789abcdef/model) not found in workspace " + ws.URL()},
-		"path": {"runs:/" + runID + "/classifier", `MLflow run ` + runID + ` in workspace ` + ws.URL() + ` has no model at artifact path "classifier" (its artifacts are: model)`},
-	} {
+	failsWithoutWriting(t, ws, registerInputs(runID), map[string]struct{ uri, want string }{
+		"run":      {"runs:/0123456789abcdef0123456789abcdef/model", "MLflow run 0123456789abcdef0123456789abcdef (from modelUri runs:/0123456789abcdef0123456789abcdef/model) not found in workspace " + ws.URL()},
+		"path":     {"runs:/" + runID + "/classifier", `MLflow run ` + runID + ` in workspace ` + ws.URL() + ` has no model at artifact path "classifier" and no logged model named so (its artifacts are: model)`},
+		"MLflow 2": {"models:/m-0123456789abcdef0123456789abcdef", "workspace " + ws.URL() + " has no MLflow 3 logged models (m-0123456789abcdef0123456789abcdef, from modelUri models:/m-0123456789abcdef0123456789abcdef): register from the MLflow run instead (runs:/<run id>/<artifact path>)"},
+	})
+}
+
+// trainLoggedModel trains in ws, an MLflow 3-era workspace, and returns the
+// MLflow run, the logged model it logged, and register inputs for
+// models:/<that model> into modelName.
+func trainLoggedModel(t *testing.T, ws *emulator.Workspace, modelName string) (runID, id string, in map[string]string) {
+	t.Helper()
+	runID = train(t, ws, map[string]float64{"auc": 0.91})
+	outs := ws.RunOutputs(runID)
+	require.Len(t, outs, 1, "the run logged one model")
+	id = outs[0].ModelId
+	in = registerInputs(runID)
+	in["modelName"], in["modelUri"] = modelName, "models:/"+id
+	return runID, id, in
+}
+
+// failsWithoutWriting runs register with each modelUri and checks that it
+// fails with exactly that error before any write.
+func failsWithoutWriting(t *testing.T, ws *emulator.Workspace, in map[string]string, cases map[string]struct{ uri, want string }) {
+	t.Helper()
+	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			ws.ResetRequests()
-			in := registerInputs(runID)
+			in := maps.Clone(in)
 			in["modelUri"] = tc.uri
 			res := run(t, ws, in)
 			require.Equal(t, agent.Failed, res.Result, res.Stdout)
@@ -200,6 +223,101 @@ func TestRegisterNotFound(t *testing.T) {
 			assert.Zero(t, ws.Writes())
 		})
 	}
+}
+
+// registeredFrom reads what MLflow 3 records on a workspace registry
+// version beyond the SDK's ml.ModelVersion: the logged model it was
+// registered from.
+func registeredFrom(t *testing.T, ws *emulator.Workspace, name, version string) string {
+	t.Helper()
+	var got struct {
+		ModelVersion struct {
+			ModelID string `json:"model_id"`
+		} `json:"model_version"`
+	}
+	require.NoError(t, sdk(t, ws).Do(ctx(t), http.MethodGet, "/api/2.0/mlflow/model-versions/get", nil,
+		map[string]any{"name": name, "version": version}, nil, &got))
+	return got.ModelVersion.ModelID
+}
+
+// modelVersionsTag is the logged model's mlflow.modelVersions tag, where
+// MLflow lists the versions registered from it.
+func modelVersionsTag(t *testing.T, ws *emulator.Workspace, id string) string {
+	t.Helper()
+	lm, ok := ws.LoggedModel(id)
+	require.True(t, ok)
+	for _, tg := range lm.Info.Tags {
+		if tg.Key == "mlflow.modelVersions" {
+			return tg.Value
+		}
+	}
+	return ""
+}
+
+// TestRegisterFromLoggedModel registers the models:/m-<id> DatabricksTrain
+// publishes for an MLflow 3 run into the workspace registry: the version's
+// source is that URI, it carries the model_id and the run, holds the logged
+// model's files, and is listed on the logged model; a rerun changes
+// nothing. runs:/<run>/model of the same run registers the same model, as
+// MLflow does.
+func TestRegisterFromLoggedModel(t *testing.T) {
+	ws := startWorkspace(t, emulator.Options{MLflow: emulator.MLflow3})
+	runID, id, in := trainLoggedModel(t, ws, "churn")
+
+	res := run(t, ws, in)
+	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+	assert.Equal(t, "1", res.Outputs["modelVersion"])
+	mv := modelVersion(t, ws, "churn", "1")
+	assert.Equal(t, ml.ModelVersionStatusReady, mv.Status, mv.StatusMessage)
+	assert.Equal(t, "models:/"+id, mv.Source)
+	assert.Equal(t, runID, mv.RunId, "the logged model's source run")
+	assert.Equal(t, id, registeredFrom(t, ws, "churn", "1"))
+	assert.Equal(t, runID, tags(mv)["brickferry_model_run_id"])
+	var files emulator.ListModelVersionArtifactsResponse
+	require.NoError(t, sdk(t, ws).Do(ctx(t), http.MethodGet, "/api/2.0/mlflow/model-versions/list-artifacts", nil,
+		map[string]any{"name": "churn", "version": "1"}, nil, &files))
+	var names []string
+	for _, f := range files.Files {
+		names = append(names, f.Path)
+	}
+	assert.ElementsMatch(t, []string{"MLmodel", "conda.yaml", "model.xgb", "requirements.txt"}, names)
+	assert.JSONEq(t, `[{"name":"churn","version":"1"}]`, modelVersionsTag(t, ws, id))
+
+	ws.ResetRequests()
+	res = run(t, ws, in)
+	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+	assert.Equal(t, "true", res.Outputs["reused"])
+	assert.Zero(t, ws.Writes(), "a rerun registers, tags and lists nothing again")
+
+	// The run's runs:/ URI: no artifacts at model, the logged model named so.
+	in["modelUri"] = "runs:/" + runID + "/model"
+	res = run(t, ws, in)
+	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+	assert.Equal(t, "1", res.Outputs["modelVersion"], "the same model, already registered")
+	assert.Contains(t, res.Stdout, "it logged the MLflow 3 model "+id+" there: registering models:/"+id)
+
+	failsWithoutWriting(t, ws, in, map[string]struct{ uri, want string }{
+		"unknown":     {"models:/m-0123456789abcdef0123456789abcdef", "logged model m-0123456789abcdef0123456789abcdef (from modelUri models:/m-0123456789abcdef0123456789abcdef) not found in workspace " + ws.URL()},
+		"not a model": {"runs:/" + runID + "/classifier", `MLflow run ` + runID + ` in workspace ` + ws.URL() + ` has no model at artifact path "classifier" and no logged model named so (it has no artifacts)`},
+	})
+}
+
+// TestRegisterRefusesALoggedModelThatIsNotReady: a logged model whose
+// upload failed (or never finished) is not registered.
+func TestRegisterRefusesALoggedModelThatIsNotReady(t *testing.T) {
+	ws := startWorkspace(t, emulator.Options{MLflow: emulator.MLflow3})
+	runID, _, in := trainLoggedModel(t, ws, "churn")
+	run0, _ := ws.MLflowRun(runID)
+	exps := ml.NewExperiments(sdk(t, ws))
+	lm, err := exps.CreateLoggedModel(ctx(t), ml.CreateLoggedModelRequest{ExperimentId: run0.Info.ExperimentId, Name: "broken", SourceRunId: runID})
+	require.NoError(t, err)
+	id := lm.Model.Info.ModelId
+	_, err = exps.FinalizeLoggedModel(ctx(t), ml.FinalizeLoggedModelRequest{ModelId: id, Status: ml.LoggedModelStatusLoggedModelUploadFailed})
+	require.NoError(t, err)
+
+	failsWithoutWriting(t, ws, in, map[string]struct{ uri, want string }{
+		"upload failed": {"models:/" + id, "logged model " + id + " (broken) is LOGGED_MODEL_UPLOAD_FAILED, not LOGGED_MODEL_READY"},
+	})
 }
 
 // TestInProcessRegisterTransitionGate runs the dev flow in this process, with

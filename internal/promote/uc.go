@@ -23,16 +23,18 @@ import (
 // The MLflow UC routes are not in databricks-sdk-go v0.81.0; the shapes are
 // those of mlflow/protos/databricks_uc_registry_messages.proto.
 
-// registerUC creates (or reuses) a Unity Catalog version from the run's
-// model: the files are streamed from the run's artifacts into the version's
-// storage location, then the version is finalized.
+// registerUC creates (or reuses) a Unity Catalog version from the model:
+// the files are streamed from the run's artifacts (MLflow 2) or the logged
+// model's (MLflow 3) into the version's storage location, then the version
+// is finalized.
 func (s *step) registerUC(ctx context.Context) (*result, error) {
 	o := s.opts
 	name := o.Model
-	source, runID, err := s.resolveSource(ctx)
+	org, err := s.resolveSource(ctx)
 	if err != nil {
 		return nil, err
 	}
+	source, runID := org.source, org.runID
 
 	createdModel, err := s.ws.EnsureModel(ctx, name, s.log)
 	if err != nil {
@@ -44,11 +46,11 @@ func (s *step) registerUC(ctx context.Context) (*result, error) {
 			return nil, err
 		}
 		if existing != nil {
-			return s.reuseUC(ctx, *existing)
+			return s.reuseUC(ctx, *existing, org)
 		}
 	}
 
-	req := registry.UCCreateRequest{Name: name.Full, Source: source, RunID: runID, Description: o.Description, Tags: registry.ToUCTags(s.versionTags(runID))}
+	req := registry.UCCreateRequest{Name: name.Full, Source: source, RunID: runID, Description: o.Description, Tags: registry.ToUCTags(s.versionTags(runID)), ModelID: org.modelID()}
 	made, err := s.createVersion(ctx, func(ctx context.Context) (*registry.Version, []int, error) {
 		return s.existingUCVersion(ctx, source, runID)
 	}, func(ctx context.Context, find registry.FindVersion) (registry.Created, error) {
@@ -58,7 +60,7 @@ func (s *step) registerUC(ctx context.Context) (*result, error) {
 		return nil, err
 	}
 	if made.Found != nil {
-		return s.reuseUC(ctx, *made.Found)
+		return s.reuseUC(ctx, *made.Found, org)
 	}
 	n := made.Number
 	s.log.Info("Created version %d of %s (PENDING_REGISTRATION) from %s; uploading the model to its storage location.", n, name.Full, source)
@@ -66,10 +68,10 @@ func (s *step) registerUC(ctx context.Context) (*result, error) {
 		return nil, err
 	} else if first != nil && first.Number < n {
 		s.yield(ctx, n, first.Number)
-		return s.reuseUC(ctx, *first)
+		return s.reuseUC(ctx, *first, org)
 	}
 
-	err = s.finishUC(ctx, n, made.Location, runID)
+	err = s.finishUC(ctx, n, made.Location, org)
 	var v registry.Version
 	if err == nil {
 		v, err = s.waitReady(ctx, n)
@@ -87,6 +89,7 @@ func (s *step) registerUC(ctx context.Context) (*result, error) {
 		return nil, err
 	}
 	s.log.Info("Version %d of %s is READY: %s", n, name.Full, s.ws.VersionURL(name, n))
+	s.noteVersion(ctx, org, n)
 	s.reportDeploymentRun(ctx, n)
 	reused := false
 	return &result{version: v.Number, reused: &reused, note: fmt.Sprintf("Registered version %d from `%s`.", n, o.Source.URI)}, nil
@@ -120,14 +123,14 @@ func (s *step) existingUCVersion(ctx context.Context, source, runID string) (*re
 
 // reuseUC takes an existing version; one that an interrupted attempt left
 // PENDING_REGISTRATION gets its files uploaded (again) and is finalized.
-func (s *step) reuseUC(ctx context.Context, v registry.Version) (*result, error) {
+func (s *step) reuseUC(ctx context.Context, v registry.Version, org origin) (*result, error) {
 	if v.Status == string(catalog.ModelVersionInfoStatusPendingRegistration) {
 		s.log.Info("Version %d of %s from %s was created by an earlier attempt and not finalized: uploading the model and finalizing it.", v.Number, s.opts.Model.Full, s.opts.Source.URI)
-		if err := s.finishUC(ctx, v.Number, v.Location, v.RunID); err != nil {
+		if err := s.finishUC(ctx, v.Number, v.Location, org); err != nil {
 			return nil, err
 		}
 	}
-	return s.reuse(ctx, v)
+	return s.reuse(ctx, v, org)
 }
 
 // finishUC uploads the model into version n and finalizes it. When two
@@ -135,8 +138,8 @@ func (s *step) reuseUC(ctx context.Context, v registry.Version) (*result, error)
 // first version (see yield) and one finalizes it first; the other's upload
 // or finalize is then refused (write credentials are only issued before
 // finalize): a version that is READY by then is done.
-func (s *step) finishUC(ctx context.Context, n int, location, runID string) error {
-	err := s.uploadAndFinalize(ctx, n, location, runID)
+func (s *step) finishUC(ctx context.Context, n int, location string, org origin) error {
+	err := s.uploadAndFinalize(ctx, n, location, org)
 	if err == nil || ctx.Err() != nil {
 		return err
 	}
@@ -147,24 +150,21 @@ func (s *step) finishUC(ctx context.Context, n int, location, runID string) erro
 	return err
 }
 
-// uploadAndFinalize streams the run's model files into the storage location
-// of version n (read URLs from the run's artifact credentials, write URLs
-// from the version's temporary credentials) and finalizes the version.
-func (s *step) uploadAndFinalize(ctx context.Context, n int, location, runID string) error {
+// uploadAndFinalize streams the model files into the storage location of
+// version n (read URLs from the run's artifact credentials, or the logged
+// model's download credentials; write URLs from the version's temporary
+// credentials) and finalizes the version.
+func (s *step) uploadAndFinalize(ctx context.Context, n int, location string, org origin) error {
 	name := s.opts.Model
-	dir := s.opts.Source.Path
-	files, err := artifacts.ListRun(ctx, s.ws.Client, runID, dir)
+	from, files, read, err := s.modelFiles(ctx, org)
 	if err != nil {
-		return fmt.Errorf("listing the model files of run %s at %s: %w", runID, dir, err)
-	}
-	if len(files) == 0 {
-		return fmt.Errorf("MLflow run %s in workspace %s has no files below %s", runID, s.ws.Host, dir)
+		return err
 	}
 	var total int64
 	for _, f := range files {
 		total += f.Size
 	}
-	s.log.Info("Uploading %d files (%.1f MiB) from run %s to the storage location of version %d.", len(files), float64(total)/(1<<20), runID, n)
+	s.log.Info("Uploading %d files (%.1f MiB) from %s to the storage location of version %d.", len(files), float64(total)/(1<<20), from, n)
 	write := func(ctx context.Context, paths []string) (map[string]artifacts.Credential, error) {
 		// Asked afresh for every batch and retry: the credentials are short-lived.
 		token, err := s.ucWriteToken(ctx, n)
@@ -183,8 +183,8 @@ func (s *step) uploadAndFinalize(ctx context.Context, n int, location, runID str
 			s.log.Info("Retrying %s (attempt %d): %v", path, attempt, err)
 		},
 	})
-	if _, err := copier.Copy(ctx, files, artifacts.RunSigner(s.ws.Client, runID, dir, false), write, write); err != nil {
-		return fmt.Errorf("uploading the model files of run %s to version %d of %s: %w", runID, n, name.Full, err)
+	if _, err := copier.Copy(ctx, files, read, write, write); err != nil {
+		return fmt.Errorf("uploading the model files of %s to version %d of %s: %w", from, n, name.Full, err)
 	}
 	// Finalize is not idempotent (a second one is refused INVALID_STATE),
 	// so the transport does not send it again after a 500 or a dropped
@@ -210,6 +210,28 @@ func (s *step) uploadAndFinalize(ctx context.Context, n int, location, runID str
 	}
 	s.log.Info("Uploaded the model and finalized version %d of %s.", n, name.Full)
 	return nil
+}
+
+// modelFiles lists the files of the model to upload, says where they are
+// (for messages) and signs them for reading: the logged model's files
+// (MLflow 3), else the run's below the artifact path.
+func (s *step) modelFiles(ctx context.Context, org origin) (from string, files []artifacts.File, read artifacts.Signer, err error) {
+	if id := org.modelID(); id != "" {
+		from = "logged model " + id
+		files, err = artifacts.ListLoggedModel(ctx, s.ws.Client, id, "")
+		read = artifacts.LoggedModelSigner(s.ws.Client, id, false)
+	} else {
+		from = "run " + org.runID
+		files, err = artifacts.ListRun(ctx, s.ws.Client, org.runID, org.path)
+		read = artifacts.RunSigner(s.ws.Client, org.runID, org.path, false)
+	}
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("listing the model files of %s: %w", from, err)
+	}
+	if len(files) == 0 {
+		return "", nil, nil, fmt.Errorf("%s in workspace %s has no model files (%s)", from, s.ws.Host, s.opts.Source.URI)
+	}
+	return from, files, read, nil
 }
 
 // ucWriteToken returns a SAS token that lets the step write version n's

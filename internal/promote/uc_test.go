@@ -24,8 +24,14 @@ import (
 // uploads the model files there.
 func startUCWorkspace(t *testing.T) *emulator.Workspace {
 	t.Helper()
+	return startUCWorkspaceOf(t, emulator.MLflow2)
+}
+
+// startUCWorkspaceOf is startUCWorkspace of this MLflow era.
+func startUCWorkspaceOf(t *testing.T, era emulator.MLflowEra) *emulator.Workspace {
+	t.Helper()
 	az := azurite.Start(t)
-	return startWorkspace(t, emulator.Options{Blob: &emulator.BlobAccount{Endpoint: az.BlobEndpoint, AccountName: az.AccountName, AccountKey: az.AccountKey}})
+	return startWorkspace(t, emulator.Options{MLflow: era, Blob: &emulator.BlobAccount{Endpoint: az.BlobEndpoint, AccountName: az.AccountName, AccountKey: az.AccountKey}})
 }
 
 func ucRegisterInputs(runID string) map[string]string {
@@ -133,6 +139,39 @@ func TestRegisterIntoUnityCatalogUploadsAndRerunReuses(t *testing.T) {
 	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
 	assert.Equal(t, "2", res.Outputs["modelVersion"])
 	assert.Equal(t, "false", res.Outputs["reused"])
+}
+
+// TestRegisterIntoUnityCatalogFromLoggedModel registers an MLflow 3 logged
+// model (models:/m-<id>) into Unity Catalog: the task reads the files from
+// the logged model's artifacts with its download credentials and uploads
+// them to the version, which records the model_id and the source run.
+func TestRegisterIntoUnityCatalogFromLoggedModel(t *testing.T) {
+	ws := startUCWorkspaceOf(t, emulator.MLflow3)
+	runID, id, in := trainLoggedModel(t, ws, "main.ml.churn")
+
+	res := run(t, ws, in)
+	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+	assert.Equal(t, "1", res.Outputs["modelVersion"])
+	versions := ws.UCModelVersions("main.ml.churn")
+	require.Len(t, versions, 1)
+	mv := versions[0]
+	assert.Equal(t, catalog.ModelVersionInfoStatusReady, mv.Status)
+	assert.Equal(t, "models:/"+id, mv.Source)
+	assert.Equal(t, runID, mv.RunId)
+	assert.Equal(t, fixtureFiles(t), ucFiles(t, ws, mv), "the logged model's files are in the version's storage location")
+	assert.NotEmpty(t, ws.RequestsTo(http.MethodPost, "/api/2.0/mlflow/logged-models/"+id+"/artifacts/credentials-for-download"))
+	assert.Empty(t, ws.RequestsTo(http.MethodPost, "/api/2.0/mlflow/artifacts/credentials-for-read"), "nothing is read from the run")
+	var got emulator.UCModelVersionResponse
+	require.NoError(t, sdk(t, ws).Do(ctx(t), http.MethodGet, "/api/2.0/mlflow/unity-catalog/model-versions/get", nil,
+		map[string]any{"name": "main.ml.churn", "version": "1"}, nil, &got))
+	assert.Equal(t, id, got.ModelVersion.ModelID)
+	assert.JSONEq(t, `[{"name":"main.ml.churn","version":"1"}]`, modelVersionsTag(t, ws, id))
+
+	ws.ResetRequests()
+	res = run(t, ws, in)
+	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+	assert.Equal(t, "true", res.Outputs["reused"])
+	assert.Zero(t, ws.Writes())
 }
 
 func TestTransitionSetsAliasAndLineageTagsOnUnityCatalogVersion(t *testing.T) {

@@ -7,19 +7,21 @@ import (
 	"github.com/databricks/databricks-sdk-go/client"
 	"github.com/databricks/databricks-sdk-go/service/ml"
 
+	"github.com/brickferry/brickferry/internal/loggedmodel"
 	"github.com/brickferry/brickferry/internal/registry"
 )
 
 // workspace is the registries of the task's workspace (package registry,
-// which also holds the SDK services and client the commands write with)
-// and its MLflow runs.
+// which also holds the SDK services and client the commands write with),
+// its MLflow runs and its logged models (MLflow 3).
 type workspace struct {
 	*registry.Registry
-	runs *ml.ExperimentsAPI
+	runs   *ml.ExperimentsAPI
+	models *loggedmodel.Models
 }
 
 func newWorkspace(host string, c *client.DatabricksClient) *workspace {
-	return &workspace{Registry: registry.New(host, c), runs: ml.NewExperiments(c)}
+	return &workspace{Registry: registry.New(host, c), runs: ml.NewExperiments(c), models: loggedmodel.New(c)}
 }
 
 // run reads an MLflow run; a run that does not exist is an error that says

@@ -34,16 +34,46 @@ type FindVersion func(ctx context.Context) (*Version, error)
 // idempotent, so it goes through converge.Converge, which asks find after an
 // ambiguous failure and takes what it finds rather than create twice. The
 // create's own error is returned as it is, for the caller to say what it
-// was doing.
-func (r *Registry) CreateVersion(ctx context.Context, req ml.CreateModelVersionRequest, find FindVersion) (Created, error) {
+// was doing. modelID, when not empty, is the MLflow 3 logged model the
+// version is registered from (its source then is models:/<modelID>).
+func (r *Registry) CreateVersion(ctx context.Context, req ml.CreateModelVersionRequest, modelID string, find FindVersion) (Created, error) {
 	return createOnce(ctx, find, func(ctx context.Context) (Created, error) {
-		resp, err := r.Models.CreateModelVersion(ctx, req)
+		resp, err := r.createVersion(ctx, req, modelID)
 		if err != nil {
 			return Created{}, err
+		}
+		if resp.ModelVersion == nil {
+			return Created{}, errors.New("the answer has no model_version")
 		}
 		n, _ := strconv.Atoi(resp.ModelVersion.Version)
 		return Created{Number: n}, nil
 	})
+}
+
+// createModelVersionRequest is model-versions/create as MLflow 3 sends it
+// for a logged model: databricks-sdk-go v0.81.0's ml.CreateModelVersionRequest
+// and model_id, which MLflow 3 added to CreateModelVersion
+// (mlflow/protos/model_registry.proto; sent by
+// mlflow/store/model_registry/rest_store.py create_model_version).
+type createModelVersionRequest struct {
+	Name        string               `json:"name"`
+	Source      string               `json:"source"`
+	RunID       string               `json:"run_id,omitempty"`
+	RunLink     string               `json:"run_link,omitempty"`
+	Description string               `json:"description,omitempty"`
+	Tags        []ml.ModelVersionTag `json:"tags,omitempty"`
+	ModelID     string               `json:"model_id"`
+}
+
+func (r *Registry) createVersion(ctx context.Context, req ml.CreateModelVersionRequest, modelID string) (*ml.CreateModelVersionResponse, error) {
+	if modelID == "" {
+		return r.Models.CreateModelVersion(ctx, req)
+	}
+	var resp ml.CreateModelVersionResponse
+	err := r.Client.Do(ctx, http.MethodPost, "/api/2.0/mlflow/model-versions/create", nil, nil, createModelVersionRequest{
+		Name: req.Name, Source: req.Source, RunID: req.RunId, RunLink: req.RunLink, Description: req.Description, Tags: req.Tags, ModelID: modelID,
+	}, &resp)
+	return &resp, err
 }
 
 // CreateUCVersion creates a Unity Catalog version (PENDING_REGISTRATION,

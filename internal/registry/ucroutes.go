@@ -29,6 +29,10 @@ type UCCreateRequest struct {
 	RunID       string  `json:"run_id,omitempty"`
 	Description string  `json:"description,omitempty"`
 	Tags        []UCTag `json:"tags,omitempty"`
+	// ModelID is the MLflow 3 logged model the version is registered from
+	// (source models:/<model id>), as mlflow/store/_unity_catalog/registry/
+	// rest_store.py create_model_version sends it.
+	ModelID string `json:"model_id,omitempty"`
 	// RunTrackingServerID is the id of the workspace whose tracking server
 	// holds RunID: Unity Catalog's link from the version to its run
 	// (the version's run_workspace_id). CreateUCVersion fills it in.

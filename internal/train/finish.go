@@ -16,6 +16,7 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/ml"
 
 	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/loggedmodel"
 	"github.com/brickferry/brickferry/internal/runwait"
 )
 
@@ -27,9 +28,12 @@ type taskOutput struct {
 
 // mlflowResult is the MLflow run the training produced.
 type mlflowResult struct {
-	RunID, ExperimentID, ModelURI string
-	Metrics                       map[string]float64
-	How                           string // "exit value" or "search"
+	RunID, ExperimentID string
+	// ModelURI is the model the run logged: runs:/<run id>/<artifact path>
+	// (MLflow 2) or models:/<logged model id> (MLflow 3, LoggedModelID set).
+	ModelURI, LoggedModelID string
+	Metrics                 map[string]float64
+	How                     string // "exit value" or "search"
 }
 
 // finish reads the ended run's outputs and reports the result.
@@ -198,15 +202,39 @@ func (s *step) findMLflowRun(ctx context.Context, run *jobs.Run, exit string, cu
 		}
 		tags = got.Run.Data.Tags
 	}
-	if modelPath == "" {
-		modelPath = loggedModelPath(tags)
+	s.findModel(ctx, mr, modelPath, tags)
+	return mr, nil
+}
+
+// findModel sets the model the run logged. MLflow 2's log_model writes the
+// model under the run's artifacts and lists it in the run tag
+// mlflow.log-model.history: the model is runs:/<run id>/<path> (the exit
+// value's model_path, else the tag's last entry). MLflow 3's log_model
+// writes no such tag: the model is a logged model whose source is the run
+// (named model_path, if the exit value gives one), models:/<model id>, found
+// as MLflow finds it (loggedmodel.OfRun).
+func (s *step) findModel(ctx context.Context, mr *mlflowResult, modelPath string, tags []ml.RunTag) {
+	runID := mr.RunID
+	if history := loggedModelPath(tags); history != "" {
+		mr.ModelURI = "runs:/" + runID + "/" + strings.Trim(cmp.Or(modelPath, history), "/")
+		return
+	}
+	lm, others, err := s.models.OfRun(ctx, runID, mr.ExperimentID, strings.Trim(modelPath, "/"))
+	switch {
+	case err != nil && !loggedmodel.Unsupported(err):
+		s.log.Warning("looking for the logged model of MLflow run %s: %v", runID, err)
+	case lm != nil:
+		if len(others) > 0 {
+			s.log.Warning("MLflow run %s logged %d models; using %s (%s), the last one it logged; the others: %s", runID, len(others)+1, lm.Name, lm.ModelId, strings.Join(others, ", "))
+		}
+		mr.ModelURI, mr.LoggedModelID = loggedmodel.URI(lm.ModelId), lm.ModelId
+		return
 	}
 	if modelPath != "" {
 		mr.ModelURI = "runs:/" + runID + "/" + strings.Trim(modelPath, "/")
-	} else {
-		s.log.Warning("MLflow run %s logged no model (no mlflow.log-model.history tag and no model_path in the exit value); modelUri is not set", runID)
+		return
 	}
-	return mr, nil
+	s.log.Warning("MLflow run %s logged no model (no logged model from the run, no mlflow.log-model.history tag and no model_path in the exit value); modelUri is not set", runID)
 }
 
 // loggedModelPath reads the artifact path of the last model logged in the
@@ -277,6 +305,9 @@ func (s *step) publishMLflow(mr *mlflowResult) {
 	}
 	if mr.ModelURI != "" {
 		s.log.SetOutput("modelUri", mr.ModelURI)
+	}
+	if mr.LoggedModelID != "" {
+		s.log.SetOutput("loggedModelId", mr.LoggedModelID)
 	}
 	seen := map[string]string{}
 	for _, k := range slices.Sorted(maps.Keys(mr.Metrics)) {

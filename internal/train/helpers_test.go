@@ -37,10 +37,16 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
+	return newEraWorld(t, emulator.MLflow2)
+}
+
+// newEraWorld is newWorld with a workspace of this MLflow era.
+func newEraWorld(t *testing.T, era emulator.MLflowEra) *world {
+	t.Helper()
 	ws, caFile := emulator.StartHTTPS(t, emulator.Options{
 		Name:       "dev",
 		RunPending: time.Millisecond, RunTerminating: time.Millisecond, RunDuration: 20 * time.Millisecond,
-		RegistrationDelay: time.Millisecond,
+		RegistrationDelay: time.Millisecond, MLflow: era,
 	})
 	w := &world{t: t, ws: ws, caFile: caFile, exe: agenttest.Executable(t)}
 	w.api = jobs.NewJobs(w.ws.Client(w.t))

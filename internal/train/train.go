@@ -27,6 +27,7 @@ import (
 	"github.com/brickferry/brickferry/internal/auth"
 	"github.com/brickferry/brickferry/internal/converge"
 	"github.com/brickferry/brickferry/internal/idempotency"
+	"github.com/brickferry/brickferry/internal/loggedmodel"
 	"github.com/brickferry/brickferry/internal/preflight"
 	"github.com/brickferry/brickferry/internal/runwait"
 )
@@ -57,6 +58,7 @@ type step struct {
 	interval func(time.Duration) time.Duration
 	jobs     *jobs.JobsAPI
 	mlflow   *ml.ExperimentsAPI
+	models   *loggedmodel.Models
 	repos    *workspace.ReposAPI
 	// checks are the preflight checks against the workspace (package
 	// preflight), made before the first write or compute request.
@@ -75,7 +77,7 @@ func (d Deps) newStep(env agent.Env, log *agent.Log, ws *auth.Workspace, opts *O
 	c := ws.Client
 	return &step{
 		opts: opts, log: log, env: env, clock: clock, interval: d.Interval,
-		jobs: jobs.NewJobs(c), mlflow: ml.NewExperiments(c), repos: workspace.NewRepos(c),
+		jobs: jobs.NewJobs(c), mlflow: ml.NewExperiments(c), models: loggedmodel.New(c), repos: workspace.NewRepos(c),
 		checks: func() *preflight.Checks { return preflight.New(c, ws.Host) },
 	}, nil
 }

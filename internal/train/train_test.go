@@ -2,6 +2,7 @@ package train_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -115,6 +116,62 @@ func TestMLflowRunFoundBySearchingTheExperiment(t *testing.T) {
 	assert.Equal(t, 0, task.NewCluster.NumWorkers)
 	assert.Contains(t, task.NewCluster.ForceSendFields, "NumWorkers")
 	assert.Equal(t, "singleNode", task.NewCluster.SparkConf["spark.databricks.cluster.profile"])
+}
+
+// TestMLflow3RunPublishesTheLoggedModel: on an MLflow 3-era workspace the
+// notebook's log_model makes a logged model and no history tag; the task
+// finds the logged model whose source is the run and publishes it.
+func TestMLflow3RunPublishesTheLoggedModel(t *testing.T) {
+	w := newEraWorld(t, emulator.MLflow3)
+	w.ws.OnNotebook(nb, trainBehaviour(t, 50*time.Millisecond))
+	res := w.run(map[string]string{"notebookPath": nb, "workers": "1"})
+	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+	runID := res.Outputs["mlflowRunId"]
+	outputs := w.ws.RunOutputs(runID)
+	require.Len(t, outputs, 1, "the run logged one model")
+	id := outputs[0].ModelId
+	assert.Equal(t, id, res.Outputs["loggedModelId"])
+	assert.Equal(t, "models:/"+id, res.Outputs["modelUri"])
+	assert.Equal(t, "0.91", res.Outputs["metric_auc"])
+	assert.NotContains(t, res.Stdout, "logged no model")
+	for _, md := range res.Summaries {
+		assert.Contains(t, md, "`models:/"+id+"`")
+	}
+
+	// The exit value's model_path names the logged model; a path that no
+	// logged model of the run has is taken as a run artifact path.
+	exitWith := func(modelPath string) emulator.Behaviour {
+		spec := *trainBehaviour(t, 0).Train
+		return emulator.Behaviour{Duration: 50 * time.Millisecond, Action: func(tc *emulator.TaskContext) error {
+			runID, err := tc.Train(spec)
+			tc.SetExitValue(fmt.Sprintf(`{"mlflow_run_id": %q, "model_path": %q}`, runID, modelPath))
+			return err
+		}}
+	}
+	w.ws.OnNotebook(nb, exitWith("model"))
+	res = w.runEnv(map[string]string{"notebookPath": nb, "workers": "1"}, map[string]string{"BUILD_BUILDID": "1235"})
+	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+	require.NotEmpty(t, res.Outputs["loggedModelId"])
+	assert.Equal(t, "models:/"+res.Outputs["loggedModelId"], res.Outputs["modelUri"])
+	assert.NotEqual(t, id, res.Outputs["loggedModelId"], "the second run's model")
+
+	w.ws.OnNotebook(nb, exitWith("preprocessor"))
+	res = w.runEnv(map[string]string{"notebookPath": nb, "workers": "1"}, map[string]string{"BUILD_BUILDID": "1236"})
+	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+	assert.Equal(t, "runs:/"+res.Outputs["mlflowRunId"]+"/preprocessor", res.Outputs["modelUri"])
+	assert.NotContains(t, res.Outputs, "loggedModelId")
+}
+
+// TestMLflow2RunHasNoLoggedModel: an MLflow 2 run's model is its run
+// artifacts; the task asks nothing about logged models.
+func TestMLflow2RunHasNoLoggedModel(t *testing.T) {
+	w := newWorld(t)
+	w.ws.OnNotebook(nb, trainBehaviour(t, 50*time.Millisecond))
+	res := w.run(map[string]string{"notebookPath": nb, "workers": "1"})
+	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+	assert.Equal(t, "runs:/"+res.Outputs["mlflowRunId"]+"/model", res.Outputs["modelUri"])
+	assert.NotContains(t, res.Outputs, "loggedModelId")
+	assert.Empty(t, w.ws.RequestsTo("POST", "/api/2.0/mlflow/logged-models/search"))
 }
 
 func TestNoMLflowRun(t *testing.T) {

@@ -207,7 +207,7 @@ func startWorld(ctx context.Context, opts Options) (*World, func(), error) {
 	world := &World{Sample: opts.Sample.orDefault(), Blob: blob, BlobProxy: proxy, CAFile: caFile}
 	for _, name := range []string{"dev", "prod"} {
 		ws, err := emulator.New(emulator.Options{
-			Name: name, CA: ca,
+			Name: name, CA: ca, MLflow: world.Sample.MLflow,
 			Blob:       &account,
 			RunPending: timing.pending, RunDuration: timing.run, RunTerminating: timing.terminating,
 			RegistrationDelay: timing.registration, ServingReady: timing.ready, ServingUpdate: timing.update,

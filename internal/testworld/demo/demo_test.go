@@ -14,6 +14,7 @@ import (
 	"github.com/brickferry/brickferry/internal/testworld/agenttest"
 	"github.com/brickferry/brickferry/internal/testworld/azurite"
 	"github.com/brickferry/brickferry/internal/testworld/demo"
+	"github.com/brickferry/brickferry/internal/testworld/emulator"
 )
 
 // TestSamplePipelineEndToEnd runs each shipped sample pipeline with the built
@@ -73,6 +74,21 @@ func TestSamplePipelineEndToEnd(t *testing.T) {
 			run, ok := report.World.Prod.MLflowRun(pv.RunID)
 			require.True(t, ok, "the prod version comes from a run in prod")
 			assert.NotEmpty(t, run.Data.Metrics, "the prod run carries the source run's metrics")
+			if tc.sample.MLflow == emulator.MLflow3 {
+				// Trained, registered and copied the MLflow 3 way: each
+				// version is registered from a logged model of its run.
+				for _, v := range []struct {
+					ws    *emulator.Workspace
+					model string
+					run   string
+				}{{report.World.Dev, tc.sample.DevModel, dv.RunID}, {report.World.Prod, tc.sample.ProdModel, pv.RunID}} {
+					outputs := v.ws.RunOutputs(v.run)
+					require.Len(t, outputs, 1, "%s: the run logged one model", v.ws.Name())
+					mv := v.ws.UCModelVersions(v.model)
+					require.NotEmpty(t, mv)
+					assert.Equal(t, "models:/"+outputs[0].ModelId, mv[0].Source, v.ws.Name())
+				}
+			}
 
 			rows, _, ok := report.World.Prod.Table(tc.sample.OutputTable)
 			require.True(t, ok, "the predictions table exists in prod")

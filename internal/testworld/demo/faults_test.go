@@ -3,6 +3,7 @@ package demo_test
 import (
 	"fmt"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -16,10 +17,20 @@ import (
 	"github.com/brickferry/brickferry/internal/testworld/emulator"
 )
 
-// route is a method and a path of the Databricks API.
+// route is a method and a path of the Databricks API; an id the pipeline's
+// runs make afresh each time (a logged model's) is written {model_id}, a
+// path pattern the fault rules match (emulator.FaultRule.Path).
 type route struct{ method, path string }
 
 func (r route) String() string { return r.method + " " + r.path }
+
+// loggedModelID is the id segment of a logged model's routes.
+var loggedModelID = regexp.MustCompile(`/logged-models/m-[0-9a-f]+`)
+
+// routeOf is the route of a request, its logged model id as {model_id}.
+func routeOf(r emulator.Request) route {
+	return route{r.Method, loggedModelID.ReplaceAllString(r.Path, "/logged-models/{model_id}")}
+}
 
 // smokeTest is the prefix of the model's scoring route: the smoke test's
 // request gets only the faults a client rides out for any request (429,
@@ -36,7 +47,7 @@ func writeRoutes(clean outcome) []route {
 	for _, ws := range []*emulator.Workspace{clean.report.World.Dev, clean.report.World.Prod} {
 		for _, r := range ws.Requests() {
 			if r.IsWrite() && !strings.HasPrefix(r.Path, smokeTest) {
-				seen[route{r.Method, r.Path}] = true
+				seen[routeOf(r)] = true
 			}
 		}
 	}
@@ -179,7 +190,7 @@ func TestFaults(t *testing.T) {
 					faults++
 				}
 				if r.Fault.AfterCommit() && r.Committed == http.StatusOK {
-					afterCommit[fmt.Sprintf("%s %s", route{r.Method, r.Path}, r.Fault)] = true
+					afterCommit[fmt.Sprintf("%s %s", routeOf(r), r.Fault)] = true
 				}
 			}
 		}

@@ -28,6 +28,10 @@ type Sample struct {
 	// OutputTable is the table the batch scoring step writes in the prod
 	// workspace.
 	OutputTable string
+	// MLflow is the MLflow era of both workspaces: the runtime the
+	// pipeline's training job runs on logs its model the MLflow 2 way (run
+	// artifacts) or the MLflow 3 way (a logged model, models:/m-<id>).
+	MLflow emulator.MLflowEra
 }
 
 // WorkspaceRegistry is examples/azure-pipelines.yml: the reference
@@ -38,10 +42,11 @@ func WorkspaceRegistry() Sample {
 }
 
 // UnityCatalog is examples/azure-pipelines-uc.yml: Unity Catalog in both
-// workspaces (dev.ml.churn, prod.ml.churn), promoted by aliases.
+// workspaces (dev.ml.churn, prod.ml.churn), promoted by aliases, trained on
+// a runtime of MLflow 3 (the default runtime, 17.3 LTS ML).
 func UnityCatalog() Sample {
 	return Sample{File: "examples/azure-pipelines-uc.yml", DevModel: "dev.ml.churn", ProdModel: "prod.ml.churn",
-		OutputTable: "prod.ml.churn_predictions"}
+		OutputTable: "prod.ml.churn_predictions", MLflow: emulator.MLflow3}
 }
 
 // Samples are the shipped sample pipelines, by the name brickferry-demo's

@@ -354,33 +354,49 @@ func (ws *Workspace) artifactCredentials(_ context.Context, runID string, paths 
 	if aerr != nil {
 		return nil, aerr
 	}
+	infos, next, aerr := ws.signPage(run.storeKey, paths, "path", pageToken, write)
+	if aerr != nil {
+		return nil, aerr
+	}
+	for i := range infos {
+		infos[i].RunID = runID
+	}
+	return &GetCredentialsResponse{CredentialInfos: infos, NextPageToken: next}, nil
+}
+
+// signPage signs one page (Options.CredentialPageSize) of paths below root,
+// for reading or writing; pageToken is the previous page's next token, next
+// the token of the following page ("" on the last). field names the paths
+// in errors.
+func (ws *Workspace) signPage(root string, paths []string, field, pageToken string, write bool) ([]ArtifactCredentialInfo, string, *apiError) {
 	if len(paths) == 0 {
-		return nil, invalidParam("Missing required field: path")
+		return nil, "", invalidParam("Missing required field: %s", field)
 	}
 	start := 0
 	if pageToken != "" {
 		if _, err := fmt.Sscanf(pageToken, "offset-%d", &start); err != nil || start < 0 || start > len(paths) {
-			return nil, invalidParam("Invalid page_token %q", pageToken)
+			return nil, "", invalidParam("Invalid page_token %q", pageToken)
 		}
 	}
 	end := min(start+ws.opts.CredentialPageSize, len(paths))
-	resp := &GetCredentialsResponse{}
+	var infos []ArtifactCredentialInfo
 	expiry := sasExpiry()
 	for _, p := range paths[start:end] {
 		clean, ok := cleanRelPath(p)
 		if !ok {
-			return nil, invalidParam("Invalid artifact path %q", p)
+			return nil, "", invalidParam("Invalid artifact path %q", p)
 		}
-		signed, headers, err := ws.signArtifact(run.storeKey+"/"+clean, write, expiry)
+		signed, headers, err := ws.signArtifact(root+"/"+clean, write, expiry)
 		if err != nil {
-			return nil, signingError(err)
+			return nil, "", signingError(err)
 		}
-		resp.CredentialInfos = append(resp.CredentialInfos, ArtifactCredentialInfo{RunID: runID, Path: clean, SignedURI: signed, Headers: headers, Type: ws.opts.CredentialType})
+		infos = append(infos, ArtifactCredentialInfo{Path: clean, SignedURI: signed, Headers: headers, Type: ws.opts.CredentialType})
 	}
+	next := ""
 	if end < len(paths) {
-		resp.NextPageToken = fmt.Sprintf("offset-%d", end)
+		next = fmt.Sprintf("offset-%d", end)
 	}
-	return resp, nil
+	return infos, next, nil
 }
 
 // signArtifact signs one key of the artifact store for reading (or

@@ -72,10 +72,14 @@ type Behaviour struct {
 // Tags plus the tags Databricks adds to runs made from a job
 // (mlflow.source.type=JOB, mlflow.source.name=jobs/<job>/run/<task run>,
 // mlflow.databricks.jobID, mlflow.databricks.jobRunID (the task run id),
-// mlflow.databricks.notebookPath, mlflow.user), uploads ModelDir (e.g. the
-// churn-model fixture) as artifacts under ArtifactPath (default "model"),
-// finishes the run, and sets the notebook exit value to
-// {"mlflow_run_id": "<id>"} unless Behaviour.NotebookOutput is set.
+// mlflow.databricks.notebookPath, mlflow.user), logs ModelDir (e.g. the
+// churn-model fixture) as a model named ArtifactPath (default "model") the
+// way the workspace's MLflow era does (MLflowEra: MLflow 2 uploads it under
+// the run's artifacts at ArtifactPath and tags the run
+// mlflow.log-model.history; MLflow 3 makes a logged model of that name,
+// with its own files, as the run's output), finishes the run, and sets the
+// notebook exit value to {"mlflow_run_id": "<id>"} unless
+// Behaviour.NotebookOutput is set.
 type Train struct {
 	// Experiment is an absolute workspace path. Empty: the notebook
 	// parameter "experiment_name", else /Shared/emulator/<task key>.
@@ -253,11 +257,17 @@ func (ws *Workspace) trainLocked(tc *TaskContext, t Train) (string, error) {
 		if ap == "" {
 			ap = "model"
 		}
-		if err := putFiles(ws.bgCtx(), ws.store, run.storeKey+"/"+ap, files); err != nil {
-			return "", fmt.Errorf("mlflow.log_model: %w", err)
+		if ws.opts.MLflow == MLflow3 {
+			if _, err := ws.logModel3(run, ap, files, tc.Now); err != nil {
+				return "", fmt.Errorf("mlflow.log_model: %w", err)
+			}
+		} else {
+			if err := putFiles(ws.bgCtx(), ws.store, run.storeKey+"/"+ap, files); err != nil {
+				return "", fmt.Errorf("mlflow.log_model: %w", err)
+			}
+			history, _ := json.Marshal([]map[string]any{{"run_id": run.info.RunId, "artifact_path": ap, "utc_time_created": tc.Now.UTC().Format("2006-01-02 15:04:05.000000"), "flavors": map[string]any{}}})
+			run.setTag("mlflow.log-model.history", string(history))
 		}
-		history, _ := json.Marshal([]map[string]any{{"run_id": run.info.RunId, "artifact_path": ap, "utc_time_created": tc.Now.UTC().Format("2006-01-02 15:04:05.000000"), "flavors": map[string]any{}}})
-		run.setTag("mlflow.log-model.history", string(history))
 	}
 	run.info.Status = ml.RunInfoStatusFinished
 	run.info.EndTime = millis(tc.Now)

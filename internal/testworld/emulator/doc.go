@@ -17,8 +17,16 @@
 //     runs/get and clusters/get answer 400 "... does not exist" which the SDK
 //     turns into apierr.ErrResourceDoesNotExist). Routes the SDK has no type
 //     for (artifact credentials, UC model version create/credentials/finalize,
-//     model-version list-artifacts/get-signed-download-uri) have types here,
-//     defined from MLflow's published protocol and cited where defined.
+//     model-version list-artifacts/get-signed-download-uri, logged-model
+//     artifacts and credentials) have types here, defined from MLflow's
+//     published protocol and cited where defined; so do the MLflow 3 fields
+//     the SDK's types lack (model_id of a registered version, a run's
+//     outputs).
+//   - MLflow era (Options.MLflow, MLflowEra): an MLflow2 workspace (the
+//     default) logs a training notebook's model under the run's artifacts
+//     and has no logged-model routes; an MLflow3 workspace logs it as a
+//     logged model (models:/m-<id>) with its own files and serves the
+//     logged-model routes (loggedmodels.go).
 //   - An unknown route answers 404 ENDPOINT_NOT_FOUND.
 //   - SOURCES.md, beside this file, cites where each route and each rule it
 //     enforces comes from (or says it is unverified); TestSources checks it
@@ -74,7 +82,7 @@
 //	run, _ := jobsAPI.GetRun(ctx, jobs.GetRunRequest{RunId: sub.RunId})
 //	out, _ := jobsAPI.GetRunOutput(ctx, jobs.GetRunOutputRequest{RunId: run.Tasks[0].RunId})
 //	// out.NotebookOutput.Result == `{"mlflow_run_id":"..."}`
-//	_ = ws.Writes()                                  // count of non-GET requests
+//	_ = ws.Writes()                                  // count of requests that could change state
 //
 // cmd/brickferry-emulator starts a dev and a prod workspace for the demo.
 package emulator

@@ -51,6 +51,11 @@ type Options struct {
 	// Clock drives everything that takes time. Nil means the real clock.
 	Clock Clock
 
+	// MLflow is the MLflow era of the workspace (default MLflow2): which
+	// MLflow its tracking server and its runtime's client speak. See
+	// MLflowEra.
+	MLflow MLflowEra
+
 	// Blob is the Azure Blob account that holds run artifacts, registry copies
 	// and Unity Catalog model versions. Each workspace creates its own
 	// container in it. With Blob set, artifacts/credentials-for-read|write and

@@ -83,7 +83,9 @@ type FaultPlan struct {
 	Rules []FaultRule
 }
 
-// FaultRule applies to requests whose path is Path (when set) or starts with
+// FaultRule applies to requests whose path is Path (when set; a segment
+// written {name} matches any one segment, as in a net/http pattern, for ids
+// a test cannot know in advance such as a logged model's) or starts with
 // Prefix (empty: every route) and, if Method is set, whose method matches.
 // The first matching rule decides: with probability Rate the request gets one
 // of Kinds, chosen uniformly. A rule that has reached its Limit no longer
@@ -146,7 +148,7 @@ func (rule FaultRule) matches(r *http.Request) bool {
 		return false
 	}
 	if rule.Path != "" {
-		return r.URL.Path == rule.Path
+		return pathMatches(rule.Path, r.URL.Path)
 	}
 	return strings.HasPrefix(r.URL.Path, rule.Prefix)
 }
@@ -213,4 +215,26 @@ func faultSuffix(k FaultKind) string {
 		return ""
 	}
 	return " (fault " + string(k) + ")"
+}
+
+// pathMatches reports whether path is pattern, where a {name} segment of
+// pattern matches any one non-empty segment.
+func pathMatches(pattern, path string) bool {
+	if !strings.Contains(pattern, "{") {
+		return path == pattern
+	}
+	want, got := strings.Split(pattern, "/"), strings.Split(path, "/")
+	if len(want) != len(got) {
+		return false
+	}
+	for i, w := range want {
+		if strings.HasPrefix(w, "{") && strings.HasSuffix(w, "}") {
+			if got[i] == "" {
+				return false
+			}
+		} else if w != got[i] {
+			return false
+		}
+	}
+	return true
 }

@@ -25,6 +25,7 @@ type mlflowState struct {
 	experiments map[string]*ml.Experiment // id →
 	byName      map[string]string         // name → id
 	runs        map[string]*mlflowRun
+	logged      map[string]*loggedModel // logged models (MLflow 3) by model id
 }
 
 type mlflowRun struct {
@@ -33,11 +34,12 @@ type mlflowRun struct {
 	metrics  map[string]ml.Metric // latest value per key
 	history  []ml.Metric
 	tags     []ml.RunTag
-	storeKey string // artifact root inside the artifact store
+	storeKey string           // artifact root inside the artifact store
+	outputs  []ml.ModelOutput // logged models the run produced (MLflow 3)
 }
 
 func newMLflowState() mlflowState {
-	return mlflowState{experiments: map[string]*ml.Experiment{}, byName: map[string]string{}, runs: map[string]*mlflowRun{}}
+	return mlflowState{experiments: map[string]*ml.Experiment{}, byName: map[string]string{}, runs: map[string]*mlflowRun{}, logged: map[string]*loggedModel{}}
 }
 
 func (r *mlflowRun) tag(key string) (string, bool) {
@@ -77,6 +79,28 @@ func (r *mlflowRun) toSDK() *ml.Run {
 	return &ml.Run{Info: &info, Data: data}
 }
 
+// runView is a run as runs/get and runs/search answer it: the SDK's Run
+// and, in MLflow 3, its outputs (service.proto Run.outputs, RunOutputs),
+// which databricks-sdk-go v0.81.0's ml.Run does not have.
+type runView struct {
+	*ml.Run
+	Outputs *RunOutputs `json:"outputs,omitempty"`
+}
+
+func (r *mlflowRun) view() runView {
+	v := runView{Run: r.toSDK()}
+	if len(r.outputs) > 0 {
+		v.Outputs = &RunOutputs{ModelOutputs: slices.Clone(r.outputs)}
+	}
+	return v
+}
+
+// getRunResponse answers runs/get with the run's outputs (ml.GetRunResponse
+// otherwise).
+type getRunResponse struct {
+	Run runView `json:"run"`
+}
+
 func (ws *Workspace) mlflowRoutes() {
 	handle(ws, "POST /api/2.0/mlflow/experiments/create", func(r *http.Request, req *ml.CreateExperiment) (any, *apiError) {
 		id, aerr := ws.createExperiment(req.Name, req.ArtifactLocation, req.Tags, false)
@@ -113,7 +137,7 @@ func (ws *Workspace) mlflowRoutes() {
 		if aerr != nil {
 			return nil, aerr
 		}
-		return &ml.GetRunResponse{Run: run.toSDK()}, nil
+		return &getRunResponse{Run: run.view()}, nil
 	})
 	handle(ws, "POST /api/2.0/mlflow/runs/update", func(r *http.Request, req *ml.UpdateRun) (any, *apiError) {
 		run, aerr := ws.mlflowRunOf(req.RunId, req.RunUuid)
@@ -229,14 +253,22 @@ func (ws *Workspace) mlflowRunOf(runID, runUUID string) (*mlflowRun, *apiError) 
 }
 
 func (ws *Workspace) mlflowRun(id string) (*mlflowRun, *apiError) {
+	return byID(ws.mlflow.runs, id, "run_id", "Run '%s' not found")
+}
+
+// byID is m[id]: an empty id is INVALID_PARAMETER_VALUE naming the request
+// field, an unknown one RESOURCE_DOES_NOT_EXIST with notFoundFormat (one %s,
+// the id).
+func byID[V any](m map[string]V, id, field, notFoundFormat string) (V, *apiError) {
+	var zero V
 	if id == "" {
-		return nil, invalidParam("Missing required field: run_id")
+		return zero, invalidParam("Missing required field: %s", field)
 	}
-	run, ok := ws.mlflow.runs[id]
+	v, ok := m[id]
 	if !ok {
-		return nil, notFound("Run '%s' not found", id)
+		return zero, notFound(notFoundFormat, id)
 	}
-	return run, nil
+	return v, nil
 }
 
 // logBatch follows MLflow: params are write-once (logging a different value
@@ -316,11 +348,17 @@ func (ws *Workspace) searchRuns(r *http.Request, req *ml.SearchRuns) (any, *apiE
 	if aerr != nil {
 		return nil, aerr
 	}
-	resp := &ml.SearchRunsResponse{NextPageToken: next}
+	resp := &searchRunsResponse{NextPageToken: next}
 	for _, run := range matched[start:end] {
-		resp.Runs = append(resp.Runs, *run.toSDK())
+		resp.Runs = append(resp.Runs, run.view())
 	}
 	return resp, nil
+}
+
+// searchRunsResponse is ml.SearchRunsResponse with each run's outputs.
+type searchRunsResponse struct {
+	Runs          []runView `json:"runs,omitempty"`
+	NextPageToken string    `json:"next_page_token,omitempty"`
 }
 
 // searchPage is the page of n results that an MLflow search answers:
@@ -467,46 +505,38 @@ func tokenizeFilter(s string) ([]string, error) {
 	return toks, nil
 }
 
-func (f runFilter) matches(run *mlflowRun) bool {
+// filterable is what a search filter reads of an entity (a run, a logged
+// model): its tags, params, latest metric values and attributes.
+type filterable interface {
+	tag(key string) (string, bool)
+	param(key string) (string, bool)
+	metric(key string) (float64, bool)
+	attribute(key string) (string, bool)
+}
+
+func (f runFilter) matches(e filterable) bool {
 	for _, c := range f {
-		if !c.matches(run) {
+		if !c.matches(e) {
 			return false
 		}
 	}
 	return true
 }
 
-func (c filterClause) matches(run *mlflowRun) bool {
+func (c filterClause) matches(e filterable) bool {
 	var got string
 	var ok bool
 	switch c.entity {
 	case "tags":
-		got, ok = run.tag(c.key)
+		got, ok = e.tag(c.key)
 	case "params":
-		got, ok = run.param(c.key)
+		got, ok = e.param(c.key)
 	case "metrics":
-		m, found := run.metrics[c.key]
-		if !found {
-			return false
-		}
+		v, found := e.metric(c.key)
 		want, err := strconv.ParseFloat(c.values[0], 64)
-		if err != nil {
-			return false
-		}
-		return compareFloat(m.Value, c.op, want)
+		return found && err == nil && compareFloat(v, c.op, want)
 	case "attributes":
-		switch c.key {
-		case "run_id", "run_uuid":
-			got, ok = run.info.RunId, true
-		case "run_name":
-			got, ok = run.info.RunName, true
-		case "status":
-			got, ok = string(run.info.Status), true
-		case "user_id":
-			got, ok = run.info.UserId, true
-		default:
-			return false
-		}
+		got, ok = e.attribute(c.key)
 	}
 	if !ok {
 		return false
@@ -517,13 +547,28 @@ func (c filterClause) matches(run *mlflowRun) bool {
 	case "!=":
 		return got != c.values[0]
 	case "IN":
-		for _, v := range c.values {
-			if got == v {
-				return true
-			}
-		}
+		return slices.Contains(c.values, got)
 	}
 	return false
+}
+
+func (r *mlflowRun) metric(key string) (float64, bool) {
+	m, ok := r.metrics[key]
+	return m.Value, ok
+}
+
+func (r *mlflowRun) attribute(key string) (string, bool) {
+	switch key {
+	case "run_id", "run_uuid":
+		return r.info.RunId, true
+	case "run_name":
+		return r.info.RunName, true
+	case "status":
+		return string(r.info.Status), true
+	case "user_id":
+		return r.info.UserId, true
+	}
+	return "", false
 }
 
 func compareFloat(a float64, op string, b float64) bool {
@@ -580,11 +625,15 @@ func (ws *Workspace) PurgeRun(runID string) error {
 
 // MLflowRun returns a copy of a tracking run as the API would answer it.
 func (ws *Workspace) MLflowRun(runID string) (ml.Run, bool) {
-	var out ml.Run
-	var ok bool
+	return lookupView(ws, ws.mlflow.runs, runID, func(r *mlflowRun) ml.Run { return *r.toSDK() })
+}
+
+// lookupView is view(m[id]) read under the workspace lock, for the Go-side
+// accessors; ok is false when there is no such entry.
+func lookupView[V, T any](ws *Workspace, m map[string]V, id string, view func(V) T) (out T, ok bool) {
 	ws.do(func() {
-		if run, found := ws.mlflow.runs[runID]; found {
-			out, ok = *run.toSDK(), true
+		if v, found := m[id]; found {
+			out, ok = view(v), true
 		}
 	})
 	return out, ok

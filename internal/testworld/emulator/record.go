@@ -3,6 +3,7 @@ package emulator
 import (
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -31,9 +32,26 @@ type Request struct {
 	Principal string
 }
 
-// IsWrite reports whether the request could change state (not GET/HEAD).
+// IsWrite reports whether the request could change state: not GET/HEAD,
+// and not one of the POSTs of MLflow's protocol that only read (searches,
+// signed read URLs).
 func (r Request) IsWrite() bool {
+	if r.Method == http.MethodPost && readOnlyPOST(r.Path) {
+		return false
+	}
 	return r.Method != http.MethodGet && r.Method != http.MethodHead
+}
+
+// readOnlyPOST reports whether path is an MLflow route that is a POST but
+// only reads: SearchRuns and SearchLoggedModels (mlflow/protos/service.proto),
+// getCredentialsForRead and getCredentialsForLoggedModelDownload
+// (mlflow/protos/databricks_artifacts.proto).
+func readOnlyPOST(path string) bool {
+	switch path {
+	case "/api/2.0/mlflow/runs/search", "/api/2.0/mlflow/logged-models/search", "/api/2.0/mlflow/artifacts/credentials-for-read":
+		return true
+	}
+	return strings.HasPrefix(path, "/api/2.0/mlflow/logged-models/") && strings.HasSuffix(path, "/artifacts/credentials-for-download")
 }
 
 // Requests returns a copy of every request received so far, oldest first.
@@ -54,7 +72,7 @@ func (ws *Workspace) RequestsTo(method, path string) []Request {
 	return out
 }
 
-// Writes counts the recorded requests that were not GET or HEAD, e.g. to
+// Writes counts the recorded requests that could change state (IsWrite), e.g. to
 // check that an idempotent task made no changes on its second run.
 func (ws *Workspace) Writes() int {
 	n := 0

@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
@@ -42,6 +43,7 @@ type regVersion struct {
 	readyAt  time.Time
 	failMsg  string
 	storeKey string
+	modelID  string // the logged model registered (MLflow 3), if any
 }
 
 func newRegistryState() registryState {
@@ -77,6 +79,12 @@ func (v *regVersion) view(now time.Time) ml.ModelVersion {
 		mv.StatusMessage = ""
 	}
 	return mv
+}
+
+// mlflowView is the version as MLflow 3's ModelVersion has it: the SDK's
+// fields and model_id.
+func (v *regVersion) mlflowView(now time.Time) mlflowModelVersion {
+	return mlflowModelVersion{ModelVersion: v.view(now), ModelID: v.modelID}
 }
 
 func (v *regVersion) databricksView(now time.Time) *ml.ModelVersionDatabricks {
@@ -143,8 +151,7 @@ func (ws *Workspace) registryRoutes() {
 		if aerr != nil {
 			return nil, aerr
 		}
-		mv := v.view(ws.clock.Now())
-		return &ml.GetModelVersionResponse{ModelVersion: &mv}, nil
+		return &modelVersionResponse{ModelVersion: v.mlflowView(ws.clock.Now())}, nil
 	})
 	handle(ws, "GET /api/2.0/mlflow/model-versions/search", ws.searchModelVersions)
 	// Deleting a version (or a model with versions) in Staging or Production
@@ -222,6 +229,83 @@ func (ws *Workspace) registryRoutes() {
 		return &GetModelVersionSignedDownloadURIResponse{SignedURI: signed, Headers: headers}, nil
 	})
 	handle(ws, "POST /api/2.0/mlflow/databricks/model-versions/transition-stage", ws.transitionStage)
+}
+
+// MLflow 3 added model_id to the workspace registry's CreateModelVersion and
+// ModelVersion (mlflow/protos/model_registry.proto): the logged model a
+// version is registered from, sent by MLflow 3's
+// mlflow/store/model_registry/rest_store.py create_model_version and read
+// back by mlflow/store/artifact/utils/models.py _parse_model_id_if_present
+// (get_model_version(...).model_id). databricks-sdk-go v0.81.0's
+// ml.CreateModelVersionRequest and ml.ModelVersion lack it, so
+// model-versions/create decodes into CreateModelVersionRequest below (the
+// SDK's type and model_id), and create, get and search answer
+// mlflowModelVersion.
+
+// CreateModelVersionRequest is the body of model-versions/create: the SDK's
+// ml.CreateModelVersionRequest and model_id.
+type CreateModelVersionRequest struct {
+	ml.CreateModelVersionRequest
+	ModelID string `json:"model_id,omitempty"`
+}
+
+// UnmarshalJSON decodes the SDK's fields with the SDK's own decoder (which
+// the embedded type would otherwise apply to the whole struct, dropping
+// model_id) and model_id.
+func (r *CreateModelVersionRequest) UnmarshalJSON(b []byte) error {
+	if err := json.Unmarshal(b, &r.CreateModelVersionRequest); err != nil {
+		return err
+	}
+	var extra struct {
+		ModelID string `json:"model_id"`
+	}
+	if err := json.Unmarshal(b, &extra); err != nil {
+		return err
+	}
+	r.ModelID = extra.ModelID
+	return nil
+}
+
+// MarshalJSON is the SDK's encoding with model_id, for tests that send it.
+func (r CreateModelVersionRequest) MarshalJSON() ([]byte, error) {
+	return withModelID(r.CreateModelVersionRequest, r.ModelID)
+}
+
+// mlflowModelVersion is ml.ModelVersion with model_id.
+type mlflowModelVersion struct {
+	ml.ModelVersion
+	ModelID string
+}
+
+// MarshalJSON writes the SDK's encoding of the version (its own
+// MarshalJSON) with model_id added when set.
+func (v mlflowModelVersion) MarshalJSON() ([]byte, error) {
+	return withModelID(v.ModelVersion, v.ModelID)
+}
+
+// withModelID is sdkValue's JSON encoding with model_id added when set.
+func withModelID(sdkValue any, modelID string) ([]byte, error) {
+	b, err := json.Marshal(sdkValue)
+	if err != nil || modelID == "" {
+		return b, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	m["model_id"] = modelID
+	return json.Marshal(m)
+}
+
+// modelVersionResponse answers model-versions/create and get.
+type modelVersionResponse struct {
+	ModelVersion mlflowModelVersion `json:"model_version"`
+}
+
+// searchModelVersionsResponse answers model-versions/search.
+type searchModelVersionsResponse struct {
+	ModelVersions []mlflowModelVersion `json:"model_versions,omitempty"`
+	NextPageToken string               `json:"next_page_token,omitempty"`
 }
 
 // Routes of the workspace registry that databricks-sdk-go v0.81.0 lacks.
@@ -353,10 +437,13 @@ func (ws *Workspace) latestVersions(m *regModel, stages []string) []ml.ModelVers
 }
 
 // resolveSource maps a model version source to a prefix in the artifact
-// store. Supported: runs:/<run id>/<path>,
-// dbfs:/databricks/mlflow-tracking/<exp>/<run>/artifacts/<path>, and any
-// other dbfs:/ path (its files are read from the workspace's DBFS).
+// store. Supported: runs:/<run id>/<path>, models:/<logged model id>
+// (MLflow 3), dbfs:/databricks/mlflow-tracking/<exp>/<run>/artifacts/<path>,
+// and any other dbfs:/ path (its files are read from the workspace's DBFS).
 func (ws *Workspace) resolveSource(ctx context.Context, source string) (string, error) {
+	if key, ok, err := ws.resolveLoggedModelSource(source); ok {
+		return key, err
+	}
 	if rest, ok := strings.CutPrefix(source, "runs:/"); ok {
 		runID, p, _ := strings.Cut(rest, "/")
 		run, ok := ws.mlflow.runs[runID]
@@ -381,10 +468,10 @@ func (ws *Workspace) resolveSource(ctx context.Context, source string) (string, 
 		}
 		return prefix, nil
 	}
-	return "", fmt.Errorf("unsupported source %q (use runs:/ or dbfs:/)", source)
+	return "", fmt.Errorf("unsupported source %q (use runs:/, models:/<logged model id> or dbfs:/)", source)
 }
 
-func (ws *Workspace) createModelVersion(r *http.Request, req *ml.CreateModelVersionRequest) (any, *apiError) {
+func (ws *Workspace) createModelVersion(r *http.Request, req *CreateModelVersionRequest) (any, *apiError) {
 	m, aerr := ws.regModel(req.Name)
 	if aerr != nil {
 		return nil, aerr
@@ -397,6 +484,11 @@ func (ws *Workspace) createModelVersion(r *http.Request, req *ml.CreateModelVers
 			return nil, notFound("Run '%s' not found", req.RunId)
 		}
 	}
+	if req.ModelID != "" {
+		if _, aerr := ws.loggedModel(req.ModelID); aerr != nil {
+			return nil, aerr
+		}
+	}
 	now := ws.clock.Now()
 	version := strconv.Itoa(len(m.versions) + 1)
 	v := &regVersion{
@@ -407,6 +499,7 @@ func (ws *Workspace) createModelVersion(r *http.Request, req *ml.CreateModelVers
 		},
 		readyAt:  now.Add(ws.opts.RegistrationDelay),
 		storeKey: "mlflow-registry/" + m.id + "/versions/" + version,
+		modelID:  req.ModelID,
 	}
 	if msg, ok := ws.registry.fail[req.Name]; ok {
 		v.failMsg = msg
@@ -419,8 +512,7 @@ func (ws *Workspace) createModelVersion(r *http.Request, req *ml.CreateModelVers
 	}
 	m.versions = append(m.versions, v)
 	m.model.LastUpdatedTimestamp = millis(now)
-	mv := v.view(now)
-	return &ml.CreateModelVersionResponse{ModelVersion: &mv}, nil
+	return &modelVersionResponse{ModelVersion: v.mlflowView(now)}, nil
 }
 
 func (ws *Workspace) transitionStage(r *http.Request, req *ml.TransitionModelVersionStageDatabricks) (any, *apiError) {
@@ -457,12 +549,12 @@ func (ws *Workspace) searchModelVersions(r *http.Request, req *ml.SearchModelVer
 		return nil, invalidParam("Invalid filter '%s': %v", req.Filter, err)
 	}
 	now := ws.clock.Now()
-	var out []ml.ModelVersion
+	var out []mlflowModelVersion
 	names := slices.Sorted(maps.Keys(ws.registry.models))
 	for _, name := range names {
 		for _, v := range ws.registry.models[name].versions {
 			if v != nil && versionMatches(filter, v) {
-				out = append(out, v.view(now))
+				out = append(out, v.mlflowView(now))
 			}
 		}
 	}
@@ -478,7 +570,7 @@ func (ws *Workspace) searchModelVersions(r *http.Request, req *ml.SearchModelVer
 	if aerr != nil {
 		return nil, aerr
 	}
-	return &ml.SearchModelVersionsResponse{ModelVersions: out[start:end], NextPageToken: next}, nil
+	return &searchModelVersionsResponse{ModelVersions: out[start:end], NextPageToken: next}, nil
 }
 
 func versionMatches(f runFilter, v *regVersion) bool {

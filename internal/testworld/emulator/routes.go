@@ -14,6 +14,9 @@ func (ws *Workspace) routes() {
 	ws.oidcRoutes()
 	ws.jobsRoutes()
 	ws.mlflowRoutes()
+	if ws.opts.MLflow == MLflow3 {
+		ws.loggedModelRoutes() // an MLflow 2 workspace answers 404 ENDPOINT_NOT_FOUND
+	}
 	ws.artifactRoutes()
 	ws.registryRoutes()
 	ws.ucRoutes()

@@ -22,7 +22,7 @@ import (
 // (testdata/mlflow-routes.tsv) and the routes the product calls.
 func TestSources(t *testing.T) {
 	rows := readSources(t, "SOURCES.md")
-	ws := emulator.Start(t, emulator.Options{})
+	ws := emulator.Start(t, emulator.Options{MLflow: emulator.MLflow3}) // serves every route (MLflow 2 lacks the logged-model ones)
 	served := map[apiRoute]emulator.Route{}
 	for _, r := range ws.Routes() {
 		ar, ok := patternRoute(r.Pattern)
@@ -73,6 +73,14 @@ func TestSources(t *testing.T) {
 			r, ok := served[row.route]
 			if !ok || r.Request == nil {
 				continue // reported above, or a route that reads raw bytes
+			}
+			if extra, ok := extends(r.Request, m.request); ok {
+				for _, f := range extra {
+					if !strings.Contains(row.rules+row.sources, "`"+f+"`") {
+						t.Errorf("SOURCES.md:%d: the emulator decodes %s into %s, the SDK's %s with `%s`, which the SDK lacks: name the field in the row with its source", row.line, row.pattern, typeName(r.Request), m.request, f)
+					}
+				}
+				continue
 			}
 			if got := typeName(r.Request); got != m.request && (m.request != "" || r.Request != reflect.TypeFor[struct{}]()) {
 				want := m.request
@@ -128,6 +136,29 @@ func TestSources(t *testing.T) {
 			t.Errorf("%s: the product calls %s (%s), and SOURCES.md has no row for it: emulate the route (tests cannot see what happens there until it is) and add its row with the source of each rule", c.where, c.route, via)
 		}
 	})
+}
+
+// extends reports whether t is a struct that embeds the SDK request type
+// named sdkType, as the emulator's type for a route whose newer protocol has
+// fields the SDK lacks (MLflow 3's model_id), and returns the JSON names of
+// those further fields.
+func extends(t reflect.Type, sdkType string) ([]string, bool) {
+	if t == nil || t.Kind() != reflect.Struct || sdkType == "" {
+		return nil, false
+	}
+	embeds := false
+	var extra []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Anonymous && typeName(f.Type) == sdkType {
+			embeds = true
+			continue
+		}
+		if name, _, _ := strings.Cut(f.Tag.Get("json"), ","); f.IsExported() && name != "" && name != "-" {
+			extra = append(extra, name)
+		}
+	}
+	return extra, embeds
 }
 
 // typeName is how the SDK's generated code names a request type:
@@ -228,7 +259,10 @@ func readMLflowRoutes(t *testing.T, file string) mlflowRoutes {
 		if len(f) != 5 || !strings.Contains(f[4], "@") {
 			t.Fatalf("%s:%d: want status, method, path, service.rpc, proto@commit separated by tabs", file, i+1)
 		}
-		ar := apiRoute{f[1], f[2]}
+		ar, ok := patternRoute(f[1] + " " + f[2]) // the proto's {model_id} is the emulator's wildcard
+		if !ok {
+			t.Fatalf("%s:%d: %q %q is not a method and path", file, i+1, f[1], f[2])
+		}
 		switch f[0] {
 		case "current":
 			out.current[ar] = f[3]

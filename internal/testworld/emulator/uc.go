@@ -41,6 +41,7 @@ type ucVersion struct {
 	tags     []UCModelVersionTag
 	// deploymentRun is the deployment job's run for this version, 0: none.
 	deploymentRun int64
+	modelID       string // the logged model registered (MLflow 3), if any
 }
 
 func newUCState() ucState { return ucState{models: map[string]*ucModel{}} }
@@ -361,6 +362,10 @@ type UCModelVersion struct {
 	Tags                 []UCModelVersionTag `json:"tags,omitempty"`
 	// DeploymentJobState is MLflow 3's deployment job state (deployjobs.go).
 	DeploymentJobState *UCDeploymentJobState `json:"deployment_job_state,omitempty"`
+	// ModelID is the logged model the version was registered from (MLflow
+	// 3: mlflow/store/_unity_catalog/registry/rest_store.py
+	// create_model_version sends model_id, as for the workspace registry).
+	ModelID string `json:"model_id,omitempty"`
 }
 
 // UCModelVersionResponse answers create and finalize.
@@ -415,7 +420,7 @@ func (ws *Workspace) ucMLflowView(v *ucVersion) *UCModelVersion {
 		Name: v.info.CatalogName + "." + v.info.SchemaName + "." + v.info.ModelName, Version: strconv.Itoa(v.info.Version),
 		CreationTimestamp: v.info.CreatedAt, LastUpdatedTimestamp: v.info.UpdatedAt, UserID: v.info.CreatedBy,
 		Description: v.info.Comment, Source: v.info.Source, RunID: v.info.RunId, RunTrackingServerID: runTrackingServerID(v.info.RunWorkspaceId), Status: string(v.info.Status),
-		StorageLocation: v.info.StorageLocation, Tags: v.tags,
+		StorageLocation: v.info.StorageLocation, Tags: v.tags, ModelID: v.modelID,
 	}
 }
 
@@ -455,7 +460,7 @@ func (ws *Workspace) ucCreateVersion(r *http.Request, req *CreateUCModelVersionR
 	now := millis(ws.clock.Now())
 	n := len(m.versions) + 1
 	key := "uc/models/" + strings.ToLower(m.info.FullName) + "/versions/" + strconv.Itoa(n)
-	v := &ucVersion{storeKey: key, tags: req.Tags, info: catalog.ModelVersionInfo{
+	v := &ucVersion{storeKey: key, tags: req.Tags, modelID: req.ModelID, info: catalog.ModelVersionInfo{
 		CatalogName: m.info.CatalogName, SchemaName: m.info.SchemaName, ModelName: m.info.Name, Version: n,
 		Source: req.Source, RunId: req.RunID, Comment: req.Description, Status: catalog.ModelVersionInfoStatusPendingRegistration,
 		CreatedAt: now, CreatedBy: ws.UserName, UpdatedAt: now, UpdatedBy: ws.UserName, MetastoreId: m.info.MetastoreId,
