@@ -77,6 +77,13 @@ def exit_value(run_id, experiment_id, metrics, model_path="model"):
                        "model_path": model_path, "metrics": metrics}, sort_keys=True)
 
 
+def log_model_args(mlflow_version, name="model"):
+    """The keyword naming the logged model: MLflow 3's name= (artifact_path= is deprecated there),
+    MLflow 2's artifact_path= (it has no name=). Either way the run's model is found under name."""
+    major = int(mlflow_version.split(".")[0])
+    return {"name": name} if major >= 3 else {"artifact_path": name}
+
+
 def train(spark, config):  # pragma: no cover - needs Databricks ML runtime
     import mlflow
     import xgboost as xgb
@@ -109,8 +116,11 @@ def train(spark, config):  # pragma: no cover - needs Databricks ML runtime
         }
         mlflow.log_metrics(metrics)
         example = X_test.head(5)
-        mlflow.xgboost.log_model(model, artifact_path="model", input_example=example,
-                                 signature=infer_signature(example, model.predict_proba(example)[:, 1]))
+        # MLflow 3 (Runtime 17.3 LTS ML and later) logs a logged model (models:/m-<id>) that
+        # DatabricksTrain finds as the run's output; MLflow 2 logs the run's artifacts/model.
+        mlflow.xgboost.log_model(model, input_example=example,
+                                 signature=infer_signature(example, model.predict_proba(example)[:, 1]),
+                                 **log_model_args(mlflow.__version__))
         return exit_value(run.info.run_id, run.info.experiment_id, metrics)
 
 # COMMAND ----------

@@ -40,6 +40,12 @@ class Parameters(unittest.TestCase):
         self.assertEqual(v["mlflow_run_id"], "r1")
         self.assertEqual(v["model_path"], "model")
 
+    def test_log_model_args(self):
+        self.assertEqual(train.log_model_args("3.0.1"), {"name": "model"})
+        self.assertEqual(train.log_model_args("3.8.1"), {"name": "model"})
+        self.assertEqual(train.log_model_args("2.21.3"), {"artifact_path": "model"})
+        self.assertEqual(train.log_model_args("2.9.2", "m"), {"artifact_path": "m"})
+
 
 if __name__ == "__main__":
     unittest.main()
