@@ -32,7 +32,6 @@ import (
 
 	"github.com/databricks/databricks-sdk-go/client"
 	"github.com/databricks/databricks-sdk-go/service/serving"
-	"github.com/databricks/databricks-sdk-go/service/sql"
 
 	"github.com/brickferry/brickferry/internal/agent"
 	"github.com/brickferry/brickferry/internal/testworld/azurestandin"
@@ -76,7 +75,6 @@ const (
 	Experiment    = "/Shared/churn"
 	Endpoint      = "churn"
 	ScoredRows    = 9960 // rows of examples/data/customer.csv
-	warehouseID   = "8f2e1c0a9b3d4e5f"
 )
 
 // ProdConnection is the Azure Resource Manager service connection the prod
@@ -242,9 +240,6 @@ func startWorld(ctx context.Context, opts Options) (*World, func(), error) {
 		Metrics: map[string]float64{"auc": 0.874, "accuracy": 0.842, "f1": 0.611, "precision": 0.702, "recall": 0.541},
 	}})
 	world.Prod.OnAnyTask(emulator.Behaviour{Duration: timing.job, Score: &emulator.Score{Rows: ScoredRows}})
-	// The warehouse the pipeline's variable sql-warehouse-id-prod names,
-	// which BatchScore checks before it changes its job.
-	world.Prod.AddWarehouse(sql.GetWarehouseResponse{Id: warehouseID, Name: "prod-sql"})
 	return world, stop, nil
 }
 
@@ -252,9 +247,8 @@ func startWorld(ctx context.Context, opts Options) (*World, func(), error) {
 // gives it to the job: hosts as variables, tokens as secret variables.
 func (w *World) variableGroup() map[string]pipeline.GroupVariable {
 	return map[string]pipeline.GroupVariable{
-		"databricks-host-dev":   {Value: w.Dev.URL()},
-		"databricks-token-dev":  {Value: w.Dev.Token, Secret: true},
-		"sql-warehouse-id-prod": {Value: warehouseID},
+		"databricks-host-dev":  {Value: w.Dev.URL()},
+		"databricks-token-dev": {Value: w.Dev.Token, Secret: true},
 	}
 }
 
