@@ -31,6 +31,7 @@ type Options struct {
 	Rollback       bool
 	SmokeTest      bool
 	Payload        *Payload // nil: use the model's input example
+	Gateway        Gateway  // AI Gateway parts to set (aigateway.go)
 }
 
 // endpointName is what the serving API accepts for an endpoint name:
@@ -88,6 +89,7 @@ func ReadOptions(in *agent.Inputs) Options {
 		in.Fail("workloadSize", "%q is not a workload size: use one of %s", o.WorkloadSize, strings.Join(workloadSizes, ", "))
 	}
 	o.Timeout = in.Minutes("timeoutMinutes", time.Second, maxTimeout)
+	o.Gateway = readGateway(in)
 	o.EnvVars = readEnvVars(in)
 	for _, kv := range in.KeyValues("tags") {
 		o.Tags = append(o.Tags, serving.EndpointTag{Key: kv.Key, Value: kv.Value})

@@ -59,6 +59,7 @@ type step struct {
 	final      *serving.ServingEndpointDetailed
 	smoke      smokeResult
 	rolledBack bool
+	gateway    string // the AI Gateway config set by the step, "" when none was sent
 	outcome    string // failure reason, "" on success
 }
 
@@ -104,6 +105,9 @@ func (s *step) Run(ctx context.Context) (err error) {
 	// The version must be there and READY before the endpoint is created
 	// or changed: a typo would leave an endpoint that fails to serve.
 	if err := s.preflight(ctx); err != nil {
+		return err
+	}
+	if err := s.checkInferenceSchema(ctx); err != nil {
 		return err
 	}
 
@@ -371,6 +375,9 @@ func (s *step) updateFailed(ctx context.Context, ep *serving.ServingEndpointDeta
 // changed the endpoint) and sets the outputs.
 func (s *step) smokeAndFinish(ctx context.Context, changed bool) error {
 	o := s.o
+	if err := s.applyGateway(ctx, s.final); err != nil {
+		return err
+	}
 	s.log.Progress(80, "smoke test")
 	if err := s.runSmokeTest(ctx); err != nil {
 		return err

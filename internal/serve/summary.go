@@ -45,6 +45,9 @@ func (s *step) summary() {
 		fmt.Fprintf(&b, "\nEndpoint state: %s, config update %s\n\n", orUnknown(string(st.Ready)), orUnknown(string(st.ConfigUpdate)))
 	}
 
+	if s.gateway != "" {
+		fmt.Fprintf(&b, "AI Gateway set: %s\n\n", agent.MarkdownCell(s.gateway))
+	}
 	switch sm := s.smoke; {
 	case sm.Ran && sm.Err == nil:
 		fmt.Fprintf(&b, "Smoke test: passed, HTTP %d, %d prediction(s) for %d row(s) in %d ms (%s)\n", sm.Status, sm.Predictions, sm.Rows, sm.Latency.Milliseconds(), agent.MarkdownCell(sm.Source))

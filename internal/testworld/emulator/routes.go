@@ -22,6 +22,7 @@ func (ws *Workspace) routes() {
 	ws.ucRoutes()
 	ws.deploymentJobRoutes()
 	ws.servingRoutes()
+	ws.aiGatewayRoutes()
 	ws.dbfsRoutes()
 	ws.filesRoutes()
 	ws.workspaceRoutes()

@@ -83,6 +83,7 @@ type endpoint struct {
 	failedConfig *serving.EndpointCoreConfigOutput
 	everReady    bool
 	configVers   int64
+	aiGateway    *serving.AiGatewayConfig // PUT .../ai-gateway (aigateway.go)
 }
 
 func (ws *Workspace) advanceServing(now time.Time) {
@@ -118,6 +119,7 @@ func (ws *Workspace) endpointView(e *endpoint) *serving.ServingEndpointDetailed 
 		LastUpdatedTimestamp: millis(e.updated), Tags: e.tags, PermissionLevel: serving.ServingEndpointDetailedPermissionLevelCanManage,
 		State:       &serving.EndpointState{Ready: serving.EndpointStateReadyNotReady, ConfigUpdate: serving.EndpointStateConfigUpdateNotUpdating},
 		EndpointUrl: ws.url + "/serving-endpoints/" + e.name + "/invocations",
+		AiGateway:   e.aiGateway,
 	}
 	if e.config != nil {
 		out.Config = bothLists(e.config)
@@ -346,6 +348,9 @@ func (ws *Workspace) buildConfig(in *serving.EndpointCoreConfigInput, version in
 		// The service's own answer (see the comment at the top of this file).
 		return nil, errorf(http.StatusBadRequest, "BAD_REQUEST", "Both served_models and served_entities cannot be provided in the config. Databricks recommends using only served_entities.")
 	}
+	if ac := in.AutoCaptureConfig; ac != nil && ac.Enabled && !now.Before(legacyInferenceTablesEnd) {
+		return nil, invalidParam("Legacy inference tables (auto_capture_config) can no longer be enabled. Use AI Gateway inference tables instead.")
+	}
 	out := &serving.EndpointCoreConfigOutput{ConfigVersion: version, TrafficConfig: in.TrafficConfig, AutoCaptureConfig: nil}
 	creating := &serving.ServedModelState{Deployment: serving.ServedModelStateDeploymentDeploymentCreating, DeploymentStateMessage: "Creating the served entity."}
 	var names []string
@@ -390,6 +395,11 @@ func (ws *Workspace) buildConfig(in *serving.EndpointCoreConfigInput, version in
 	}
 	return out, nil
 }
+
+// legacyInferenceTablesEnd is the day from which legacy inference tables
+// (auto_capture_config) can not be enabled on new or existing endpoints
+// (Databricks docs, "Inference tables for monitoring and debugging models").
+var legacyInferenceTablesEnd = time.Date(2026, 2, 20, 0, 0, 0, 0, time.UTC)
 
 func (ws *Workspace) checkModelVersion(name, version string) *apiError {
 	if name == "" || version == "" {
