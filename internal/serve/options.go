@@ -32,6 +32,7 @@ type Options struct {
 	SmokeTest      bool
 	Payload        *Payload // nil: use the model's input example
 	Gateway        Gateway  // AI Gateway parts to set (aigateway.go)
+	Canary         Canary   // how a canary is judged (canary.go)
 }
 
 // endpointName is what the serving API accepts for an endpoint name:
@@ -90,6 +91,7 @@ func ReadOptions(in *agent.Inputs) Options {
 	}
 	o.Timeout = in.Minutes("timeoutMinutes", time.Second, maxTimeout)
 	o.Gateway = readGateway(in)
+	o.Canary = readCanary(in, o.TrafficPercent)
 	o.EnvVars = readEnvVars(in)
 	for _, kv := range in.KeyValues("tags") {
 		o.Tags = append(o.Tags, serving.EndpointTag{Key: kv.Key, Value: kv.Value})

@@ -60,6 +60,7 @@ type step struct {
 	smoke      smokeResult
 	rolledBack bool
 	gateway    string // the AI Gateway config set by the step, "" when none was sent
+	canary     canaryResult
 	outcome    string // failure reason, "" on success
 }
 
@@ -388,6 +389,11 @@ func (s *step) smokeAndFinish(ctx context.Context, changed bool) error {
 			return errors.New(reason)
 		}
 		return s.rollback(ctx, reason)
+	}
+	if s.plan.stable != "" && o.Canary.Watch > 0 {
+		if err := s.judgeCanary(ctx, changed); err != nil {
+			return err
+		}
 	}
 	s.log.SetOutput("servedVersion", o.Version)
 	s.log.SetOutput("trafficPercent", strconv.Itoa(routes(s.final.Config.TrafficConfig)[s.plan.newName]))

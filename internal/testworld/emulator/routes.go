@@ -23,6 +23,7 @@ func (ws *Workspace) routes() {
 	ws.deploymentJobRoutes()
 	ws.servingRoutes()
 	ws.aiGatewayRoutes()
+	ws.metricsRoutes()
 	ws.dbfsRoutes()
 	ws.filesRoutes()
 	ws.workspaceRoutes()

@@ -42,10 +42,11 @@ import (
 type servingState struct {
 	endpoints map[string]*endpoint
 	script    map[string]ServingBehaviour
+	traffic   map[string]ServingTraffic // client traffic by endpoint (servingmetrics.go)
 }
 
 func newServingState() servingState {
-	return servingState{endpoints: map[string]*endpoint{}, script: map[string]ServingBehaviour{}}
+	return servingState{endpoints: map[string]*endpoint{}, script: map[string]ServingBehaviour{}, traffic: map[string]ServingTraffic{}}
 }
 
 // ServingBehaviour scripts an endpoint's deployments.
@@ -84,9 +85,26 @@ type endpoint struct {
 	everReady    bool
 	configVers   int64
 	aiGateway    *serving.AiGatewayConfig // PUT .../ai-gateway (aigateway.go)
+	// counters are the metrics of each served entity, trafficAt when the
+	// scripted traffic was last added to them (servingmetrics.go).
+	counters  map[string]*entityCounters
+	trafficAt time.Time
 }
 
 func (ws *Workspace) advanceServing(now time.Time) {
+	// Client traffic reaches the config served at the time: up to the end
+	// of a config update by the old config, after it by the new one.
+	defer func() {
+		for _, e := range ws.serving.endpoints {
+			ws.accumulateTraffic(e, now)
+		}
+	}()
+	for _, e := range ws.serving.endpoints {
+		if e.pending == nil || now.Before(e.doneAt) {
+			continue
+		}
+		ws.accumulateTraffic(e, e.doneAt)
+	}
 	for _, e := range ws.serving.endpoints {
 		if e.pending == nil || now.Before(e.doneAt) {
 			continue
