@@ -33,6 +33,7 @@ type Options struct {
 	Payload        *Payload // nil: use the model's input example
 	Gateway        Gateway  // AI Gateway parts to set (aigateway.go)
 	Canary         Canary   // how a canary is judged (canary.go)
+	RouteOptimized bool     // create the endpoint route-optimized (routeopt.go)
 }
 
 // endpointName is what the serving API accepts for an endpoint name:
@@ -70,6 +71,7 @@ func ReadOptions(in *agent.Inputs) Options {
 		WorkloadSize:   in.Choice("workloadSize"),
 		WorkloadType:   serving.ServingModelWorkloadType(in.Choice("workloadType")),
 		ScaleToZero:    in.Bool("scaleToZero"),
+		RouteOptimized: in.Bool("routeOptimized"),
 		TrafficPercent: in.Int("trafficPercent", 1, 100),
 		FailIfUpdating: in.Choice("ifUpdateInProgress") == "fail",
 		Rollback:       in.Bool("rollback"),

@@ -17,7 +17,7 @@ func (s *step) summary() {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## Model serving: %s\n\n", agent.MarkdownCell(o.Endpoint))
 	fmt.Fprintf(&b, "Endpoint: [%s](%s/ml/endpoints/%s)  \n", agent.MarkdownCell(o.Endpoint), host, url.PathEscape(o.Endpoint))
-	fmt.Fprintf(&b, "Invocations URL: `%s%s`  \n", host, invocationsPath(o.Endpoint))
+	fmt.Fprintf(&b, "Invocations URL: `%s`  \n", s.invocationsURL(s.final))
 	fmt.Fprintf(&b, "Model: %s version %s\n\n", agent.MarkdownCell(o.Model), agent.MarkdownCell(o.Version))
 
 	result := "succeeded"

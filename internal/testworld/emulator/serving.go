@@ -85,6 +85,8 @@ type endpoint struct {
 	everReady    bool
 	configVers   int64
 	aiGateway    *serving.AiGatewayConfig // PUT .../ai-gateway (aigateway.go)
+	// routeOptimized is set at creation (dataplane.go).
+	routeOptimized bool
 	// counters are the metrics of each served entity, trafficAt when the
 	// scripted traffic was last added to them (servingmetrics.go).
 	counters  map[string]*entityCounters
@@ -135,9 +137,11 @@ func (ws *Workspace) endpointView(e *endpoint) *serving.ServingEndpointDetailed 
 	out := &serving.ServingEndpointDetailed{
 		Id: e.id, Name: e.name, Creator: ws.UserName, CreationTimestamp: millis(e.created),
 		LastUpdatedTimestamp: millis(e.updated), Tags: e.tags, PermissionLevel: serving.ServingEndpointDetailedPermissionLevelCanManage,
-		State:       &serving.EndpointState{Ready: serving.EndpointStateReadyNotReady, ConfigUpdate: serving.EndpointStateConfigUpdateNotUpdating},
-		EndpointUrl: ws.url + "/serving-endpoints/" + e.name + "/invocations",
-		AiGateway:   e.aiGateway,
+		State:     &serving.EndpointState{Ready: serving.EndpointStateReadyNotReady, ConfigUpdate: serving.EndpointStateConfigUpdateNotUpdating},
+		AiGateway: e.aiGateway,
+	}
+	if e.routeOptimized {
+		out.RouteOptimized, out.EndpointUrl, out.DataPlaneInfo = true, ws.routeOptimizedURL(e.name), ws.dataPlaneInfo(e)
 	}
 	if e.config != nil {
 		out.Config = bothLists(e.config)
@@ -221,7 +225,7 @@ func (ws *Workspace) servingRoutes() {
 			return nil, invalidParam("Missing required field: config")
 		}
 		now := ws.clock.Now()
-		e := &endpoint{id: randomHex(16), name: req.Name, created: now, updated: now, tags: req.Tags}
+		e := &endpoint{id: randomHex(16), name: req.Name, created: now, updated: now, tags: req.Tags, routeOptimized: req.RouteOptimized}
 		cfg, aerr := ws.buildConfig(req.Config, 1, now)
 		if aerr != nil {
 			return nil, aerr
@@ -444,6 +448,10 @@ func (ws *Workspace) invoke(w http.ResponseWriter, r *http.Request) {
 		ws.advanceLocked()
 		var e *endpoint
 		if e, aerr = ws.endpoint(r.PathValue("name")); aerr != nil {
+			return
+		}
+		if e.routeOptimized && !onDataPlane(r) && !e.created.Before(workspaceURLCutoff) {
+			aerr = invalidParam("Endpoint %s is route-optimized: query it on its route-optimized URL %s (see endpoint_url).", e.name, ws.routeOptimizedURL(e.name))
 			return
 		}
 		if e.config == nil {
