@@ -58,6 +58,12 @@ type Workspace struct {
 	HTTPClient *http.Client
 	// Principal is who the task acts as, for messages (never a secret).
 	Principal string
+	// OAuth is true when the workspace token is an OAuth access token
+	// (Microsoft Entra ID, or a Databricks OAuth service principal), false
+	// when the connection gives a fixed token (token input, variable group,
+	// Key Vault token, service connection with a token): a personal access
+	// token, which some APIs refuse (route-optimized serving endpoints).
+	OAuth bool
 
 	log   *agent.Log
 	token *tokenCache
@@ -237,6 +243,7 @@ func (r *Resolver) resolve(ctx context.Context, opts Options) (*Workspace, error
 		}
 		if id, secret := oauthClient(ep); id != "" {
 			ws.Principal = "OAuth service principal " + id + " of the Databricks service connection"
+			ws.OAuth = true
 			st.main = cache(oauthM2M(ws.Host, id, secret, hc, r.now))
 		} else {
 			ws.Principal = "the Databricks service connection"
@@ -251,6 +258,7 @@ func (r *Resolver) resolve(ctx context.Context, opts Options) (*Workspace, error
 			return nil, err
 		}
 		ws.Principal = id.describe()
+		ws.OAuth = true
 		st.main = cache(entraToken(id.cred, DatabricksScope))
 		st.wrap = func(err error) error { return explainEntra(err, id.describe()) }
 		if opts.ManagementToken {
@@ -375,6 +383,7 @@ func (r *Resolver) fromKeyVault(ctx context.Context, opts Options, ws *Workspace
 			return err
 		}
 		ws.Principal = fmt.Sprintf("OAuth service principal %s from key vault %s", clientID, opts.KeyVault)
+		ws.OAuth = true
 		st.main = cache(oauthM2M(ws.Host, clientID, secret, hc, r.now))
 		return nil
 	}

@@ -28,6 +28,19 @@
 //   - On a failed smoke test the previous config is put back (input
 //     rollback, default on) and waited for. An endpoint the step created has
 //     no previous config: it is left as it is.
+//   - AI Gateway (aigateway.go): inference tables, usage tracking and rate
+//     limits are put with PutAiGateway once the endpoint is READY, merged
+//     with what it has; nothing is sent when no such input is given or the
+//     endpoint has them already. The inference table's schema is checked
+//     before any write; a legacy auto_capture_config is never sent on a new
+//     endpoint.
+//   - A canary (trafficPercent below 100) with canaryMinutes is watched on
+//     the endpoint's own metrics (canary.go) on the step's clock, then
+//     promoted to 100 %, rolled back, or left as canaryTooLittleTraffic
+//     says when it got too little traffic to judge.
+//   - A route-optimized endpoint (routeopt.go) is smoke-tested on its own
+//     URL with a token exchanged for it; a connection with a personal
+//     access token is refused before any write.
 //   - Cancellation (SIGINT from the agent): waiting stops at once. A config
 //     update that is running is left running and is not rolled back:
 //     Databricks has no call to cancel a config update, and refuses a new

@@ -31,6 +31,9 @@ type Options struct {
 	Rollback       bool
 	SmokeTest      bool
 	Payload        *Payload // nil: use the model's input example
+	Gateway        Gateway  // AI Gateway parts to set (aigateway.go)
+	Canary         Canary   // how a canary is judged (canary.go)
+	RouteOptimized bool     // create the endpoint route-optimized (routeopt.go)
 }
 
 // endpointName is what the serving API accepts for an endpoint name:
@@ -68,6 +71,7 @@ func ReadOptions(in *agent.Inputs) Options {
 		WorkloadSize:   in.Choice("workloadSize"),
 		WorkloadType:   serving.ServingModelWorkloadType(in.Choice("workloadType")),
 		ScaleToZero:    in.Bool("scaleToZero"),
+		RouteOptimized: in.Bool("routeOptimized"),
 		TrafficPercent: in.Int("trafficPercent", 1, 100),
 		FailIfUpdating: in.Choice("ifUpdateInProgress") == "fail",
 		Rollback:       in.Bool("rollback"),
@@ -88,6 +92,8 @@ func ReadOptions(in *agent.Inputs) Options {
 		in.Fail("workloadSize", "%q is not a workload size: use one of %s", o.WorkloadSize, strings.Join(workloadSizes, ", "))
 	}
 	o.Timeout = in.Minutes("timeoutMinutes", time.Second, maxTimeout)
+	o.Gateway = readGateway(in)
+	o.Canary = readCanary(in, o.TrafficPercent)
 	o.EnvVars = readEnvVars(in)
 	for _, kv := range in.KeyValues("tags") {
 		o.Tags = append(o.Tags, serving.EndpointTag{Key: kv.Key, Value: kv.Value})

@@ -52,6 +52,10 @@ type step struct {
 	http *http.Client
 	log  *agent.Log
 	wait waiter
+	// oauth: the connection gives an OAuth token (route-optimized
+	// endpoints accept no other); principal names it in messages.
+	oauth     bool
+	principal string
 
 	// what happened, for the outputs and the summary
 	action     string // created, updated, unchanged, tags updated
@@ -59,6 +63,8 @@ type step struct {
 	final      *serving.ServingEndpointDetailed
 	smoke      smokeResult
 	rolledBack bool
+	gateway    string // the AI Gateway config set by the step, "" when none was sent
+	canary     canaryResult
 	outcome    string // failure reason, "" on success
 }
 
@@ -83,7 +89,8 @@ func (d Deps) newStep(env agent.Env, log *agent.Log, ws *auth.Workspace, opts Op
 		poll = defaultPoll
 	}
 	api := serving.NewServingEndpoints(ws.Client)
-	return &step{o: opts, c: ws.Client, api: api, http: httpc, log: log, wait: waiter{api: api, log: log, poll: poll, clock: converge.Or(d.Clock)}}, nil
+	return &step{o: opts, c: ws.Client, api: api, http: httpc, log: log, wait: waiter{api: api, log: log, poll: poll, clock: converge.Or(d.Clock)},
+		oauth: ws.OAuth, principal: ws.Principal}, nil
 }
 
 func (s *step) Run(ctx context.Context) (err error) {
@@ -106,6 +113,9 @@ func (s *step) Run(ctx context.Context) (err error) {
 	if err := s.preflight(ctx); err != nil {
 		return err
 	}
+	if err := s.checkInferenceSchema(ctx); err != nil {
+		return err
+	}
 
 	s.log.Progress(5, "reading the endpoint")
 	ep, err := s.api.Get(ctx, serving.GetServingEndpointRequest{Name: o.Endpoint})
@@ -117,6 +127,9 @@ func (s *step) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("reading endpoint %s: %w", o.Endpoint, err)
 	default:
 		s.log.Info("%s", describeState(ep))
+	}
+	if err := s.routeOptimized(ep); err != nil {
+		return err
 	}
 	if st := state(ep); st.ConfigUpdate == serving.EndpointStateConfigUpdateInProgress {
 		if ep, err = s.waitForOthers(ctx, ep); err != nil {
@@ -222,7 +235,7 @@ func (s *step) apply(ctx context.Context, p plan) error {
 		s.action = "created"
 		s.log.Info("Creating endpoint %s.", o.Endpoint)
 		cfg := p.config
-		req := serving.CreateServingEndpoint{Name: o.Endpoint, Config: &cfg, Tags: o.Tags}
+		req := serving.CreateServingEndpoint{Name: o.Endpoint, Config: &cfg, Tags: o.Tags, RouteOptimized: o.RouteOptimized}
 		_, err := converge.Converge(ctx, func(ctx context.Context) (struct{}, bool, error) {
 			// Not idempotent, and no clear answer: the endpoint may exist now.
 			// Not found is an answer (create again), not a failed look-up.
@@ -371,6 +384,10 @@ func (s *step) updateFailed(ctx context.Context, ep *serving.ServingEndpointDeta
 // changed the endpoint) and sets the outputs.
 func (s *step) smokeAndFinish(ctx context.Context, changed bool) error {
 	o := s.o
+	if err := s.applyGateway(ctx, s.final); err != nil {
+		return err
+	}
+	s.log.SetOutput("endpointUrl", s.invocationsURL(s.final))
 	s.log.Progress(80, "smoke test")
 	if err := s.runSmokeTest(ctx); err != nil {
 		return err
@@ -381,6 +398,11 @@ func (s *step) smokeAndFinish(ctx context.Context, changed bool) error {
 			return errors.New(reason)
 		}
 		return s.rollback(ctx, reason)
+	}
+	if s.plan.stable != "" && o.Canary.Watch > 0 {
+		if err := s.judgeCanary(ctx, changed); err != nil {
+			return err
+		}
 	}
 	s.log.SetOutput("servedVersion", o.Version)
 	s.log.SetOutput("trafficPercent", strconv.Itoa(routes(s.final.Config.TrafficConfig)[s.plan.newName]))
@@ -417,8 +439,12 @@ func (s *step) runSmokeTest(ctx context.Context) error {
 		}
 		source = fmt.Sprintf("the input example of %s version %s", o.Model, o.Version)
 	}
-	s.log.Info("Querying %s with %s (%s, %d row(s)).", invocationsPath(o.Endpoint), source, p.Shape, p.Rows)
-	res, err := smokeTest(ctx, s.c, o.Endpoint, p, o.Timeout)
+	q, err := s.endpointQuery(ctx, s.final)
+	if err != nil {
+		return err
+	}
+	s.log.Info("Querying %s with %s (%s, %d row(s)).", s.invocationsURL(s.final), source, p.Shape, p.Rows)
+	res, err := smokeTest(ctx, q, p, o.Timeout)
 	res.Source = source
 	s.smoke = res
 	if err != nil {

@@ -479,6 +479,20 @@ func TestBadInputs(t *testing.T) {
 		{"broken secret reference", map[string]string{"environmentVariables": "KEY={{secrets/scope}}"}, "KEY: a secret reference must be the whole value"},
 		{"tag line without =", map[string]string{"tags": "team"}, "(tags): line 1 \"team\" is not name=value"},
 		{"rollback not a boolean", map[string]string{"rollback": "maybe"}, "(rollback): \"maybe\" is not a boolean"},
+		{"inference table schema of one part", map[string]string{"inferenceTableSchema": "main"}, "(inferenceTableSchema): \"main\" is not a Unity Catalog schema: give catalog.schema"},
+		{"inference table prefix without schema", map[string]string{"inferenceTablePrefix": "churn"}, "(inferenceTablePrefix): a table name prefix needs an inference table schema"},
+		{"unknown usage tracking", map[string]string{"usageTracking": "maybe"}, "(usageTracking): \"maybe\" is not one of"},
+		{"unknown rate limit key", map[string]string{"rateLimits": "users=5"}, "(rateLimits): \"users=5\": \"users\" is not a rate limit key: use one of endpoint, user, user_group, service_principal"},
+		{"group rate limit without group", map[string]string{"rateLimits": "user_group=5"}, "a user_group limit names its principal"},
+		{"rate limit of no calls", map[string]string{"rateLimits": "endpoint=0"}, "is not a number of calls per minute"},
+		{"canary with all traffic", map[string]string{"canaryMinutes": "10"}, "(canaryMinutes): a canary is watched only when trafficPercent is below 100, and it is 100"},
+		{"canary error rate above 100", map[string]string{"trafficPercent": "10", "canaryMinutes": "10", "canaryMaxErrorRate": "150"}, "(canaryMaxErrorRate): \"150\" is not a percentage from 0 to 100"},
+		{"canary error rate negative", map[string]string{"canaryMaxErrorRate": "-1"}, "is not a percentage from 0 to 100"},
+		{"canary latency ratio below 1", map[string]string{"canaryMaxLatencyRatio": "0.5"}, "(canaryMaxLatencyRatio): \"0.5\" is not a ratio from 1 to 100"},
+		{"canary latency ratio not a number", map[string]string{"canaryMaxLatencyRatio": "NaN"}, "is not a ratio from 1 to 100"},
+		{"canary minimum requests zero", map[string]string{"canaryMinRequests": "0"}, "(canaryMinRequests): \"0\" is not a whole number from 1 to 1000000000"},
+		{"canary too-little-traffic choice", map[string]string{"canaryTooLittleTraffic": "ignore"}, "(canaryTooLittleTraffic): \"ignore\" is not one of"},
+		{"canary minutes not a number", map[string]string{"trafficPercent": "10", "canaryMinutes": "soon"}, "(canaryMinutes): \"soon\" is not a number of minutes"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/databricks/databricks-sdk-go/apierr"
 	"github.com/databricks/databricks-sdk-go/client"
+	"golang.org/x/oauth2"
 
 	"github.com/brickferry/brickferry/internal/artifacts"
 )
@@ -34,17 +36,70 @@ func invocationsPath(endpoint string) string {
 	return "/serving-endpoints/" + url.PathEscape(endpoint) + "/invocations"
 }
 
+// query sends a request body to an endpoint's invocations URL and returns
+// the answer's body.
+type query func(ctx context.Context, body []byte) ([]byte, error)
+
+// workspaceQuery queries the endpoint on the workspace URL with the
+// workspace's credentials.
+func workspaceQuery(c *client.DatabricksClient, endpoint string) query {
+	return func(ctx context.Context, body []byte) ([]byte, error) {
+		var out []byte
+		err := c.Do(ctx, http.MethodPost, invocationsPath(endpoint), map[string]string{"Content-Type": "application/json"}, nil, body, &out)
+		return out, err
+	}
+}
+
+// dataPlaneQuery queries a route-optimized endpoint on its own URL with a
+// token obtained for it (routeopt.go), through the workspace client's
+// transport (the agent's proxy, certificates and retries) without the
+// workspace's credentials. Not through the SDK's ApiClient: its client-wide
+// visitor points every request at the workspace host
+// (databricks-sdk-go v0.81.0 config/api_client.go), which would send the
+// query to the workspace URL.
+func dataPlaneQuery(rt http.RoundTripper, url string, token *oauth2.Token) query {
+	hc := &http.Client{Transport: rt}
+	return func(ctx context.Context, body []byte) ([]byte, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json")
+		token.SetAuthHeader(req)
+		resp, err := hc.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		out, err := io.ReadAll(io.LimitReader(resp.Body, maxExampleSize))
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode/100 != 2 {
+			e := &apierr.APIError{StatusCode: resp.StatusCode, Message: strings.TrimSpace(string(out))}
+			var body struct {
+				ErrorCode string `json:"error_code"`
+				Message   string `json:"message"`
+			}
+			if json.Unmarshal(out, &body) == nil && body.Message != "" {
+				e.ErrorCode, e.Message = body.ErrorCode, body.Message
+			}
+			return nil, e
+		}
+		return out, nil
+	}
+}
+
 // smokeTest queries the endpoint once with p and checks the status and that
 // there is one prediction per input row. It returns ctx's error when the
 // pipeline was cancelled.
-func smokeTest(ctx context.Context, c *client.DatabricksClient, endpoint string, p *Payload, timeout time.Duration) (smokeResult, error) {
+func smokeTest(ctx context.Context, q query, p *Payload, timeout time.Duration) (smokeResult, error) {
 	res := smokeResult{Ran: true, Rows: p.Rows}
 	reqCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var body []byte
 	start := time.Now()
-	err := c.Do(reqCtx, http.MethodPost, invocationsPath(endpoint),
-		map[string]string{"Content-Type": "application/json"}, nil, p.Body, &body)
+	body, err := q(reqCtx, p.Body)
 	res.Latency = time.Since(start)
 	if ctx.Err() != nil {
 		return res, ctx.Err()

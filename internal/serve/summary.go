@@ -2,6 +2,7 @@ package serve
 
 import (
 	"fmt"
+	"math"
 	"net/url"
 	"strings"
 
@@ -16,7 +17,7 @@ func (s *step) summary() {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## Model serving: %s\n\n", agent.MarkdownCell(o.Endpoint))
 	fmt.Fprintf(&b, "Endpoint: [%s](%s/ml/endpoints/%s)  \n", agent.MarkdownCell(o.Endpoint), host, url.PathEscape(o.Endpoint))
-	fmt.Fprintf(&b, "Invocations URL: `%s%s`  \n", host, invocationsPath(o.Endpoint))
+	fmt.Fprintf(&b, "Invocations URL: `%s`  \n", s.invocationsURL(s.final))
 	fmt.Fprintf(&b, "Model: %s version %s\n\n", agent.MarkdownCell(o.Model), agent.MarkdownCell(o.Version))
 
 	result := "succeeded"
@@ -45,6 +46,28 @@ func (s *step) summary() {
 		fmt.Fprintf(&b, "\nEndpoint state: %s, config update %s\n\n", orUnknown(string(st.Ready)), orUnknown(string(st.ConfigUpdate)))
 	}
 
+	if c := s.canary; c.Readings > 0 {
+		verdict := c.Verdict
+		if verdict == "" {
+			verdict = "not decided"
+		}
+		fmt.Fprintf(&b, "Canary: **%s** after %d reading(s) over %s: %s\n\n", verdict, c.Readings, o.Canary.Watch, agent.MarkdownCell(c.Judgement))
+		fmt.Fprintf(&b, "| Served entity | Requests | 5xx | p99 latency |\n|---|---:|---:|---:|\n")
+		for _, row := range []struct {
+			name string
+			m    entityMetrics
+		}{{s.plan.newName + " (canary)", c.Canary}, {s.plan.stable + " (stable)", c.Stable}} {
+			p99 := "-"
+			if v := row.m.p99(); !math.IsNaN(v) {
+				p99 = fmt.Sprintf("%.0f ms", v)
+			}
+			fmt.Fprintf(&b, "| %s | %d | %.2f %% | %s |\n", agent.MarkdownCell(row.name), int64(row.m.Requests), row.m.errorRate(), p99)
+		}
+		b.WriteString("\n")
+	}
+	if s.gateway != "" {
+		fmt.Fprintf(&b, "AI Gateway set: %s\n\n", agent.MarkdownCell(s.gateway))
+	}
 	switch sm := s.smoke; {
 	case sm.Ran && sm.Err == nil:
 		fmt.Fprintf(&b, "Smoke test: passed, HTTP %d, %d prediction(s) for %d row(s) in %d ms (%s)\n", sm.Status, sm.Predictions, sm.Rows, sm.Latency.Milliseconds(), agent.MarkdownCell(sm.Source))

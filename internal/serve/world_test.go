@@ -40,6 +40,9 @@ type world struct {
 	// inProcess runs the task in this process instead (production registry
 	// and connection), so that go test -race sees the task's code.
 	inProcess bool
+	// registry, when set, runs the task in this process from it (a task
+	// with injected dependencies, such as a simulated clock).
+	registry cli.Registry
 }
 
 const endpoint = "churn-serving"
@@ -101,9 +104,12 @@ func (w *world) taskRun(inputs map[string]string) agenttest.Run {
 func (w *world) run(inputs map[string]string) *agenttest.Result {
 	w.t.Helper()
 	var res *agenttest.Result
-	if w.inProcess {
+	switch {
+	case w.registry != nil:
+		res = w.taskRun(inputs).InProcess(w.t, w.registry)
+	case w.inProcess:
 		res = w.taskRun(inputs).InProcess(w.t, cli.Tasks())
-	} else {
+	default:
 		res = w.taskRun(inputs).Exec(w.t, agenttest.Executable(w.t))
 		require.Equal(w.t, 0, res.ExitCode, "under the agent the executable exits 0: %s", res.Stderr)
 	}

@@ -36,7 +36,8 @@ type EntraOptions struct {
 }
 
 type oauthState struct {
-	tokens map[string]oauthToken // access token → issued token
+	tokens    map[string]oauthToken     // access token → issued token
+	dataPlane map[string]dataPlaneToken // data-plane token → endpoint (dataplane.go)
 }
 
 type oauthToken struct {
@@ -44,7 +45,9 @@ type oauthToken struct {
 	expires  time.Time
 }
 
-func newOAuthState() oauthState { return oauthState{tokens: map[string]oauthToken{}} }
+func newOAuthState() oauthState {
+	return oauthState{tokens: map[string]oauthToken{}, dataPlane: map[string]dataPlaneToken{}}
+}
 
 // authenticate checks the Authorization header the way Azure Databricks does:
 // no credentials → 401, credentials that are not valid here → 403.
@@ -144,6 +147,10 @@ type oauthError struct {
 	ErrorDescription string `json:"error_description"`
 }
 
+// jwtBearerGrant is the grant databricks-sdk-go uses to exchange a workspace
+// OAuth token for a data-plane token (httpclient.JWTGrantType).
+const jwtBearerGrant = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
 func (ws *Workspace) oidcRoutes() {
 	// Discovery document the SDK reads before an OAuth flow
 	// (credentials/u2m/endpoint_supplier.go, GetWorkspaceOAuthEndpoints).
@@ -162,6 +169,10 @@ func (ws *Workspace) oidcRoutes() {
 func (ws *Workspace) oauthToken(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
 		writeJSON(w, http.StatusBadRequest, oauthError{"invalid_request", err.Error()})
+		return
+	}
+	if r.PostForm.Get("grant_type") == jwtBearerGrant {
+		ws.exchangeToken(w, r)
 		return
 	}
 	if gt := r.PostForm.Get("grant_type"); gt != "client_credentials" {

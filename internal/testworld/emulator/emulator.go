@@ -136,7 +136,9 @@ type Workspace struct {
 	url   string
 	ln    net.Listener
 	srv   *http.Server
-	mux   *routeMux
+	// dataPlane is the host of route-optimized endpoints (dataplane.go).
+	dataPlane *dataPlaneServer
+	mux       *routeMux
 
 	mu         sync.Mutex // guards everything below
 	ids        idSource
@@ -207,6 +209,17 @@ func New(opts Options) (*Workspace, error) {
 		ws.url = "https://" + ws.Host
 	}
 	ws.ln = ln
+	var dpTLS *tls.Config
+	if ws.opts.CA != nil {
+		if dpTLS, err = ws.opts.CA.ServerConfig(); err != nil {
+			_ = ln.Close()
+			return nil, err
+		}
+	}
+	if err := ws.startDataPlane(dpTLS); err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
 
 	if ws.opts.Blob != nil {
 		store, err := newBlobStore(context.Background(), *ws.opts.Blob, fmt.Sprintf("ws%d", ws.WorkspaceID))
@@ -258,6 +271,7 @@ func (ws *Workspace) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = ws.srv.Shutdown(ctx)
+	_ = ws.dataPlane.srv.Shutdown(ctx)
 	if ws.dfs != nil {
 		ws.dfs.close(ctx)
 	}

@@ -20,6 +20,9 @@ type Request struct {
 	Body any
 	// Raw is the request body as sent.
 	Raw []byte
+	// DataPlane marks a request to the host of route-optimized endpoints
+	// (DataPlaneURL), not the workspace's.
+	DataPlane bool
 	// Status is the HTTP status answered (0 for a dropped connection).
 	Status int
 	// Fault is the injected fault, if any.

@@ -22,6 +22,8 @@ func (ws *Workspace) routes() {
 	ws.ucRoutes()
 	ws.deploymentJobRoutes()
 	ws.servingRoutes()
+	ws.aiGatewayRoutes()
+	ws.metricsRoutes()
 	ws.dbfsRoutes()
 	ws.filesRoutes()
 	ws.workspaceRoutes()
@@ -45,7 +47,9 @@ type Route struct {
 }
 
 // Routes lists the routes the workspace serves, in registration order.
-func (ws *Workspace) Routes() []Route { return slices.Clone(ws.mux.routes) }
+func (ws *Workspace) Routes() []Route {
+	return append(slices.Clone(ws.mux.routes), ws.dataPlane.mux.routes...)
+}
 
 // routeMux is the workspace's ServeMux, keeping a list of what it serves.
 // Every registration goes through route, HandleFunc and Handle included.

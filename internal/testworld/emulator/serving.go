@@ -42,10 +42,11 @@ import (
 type servingState struct {
 	endpoints map[string]*endpoint
 	script    map[string]ServingBehaviour
+	traffic   map[string]ServingTraffic // client traffic by endpoint (servingmetrics.go)
 }
 
 func newServingState() servingState {
-	return servingState{endpoints: map[string]*endpoint{}, script: map[string]ServingBehaviour{}}
+	return servingState{endpoints: map[string]*endpoint{}, script: map[string]ServingBehaviour{}, traffic: map[string]ServingTraffic{}}
 }
 
 // ServingBehaviour scripts an endpoint's deployments.
@@ -83,9 +84,29 @@ type endpoint struct {
 	failedConfig *serving.EndpointCoreConfigOutput
 	everReady    bool
 	configVers   int64
+	aiGateway    *serving.AiGatewayConfig // PUT .../ai-gateway (aigateway.go)
+	// routeOptimized is set at creation (dataplane.go).
+	routeOptimized bool
+	// counters are the metrics of each served entity, trafficAt when the
+	// scripted traffic was last added to them (servingmetrics.go).
+	counters  map[string]*entityCounters
+	trafficAt time.Time
 }
 
 func (ws *Workspace) advanceServing(now time.Time) {
+	// Client traffic reaches the config served at the time: up to the end
+	// of a config update by the old config, after it by the new one.
+	defer func() {
+		for _, e := range ws.serving.endpoints {
+			ws.accumulateTraffic(e, now)
+		}
+	}()
+	for _, e := range ws.serving.endpoints {
+		if e.pending == nil || now.Before(e.doneAt) {
+			continue
+		}
+		ws.accumulateTraffic(e, e.doneAt)
+	}
 	for _, e := range ws.serving.endpoints {
 		if e.pending == nil || now.Before(e.doneAt) {
 			continue
@@ -116,8 +137,11 @@ func (ws *Workspace) endpointView(e *endpoint) *serving.ServingEndpointDetailed 
 	out := &serving.ServingEndpointDetailed{
 		Id: e.id, Name: e.name, Creator: ws.UserName, CreationTimestamp: millis(e.created),
 		LastUpdatedTimestamp: millis(e.updated), Tags: e.tags, PermissionLevel: serving.ServingEndpointDetailedPermissionLevelCanManage,
-		State:       &serving.EndpointState{Ready: serving.EndpointStateReadyNotReady, ConfigUpdate: serving.EndpointStateConfigUpdateNotUpdating},
-		EndpointUrl: ws.url + "/serving-endpoints/" + e.name + "/invocations",
+		State:     &serving.EndpointState{Ready: serving.EndpointStateReadyNotReady, ConfigUpdate: serving.EndpointStateConfigUpdateNotUpdating},
+		AiGateway: e.aiGateway,
+	}
+	if e.routeOptimized {
+		out.RouteOptimized, out.EndpointUrl, out.DataPlaneInfo = true, ws.routeOptimizedURL(e.name), ws.dataPlaneInfo(e)
 	}
 	if e.config != nil {
 		out.Config = bothLists(e.config)
@@ -201,7 +225,7 @@ func (ws *Workspace) servingRoutes() {
 			return nil, invalidParam("Missing required field: config")
 		}
 		now := ws.clock.Now()
-		e := &endpoint{id: randomHex(16), name: req.Name, created: now, updated: now, tags: req.Tags}
+		e := &endpoint{id: randomHex(16), name: req.Name, created: now, updated: now, tags: req.Tags, routeOptimized: req.RouteOptimized}
 		cfg, aerr := ws.buildConfig(req.Config, 1, now)
 		if aerr != nil {
 			return nil, aerr
@@ -346,6 +370,9 @@ func (ws *Workspace) buildConfig(in *serving.EndpointCoreConfigInput, version in
 		// The service's own answer (see the comment at the top of this file).
 		return nil, errorf(http.StatusBadRequest, "BAD_REQUEST", "Both served_models and served_entities cannot be provided in the config. Databricks recommends using only served_entities.")
 	}
+	if ac := in.AutoCaptureConfig; ac != nil && ac.Enabled && !now.Before(legacyInferenceTablesEnd) {
+		return nil, invalidParam("Legacy inference tables (auto_capture_config) can no longer be enabled. Use AI Gateway inference tables instead.")
+	}
 	out := &serving.EndpointCoreConfigOutput{ConfigVersion: version, TrafficConfig: in.TrafficConfig, AutoCaptureConfig: nil}
 	creating := &serving.ServedModelState{Deployment: serving.ServedModelStateDeploymentDeploymentCreating, DeploymentStateMessage: "Creating the served entity."}
 	var names []string
@@ -391,6 +418,11 @@ func (ws *Workspace) buildConfig(in *serving.EndpointCoreConfigInput, version in
 	return out, nil
 }
 
+// legacyInferenceTablesEnd is the day from which legacy inference tables
+// (auto_capture_config) can not be enabled on new or existing endpoints
+// (Databricks docs, "Inference tables for monitoring and debugging models").
+var legacyInferenceTablesEnd = time.Date(2026, 2, 20, 0, 0, 0, 0, time.UTC)
+
 func (ws *Workspace) checkModelVersion(name, version string) *apiError {
 	if name == "" || version == "" {
 		return invalidParam("A served entity needs entity_name and entity_version.")
@@ -416,6 +448,10 @@ func (ws *Workspace) invoke(w http.ResponseWriter, r *http.Request) {
 		ws.advanceLocked()
 		var e *endpoint
 		if e, aerr = ws.endpoint(r.PathValue("name")); aerr != nil {
+			return
+		}
+		if e.routeOptimized && !onDataPlane(r) && !e.created.Before(workspaceURLCutoff) {
+			aerr = invalidParam("Endpoint %s is route-optimized: query it on its route-optimized URL %s (see endpoint_url).", e.name, ws.routeOptimizedURL(e.name))
 			return
 		}
 		if e.config == nil {

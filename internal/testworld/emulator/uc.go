@@ -17,7 +17,8 @@ import (
 // generate-temporary-credentials, finalize): the client creates a version
 // (PENDING_REGISTRATION, with a storage_location), asks for temporary
 // credentials, uploads the files there itself, then finalizes (READY).
-// Catalogs and schemas are not modelled: any catalog.schema is accepted.
+// Catalogs and schemas are not modelled for models: any catalog.schema is
+// accepted. Schemas made with CreateSchema answer GET .../schemas/{full_name}.
 //
 // Deviation: storage_location is the http(s) blob URL of the version's
 // folder in the workspace's container (Azurite), not an abfss:// URI, so a
@@ -25,6 +26,9 @@ import (
 
 type ucState struct {
 	models map[string]*ucModel
+	// schemas are the catalogs and catalog.schema names that exist
+	// (lower case; CreateSchema, aigateway.go).
+	schemas map[string]bool
 }
 
 type ucModel struct {

@@ -166,6 +166,11 @@ func badInputCases(dir string) []badInput {
 		{"serve/timeout negative", M, serveOK, with("timeoutMinutes", "-5"), nil, []string{"timeoutMinutes"}},
 		{"serve/tag without =", M, serveOK, with("tags", "team"), nil, []string{"tags"}},
 		{"serve/workspace URL with credentials", M, serveOK, append(with("workspaceUrl", "https://user:pw@adb-1.7.azuredatabricks.net"), tokenMethod...), nil, []string{"workspaceUrl"}},
+		{"serve/canary with all traffic", M, serveOK, with("canaryMinutes", "10"), nil, []string{"canaryMinutes"}},
+		{"serve/canary error rate above 100", M, serveOK, with("trafficPercent", "10", "canaryMinutes", "10", "canaryMaxErrorRate", "101"), nil, []string{"canaryMaxErrorRate"}},
+		{"serve/canary latency ratio below 1", M, serveOK, with("trafficPercent", "10", "canaryMinutes", "10", "canaryMaxLatencyRatio", "0.9"), nil, []string{"canaryMaxLatencyRatio"}},
+		{"serve/inference table schema of one part", M, serveOK, with("inferenceTableSchema", "main"), nil, []string{"inferenceTableSchema"}},
+		{"serve/rate limit key outside the list", M, serveOK, with("rateLimits", "tenant=5"), nil, []string{"rateLimits"}},
 		{"serve/two bad: endpoint and traffic", M, serveOK, with("endpointName", "a b", "trafficPercent", "0"), nil, []string{"endpointName", "trafficPercent"}},
 		{"serve/three bad: version, payload, size", M, serveOK, with("modelVersion", "x", "smokeTestPayload", "{", "workloadSize", "Huge"), nil, []string{"modelVersion", "smokeTestPayload", "workloadSize"}},
 	}
