@@ -11,6 +11,7 @@ import (
 type System struct {
 	HostType       string // build, release or deployment (System.HostType)
 	CollectionURI  string // https://dev.azure.com/org/ (always ends with '/')
+	CollectionID   string // System.CollectionId: the organization's id
 	Project        string
 	ProjectID      string
 	BuildID        string
@@ -42,6 +43,7 @@ func (e Env) System() System {
 	s := System{
 		HostType:       e["SYSTEM_HOSTTYPE"],
 		CollectionURI:  e["SYSTEM_TEAMFOUNDATIONCOLLECTIONURI"],
+		CollectionID:   e["SYSTEM_COLLECTIONID"],
 		Project:        e["SYSTEM_TEAMPROJECT"],
 		ProjectID:      e["SYSTEM_TEAMPROJECTID"],
 		BuildID:        e["BUILD_BUILDID"],

@@ -179,6 +179,13 @@ func TestEachWayConnects(t *testing.T) {
 		{"token input", agenttest.Run{
 			Inputs: map[string]string{"connectionMethod": "token", "workspaceUrl": "HTTPS://" + strings.ToUpper(devHost) + "//", "token": devPAT},
 		}, devHost, "the token input"},
+		{"Databricks federation with the pipeline's token", agenttest.Run{
+			Inputs: map[string]string{"connectionMethod": "databricksFederation", "workspaceUrl": devHost, "federationClientId": fedClientID},
+		}, devHost, "Databricks service principal " + fedClientID + " (federation with this pipeline's OIDC token)"},
+		{"Databricks federation with a service connection's token", agenttest.Run{
+			Inputs:    map[string]string{"connectionMethod": "databricksFederation", "workspaceUrl": prodHost, "federationClientId": fedConnClient, "federationSubject": "serviceConnection", "azureSubscription": wifConnection},
+			Endpoints: []agent.Endpoint{wifEndpoint()},
+		}, prodHost, "Databricks service principal " + fedConnClient},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -340,8 +347,8 @@ func TestTaskInputs(t *testing.T) {
 					want[in.Name] = true
 				}
 			}
-			assert.Len(t, want, 15, "%s group %q", task, g)
-			for _, m := range []string{"azureRM", "databricks", "variableGroup", "keyVault", "token"} {
+			assert.Len(t, want, 17, "%s group %q", task, g)
+			for _, m := range []string{"azureRM", "databricks", "databricksFederation", "variableGroup", "keyVault", "token"} {
 				in := def.InputsFrom(agent.Env{"INPUT_" + agent.VariableKey(auth.InputName(g, "connectionMethod")): m})
 				assert.NotPanics(t, func() { auth.ReadOptions(in, g) }, "%s %s", task, m)
 			}

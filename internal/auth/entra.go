@@ -133,7 +133,7 @@ func (r *Resolver) armCredential(ep *agent.Endpoint) (*armIdentity, error) {
 }
 
 // pipelineAssertion asks the pipeline's OIDC endpoint for an ID token of the
-// service connection, as azidentity.AzurePipelinesCredential does
+// service connection (connectionID "": of the pipeline itself), as azidentity.AzurePipelinesCredential does
 // (azidentity v1.15.0 azure_pipelines_credential.go): POST
 // {System.OidcRequestUri}?api-version=7.1&serviceConnectionId={id} with the
 // job token. We do it ourselves because that credential reads
@@ -151,7 +151,9 @@ func (r *Resolver) pipelineAssertion(connectionID, oidcURI string) func(context.
 		}
 		q := u.Query()
 		q.Set("api-version", "7.1")
-		q.Set("serviceConnectionId", connectionID)
+		if connectionID != "" { // without it: the pipeline's own token
+			q.Set("serviceConnectionId", connectionID)
+		}
 		u.RawQuery = q.Encode()
 		// Asking twice only mints a second token: safe to retry.
 		req, err := http.NewRequestWithContext(httpclient.WithIdempotent(ctx), http.MethodPost, u.String(), nil)

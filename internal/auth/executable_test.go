@@ -3,7 +3,10 @@ package auth_test
 import (
 	"context"
 	"encoding/base64"
+	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -132,4 +135,57 @@ func TestCopyToItselfIsRefusedInTheExecutable(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFederationInTheExecutable: Databricks workload identity federation
+// through the built executable: this pipeline's OIDC token, exchanged at the
+// workspace, moves a model version; a token whose subject the service
+// principal's policy does not name fails the step with a message that names
+// the subject presented and the one the policy expects, before any API call.
+func TestFederationInTheExecutable(t *testing.T) {
+	w := newWorld(t)
+	w.registerChurn()
+	in := map[string]string{"command": "transition", "modelName": "churn", "modelVersion": "1", "stage": "Staging",
+		"connectionMethod": "databricksFederation", "workspaceUrl": "https://" + prodHost, "federationClientId": fedClientID}
+
+	w.prod.ResetRequests()
+	res := w.exeRun(in)
+	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+	assert.Contains(t, res.Stdout, "as Databricks service principal "+fedClientID+" (federation with this pipeline's OIDC token)")
+	mv, err := ml.NewModelRegistry(w.prod.Client(t)).GetModelVersion(context.Background(), ml.GetModelVersionRequest{Name: "churn", Version: "1"})
+	require.NoError(t, err)
+	assert.Equal(t, "Staging", mv.ModelVersion.CurrentStage)
+	for _, r := range w.prod.RequestsTo(http.MethodPost, "/oidc/v1/token") {
+		assert.Equal(t, "urn:ietf:params:oauth:grant-type:token-exchange", r.Query.Get("grant_type")+formValue(r.Raw, "grant_type"))
+	}
+	// The pipeline's OIDC tokens and the Databricks tokens are registered as
+	// secrets before use, and appear nowhere else.
+	for _, s := range w.az.Minted() {
+		assert.Contains(t, res.Registered, s)
+	}
+	assert.Len(t, res.Registered, 2, "one OIDC token, one Databricks token")
+	for _, line := range strings.Split(res.Stdout, "\n") {
+		if !strings.HasPrefix(line, "##vso[task.setsecret]") {
+			for _, s := range res.Registered {
+				assert.NotContains(t, line, s)
+			}
+		}
+	}
+
+	in["federationSubject"], in["azureSubscription"] = "serviceConnection", wifConnection
+	w.prod.ResetRequests()
+	res = w.exeRun(in, wifEndpoint())
+	require.Equal(t, agent.Failed, res.Result, res.Stdout)
+	require.Len(t, res.Errors, 1)
+	assert.Contains(t, res.Errors[0], `The token presented has subject "sc://contoso/mlops/mlops-wif"`)
+	assert.Contains(t, res.Errors[0], `If the policy expects subject "p://contoso/mlops/churn-mlops" instead`)
+	for _, r := range w.prod.Requests() {
+		assert.Equal(t, "/oidc/v1/token", r.Path, "nothing but the refused exchange")
+	}
+}
+
+// formValue reads one field of a form-encoded body.
+func formValue(raw []byte, key string) string {
+	v, _ := url.ParseQuery(string(raw))
+	return v.Get(key)
 }

@@ -23,6 +23,9 @@ const (
 	MethodVariableGroup Method = "variableGroup" // databricks-host / databricks-token of a variable group
 	MethodKeyVault      Method = "keyVault"      // secrets of an Azure Key Vault
 	MethodToken         Method = "token"         // workspace URL and token inputs
+	// MethodFederation: the pipeline's OIDC token exchanged at the workspace
+	// for a Databricks token (Databricks workload identity federation).
+	MethodFederation Method = "databricksFederation"
 )
 
 // Label is how messages name the method.
@@ -38,6 +41,8 @@ func (m Method) Label() string {
 		return "Azure Key Vault"
 	case MethodToken:
 		return "token input"
+	case MethodFederation:
+		return "Databricks workload identity federation"
 	}
 	return string(m)
 }
@@ -60,6 +65,20 @@ const (
 	inKeyVaultClientID     = "keyVaultClientIdSecret"
 	inKeyVaultClientSecret = "keyVaultClientSecretSecret"
 	inToken                = "token"
+	inFederationClientID   = "federationClientId"
+	inFederationSubject    = "federationSubject"
+)
+
+// The values of the federationSubject input: whose ID token the pipeline
+// presents to Databricks.
+const (
+	// SubjectPipeline: the pipeline's own token, subject
+	// p://{organization}/{project}/{pipeline}.
+	SubjectPipeline = "pipeline"
+	// SubjectServiceConnection: the token of an Azure Resource Manager
+	// connection (workload identity federation), subject
+	// sc://{organization}/{project}/{connection}.
+	SubjectServiceConnection = "serviceConnection"
 )
 
 // InputName is the name of a credential input in a group: the base name for
@@ -102,6 +121,13 @@ type Options struct {
 	KeyVaultClientSecretSecret string
 
 	Token string // MethodToken
+
+	// MethodFederation: the application id of the Databricks service
+	// principal whose federation policy trusts the token (empty: account-wide
+	// federation), and whose token is presented (SubjectPipeline, or
+	// SubjectServiceConnection with ARM).
+	FederationClientID string
+	FederationSubject  string
 }
 
 // HostVariable and TokenVariable are the variable names the group method
@@ -116,6 +142,9 @@ func suffixed(name, suffix string) string {
 	}
 	return name + "-" + suffix
 }
+
+// uuidPattern is the application id of a service principal.
+var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
 var suffixPattern = regexp.MustCompile(`^[A-Za-z0-9_]+(?:[-_][A-Za-z0-9_]+)*$`)
 
@@ -149,6 +178,8 @@ func ReadOptions(in *agent.Inputs, group string) Options {
 	o.KeyVaultClientIDSecret = in.String(name(inKeyVaultClientID))
 	o.KeyVaultClientSecretSecret = in.String(name(inKeyVaultClientSecret))
 	o.Token = in.String(name(inToken))
+	o.FederationClientID = in.String(name(inFederationClientID))
+	o.FederationSubject = in.Choice(name(inFederationSubject))
 
 	host := func(required bool) {
 		if rawHost == "" {
@@ -234,6 +265,14 @@ func ReadOptions(in *agent.Inputs, group string) Options {
 		secretInput(inKeyVaultTokenSecret, o.KeyVaultTokenSecret, !o.KeyVaultOAuth)
 		secretInput(inKeyVaultClientID, o.KeyVaultClientIDSecret, o.KeyVaultOAuth)
 		secretInput(inKeyVaultClientSecret, o.KeyVaultClientSecretSecret, o.KeyVaultOAuth)
+	case MethodFederation:
+		host(true)
+		if o.FederationClientID != "" && !uuidPattern.MatchString(o.FederationClientID) {
+			in.Fail(name(inFederationClientID), "%q is not the application id of a Databricks service principal: expected a UUID such as 7e1b9c2d-3f4a-4b5c-8d6e-9f0a1b2c3d4e (workspace settings > Identity and access > Service principals), or leave it empty for account-wide federation", o.FederationClientID)
+		}
+		if o.FederationSubject == SubjectServiceConnection {
+			arm(true, "when the federation subject is a service connection")
+		}
 	case MethodToken:
 		host(true)
 		switch {

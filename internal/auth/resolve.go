@@ -90,6 +90,8 @@ func (w *Workspace) Explain(err error) error {
 	switch w.Method {
 	case MethodAzureRM:
 		fix = fmt.Sprintf("%s is not a user of this workspace, or lacks the permission: add it in the workspace settings (Identity and access > Service principals), or, if it has Contributor on the workspace's Azure resource, turn on 'not yet a workspace user'", w.Principal)
+	case MethodFederation:
+		fix = fmt.Sprintf("%s signed in, but is not a user of this workspace or lacks the permission: add the service principal to the workspace and give it the permission", w.Principal)
 	case MethodDatabricks, MethodKeyVault:
 		if strings.HasPrefix(w.Principal, "OAuth") {
 			fix = fmt.Sprintf("%s was refused: add the service principal to the workspace and give it the permission", w.Principal)
@@ -265,6 +267,12 @@ func (r *Resolver) resolve(ctx context.Context, opts Options) (*Workspace, error
 			st.management = cache(entraToken(id.cred, managementScope))
 			st.resourceID = opts.WorkspaceResourceID
 		}
+	case MethodFederation:
+		f, err := r.federation(opts, ws, hc)
+		if err != nil {
+			return nil, err
+		}
+		st.main = cache(f)
 	case MethodKeyVault:
 		if err := r.fromKeyVault(ctx, opts, ws, st, cache, hc); err != nil {
 			return nil, err
@@ -274,7 +282,7 @@ func (r *Resolver) resolve(ctx context.Context, opts Options) (*Workspace, error
 			return nil, err
 		}
 	default:
-		return nil, fmt.Errorf("unknown connection method %q: use one of azureRM, databricks, variableGroup, keyVault, token", opts.Method)
+		return nil, fmt.Errorf("unknown connection method %q: use one of azureRM, databricks, databricksFederation, variableGroup, keyVault, token", opts.Method)
 	}
 	if ws.Host == "" {
 		return nil, errors.New("no workspace URL")

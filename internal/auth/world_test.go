@@ -48,6 +48,8 @@ const (
 	expiredSecret  = "sp-secret-expired-Hh4~gF6dS8aQ0"
 	wifConnection  = "8a6f0b3c-1d2e-4f5a-9b8c-7d6e5f4a3b2c"
 	oauthClientID  = "7e1b9c2d-3f4a-4b5c-8d6e-9f0a1b2c3d4e"
+	fedClientID    = "a5c0e1f2-1111-4a4a-9b9b-0c0c0c0c0c01" // Databricks SP trusting this pipeline (p://)
+	fedConnClient  = "a5c0e1f2-2222-4a4a-9b9b-0c0c0c0c0c02" // Databricks SP trusting connection mlops-wif (sc://)
 	oauthSecret    = "dose-oauth-secret-0f9e8d7c6b5a4"
 	devPAT         = "dapi-dev-0123456789abcdef0123456789abcdef"
 	prodPAT        = "dapi-prod-fedcba9876543210fedcba9876543210"
@@ -98,8 +100,18 @@ func newWorld(t *testing.T) *world {
 	entra := func() *emulator.EntraOptions {
 		return w.az.EntraOptions(wifClientID, secretClientID, certClientID, miClientID)
 	}
-	w.dev = emulator.Start(t, emulator.Options{Name: "dev", Token: devPAT, Clock: w.clock, Entra: entra(), OAuthClients: map[string]string{oauthClientID: oauthSecret}, OAuthTokenTTL: time.Hour})
-	w.prod = emulator.Start(t, emulator.Options{Name: "prod", Token: prodPAT, Clock: w.clock, Entra: entra(), OAuthClients: map[string]string{oauthClientID: oauthSecret}, OAuthTokenTTL: time.Hour})
+	// Databricks federation policies of the account (the workspaces share
+	// it): fedClientID trusts this pipeline's own token, fedConnClient the
+	// token of connection mlops-wif.
+	policy := func(sp, subject string) emulator.FederationPolicy {
+		return emulator.FederationPolicy{ServicePrincipal: sp, Issuer: w.az.OIDCIssuer(), Audiences: []string{azurestandin.OIDCAudience}, Subject: subject, Key: w.az.OIDCKey()}
+	}
+	policies := []emulator.FederationPolicy{policy(fedClientID, w.az.PipelineSubject()), policy(fedConnClient, w.az.ConnectionSubject("mlops-wif"))}
+	// Runs take three hours: longer than any token lives (TestThreeHourRun).
+	w.dev = emulator.Start(t, emulator.Options{Name: "dev", Token: devPAT, Clock: w.clock, Entra: entra(), OAuthClients: map[string]string{oauthClientID: oauthSecret}, OAuthTokenTTL: time.Hour, FederationPolicies: policies, RunDuration: 3 * time.Hour})
+	w.prod = emulator.Start(t, emulator.Options{Name: "prod", Token: prodPAT, Clock: w.clock, Entra: entra(), OAuthClients: map[string]string{oauthClientID: oauthSecret}, OAuthTokenTTL: time.Hour, FederationPolicies: policies, RunDuration: 3 * time.Hour})
+	w.dev.AddNotebook("/Shared/train", "# Databricks notebook source\nprint('train')\n")
+	w.prod.AddNotebook("/Shared/train", "# Databricks notebook source\nprint('train')\n")
 	w.devReqs = &recorder{next: w.dev}
 	w.az.AddHost(devHost, w.devReqs)
 	w.az.AddHost(prodHost, w.prod)

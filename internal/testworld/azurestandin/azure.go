@@ -70,6 +70,9 @@ type Options struct {
 	// Organization and Project are the Azure DevOps organization and project
 	// (default "contoso" and "mlops"); ProjectID defaults to a new id.
 	Organization, Project, ProjectID string
+	// Pipeline is the name of the pipeline the job runs (Build.DefinitionName,
+	// default "churn-mlops", agenttest's).
+	Pipeline string
 	// Connections are the project's Azure Resource Manager service
 	// connections (see ServiceConnection).
 	Connections []Connection
@@ -191,6 +194,7 @@ type Azure struct {
 	Organization   string
 	Project        string
 	ProjectID      string
+	Pipeline       string
 	CollectionURI  string // https://dev.azure.com/{org}/
 	// JobToken is the job's access token for Azure DevOps: the only bearer
 	// token the DevOps stand-in accepts.
@@ -241,7 +245,7 @@ func Start(t testing.TB, opts Options) *Azure {
 func New(opts Options) (*Azure, error) {
 	a := &Azure{
 		opts: opts, clock: opts.Clock, ttl: opts.TokenTTL,
-		TenantID: opts.TenantID, Organization: opts.Organization, Project: opts.Project, ProjectID: opts.ProjectID,
+		TenantID: opts.TenantID, Organization: opts.Organization, Project: opts.Project, ProjectID: opts.ProjectID, Pipeline: opts.Pipeline,
 		CA: opts.CA, SubscriptionID: newID(), orgID: newID(), JobToken: "job-token-" + randomHex(20),
 		apps: map[string]*App{}, vaults: map[string]*Vault{}, hosts: map[string]http.Handler{}, certs: map[string]*tls.Certificate{},
 	}
@@ -262,6 +266,9 @@ func New(opts Options) (*Azure, error) {
 	}
 	if a.ProjectID == "" {
 		a.ProjectID = newID()
+	}
+	if a.Pipeline == "" {
+		a.Pipeline = "churn-mlops"
 	}
 	a.CollectionURI = "https://" + DevOpsHost + "/" + a.Organization + "/"
 	a.OIDCRequestURI = a.CollectionURI + a.ProjectID + "/_apis/distributedtask/hubs/build/plans/" + newID() + "/jobs/" + newID() + "/oidctoken"
@@ -370,7 +377,7 @@ func (a *Azure) addConnection(c Connection) error {
 			app.Secret = "sp-secret-" + randomHex(16)
 		}
 	case SchemeWorkloadIdentity:
-		app.FederatedSubjects = append(app.FederatedSubjects, a.subject(c.Name))
+		app.FederatedSubjects = append(app.FederatedSubjects, a.ConnectionSubject(c.Name))
 	default:
 		return fmt.Errorf("service connection %q: scheme %q is not %s or %s", c.Name, c.Scheme, SchemeServicePrincipal, SchemeWorkloadIdentity)
 	}
@@ -378,10 +385,10 @@ func (a *Azure) addConnection(c Connection) error {
 	return nil
 }
 
-// subject is the subject of the pipeline's OIDC tokens for a service
-// connection, as Azure DevOps issues them
+// ConnectionSubject is the subject of the pipeline's OIDC tokens for a
+// service connection, as Azure DevOps issues them
 // (https://learn.microsoft.com/azure/devops/pipelines/release/troubleshoot-workload-identity).
-func (a *Azure) subject(connection string) string {
+func (a *Azure) ConnectionSubject(connection string) string {
 	return "sc://" + a.Organization + "/" + a.Project + "/" + connection
 }
 
@@ -490,6 +497,8 @@ func (a *Azure) Env() map[string]string {
 		"SYSTEM_TEAMPROJECT":                 a.Project,
 		"SYSTEM_TEAMPROJECTID":               a.ProjectID,
 		"SYSTEM_OIDCREQUESTURI":              a.OIDCRequestURI,
+		"SYSTEM_COLLECTIONID":                a.orgID,
+		"BUILD_DEFINITIONNAME":               a.Pipeline,
 		"AGENT_PROXYURL":                     a.ProxyURL,
 		"AGENT_CAINFO":                       a.CAFile,
 	} {

@@ -1,6 +1,7 @@
 package azurestandin
 
 import (
+	"crypto/rsa"
 	"maps"
 	"net/http"
 	"slices"
@@ -23,8 +24,21 @@ const (
 	areaTaskAgent     = "a85b8835-c1a1-4aac-ae97-1c3d0ba72dbd"
 )
 
-// oidcIssuer is the issuer of the organization's pipeline OIDC tokens.
-func (a *Azure) oidcIssuer() string { return "https://vstoken.dev.azure.com/" + a.orgID }
+// OIDCIssuer is the issuer of the organization's pipeline OIDC tokens,
+// https://vstoken.dev.azure.com/{organization id}.
+func (a *Azure) OIDCIssuer() string { return "https://vstoken.dev.azure.com/" + a.orgID }
+
+// OrganizationID is the organization's id (System.CollectionId).
+func (a *Azure) OrganizationID() string { return a.orgID }
+
+// OIDCKey is the public key of the organization's pipeline OIDC tokens, for
+// a relying party that trusts them (a Databricks federation policy).
+func (a *Azure) OIDCKey() *rsa.PublicKey { return &a.oidcKey.PublicKey }
+
+// PipelineSubject is the subject of the pipeline's own OIDC tokens.
+func (a *Azure) PipelineSubject() string {
+	return "p://" + a.Organization + "/" + a.Project + "/" + a.Pipeline
+}
 
 func devopsError(w http.ResponseWriter, status int, typeKey, message string) {
 	writeJSON(w, status, map[string]any{"$id": "1", "message": message, "typeKey": typeKey, "errorCode": 0, "eventId": 3000})
@@ -70,24 +84,33 @@ func (a *Azure) isProject(nameOrID string) bool {
 	return strings.EqualFold(nameOrID, a.Project) || strings.EqualFold(nameOrID, a.ProjectID)
 }
 
-// oidcToken issues the pipeline's ID token for a service connection, as
-// azidentity's AzurePipelinesCredential asks for it: POST
-// {System.OidcRequestUri}?api-version=7.1&serviceConnectionId={id}.
+// oidcToken issues the pipeline's ID token, as azidentity's
+// AzurePipelinesCredential asks for it: POST
+// {System.OidcRequestUri}?api-version=7.1&serviceConnectionId={id}. With a
+// service connection the subject is the connection's
+// (sc://{org}/{project}/{connection}); without serviceConnectionId, which
+// the API takes as optional (Oidctoken - Create, REST API 7.1), the token is
+// the pipeline's own, subject p://{org}/{project}/{pipeline}: what
+// databricks-sdk-go's azure-devops-oidc presents (databricks-sdk-go issue
+// 1391). The audience is always api://AzureADTokenExchange.
 func (a *Azure) oidcToken(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	id := q.Get("serviceConnectionId")
-	if q.Get("api-version") != "7.1" || id == "" {
-		devopsError(w, http.StatusBadRequest, "InvalidRequestException", "serviceConnectionId and api-version=7.1 are required.")
+	if !strings.HasPrefix(q.Get("api-version"), "7.") {
+		devopsError(w, http.StatusBadRequest, "InvalidRequestException", "api-version 7.1 or later is required.")
 		return
 	}
-	c := a.connection(id)
-	if c == nil {
-		devopsError(w, http.StatusBadRequest, "ServiceEndpointNotFoundException", "Service connection "+id+" was not found or the pipeline is not authorized to use it.")
-		return
+	sub := a.PipelineSubject()
+	if id := q.Get("serviceConnectionId"); id != "" {
+		c := a.connection(id)
+		if c == nil {
+			devopsError(w, http.StatusBadRequest, "ServiceEndpointNotFoundException", "Service connection "+id+" was not found or the pipeline is not authorized to use it.")
+			return
+		}
+		sub = a.ConnectionSubject(c.Name)
 	}
 	now := a.clock.Now()
 	tok, err := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{
-		"iss": a.oidcIssuer(), "sub": a.subject(c.Name), "aud": exchangeAudience,
+		"iss": a.OIDCIssuer(), "sub": sub, "aud": OIDCAudience,
 		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(10 * time.Minute).Unix(),
 	}).SignedString(a.oidcKey)
 	if err != nil {

@@ -16,9 +16,10 @@ import (
 // errors in Entra's shape with the AADSTS codes of
 // https://learn.microsoft.com/entra/identity-platform/reference-error-codes.
 
-// exchangeAudience is the audience of federated assertions
+// OIDCAudience is the audience of the pipeline's OIDC tokens and of
+// federated assertions
 // (https://learn.microsoft.com/entra/workload-id/workload-identity-federation).
-const exchangeAudience = "api://AzureADTokenExchange"
+const OIDCAudience = "api://AzureADTokenExchange"
 
 const jwtBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
@@ -152,7 +153,7 @@ func (a *Azure) checkAssertion(app *App, assertion, endpoint string) (int, strin
 		sub, _ := claims.GetSubject()
 		iss, _ := claims.GetIssuer()
 		aud, _ := claims.GetAudience()
-		if iss != a.oidcIssuer() || len(aud) != 1 || aud[0] != exchangeAudience {
+		if iss != a.OIDCIssuer() || len(aud) != 1 || aud[0] != OIDCAudience {
 			return 700211, "No matching federated identity record found for presented assertion issuer '" + iss + "'."
 		}
 		for _, s := range app.FederatedSubjects {

@@ -163,7 +163,8 @@ func (ws *Workspace) oidcRoutes() {
 	ws.mux.HandleFunc("POST /oidc/v1/token", ws.oauthToken)
 }
 
-// oauthToken implements the client_credentials grant with the client id and
+// oauthToken implements the token exchange grant (federation.go) and the
+// client_credentials grant with the client id and
 // secret in HTTP basic auth (what the SDK sends, oauth2.AuthStyleInHeader) or
 // in the form (client_secret_post).
 func (ws *Workspace) oauthToken(w http.ResponseWriter, r *http.Request) {
@@ -171,11 +172,15 @@ func (ws *Workspace) oauthToken(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, oauthError{"invalid_request", err.Error()})
 		return
 	}
-	if r.PostForm.Get("grant_type") == jwtBearerGrant {
+	switch gt := r.PostForm.Get("grant_type"); gt {
+	case "client_credentials":
+	case jwtBearerGrant:
 		ws.exchangeToken(w, r)
 		return
-	}
-	if gt := r.PostForm.Get("grant_type"); gt != "client_credentials" {
+	case grantTokenExchange:
+		ws.tokenExchange(w, r)
+		return
+	default:
 		writeJSON(w, http.StatusBadRequest, oauthError{"unsupported_grant_type", fmt.Sprintf("grant_type %q is not supported", gt)})
 		return
 	}

@@ -84,6 +84,10 @@ type Options struct {
 	OAuthTokenTTL time.Duration
 	// Entra, when set, makes the workspace accept Microsoft Entra ID tokens.
 	Entra *EntraOptions
+	// FederationPolicies are the Databricks federation policies of the
+	// account that the workspace's token endpoint (/oidc/v1/token) checks a
+	// token exchange against (see FederationPolicy).
+	FederationPolicies []FederationPolicy
 
 	// Timings of simulated work, all measured on Clock. Zero means the
 	// default in parentheses.
