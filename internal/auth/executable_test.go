@@ -2,7 +2,6 @@ package auth_test
 
 import (
 	"context"
-	"encoding/base64"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -10,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/databricks/databricks-sdk-go/service/files"
 	"github.com/databricks/databricks-sdk-go/service/ml"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -43,16 +41,7 @@ func (w *world) exeRun(inputs map[string]string, endpoints ...agent.Endpoint) *a
 // registerChurn registers version 1 of the workspace registry model churn
 // in the prod workspace only.
 func (w *world) registerChurn() {
-	t := w.t
-	ctx := context.Background()
-	c := w.prod.Client(t)
-	require.NoError(t, files.NewDbfs(c).Put(ctx, files.Put{Path: "dbfs:/models/churn/MLmodel", Overwrite: true,
-		Contents: base64.StdEncoding.EncodeToString([]byte("artifact_path: model\nflavors:\n  python_function: {}\n"))}))
-	reg := ml.NewModelRegistry(c)
-	_, err := reg.CreateModel(ctx, ml.CreateModelRequest{Name: "churn"})
-	require.NoError(t, err)
-	_, err = reg.CreateModelVersion(ctx, ml.CreateModelVersionRequest{Name: "churn", Source: "dbfs:/models/churn"})
-	require.NoError(t, err)
+	w.prod.RegisterModel(w.t, "churn")
 	w.clock.Advance(time.Minute)
 }
 

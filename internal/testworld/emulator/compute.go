@@ -1,7 +1,9 @@
 package emulator
 
 import (
+	"maps"
 	"net/http"
+	"slices"
 
 	"github.com/databricks/databricks-sdk-go/service/compute"
 )
@@ -42,6 +44,18 @@ func (ws *Workspace) AddInstancePool(p compute.GetInstancePool) {
 }
 
 func (ws *Workspace) computeRoutes() {
+	// Every cluster added, in one page, by id: filter_by, sort_by and paging
+	// are not modelled (a page_token the emulator never handed out is refused).
+	handle(ws, "GET /api/2.1/clusters/list", func(r *http.Request, req *compute.ListClustersRequest) (any, *apiError) {
+		if req.PageToken != "" {
+			return nil, invalidParam("Invalid page token: %s", req.PageToken)
+		}
+		resp := &compute.ListClustersResponse{}
+		for _, id := range slices.Sorted(maps.Keys(ws.compute.clusters)) {
+			resp.Clusters = append(resp.Clusters, ws.compute.clusters[id])
+		}
+		return resp, nil
+	})
 	handle(ws, "GET /api/2.1/clusters/get", func(r *http.Request, req *compute.GetClusterRequest) (any, *apiError) {
 		c, ok := ws.compute.clusters[req.ClusterId]
 		if !ok {

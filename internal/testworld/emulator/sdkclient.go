@@ -2,12 +2,17 @@ package emulator
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
+	"github.com/databricks/databricks-sdk-go/apierr"
 	"github.com/databricks/databricks-sdk-go/client"
+	"github.com/databricks/databricks-sdk-go/service/files"
 	"github.com/databricks/databricks-sdk-go/service/jobs"
+	"github.com/databricks/databricks-sdk-go/service/ml"
 )
 
 // The helpers below are the test's side of the wire: they drive a workspace
@@ -76,4 +81,29 @@ func (ws *Workspace) TrainedRun(t testing.TB, notebook string, tick func()) (mlf
 		t.Fatalf("emulator: training run %d exited without an MLflow run id: %q", sub.RunId, out.NotebookOutput.Result)
 	}
 	return exit.MLflowRunID, run.Tasks[0].RunId
+}
+
+// RegisterModel registers a new version of the workspace registry model
+// name (creating the model if needed) from a minimal MLflow model put in
+// DBFS at dbfs:/models/<name>, through the API as a client would. The
+// version is READY once Options.RegistrationDelay has passed on the
+// workspace's clock (a ManualClock's Advance). It returns the version.
+func (ws *Workspace) RegisterModel(t testing.TB, name string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := ws.Client(t)
+	mlmodel := base64.StdEncoding.EncodeToString([]byte("artifact_path: model\nflavors:\n  python_function: {}\n"))
+	if err := files.NewDbfs(c).Put(ctx, files.Put{Path: "dbfs:/models/" + name + "/MLmodel", Overwrite: true, Contents: mlmodel}); err != nil {
+		t.Fatalf("emulator: putting the MLmodel of %s: %v", name, err)
+	}
+	reg := ml.NewModelRegistry(c)
+	if _, err := reg.CreateModel(ctx, ml.CreateModelRequest{Name: name}); err != nil && !errors.Is(err, apierr.ErrResourceAlreadyExists) {
+		t.Fatalf("emulator: creating model %s: %v", name, err)
+	}
+	mv, err := reg.CreateModelVersion(ctx, ml.CreateModelVersionRequest{Name: name, Source: "dbfs:/models/" + name})
+	if err != nil {
+		t.Fatalf("emulator: registering a version of %s: %v", name, err)
+	}
+	return mv.ModelVersion.Version
 }

@@ -113,6 +113,49 @@ func (ws *Workspace) ucRoutes() {
 		info := m.info
 		return &info, nil
 	})
+	// The page length rules are the SDK doc's (ListRegisteredModelsRequest):
+	// within a schema at most 10000 a page, across the metastore 100 by
+	// default and at most 1000. The page token is the offset into the list
+	// sorted by full name (its format is not documented).
+	handle(ws, "GET /api/2.1/unity-catalog/models", func(r *http.Request, req *catalog.ListRegisteredModelsRequest) (any, *apiError) {
+		if (req.CatalogName == "") != (req.SchemaName == "") {
+			return nil, invalidParam("catalog_name and schema_name must be given together")
+		}
+		if req.MaxResults < 0 {
+			return nil, invalidParam("max_results must be greater than or equal to 0")
+		}
+		limit, ceiling := 100, 1000
+		if req.CatalogName != "" {
+			limit, ceiling = 10000, 10000
+		}
+		if req.MaxResults > 0 {
+			limit = min(req.MaxResults, ceiling)
+		}
+		var names []string
+		for key, m := range ws.uc.models {
+			if req.CatalogName == "" || (strings.EqualFold(m.info.CatalogName, req.CatalogName) && strings.EqualFold(m.info.SchemaName, req.SchemaName)) {
+				names = append(names, key)
+			}
+		}
+		slices.Sort(names)
+		start := 0
+		if req.PageToken != "" {
+			n, err := strconv.Atoi(req.PageToken)
+			if err != nil || n < 0 || n > len(names) {
+				return nil, invalidParam("Invalid page token: %s", req.PageToken)
+			}
+			start = n
+		}
+		end := min(start+limit, len(names))
+		resp := &catalog.ListRegisteredModelsResponse{}
+		for _, key := range names[start:end] {
+			resp.RegisteredModels = append(resp.RegisteredModels, ws.uc.models[key].info)
+		}
+		if end < len(names) {
+			resp.NextPageToken = strconv.Itoa(end)
+		}
+		return resp, nil
+	})
 	handle(ws, "GET /api/2.1/unity-catalog/models/{full_name}", func(r *http.Request, req *catalog.GetRegisteredModelRequest) (any, *apiError) {
 		m, aerr := ws.ucModel(r.PathValue("full_name"))
 		if aerr != nil {

@@ -1,7 +1,9 @@
 package emulator
 
 import (
+	"maps"
 	"net/http"
+	"slices"
 
 	"github.com/databricks/databricks-sdk-go/service/sql"
 )
@@ -28,6 +30,18 @@ func (ws *Workspace) AddWarehouse(w sql.GetWarehouseResponse) {
 }
 
 func (ws *Workspace) warehouseRoutes() {
+	// Every warehouse (the workspace's user manages them all), by id.
+	handle(ws, "GET /api/2.0/sql/warehouses", func(r *http.Request, req *sql.ListWarehousesRequest) (any, *apiError) {
+		resp := &sql.ListWarehousesResponse{}
+		for _, id := range slices.Sorted(maps.Keys(ws.sql.warehouses)) {
+			var info sql.EndpointInfo
+			if err := convert(ws.sql.warehouses[id], &info); err != nil {
+				return nil, errorf(http.StatusInternalServerError, "INTERNAL_ERROR", "%v", err)
+			}
+			resp.Warehouses = append(resp.Warehouses, info)
+		}
+		return resp, nil
+	})
 	handle(ws, "GET /api/2.0/sql/warehouses/{id}", func(r *http.Request, req *sql.GetWarehouseRequest) (any, *apiError) {
 		w, ok := ws.sql.warehouses[r.PathValue("id")]
 		if !ok {
