@@ -17,6 +17,7 @@ import (
 
 	"github.com/brickferry/brickferry/internal/agent"
 	"github.com/brickferry/brickferry/internal/buildinfo"
+	"github.com/brickferry/brickferry/internal/doctor"
 )
 
 // Process is what main hands over: arguments (without the program name), the
@@ -54,6 +55,13 @@ func Main(ctx context.Context, p Process, registry Registry) int {
 		return exitOK
 	case "help", "--help", "-h", "-help":
 		return help(p, registry, p.Args[1:])
+	case doctor.Name:
+		def, err := doctor.Definition()
+		if err != nil {
+			fmt.Fprintf(p.Stderr, "brickferry: %v\n", err)
+			return exitFailed
+		}
+		return runTask(ctx, p, Task{Definition: def, Run: doctor.Task(def)})
 	default:
 		task, ok := lookupTask(p, registry, name)
 		if !ok {

@@ -23,6 +23,8 @@ Usage:
           [--inputs-file step.yml] [--var name=value] [--secret name[=value]]
           [--profile name] [--target-profile name] [--raw]
   brickferry help <Task> [input]          a task's inputs, outputs and an example; one input in full
+  brickferry doctor --input name=value... how the connection inputs resolve, and missing Unity Catalog
+                                          grants (inputs model, inputTable, outputTable); changes nothing
   brickferry version                      print the version
 
 Tasks: %s

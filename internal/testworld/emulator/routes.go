@@ -32,6 +32,7 @@ func (ws *Workspace) routes() {
 	ws.computeRoutes()
 	ws.identityRoutes()
 	ws.warehouseRoutes()
+	ws.grantRoutes()
 }
 
 // Route is one route a workspace serves.

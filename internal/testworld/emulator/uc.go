@@ -29,6 +29,7 @@ type ucState struct {
 	// schemas are the catalogs and catalog.schema names that exist
 	// (lower case; CreateSchema, aigateway.go).
 	schemas map[string]bool
+	grants  []grant // Grant
 }
 
 type ucModel struct {

@@ -1,0 +1,106 @@
+package doctor_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/databricks/databricks-sdk-go/service/catalog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/doctor"
+	"github.com/brickferry/brickferry/internal/testworld/agenttest"
+	"github.com/brickferry/brickferry/internal/testworld/azurestandin"
+	"github.com/brickferry/brickferry/internal/testworld/emulator"
+)
+
+const (
+	host = "adb-1111111111111111.11.azuredatabricks.net"
+	pat  = "dapi-doctor-0123456789abcdef0123456789ab"
+	sp   = "a5c0e1f2-1111-4a4a-9b9b-0c0c0c0c0c01"
+)
+
+// world is a workspace at its public name behind the Azure stand-ins, with
+// the Unity Catalog model main.ml.churn.
+func world(t *testing.T) (*azurestandin.Azure, *emulator.Workspace) {
+	t.Helper()
+	clock := emulator.NewManualClock(time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC))
+	az := azurestandin.Start(t, azurestandin.Options{Clock: clock})
+	ws := emulator.Start(t, emulator.Options{Token: pat, Clock: clock, OAuthTokenTTL: time.Hour, FederationPolicies: []emulator.FederationPolicy{{
+		ServicePrincipal: sp, Issuer: az.OIDCIssuer(), Audiences: []string{azurestandin.OIDCAudience}, Subject: az.PipelineSubject(), Key: az.OIDCKey(),
+	}}})
+	az.AddHost(host, ws)
+	_, err := catalog.NewRegisteredModels(ws.Client(t)).Create(context.Background(), catalog.CreateRegisteredModelRequest{CatalogName: "main", SchemaName: "ml", Name: "churn"})
+	require.NoError(t, err)
+	ws.ResetRequests()
+	return az, ws
+}
+
+func runDoctor(t *testing.T, az *azurestandin.Azure, inputs map[string]string) *agenttest.Result {
+	t.Helper()
+	def, err := doctor.Definition()
+	require.NoError(t, err)
+	res := agenttest.Run{Task: doctor.Name, Definition: &def, Inputs: inputs, Env: az.Env(), JobToken: az.JobToken}.Exec(t, agenttest.Executable(t))
+	require.Equal(t, 0, res.ExitCode, res.Stderr)
+	require.Equal(t, 1, res.Completions, res.Stdout)
+	return res
+}
+
+// TestMissingGrant: the doctor, through the executable, finds that the
+// workspace's user may use the catalog and schema but lacks EXECUTE on the
+// model and CREATE MODEL on the schema, prints the exact GRANT statements,
+// and sends no write request to the workspace.
+func TestMissingGrant(t *testing.T) {
+	az, ws := world(t)
+	ws.Grant(catalog.SecurableTypeCatalog, "main", ws.UserName, catalog.PrivilegeUseCatalog)
+	ws.Grant(catalog.SecurableTypeSchema, "main.ml", ws.UserName, catalog.PrivilegeUseSchema)
+	ws.Grant(catalog.SecurableTypeTable, "main.ml.customers", ws.UserName, catalog.PrivilegeSelect)
+	ws.Grant(catalog.SecurableTypeFunction, "main.ml.churn", "someone-else", catalog.PrivilegeExecute)
+
+	res := runDoctor(t, az, map[string]string{"connectionMethod": "token", "workspaceUrl": host, "token": pat,
+		"model": "main.ml.churn", "inputTable": "main.ml.customers", "outputTable": "main.ml.churn_scores"})
+	require.Equal(t, agent.SucceededWithIssues, res.Result, res.Stdout)
+	out := res.Stdout
+	assert.Contains(t, out, "Method: token input (input connectionMethod = token).")
+	assert.Contains(t, out, "Token: the token input (not shown).")
+	assert.Contains(t, out, "The workspace https://"+host+" answers, and takes the connection for "+ws.UserName+".")
+	assert.Contains(t, out, "GRANT EXECUTE ON FUNCTION main.ml.churn TO `"+ws.UserName+"`;")
+	assert.Contains(t, out, "GRANT CREATE MODEL ON SCHEMA main.ml TO `"+ws.UserName+"`;")
+	assert.Contains(t, out, "GRANT CREATE TABLE ON SCHEMA main.ml TO `"+ws.UserName+"`;")
+	assert.Equal(t, 3, strings.Count(out, "GRANT "), "only the missing grants, each once:\n%s", out)
+	assert.Contains(t, out, "ModelServe: lacks EXECUTE on FUNCTION main.ml.churn.")
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.HasPrefix(line, "##vso[task.setsecret]") {
+			assert.NotContains(t, line, pat, "the token appears only where it is registered as a secret")
+		}
+	}
+	assert.Zero(t, ws.Writes(), "the doctor changes nothing: %v", ws.Requests())
+	assert.NotEmpty(t, ws.RequestsTo("GET", "/api/2.1/unity-catalog/effective-permissions/FUNCTION/main.ml.churn"))
+
+	// Granted, nothing is missing.
+	ws.Grant(catalog.SecurableTypeFunction, "main.ml.churn", ws.UserName, catalog.PrivilegeExecute)
+	ws.Grant(catalog.SecurableTypeCatalog, "main", ws.UserName, catalog.PrivilegeAllPrivileges)
+	res = runDoctor(t, az, map[string]string{"connectionMethod": "token", "workspaceUrl": host, "token": pat, "model": "main.ml.churn"})
+	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+	assert.Contains(t, res.Stdout, "Nothing is missing.")
+	assert.NotContains(t, res.Stdout, "GRANT ")
+}
+
+// TestFederationClaims: for Databricks workload identity federation the
+// doctor prints the issuer, subject and audience of the policy, computed from
+// the job's variables, and they are what the pipeline's OIDC endpoint
+// presents: the doctor then signs in with them.
+func TestFederationClaims(t *testing.T) {
+	az, ws := world(t)
+	res := runDoctor(t, az, map[string]string{"connectionMethod": "databricksFederation", "workspaceUrl": host, "federationClientId": sp})
+	require.Equal(t, agent.Succeeded, res.Result, res.Stdout)
+	assert.Contains(t, res.Stdout, "Workload identity: put these in the Databricks federation policy of service principal "+sp+":")
+	assert.Contains(t, res.Stdout, "  issuer:   https://vstoken.dev.azure.com/"+az.OrganizationID())
+	assert.Contains(t, res.Stdout, "  subject:  "+az.PipelineSubject())
+	assert.Contains(t, res.Stdout, "  audience: api://AzureADTokenExchange")
+	assert.Contains(t, res.Stdout, "The workspace https://"+host+" answers")
+	assert.Zero(t, ws.Writes()-len(ws.RequestsTo("POST", "/oidc/v1/token")), "nothing but the token exchange")
+}
