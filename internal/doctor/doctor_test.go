@@ -2,6 +2,7 @@ package doctor_test
 
 import (
 	"context"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -102,5 +103,30 @@ func TestFederationClaims(t *testing.T) {
 	assert.Contains(t, res.Stdout, "  subject:  "+az.PipelineSubject())
 	assert.Contains(t, res.Stdout, "  audience: api://AzureADTokenExchange")
 	assert.Contains(t, res.Stdout, "The workspace https://"+host+" answers")
+	assert.Zero(t, ws.Writes()-len(ws.RequestsTo("POST", "/oidc/v1/token")), "nothing but the token exchange")
+}
+
+// TestAsScriptStep: the doctor in a script step after BrickferryTools
+// (`brickferry doctor --input ...`, local mode under the agent), with the
+// job's access token mapped as SYSTEM_ACCESSTOKEN, as a script step must:
+// the job's variables and the pipeline's OIDC endpoint are in its
+// environment, so federation is checked end to end.
+func TestAsScriptStep(t *testing.T) {
+	az, ws := world(t)
+	env := []string{"TF_BUILD=True", "SYSTEM_ACCESSTOKEN=" + az.JobToken, "HOME=" + t.TempDir()}
+	for k, v := range az.Env() {
+		if !strings.HasPrefix(k, "ENDPOINT_") {
+			env = append(env, k+"="+v)
+		}
+	}
+	cmd := exec.Command(agenttest.Executable(t), "doctor", "--input", "connectionMethod=databricksFederation",
+		"--input", "workspaceUrl=https://"+host, "--input", "federationClientId="+sp, "--input", "model=main.ml.churn")
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Contains(t, string(out), "  subject:  "+az.PipelineSubject())
+	assert.Contains(t, string(out), "and takes the connection for "+sp+".")
+	assert.Contains(t, string(out), "GRANT EXECUTE ON FUNCTION main.ml.churn TO `"+sp+"`;")
+	assert.NotContains(t, string(out), az.JobToken)
 	assert.Zero(t, ws.Writes()-len(ws.RequestsTo("POST", "/oidc/v1/token")), "nothing but the token exchange")
 }
