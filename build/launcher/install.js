@@ -5,7 +5,9 @@
 // It puts the executable for this agent into the tool cache (decompress,
 // verify, stage, rename, marker last), prepends its folder to PATH for later
 // script steps, sets the brickferryPath output variable, and checks the result
-// by running `brickferry version`. It exits 0; the result is in task.complete.
+// by running `brickferry version`. With the input doctor on, it then runs
+// `brickferry doctor` on the step's connection inputs (see doctor below). It
+// exits 0; the result is in task.complete.
 
 const fs = require('fs');
 const path = require('path');
@@ -45,6 +47,13 @@ function main({ env = process.env, taskDir = __dirname, out = process.stdout } =
     w.line(r.stdout.trim());
     w.prependPath(path.dirname(exe));
     w.setVariable('brickferryPath', exe, true);
+    if (String(env.INPUT_DOCTOR || '').toLowerCase() === 'true') {
+      const result = doctor(exe, env, out);
+      const message = result === 'Succeeded' ? `brickferry ${manifest.version} is installed; the doctor found nothing wrong`
+        : `brickferry ${manifest.version} is installed; see the doctor's findings`;
+      w.complete(result, message);
+      return 0;
+    }
     w.complete('Succeeded', `brickferry ${manifest.version} is installed`);
   } catch (err) {
     w.error(`Install Brickferry tools failed: ${err.message}`);
@@ -53,7 +62,29 @@ function main({ env = process.env, taskDir = __dirname, out = process.stdout } =
   return 0;
 }
 
-module.exports = { main };
+// doctor runs `brickferry doctor` with this step's inputs (the input doctor
+// is on), passes its output through, and returns its result: the doctor
+// completes the step itself under the agent, so its task.complete is held
+// back and this step completes once, with the doctor's result.
+function doctor(exe, env, out) {
+  const r = spawnSync(exe, ['doctor'], { env, encoding: 'utf8', timeout: 600_000, windowsHide: true, maxBuffer: 64 << 20 });
+  let result = 'Failed';
+  for (const line of (r.stdout || '').split(/\r?\n/)) {
+    const m = /^##vso\[task\.complete result=(\w+);/.exec(line);
+    if (m) {
+      result = m[1];
+    } else if (line !== '') {
+      out.write(line + '\n');
+    }
+  }
+  if (r.error || r.status !== 0) {
+    new Writer(out).error(`brickferry doctor did not finish (${r.error ? r.error.message : `exit code ${r.status}: ${(r.stderr || '').trim()}`})`);
+    return 'Failed';
+  }
+  return result;
+}
+
+module.exports = { main, doctor };
 
 if (require.main === module) {
   process.exitCode = main();

@@ -42,26 +42,22 @@ const (
 	inOutputTable = "outputTable"
 )
 
-// Definition is the doctor's input declaration: the connection inputs every
-// task shares (those of MLflowPromote's "workspace" group) and the Unity
-// Catalog names to check.
+// Definition is the doctor's input declaration: the inputs of the
+// BrickferryTools task, which runs the doctor when its input doctor is on
+// (the connection inputs every task shares, and the Unity Catalog names to
+// check), without that switch.
 func Definition() (agent.Definition, error) {
-	ref, err := tasks.Definition("MLflowPromote")
+	tools, err := tasks.Definition("BrickferryTools")
 	if err != nil {
 		return agent.Definition{}, err
 	}
-	def := agent.Definition{Name: Name, FriendlyName: "Brickferry doctor",
+	def := agent.Definition{Name: Name, FriendlyName: "Brickferry doctor", Groups: tools.Groups,
 		Description: "Tells how the workspace connection resolves and which Unity Catalog grants are missing, without changing anything."}
-	for _, in := range ref.Inputs {
-		if in.GroupName == "workspace" {
+	for _, in := range tools.Inputs {
+		if in.Name != "doctor" {
 			def.Inputs = append(def.Inputs, in)
 		}
 	}
-	def.Inputs = append(def.Inputs, []agent.InputDef{
-		{Name: inModel, Type: "string", Label: "Unity Catalog model", HelpMarkDown: "catalog.schema.model: the privileges MLflowPromote, BatchScore and ModelServe need on it are checked."},
-		{Name: inInputTable, Type: "string", Label: "BatchScore input table", HelpMarkDown: "catalog.schema.table that BatchScore reads."},
-		{Name: inOutputTable, Type: "string", Label: "BatchScore output table", HelpMarkDown: "catalog.schema.table that BatchScore writes."},
-	}...)
 	return def, nil
 }
 

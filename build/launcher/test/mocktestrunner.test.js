@@ -51,3 +51,21 @@ test('MockTestRunner: BrickferryTools installs the real executable and succeeds;
   assert.ok(train.errorIssues.length >= 1, train.stdout);
   assert.equal((train.stdout.match(/##vso\[task\.complete /g) || []).length, 1, train.stdout);
 });
+
+test('MockTestRunner: BrickferryTools with the doctor on runs the real doctor and completes once with its result', { skip }, async (t) => {
+  const exe = fs.readFileSync(EXE);
+  const a = agent(t, { exe, withTools: true });
+  // The doctor checks its inputs before any remote call: the token method
+  // without a workspace URL fails the step, with the doctor's own error.
+  const env = { ...a.env, AGENT_ID: '1', TF_BUILD: 'True', INPUT_DOCTOR: 'true', INPUT_CONNECTIONMETHOD: 'token', INPUT_TOKEN: 'dapi-x' };
+  const tools = await runTask(path.join(a.toolsDir, 'index.js'), env);
+  assert.ok(tools.failed, tools.stdout + tools.stderr);
+  assert.match(tools.stdout, /##vso\[task\.prependpath\]/, 'installed first');
+  assert.ok(tools.errorIssues.some((e) => /workspaceUrl/.test(e)), tools.stdout);
+  assert.equal((tools.stdout.match(/##vso\[task\.complete /g) || []).length, 1, tools.stdout);
+
+  // Off (the default): the doctor does not run.
+  const off = await runTask(path.join(a.toolsDir, 'index.js'), { ...env, INPUT_DOCTOR: 'false' });
+  assert.ok(off.succeeded, off.stdout);
+  assert.doesNotMatch(off.stdout, /workspaceUrl/);
+});
