@@ -27,6 +27,7 @@ func Reference(taskJSON []byte) (string, error) {
 			DefaultValue string            `json:"defaultValue"`
 			Required     bool              `json:"required"`
 			Options      map[string]string `json:"options"`
+			Properties   map[string]string `json:"properties"`
 			VisibleRule  string            `json:"visibleRule"`
 			GroupName    string            `json:"groupName"`
 			HelpMarkDown string            `json:"helpMarkDown"`
@@ -65,6 +66,9 @@ func Reference(taskJSON []byte) (string, error) {
 				}
 				sort.Strings(keys)
 				kind += ": " + strings.Join(keys, ", ")
+			}
+			if in.Type == "pickList" && len(in.Options) == 0 && strings.EqualFold(in.Properties["EditableOptions"], "true") {
+				kind = "string (a pick list filled from a Databricks service connection in the classic editor)"
 			}
 			req := ""
 			if in.Required {
