@@ -67,11 +67,13 @@ func Organization(sys agent.System) string {
 // its variables: issuer https://vstoken.dev.azure.com/{System.CollectionId},
 // audience api://AzureADTokenExchange, subject p://{org}/{project}/{pipeline}
 // for the pipeline's own token or sc://{org}/{project}/{connection} for a
-// service connection's ("Workload identity federation" in Azure DevOps'
-// "Connect to Azure with an Azure Resource Manager service connection", and
-// the troubleshooting page's issuer and subject formats; databricks-sdk-go
-// issue 1391 for the p:// subject). An empty connection name stands for
-// "<connection name>".
+// service connection's (the sc:// subject: microsoft/azure-pipelines-tasks
+// docs/service-connections/azure-oidc/README.md; the issuer and the p://
+// subject: databricks-sdk-go issue 1391, which also says System.CollectionId
+// is the organization id). Azure Resource Manager connections created since
+// Entra became their issuer use other claims, shown on the connection's
+// page; the pipeline's OIDC endpoint still issues these. An empty connection
+// name stands for "<connection name>".
 func ExpectedClaims(sys agent.System, subject, connection string) FederationClaims {
 	c := FederationClaims{Issuer: "https://vstoken.dev.azure.com/" + sys.CollectionID, Audience: OIDCAudience}
 	if sys.CollectionID == "" {
