@@ -129,6 +129,25 @@ func (p *presentedTokens) claims() *FederationClaims {
 	return p.last
 }
 
+// PresentedClaims asks the pipeline's OIDC endpoint for a token, of the
+// service connection connectionID ("" for the pipeline's own), and returns
+// its claims: what a federation will be presented. The token itself is
+// registered as a secret and dropped.
+func (r *Resolver) PresentedClaims(ctx context.Context, connectionID string) (*FederationClaims, error) {
+	sys := r.Env.System()
+	if sys.OIDCRequestURI == "" || r.Env.JobToken() == "" {
+		return nil, errors.New("the pipeline's OIDC endpoint (System.OidcRequestUri) or the job's access token is missing: run in a pipeline job (a script step maps SYSTEM_ACCESSTOKEN: $(System.AccessToken))")
+	}
+	p := &presentedTokens{request: r.pipelineAssertion(connectionID, sys.OIDCRequestURI)}
+	if _, err := p.IDToken(ctx, OIDCAudience); err != nil {
+		return nil, err
+	}
+	if c := p.claims(); c != nil {
+		return c, nil
+	}
+	return nil, errors.New("the pipeline's OIDC token is not a JWT")
+}
+
 // federation returns how tokens of a MethodFederation workspace are fetched.
 func (r *Resolver) federation(opts Options, ws *Workspace, hc *http.Client) (fetchFunc, error) {
 	sys := r.Env.System()

@@ -98,12 +98,15 @@ func run(ctx context.Context, env agent.Env, log *agent.Log, o options) error {
 	for _, line := range describe(o.conn) {
 		log.Info("%s", line)
 	}
-	for _, line := range federation(sys, o.conn) {
-		log.Info("%s", line)
+	r := &auth.Resolver{Env: env, Log: log}
+	if lines, connectionID, ok := federation(sys, o.conn); ok {
+		for _, line := range lines {
+			log.Info("%s", line)
+		}
+		presented(ctx, r, connectionID, log)
 	}
 
 	log.Section("Sign-in")
-	r := &auth.Resolver{Env: env, Log: log}
 	ws, err := r.Resolve(ctx, o.conn)
 	if err != nil {
 		return fmt.Errorf("no token, or the workspace refused it: %w", err)
@@ -176,8 +179,9 @@ func describe(o auth.Options) []string {
 }
 
 // federation gives the claims a federation must trust, for the methods that
-// use the pipeline's OIDC token.
-func federation(sys agent.System, o auth.Options) []string {
+// use the pipeline's OIDC token, and the service connection whose token is
+// presented ("" for the pipeline's own).
+func federation(sys agent.System, o auth.Options) (lines []string, connectionID string, ok bool) {
 	var c auth.FederationClaims
 	var where string
 	switch {
@@ -188,18 +192,32 @@ func federation(sys agent.System, o auth.Options) []string {
 			who = "the account (account federation policy)"
 		}
 		where = "the Databricks federation policy of " + who
+		if o.FederationSubject == auth.SubjectServiceConnection && o.ARM != nil {
+			connectionID = o.ARM.ID
+		}
 	case o.ARM != nil && strings.EqualFold(o.ARM.Scheme, "WorkloadIdentityFederation"):
 		c = auth.ExpectedClaims(sys, auth.SubjectServiceConnection, "")
 		where = "the federated credential of Entra app " + o.ARM.Param("serviceprincipalid") + " (Azure DevOps shows them on the connection's page)"
+		connectionID = o.ARM.ID
 	default:
-		return nil
+		return nil, "", false
 	}
 	return []string{
 		"Workload identity: put these in " + where + ":",
 		"  issuer:   " + c.Issuer,
 		"  subject:  " + c.Subject,
 		"  audience: " + c.Audience,
+	}, connectionID, true
+}
+
+// presented says what the pipeline's OIDC endpoint actually presents.
+func presented(ctx context.Context, r *auth.Resolver, connectionID string, log *agent.Log) {
+	c, err := r.PresentedClaims(ctx, connectionID)
+	if err != nil {
+		log.Warning("The pipeline's OIDC token could not be read: %v", err)
+		return
 	}
+	log.Info("This job's OIDC token has issuer %s, subject %s, audience %s.", c.Issuer, c.Subject, c.Audience)
 }
 
 func cmpOr(a, b string) string {

@@ -22,6 +22,9 @@ const (
 	host = "adb-1111111111111111.11.azuredatabricks.net"
 	pat  = "dapi-doctor-0123456789abcdef0123456789ab"
 	sp   = "a5c0e1f2-1111-4a4a-9b9b-0c0c0c0c0c01"
+
+	wifConnection = "8a6f0b3c-1d2e-4f5a-9b8c-7d6e5f4a3b2c"
+	wifClient     = "11111111-1111-1111-1111-111111111111"
 )
 
 // world is a workspace at its public name behind the Azure stand-ins, with
@@ -29,7 +32,9 @@ const (
 func world(t *testing.T) (*azurestandin.Azure, *emulator.Workspace) {
 	t.Helper()
 	clock := emulator.NewManualClock(time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC))
-	az := azurestandin.Start(t, azurestandin.Options{Clock: clock})
+	az := azurestandin.Start(t, azurestandin.Options{Clock: clock, Connections: []azurestandin.Connection{
+		{Name: "mlops-wif", ID: wifConnection, ClientID: wifClient, Scheme: azurestandin.SchemeWorkloadIdentity},
+	}})
 	ws := emulator.Start(t, emulator.Options{Token: pat, Clock: clock, OAuthTokenTTL: time.Hour, FederationPolicies: []emulator.FederationPolicy{{
 		ServicePrincipal: sp, Issuer: az.OIDCIssuer(), Audiences: []string{azurestandin.OIDCAudience}, Subject: az.PipelineSubject(), Key: az.OIDCKey(),
 	}}})
@@ -102,6 +107,7 @@ func TestFederationClaims(t *testing.T) {
 	assert.Contains(t, res.Stdout, "  issuer:   https://vstoken.dev.azure.com/"+az.OrganizationID())
 	assert.Contains(t, res.Stdout, "  subject:  "+az.PipelineSubject())
 	assert.Contains(t, res.Stdout, "  audience: api://AzureADTokenExchange")
+	assert.Contains(t, res.Stdout, "This job's OIDC token has issuer "+az.OIDCIssuer()+", subject "+az.PipelineSubject()+", audience api://AzureADTokenExchange.")
 	assert.Contains(t, res.Stdout, "The workspace https://"+host+" answers")
 	assert.Zero(t, ws.Writes()-len(ws.RequestsTo("POST", "/oidc/v1/token")), "nothing but the token exchange")
 }
@@ -129,4 +135,25 @@ func TestAsScriptStep(t *testing.T) {
 	assert.Contains(t, string(out), "GRANT EXECUTE ON FUNCTION main.ml.churn TO `"+sp+"`;")
 	assert.NotContains(t, string(out), az.JobToken)
 	assert.Zero(t, ws.Writes()-len(ws.RequestsTo("POST", "/oidc/v1/token")), "nothing but the token exchange")
+}
+
+// TestFederationMismatchDiagnosed: the step presents the token of
+// connection mlops-wif while the policy names the pipeline's subject; the
+// doctor shows the subject the token really has next to the one the policy
+// must name, and the refusal, and nothing is written.
+func TestFederationMismatchDiagnosed(t *testing.T) {
+	az, ws := world(t)
+	wif := agent.Endpoint{ID: wifConnection, URL: "https://management.azure.com/", Scheme: "WorkloadIdentityFederation",
+		Parameters: map[string]string{"tenantid": az.TenantID, "serviceprincipalid": wifClient}, Data: map[string]string{"environment": "AzureCloud"}}
+	def, err := doctor.Definition()
+	require.NoError(t, err)
+	res := agenttest.Run{Task: doctor.Name, Definition: &def, Env: az.Env(), JobToken: az.JobToken, Endpoints: []agent.Endpoint{wif},
+		Inputs: map[string]string{"connectionMethod": "databricksFederation", "workspaceUrl": host, "federationClientId": sp,
+			"federationSubject": "serviceConnection", "azureSubscription": wifConnection}}.Exec(t, agenttest.Executable(t))
+	require.Equal(t, agent.Failed, res.Result, res.Stdout)
+	assert.Contains(t, res.Stdout, "  subject:  sc://contoso/mlops/<service connection name>")
+	assert.Contains(t, res.Stdout, "This job's OIDC token has issuer "+az.OIDCIssuer()+", subject sc://contoso/mlops/mlops-wif,")
+	require.Len(t, res.Errors, 1)
+	assert.Contains(t, res.Errors[0], `If the policy expects subject "`+az.PipelineSubject()+`" instead`)
+	assert.Zero(t, ws.Writes()-len(ws.RequestsTo("POST", "/oidc/v1/token")), "nothing but the refused exchange")
 }
