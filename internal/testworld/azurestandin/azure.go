@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -83,6 +84,12 @@ type Options struct {
 	// e.g. "adb-1234567890123456.7.azuredatabricks.net" → an
 	// *emulator.Workspace, so a workspace can have a real-looking URL.
 	Hosts map[string]http.Handler
+
+	// PassThrough are names under Azure's domains that DialContext and the
+	// proxy reach at their real address rather than refusing: the real
+	// workspaces of a live run (internal/testworld/live). Everything else
+	// of Azure's stays out of reach.
+	PassThrough []string
 
 	// ProxyUser and ProxyPassword, when set, are the basic credentials the
 	// forward proxy requires (407 otherwise).
@@ -597,7 +604,7 @@ func (a *Azure) DialContext(ctx context.Context, network, addr string) (net.Conn
 		addr = a.imdsAddr
 	case port == "443" && a.serves(name):
 		addr = a.frontAddr
-	case isAzureName(name):
+	case isAzureName(name) && !slices.Contains(a.opts.PassThrough, name):
 		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
 	}
 	var d net.Dialer
