@@ -85,10 +85,11 @@ type Options struct {
 	// *emulator.Workspace, so a workspace can have a real-looking URL.
 	Hosts map[string]http.Handler
 
-	// PassThrough are names under Azure's domains that DialContext and the
-	// proxy reach at their real address rather than refusing: the real
-	// workspaces of a live run (internal/testworld/live). Everything else
-	// of Azure's stays out of reach.
+	// PassThrough are names under Azure's domains, and domains (a name
+	// under one passes too), that DialContext and the proxy reach at their
+	// real address rather than refusing: the real workspaces of a live run
+	// and their storage (internal/testworld/live). Everything else of
+	// Azure's stays out of reach.
 	PassThrough []string
 
 	// ProxyUser and ProxyPassword, when set, are the basic credentials the
@@ -604,11 +605,16 @@ func (a *Azure) DialContext(ctx context.Context, network, addr string) (net.Conn
 		addr = a.imdsAddr
 	case port == "443" && a.serves(name):
 		addr = a.frontAddr
-	case isAzureName(name) && !slices.Contains(a.opts.PassThrough, name):
+	case isAzureName(name) && !a.passes(name):
 		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
 	}
 	var d net.Dialer
 	return d.DialContext(ctx, network, addr)
+}
+
+// passes reports whether name is, or is under, a name of Options.PassThrough.
+func (a *Azure) passes(name string) bool {
+	return slices.ContainsFunc(a.opts.PassThrough, func(p string) bool { return name == p || strings.HasSuffix(name, "."+p) })
 }
 
 func isAzureName(name string) bool {

@@ -163,7 +163,7 @@ func deleteExperiment(ctx context.Context, c *client.DatabricksClient, name stri
 func Sweep(ctx context.Context, t Targets, out io.Writer) ([]string, error) {
 	found := map[string]Plan{}
 	note := func(name string) {
-		if p, ok := planOf(t, name); ok {
+		if p, ok := PlanOf(t, name); ok {
 			found[p.Name] = p
 		}
 	}

@@ -77,14 +77,16 @@ func TestLiveOnEmulator(t *testing.T) {
 				})
 				return
 			}
-			// Another prefix's run folder and job, which Sweep must keep.
 			c, err := client.New(targets.Prod)
 			require.NoError(t, err)
 			ctx := context.Background()
-			require.NoError(t, workspace.NewWorkspace(c).Mkdirs(ctx, workspace.Mkdirs{Path: "/Shared/other-abcdef-uc"}))
-			_, err = jobs.NewJobs(c).Create(ctx, jobs.CreateJob{Name: "other-abcdef-uc-batch-score"})
-			require.NoError(t, err)
 			runAndCheck(t, targets, plan, func(live.Plan) error {
+				// Another prefix's run folder and job, which Sweep must keep
+				// (made after the run, so that a recording of it does not
+				// see them).
+				require.NoError(t, workspace.NewWorkspace(c).Mkdirs(ctx, workspace.Mkdirs{Path: "/Shared/other-abcdef-uc"}))
+				_, err = jobs.NewJobs(c).Create(ctx, jobs.CreateJob{Name: "other-abcdef-uc-batch-score"})
+				require.NoError(t, err)
 				found, err := live.Sweep(context.Background(), targets, os.Stdout)
 				assert.Equal(t, []string{plan.Name}, found, "Sweep finds the run by its folder, endpoint and job")
 				return err
@@ -103,16 +105,21 @@ func TestLiveOnEmulator(t *testing.T) {
 // pointed at the world: the plan's names depend on the targets' settings,
 // not on where the workspaces are.
 func emulated(t *testing.T, key string) (live.Targets, live.Plan) {
+	return emulatedRun(t, key, "bftest-"+live.NewRunID()+"-"+map[string]string{"uc": "uc", "workspace": "ws"}[key])
+}
+
+// emulatedRun is emulated for the run named name.
+func emulatedRun(t *testing.T, key, name string) (live.Targets, live.Plan) {
 	t.Helper()
 	root, err := azurite.RepoRoot()
 	require.NoError(t, err)
 	targets := live.Targets{
 		DevSchema: "dev.ml", ProdSchema: "prod.ml", TrainTable: "dev.ml.customer", InputTable: "prod.ml.customer",
-		WarehouseID: demo.WarehouseID, Prefix: "bftest", NodeType: live.DefaultNodeType, Timeout: 10 * time.Minute,
+		WarehouseID: demo.WarehouseID, Prefix: strings.Split(name, "-")[0], NodeType: live.DefaultNodeType, Timeout: 10 * time.Minute,
 		Samples: []string{key},
 	}
-	plan, err := live.NewPlan(targets, key, live.NewRunID())
-	require.NoError(t, err)
+	plan, ok := live.PlanOf(targets, name)
+	require.True(t, ok, "%s is not the name of a run", name)
 	world, stop, err := demo.StartWorld(context.Background(), demo.Options{
 		Sample: demo.Samples()[key], OutDir: t.TempDir(), Out: io.Discard, Fast: true,
 		ModelDir:      filepath.Join(root, "examples", "demo", "churn-model"),
@@ -135,6 +142,9 @@ func runAndCheck(t *testing.T, targets live.Targets, plan live.Plan, clean func(
 	plan.Print(&out, targets)
 	t.Log("\n" + out.String())
 	opts := live.Options{Targets: targets, Plan: plan, Exe: agenttest.Executable(t), Root: root, OutDir: t.TempDir(), Out: &out}
+	if os.Getenv("RECORD") == "1" {
+		opts.RecordTo = filepath.Join("testdata", "recordings", time.Now().UTC().Format(time.DateOnly), plan.Key+".json")
+	}
 	cleaned := false
 	t.Cleanup(func() {
 		if !cleaned {

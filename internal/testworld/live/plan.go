@@ -68,9 +68,9 @@ func planFor(t Targets, key, name string, orig demo.Sample) Plan {
 	return p
 }
 
-// planOf is the plan a run's name stands for (Sweep), false for a name
-// that is not <prefix>-<6 hex>-<uc|ws>.
-func planOf(t Targets, name string) (Plan, bool) {
+// PlanOf is the plan a run's name stands for (Sweep, the conformance
+// replay), false for a name that is not <t.Prefix>-<6 hex>-<uc|ws>.
+func PlanOf(t Targets, name string) (Plan, bool) {
 	parts := strings.Split(name, "-")
 	if len(parts) != 3 || parts[0] != t.Prefix || len(parts[1]) != 6 {
 		return Plan{}, false

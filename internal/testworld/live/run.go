@@ -15,6 +15,7 @@ import (
 
 	"github.com/brickferry/brickferry/internal/testworld/azurestandin"
 	"github.com/brickferry/brickferry/internal/testworld/demo"
+	"github.com/brickferry/brickferry/internal/testworld/emulator"
 	"github.com/brickferry/brickferry/internal/testworld/pipeline"
 )
 
@@ -26,6 +27,9 @@ type Options struct {
 	Root    string    // the repository root (the sample pipelines, the training notebook)
 	OutDir  string    // summaries and the stand-ins' CA file
 	Out     io.Writer // the readable log
+	// RecordTo, when set, is the file the tasks' exchanges with the
+	// workspaces are written to, redacted (Recorder, Redactor).
+	RecordTo string
 }
 
 // Report is what a run did.
@@ -72,8 +76,37 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
 		return nil, err
 	}
-	standIns := demo.StandIns(t.CA, o.OutDir, dev, prod, t.WarehouseID)
-	standIns.PassThrough = []string{hostname(dev.Host), hostname(prod.Host)}
+	// What the tasks are given: the workspaces, or the recorder's fronts.
+	taskDev, taskProd := dev, prod
+	ca := t.CA
+	var rec *Recorder
+	if o.RecordTo != "" {
+		if ca == nil {
+			if ca, err = emulator.NewCA(); err != nil {
+				return nil, err
+			}
+		}
+		rec = &Recorder{}
+		defer rec.Close()
+		for _, x := range []struct {
+			name string
+			in   demo.Credentials
+			out  *demo.Credentials
+		}{{"dev", dev, &taskDev}, {"prod", prod, &taskProd}} {
+			u, err := url.Parse(x.in.Host)
+			if err != nil {
+				return nil, err
+			}
+			if x.out.Host, err = rec.Front(x.name, u, ca, t.CA); err != nil {
+				return nil, err
+			}
+		}
+	}
+	standIns := demo.StandIns(ca, o.OutDir, taskDev, taskProd, t.WarehouseID)
+	// The tasks reach the real workspaces and their storage (Unity
+	// Catalog's signed URLs) at their real addresses; the rest of Azure
+	// stays stand-ins.
+	standIns.PassThrough = []string{hostname(dev.Host), hostname(prod.Host), "blob.core.windows.net", "dfs.core.windows.net"}
 	az, err := azurestandin.New(standIns)
 	if err != nil {
 		return nil, err
@@ -98,7 +131,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	var log strings.Builder
 	out := io.MultiWriter(o.Out, &log)
 	fmt.Fprintf(out, "\n=== %s: dev %s, prod %s; Azure DevOps, Entra ID and Key Vault are stand-ins\n", p.Name, dev.Host, prod.Host)
-	runner := demo.NewRunner(o.Exe, az, dev, t.WarehouseID, work, o.OutDir, out)
+	runner := demo.NewRunner(o.Exe, az, taskDev, t.WarehouseID, work, o.OutDir, out)
 	res, runErr := runner.Run(ctx, pl)
 	r := &Report{Result: res}
 	r.Secrets = append([]string{devToken, prodToken}, runner.Secrets()...)
@@ -113,6 +146,17 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 	r.Output = demo.WithoutSecretHandOver(all.String())
+	if rec != nil {
+		against := "azure"
+		if t.CA != nil {
+			against = "emulator"
+		}
+		red := NewRedactor(r.Secrets, map[string]string{dev.Host: "dev-host", prod.Host: "prod-host", taskDev.Host: "dev-host", taskProd.Host: "prod-host"})
+		if err := rec.Write(o.RecordTo, Recording{Sample: p.Key, Plan: p.Name, Against: against}, red); err != nil {
+			return r, err
+		}
+		fmt.Fprintf(out, "Recorded the tasks' exchanges with the workspaces to %s\n", o.RecordTo)
+	}
 	return r, runErr
 }
 
