@@ -19,7 +19,7 @@ LDFLAGS   := -s -w -X github.com/brickferry/brickferry/internal/buildinfo.Versio
 TAGS      := grpcnotrace
 PLATFORMS := linux/amd64 linux/arm64 windows/amd64 darwin/amd64 darwin/arm64
 
-.PHONY: all demo live live-clean build build-host build-race test test-go test-node test-python lint vulncheck package bench stress fuzz mutate node_modules clean
+.PHONY: all demo live live-clean live-devops build build-host build-race test test-go test-node test-python lint vulncheck package bench stress fuzz mutate node_modules clean
 
 all: build
 
@@ -40,6 +40,12 @@ live: build-host node_modules
 live-clean:
 	@if [ "$$BRICKFERRY_LIVE" != 1 ]; then echo "make live-clean: refused: set BRICKFERRY_LIVE=1 and the workspaces' variables (docs/live.md)"; exit 2; fi
 	$(GO) test -count=1 -v -timeout 30m -run '^TestLiveClean$$' ./internal/testworld/live/
+
+## live-devops: check that an Azure DevOps project holds the sample pipelines' variable groups (reads only):
+## BRICKFERRY_LIVE=1, BRICKFERRY_LIVE_DEVOPS_URL, _PROJECT, _TOKEN (docs/live.md, "Azure DevOps")
+live-devops:
+	@if [ "$$BRICKFERRY_LIVE" != 1 ]; then echo "make live-devops: refused: set BRICKFERRY_LIVE=1 and the BRICKFERRY_LIVE_DEVOPS_* variables (docs/live.md)"; exit 2; fi
+	$(GO) test -count=1 -v -timeout 10m -run '^TestLiveDevOps$$' ./internal/testworld/live/
 
 ## build: the brickferry executable for every platform, in dist/bin/<goos>-<goarch>/
 build:

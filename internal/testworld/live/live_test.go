@@ -32,11 +32,7 @@ import (
 // Without BRICKFERRY_LIVE=1 it does nothing: `make live` refuses to start
 // then, and TestLiveOnEmulator runs the same code in make test.
 func TestLive(t *testing.T) {
-	targets, err := live.FromEnv(os.Getenv)
-	if errors.Is(err, live.ErrNotEnabled) {
-		t.Skip(err)
-	}
-	require.NoError(t, err)
+	targets := fromEnv(t, live.FromEnv)
 	run := live.NewRunID()
 	for _, key := range targets.Samples {
 		t.Run(key, func(t *testing.T) {
@@ -52,15 +48,24 @@ func TestLive(t *testing.T) {
 // environment's prefix left behind (live.Sweep). Without BRICKFERRY_LIVE=1
 // it does nothing.
 func TestLiveClean(t *testing.T) {
-	targets, err := live.FromEnv(os.Getenv)
-	if errors.Is(err, live.ErrNotEnabled) {
-		t.Skip(err)
-	}
-	require.NoError(t, err)
+	targets := fromEnv(t, live.FromEnv)
 	fmt.Printf("Deleting what runs named %s-* left in %s and %s\n", targets.Prefix, targets.Dev.Host, targets.Prod.Host)
 	found, err := live.Sweep(context.Background(), targets, os.Stdout)
 	fmt.Printf("%d run(s) cleaned: %v\n", len(found), found)
 	require.NoError(t, err)
+}
+
+// fromEnv reads a live suite's settings with read from the environment:
+// without BRICKFERRY_LIVE=1 the test does nothing (make test), with it a
+// bad setting fails the test.
+func fromEnv[T any](t *testing.T, read func(func(string) string) (T, error)) T {
+	t.Helper()
+	v, err := read(os.Getenv)
+	if errors.Is(err, live.ErrNotEnabled) {
+		t.Skip(err)
+	}
+	require.NoError(t, err)
+	return v
 }
 
 // TestLiveOnEmulator runs the live suite's code with its targets pointed at
