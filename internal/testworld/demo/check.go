@@ -67,7 +67,7 @@ func CheckOutcome(t require.TestingT, ctx context.Context, o Outcome) {
 	require.Len(t, devVersions, 1, "one version registered in dev")
 	dv := devVersions[0]
 	assert.Equal(t, devPromoted, dv.Where, "dev's version was promoted after the copy")
-	assert.NotEmpty(t, dv.Tags["brickferry_build_id"], "the dev version names the build")
+	assert.Equal(t, "1001", dv.Tags["brickferry_build_id"], "the dev version names the build (BUILD_BUILDID of NewRunner's environment)")
 
 	prodVersions, err := ModelVersions(ctx, o.Prod, o.Sample.ProdModel)
 	require.NoError(t, err)
