@@ -33,6 +33,7 @@ import (
 // then, and TestLiveOnEmulator runs the same code in make test.
 func TestLive(t *testing.T) {
 	targets := fromEnv(t, live.FromEnv)
+	require.NoError(t, live.SmallestNodeTypes(context.Background(), &targets))
 	run := live.NewRunID()
 	for _, key := range targets.Samples {
 		t.Run(key, func(t *testing.T) {
@@ -76,6 +77,9 @@ func TestLiveOnEmulator(t *testing.T) {
 	for _, key := range []string{"workspace", "uc"} {
 		t.Run(key, func(t *testing.T) {
 			targets, plan := emulated(t, key)
+			// The smallest of the emulator's Azure node types with a local
+			// disk (emulator/compute.go).
+			assert.Equal(t, []string{"Standard_F4s", "Standard_F4s"}, []string{targets.DevNodeType, targets.ProdNodeType})
 			if key == "workspace" {
 				runAndCheck(t, targets, plan, func(p live.Plan) error {
 					return live.Clean(context.Background(), targets, p, os.Stdout)
@@ -120,7 +124,7 @@ func emulatedRun(t *testing.T, key, name string) (live.Targets, live.Plan) {
 	require.NoError(t, err)
 	targets := live.Targets{
 		DevSchema: "dev.ml", ProdSchema: "prod.ml", TrainTable: "dev.ml.customer", InputTable: "prod.ml.customer",
-		WarehouseID: demo.WarehouseID, Prefix: strings.Split(name, "-")[0], NodeType: live.DefaultNodeType, Timeout: 10 * time.Minute,
+		WarehouseID: demo.WarehouseID, Prefix: strings.Split(name, "-")[0], Timeout: 10 * time.Minute,
 		Samples: []string{key},
 	}
 	plan, ok := live.PlanOf(targets, name)
@@ -133,6 +137,7 @@ func emulatedRun(t *testing.T, key, name string) (live.Targets, live.Plan) {
 	t.Cleanup(stop)
 	require.NoError(t, err)
 	targets.Dev, targets.Prod, targets.CA = world.Dev.SDKConfig(), world.Prod.SDKConfig(), world.CA
+	require.NoError(t, live.SmallestNodeTypes(context.Background(), &targets))
 	return targets, plan
 }
 

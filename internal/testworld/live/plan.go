@@ -97,7 +97,7 @@ func (p Plan) Print(w io.Writer, t Targets) {
 	fmt.Fprintf(w, "    prod table              %s (dropped with the warehouse %s)\n", p.Sample.OutputTable, t.WarehouseID)
 	fmt.Fprintf(w, "    prod serving endpoint   %s (scale to zero, Small)\n", p.Sample.Endpoint)
 	fmt.Fprintf(w, "  reads: %s (dev, training), %s (prod, scoring)\n", t.TrainTable, p.Sample.InputTable)
-	fmt.Fprintf(w, "  cost guard: each Databricks run on one single-node %s cluster, every run and serving update limited to %s\n", t.NodeType, t.Timeout)
+	fmt.Fprintf(w, "  cost guard: each Databricks run on one single-node cluster (dev %s, prod %s), every run and serving update limited to %s\n", t.DevNodeType, t.ProdNodeType, t.Timeout)
 }
 
 // Rewrite gives the sample pipeline p the run's names and the cost guard:
@@ -106,7 +106,8 @@ func (p Plan) Print(w io.Writer, t Targets) {
 // training step reads t.TrainTable; the copy puts its runs in the run's
 // experiment; the scoring step gets the run's job name and notebook
 // folder; every step that
-// starts a cluster runs on one single node of t.NodeType; every run and
+// starts a cluster runs on one single node of the workspace's node type
+// (t.DevNodeType, t.ProdNodeType); every run and
 // serving update is limited to t.Timeout. It fails when the pipeline no
 // longer uses one of the names (the sample changed: change the plan too).
 func (p Plan) Rewrite(pl *pipeline.Pipeline, t Targets) error {
@@ -155,7 +156,10 @@ func (p Plan) Rewrite(pl *pipeline.Pipeline, t Targets) error {
 						delete(step.Inputs, "workers")
 						delete(step.Inputs, "autoscale")
 						step.Inputs["singleNode"] = "true"
-						step.Inputs["nodeType"] = pipeline.Scalar(t.NodeType)
+						step.Inputs["nodeType"] = pipeline.Scalar(t.DevNodeType)
+						if task == "BatchScore" { // the scoring runs in prod
+							step.Inputs["nodeType"] = pipeline.Scalar(t.ProdNodeType)
+						}
 					}
 					step.Inputs["timeoutMinutes"] = minutes
 					if task == "DatabricksTrain" {

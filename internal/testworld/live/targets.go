@@ -11,7 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/databricks/databricks-sdk-go/client"
 	"github.com/databricks/databricks-sdk-go/config"
+	"github.com/databricks/databricks-sdk-go/service/compute"
 
 	"github.com/brickferry/brickferry/internal/testworld/demo"
 	"github.com/brickferry/brickferry/internal/testworld/emulator"
@@ -33,9 +35,11 @@ type Targets struct {
 	WarehouseID string
 	// Prefix starts the name of everything the suite creates.
 	Prefix string
-	// NodeType is the node type of every Databricks run (the cost guard:
-	// single node, this type).
-	NodeType string
+	// DevNodeType and ProdNodeType are the node types of the Databricks
+	// runs in each workspace (the cost guard: single node, this type):
+	// BRICKFERRY_LIVE_NODE_TYPE for both, or, when it is not set, each
+	// workspace's smallest node type with a local disk (SmallestNodeTypes).
+	DevNodeType, ProdNodeType string
 	// Timeout bounds every Databricks run and every serving update.
 	Timeout time.Duration
 	// Samples are the sample pipelines to run, by demo.Samples' names.
@@ -56,15 +60,10 @@ const (
 	EnvTrainTable  = "BRICKFERRY_LIVE_TRAIN_TABLE"  // default <dev schema>.customer
 	EnvWarehouse   = "BRICKFERRY_LIVE_WAREHOUSE_ID" // required
 	EnvPrefix      = "BRICKFERRY_LIVE_PREFIX"       // default bflive
-	EnvNodeType    = "BRICKFERRY_LIVE_NODE_TYPE"    // default DefaultNodeType
+	EnvNodeType    = "BRICKFERRY_LIVE_NODE_TYPE"    // default: each workspace's smallest (SmallestNodeTypes)
 	EnvTimeout     = "BRICKFERRY_LIVE_TIMEOUT_MINUTES"
 	EnvSamples     = "BRICKFERRY_LIVE_SAMPLES" // uc,workspace (default both)
 	DefaultTimeout = 30 * time.Minute
-	// DefaultNodeType is the tasks' own default node type (4 cores, 14
-	// GB), one every Azure Databricks region offers; a workspace that
-	// lists a smaller one for the ML runtime can name it in
-	// BRICKFERRY_LIVE_NODE_TYPE.
-	DefaultNodeType = "Standard_DS3_v2"
 )
 
 var (
@@ -87,7 +86,7 @@ func FromEnv(getenv func(string) string) (Targets, error) {
 	t := Targets{
 		DevSchema: orDefault(getenv(EnvDevSchema), "dev.ml"), ProdSchema: orDefault(getenv(EnvProdSchema), "prod.ml"),
 		WarehouseID: getenv(EnvWarehouse), Prefix: orDefault(getenv(EnvPrefix), "bflive"),
-		NodeType: orDefault(getenv(EnvNodeType), DefaultNodeType), Timeout: DefaultTimeout,
+		DevNodeType: getenv(EnvNodeType), ProdNodeType: getenv(EnvNodeType), Timeout: DefaultTimeout,
 		Samples: []string{"uc", "workspace"},
 	}
 	t.InputTable = orDefault(getenv(EnvInputTable), t.ProdSchema+".customer")
@@ -189,6 +188,31 @@ func workspaceConfig(prefix string, getenv func(string) string) (*config.Config,
 		return nil, fmt.Errorf("%sDATABRICKS_HOST is not set: give the workspace URL (https://adb-<id>.<n>.azuredatabricks.net), and its credentials in %sDATABRICKS_TOKEN, or %sDATABRICKS_AUTH_TYPE=azure-cli after az login, or %sARM_CLIENT_ID, %sARM_CLIENT_SECRET and %sARM_TENANT_ID", prefix, prefix, prefix, prefix, prefix, prefix)
 	}
 	return cfg, nil
+}
+
+// SmallestNodeTypes fills DevNodeType and ProdNodeType, where not set,
+// with each workspace's smallest node type that has a local disk
+// (databricks-sdk-go's ClustersAPI.SelectNodeType, the Terraform
+// provider's databricks_node_type with local_disk = true).
+func SmallestNodeTypes(ctx context.Context, t *Targets) error {
+	for _, x := range []struct {
+		cfg *config.Config
+		out *string
+	}{{t.Dev, &t.DevNodeType}, {t.Prod, &t.ProdNodeType}} {
+		if *x.out != "" {
+			continue
+		}
+		c, err := client.New(x.cfg)
+		if err != nil {
+			return err
+		}
+		nt, err := compute.NewClusters(c).SelectNodeType(ctx, compute.NodeTypeRequest{LocalDisk: true})
+		if err != nil {
+			return fmt.Errorf("the smallest node type of %s (set %s to choose one): %w", x.cfg.Host, EnvNodeType, err)
+		}
+		*x.out = nt
+	}
+	return nil
 }
 
 // bearer is a token for the workspace cfg configures, as the tasks need

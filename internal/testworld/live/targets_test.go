@@ -58,6 +58,13 @@ func TestFromEnvReadsEachWorkspaceUnderItsPrefix(t *testing.T) {
 	assert.Equal(t, "bflive", got.Prefix)
 	assert.Equal(t, 20.0, got.Timeout.Minutes())
 	assert.Equal(t, []string{"uc", "workspace"}, got.Samples)
+	assert.Empty(t, got.DevNodeType+got.ProdNodeType, "each workspace's smallest, asked later")
+
+	e := complete()
+	e["BRICKFERRY_LIVE_NODE_TYPE"] = "Standard_F8s"
+	got, err = live.FromEnv(env(e))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"Standard_F8s", "Standard_F8s"}, []string{got.DevNodeType, got.ProdNodeType})
 }
 
 func TestFromEnvNamesEveryBadSetting(t *testing.T) {
@@ -86,6 +93,7 @@ func TestRewrite(t *testing.T) {
 	require.NoError(t, err)
 	targets, err := live.FromEnv(env(complete()))
 	require.NoError(t, err)
+	targets.DevNodeType, targets.ProdNodeType = "Standard_DEV", "Standard_PROD"
 	for key, sample := range demo.Samples() {
 		t.Run(key, func(t *testing.T) {
 			plan, err := live.NewPlan(targets, key, "a1b2c3")
@@ -119,7 +127,11 @@ func TestRewrite(t *testing.T) {
 							clusters++
 							assert.Equal(t, "true", string(step.Inputs["singleNode"]), step.Name)
 							assert.Empty(t, step.Inputs["workers"], step.Name)
-							assert.Equal(t, live.DefaultNodeType, string(step.Inputs["nodeType"]), step.Name)
+							want := "Standard_DEV" // training, in dev
+							if strings.HasPrefix(step.Task, "BatchScore") {
+								want = "Standard_PROD" // scoring, in prod
+							}
+							assert.Equal(t, want, string(step.Inputs["nodeType"]), step.Name)
 							assert.Equal(t, "20", string(step.Inputs["timeoutMinutes"]), step.Name)
 						}
 						if strings.HasPrefix(step.Task, "ModelServe") {
