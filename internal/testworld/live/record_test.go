@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -88,10 +89,10 @@ func TestRecordingNeverHoldsASecret(t *testing.T) {
 		secrets = append(secrets, string(b))
 	}
 	// The upstream echoes: it answers with the carrier's answer.
-	var next string
+	var next atomic.Value // the answer the upstream gives next
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.ReadAll(r.Body)
-		_, _ = io.WriteString(w, next)
+		_, _ = io.WriteString(w, next.Load().(string))
 	}))
 	defer up.Close()
 	target, err := url.Parse(up.URL)
@@ -107,7 +108,7 @@ func TestRecordingNeverHoldsASecret(t *testing.T) {
 	for _, s := range secrets {
 		for _, form := range maskedForms(s) {
 			for _, c := range carriers(form, s) {
-				next = c.resp
+				next.Store(c.resp)
 				u := front + c.path
 				if c.query != "" {
 					u += "?" + c.query
