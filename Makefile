@@ -19,7 +19,7 @@ LDFLAGS   := -s -w -X github.com/brickferry/brickferry/internal/buildinfo.Versio
 TAGS      := grpcnotrace
 PLATFORMS := linux/amd64 linux/arm64 windows/amd64 darwin/amd64 darwin/arm64
 
-.PHONY: all demo build build-host build-race test test-go test-node test-python lint vulncheck package bench stress fuzz mutate node_modules clean
+.PHONY: all demo live live-clean live-devops build build-host build-race test test-go test-node test-python lint vulncheck package bench stress fuzz mutate node_modules clean
 
 all: build
 
@@ -28,6 +28,24 @@ all: build
 DEMO ?= uc
 demo: build-host node_modules
 	$(GO) run ./cmd/brickferry-demo -exe dist/bin/linux-amd64/brickferry -sample $(DEMO)
+
+## live: both sample pipelines against REAL workspaces (creates, checks and deletes resources; costs money):
+## BRICKFERRY_LIVE=1 and the variables of docs/live.md; prints its plan first
+# The same code runs in make test against the emulator (TestLiveOnEmulator).
+live: build-host node_modules
+	@if [ "$$BRICKFERRY_LIVE" != 1 ]; then echo "make live: refused: set BRICKFERRY_LIVE=1 and the workspaces' variables (docs/live.md); it creates and deletes resources in real workspaces"; exit 2; fi
+	BRICKFERRY_EXE=$(CURDIR)/dist/bin/linux-amd64/brickferry $(GO) test -count=1 -v -timeout 4h -run '^TestLive$$' ./internal/testworld/live/
+
+## live-clean: delete what crashed live runs left (everything named $$BRICKFERRY_LIVE_PREFIX-<run>-...)
+live-clean:
+	@if [ "$$BRICKFERRY_LIVE" != 1 ]; then echo "make live-clean: refused: set BRICKFERRY_LIVE=1 and the workspaces' variables (docs/live.md)"; exit 2; fi
+	$(GO) test -count=1 -v -timeout 30m -run '^TestLiveClean$$' ./internal/testworld/live/
+
+## live-devops: check that an Azure DevOps project holds the sample pipelines' variable groups (reads only):
+## BRICKFERRY_LIVE=1, BRICKFERRY_LIVE_DEVOPS_URL, _PROJECT, _TOKEN (docs/live.md, "Azure DevOps")
+live-devops:
+	@if [ "$$BRICKFERRY_LIVE" != 1 ]; then echo "make live-devops: refused: set BRICKFERRY_LIVE=1 and the BRICKFERRY_LIVE_DEVOPS_* variables (docs/live.md)"; exit 2; fi
+	$(GO) test -count=1 -v -timeout 10m -run '^TestLiveDevOps$$' ./internal/testworld/live/
 
 ## build: the brickferry executable for every platform, in dist/bin/<goos>-<goarch>/
 build:

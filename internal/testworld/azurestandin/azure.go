@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -86,6 +87,13 @@ type Options struct {
 	// e.g. "adb-1234567890123456.7.azuredatabricks.net" → an
 	// *emulator.Workspace, so a workspace can have a real-looking URL.
 	Hosts map[string]http.Handler
+
+	// PassThrough are names under Azure's domains, and domains (a name
+	// under one passes too), that DialContext and the proxy reach at their
+	// real address rather than refusing: the real workspaces of a live run
+	// and their storage (internal/testworld/live). Everything else of
+	// Azure's stays out of reach.
+	PassThrough []string
 
 	// ProxyUser and ProxyPassword, when set, are the basic credentials the
 	// forward proxy requires (407 otherwise).
@@ -606,11 +614,16 @@ func (a *Azure) DialContext(ctx context.Context, network, addr string) (net.Conn
 		addr = a.imdsAddr
 	case port == "443" && a.serves(name):
 		addr = a.frontAddr
-	case isAzureName(name):
+	case isAzureName(name) && !a.passes(name):
 		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
 	}
 	var d net.Dialer
 	return d.DialContext(ctx, network, addr)
+}
+
+// passes reports whether name is, or is under, a name of Options.PassThrough.
+func (a *Azure) passes(name string) bool {
+	return slices.ContainsFunc(a.opts.PassThrough, func(p string) bool { return name == p || strings.HasSuffix(name, "."+p) })
 }
 
 func isAzureName(name string) bool {

@@ -32,6 +32,7 @@ import (
 
 	"github.com/databricks/databricks-sdk-go/client"
 	"github.com/databricks/databricks-sdk-go/service/serving"
+	"github.com/databricks/databricks-sdk-go/service/sql"
 
 	"github.com/brickferry/brickferry/internal/agent"
 	"github.com/brickferry/brickferry/internal/testworld/azurestandin"
@@ -64,6 +65,10 @@ type Options struct {
 	// Blob, when set, is an Azurite already running (tests share one between
 	// runs); the demo starts its own otherwise.
 	Blob *azurite.Server
+	// TrainNotebook and Experiment, when set, are where the pipeline's
+	// training notebook is and the experiment it logs to (TrainNotebook and
+	// Experiment otherwise): the live suite's names.
+	TrainNotebook, Experiment string
 	// Fast shortens the emulated runs, registrations and deployments (to a
 	// few hundred milliseconds) for suites that run the pipeline many times.
 	Fast bool
@@ -75,6 +80,9 @@ const (
 	Experiment    = "/Shared/churn"
 	Endpoint      = "churn"
 	ScoredRows    = 9960 // rows of examples/data/customer.csv
+	// WarehouseID is the prod workspace's SQL warehouse, with which the
+	// checks count the scored rows (the sample pipelines name none).
+	WarehouseID = "8f2e1c0a9b3d4e5f"
 )
 
 // ProdConnection is the Azure Resource Manager service connection the prod
@@ -89,6 +97,7 @@ type World struct {
 	Blob      *azurite.Server
 	BlobProxy *azurite.FaultProxy // nil without Options.BlobFaults
 	Azure     *azurestandin.Azure
+	CA        *emulator.CA // signs the workspaces' and stand-ins' certificates
 	CAFile    string
 }
 
@@ -108,7 +117,7 @@ func Run(ctx context.Context, opts Options) (*Report, func(), error) {
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
 		return nil, func() {}, err
 	}
-	world, stop, err := startWorld(ctx, opts)
+	world, stop, err := StartWorld(ctx, opts)
 	if err != nil {
 		return nil, stop, err
 	}
@@ -121,16 +130,7 @@ func Run(ctx context.Context, opts Options) (*Report, func(), error) {
 		return nil, stop, err
 	}
 	stopAll := func() { stop(); _ = os.RemoveAll(work) }
-	runner := &pipeline.Runner{
-		Exe:         opts.Exe,
-		Groups:      map[string]map[string]pipeline.GroupVariable{"databricks": world.variableGroup()},
-		Connections: map[string]agent.Endpoint{ProdConnection: world.Azure.ServiceConnection(ProdConnection)},
-		BaseEnv:     baseEnv(world, work),
-		WorkDir:     work,
-		SummaryDir:  opts.OutDir,
-		Out:         out,
-		Skip:        map[string]string{"BrickferryTools": "it installs brickferry on an agent; the local runner runs " + opts.Exe},
-	}
+	runner := NewRunner(opts.Exe, world.Azure, world.devCredentials(), work, opts.OutDir, out)
 	fmt.Fprintf(out, "\ndev workspace  %s\nprod workspace %s\nblob storage   %s (Azurite)\nAzure DevOps   %s, Entra ID and Key Vault stand-ins through the proxy %s\n",
 		world.Dev.URL(), world.Prod.URL(), world.Blob.BlobEndpoint, world.Azure.CollectionURI, world.Azure.ProxyURL)
 	if opts.Faults != nil {
@@ -155,7 +155,10 @@ func Run(ctx context.Context, opts Options) (*Report, func(), error) {
 	return report, stopAll, nil
 }
 
-func startWorld(ctx context.Context, opts Options) (*World, func(), error) {
+// StartWorld starts what Run runs the pipeline against: Azurite (unless
+// opts.Blob), the two emulated workspaces with the training and scoring
+// scripted, and the Azure stand-ins. The caller stops it with the func.
+func StartWorld(ctx context.Context, opts Options) (*World, func(), error) {
 	var closers []func()
 	stop := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -202,7 +205,7 @@ func startWorld(ctx context.Context, opts Options) (*World, func(), error) {
 	if err := ca.WriteFile(caFile); err != nil {
 		return nil, stop, err
 	}
-	world := &World{Sample: opts.Sample.orDefault(), Blob: blob, BlobProxy: proxy, CAFile: caFile}
+	world := &World{Sample: opts.Sample.orDefault(), Blob: blob, BlobProxy: proxy, CA: ca, CAFile: caFile}
 	for _, name := range []string{"dev", "prod"} {
 		ws, err := emulator.New(emulator.Options{
 			Name: name, CA: ca, MLflow: world.Sample.MLflow,
@@ -220,56 +223,94 @@ func startWorld(ctx context.Context, opts Options) (*World, func(), error) {
 			world.Prod = ws
 		}
 	}
-	az, err := azurestandin.New(azurestandin.Options{
-		CA: ca, Dir: opts.OutDir,
-		ProxyUser: "build-agent", ProxyPassword: "demo-proxy-password",
-		Connections: []azurestandin.Connection{{Name: ProdConnection, Scheme: azurestandin.SchemeWorkloadIdentity}},
-		VariableGroups: []azurestandin.VariableGroup{world.linkedGroup(), {Name: "databricks-prod", KeyVault: &azurestandin.GroupVault{
-			Vault: "kv-brickferry-prod", Connection: ProdConnection,
-			Secrets: map[string]string{"databricks-host": world.Prod.URL(), "databricks-token": world.Prod.Token},
-		}}},
-	})
+	az, err := azurestandin.New(StandIns(ca, opts.OutDir, world.devCredentials(), Credentials{Host: world.Prod.URL(), Token: world.Prod.Token}))
 	if err != nil {
 		return nil, stop, err
 	}
 	closers = append(closers, az.Close)
 	world.Azure = az
-	world.Dev.OnNotebook(TrainNotebook, emulator.Behaviour{Duration: timing.job, Train: &emulator.Train{
-		Experiment: Experiment, RunName: "churn-xgboost", ModelDir: opts.ModelDir,
+	notebook, experiment := TrainNotebook, Experiment
+	if opts.TrainNotebook != "" {
+		notebook, experiment = opts.TrainNotebook, opts.Experiment
+	}
+	world.Dev.OnNotebook(notebook, emulator.Behaviour{Duration: timing.job, Train: &emulator.Train{
+		Experiment: experiment, RunName: "churn-xgboost", ModelDir: opts.ModelDir,
 		Params:  map[string]string{"max_depth": "4", "learning_rate": "0.1", "n_estimators": "200"},
 		Metrics: map[string]float64{"auc": 0.874, "accuracy": 0.842, "f1": 0.611, "precision": 0.702, "recall": 0.541},
 	}})
 	world.Prod.OnAnyTask(emulator.Behaviour{Duration: timing.job, Score: &emulator.Score{Rows: ScoredRows}})
+	world.Prod.AddWarehouse(sql.GetWarehouseResponse{Id: WarehouseID, Name: "prod-sql"})
 	return world, stop, nil
 }
 
-// variableGroup is the pipeline's `databricks` group, as a linked group
-// gives it to the job: hosts as variables, tokens as secret variables.
-func (w *World) variableGroup() map[string]pipeline.GroupVariable {
+// Credentials are a workspace's URL and a token the tasks use with it.
+type Credentials struct{ Host, Token string }
+
+func (w *World) devCredentials() Credentials {
+	return Credentials{Host: w.Dev.URL(), Token: w.Dev.Token}
+}
+
+// PipelineGroup is the pipeline's `databricks` group, as a linked group
+// gives it to the job: the dev host as a variable, its token as a secret
+// variable.
+func PipelineGroup(dev Credentials) map[string]pipeline.GroupVariable {
 	return map[string]pipeline.GroupVariable{
-		"databricks-host-dev":  {Value: w.Dev.URL()},
-		"databricks-token-dev": {Value: w.Dev.Token, Secret: true},
+		"databricks-host-dev":  {Value: dev.Host},
+		"databricks-token-dev": {Value: dev.Token, Secret: true},
 	}
 }
 
-// linkedGroup is the same `databricks` group as the library holds it, which
-// the tasks read through the Azure DevOps API to tie the job's variables to
-// the group they name (package auth): linking a group to a pipeline does
-// not take it out of the library.
-func (w *World) linkedGroup() azurestandin.VariableGroup {
-	g := azurestandin.VariableGroup{Name: "databricks", Variables: map[string]azurestandin.Variable{}}
-	for k, v := range w.variableGroup() {
-		g.Variables[k] = azurestandin.Variable{Value: v.Value, Secret: v.Secret}
+// StandIns are the Azure DevOps, Entra ID and Key Vault stand-ins the
+// sample pipelines need, their certificates signed by ca and the CA file
+// written to dir:
+//   - the `databricks` group as the library holds it too, which the tasks
+//     read through the Azure DevOps API to tie the job's variables to the
+//     group they name (package auth): linking a group to a pipeline does
+//     not take it out of the library;
+//   - the group `databricks-prod`, linked to the vault kv-brickferry-prod
+//     holding prod's host and token;
+//   - the service connection brickferry-prod (workload identity
+//     federation), which may read that vault.
+func StandIns(ca *emulator.CA, dir string, dev, prod Credentials) azurestandin.Options {
+	linked := azurestandin.VariableGroup{Name: "databricks", Variables: map[string]azurestandin.Variable{}}
+	for k, v := range PipelineGroup(dev) {
+		linked.Variables[k] = azurestandin.Variable{Value: v.Value, Secret: v.Secret}
 	}
-	return g
+	return azurestandin.Options{
+		CA: ca, Dir: dir,
+		ProxyUser: "build-agent", ProxyPassword: "demo-proxy-password",
+		Connections: []azurestandin.Connection{{Name: ProdConnection, Scheme: azurestandin.SchemeWorkloadIdentity}},
+		VariableGroups: []azurestandin.VariableGroup{linked, {Name: "databricks-prod", KeyVault: &azurestandin.GroupVault{
+			Vault: "kv-brickferry-prod", Connection: ProdConnection,
+			Secrets: map[string]string{"databricks-host": prod.Host, "databricks-token": prod.Token},
+		}}},
+	}
 }
 
-// baseEnv is what the agent sets for every step of this run: system
+// NewRunner is the local pipeline runner for a sample pipeline: the
+// executable exe, the `databricks` group with dev's credentials, the
+// brickferry-prod connection of az, and the environment the agent gives
+// every step (system variables, the job's Azure DevOps connection, the
+// proxy and the CA file of az). BrickferryTools is skipped: the runner
+// already has the executable.
+func NewRunner(exe string, az *azurestandin.Azure, dev Credentials, work, summaryDir string, out io.Writer) *pipeline.Runner {
+	return &pipeline.Runner{
+		Exe:         exe,
+		Groups:      map[string]map[string]pipeline.GroupVariable{"databricks": PipelineGroup(dev)},
+		Connections: map[string]agent.Endpoint{ProdConnection: az.ServiceConnection(ProdConnection)},
+		BaseEnv:     agentEnv(az, work),
+		WorkDir:     work,
+		SummaryDir:  summaryDir,
+		Out:         out,
+		Skip:        map[string]string{"BrickferryTools": "it installs brickferry on an agent; the local runner runs " + exe},
+	}
+}
+
+// agentEnv is what the agent sets for every step of this run: system
 // variables, the job's Azure DevOps connection, the proxy and the CA.
-func baseEnv(w *World, work string) map[string]string {
+func agentEnv(az *azurestandin.Azure, work string) map[string]string {
 	env := map[string]string{
 		"HOME":                 work,
-		"AGENT_CAINFO":         w.CAFile,
 		"AGENT_OS":             "Linux",
 		"AGENT_OSARCHITECTURE": "X64",
 		"SYSTEM_HOSTTYPE":      "build",
@@ -283,10 +324,9 @@ func baseEnv(w *World, work string) map[string]string {
 		"BUILD_SOURCEBRANCH":   "refs/heads/main",
 		"BUILD_REPOSITORY_URI": "https://dev.azure.com/contoso/mlops/_git/churn",
 	}
-	for k, v := range w.Azure.Env() {
+	for k, v := range az.Env() {
 		env[k] = v
 	}
-	env["AGENT_CAINFO"] = w.CAFile
 	return env
 }
 
@@ -298,7 +338,7 @@ func (w *World) printState(ctx context.Context, out io.Writer) error {
 		ws    *emulator.Workspace
 		model string
 	}{{w.Dev, w.Sample.DevModel}, {w.Prod, w.Sample.ProdModel}} {
-		versions, err := ModelVersions(ctx, x.ws, x.model)
+		versions, err := ModelVersions(ctx, x.ws.SDKConfig(), x.model)
 		if err != nil {
 			return fmt.Errorf("%s workspace: %w", x.ws.Name(), err)
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/databricks/databricks-sdk-go"
 	"github.com/databricks/databricks-sdk-go/client"
+	"github.com/databricks/databricks-sdk-go/config"
 	"github.com/databricks/databricks-sdk-go/service/catalog"
 	"github.com/databricks/databricks-sdk-go/service/ml"
 
@@ -25,9 +26,11 @@ type Sample struct {
 	// workspaces: a workspace-registry name, or a Unity Catalog
 	// catalog.schema.model name.
 	DevModel, ProdModel string
-	// OutputTable is the table the batch scoring step writes in the prod
-	// workspace.
-	OutputTable string
+	// InputTable is the table the batch scoring step reads in the prod
+	// workspace; OutputTable the one it writes.
+	InputTable, OutputTable string
+	// Endpoint is the prod workspace's serving endpoint.
+	Endpoint string
 	// MLflow is the MLflow era of both workspaces: the runtime the
 	// pipeline's training job runs on logs its model the MLflow 2 way (run
 	// artifacts) or the MLflow 3 way (a logged model, models:/m-<id>).
@@ -38,7 +41,7 @@ type Sample struct {
 // pipeline's flow on the workspace model registry, promoted by stages.
 func WorkspaceRegistry() Sample {
 	return Sample{File: "examples/azure-pipelines.yml", DevModel: "churn", ProdModel: "churn",
-		OutputTable: "main.ml.churn_predictions"}
+		InputTable: "main.default.customer", OutputTable: "main.ml.churn_predictions", Endpoint: Endpoint}
 }
 
 // UnityCatalog is examples/azure-pipelines-uc.yml: Unity Catalog in both
@@ -46,7 +49,7 @@ func WorkspaceRegistry() Sample {
 // a runtime of MLflow 3 (the default runtime, 17.3 LTS ML).
 func UnityCatalog() Sample {
 	return Sample{File: "examples/azure-pipelines-uc.yml", DevModel: "dev.ml.churn", ProdModel: "prod.ml.churn",
-		OutputTable: "prod.ml.churn_predictions", MLflow: emulator.MLflow3}
+		InputTable: "prod.ml.customer", OutputTable: "prod.ml.churn_predictions", Endpoint: Endpoint, MLflow: emulator.MLflow3}
 }
 
 // Samples are the shipped sample pipelines, by the name brickferry-demo's
@@ -67,6 +70,10 @@ func (s Sample) orDefault() Sample {
 // (catalog.schema.model).
 func inUnityCatalog(name string) bool { return strings.Count(name, ".") == 2 }
 
+// UnityCatalog reports whether the sample's models are in Unity Catalog
+// (promoted by aliases) rather than the workspace registry (stages).
+func (s Sample) UnityCatalog() bool { return inUnityCatalog(s.DevModel) }
+
 // ModelVersion is one registered version as the demo reads it back, from
 // either registry: Where is its stage (workspace registry) or its aliases
 // ("@champion @challenger", Unity Catalog).
@@ -78,12 +85,12 @@ type ModelVersion struct {
 	Tags    map[string]string
 }
 
-// ModelVersions reads every version of model from ws through the Databricks
-// API: the workspace registry's search, or Unity Catalog's version list
+// ModelVersions reads every version of model from the workspace cfg
+// configures through the Databricks API: the workspace registry's search, or Unity Catalog's version list
 // (aliases) and MLflow's Unity Catalog get route (tags, which the catalog
 // API does not return). Oldest first.
-func ModelVersions(ctx context.Context, ws *emulator.Workspace, model string) ([]ModelVersion, error) {
-	c, err := client.New(ws.SDKConfig())
+func ModelVersions(ctx context.Context, cfg *config.Config, model string) ([]ModelVersion, error) {
+	c, err := client.New(cfg)
 	if err != nil {
 		return nil, err
 	}

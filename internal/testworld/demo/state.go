@@ -67,7 +67,7 @@ func workspaceState(ctx context.Context, ws *emulator.Workspace, model, table st
 	if err != nil {
 		return s, err
 	}
-	versions, err := ModelVersions(ctx, ws, model)
+	versions, err := ModelVersions(ctx, ws.SDKConfig(), model)
 	if err != nil {
 		return s, err
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brickferry/brickferry/internal/agent"
 	"github.com/brickferry/brickferry/internal/testworld/agenttest"
 	"github.com/brickferry/brickferry/internal/testworld/azurite"
 	"github.com/brickferry/brickferry/internal/testworld/demo"
@@ -113,7 +112,7 @@ func assertNoSecrets(t *testing.T, o outcome, text string) {
 	secrets := append([]string{w.Dev.Token, w.Prod.Token}, o.report.Secrets...)
 	secrets = append(secrets, w.Azure.Secrets()...)
 	secrets = append(secrets, w.Azure.Minted()...)
-	text = withoutSecretHandOver(text)
+	text = demo.WithoutSecretHandOver(text)
 	hits := 0
 	for _, s := range secrets {
 		if len(s) >= 6 && strings.Contains(text, s) {
@@ -126,20 +125,6 @@ func assertNoSecrets(t *testing.T, o outcome, text string) {
 		t.Errorf("a SAS signature appears in the output: %.12s...", m)
 	}
 	assert.Zero(t, hits, "secrets found in the output")
-}
-
-// withoutSecretHandOver drops the lines that hand a secret to the agent
-// (task.setsecret, and setvariable with issecret=true): the agent reads and
-// masks them, so they are not output a person sees. Everything else stays.
-func withoutSecretHandOver(text string) string {
-	var kept []string
-	for _, line := range strings.Split(text, "\n") {
-		if cmd, ok := agent.ParseCommand(line); ok && (cmd.Event == "setsecret" || (cmd.Event == "setvariable" && cmd.Properties["issecret"] == "true")) {
-			continue
-		}
-		kept = append(kept, line)
-	}
-	return strings.Join(kept, "\n")
 }
 
 // cleanRun is the clean run of one sample, made once.

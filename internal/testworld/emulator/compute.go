@@ -43,6 +43,32 @@ func (ws *Workspace) AddInstancePool(p compute.GetInstancePool) {
 	ws.compute.pools[p.InstancePoolId] = p
 }
 
+// azureNodeTypes is the node type catalog clusters/list-node-types answers:
+// a few Azure VM sizes with their cores, memory and temporary (local) disk
+// as Microsoft's VM size pages list them (Fsv1, DSv2, Dsv5/Ddv5, Edv5,
+// NCasT4_v3 series), the disk counted as one local disk.
+var azureNodeTypes = []compute.NodeType{
+	azureNode("Standard_D2s_v5", "General Purpose", 2, 8, 0, 0),
+	azureNode("Standard_F4s", "Compute Optimized", 4, 8, 16, 0),
+	azureNode("Standard_DS3_v2", "General Purpose", 4, 14, 28, 0),
+	azureNode("Standard_D4ds_v5", "General Purpose", 4, 16, 150, 0),
+	azureNode("Standard_E4ds_v5", "Memory Optimized", 4, 32, 150, 0),
+	azureNode("Standard_NC4as_T4_v3", "GPU Accelerated", 4, 28, 180, 1),
+}
+
+func azureNode(id, category string, cores, memoryGB, diskGB, gpus int) compute.NodeType {
+	nt := compute.NodeType{
+		NodeTypeId: id, InstanceTypeId: id, Category: category, Description: id,
+		NumCores: float64(cores), MemoryMb: memoryGB * 1024, NumGpus: gpus,
+		NodeInstanceType: &compute.NodeInstanceType{InstanceTypeId: id},
+	}
+	if diskGB > 0 {
+		nt.NodeInstanceType.LocalDisks = 1
+		nt.NodeInstanceType.LocalDiskSizeGb = diskGB
+	}
+	return nt
+}
+
 func (ws *Workspace) computeRoutes() {
 	// Every cluster added, in one page, by id: filter_by, sort_by and paging
 	// are not modelled (a page_token the emulator never handed out is refused).
@@ -55,6 +81,9 @@ func (ws *Workspace) computeRoutes() {
 			resp.Clusters = append(resp.Clusters, ws.compute.clusters[id])
 		}
 		return resp, nil
+	})
+	handle(ws, "GET /api/2.1/clusters/list-node-types", func(r *http.Request, req *struct{}) (any, *apiError) {
+		return &compute.ListNodeTypesResponse{NodeTypes: slices.Clone(azureNodeTypes)}, nil
 	})
 	handle(ws, "GET /api/2.1/clusters/get", func(r *http.Request, req *compute.GetClusterRequest) (any, *apiError) {
 		c, ok := ws.compute.clusters[req.ClusterId]

@@ -125,6 +125,23 @@ func (ws *Workspace) mlflowRoutes() {
 		exp := *ws.mlflow.experiments[id]
 		return &ml.GetExperimentByNameResponse{Experiment: &exp}, nil
 	})
+	// MLflow FileStore.delete_experiment: only an active experiment can be
+	// deleted (a missing or deleted one is RESOURCE_DOES_NOT_EXIST); it
+	// keeps its name and id, with lifecycle_stage "deleted", and get and
+	// get-by-name still return it (FileStore.get_experiment searches active
+	// and deleted experiments).
+	handle(ws, "POST /api/2.0/mlflow/experiments/delete", func(r *http.Request, req *ml.DeleteExperiment) (any, *apiError) {
+		if req.ExperimentId == "" {
+			return nil, invalidParam("Missing required field: experiment_id")
+		}
+		exp, ok := ws.mlflow.experiments[req.ExperimentId]
+		if !ok || exp.LifecycleStage != "active" {
+			return nil, notFound("Could not find experiment with ID %s", req.ExperimentId)
+		}
+		exp.LifecycleStage = "deleted"
+		exp.LastUpdateTime = millis(ws.clock.Now())
+		return struct{}{}, nil
+	})
 	handle(ws, "POST /api/2.0/mlflow/runs/create", func(r *http.Request, req *ml.CreateRun) (any, *apiError) {
 		run, aerr := ws.createMLflowRun(req.ExperimentId, req.RunName, req.StartTime, req.Tags, ws.clock.Now())
 		if aerr != nil {

@@ -16,6 +16,7 @@ import (
 //
 //	SELECT COUNT(*) FROM <table>
 //	DESCRIBE HISTORY <table> [LIMIT n]
+//	DROP TABLE [IF EXISTS] <table>
 //
 // Statements finish at once (SUCCEEDED with an INLINE JSON_ARRAY result);
 // anything else ends FAILED with a parse error, and an unknown table FAILED
@@ -75,6 +76,7 @@ func (ws *Workspace) Table(name string) (rows, version int64, ok bool) {
 
 var (
 	countRe   = regexp.MustCompile(`(?is)^\s*SELECT\s+COUNT\(\s*\*\s*\)(?:\s+AS\s+\w+)?\s+FROM\s+([\w.` + "`" + `]+)\s*;?\s*$`)
+	dropRe    = regexp.MustCompile(`(?is)^\s*DROP\s+TABLE\s+(IF\s+EXISTS\s+)?([\w.` + "`" + `]+)\s*;?\s*$`)
 	historyRe = regexp.MustCompile(`(?is)^\s*DESCRIBE\s+HISTORY\s+([\w.` + "`" + `]+)(?:\s+LIMIT\s+(\d+))?\s*;?\s*$`)
 )
 
@@ -134,8 +136,16 @@ func (ws *Workspace) execute(stmt string) *sql.StatementResponse {
 			v := t.versions[i]
 			rows = append(rows, []string{strconv.FormatInt(v.version, 10), v.at.UTC().Format("2006-01-02T15:04:05.000Z"), ws.UserName, v.operation})
 		}
+	} else if m := dropRe.FindStringSubmatch(stmt); m != nil {
+		// DROP TABLE (Databricks SQL reference): a missing table is
+		// TABLE_OR_VIEW_NOT_FOUND unless IF EXISTS is given. The answer
+		// has no result columns.
+		if _, ok := ws.sql.tables[normTable(m[2])]; !ok && m[1] == "" {
+			return failedStatement(sql.ServiceErrorCodeBadRequest, "[TABLE_OR_VIEW_NOT_FOUND] The table or view `"+m[2]+"` cannot be found.")
+		}
+		delete(ws.sql.tables, normTable(m[2]))
 	} else {
-		return failedStatement(sql.ServiceErrorCodeBadRequest, "[PARSE_SYNTAX_ERROR] The emulator understands only SELECT COUNT(*) FROM <table> and DESCRIBE HISTORY <table> [LIMIT n].")
+		return failedStatement(sql.ServiceErrorCodeBadRequest, "[PARSE_SYNTAX_ERROR] The emulator understands only SELECT COUNT(*) FROM <table>, DESCRIBE HISTORY <table> [LIMIT n] and DROP TABLE [IF EXISTS] <table>.")
 	}
 	for i := range cols {
 		cols[i].ForceSendFields = []string{"Position"}
