@@ -29,7 +29,12 @@ export GOCACHE="$work/go-build"
 start=$(date +%s.%N)
 git clone --quiet --no-local --no-checkout "$repo" "$work/brickferry"
 git -C "$work/brickferry" checkout --quiet "$rev"
-if ! make -C "$work/brickferry" demo "$@" >"$log" 2>&1; then
+# Each line of make's output is stamped with the time it appeared (the log
+# shows where the time goes: npm ci, the builds, the demo itself).
+stamp() { while IFS= read -r line; do printf '%(%T)T %s\n' -1 "$line"; done; }
+status=0
+make -C "$work/brickferry" demo "$@" 2>&1 | stamp >"$log" || status=$?
+if [ "$status" -ne 0 ]; then
   echo "demo-cold: make demo failed (log: $log)" >&2
   tail -n 40 "$log" >&2
   exit 1

@@ -95,7 +95,7 @@ func copyFigures(env benchEnv) (map[string]float64, error) {
 	if _, err := artifactstest.RegisterRunVersion(ctx, b.dev.c, "big", run.ID, "model"); err != nil {
 		return nil, err
 	}
-	var exeRates, boundRates, rss1 []float64
+	var exeRates, boundRates, rss1, exeCPU, boundCPU []float64
 	for i := range copyRuns {
 		// The executable and the bound take turns, each writing into a
 		// fresh prod: a writer into an Azurite that already held a copy was
@@ -109,15 +109,15 @@ func copyFigures(env benchEnv) (map[string]float64, error) {
 				if err != nil {
 					return nil, err
 				}
-				exeRates, rss1 = append(exeRates, mibPerS(gib, r.wall)), append(rss1, r.rssMiB)
-				fmt.Fprintf(env.Log, "1 GiB run %d: executable %.1f MiB/s, peak RSS %.1f MiB\n", i+1, mibPerS(gib, r.wall), r.rssMiB)
+				exeRates, rss1, exeCPU = append(exeRates, mibPerS(gib, r.wall)), append(rss1, r.rssMiB), append(exeCPU, r.cpu.Seconds())
+				fmt.Fprintf(env.Log, "1 GiB run %d: executable %.1f MiB/s, %.1f s CPU, peak RSS %.1f MiB\n", i+1, mibPerS(gib, r.wall), r.cpu.Seconds(), r.rssMiB)
 			} else {
-				wall, err := b.bound("big", "1")
+				wall, cpu, err := b.bound("big", "1")
 				if err != nil {
 					return nil, err
 				}
-				boundRates = append(boundRates, mibPerS(gib, wall))
-				fmt.Fprintf(env.Log, "1 GiB run %d: bound %.1f MiB/s\n", i+1, mibPerS(gib, wall))
+				boundRates, boundCPU = append(boundRates, mibPerS(gib, wall)), append(boundCPU, cpu.Seconds())
+				fmt.Fprintf(env.Log, "1 GiB run %d: bound %.1f MiB/s, %.1f s CPU\n", i+1, mibPerS(gib, wall), cpu.Seconds())
 			}
 		}
 	}
@@ -125,6 +125,8 @@ func copyFigures(env benchEnv) (map[string]float64, error) {
 	out["copy_mib_s_bound_1gib"] = median(boundRates)
 	out["copy_vs_bound"] = out["copy_mib_s_exe_1gib"] / out["copy_mib_s_bound_1gib"]
 	out["copy_peak_rss_mib_exe_1gib"] = median(rss1)
+	out["copy_cpu_s_exe_1gib"] = median(exeCPU)
+	out["copy_cpu_s_bound_1gib"] = median(boundCPU)
 
 	// 4 GiB, once: a Unity Catalog version in a fresh dev.
 	b.dev.close()
@@ -242,6 +244,7 @@ func (b *copyBench) freshProd() error {
 type exeRun struct {
 	wall   time.Duration
 	rssMiB float64
+	cpu    time.Duration // user + system
 }
 
 // exe runs `brickferry MLflowPromote` (command copy) as the agent would,
@@ -296,11 +299,11 @@ func (b *copyBench) exe(model, version, target string, want int64) (exeRun, erro
 	if err != nil {
 		return exeRun{}, err
 	}
-	kib, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
-	if err != nil {
-		return exeRun{}, err
+	var kib, cpuMS int64
+	if _, err := fmt.Sscan(string(data), &kib, &cpuMS); err != nil {
+		return exeRun{}, fmt.Errorf("the shim's %s: %w", rssFile, err)
 	}
-	return exeRun{wall: wall, rssMiB: float64(kib) / 1024}, nil
+	return exeRun{wall: wall, rssMiB: float64(kib) / 1024, cpu: time.Duration(cpuMS) * time.Millisecond}, nil
 }
 
 // boundPlan is build/bench/boundcopy's input.
@@ -322,10 +325,10 @@ type boundFile struct {
 // defaults (copyParallelism 8; artifacts.Options' 8 MiB blocks and 8
 // buffers), and returns its wall time. The URLs are signed before it starts:
 // the time is the blob traffic's alone.
-func (b *copyBench) bound(model, version string) (time.Duration, error) {
+func (b *copyBench) bound(model, version string) (wall, cpu time.Duration, err error) {
 	files, err := artifacts.ListModelVersion(b.ctx, b.dev.c, model, version)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	paths := make([]string, len(files))
 	for i, f := range files {
@@ -333,15 +336,15 @@ func (b *copyBench) bound(model, version string) (time.Duration, error) {
 	}
 	read, err := artifacts.ModelVersionSigner(b.dev.c, model, version)(b.ctx, paths)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	scratch, err := artifactstest.SeedRun(b.ctx, b.prd.c, "/Shared/bench-bound", "model", nil, nil, nil, nil)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	write, err := artifacts.RunSigner(b.prd.c, scratch.ID, "model", true)(b.ctx, paths)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	p := boundPlan{Parallel: 8, BlockSize: 8 << 20, Buffers: 8}
 	var want int64
@@ -351,21 +354,21 @@ func (b *copyBench) bound(model, version string) (time.Duration, error) {
 	}
 	plan, err := json.Marshal(p)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(b.ctx, b.boundExe)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(plan), &stdout, &stderr
 	start := time.Now()
 	err = cmd.Run()
-	wall := time.Since(start)
+	wall = time.Since(start)
 	if err != nil {
-		return 0, fmt.Errorf("boundcopy: %w: %s", err, stderr.String())
+		return 0, 0, fmt.Errorf("boundcopy: %w: %s", err, stderr.String())
 	}
 	if got := strings.TrimSpace(stdout.String()); got != strconv.FormatInt(want, 10) {
-		return 0, fmt.Errorf("boundcopy moved %s bytes, want %d", got, want)
+		return 0, 0, fmt.Errorf("boundcopy moved %s bytes, want %d", got, want)
 	}
-	return wall, nil
+	return wall, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), nil
 }
 
 // checkReleaseBuild refuses an executable not built the way `make build`
@@ -406,7 +409,8 @@ func checkReleaseBuild(root, exe string) error {
 
 // rusageEnv, when set in bench's environment, makes bench a shim: it runs
 // its arguments as a command and writes the command's ru_maxrss (KiB) to
-// the file the variable names (see main).
+// the file the variable names, followed by its CPU time (user + system) in
+// ms (see main).
 //
 // Why a shim: Go starts a child with CLONE_VM, sharing the parent's memory
 // until exec, and Linux counts the memory the child had before exec in its
@@ -441,7 +445,8 @@ func rusageShim(file string, args []string) int {
 		fmt.Fprintln(os.Stderr, "bench: no rusage on this platform")
 		return 2
 	}
-	if werr := os.WriteFile(file, []byte(strconv.FormatInt(ru.Maxrss, 10)), 0o644); werr != nil {
+	cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	if werr := os.WriteFile(file, fmt.Appendf(nil, "%d %d\n", ru.Maxrss, cpu.Milliseconds()), 0o644); werr != nil {
 		fmt.Fprintln(os.Stderr, "bench:", werr)
 		return 2
 	}

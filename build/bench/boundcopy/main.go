@@ -5,9 +5,14 @@
 // (Get Blob) and cut into BlockSize blocks that are staged (Put Block) as soon
 // as they are read, at most Buffers blocks in memory across all files, then
 // committed (Put Block List); a file of at most BlockSize goes in one Put
-// Blob. It computes no digests, sends no MD5, checks nothing back and makes
-// no workspace call, so the copy command, which does all of that on top of
-// the same blob traffic, cannot be faster.
+// Blob. Each block carries its MD5 (Content-MD5), as the command's blocks
+// do: without one, the service computes a CRC64 of the block itself
+// (Azurite does it in JavaScript, dist/src/blob/handlers/BlockBlobHandler.js
+// stageBlock), which made an earlier version of this bound half as fast as
+// the command it bounds. Apart from that it computes no digest (no SHA-256,
+// no whole-file MD5), checks nothing back and makes no workspace call, so
+// the copy command, which does all of that on top of the same blob traffic,
+// cannot be faster.
 //
 // It reads a JSON plan (see plan) on stdin and prints the bytes moved.
 package main
@@ -15,6 +20,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/md5" //nolint:gosec // see move
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -117,7 +123,8 @@ func move(ctx context.Context, f file, pool chan []byte) error {
 		ids = append(ids, id)
 		g.Go(func() error {
 			defer func() { pool <- buf }()
-			_, err := dst.StageBlock(gctx, id, body, nil)
+			sum := md5.Sum(buf[:n]) //nolint:gosec // the service's transactional checksum, as the command sends it
+			_, err := dst.StageBlock(gctx, id, body, &blockblob.StageBlockOptions{TransactionalValidation: blob.TransferValidationTypeMD5(sum[:])})
 			return err
 		})
 		off += n
