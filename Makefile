@@ -89,7 +89,7 @@ build/devtools/node_modules/.package-lock.json: build/devtools/package-lock.json
 TEST_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 GOTEST_PARALLEL ?= $(shell nproc 2>/dev/null || echo 2)
 test:
-	$(MAKE) -j$(TEST_JOBS) --output-sync=target lint vulncheck test-go test-node test-python fuzz
+	$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target lint vulncheck test-go test-node test-python fuzz
 
 # govulncheck (a go.mod tool) needs the Go vulnerability database. vuln.go.dev
 # is out of reach here and in CI, so the database is built from a pinned
