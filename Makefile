@@ -30,11 +30,12 @@ all: build
 DEMO ?= uc
 # It needs only Azurite from npm (package.json), not the packaging tools. The
 # executable's build and the npm install run side by side; the demo program is
-# compiled with the executable's -trimpath and tags, so that the packages they
-# share come from the build cache instead of being compiled twice.
+# compiled with the executable's CGO_ENABLED, -trimpath and tags (CGO_ENABLED
+# changes the net package and so everything above it), so that the packages
+# they share come from the build cache instead of being compiled twice.
 demo:
 	@$(MAKE) --no-print-directory -j2 build-host node_modules
-	$(GO) run -trimpath -tags "$(TAGS)" ./cmd/brickferry-demo -exe dist/bin/linux-amd64/brickferry -sample $(DEMO)
+	CGO_ENABLED=0 $(GO) run -trimpath -tags "$(TAGS)" ./cmd/brickferry-demo -exe dist/bin/linux-amd64/brickferry -sample $(DEMO)
 
 ## build: the brickferry executable for every platform, in dist/bin/<goos>-<goarch>/
 build:
