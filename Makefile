@@ -1,5 +1,7 @@
 # Brickferry build. Every target runs on a fresh machine after `.ci/run`'s installs
-# (Go from go.mod, npm packages from package-lock.json).
+# (Go from go.mod, npm packages from package-lock.json and
+# build/devtools/package-lock.json); the targets that need npm packages
+# install them (node_modules, devtools).
 
 VERSION   := $(shell cat VERSION)
 # Every Go command of this Makefile runs on Go 1.27.3, which the go command
@@ -19,15 +21,21 @@ LDFLAGS   := -s -w -X github.com/brickferry/brickferry/internal/buildinfo.Versio
 TAGS      := grpcnotrace
 PLATFORMS := linux/amd64 linux/arm64 windows/amd64 darwin/amd64 darwin/arm64
 
-.PHONY: all demo live live-clean live-devops build build-host build-race test test-go test-node test-python lint vulncheck package bench stress fuzz mutate node_modules clean
+.PHONY: all demo live live-clean live-devops build build-host build-race test test-go test-node test-python lint vulncheck package bench stress fuzz mutate node_modules devtools clean
 
 all: build
 
 ## demo: a sample pipeline end to end against emulated workspaces (see internal/testworld/demo):
 ## DEMO=uc (examples/azure-pipelines-uc.yml, the default) or DEMO=workspace (examples/azure-pipelines.yml)
 DEMO ?= uc
-demo: build-host node_modules
-	$(GO) run ./cmd/brickferry-demo -exe dist/bin/linux-amd64/brickferry -sample $(DEMO)
+# It needs only Azurite from npm (package.json), not the packaging tools. The
+# executable's build and the npm install run side by side; the demo program is
+# compiled with the executable's CGO_ENABLED, -trimpath and tags (CGO_ENABLED
+# changes the net package and so everything above it), so that the packages
+# they share come from the build cache instead of being compiled twice.
+demo:
+	@$(MAKE) --no-print-directory -j2 build-host node_modules
+	CGO_ENABLED=0 $(GO) run -trimpath -tags "$(TAGS)" ./cmd/brickferry-demo -exe dist/bin/linux-amd64/brickferry -sample $(DEMO)
 
 ## live: both sample pipelines against REAL workspaces (creates, checks and deletes resources; costs money):
 ## BRICKFERRY_LIVE=1 and the variables of docs/live.md; prints its plan first
@@ -71,12 +79,36 @@ build-race:
 		-ldflags "-X github.com/brickferry/brickferry/internal/buildinfo.Version=$(VERSION)" \
 		-o dist/race/linux-amd64/brickferry ./cmd/brickferry
 
-node_modules: package-lock.json
+# npm packages, each install redone only when its lockfile changes (npm
+# writes node_modules/.package-lock.json at the end of a complete install).
+## node_modules: Azurite (package.json), what make demo and the Go tests start
+node_modules: node_modules/.package-lock.json
+node_modules/.package-lock.json: package-lock.json
 	npm ci --no-audit --no-fund
-	@touch node_modules
+	@touch $@
 
-## test: everything the project checks (the short suites, fuzz runs, vulnerabilities)
-test: lint vulncheck test-go test-node test-python fuzz
+## devtools: the Node tools that build and check the extension (build/devtools/package.json):
+## tfx-cli (make package), the pipeline schema's language service (make test-node), task-lib's schema
+devtools: build/devtools/node_modules/.package-lock.json
+build/devtools/node_modules/.package-lock.json: build/devtools/package-lock.json
+	cd build/devtools && npm ci --no-audit --no-fund
+	@touch $@
+
+## test: everything the project checks (the short suites, fuzz runs, vulnerabilities), the suites side
+## by side, TEST_JOBS at a time (default: the machine's cores)
+# The suites are independent: make runs lint, vulncheck, test-go, test-node,
+# test-python and fuzz as parallel jobs (their shared prerequisites, build-host
+# and the npm installs, once), each suite's output kept together
+# (--output-sync). test-go, the longest, runs the Go packages
+# GOTEST_PARALLEL at a time (go test -p; default: the cores); its slow suites
+# (internal/testworld/demo, internal/testworld/suites, internal/promote) spend
+# most of their time waiting on emulated services and child processes, which
+# is what lets the other suites run beside them on a small machine. TEST_JOBS=1
+# runs the suites one after the other, as before.
+TEST_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+GOTEST_PARALLEL ?= $(shell nproc 2>/dev/null || echo 2)
+test:
+	$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target lint vulncheck test-go test-node test-python fuzz
 
 # govulncheck (a go.mod tool) needs the Go vulnerability database. vuln.go.dev
 # is out of reach here and in CI, so the database is built from a pinned
@@ -101,7 +133,13 @@ vulncheck:
 # A count of executions, not a duration: a duration-bounded fuzz run can end
 # with a spurious "context deadline exceeded" when the deadline falls mid-run
 # on a loaded machine. 200000 executions take a few seconds per target here.
+# FUZZ_TIMEOUT bounds each target's run all the same (go test -timeout: a
+# target that stops making progress fails instead of holding make test), and
+# FUZZ_WORKERS caps its fuzzing processes (-parallel; default GOMAXPROCS),
+# so that fuzzing beside test-go takes one core, not all of them.
 FUZZTIME ?= 200000x
+FUZZ_TIMEOUT ?= 10m
+FUZZ_WORKERS ?= 1
 FUZZ_TARGETS := agent:FuzzCommandRoundTrip agent:FuzzNeutralize agent:FuzzInputs \
 	modeluri:FuzzParse jobspec:FuzzParse batchscore:FuzzTableName
 
@@ -109,7 +147,7 @@ FUZZ_TARGETS := agent:FuzzCommandRoundTrip agent:FuzzNeutralize agent:FuzzInputs
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t#*:}; echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
-		$(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) ./internal/$$pkg/ || exit 1; \
+		$(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) -parallel=$(FUZZ_WORKERS) -timeout=$(FUZZ_TIMEOUT) ./internal/$$pkg/ || exit 1; \
 	done
 
 ## stress: the long suites (200 fault seeds), every Go test against the executable built with the race
@@ -117,23 +155,23 @@ fuzz:
 # (1,000,000 executions per target, 5× make test's: about 13 min for the six here).
 # The race build makes the black-box packages 2.3–2.7× slower (docs/reliability.md), too
 # much for make test.
-stress: build-host build-race node_modules
+stress: build-host build-race node_modules devtools
 	BRICKFERRY_STRESS=1 BRICKFERRY_EXE=$(CURDIR)/dist/bin/linux-amd64/brickferry $(GO) test -count=1 -timeout 4h -run 'TestFaults' ./internal/testworld/demo/
 	BRICKFERRY_EXE=$(CURDIR)/dist/race/linux-amd64/brickferry $(GO) test -race -count=1 -timeout 2h ./...
-	$(MAKE) fuzz FUZZTIME=1000000x
+	$(MAKE) fuzz FUZZTIME=1000000x FUZZ_WORKERS=$(shell nproc 2>/dev/null || echo 2) FUZZ_TIMEOUT=1h
 
 ## mutate: plant each bug of build/mutate/mutants in a copy of the repository, one at a time, and check
 ## that its tests catch it (not part of make test; MUTANTS=regexp runs some)
 # About 9 min for the 31 mutants on this 2-core machine, 35 min when it is busy (docs/reliability.md).
-mutate: node_modules
+mutate: node_modules devtools
 	$(GO) run ./build/mutate $(if $(MUTANTS),-run '$(MUTANTS)')
 
 # Black-box tests run the linux/amd64 executable built above (agenttest.Executable).
 # make stress runs them again against the build with the race detector.
-test-go: build-host node_modules
-	BRICKFERRY_EXE=$(CURDIR)/dist/bin/linux-amd64/brickferry $(GO) test -race -count=1 ./...
+test-go: build-host node_modules devtools
+	BRICKFERRY_EXE=$(CURDIR)/dist/bin/linux-amd64/brickferry $(GO) test -race -count=1 -p $(GOTEST_PARALLEL) ./...
 
-test-node: build-host node_modules
+test-node: build-host devtools
 	node --test build/launcher/test/*.test.js build/pipelineschema/test/*.test.js
 
 # The shipped notebooks compile and their parameter handling passes its
@@ -154,7 +192,7 @@ lint:
 PUBLISHER ?=
 REPO_URL  ?=
 DOCS_URL  ?=
-package: build node_modules
+package: build devtools
 	$(GO) run ./build/package -version $(VERSION) -out dist -publisher "$(PUBLISHER)" -repo-url "$(REPO_URL)" -docs-url "$(DOCS_URL)"
 
 ## bench: every figure the issues define, printed and written to dist/bench.json

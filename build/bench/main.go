@@ -43,6 +43,9 @@ var figureSets = []figureSet{
 }
 
 func main() {
+	if file := os.Getenv(rusageEnv); file != "" {
+		os.Exit(rusageShim(file, os.Args[1:]))
+	}
 	out := flag.String("out", "dist/bench.json", "where to write the figures")
 	only := flag.String("only", "", "run only the figure set with this name")
 	flag.Parse()

@@ -15,7 +15,8 @@ import (
 // copyRepo copies the repository's working tree (tracked files and new files
 // git does not ignore, as they are now, uncommitted changes included) to a
 // new temporary folder, so that the bugs are planted in a copy and never in
-// the checkout. node_modules (Azurite, which some tests start) is linked
+// the checkout. node_modules and build/devtools/node_modules (Azurite, which
+// some tests start; tfx-cli and the pipeline schema tools) are linked
 // file by file (hard links, or a copy across file systems): the tests only
 // read it, and the planted files are all under version control.
 func copyRepo(ctx context.Context, root string) (string, error) {
@@ -47,8 +48,12 @@ func copyRepo(ctx context.Context, root string) (string, error) {
 			return dir, err
 		}
 	}
-	nm := filepath.Join(root, "node_modules")
-	if _, err := os.Stat(nm); err == nil {
+	// Both installs: the root's (Azurite) and build/devtools' (tfx-cli, the
+	// pipeline schema tools).
+	for _, nm := range []string{filepath.Join(root, "node_modules"), filepath.Join(root, "build", "devtools", "node_modules")} {
+		if _, err := os.Stat(nm); err != nil {
+			continue
+		}
 		err := filepath.WalkDir(nm, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
@@ -68,7 +73,7 @@ func copyRepo(ctx context.Context, root string) (string, error) {
 			return copyEntry(p, to, info, true)
 		})
 		if err != nil {
-			return dir, fmt.Errorf("linking node_modules: %w", err)
+			return dir, fmt.Errorf("linking %s: %w", nm, err)
 		}
 	}
 	return dir, nil

@@ -625,11 +625,12 @@ func asList(v any) []any {
 	return l
 }
 
-// tfx runs tfx-cli from node_modules (npm ci installs the pinned version).
+// tfx runs tfx-cli from build/devtools/node_modules (`npm ci` in
+// build/devtools, the Makefile's devtools target, installs the pinned version).
 func (o *Options) tfx(ctx context.Context, stage, vsix string) error {
-	cli := filepath.Join(o.Root, "node_modules", "tfx-cli", "_build", "tfx-cli.js")
+	cli := filepath.Join(o.Root, "build", "devtools", "node_modules", "tfx-cli", "_build", "tfx-cli.js")
 	if _, err := os.Stat(cli); err != nil {
-		return fmt.Errorf("tfx-cli is not installed (run npm ci): %w", err)
+		return fmt.Errorf("tfx-cli is not installed (run make devtools): %w", err)
 	}
 	if err := os.MkdirAll(filepath.Dir(vsix), 0o755); err != nil {
 		return err

@@ -32,8 +32,8 @@ func TestPackageVSIX(t *testing.T) {
 	if len(platforms) == 0 {
 		t.Skip("no executable in dist/bin: run make build-host (make test does)")
 	}
-	if !fileExists(filepath.Join(root, "node_modules", "tfx-cli")) {
-		t.Skip("tfx-cli is not installed: run npm ci (make test does)")
+	if !fileExists(filepath.Join(root, "build", "devtools", "node_modules", "tfx-cli")) {
+		t.Skip("tfx-cli is not installed: run make devtools (make test does)")
 	}
 	out := t.TempDir()
 	res, err := Build(context.Background(), Options{

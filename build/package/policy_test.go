@@ -78,7 +78,7 @@ func taskFolders(t *testing.T, root string) []string {
 func TestTaskJSONSchema(t *testing.T) {
 	root := repoRoot(t)
 	schemas := []string{filepath.Join(root, "build", "package", "testdata", "task.schema.json")}
-	if p := filepath.Join(root, "node_modules", "azure-pipelines-task-lib", "tasks.schema.json"); fileExists(p) {
+	if p := filepath.Join(root, "build", "devtools", "node_modules", "azure-pipelines-task-lib", "tasks.schema.json"); fileExists(p) {
 		schemas = append(schemas, p)
 	}
 	for _, sp := range schemas {

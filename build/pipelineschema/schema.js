@@ -110,7 +110,9 @@ function build(files = taskFiles()) {
 // ({line, character, severity, message}; line and character from 1) for a
 // schema built once.
 function validator(schema = build()) {
-  const ls = require('azure-pipelines-language-service');
+  // Installed in build/devtools (the Makefile's devtools target), not in the
+  // repository root's node_modules, which make demo installs.
+  const ls = require(path.join(__dirname, '..', 'devtools', 'node_modules', 'azure-pipelines-language-service'));
   const uri = 'file:///brickferry/pipeline-schema.json';
   const service = ls.getLanguageService(
     () => Promise.resolve(schema), [], null);

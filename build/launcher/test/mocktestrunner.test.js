@@ -16,7 +16,8 @@ const skip = !onHost ? 'the real executable is linux/amd64'
   : !fs.existsSync(EXE) ? `${EXE} is missing: run make build-host (make test-node does)` : false;
 
 async function runTask(script, env) {
-  const { MockTestRunner } = require('azure-pipelines-task-lib/mock-test');
+  // Installed in build/devtools (make devtools), not in the root's node_modules.
+  const { MockTestRunner } = require(path.join(LAUNCHER_DIR, '..', 'devtools', 'node_modules', 'azure-pipelines-task-lib', 'mock-test'));
   const saved = { ...process.env };
   Object.assign(process.env, env);
   try {

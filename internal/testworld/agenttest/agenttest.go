@@ -21,6 +21,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -90,14 +91,24 @@ func (r Run) WithToken(host, token string) Run {
 	return r
 }
 
-// Environ returns the environment the agent would give the task.
+// Environ returns the environment the agent would give the task, its
+// agent folders in a temporary folder of the test.
 func (r Run) Environ(t testing.TB) []string {
 	t.Helper()
-	def, err := r.definition()
+	env, err := r.EnvironIn(t.TempDir())
 	if err != nil {
 		t.Fatalf("agenttest: %v", err)
 	}
-	tmp := t.TempDir()
+	return env
+}
+
+// EnvironIn is Environ for a program that is not a test (the benchmarks):
+// the agent's folders (temp, tools, sources) are made in tmp.
+func (r Run) EnvironIn(tmp string) ([]string, error) {
+	def, err := r.definition()
+	if err != nil {
+		return nil, err
+	}
 	env := map[string]string{
 		"TF_BUILD":                                 "True",
 		"AGENT_TEMPDIRECTORY":                      filepath.Join(tmp, "agent-temp"),
@@ -129,7 +140,7 @@ func (r Run) Environ(t testing.TB) []string {
 	}
 	for _, dir := range []string{env["AGENT_TEMPDIRECTORY"], env["AGENT_TOOLSDIRECTORY"], env["BUILD_SOURCESDIRECTORY"]} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 	}
 	if r.HostType != "" {
@@ -157,7 +168,7 @@ func (r Run) Environ(t testing.TB) []string {
 	}
 	for name := range r.Inputs {
 		if _, ok := def.Input(name); !ok {
-			t.Fatalf("agenttest: task %s declares no input %q", r.Task, name)
+			return nil, fmt.Errorf("task %s declares no input %q", r.Task, name)
 		}
 	}
 	for k, v := range r.Variables {
@@ -178,7 +189,7 @@ func (r Run) Environ(t testing.TB) []string {
 	for k, v := range env {
 		out = append(out, k+"="+v)
 	}
-	return out
+	return out, nil
 }
 
 func agentOS() string {
