@@ -37,15 +37,16 @@ func touch(mib int) []byte {
 }
 
 // TestRusageShimReportsTheCommandsPeak: a command that touches 48 MiB,
-// started through the shim by a process holding 256 MiB, is reported at
-// about 48 MiB; started directly by that process, its ru_maxrss includes the
-// parent's 256 MiB (Linux counts the memory shared until exec, Go starting
+// started through the shim by a process holding 384 MiB, is reported at
+// well under 384 MiB (about 48 MiB; some 150 MiB when built with -race, whose
+// shadow memory counts too); started directly by that process, its ru_maxrss
+// includes the parent's 384 MiB (Linux counts the memory shared until exec, Go starting
 // children with CLONE_VM), which is why copyBench.exe goes through the shim.
 func TestRusageShimReportsTheCommandsPeak(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the copy figures are measured on Linux")
 	}
-	ballast := touch(256)
+	ballast := touch(384)
 	self, err := os.Executable()
 	require.NoError(t, err)
 	file := filepath.Join(t.TempDir(), "maxrss")
@@ -60,12 +61,12 @@ func TestRusageShimReportsTheCommandsPeak(t *testing.T) {
 	require.NoError(t, err, "%q", data)
 	require.Positive(t, cpuMS, "the command's CPU time")
 	require.GreaterOrEqual(t, kib, int64(48<<10), "the command touched 48 MiB")
-	require.Less(t, kib, int64(128<<10), "the command's peak, not its parent's")
+	require.Less(t, kib, int64(256<<10), "the command's peak, not its parent's")
 
 	direct := exec.Command(self, "-test.run=^$")
 	direct.Env = append(os.Environ(), allocEnv+"=48")
 	require.NoError(t, direct.Run())
 	inflated := direct.ProcessState.SysUsage().(*syscall.Rusage).Maxrss
-	require.GreaterOrEqual(t, inflated, int64(256<<10), "started directly, ru_maxrss counts the parent's memory")
+	require.GreaterOrEqual(t, inflated, int64(384<<10), "started directly, ru_maxrss counts the parent's memory")
 	runtime.KeepAlive(ballast)
 }
