@@ -76,13 +76,14 @@ const shippedPath = "/Shared/brickferry/batch_score"
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	return startWorld(t, nil)
+	return startWorld(t, nil, time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC))
 }
 
-// startWorld starts the world's workspace, serving https when ca is set.
-func startWorld(t *testing.T, ca *emulator.CA) *world {
+// startWorld starts the world's workspace at simulated time start, serving
+// https when ca is set.
+func startWorld(t *testing.T, ca *emulator.CA, start time.Time) *world {
 	t.Helper()
-	clock := emulator.NewManualClock(time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC))
+	clock := emulator.NewManualClock(start)
 	w := &world{clock: clock, versions: map[string]int64{}, rows: 9960}
 	w.ws = emulator.Start(t, emulator.Options{Name: "prod", Clock: clock, CA: ca})
 	w.onNotebook(shippedPath)

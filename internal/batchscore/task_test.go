@@ -458,7 +458,13 @@ func TestTimeoutCancelsTheRun(t *testing.T) {
 func newExeWorld(t *testing.T) *world {
 	t.Helper()
 	ca, caFile := emulator.TestCA(t)
-	w := startWorld(t, ca)
+	// The workspace's clock starts at the agent's time, as a real
+	// workspace's does. From a fixed date days in the past, every run's
+	// start_time would look days old at the first runs/get, so the waiter
+	// would take it for a run started by an earlier try of the step
+	// (runwait's takenOver) and poll it every 10 s (LongInterval): ten
+	// seconds of wall time per task run.
+	w := startWorld(t, ca, time.Now())
 	w.caFile = caFile
 	w.exe = agenttest.Executable(t)
 	w.host = w.ws.URL()

@@ -65,6 +65,7 @@ func waitRunEnded(t *testing.T, ws *emulator.Workspace, runID int64) *jobs.Run {
 // sets the tag, re-runs the approval task and what follows, and reports the
 // run's success. A second approve changes nothing.
 func TestApproveRunsTheDeploymentJobToTheEnd(t *testing.T) {
+	t.Parallel()
 	ws := startUCWorkspace(t)
 	ucVersion(t, ws, "main.ml.churn", train(t, ws, map[string]float64{"auc": 0.9})) // creates the model
 	deploymentJob(t, ws, "main.ml.churn", false)
@@ -100,6 +101,7 @@ func TestApproveRunsTheDeploymentJobToTheEnd(t *testing.T) {
 // TestApproveFailsWithTheDeploymentJob: the step's result is the deployment
 // job run's.
 func TestApproveFailsWithTheDeploymentJob(t *testing.T) {
+	t.Parallel()
 	ws := startUCWorkspace(t)
 	ucVersion(t, ws, "main.ml.churn", train(t, ws, map[string]float64{"auc": 0.9}))
 	deploymentJob(t, ws, "main.ml.churn", true)
@@ -118,6 +120,7 @@ func TestApproveFailsWithTheDeploymentJob(t *testing.T) {
 // while the inputs are read, a model without a deployment job after reading
 // it; neither writes anything.
 func TestApproveRefusesBeforeAnyWrite(t *testing.T) {
+	t.Parallel()
 	ws := startUCWorkspace(t)
 	ucVersion(t, ws, "main.ml.churn", train(t, ws, map[string]float64{"auc": 0.9}))
 	ws.ResetRequests()

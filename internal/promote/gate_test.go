@@ -19,6 +19,7 @@ func gateInputs(version string, extra map[string]string) map[string]string {
 }
 
 func TestGateWorkspaceRegistry(t *testing.T) {
+	t.Parallel()
 	ws := startWorkspace(t, emulator.Options{})
 	registered(t, ws, 0.90, 0.92, 0.89)
 
@@ -69,6 +70,7 @@ func TestGateWorkspaceRegistry(t *testing.T) {
 // lower-is-better metric (an RMSE over it is not promoted) and a floor for a
 // higher-is-better one; a value at the threshold passes.
 func TestGateThresholdInEachDirection(t *testing.T) {
+	t.Parallel()
 	ws := startWorkspace(t, emulator.Options{})
 	ucVersion(t, ws, "main.ml.churn", train(t, ws, map[string]float64{"rmse": 0.30, "auc": 0.90}))
 
@@ -100,6 +102,7 @@ func TestGateThresholdInEachDirection(t *testing.T) {
 }
 
 func TestGateMissingMetricIsExplained(t *testing.T) {
+	t.Parallel()
 	ws := startWorkspace(t, emulator.Options{})
 	registered(t, ws, 0.90)
 	noAUC := train(t, ws, map[string]float64{"rmse": 0.3, "f1": 0.7})
@@ -122,6 +125,7 @@ func TestGateMissingMetricIsExplained(t *testing.T) {
 }
 
 func TestGateUnityCatalogAlias(t *testing.T) {
+	t.Parallel()
 	ws := startWorkspace(t, emulator.Options{})
 	ucVersion(t, ws, "main.ml.churn", train(t, ws, map[string]float64{"rmse": 0.30}))
 	ucVersion(t, ws, "main.ml.churn", train(t, ws, map[string]float64{"rmse": 0.25}))

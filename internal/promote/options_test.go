@@ -15,6 +15,7 @@ import (
 // time and checks the error names the input and the problem, and that the
 // workspace saw no request at all.
 func TestBadInputsFailBeforeAnyRemoteCall(t *testing.T) {
+	t.Parallel()
 	ws := startWorkspace(t, emulator.Options{})
 	const run32 = "0123456789abcdef0123456789abcdef"
 	reg := func(kv ...string) map[string]string {
@@ -96,6 +97,7 @@ func TestBadInputsFailBeforeAnyRemoteCall(t *testing.T) {
 // TestAllProblemsAreReportedAtOnce: a user fixing inputs sees every problem
 // in one run.
 func TestAllProblemsAreReportedAtOnce(t *testing.T) {
+	t.Parallel()
 	ws := startWorkspace(t, emulator.Options{})
 	res := run(t, ws, map[string]string{"command": "gate", "modelName": "a.b", "modelVersion": "x", "stage": "Sideways", "metricName": ""})
 	require.Equal(t, agent.Failed, res.Result)

@@ -43,6 +43,7 @@ func tags(mv ml.ModelVersion) map[string]string {
 }
 
 func TestRegisterCreatesModelAndReadyVersion(t *testing.T) {
+	t.Parallel()
 	ws := startWorkspace(t, emulator.Options{})
 	runID := train(t, ws, map[string]float64{"auc": 0.91})
 
@@ -77,6 +78,7 @@ func TestRegisterCreatesModelAndReadyVersion(t *testing.T) {
 }
 
 func TestRegisterTwiceReusesTheVersion(t *testing.T) {
+	t.Parallel()
 	ws := startWorkspace(t, emulator.Options{})
 	runID := train(t, ws, map[string]float64{"auc": 0.91})
 	first := run(t, ws, registerInputs(runID))
@@ -110,6 +112,7 @@ func TestRegisterTwiceReusesTheVersion(t *testing.T) {
 }
 
 func TestRegisterFailedRegistrationGivesTheServersReason(t *testing.T) {
+	t.Parallel()
 	ws := startWorkspace(t, emulator.Options{})
 	runID := train(t, ws, nil)
 	ws.FailRegistration("churn", "The model flavor is not supported by this registry")
@@ -127,6 +130,7 @@ func TestRegisterFailedRegistrationGivesTheServersReason(t *testing.T) {
 }
 
 func TestRegisterTimesOut(t *testing.T) {
+	t.Parallel()
 	ws := startWorkspace(t, emulator.Options{RegistrationDelay: time.Hour})
 	runID := train(t, ws, nil)
 	in := registerInputs(runID)
@@ -142,6 +146,7 @@ func TestRegisterTimesOut(t *testing.T) {
 }
 
 func TestRegisterCanceledDuringTheWaitRemovesWhatItMade(t *testing.T) {
+	t.Parallel()
 	for name, tc := range map[string]struct {
 		modelExists bool
 		wantDelete  string
@@ -184,6 +189,7 @@ func TestRegisterCanceledDuringTheWaitRemovesWhatItMade(t *testing.T) {
 }
 
 func TestRegisterNotFound(t *testing.T) {
+	t.Parallel()
 	ws := startWorkspace(t, emulator.Options{})
 	runID := train(t, ws, nil)
 	failsWithoutWriting(t, ws, registerInputs(runID), map[string]struct{ uri, want string }{
@@ -261,6 +267,7 @@ func modelVersionsTag(t *testing.T, ws *emulator.Workspace, id string) string {
 // nothing. runs:/<run>/model of the same run registers the same model, as
 // MLflow does.
 func TestRegisterFromLoggedModel(t *testing.T) {
+	t.Parallel()
 	ws := startWorkspace(t, emulator.Options{MLflow: emulator.MLflow3})
 	runID, id, in := trainLoggedModel(t, ws, "churn")
 
@@ -305,6 +312,7 @@ func TestRegisterFromLoggedModel(t *testing.T) {
 // TestRegisterRefusesALoggedModelThatIsNotReady: a logged model whose
 // upload failed (or never finished) is not registered.
 func TestRegisterRefusesALoggedModelThatIsNotReady(t *testing.T) {
+	t.Parallel()
 	ws := startWorkspace(t, emulator.Options{MLflow: emulator.MLflow3})
 	runID, _, in := trainLoggedModel(t, ws, "churn")
 	run0, _ := ws.MLflowRun(runID)
@@ -324,6 +332,7 @@ func TestRegisterRefusesALoggedModelThatIsNotReady(t *testing.T) {
 // the production registry and connection, so that go test -race sees the
 // task's code (the other tests run the built executable).
 func TestInProcessRegisterTransitionGate(t *testing.T) {
+	t.Parallel()
 	ws := startWorkspace(t, emulator.Options{})
 	runID := train(t, ws, map[string]float64{"auc": 0.91})
 
@@ -347,6 +356,7 @@ func TestInProcessRegisterTransitionGate(t *testing.T) {
 // by its own deadline. With a 60-minute timeout the same version times out,
 // also at once.
 func TestRegisterWaitsOnTheInjectedClock(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		name    string
 		timeout string

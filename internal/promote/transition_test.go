@@ -50,6 +50,7 @@ func stages(t *testing.T, ws *emulator.Workspace, n int) []string {
 }
 
 func TestTransitionMovesThroughStagesAndArchives(t *testing.T) {
+	t.Parallel()
 	ws := startWorkspace(t, emulator.Options{})
 	registered(t, ws, 0.90, 0.92)
 
@@ -98,6 +99,7 @@ func TestTransitionMovesThroughStagesAndArchives(t *testing.T) {
 }
 
 func TestTransitionWithoutArchivingKeepsBothVersionsInTheStage(t *testing.T) {
+	t.Parallel()
 	ws := startWorkspace(t, emulator.Options{})
 	registered(t, ws, 0.90, 0.92)
 	require.Equal(t, agent.Succeeded, run(t, ws, transition("1", "Production")).Result)
@@ -112,6 +114,7 @@ func TestTransitionWithoutArchivingKeepsBothVersionsInTheStage(t *testing.T) {
 }
 
 func TestTransitionNotFound(t *testing.T) {
+	t.Parallel()
 	ws := startWorkspace(t, emulator.Options{})
 	registered(t, ws, 0.90)
 	for name, tc := range map[string]struct {
@@ -154,6 +157,7 @@ func aliases(t *testing.T, ws *emulator.Workspace) map[string]int {
 }
 
 func TestAliasMovesBetweenUnityCatalogVersions(t *testing.T) {
+	t.Parallel()
 	ws := startWorkspace(t, emulator.Options{})
 	ucVersion(t, ws, "main.ml.churn", train(t, ws, map[string]float64{"auc": 0.90}))
 	ucVersion(t, ws, "main.ml.churn", train(t, ws, map[string]float64{"auc": 0.92}))
@@ -196,6 +200,7 @@ func TestAliasMovesBetweenUnityCatalogVersions(t *testing.T) {
 // A tag the workspace refuses leaves the alias where it was: the version
 // is tagged before the alias moves. The rerun finishes the promotion.
 func TestAliasNotMovedWhenTaggingIsRefused(t *testing.T) {
+	t.Parallel()
 	ws := startWorkspace(t, emulator.Options{})
 	ucVersion(t, ws, "main.ml.churn", train(t, ws, map[string]float64{"auc": 0.90}))
 	ucVersion(t, ws, "main.ml.churn", train(t, ws, map[string]float64{"auc": 0.92}))

@@ -90,6 +90,7 @@ func fixtureFiles(t *testing.T) map[string]int64 {
 }
 
 func TestRegisterIntoUnityCatalogUploadsAndRerunReuses(t *testing.T) {
+	t.Parallel()
 	ws := startUCWorkspace(t)
 	runID := train(t, ws, map[string]float64{"auc": 0.91})
 
@@ -146,6 +147,7 @@ func TestRegisterIntoUnityCatalogUploadsAndRerunReuses(t *testing.T) {
 // the logged model's artifacts with its download credentials and uploads
 // them to the version, which records the model_id and the source run.
 func TestRegisterIntoUnityCatalogFromLoggedModel(t *testing.T) {
+	t.Parallel()
 	ws := startUCWorkspaceOf(t, emulator.MLflow3)
 	runID, id, in := trainLoggedModel(t, ws, "main.ml.churn")
 
@@ -175,6 +177,7 @@ func TestRegisterIntoUnityCatalogFromLoggedModel(t *testing.T) {
 }
 
 func TestTransitionSetsAliasAndLineageTagsOnUnityCatalogVersion(t *testing.T) {
+	t.Parallel()
 	ws := startUCWorkspace(t)
 	runID := train(t, ws, map[string]float64{"auc": 0.91})
 	res := run(t, ws, ucRegisterInputs(runID))
@@ -204,6 +207,7 @@ func TestTransitionSetsAliasAndLineageTagsOnUnityCatalogVersion(t *testing.T) {
 // interrupted attempt created from the same run and path (PENDING, no files)
 // is filled and finalized rather than left behind next to a new one.
 func TestRegisterIntoUnityCatalogFinishesAnUnfinalizedVersion(t *testing.T) {
+	t.Parallel()
 	ws := startUCWorkspace(t)
 	runID := train(t, ws, map[string]float64{"auc": 0.91})
 	_, err := catalog.NewRegisteredModels(sdk(t, ws)).Create(ctx(t), catalog.CreateRegisteredModelRequest{CatalogName: "main", SchemaName: "ml", Name: "churn"})
@@ -231,6 +235,7 @@ func TestRegisterIntoUnityCatalogFinishesAnUnfinalizedVersion(t *testing.T) {
 // takes the first, so both report the same version, which is finished
 // (READY, with the files) and the only one of that run.
 func TestRegisterIntoUnityCatalogTwoPipelinesAtOnceGiveOneVersion(t *testing.T) {
+	t.Parallel()
 	ws := startUCWorkspace(t)
 	exe := agenttest.Executable(t)
 	for round := range 3 {

@@ -21,6 +21,7 @@ import (
 // such a failure and sent again only while the version is still
 // PENDING_REGISTRATION.
 func TestRegisterIntoUnityCatalogRidesOutLostAnswers(t *testing.T) {
+	t.Parallel()
 	clean := startUCWorkspace(t)
 	runID := train(t, clean, map[string]float64{"auc": 0.91})
 	clean.ResetRequests()

@@ -22,6 +22,7 @@ import (
 func TestSamplePipelineEndToEnd(t *testing.T) {
 	for _, sample := range []demo.Sample{demo.WorkspaceRegistry(), demo.UnityCatalog()} {
 		t.Run(sample.File, func(t *testing.T) {
+			t.Parallel() // each sample in its own world (emulated workspaces, Azurite, Azure stand-ins)
 			root, err := azurite.RepoRoot()
 			require.NoError(t, err)
 			var out strings.Builder
