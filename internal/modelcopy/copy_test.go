@@ -65,7 +65,6 @@ func tagMap[T any](tags []T, kv func(T) (string, string)) map[string]string {
 }
 
 func TestWorkspaceToWorkspaceThenRerunReuses(t *testing.T) {
-	t.Parallel()
 	w := newWorld(t)
 	ctx := ctxFor(t, 90*time.Second)
 	files := churn(t)
@@ -131,7 +130,6 @@ func TestWorkspaceToWorkspaceThenRerunReuses(t *testing.T) {
 func maps(stdout string) []string { return []string{stdout} }
 
 func TestWorkspaceToUnityCatalog(t *testing.T) {
-	t.Parallel()
 	w := newWorld(t)
 	ctx := ctxFor(t, 90*time.Second)
 	files := churn(t)
@@ -164,7 +162,6 @@ func TestWorkspaceToUnityCatalog(t *testing.T) {
 }
 
 func TestUnityCatalogSameMetastoreMovesNoBytes(t *testing.T) {
-	t.Parallel()
 	w, ctx := ucSourceWorld(t)
 
 	// Two workspaces attached to one metastore see the same UC objects: the
@@ -188,7 +185,6 @@ func TestUnityCatalogSameMetastoreMovesNoBytes(t *testing.T) {
 }
 
 func TestUnityCatalogToUnityCatalogAcrossMetastores(t *testing.T) {
-	t.Parallel()
 	w, ctx := ucSourceWorld(t)
 	r := w.copy(t, ctx, w.deps(nil), map[string]string{"modelName": "main.ml.churn", "modelVersion": "1"})
 	require.NoError(t, r.err, r.stdout)
@@ -205,7 +201,6 @@ func TestUnityCatalogToUnityCatalogAcrossMetastores(t *testing.T) {
 // reads (it reads through model-versions/list-artifacts and
 // get-signed-download-uri, as MLflow's client does).
 func TestWorkspaceRegistrySourceIsReadFromTheRegistry(t *testing.T) {
-	t.Parallel()
 	w := newWorld(t)
 	ctx := ctxFor(t, 90*time.Second)
 	files := churn(t)
@@ -246,7 +241,6 @@ func TestWorkspaceRegistrySourceIsReadFromTheRegistry(t *testing.T) {
 // URLs with a customer-provided key (which every request must carry) on one
 // side, Blob SAS URLs on the other, in both directions.
 func TestCopyBetweenCredentialTypes(t *testing.T) {
-	t.Parallel()
 	adls := func(o *emulator.Options) { o.CredentialType, o.CustomerKey = emulator.CredentialAzureADLS, true }
 	cases := []struct {
 		name     string
@@ -281,7 +275,6 @@ func TestCopyBetweenCredentialTypes(t *testing.T) {
 }
 
 func TestDryRunChangesNothing(t *testing.T) {
-	t.Parallel()
 	w := newWorld(t)
 	ctx := ctxFor(t, 60*time.Second)
 	w.registerSource(t, ctx, "churn", churn(t))
@@ -298,7 +291,6 @@ func TestDryRunChangesNothing(t *testing.T) {
 }
 
 func TestStorageFaultsFinish(t *testing.T) {
-	t.Parallel()
 	w := newWorld(t)
 	ctx := ctxFor(t, 90*time.Second)
 	files := append(churn(t), artifactstest.SmallFiles("extra", 40, 3)...)
@@ -317,7 +309,6 @@ func TestStorageFaultsFinish(t *testing.T) {
 }
 
 func TestAPIFaultsFinishOrLeaveNothingHalfMade(t *testing.T) {
-	t.Parallel()
 	w := newWorld(t)
 	ctx := ctxFor(t, 90*time.Second)
 	files := append(churn(t), artifactstest.SmallFiles("extra", 250, 5)...)
@@ -362,7 +353,6 @@ func findRuns(t testing.TB, ctx context.Context, c *client.DatabricksClient, exp
 }
 
 func TestBadInputs(t *testing.T) {
-	t.Parallel()
 	cases := []struct {
 		name   string
 		inputs map[string]string
@@ -431,7 +421,6 @@ func helperMain() int {
 }
 
 func TestKilledMidCopyThenRerunFinishes(t *testing.T) {
-	t.Parallel()
 	w := newWorld(t)
 	ctx := ctxFor(t, 120*time.Second)
 	files := append(churn(t), artifactstest.Random("weights.bin", 96<<20, 9))
@@ -485,7 +474,6 @@ func (b *syncBuf) String() string {
 // version at the same time in this process (so that -race sees them), to a
 // workspace registry and to a Unity Catalog target: both end on one version.
 func TestConcurrentCopiesSettleOnOneVersion(t *testing.T) {
-	t.Parallel()
 	w := newWorld(t)
 	ctx := ctxFor(t, 90*time.Second)
 	w.registerSource(t, ctx, "churn", churn(t))
@@ -519,7 +507,6 @@ func TestConcurrentCopiesSettleOnOneVersion(t *testing.T) {
 // each, 1000 items in all: ml.LogBatch doc comments) is copied in requests
 // that keep every limit; the emulator refuses one that does not.
 func TestCopyRunOverLogBatchLimits(t *testing.T) {
-	t.Parallel()
 	w := newWorld(t)
 	ctx := ctxFor(t, 90*time.Second)
 	params, tags := map[string]string{}, map[string]string{}
