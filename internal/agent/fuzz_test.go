@@ -135,9 +135,6 @@ func FuzzInputs(f *testing.F) {
 		if holds := json.Unmarshal([]byte(v), new(any)) == nil; v != "" && (err == nil) != holds {
 			t.Fatalf("JSON(%q): error %v, but json.Valid says %v and decoding into any gives %v", s, err, json.Valid([]byte(v)), holds)
 		}
-		if v != "" && !json.Valid([]byte(v)) && err == nil {
-			t.Fatalf("JSON(%q): invalid JSON accepted", s)
-		}
 
 		var lines []string
 		if err := read("lines", func(in *Inputs) { lines = in.Lines("lines") }); err != nil {
