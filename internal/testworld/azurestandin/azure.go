@@ -79,6 +79,9 @@ type Options struct {
 	Connections []Connection
 	// VariableGroups are the project's library variable groups.
 	VariableGroups []VariableGroup
+	// Pipelines are the project's repositories and the agent that runs
+	// its pipelines (pipelines.go).
+	Pipelines PipelineOptions
 	// Vaults are the Key Vaults. Vaults that only variable groups name are
 	// created from the groups' secrets.
 	Vaults []Vault
@@ -233,6 +236,8 @@ type Azure struct {
 	hosts    map[string]http.Handler
 	certs    map[string]*tls.Certificate
 	requests []Request
+
+	pipelines pipelineState // has its own lock
 }
 
 // Start starts the stand-ins for a test and stops them in t.Cleanup.
@@ -584,6 +589,7 @@ func (a *Azure) Tunnelled() []string { return a.proxy.targets() }
 
 // Close stops the stand-ins and the proxy and closes open tunnels.
 func (a *Azure) Close() {
+	a.pipelines.stop()
 	for _, s := range a.servers {
 		_ = s.Close()
 	}

@@ -57,27 +57,34 @@ func (a *Azure) devops(w http.ResponseWriter, r *http.Request) {
 	rest := parts[1:]
 	switch {
 	case r.Method == http.MethodOptions && len(rest) == 1 && rest[0] == "_apis":
-		loc := func(id, area, resource, route string) map[string]any {
-			return map[string]any{"id": id, "area": area, "resourceName": resource, "routeTemplate": route,
-				"resourceVersion": 2, "minVersion": "1.0", "maxVersion": "7.2", "releasedVersion": "0.0"}
+		locations := []any{
+			location(locResourceAreas, "Location", "ResourceAreas", "_apis/{resource}/{areaId}"),
+			location(locVariableGroups, "distributedtask", "variablegroups", "{project}/_apis/{area}/{resource}/{groupId}"),
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"count": 2, "value": []any{
-			loc(locResourceAreas, "Location", "ResourceAreas", "_apis/{resource}/{areaId}"),
-			loc(locVariableGroups, "distributedtask", "variablegroups", "{project}/_apis/{area}/{resource}/{groupId}"),
-		}})
+		locations = append(locations, pipelineLocations()...)
+		writeJSON(w, http.StatusOK, map[string]any{"count": len(locations), "value": locations})
 	case r.Method == http.MethodGet && len(rest) == 2 && rest[0] == "_apis" && strings.EqualFold(rest[1], "ResourceAreas"):
-		writeJSON(w, http.StatusOK, map[string]any{"count": 1, "value": []any{
-			map[string]any{"id": areaTaskAgent, "name": "distributedtask", "locationUrl": a.CollectionURI},
-		}})
+		areas := []any{map[string]any{"id": areaTaskAgent, "name": "distributedtask", "locationUrl": a.CollectionURI}}
+		areas = append(areas, a.pipelineAreas()...)
+		writeJSON(w, http.StatusOK, map[string]any{"count": len(areas), "value": areas})
 	case len(rest) >= 2 && !a.isProject(rest[0]):
 		devopsError(w, http.StatusNotFound, "ProjectDoesNotExistWithNameException", "TF200016: The following project does not exist: "+rest[0]+".")
 	case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/oidctoken"):
 		a.oidcToken(w, r)
 	case r.Method == http.MethodGet && len(rest) == 4 && rest[1] == "_apis" && rest[2] == "distributedtask" && rest[3] == "variablegroups":
 		a.variableGroups(w, r)
+	case len(rest) >= 3 && rest[1] == "_apis" && (rest[2] == "build" || rest[2] == "pipelines" || rest[2] == "git"):
+		a.servePipelines(w, r, rest[2:])
 	default:
 		devopsError(w, http.StatusNotFound, "NotFoundException", "not found: "+r.Method+" "+r.URL.Path)
 	}
+}
+
+// location is an entry of the location data (OPTIONS {org}/_apis), as
+// azure-devops-go-api's location client reads it (ApiResourceLocation).
+func location(id, area, resource, route string) map[string]any {
+	return map[string]any{"id": id, "area": area, "resourceName": resource, "routeTemplate": route,
+		"resourceVersion": 2, "minVersion": "1.0", "maxVersion": "7.2", "releasedVersion": "0.0"}
 }
 
 func (a *Azure) isProject(nameOrID string) bool {

@@ -27,6 +27,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -72,6 +73,11 @@ type Options struct {
 	// Fast shortens the emulated runs, registrations and deployments (to a
 	// few hundred milliseconds) for suites that run the pipeline many times.
 	Fast bool
+	// Repositories, when set, are Azure Repos Git repositories of the Azure
+	// DevOps stand-in (name → the folder standing for its main branch),
+	// whose pipelines it runs when asked with Exe as the agent would
+	// (StandInAgent): the live Azure DevOps suite's test.
+	Repositories map[string]string
 }
 
 // Names used by the sample pipeline and checked by the end-to-end test.
@@ -223,7 +229,11 @@ func StartWorld(ctx context.Context, opts Options) (*World, func(), error) {
 			world.Prod = ws
 		}
 	}
-	az, err := azurestandin.New(StandIns(ca, opts.OutDir, world.devCredentials(), Credentials{Host: world.Prod.URL(), Token: world.Prod.Token}))
+	standIns := StandIns(ca, opts.OutDir, world.devCredentials(), Credentials{Host: world.Prod.URL(), Token: world.Prod.Token})
+	if opts.Repositories != nil {
+		standIns.Pipelines = azurestandin.PipelineOptions{Repositories: opts.Repositories, Agent: StandInAgent(opts.Exe, world.devCredentials())}
+	}
+	az, err := azurestandin.New(standIns)
 	if err != nil {
 		return nil, stop, err
 	}
@@ -303,6 +313,31 @@ func NewRunner(exe string, az *azurestandin.Azure, dev Credentials, work, summar
 		SummaryDir:  summaryDir,
 		Out:         out,
 		Skip:        map[string]string{"BrickferryTools": "it installs brickferry on an agent; the local runner runs " + exe},
+	}
+}
+
+// StandInAgent is the agent of the Azure DevOps stand-in's pool: it runs a
+// queued run's pipeline with NewRunner (the executable exe, the `databricks`
+// group with dev's credentials) in the job's work folder, with the run's
+// build id, number, definition and branch, and System.Debug when the run
+// was queued with it.
+func StandInAgent(exe string, dev Credentials) azurestandin.PipelineAgent {
+	return func(ctx context.Context, az *azurestandin.Azure, job azurestandin.AgentJob) (azurestandin.AgentResult, error) {
+		if err := os.MkdirAll(job.WorkDir, 0o755); err != nil {
+			return azurestandin.AgentResult{}, fmt.Errorf("the agent's work folder: %w", err)
+		}
+		r := NewRunner(exe, az, dev, job.WorkDir, "", io.Discard)
+		for k, v := range map[string]string{
+			"BUILD_BUILDID": strconv.Itoa(job.BuildID), "BUILD_BUILDNUMBER": job.BuildNumber,
+			"BUILD_DEFINITIONNAME": job.DefinitionName, "SYSTEM_DEFINITIONID": strconv.Itoa(job.DefinitionID),
+			"BUILD_SOURCEBRANCH": job.SourceBranch, "SYSTEM_DEBUG": job.Variables["system.debug"],
+		} {
+			if v != "" {
+				r.BaseEnv[k] = v
+			}
+		}
+		res, err := r.Run(ctx, job.Pipeline)
+		return azurestandin.AgentResult{Result: res, Secrets: r.Secrets()}, err
 	}
 }
 

@@ -3,28 +3,50 @@ package live_test
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
+	"io"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/brickferry/brickferry/internal/testworld/agenttest"
 	"github.com/brickferry/brickferry/internal/testworld/azurestandin"
+	"github.com/brickferry/brickferry/internal/testworld/azurite"
 	"github.com/brickferry/brickferry/internal/testworld/demo"
 	"github.com/brickferry/brickferry/internal/testworld/emulator"
 	"github.com/brickferry/brickferry/internal/testworld/live"
 )
 
 // TestLiveDevOps is `make live-devops`: the project the environment names
-// holds what the sample pipelines read. Without BRICKFERRY_LIVE=1 it does
-// nothing; TestLiveDevOpsOnStandIn runs the same check in make test.
+// holds what the sample pipelines read, and the sample pipeline, created or
+// updated there and run, does each step as the sample does. Without
+// BRICKFERRY_LIVE=1 it does nothing; TestLiveDevOpsOnStandIn and
+// TestLiveDevOpsPipelineOnStandIn run the same code in make test.
 func TestLiveDevOps(t *testing.T) {
-	d := fromEnv(t, live.DevOpsFromEnv)
+	root, err := azurite.RepoRoot()
+	require.NoError(t, err)
+	d := fromEnv(t, func(getenv func(string) string) (live.DevOps, error) { return live.DevOpsFromEnv(getenv, root) })
 	live.PrintDevOpsPlan(os.Stdout, d)
+	checkLiveDevOps(t, d, os.Stdout)
+}
+
+// checkLiveDevOps is what make live-devops checks of d: the project's
+// variable groups, then the sample pipeline's run, step by step.
+func checkLiveDevOps(t *testing.T, d live.DevOps, out io.Writer) *live.PipelineReport {
+	t.Helper()
 	problems, err := live.CheckProject(context.Background(), d)
 	require.NoError(t, err)
 	assert.Empty(t, problems)
+	rep, err := live.RunSamplePipeline(context.Background(), d, out)
+	require.NoError(t, err)
+	assert.Empty(t, rep.Problems, "the sample pipeline's run")
+	return rep
 }
 
 // standInDevOps starts the Azure DevOps stand-in with opts and returns
@@ -64,4 +86,83 @@ func TestLiveDevOpsOnStandIn(t *testing.T) {
 		"variable group databricks-prod: databricks-host is not secret",
 		"variable group databricks-prod: no variable databricks-token",
 	}, problems)
+}
+
+// standInPipelineWorld starts the demo's world (emulated workspaces,
+// Azurite, the Azure stand-ins) with the Azure DevOps stand-in holding the
+// repository `churn` (the folder repo) and running its pipelines with the
+// brickferry executable, and returns the live-devops settings read by
+// DevOpsFromEnv from the stand-in's addresses, as a person would set them.
+func standInPipelineWorld(t *testing.T, repo string) live.DevOps {
+	t.Helper()
+	root, err := azurite.RepoRoot()
+	require.NoError(t, err)
+	world, stop, err := demo.StartWorld(context.Background(), demo.Options{
+		Sample: demo.UnityCatalog(), Exe: agenttest.Executable(t), OutDir: t.TempDir(), Out: io.Discard, Fast: true,
+		ModelDir:     filepath.Join(root, "examples", "demo", "churn-model"),
+		Repositories: map[string]string{"churn": repo},
+	})
+	t.Cleanup(stop)
+	require.NoError(t, err)
+	az := world.Azure
+	env := map[string]string{
+		live.EnvGate: "1", live.EnvDevOpsURL: strings.TrimRight(az.CollectionURI, "/"), live.EnvDevOpsProject: az.Project,
+		live.EnvDevOpsToken: az.JobToken, live.EnvDevOpsRepository: "churn",
+	}
+	d, err := live.DevOpsFromEnv(func(k string) string { return env[k] }, root)
+	require.NoError(t, err)
+	tr := &http.Transport{DialContext: az.DialContext, TLSClientConfig: &tls.Config{RootCAs: az.CA.Pool(), MinVersion: tls.VersionTLS12}}
+	d.HTTP = &http.Client{Transport: tr}
+	d.Timeout, d.Poll = 2*time.Minute, 100*time.Millisecond
+	return d
+}
+
+// TestLiveDevOpsPipelineOnStandIn runs make live-devops's code against the
+// Azure DevOps stand-in and the emulated workspaces: the pipeline is
+// created from the repository's sample, run by the stand-in's agent, and
+// every step succeeded, set the outputs the pipeline reads and uploaded a
+// summary. Saving it again keeps it (found by name and folder).
+func TestLiveDevOpsPipelineOnStandIn(t *testing.T) {
+	root, err := azurite.RepoRoot()
+	require.NoError(t, err)
+	d := standInPipelineWorld(t, root)
+	var out strings.Builder
+	rep := checkLiveDevOps(t, d, &out)
+	t.Log(out.String())
+	assert.Equal(t, "created", rep.Saved)
+	assert.Equal(t, "succeeded", rep.Result)
+	require.Len(t, rep.Steps, 10, "the sample's task steps")
+	byName := map[string]live.StepReport{}
+	assert.Equal(t, "true", byName["Compare with the @champion version"].Outputs["promote"])
+	assert.NotEmpty(t, byName["Copy the version to prod.ml.churn as @champion"].Outputs["targetModelVersion"])
+	assert.Len(t, byName["Serve the model online"].Summaries, 1)
+
+	again, err := live.RunSamplePipeline(context.Background(), d, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, []any{"kept", rep.DefinitionID, rep.Revision}, []any{again.Saved, again.DefinitionID, again.Revision})
+}
+
+// TestLiveDevOpsPipelineNamesAFailedStep: a repository whose sample trains
+// a notebook the workspace does not hold fails at the training step; the
+// check names it and the steps that did not run.
+func TestLiveDevOpsPipelineNamesAFailedStep(t *testing.T) {
+	root, err := azurite.RepoRoot()
+	require.NoError(t, err)
+	repo := t.TempDir()
+	sample, err := os.ReadFile(filepath.Join(root, "examples", "azure-pipelines-uc.yml"))
+	require.NoError(t, err)
+	broken := strings.Replace(string(sample), "notebookPath: /Repos/brickferry/churn/examples/notebooks/train", "notebookPath: /Repos/brickferry/churn/examples/notebooks/missing", 1)
+	require.NotEqual(t, string(sample), broken)
+	require.NoError(t, os.MkdirAll(filepath.Join(repo, "examples"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(repo, "examples", "azure-pipelines-uc.yml"), []byte(broken), 0o644))
+
+	d := standInPipelineWorld(t, repo)
+	rep, err := live.RunSamplePipeline(context.Background(), d, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, "failed", rep.Result)
+	require.NotEmpty(t, rep.Problems)
+	assert.Equal(t, fmt.Sprintf("run %d: result failed", rep.RunID), rep.Problems[0])
+	assert.Regexp(t, `^step "Train the churn model" \(DatabricksTrain, Train/Train\): result failed: .*missing`, rep.Problems[1])
+	assert.Contains(t, rep.Problems, `step "Register the model version in Unity Catalog" (MLflowPromote, Train/Train): did not run (no Task record in the timeline)`)
+	assert.Contains(t, rep.Problems, `step "Serve the model online" (ModelServe, DeployProd/DeployProd): did not run (no Task record in the timeline)`)
 }

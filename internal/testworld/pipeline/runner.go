@@ -70,6 +70,7 @@ type JobResult struct {
 // StepResult is one step's outcome.
 type StepResult struct {
 	Name, Task         string
+	DisplayName        string
 	Result             string
 	Outputs            map[string]string // variables the step set, by name
 	Errors, Warnings   []string
@@ -313,6 +314,7 @@ func (r *Runner) runJob(ctx context.Context, st Stage, j Job, jr *JobResult, var
 		if err != nil {
 			return err
 		}
+		sr.DisplayName = step.DisplayName
 		jr.Steps = append(jr.Steps, sr)
 		result := sr.Result
 		if step.ContinueOnError && result == "Failed" {
