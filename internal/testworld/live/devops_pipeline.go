@@ -219,6 +219,21 @@ func newDevOpsClients(ctx context.Context, d DevOps) (*devOpsClients, error) {
 	}, nil
 }
 
+// EnsureSamplePipeline creates or updates the sample's pipeline as
+// RunSamplePipeline does, without running it: its id, revision and what
+// was done ("created", "updated", "kept").
+func EnsureSamplePipeline(ctx context.Context, d DevOps) (int, int, string, error) {
+	c, err := newDevOpsClients(ctx, d)
+	if err != nil {
+		return 0, 0, "", err
+	}
+	def, saved, err := ensurePipeline(ctx, c, d, demo.UnityCatalog().File)
+	if err != nil {
+		return 0, 0, "", err
+	}
+	return deref(def.Id), deref(def.Revision), saved, nil
+}
+
 // ensurePipeline finds the pipeline by name in its folder and makes it run
 // file of d.Repository: created if missing, updated if it runs another file
 // or repository, kept otherwise. It is a build definition with a YAML
