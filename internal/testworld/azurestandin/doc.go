@@ -13,7 +13,11 @@
 //   - Azure DevOps (dev.azure.com/{org}): the location and resource area
 //     lookups azure-devops-go-api makes first, the project's variable groups
 //     (plain and Key Vault-linked, secret values null), and the pipeline's
-//     OIDC endpoint, all behind the job's access token;
+//     OIDC endpoint, all behind the job's access token; with
+//     Options.Pipelines, the project's Azure Repos Git repositories (local
+//     folders), YAML pipelines (build definitions) and their runs, which
+//     the PipelineAgent hook runs and the stand-in records as the agent
+//     and server do: timeline, logs, summary attachments (pipelines.go);
 //   - Azure Key Vault ({name}.vault.azure.net): the 401 challenge naming the
 //     vault's tenant, then audience, tenant and reader checks;
 //   - a forward proxy (HTTP CONNECT and absolute-URI requests, optional basic
@@ -74,5 +78,6 @@
 //
 // Not stood in: Azure Resource Manager (management.azure.com), Entra's
 // authorization code and device flows, Key Vault writes and versions, the
-// rest of the Azure DevOps API.
+// rest of the Azure DevOps API (pipeline permissions, approvals and checks,
+// agent pools, Git contents: a run reads its repository's folder as is).
 package azurestandin

@@ -169,3 +169,43 @@ func TestLiveDevOpsPipelineNamesAFailedStep(t *testing.T) {
 	assert.Contains(t, rep.Problems, `step "Register the model version in Unity Catalog" (MLflowPromote, Train/Train): did not run (no Task record in the timeline)`)
 	assert.Contains(t, rep.Problems, `step "Serve the model online" (ModelServe, DeployProd/DeployProd): did not run (no Task record in the timeline)`)
 }
+
+// TestDevOpsFromEnv: make live-devops refuses without BRICKFERRY_LIVE=1,
+// names every missing or wrong setting, and refuses a service connection
+// other than the one the sample names.
+func TestDevOpsFromEnv(t *testing.T) {
+	root, err := azurite.RepoRoot()
+	require.NoError(t, err)
+	good := map[string]string{
+		live.EnvGate: "1", live.EnvDevOpsURL: "https://dev.azure.com/contoso", live.EnvDevOpsProject: "mlops",
+		live.EnvDevOpsToken: "t", live.EnvDevOpsRepository: "brickferry",
+	}
+	read := func(change map[string]string) (live.DevOps, error) {
+		env := map[string]string{}
+		for k, v := range good {
+			env[k] = v
+		}
+		for k, v := range change {
+			env[k] = v
+		}
+		return live.DevOpsFromEnv(func(k string) string { return env[k] }, root)
+	}
+	d, err := read(nil)
+	require.NoError(t, err)
+	assert.Equal(t, []any{"refs/heads/main", "brickferry-live-uc", `\brickferry-live`, "brickferry-prod", time.Hour},
+		[]any{d.Branch, d.PipelineName, d.PipelineFolder, d.Connection, d.Timeout})
+
+	_, err = read(map[string]string{live.EnvGate: ""})
+	assert.ErrorIs(t, err, live.ErrNotEnabled)
+
+	_, err = read(map[string]string{live.EnvDevOpsRepository: "", live.EnvDevOpsBranch: "main", live.EnvDevOpsTimeout: "soon", live.EnvDevOpsConnection: "other-arm"})
+	require.Error(t, err)
+	for _, want := range []string{
+		live.EnvDevOpsRepository + " is not set",
+		live.EnvDevOpsBranch + `="main": give a branch as refs/heads/<name>`,
+		live.EnvDevOpsTimeout + `="soon": give whole minutes`,
+		live.EnvDevOpsConnection + `="other-arm": the sample names the service connection(s) brickferry-prod`,
+	} {
+		assert.Contains(t, err.Error(), want)
+	}
+}

@@ -21,5 +21,11 @@
 //
 // The same code path runs in `make test` with its targets pointed at the
 // emulated workspaces (TestLiveOnEmulator): only the addresses differ.
+//
+// `make live-devops` (DevOps, CheckProject, RunSamplePipeline) works in a
+// real Azure DevOps project instead: it creates or updates a pipeline from
+// the Unity Catalog sample, runs it there and checks each step's result,
+// output variables and summary through the REST API; in `make test` it runs
+// against the Azure DevOps stand-in, whose agent is the local runner.
 // docs/live.md describes the prerequisites and the commands.
 package live
