@@ -562,7 +562,7 @@ func (a *Azure) runPipeline(w http.ResponseWriter, r *http.Request, id int) {
 // finishRun records a run the agent finished: the timeline, logs and
 // summary attachments, and the result.
 func (a *Azure) finishRun(b *buildRun, res AgentResult, runErr error) {
-	rec := newRecorder(b, res.Secrets, a.clock.Now())
+	rec := newRecorder(b, a.buildURL(b), res.Secrets, a.clock.Now())
 	if res.Result != nil {
 		rec.pipeline(res.Result)
 	}
@@ -588,6 +588,7 @@ func (a *Azure) finishRun(b *buildRun, res AgentResult, runErr error) {
 // recorder turns a pipeline.Result into the server's records of a run.
 type recorder struct {
 	b           *buildRun
+	buildURL    string
 	secrets     []string
 	at          time.Time
 	records     []map[string]any
@@ -595,10 +596,10 @@ type recorder struct {
 	attachments []attachment
 }
 
-func newRecorder(b *buildRun, secrets []string, at time.Time) *recorder {
+func newRecorder(b *buildRun, buildURL string, secrets []string, at time.Time) *recorder {
 	secrets = slices.Clone(secrets)
 	slices.SortFunc(secrets, func(x, y string) int { return len(y) - len(x) })
-	return &recorder{b: b, secrets: secrets, at: at}
+	return &recorder{b: b, buildURL: buildURL, secrets: secrets, at: at}
 }
 
 // mask hides secrets as the agent's log masker does (***).
@@ -632,7 +633,7 @@ func (c *recorder) add(typ, name, parent, result string, lines, errs []string, t
 		"startTime": stamp(c.at), "finishTime": stamp(c.at), "lastModified": stamp(c.at), "order": len(c.records) + 1,
 		"attempt": 1, "changeId": len(c.records) + 1, "errorCount": len(errs), "warningCount": 0, "issues": issues,
 		"workerName": "Azure Pipelines 2", "percentComplete": 100,
-		"log": map[string]any{"id": logID, "type": "Container", "url": fmt.Sprintf("logs/%d", logID)},
+		"log": map[string]any{"id": logID, "type": "Container", "url": fmt.Sprintf("%s/logs/%d", c.buildURL, logID)},
 	}
 	if parent != "" {
 		r["parentId"] = parent

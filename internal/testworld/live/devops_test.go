@@ -209,3 +209,31 @@ func TestDevOpsFromEnv(t *testing.T) {
 		assert.Contains(t, err.Error(), want)
 	}
 }
+
+// TestEnsureSamplePipeline: the pipeline is created, kept when nothing
+// changed, and updated (a new revision, the same id) when it should run
+// another repository's sample.
+func TestEnsureSamplePipeline(t *testing.T) {
+	root, err := azurite.RepoRoot()
+	require.NoError(t, err)
+	ca, err := emulator.NewCA()
+	require.NoError(t, err)
+	d := standInDevOps(t, azurestandin.Options{CA: ca, Pipelines: azurestandin.PipelineOptions{Repositories: map[string]string{"churn": root, "fork": root}}})
+	d.Repository, d.Branch, d.PipelineName, d.PipelineFolder = "churn", "refs/heads/main", "brickferry-live-uc", `\brickferry-live`
+	type saved struct {
+		ID, Revision int
+		What         string
+	}
+	ensure := func() saved {
+		id, revision, what, err := live.EnsureSamplePipeline(context.Background(), d)
+		require.NoError(t, err)
+		return saved{id, revision, what}
+	}
+	assert.Equal(t, saved{1, 1, "created"}, ensure())
+	assert.Equal(t, saved{1, 1, "kept"}, ensure())
+	d.Repository = "fork"
+	assert.Equal(t, saved{1, 2, "updated"}, ensure())
+	assert.Equal(t, saved{1, 2, "kept"}, ensure())
+	d.PipelineFolder = `\elsewhere`
+	assert.Equal(t, saved{2, 1, "created"}, ensure(), "found by name in its folder only")
+}
