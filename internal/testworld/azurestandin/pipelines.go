@@ -93,11 +93,13 @@ type AgentResult struct {
 	Secrets []string
 }
 
-// queueTimeVariables are the variables a run may set without the pipeline
-// declaring them settable at queue time: system.debug, the "Enable system
-// diagnostics" of the Run pipeline dialog
-// (learn.microsoft.com/azure/devops/pipelines/process/set-variables-scripts,
-// "Set variables at queue time"; any other is refused).
+// queueTimeVariables are the variables a run may set: the stand-in
+// behaves as a project with "Limit variables that can be set at queue time"
+// on (learn.microsoft.com/azure/devops/pipelines/security/inputs, the
+// default of new organizations), where only variables the pipeline marks
+// settable at queue time are accepted; the sample marks none. system.debug,
+// the Run pipeline dialog's "Enable system diagnostics", is accepted: an
+// assumption, not checked against the service (docs/live.md).
 var queueTimeVariables = []string{"system.debug"}
 
 type pipelineState struct {
