@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -141,6 +142,10 @@ func RunSamplePipeline(ctx context.Context, d DevOps, out io.Writer) (*PipelineR
 	}
 	if err := checkSteps(ctx, c, d, rep, steps, refs); err != nil {
 		return rep, err
+	}
+	for _, s := range rep.Steps {
+		fmt.Fprintf(out, "  %-10s %s (%s): output variables %s; summaries %d\n", orNone(s.Result), s.Name, s.Job,
+			orNone(strings.Join(slices.Sorted(maps.Keys(s.Outputs)), ", ")), len(s.Summaries))
 	}
 	return rep, nil
 }

@@ -237,3 +237,18 @@ func TestEnsureSamplePipeline(t *testing.T) {
 	d.PipelineFolder = `\elsewhere`
 	assert.Equal(t, saved{2, 1, "created"}, ensure(), "found by name in its folder only")
 }
+
+// TestLiveDevOpsPipelineTimesOut: a run nothing picks up (the stand-in
+// without an agent, as a pool without one) is reported when the wait ends.
+func TestLiveDevOpsPipelineTimesOut(t *testing.T) {
+	root, err := azurite.RepoRoot()
+	require.NoError(t, err)
+	ca, err := emulator.NewCA()
+	require.NoError(t, err)
+	d := standInDevOps(t, azurestandin.Options{CA: ca, Pipelines: azurestandin.PipelineOptions{Repositories: map[string]string{"churn": root}}})
+	d.Repository, d.Branch, d.PipelineName, d.PipelineFolder, d.Root = "churn", "refs/heads/main", "brickferry-live-uc", `\brickferry-live`, root
+	d.Timeout, d.Poll = 300*time.Millisecond, 50*time.Millisecond
+	rep, err := live.RunSamplePipeline(context.Background(), d, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"run 1 did not finish within 300ms (state inProgress): it may wait for an agent, a permission to use a resource, or the approval of environment production"}, rep.Problems)
+}
