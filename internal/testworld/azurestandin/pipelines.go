@@ -28,12 +28,17 @@ import (
 //
 // A queued run is run by the PipelineOptions.Agent hook (the local pipeline
 // runner, package pipeline) and recorded as the agent and the server record
-// it: a timeline of Stage, Job and Task records, one log per record, the
-// output variables each step set, and each ##vso[task.uploadsummary] as an
-// attachment of type Distributedtask.Core.Summary on the step's record.
+// it: a timeline of Stage, Job and Task records, one log per record (with
+// the ##vso commands traced under system.debug, which is where the output
+// variables show through this API: stepLog), and each
+// ##vso[task.uploadsummary] as an attachment of type
+// Distributedtask.Core.Summary on the step's record. The orchestration
+// timeline (distributedtask plans), where the server keeps output
+// variables, is not served.
 
 // Location ids of azure-devops-go-api v7 (build/client.go,
-// pipelines/client.go) and the build resource area (build.ResourceAreaId).
+// pipelines/client.go, git/client.go) and the resource areas of the build
+// and Git clients (build.ResourceAreaId, git.ResourceAreaId).
 const (
 	areaBuild         = "965220d5-5bb9-42cf-8d67-9b146df2a5a4"
 	locDefinitions    = "dbeaf647-6167-421a-bda9-c9327b25e2e6"
@@ -688,7 +693,10 @@ func (c *recorder) pipeline(res *pipeline.Result) {
 // a run with system.debug, traces as "##[debug]Processed: <command>"
 // (azure-pipelines-agent src/Agent.Worker/WorkerCommandManager.cs
 // TryProcessCommand; ExecutionContext.Debug writes only when System.Debug
-// is true). A ##vso[task.debug] is not traced.
+// is true). A ##vso[task.debug] is not traced. The agent traces the line
+// unescaped (CommandStringConvertor.Unescape); the stand-in keeps the
+// command as the task wrote it, which differs only for values holding
+// %, ;, ], or line breaks.
 func stepLog(step *pipeline.StepResult, debug bool) []string {
 	var out []string
 	for _, text := range []string{step.Stdout, step.Stderr} {
