@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/brickferry/brickferry/internal/agent"
 	"github.com/brickferry/brickferry/internal/testworld/pipeline"
 )
@@ -413,15 +415,9 @@ func (a *Azure) repository(id, name string) (string, string, bool) {
 	return "", "", false
 }
 
-// repositoryID is a stable id for a repository of the project.
+// repositoryID is a stable id for a repository of the project (a name-based UUID).
 func repositoryID(project, name string) string {
-	h := [16]byte{}
-	for i, c := range []byte(strings.ToLower(project + "/" + name)) {
-		h[i%16] = h[i%16]*31 + c
-	}
-	h[6] = h[6]&0x0f | 0x40
-	h[8] = h[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
+	return uuid.NewSHA1(uuid.NameSpaceURL, []byte(strings.ToLower(project+"/"+name))).String()
 }
 
 // RepositoryID is the id of the project's repository name, as Git -
