@@ -224,6 +224,7 @@ type Azure struct {
 	frontAddr string
 	imdsAddr  string
 	proxy     *proxy
+	gallery   *gallery // the Marketplace and installed extensions (gallery.go)
 
 	mu       sync.Mutex // guards everything below
 	apps     map[string]*App
@@ -283,6 +284,7 @@ func New(opts Options) (*Azure, error) {
 	if err := a.load(opts); err != nil {
 		return nil, err
 	}
+	a.startGallery()
 	var err error
 	if a.CA == nil {
 		if a.CA, err = emulator.NewCA(); err != nil {
@@ -527,7 +529,7 @@ func (a *Azure) Env() map[string]string {
 func (a *Azure) Secrets() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := []string{a.JobToken}
+	out := []string{a.JobToken, a.gallery.pat}
 	if a.opts.ProxyPassword != "" {
 		out = append(out, a.opts.ProxyPassword)
 	}
