@@ -85,7 +85,7 @@ type gallery struct {
 
 type galleryExtension struct {
 	Publisher, ID, DisplayName string
-	ExtensionID                string // the Marketplace's id of the extension
+	ExtensionID                string            // the Marketplace's id of the extension
 	Versions                   []*galleryVersion // newest first
 	SharedWith                 []string
 	Installed                  bool // in the stand-in's organization
