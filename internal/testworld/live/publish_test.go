@@ -33,7 +33,9 @@ import (
 func TestLivePublish(t *testing.T) {
 	root, err := filepath.Abs(filepath.Join("..", "..", ".."))
 	require.NoError(t, err)
-	p := fromEnv(t, func(getenv func(string) string) (live.Publish, error) { return live.PublishFromEnv(getenv, root, time.Now()) })
+	p := fromEnv(t, func(getenv func(string) string) (live.Publish, error) {
+		return live.PublishFromEnv(getenv, root, time.Now())
+	})
 	p.Log = os.Stdout
 	live.PrintPublishPlan(os.Stdout, p)
 	_, err = p.Run(context.Background(), t.TempDir())
@@ -89,7 +91,7 @@ func TestPublishAndDownloadOnStandIn(t *testing.T) {
 		Token: az.PersonalAccessToken(), Bin: bin, Platforms: []string{key},
 		// tfx-cli reaches the stand-ins through their proxy (typed-rest-client
 		// honours HTTPS_PROXY) and trusts their CA through Node.
-		Env: []string{"HTTPS_PROXY=" + az.ProxyURL, "NO_PROXY=", "no_proxy=", "NODE_EXTRA_CA_CERTS=" + az.CAFile, "HOME=" + t.TempDir()},
+		Env:  []string{"HTTPS_PROXY=" + az.ProxyURL, "NO_PROXY=", "no_proxy=", "NODE_EXTRA_CA_CERTS=" + az.CAFile, "HOME=" + t.TempDir()},
 		HTTP: &http.Client{Transport: tr}, Log: &log,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
