@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"path"
 	"regexp"
@@ -605,6 +606,14 @@ func readTask(zr *zip.Reader, folder string, read func(string) ([]byte, error)) 
 	if id == "" {
 		return galleryTask{}, fmt.Errorf("%s/task.json has no id", folder)
 	}
+	// The REST API answers a TaskDefinition, camelCase: task.json's
+	// version {Major, Minor, Patch} becomes {major, minor, patch, isTest}
+	// (azure-devops-go-api distributedtaskcommon.TaskVersion).
+	major, _ := strconv.Atoi(parts[0])
+	minor, _ := strconv.Atoi(parts[1])
+	patch, _ := strconv.Atoi(parts[2])
+	def = maps.Clone(def)
+	def["version"] = map[string]any{"major": major, "minor": minor, "patch": patch, "isTest": false}
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
 	prefix := folder + "/"

@@ -127,6 +127,19 @@ func TestPublishAndDownloadOnStandIn(t *testing.T) {
 		assert.Contains(t, res.Stdout, "downloaded from the organization")
 		assert.Equal(t, http.StatusOK, answered(az)["GET dev.azure.com/"+az.Organization+"/_apis/distributedtask/tasks/"+tools+"/"+v2])
 	})
+	t.Run("pinned version gone", func(t *testing.T) {
+		// A task of the first version pins BrickferryTools v1, which the
+		// organization stopped serving at the update: the launcher lists
+		// the task's versions and takes the newest of the same major,
+		// whose executable has the pinned hash (the same build).
+		taskDir, tools := extractTask(t, vsix1, "MLflowPromoteV1", nil)
+		res := promote(t, az, ws, node, taskDir, modelVersion)
+		require.Equal(t, agent.Succeeded, res.Result, "errors: %v\n%s", res.Errors, res.Stdout)
+		assert.Contains(t, res.Stdout, "from BrickferryTools "+v2+" downloaded from the organization")
+		got := answered(az)
+		assert.Equal(t, http.StatusNotFound, got["GET dev.azure.com/"+az.Organization+"/_apis/distributedtask/tasks/"+tools+"/"+v1])
+		assert.Equal(t, http.StatusOK, got["GET dev.azure.com/"+az.Organization+"/_apis/distributedtask/tasks/"+tools])
+	})
 	t.Run("wrong sha256", func(t *testing.T) {
 		taskDir, _ := extractTask(t, vsix2, "MLflowPromoteV1", func(cfg map[string]any) {
 			cfg["sha256"].(map[string]any)[key] = strings.Repeat("0", 64)
