@@ -157,10 +157,14 @@ func (a *Azure) Extension(publisher, id string) (ExtensionState, bool) {
 
 func extensionKey(publisher, id string) string { return strings.ToLower(publisher + "." + id) }
 
-// patAuthorized: basic authentication whose password is the token.
-func (g *gallery) patAuthorized(r *http.Request) bool {
-	_, pass, ok := r.BasicAuth()
-	return ok && pass == g.pat
+// authorizedPath answers 401 unless the request carries the token (basic
+// authentication, any user name) and returns its path's segments.
+func (g *gallery) authorizedPath(w http.ResponseWriter, r *http.Request) ([]string, bool) {
+	if _, pass, ok := r.BasicAuth(); !ok || pass != g.pat {
+		devopsError(w, http.StatusUnauthorized, "UnauthorizedRequestException", "TF400813: The user is not authorized to access this resource.")
+		return nil, false
+	}
+	return strings.Split(strings.Trim(r.URL.Path, "/"), "/"), true
 }
 
 // apiVersion is the api-version a request asks for, from the query or the
@@ -201,12 +205,10 @@ func checkAPIVersion(w http.ResponseWriter, r *http.Request) bool {
 
 // marketplace serves marketplace.visualstudio.com.
 func (a *Azure) marketplace(w http.ResponseWriter, r *http.Request) {
-	g := a.gallery
-	if !g.patAuthorized(r) {
-		devopsError(w, http.StatusUnauthorized, "UnauthorizedRequestException", "TF400813: The user is not authorized to access this resource.")
+	parts, ok := a.gallery.authorizedPath(w, r)
+	if !ok {
 		return
 	}
-	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	at := func(i int, s string) bool { return len(parts) > i && strings.EqualFold(parts[i], s) }
 	switch {
 	case r.Method == http.MethodOptions && len(parts) == 2 && at(0, "_apis") && at(1, "gallery"):
@@ -369,12 +371,10 @@ func (a *Azure) shareExtension(w http.ResponseWriter, publisher, id, account str
 // extMgmt serves extmgmt.dev.azure.com: installing an extension shared with
 // the organization by name, with the user's personal access token.
 func (a *Azure) extMgmt(w http.ResponseWriter, r *http.Request) {
-	g := a.gallery
-	if !g.patAuthorized(r) {
-		devopsError(w, http.StatusUnauthorized, "UnauthorizedRequestException", "TF400813: The user is not authorized to access this resource.")
+	parts, ok := a.gallery.authorizedPath(w, r)
+	if !ok {
 		return
 	}
-	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	if len(parts) == 0 || !strings.EqualFold(parts[0], a.Organization) {
 		devopsError(w, http.StatusNotFound, "OrganizationNotFoundException", "The organization '"+parts[0]+"' was not found.")
 		return
@@ -389,6 +389,7 @@ func (a *Azure) extMgmt(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	publisher, id := parts[3], parts[4]
+	g := a.gallery
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	e := g.extensions[extensionKey(publisher, id)]
