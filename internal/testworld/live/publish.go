@@ -1,6 +1,7 @@
 package live
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -223,4 +224,99 @@ func (p Publish) logf(format string, args ...any) {
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// Download is how CheckDownload reaches the organization: its collection
+// URL and a bearer token for it (the job's access token in a pipeline; for
+// make live-devops, the Entra ID access token of BRICKFERRY_LIVE_DEVOPS_TOKEN,
+// which Azure DevOps takes as a bearer token too), and what the agent would
+// add to the environment (AGENT_PROXYURL, AGENT_CAINFO).
+type Download struct {
+	CollectionURL string
+	Token         string
+	Env           []string
+}
+
+// downloaded is what the launcher writes when it took the executable from
+// the BrickferryTools task of the organization (build/launcher/launcher.js).
+const downloaded = "downloaded from the organization"
+
+// CheckDownload runs the launcher of the thin task MLflowPromote from the
+// .vsix (node index.js) as a job without the BrickferryTools step runs it,
+// with an empty tool cache in dir: the launcher downloads BrickferryTools
+// from the organization (build/launcher/download.js), verifies the
+// executable's sha256 and starts it. The task itself then fails for want
+// of inputs, which is not what is checked: CheckDownload returns the
+// launcher's output, and an error unless it downloaded.
+func CheckDownload(ctx context.Context, vsix, dir string, d Download) (string, error) {
+	task, err := ExtractTask(vsix, "MLflowPromoteV1", filepath.Join(dir, "_tasks"))
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.CommandContext(ctx, "node", filepath.Join(task, "index.js"))
+	cmd.Env = append(os.Environ(),
+		"SYSTEM_TEAMFOUNDATIONCOLLECTIONURI="+d.CollectionURL,
+		"ENDPOINT_URL_SYSTEMVSSCONNECTION="+d.CollectionURL,
+		"ENDPOINT_AUTH_SCHEME_SYSTEMVSSCONNECTION=OAuth",
+		"ENDPOINT_AUTH_PARAMETER_SYSTEMVSSCONNECTION_ACCESSTOKEN="+d.Token,
+		"AGENT_TOOLSDIRECTORY="+filepath.Join(dir, "tools"),
+		"AGENT_TEMPDIRECTORY="+filepath.Join(dir, "temp"),
+		"TF_BUILD=True",
+	)
+	cmd.Env = append(cmd.Env, d.Env...)
+	out, err := cmd.CombinedOutput()
+	text := string(out)
+	if d.Token != "" {
+		text = strings.ReplaceAll(text, d.Token, "<token>")
+	}
+	if err != nil {
+		return text, fmt.Errorf("node %s: %w", filepath.Join(task, "index.js"), err)
+	}
+	if !strings.Contains(text, downloaded) {
+		return text, fmt.Errorf("the launcher did not download BrickferryTools from %s:\n%s", d.CollectionURL, lastLines(text, 20))
+	}
+	return text, nil
+}
+
+// ExtractTask writes the task folder (e.g. MLflowPromoteV1) of a .vsix to
+// <dir>/<folder> and returns that folder.
+func ExtractTask(vsix, folder, dir string) (string, error) {
+	z, err := zip.OpenReader(vsix)
+	if err != nil {
+		return "", fmt.Errorf("opening %s: %w", vsix, err)
+	}
+	defer func() { _ = z.Close() }()
+	out := filepath.Join(dir, folder)
+	prefix := "tasks/" + folder + "/"
+	n := 0
+	for _, f := range z.File {
+		name, ok := strings.CutPrefix(f.Name, prefix)
+		if !ok || name == "" || strings.HasSuffix(name, "/") || strings.Contains(name, "..") {
+			continue
+		}
+		if err := extractFile(f, filepath.Join(out, filepath.FromSlash(name))); err != nil {
+			return "", err
+		}
+		n++
+	}
+	if n == 0 {
+		return "", fmt.Errorf("%s has no task folder %s", vsix, folder)
+	}
+	return out, nil
+}
+
+func extractFile(f *zip.File, to string) error {
+	rc, err := f.Open()
+	if err != nil {
+		return fmt.Errorf("%s: %w", f.Name, err)
+	}
+	defer func() { _ = rc.Close() }()
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		return fmt.Errorf("%s: %w", f.Name, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(to, data, 0o644)
 }

@@ -1,11 +1,9 @@
 package live_test
 
 import (
-	"archive/zip"
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -38,8 +36,24 @@ func TestLivePublish(t *testing.T) {
 	})
 	p.Log = os.Stdout
 	live.PrintPublishPlan(os.Stdout, p)
-	_, err = p.Run(context.Background(), t.TempDir())
+	vsix, err := p.Run(context.Background(), t.TempDir())
 	require.NoError(t, err)
+
+	// The launcher's download path against the organization: a thin task
+	// run with no BrickferryTools step and an empty tool cache. The
+	// organization may take a moment to serve a newly installed version.
+	d := fromEnv(t, live.DevOpsFromEnv)
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		out, err := live.CheckDownload(context.Background(), vsix, t.TempDir(), live.Download{CollectionURL: d.CollectionURL, Token: d.Token})
+		if err == nil || time.Now().After(deadline) {
+			require.NoError(t, err)
+			t.Log(out)
+			return
+		}
+		t.Logf("not yet: %v", err)
+		time.Sleep(15 * time.Second)
+	}
 }
 
 // TestPublishAndDownloadOnStandIn publishes the extension with the real
@@ -97,7 +111,7 @@ func TestPublishAndDownloadOnStandIn(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
-	_, err = p.Run(ctx, t.TempDir())
+	vsix1, err := p.Run(ctx, t.TempDir())
 	require.NoError(t, err, "%s", log.String())
 	assert.NotContains(t, log.String(), p.Token)
 	state, ok := az.Extension(publisher, "brickferry")
@@ -105,8 +119,6 @@ func TestPublishAndDownloadOnStandIn(t *testing.T) {
 	assert.Equal(t, azurestandin.ExtensionState{Versions: []string{v1}, SharedWith: []string{az.Organization}, Installed: true}, state)
 
 	// The same version again: the Marketplace refuses it.
-	vsix1, err := p.Package(ctx, t.TempDir())
-	require.NoError(t, err)
 	err = p.PublishAndShare(ctx, vsix1)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "Version number must increase")
@@ -126,6 +138,15 @@ func TestPublishAndDownloadOnStandIn(t *testing.T) {
 		assert.Contains(t, res.Stdout, "Downloading the BrickferryTools task "+v2)
 		assert.Contains(t, res.Stdout, "downloaded from the organization")
 		assert.Equal(t, http.StatusOK, answered(az)["GET dev.azure.com/"+az.Organization+"/_apis/distributedtask/tasks/"+tools+"/"+v2])
+	})
+	t.Run("CheckDownload", func(t *testing.T) {
+		// make live-devops's check, with the stand-in's addresses.
+		out, err := live.CheckDownload(ctx, vsix2, t.TempDir(), live.Download{
+			CollectionURL: az.CollectionURI, Token: az.JobToken,
+			Env: []string{"AGENT_PROXYURL=" + az.ProxyURL, "AGENT_CAINFO=" + az.CAFile},
+		})
+		require.NoError(t, err, out)
+		assert.NotContains(t, out, az.JobToken)
 	})
 	t.Run("pinned version gone", func(t *testing.T) {
 		// A task of the first version pins BrickferryTools v1, which the
@@ -169,24 +190,8 @@ func promote(t *testing.T, az *azurestandin.Azure, ws *emulator.Workspace, node,
 // it pins.
 func extractTask(t *testing.T, vsix, folder string, edit func(map[string]any)) (string, string) {
 	t.Helper()
-	z, err := zip.OpenReader(vsix)
+	dir, err := live.ExtractTask(vsix, folder, filepath.Join(t.TempDir(), "_tasks"))
 	require.NoError(t, err)
-	defer func() { _ = z.Close() }()
-	dir := filepath.Join(t.TempDir(), "_tasks", folder)
-	prefix := "tasks/" + folder + "/"
-	for _, f := range z.File {
-		name, ok := strings.CutPrefix(f.Name, prefix)
-		if !ok || name == "" || strings.HasSuffix(name, "/") {
-			continue
-		}
-		rc, err := f.Open()
-		require.NoError(t, err)
-		data, err := io.ReadAll(rc)
-		require.NoError(t, err)
-		_ = rc.Close()
-		require.NoError(t, os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755))
-		require.NoError(t, os.WriteFile(filepath.Join(dir, name), data, 0o644))
-	}
 	cfgFile := filepath.Join(dir, "launcher.json")
 	raw, err := os.ReadFile(cfgFile)
 	require.NoError(t, err)
