@@ -49,11 +49,12 @@ live-clean:
 	@if [ "$$BRICKFERRY_LIVE" != 1 ]; then echo "make live-clean: refused: set BRICKFERRY_LIVE=1 and the workspaces' variables (docs/live.md)"; exit 2; fi
 	$(GO) test -count=1 -v -timeout 30m -run '^TestLiveClean$$' ./internal/testworld/live/
 
-## live-devops: check that an Azure DevOps project holds the sample pipelines' variable groups (reads only):
-## BRICKFERRY_LIVE=1, BRICKFERRY_LIVE_DEVOPS_URL, _PROJECT, _TOKEN (docs/live.md, "Azure DevOps")
-live-devops:
+## live-devops: check that an Azure DevOps project holds the sample pipelines' variable groups, and publish
+## the extension under a test publisher, share and install it, and download BrickferryTools as the launcher does:
+## BRICKFERRY_LIVE=1, BRICKFERRY_LIVE_DEVOPS_URL, _PROJECT, _TOKEN, _PUBLISHER, _PAT (docs/live.md, "Azure DevOps")
+live-devops: build-host devtools
 	@if [ "$$BRICKFERRY_LIVE" != 1 ]; then echo "make live-devops: refused: set BRICKFERRY_LIVE=1 and the BRICKFERRY_LIVE_DEVOPS_* variables (docs/live.md)"; exit 2; fi
-	$(GO) test -count=1 -v -timeout 10m -run '^TestLiveDevOps$$' ./internal/testworld/live/
+	$(GO) test -count=1 -v -timeout 10m -run '^(TestLiveDevOps|TestLivePublish)$$' ./internal/testworld/live/
 
 ## build: the brickferry executable for every platform, in dist/bin/<goos>-<goarch>/
 build:

@@ -14,6 +14,12 @@
 //     lookups azure-devops-go-api makes first, the project's variable groups
 //     (plain and Key Vault-linked, secret values null), and the pipeline's
 //     OIDC endpoint, all behind the job's access token;
+//   - the Visual Studio Marketplace (marketplace.visualstudio.com) and the
+//     organization's extension management (extmgmt.dev.azure.com): what
+//     tfx-cli's `extension publish --share-with` calls, with the .vsix
+//     checked as the Marketplace checks it, and installing the shared
+//     extension, after which dev.azure.com serves its tasks at the route
+//     the agent (and the launcher) download a task from (gallery.go);
 //   - Azure Key Vault ({name}.vault.azure.net): the 401 challenge naming the
 //     vault's tenant, then audience, tenant and reader checks;
 //   - a forward proxy (HTTP CONNECT and absolute-URI requests, optional basic
@@ -74,5 +80,6 @@
 //
 // Not stood in: Azure Resource Manager (management.azure.com), Entra's
 // authorization code and device flows, Key Vault writes and versions, the
-// rest of the Azure DevOps API.
+// rest of the Azure DevOps API, the Marketplace's asynchronous validation
+// (a version is valid at once) and its publisher management.
 package azurestandin

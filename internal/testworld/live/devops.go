@@ -17,9 +17,10 @@ import (
 // check that the project holds what the sample pipelines read (their
 // variable groups), through the Azure DevOps REST API
 // (azure-devops-go-api's task agent client, as the tasks read them:
-// package devops). Publishing the extension (tfx-cli), creating and running
-// the pipeline (pipelines and build clients) and reading its steps' results
-// are not built (docs/live.md).
+// package devops). Publishing, sharing and installing the extension and the
+// launcher's download are Publish's and CheckDownload's (publish.go);
+// creating and running the pipeline (pipelines and build clients) and
+// reading its steps' results are not built here (docs/live.md).
 type DevOps struct {
 	CollectionURL string // https://dev.azure.com/<org>
 	Project       string

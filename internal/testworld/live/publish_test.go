@@ -214,3 +214,32 @@ func answered(az *azurestandin.Azure) map[string]int {
 	}
 	return out
 }
+
+// TestPublishFromEnv: refused without the gate, every missing setting
+// named, and a version that grows with time under VERSION's major.minor.
+func TestPublishFromEnv(t *testing.T) {
+	root, err := filepath.Abs(filepath.Join("..", "..", ".."))
+	require.NoError(t, err)
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	now := time.Unix(1_800_000_000, 0)
+
+	_, err = live.PublishFromEnv(env(nil), root, now)
+	require.ErrorIs(t, err, live.ErrNotEnabled)
+
+	_, err = live.PublishFromEnv(env(map[string]string{"BRICKFERRY_LIVE": "1", live.EnvDevOpsURL: "https://contoso.visualstudio.com"}), root, now)
+	require.Error(t, err)
+	for _, want := range []string{live.EnvDevOpsURL, live.EnvDevOpsPublisher, live.EnvDevOpsPAT} {
+		assert.Contains(t, err.Error(), want)
+	}
+
+	p, err := live.PublishFromEnv(env(map[string]string{"BRICKFERRY_LIVE": "1", live.EnvDevOpsURL: "https://dev.azure.com/contoso/",
+		live.EnvDevOpsPublisher: "contoso-test", live.EnvDevOpsPAT: "pat"}), root, now)
+	require.NoError(t, err)
+	raw, err := os.ReadFile(filepath.Join(root, "VERSION"))
+	require.NoError(t, err)
+	parts := strings.Split(strings.TrimSpace(string(raw)), ".")
+	assert.Equal(t, parts[0]+"."+parts[1]+".1800000000", p.Version)
+	assert.Equal(t, "contoso", p.Organization)
+	assert.Equal(t, "https://extmgmt.dev.azure.com/contoso", p.ExtMgmtURL)
+	assert.Equal(t, live.MarketplaceURL, p.MarketplaceURL)
+}
