@@ -50,7 +50,10 @@ import (
 // update) and one the token may publish for; every asset the manifest
 // lists must be in the package; and an update's version must be greater
 // than the published one ("Version number must increase each time an
-// extension is published", the Marketplace's answer to tfx). Validation,
+// extension is published. Extension: … Current version: … Updated version:
+// …", the Marketplace's answer to tfx since 2016:
+// devblogs.microsoft.com/devops/new-requirement-when-updating-team-services-extensions-on-the-marketplace).
+// Validation,
 // asynchronous at the Marketplace, is done at once: the version is
 // answered "validated".
 
@@ -419,10 +422,12 @@ func (a *Azure) extMgmt(w http.ResponseWriter, r *http.Request) {
 }
 
 // installedTask finds the task of an installed extension. The organization
-// serves the tasks of the extension's newest version: Azure DevOps updates
-// an installed extension when a new version is published
-// (learn.microsoft.com/azure/devops/extend/publish/overview, "Update"), and
-// an older version's tasks are then gone (the launcher's 404 fallback).
+// serves the tasks of the extension's newest version: organizations that
+// installed an extension get a newly published version on their own
+// (docs/setup.md, "Azure DevOps Services"), the agents then take the new
+// task version, and the older one is gone (why the launcher falls back on
+// a 404: build/launcher/download.js). The real switch takes a while; here
+// it is at once.
 func (a *Azure) installedTask(id string) (galleryTask, bool) {
 	g := a.gallery
 	g.mu.Lock()

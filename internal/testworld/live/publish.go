@@ -47,6 +47,9 @@ type Publish struct {
 	// (default <Root>/dist/bin); Platforms the ones to carry.
 	Bin       string
 	Platforms []string
+	// Cache is the packager's cache of compressed executables (default:
+	// in the output folder), shared between packages of one executable.
+	Cache string
 	// Env is added to tfx-cli's environment (a proxy: HTTPS_PROXY; a CA:
 	// NODE_EXTRA_CA_CERTS; HOME for its caches).
 	Env  []string
@@ -133,8 +136,12 @@ func (p Publish) Package(ctx context.Context, dir string) (string, error) {
 	if len(platforms) == 0 {
 		platforms = []string{"linux-amd64"} // the Microsoft-hosted ubuntu agent
 	}
-	cmd := exec.CommandContext(ctx, "go", "run", "./build/package", "-root", p.Root, "-version", p.Version, "-out", dir,
-		"-bin", bin, "-platforms", strings.Join(platforms, ","), "-publisher", p.Publisher, "-quality", "5")
+	args := []string{"run", "./build/package", "-root", p.Root, "-version", p.Version, "-out", dir,
+		"-bin", bin, "-platforms", strings.Join(platforms, ","), "-publisher", p.Publisher, "-quality", "5"}
+	if p.Cache != "" {
+		args = append(args, "-cache", p.Cache)
+	}
+	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = p.Root
 	if err := p.run(cmd); err != nil {
 		return "", fmt.Errorf("packaging the extension: %w", err)

@@ -102,7 +102,7 @@ func TestPublishAndDownloadOnStandIn(t *testing.T) {
 	p := live.Publish{
 		Root: root, Publisher: publisher, Version: v1, Organization: az.Organization,
 		MarketplaceURL: live.MarketplaceURL, ExtMgmtURL: "https://" + azurestandin.ExtMgmtHost + "/" + az.Organization,
-		Token: az.PersonalAccessToken(), Bin: bin, Platforms: []string{key},
+		Token: az.PersonalAccessToken(), Bin: bin, Platforms: []string{key}, Cache: t.TempDir(),
 		// tfx-cli reaches the stand-ins through their proxy (typed-rest-client
 		// honours HTTPS_PROXY) and trusts their CA through Node.
 		Env:  []string{"HTTPS_PROXY=" + az.ProxyURL, "NO_PROXY=", "no_proxy=", "NODE_EXTRA_CA_CERTS=" + az.CAFile, "HOME=" + t.TempDir()},
