@@ -53,9 +53,8 @@ import (
 // extension is published. Extension: … Current version: … Updated version:
 // …", the Marketplace's answer to tfx since 2016:
 // devblogs.microsoft.com/devops/new-requirement-when-updating-team-services-extensions-on-the-marketplace).
-// Validation,
-// asynchronous at the Marketplace, is done at once: the version is
-// answered "validated".
+// Validation, asynchronous at the Marketplace, is done at once: the version
+// is answered "validated".
 
 // Public names of the gallery stand-ins.
 const (
@@ -87,6 +86,8 @@ type gallery struct {
 	extensions map[string]*galleryExtension // by lower-case "publisher.id"
 }
 
+// galleryExtension is one extension at the Marketplace, and whether the
+// stand-in's organization installed it.
 type galleryExtension struct {
 	Publisher, ID, DisplayName string
 	ExtensionID                string            // the Marketplace's id of the extension
@@ -96,6 +97,7 @@ type galleryExtension struct {
 	Published                  time.Time
 }
 
+// galleryVersion is one published version of an extension.
 type galleryVersion struct {
 	Version string
 	Updated time.Time
