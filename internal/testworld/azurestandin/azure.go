@@ -523,9 +523,10 @@ func (a *Azure) Env() map[string]string {
 
 // Secrets is every secret value the stand-ins hold: the job token, the
 // personal access token (PersonalAccessToken), the apps' secrets, the
-// vaults' secrets, secret group variables and the proxy password. A test checks that none of them appears in a task's output. A
-// vault secret that is an https URL (a workspace URL kept in a vault) is
-// left out: it is an address, not a credential, and tasks print it.
+// vaults' secrets, secret group variables and the proxy password. A test
+// checks that none of them appears in a task's output. A vault secret that
+// is an https URL (a workspace URL kept in a vault) is left out: it is an
+// address, not a credential, and tasks print it.
 func (a *Azure) Secrets() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
