@@ -68,7 +68,7 @@ func TestLivePublish(t *testing.T) {
 func TestPublishAndDownloadOnStandIn(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("SKIPPED: node is not on PATH; this test runs tfx-cli and the task launcher with Node.js (make test installs neither: install Node.js 20)")
+		t.Skip("SKIPPED: node is not on PATH; this test runs tfx-cli and the task launcher with Node.js, which make test does not install: install Node.js 20")
 	}
 	root, err := filepath.Abs(filepath.Join("..", "..", ".."))
 	require.NoError(t, err)
