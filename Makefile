@@ -49,12 +49,15 @@ live-clean:
 	@if [ "$$BRICKFERRY_LIVE" != 1 ]; then echo "make live-clean: refused: set BRICKFERRY_LIVE=1 and the workspaces' variables (docs/live.md)"; exit 2; fi
 	$(GO) test -count=1 -v -timeout 30m -run '^TestLiveClean$$' ./internal/testworld/live/
 
-## live-devops: in a real Azure DevOps project, check the sample's variable groups, create or update a pipeline
-## from examples/azure-pipelines-uc.yml, run it (it deploys to the workspaces the groups name), wait, and check
-## each step's result, output variables and summary through the REST API:
-## BRICKFERRY_LIVE=1, BRICKFERRY_LIVE_DEVOPS_URL, _PROJECT, _TOKEN, _REPOSITORY (docs/live.md, "Azure DevOps")
-live-devops:
+## live-devops: in a real Azure DevOps organization, publish the extension under a test publisher, share and
+## install it and download BrickferryTools as the launcher does; then in a project check the sample's variable
+## groups, create or update a pipeline from examples/azure-pipelines-uc.yml, run it (it deploys to the
+## workspaces the groups name), wait, and check each step's result, output variables and summary through the
+## REST API: BRICKFERRY_LIVE=1, BRICKFERRY_LIVE_DEVOPS_URL, _PROJECT, _TOKEN, _REPOSITORY, _PUBLISHER, _PAT
+## (docs/live.md, "Azure DevOps")
+live-devops: build-host devtools
 	@if [ "$$BRICKFERRY_LIVE" != 1 ]; then echo "make live-devops: refused: set BRICKFERRY_LIVE=1 and the BRICKFERRY_LIVE_DEVOPS_* variables (docs/live.md)"; exit 2; fi
+	$(GO) test -count=1 -v -timeout 10m -run '^TestLivePublish$$' ./internal/testworld/live/
 	$(GO) test -count=1 -v -timeout 90m -run '^TestLiveDevOps$$' ./internal/testworld/live/
 
 ## build: the brickferry executable for every platform, in dist/bin/<goos>-<goarch>/

@@ -227,6 +227,7 @@ type Azure struct {
 	frontAddr string
 	imdsAddr  string
 	proxy     *proxy
+	gallery   *gallery // the Marketplace and installed extensions (gallery.go)
 
 	mu       sync.Mutex // guards everything below
 	apps     map[string]*App
@@ -288,6 +289,7 @@ func New(opts Options) (*Azure, error) {
 	if err := a.load(opts); err != nil {
 		return nil, err
 	}
+	a.startGallery()
 	var err error
 	if a.CA == nil {
 		if a.CA, err = emulator.NewCA(); err != nil {
@@ -525,14 +527,15 @@ func (a *Azure) Env() map[string]string {
 }
 
 // Secrets is every secret value the stand-ins hold: the job token, the
-// apps' secrets, the vaults' secrets, secret group variables and the proxy
-// password. A test checks that none of them appears in a task's output. A
-// vault secret that is an https URL (a workspace URL kept in a vault) is
-// left out: it is an address, not a credential, and tasks print it.
+// personal access token (PersonalAccessToken), the apps' secrets, the
+// vaults' secrets, secret group variables and the proxy password. A test
+// checks that none of them appears in a task's output. A vault secret that
+// is an https URL (a workspace URL kept in a vault) is left out: it is an
+// address, not a credential, and tasks print it.
 func (a *Azure) Secrets() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := []string{a.JobToken}
+	out := []string{a.JobToken, a.gallery.pat}
 	if a.opts.ProxyPassword != "" {
 		out = append(out, a.opts.ProxyPassword)
 	}

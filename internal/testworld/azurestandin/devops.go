@@ -67,6 +67,8 @@ func (a *Azure) devops(w http.ResponseWriter, r *http.Request) {
 		areas := []any{map[string]any{"id": areaTaskAgent, "name": "distributedtask", "locationUrl": a.CollectionURI}}
 		areas = append(areas, a.pipelineAreas()...)
 		writeJSON(w, http.StatusOK, map[string]any{"count": len(areas), "value": areas})
+	case r.Method == http.MethodGet && len(rest) >= 4 && len(rest) <= 5 && rest[0] == "_apis" && rest[1] == "distributedtask" && rest[2] == "tasks":
+		a.taskContent(w, r, rest[3:]) // gallery.go
 	case len(rest) >= 2 && !a.isProject(rest[0]):
 		devopsError(w, http.StatusNotFound, "ProjectDoesNotExistWithNameException", "TF200016: The following project does not exist: "+rest[0]+".")
 	case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/oidctoken"):

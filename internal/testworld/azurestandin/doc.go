@@ -18,6 +18,12 @@
 //     folders), YAML pipelines (build definitions) and their runs, which
 //     the PipelineAgent hook runs and the stand-in records as the agent
 //     and server do: timeline, logs, summary attachments (pipelines.go);
+//   - the Visual Studio Marketplace (marketplace.visualstudio.com) and the
+//     organization's extension management (extmgmt.dev.azure.com): what
+//     tfx-cli's `extension publish --share-with` calls, with the .vsix
+//     checked as the Marketplace checks it, and installing the shared
+//     extension, after which dev.azure.com serves its tasks at the route
+//     the agent (and the launcher) download a task from (gallery.go);
 //   - Azure Key Vault ({name}.vault.azure.net): the 401 challenge naming the
 //     vault's tenant, then audience, tenant and reader checks;
 //   - a forward proxy (HTTP CONNECT and absolute-URI requests, optional basic
@@ -79,5 +85,7 @@
 // Not stood in: Azure Resource Manager (management.azure.com), Entra's
 // authorization code and device flows, Key Vault writes and versions, the
 // rest of the Azure DevOps API (pipeline permissions, approvals and checks,
-// agent pools, Git contents: a run reads its repository's folder as is).
+// agent pools, Git contents: a run reads its repository's folder as is),
+// the Marketplace's asynchronous validation (a version is valid at once)
+// and its publisher management.
 package azurestandin

@@ -23,7 +23,8 @@ import (
 // the tasks read them: package devops), then creates or updates a pipeline
 // from the Unity Catalog sample, runs it and checks each step through the
 // REST API (RunSamplePipeline, the build, pipelines and Git clients).
-// Publishing the extension (tfx-cli) is not part of this file.
+// Publishing, sharing and installing the extension and the launcher's
+// download of BrickferryTools are Publish's and CheckDownload's (publish.go).
 type DevOps struct {
 	CollectionURL string // https://dev.azure.com/<org>
 	Project       string
