@@ -49,14 +49,6 @@ func newCopyWorld(t *testing.T) *copyWorld {
 	return startCopyWorld(t, true)
 }
 
-// newDirectCopyWorld is a world whose signed URLs reach Azurite directly:
-// large copies do not pass every byte through the proxy in this (race
-// instrumented) test process.
-func newDirectCopyWorld(t *testing.T) *copyWorld {
-	t.Helper()
-	return startCopyWorld(t, false)
-}
-
 func startCopyWorld(t *testing.T, proxied bool) *copyWorld {
 	t.Helper()
 	return startCopyWorldOf(t, proxied, emulator.MLflow2, emulator.MLflow2, 0)
@@ -69,8 +61,10 @@ func newEraCopyWorld(t *testing.T, dev, prod emulator.MLflowEra) *copyWorld {
 	return startCopyWorldOf(t, false, dev, prod, 0)
 }
 
-// newPagedCopyWorld is a direct world whose dev registry lists a version's
-// files listPage at a time (model-versions/list-artifacts pages).
+// newPagedCopyWorld is a world whose signed URLs reach Azurite directly
+// (large copies do not pass every byte through the proxy in this race
+// instrumented test process) and whose dev registry lists a version's files
+// listPage at a time (model-versions/list-artifacts pages).
 func newPagedCopyWorld(t *testing.T, listPage int) *copyWorld {
 	t.Helper()
 	return startCopyWorldOf(t, false, emulator.MLflow2, emulator.MLflow2, listPage)
