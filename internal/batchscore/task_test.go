@@ -462,7 +462,7 @@ func newExeWorld(t *testing.T) *world {
 	// workspace's does. From a fixed date days in the past, every run's
 	// start_time would look days old at the first runs/get, so the waiter
 	// would take it for a run started by an earlier try of the step
-	// (runwait's takenOver) and poll it every 10 s (LongInterval): ten
+	// (runwait's takenOver) and poll it every 9 s (LongInterval): nine
 	// seconds of wall time per task run.
 	w := startWorld(t, ca, time.Now())
 	w.caFile = caFile

@@ -309,25 +309,37 @@ func TestStorageFaultsFinish(t *testing.T) {
 }
 
 func TestAPIFaultsFinishOrLeaveNothingHalfMade(t *testing.T) {
-	w := newWorld(t)
+	// Dev lists 100 files a page, not newWorld's 2 (paging is the other
+	// tests' concern): the emulator lists the whole folder from Azurite for
+	// each page, so the 250 extra files' 125 pages cost about 3.5 s per
+	// copy, three copies here; under load and -race, with the SDK's retry
+	// waits of 1 s and more, the test outlived its 90 s context (the SDK's
+	// rate limiter, the first to look at the context, reported it).
+	w := newWorldWith(t, func(o *emulator.Options) { o.ArtifactListPageSize = 100 }, func(*emulator.Options) {})
 	ctx := ctxFor(t, 90*time.Second)
 	files := append(churn(t), artifactstest.SmallFiles("extra", 250, 5)...)
 	w.registerSource(t, ctx, "churn", files)
 
-	// Throttling and brief outages: the SDK retries them; the copy finishes.
+	// The copy's clients retry as the task's do, with short waits.
+	deps := w.deps(nil)
+	prd := retryingClient(t, w.prd)
+	deps.Target = func(context.Context) (*client.DatabricksClient, error) { return prd, nil }
+
+	// Throttling and brief outages: the transport retries them; the copy
+	// finishes.
 	w.prd.SetFaults(emulator.FaultPlan{Seed: 3, Rules: []emulator.FaultRule{
 		{Prefix: "/api/2.0/mlflow/", Rate: 0.2, Kinds: []emulator.FaultKind{emulator.Fault429, emulator.Fault503}},
 	}})
-	r := w.copy(t, ctx, w.deps(nil), map[string]string{"modelName": "churn", "modelVersion": "1"})
+	r := w.copy(t, ctx, deps, map[string]string{"modelName": "churn", "modelVersion": "1"})
 	require.NoError(t, r.err, r.stdout)
-	require.Len(t, registryVersions(t, ctx, w.prdC, "churn"), 1)
+	require.Len(t, registryVersions(t, ctx, prd, "churn"), 1)
 
 	// A hard failure (500) of the write credentials: the copy fails, its run
 	// is FAILED, no version points at partial files.
 	w.prd.SetFaults(emulator.FaultPlan{Seed: 4, Rules: []emulator.FaultRule{
 		{Prefix: "/api/2.0/mlflow/artifacts/credentials-for-write", Rate: 1, Kinds: []emulator.FaultKind{emulator.Fault500}},
 	}})
-	r = w.copy(t, ctx, w.deps(nil), map[string]string{"modelName": "churn", "modelVersion": "1", "targetModelName": "churn-b"})
+	r = w.copy(t, ctx, deps, map[string]string{"modelName": "churn", "modelVersion": "1", "targetModelName": "churn-b"})
 	require.Error(t, r.err)
 	assert.Empty(t, registryVersions(t, ctx, w.prdC, "churn-b"), "no version from partial files")
 	failed := findRuns(t, ctx, w.prdC, "/Shared/brickferry/churn-b")
@@ -336,7 +348,7 @@ func TestAPIFaultsFinishOrLeaveNothingHalfMade(t *testing.T) {
 
 	// The next attempt resumes that run and finishes.
 	w.prd.SetFaults(emulator.FaultPlan{})
-	r = w.copy(t, ctx, w.deps(nil), map[string]string{"modelName": "churn", "modelVersion": "1", "targetModelName": "churn-b"})
+	r = w.copy(t, ctx, deps, map[string]string{"modelName": "churn", "modelVersion": "1", "targetModelName": "churn-b"})
 	require.NoError(t, r.err, r.stdout)
 	assert.Equal(t, failed[0].Info.RunId, r.outputs["targetRunId"])
 	assert.Len(t, registryVersions(t, ctx, w.prdC, "churn-b"), 1)

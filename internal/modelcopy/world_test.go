@@ -18,6 +18,8 @@ import (
 	"github.com/brickferry/brickferry/internal/agent"
 	"github.com/brickferry/brickferry/internal/artifacts"
 	"github.com/brickferry/brickferry/internal/auth"
+	"github.com/brickferry/brickferry/internal/converge"
+	"github.com/brickferry/brickferry/internal/httpclient"
 	"github.com/brickferry/brickferry/internal/modelcopy"
 	"github.com/brickferry/brickferry/internal/modeluri"
 	"github.com/brickferry/brickferry/internal/registry"
@@ -74,6 +76,27 @@ func newWorldWith(t testing.TB, dev, prd func(*emulator.Options)) *world {
 	require.NoError(t, err)
 	w.blobHost = strings.TrimPrefix(strings.SplitN(strings.TrimPrefix(az.BlobEndpoint, "http://"), "/", 2)[0], "")
 	return w
+}
+
+// retryingClient is a client of ws arranged as the task's (auth's Resolve):
+// databricks-sdk-go's own retry loop turned down to one try (its first wait
+// is at least 1 s), and below it the retrying transport with the policy auth
+// wires (httpclient.Retry, converge.Idempotent: 429 and 503 are sent again,
+// other failures only when the request is idempotent). Its waits are
+// milliseconds instead of 250 ms doubling to 8 s, so a test of API faults
+// does not wait on real backoff: the SDK's own retries, which the other
+// clients of these tests use, wait 1 s and more per fault.
+func retryingClient(t testing.TB, ws *emulator.Workspace) *client.DatabricksClient {
+	t.Helper()
+	cfg := ws.SDKConfig()
+	cfg.RateLimitPerSecond = 1000
+	cfg.RetryTimeoutSeconds = 1
+	cfg.HTTPTransport = httpclient.Retrying(http.DefaultTransport, httpclient.Retry{
+		Idempotent: converge.Idempotent, BaseDelay: 5 * time.Millisecond, MaxDelay: 50 * time.Millisecond,
+	})
+	c, err := client.New(cfg)
+	require.NoError(t, err)
+	return c
 }
 
 func ctxFor(t testing.TB, d time.Duration) context.Context {

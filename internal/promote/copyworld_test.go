@@ -49,27 +49,30 @@ func newCopyWorld(t *testing.T) *copyWorld {
 	return startCopyWorld(t, true)
 }
 
-// newDirectCopyWorld is a world whose signed URLs reach Azurite directly:
-// large copies do not pass every byte through the proxy in this (race
-// instrumented) test process.
-func newDirectCopyWorld(t *testing.T) *copyWorld {
-	t.Helper()
-	return startCopyWorld(t, false)
-}
-
 func startCopyWorld(t *testing.T, proxied bool) *copyWorld {
 	t.Helper()
-	return startCopyWorldOf(t, proxied, emulator.MLflow2, emulator.MLflow2)
+	return startCopyWorldOf(t, proxied, emulator.MLflow2, emulator.MLflow2, 0)
 }
 
 // newEraCopyWorld is a direct world whose dev and prod workspaces are of
 // these MLflow eras.
 func newEraCopyWorld(t *testing.T, dev, prod emulator.MLflowEra) *copyWorld {
 	t.Helper()
-	return startCopyWorldOf(t, false, dev, prod)
+	return startCopyWorldOf(t, false, dev, prod, 0)
 }
 
-func startCopyWorldOf(t *testing.T, proxied bool, devEra, prodEra emulator.MLflowEra) *copyWorld {
+// newPagedCopyWorld is a world whose signed URLs reach Azurite directly
+// (large copies do not pass every byte through the proxy in this race
+// instrumented test process) and whose dev registry lists a version's files
+// listPage at a time (model-versions/list-artifacts pages).
+func newPagedCopyWorld(t *testing.T, listPage int) *copyWorld {
+	t.Helper()
+	return startCopyWorldOf(t, false, emulator.MLflow2, emulator.MLflow2, listPage)
+}
+
+// startCopyWorldOf starts Azurite and the two workspaces; listPage is dev's
+// Options.ArtifactListPageSize (0: the emulator's default).
+func startCopyWorldOf(t *testing.T, proxied bool, devEra, prodEra emulator.MLflowEra, listPage int) *copyWorld {
 	t.Helper()
 	az := azurite.Start(t)
 	acct := &emulator.BlobAccount{Endpoint: az.BlobEndpoint, AccountName: az.AccountName, AccountKey: az.AccountKey}
@@ -80,7 +83,7 @@ func startCopyWorldOf(t *testing.T, proxied bool, devEra, prodEra emulator.MLflo
 		t.Cleanup(proxy.Close)
 		w.proxy, acct.ClientEndpoint = proxy, proxy.Endpoint
 	}
-	w.dev = startWorkspace(t, emulator.Options{Name: "dev", Blob: acct, MLflow: devEra})
+	w.dev = startWorkspace(t, emulator.Options{Name: "dev", Blob: acct, MLflow: devEra, ArtifactListPageSize: listPage})
 	w.prd = startWorkspace(t, emulator.Options{Name: "prod", Blob: acct, MLflow: prodEra})
 	w.devC, w.prdC = sdk(t, w.dev), sdk(t, w.prd)
 	return w

@@ -2,7 +2,7 @@
 // way a pipeline step should: it polls runs/get on a schedule predicted from
 // how long earlier runs of the same work took (sparse while the end is far,
 // every second around it; predict.go), or without such runs on an adaptive
-// schedule (fast while a run is young, at most six requests a minute once it
+// schedule (fast while a run is young, at most seven requests a minute once it
 // is long), reports every state change of the run and of each of its tasks,
 // cancels the remote run when the wait times out or the pipeline is
 // cancelled, and rides out transient HTTP failures.
@@ -116,8 +116,13 @@ type Change struct {
 //	first 2 s   every 250 ms  (instant runs and reruns end fast)
 //	to 5 s      every 500 ms
 //	to 1 min    every 1 s     (runs under a minute: detected within ~1 s)
-//	1 to 2 min  1 s rising linearly to 10 s
-//	after 2 min every 10 s    (6 requests a minute, detection within 10 s)
+//	1 to 2 min  1 s rising linearly to 9 s
+//	after 2 min every 9 s     (6.7 requests a minute, detection within 9 s)
+//
+// The long interval is the largest that keeps a 10-minute run's requests
+// under half a fixed 2 s poll's (140 against 300) while taking its median
+// detection lag (half the interval, 4.5 s) under five times the 2 s poll's
+// (about 1 s); 10 s sat on that edge (docs/performance.md, "wait").
 func Adaptive(elapsed time.Duration) time.Duration {
 	switch {
 	case elapsed < 2*time.Second:
@@ -128,14 +133,14 @@ func Adaptive(elapsed time.Duration) time.Duration {
 		return time.Second
 	case elapsed < 2*time.Minute:
 		frac := float64(elapsed-time.Minute) / float64(time.Minute)
-		return time.Second + time.Duration(frac*float64(9*time.Second))
+		return time.Second + time.Duration(frac*float64(LongInterval-time.Second))
 	default:
 		return LongInterval
 	}
 }
 
 // LongInterval is Adaptive's interval for long runs.
-const LongInterval = 10 * time.Second
+const LongInterval = 9 * time.Second
 
 // TimeoutError is returned when the wait outlasted Waiter.Timeout.
 type TimeoutError struct {

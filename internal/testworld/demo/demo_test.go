@@ -20,6 +20,9 @@ import (
 // in both workspaces) end in the same state but for where the promotion is
 // recorded.
 func TestSamplePipelineEndToEnd(t *testing.T) {
+	// Beside TestFaults: both mostly wait on emulated services and child
+	// processes, not on a core.
+	t.Parallel()
 	for _, sample := range []demo.Sample{demo.WorkspaceRegistry(), demo.UnityCatalog()} {
 		t.Run(sample.File, func(t *testing.T) {
 			t.Parallel() // each sample in its own world (emulated workspaces, Azurite, Azure stand-ins)

@@ -8,7 +8,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/databricks/databricks-sdk-go"
+	"github.com/databricks/databricks-sdk-go/apierr"
 	"github.com/databricks/databricks-sdk-go/client"
 	"github.com/databricks/databricks-sdk-go/config"
 	"github.com/databricks/databricks-sdk-go/service/catalog"
@@ -111,7 +111,10 @@ func ModelVersions(ctx context.Context, cfg *config.Config, model string) ([]Mod
 		uc := catalog.NewRegisteredModels(c)
 		m, err := uc.Get(ctx, catalog.GetRegisteredModelRequest{FullName: model, IncludeAliases: true})
 		if err != nil {
-			if errors.Is(err, databricks.ErrResourceDoesNotExist) {
+			// apierr's, not the root package's alias of it: the root
+			// package (WorkspaceClient) links every service of the SDK,
+			// 18 more packages for make demo's cold build to compile.
+			if errors.Is(err, apierr.ErrResourceDoesNotExist) {
 				return nil, nil
 			}
 			return nil, err

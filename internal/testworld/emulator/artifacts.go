@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"context"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -15,11 +16,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 	"github.com/databricks/databricks-sdk-go/service/ml"
 	"golang.org/x/sync/errgroup"
@@ -138,39 +137,103 @@ func (m *memStore) signContainer(string, time.Time) (string, string, error) {
 // (Azurite in tests) and signs service SAS URLs with the account key, the
 // way Azure Databricks hands out AZURE_SAS_URI credentials for its DBFS root
 // storage.
+//
+// It uses only the blob-level clients of azblob (blob, blockblob) and plain
+// REST for the two container operations (Create Container, List Blobs):
+// azblob's container package links Apache Arrow and a JSON encoder for Query
+// Blob Contents, about 45 packages (25 s of compile) that the demo program
+// would otherwise build on top of the executable's packages in make demo.
 type blobStore struct {
 	account   BlobAccount
 	container string
-	cred      *azblob.SharedKeyCredential
-	client    *container.Client
+	cred      *blob.SharedKeyCredential
+	http      *http.Client
 }
 
 func newBlobStore(ctx context.Context, acct BlobAccount, name string) (*blobStore, error) {
-	cred, err := azblob.NewSharedKeyCredential(acct.AccountName, acct.AccountKey)
+	cred, err := blob.NewSharedKeyCredential(acct.AccountName, acct.AccountKey)
 	if err != nil {
 		return nil, fmt.Errorf("emulator: blob credential: %w", err)
 	}
-	cURL := strings.TrimRight(acct.Endpoint, "/") + "/" + name
-	client, err := container.NewClientWithSharedKeyCredential(cURL, cred, nil)
+	b := &blobStore{account: acct, container: name, cred: cred, http: &http.Client{}}
+	// Create Container (https://learn.microsoft.com/rest/api/storageservices/create-container):
+	// PUT {container}?restype=container; 409 ContainerAlreadyExists when it is there.
+	resp, err := b.containerRequest(ctx, http.MethodPut, url.Values{"restype": {"container"}})
 	if err != nil {
-		return nil, fmt.Errorf("emulator: blob container client: %w", err)
+		return nil, fmt.Errorf("emulator: create container %s: %w", name, err)
 	}
-	if _, err := client.Create(ctx, nil); err != nil && !bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
-		return nil, fmt.Errorf("emulator: create container %s: %w", cURL, err)
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated && resp.Header.Get("x-ms-error-code") != string(bloberror.ContainerAlreadyExists) {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return nil, fmt.Errorf("emulator: create container %s: %s: %s", name, resp.Status, body)
 	}
-	return &blobStore{account: acct, container: name, cred: cred, client: client}, nil
+	return b, nil
+}
+
+// containerRequest sends a request to the container with an account SAS
+// (container and object resources; create, read, list) in its query.
+func (b *blobStore) containerRequest(ctx context.Context, method string, q url.Values) (*http.Response, error) {
+	qp, err := sas.AccountSignatureValues{
+		Protocol:      sas.ProtocolHTTPSandHTTP,
+		ExpiryTime:    time.Now().UTC().Add(time.Hour),
+		Permissions:   (&sas.AccountPermissions{Read: true, List: true, Create: true}).String(),
+		ResourceTypes: (&sas.AccountResourceTypes{Container: true, Object: true}).String(),
+	}.SignWithSharedKey(b.cred)
+	if err != nil {
+		return nil, fmt.Errorf("account SAS: %w", err)
+	}
+	u := strings.TrimRight(b.account.Endpoint, "/") + "/" + url.PathEscape(b.container) + "?" + q.Encode() + "&" + qp.Encode()
+	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("x-ms-version", "2021-12-02")
+	return b.http.Do(req)
+}
+
+// storeURL is key's URL at the account's own endpoint (the emulator's side,
+// not ClientEndpoint's proxy).
+func (b *blobStore) storeURL(key string) string {
+	segs := strings.Split(key, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return strings.TrimRight(b.account.Endpoint, "/") + "/" + url.PathEscape(b.container) + "/" + strings.Join(segs, "/")
+}
+
+func (b *blobStore) blobClient(key string) (*blob.Client, error) {
+	c, err := blob.NewClientWithSharedKeyCredential(b.storeURL(key), b.cred, nil)
+	if err != nil {
+		return nil, fmt.Errorf("blob client for %s: %w", key, err)
+	}
+	return c, nil
+}
+
+func (b *blobStore) blockBlobClient(key string) (*blockblob.Client, error) {
+	c, err := blockblob.NewClientWithSharedKeyCredential(b.storeURL(key), b.cred, nil)
+	if err != nil {
+		return nil, fmt.Errorf("block blob client for %s: %w", key, err)
+	}
+	return c, nil
 }
 
 func (b *blobStore) put(ctx context.Context, key string, data []byte) error {
-	_, err := b.client.NewBlockBlobClient(key).UploadBuffer(ctx, data, nil)
+	c, err := b.blockBlobClient(key)
 	if err != nil {
+		return err
+	}
+	if _, err := c.UploadBuffer(ctx, data, nil); err != nil {
 		return fmt.Errorf("upload %s: %w", key, err)
 	}
 	return nil
 }
 
 func (b *blobStore) get(ctx context.Context, key string) ([]byte, error) {
-	resp, err := b.client.NewBlobClient(key).DownloadStream(ctx, nil)
+	c, err := b.blobClient(key)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.DownloadStream(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("download %s: %w", key, err)
 	}
@@ -181,8 +244,11 @@ func (b *blobStore) get(ctx context.Context, key string) ([]byte, error) {
 // copy is Copy Blob within the account, authorized by the account key; the
 // blob service (Azurite) copies without the bytes leaving it.
 func (b *blobStore) copy(ctx context.Context, from, to string) error {
-	dst := b.client.NewBlobClient(to)
-	resp, err := dst.StartCopyFromURL(ctx, b.client.NewBlobClient(from).URL(), nil)
+	dst, err := b.blobClient(to)
+	if err != nil {
+		return err
+	}
+	resp, err := dst.StartCopyFromURL(ctx, b.storeURL(from), nil)
 	if err != nil {
 		return fmt.Errorf("copy %s to %s: %w", from, to, err)
 	}
@@ -205,23 +271,58 @@ func (b *blobStore) copy(ctx context.Context, from, to string) error {
 	return nil
 }
 
+// list is List Blobs (https://learn.microsoft.com/rest/api/storageservices/list-blobs):
+// GET {container}?restype=container&comp=list&prefix, followed by
+// NextMarker, every blob below prefix with its Content-Length.
 func (b *blobStore) list(ctx context.Context, prefix string) ([]storedFile, error) {
 	var out []storedFile
-	pager := b.client.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: to.Ptr(prefix)})
-	for pager.More() {
-		page, err := pager.NextPage(ctx)
+	marker := ""
+	for {
+		q := url.Values{"restype": {"container"}, "comp": {"list"}, "prefix": {prefix}}
+		if marker != "" {
+			q.Set("marker", marker)
+		}
+		page, err := b.listPage(ctx, q)
 		if err != nil {
 			return nil, fmt.Errorf("list %s: %w", prefix, err)
 		}
-		for _, item := range page.Segment.BlobItems {
-			f := storedFile{key: *item.Name}
-			if item.Properties != nil && item.Properties.ContentLength != nil {
-				f.size = *item.Properties.ContentLength
-			}
-			out = append(out, f)
+		for _, item := range page.Blobs {
+			out = append(out, storedFile{key: item.Name, size: item.ContentLength})
 		}
+		if page.NextMarker == "" {
+			return out, nil
+		}
+		marker = page.NextMarker
 	}
-	return out, nil
+}
+
+// listBlobsResult is the part of List Blobs' EnumerationResults the store reads.
+type listBlobsResult struct {
+	Blobs []struct {
+		Name          string `xml:"Name"`
+		ContentLength int64  `xml:"Properties>Content-Length"`
+	} `xml:"Blobs>Blob"`
+	NextMarker string `xml:"NextMarker"`
+}
+
+func (b *blobStore) listPage(ctx context.Context, q url.Values) (listBlobsResult, error) {
+	var page listBlobsResult
+	resp, err := b.containerRequest(ctx, http.MethodGet, q)
+	if err != nil {
+		return page, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return page, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return page, fmt.Errorf("%s: %s", resp.Status, body)
+	}
+	if err := xml.Unmarshal(body, &page); err != nil {
+		return page, fmt.Errorf("reading the listing: %w", err)
+	}
+	return page, nil
 }
 
 func (b *blobStore) remove(ctx context.Context, prefix string) error {
@@ -230,7 +331,11 @@ func (b *blobStore) remove(ctx context.Context, prefix string) error {
 		return err
 	}
 	for _, f := range files {
-		if _, err := b.client.NewBlobClient(f.key).Delete(ctx, nil); err != nil && !bloberror.HasCode(err, bloberror.BlobNotFound) {
+		c, err := b.blobClient(f.key)
+		if err != nil {
+			return err
+		}
+		if _, err := c.Delete(ctx, nil); err != nil && !bloberror.HasCode(err, bloberror.BlobNotFound) {
 			return fmt.Errorf("delete %s: %w", f.key, err)
 		}
 	}

@@ -297,7 +297,12 @@ func (f *dfsFront) flush(w http.ResponseWriter, r *http.Request, key string, bod
 		}
 		opts.HTTPHeaders = &blob.HTTPHeaders{BlobContentMD5: sum}
 	}
-	if _, err := f.store.client.NewBlockBlobClient(key).UploadBuffer(r.Context(), data, opts); err != nil {
+	c, err := f.store.blockBlobClient(key)
+	if err != nil {
+		dfsFail(w, http.StatusInternalServerError, "InternalError", err.Error())
+		return
+	}
+	if _, err := c.UploadBuffer(r.Context(), data, opts); err != nil {
 		dfsFail(w, http.StatusInternalServerError, "InternalError", err.Error())
 		return
 	}
@@ -308,7 +313,11 @@ func (f *dfsFront) flush(w http.ResponseWriter, r *http.Request, key string, bod
 }
 
 func (f *dfsFront) read(w http.ResponseWriter, r *http.Request, key string) {
-	b := f.store.client.NewBlobClient(key)
+	b, err := f.store.blobClient(key)
+	if err != nil {
+		dfsFail(w, http.StatusInternalServerError, "InternalError", err.Error())
+		return
+	}
 	props, err := b.GetProperties(r.Context(), nil)
 	if err != nil {
 		if bloberror.HasCode(err, bloberror.BlobNotFound) {
