@@ -3,6 +3,7 @@ package artifacts_test
 import (
 	"context"
 	"crypto/md5" //nolint:gosec // the MD5 the stores keep
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -76,12 +77,19 @@ func allocated(fn func()) uint64 {
 	return after.TotalAlloc - before.TotalAlloc
 }
 
-// cpk are the headers of a customer-provided encryption key.
-var cpk = map[string]string{
-	"x-ms-encryption-key":        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
-	"x-ms-encryption-key-sha256": "hcmD5KdLJWKwHNthzA7Vw2YpGbgEyLN86tOP58IlHMg=",
-	"x-ms-encryption-algorithm":  "AES256",
-}
+// cpk are the headers of a customer-provided encryption key: an AES-256 key
+// made for each run, and its SHA-256, both base64, as Azure Blob Storage
+// takes them.
+var cpk = func() map[string]string {
+	key := make([]byte, 32)
+	_, _ = rand.Read(key) // crypto/rand's Read never fails
+	sum := sha256.Sum256(key)
+	return map[string]string{
+		"x-ms-encryption-key":        base64.StdEncoding.EncodeToString(key),
+		"x-ms-encryption-key-sha256": base64.StdEncoding.EncodeToString(sum[:]),
+		"x-ms-encryption-algorithm":  "AES256",
+	}
+}()
 
 // handedToADLS are headers a server might hand out with ADLS Gen2 URLs: a
 // customer-provided key (every DFS request of the file must carry it), the

@@ -44,17 +44,23 @@ const (
 	miClientID     = "44444444-4444-4444-4444-444444444444"
 	strangerID     = "55555555-5555-5555-5555-555555555555" // valid in Entra, not a workspace user
 	kvReaderID     = "66666666-6666-6666-6666-666666666666" // may read the vault, not a workspace user
-	spSecret       = "sp-secret-Zq8~kP2vN5xR7tY1wE3u"
-	expiredSecret  = "sp-secret-expired-Hh4~gF6dS8aQ0"
 	wifConnection  = "8a6f0b3c-1d2e-4f5a-9b8c-7d6e5f4a3b2c"
 	oauthClientID  = "7e1b9c2d-3f4a-4b5c-8d6e-9f0a1b2c3d4e"
 	fedClientID    = "a5c0e1f2-1111-4a4a-9b9b-0c0c0c0c0c01" // Databricks SP trusting this pipeline (p://)
 	fedConnClient  = "a5c0e1f2-2222-4a4a-9b9b-0c0c0c0c0c02" // Databricks SP trusting connection mlops-wif (sc://)
-	oauthSecret    = "dose-oauth-secret-0f9e8d7c6b5a4"
-	devPAT         = "dapi-dev-0123456789abcdef0123456789abcdef"
-	prodPAT        = "dapi-prod-fedcba9876543210fedcba9876543210"
 	proxyUser      = "build-agent"
-	proxyPassword  = "pr0xy-Pa55word!"
+)
+
+// The secrets are made for each run (crypto/rand's Text: 26 random base32
+// characters) in the shapes of real ones, so that nothing in the repository
+// looks like a credential.
+var (
+	spSecret      = "sp-" + rand.Text()
+	expiredSecret = "sp-expired-" + rand.Text()
+	oauthSecret   = "dose" + rand.Text()
+	devPAT        = "dapi" + rand.Text()
+	prodPAT       = "dapi" + rand.Text()
+	proxyPassword = "proxy-" + rand.Text()
 )
 
 // world is the set of stand-in services of one test.
