@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/google/uuid"
 	"github.com/microsoft/azure-devops-go-api/azuredevops/v7"
 	"github.com/microsoft/azure-devops-go-api/azuredevops/v7/taskagent"
 )
@@ -133,23 +134,43 @@ func status(err error) int {
 	return 0
 }
 
-// taskAgent finds where the distributed task area is served and returns a
-// client for it that uses our HTTP client.
+// taskAgent returns a client of the distributed task area.
 func (c *Client) taskAgent(ctx context.Context) (taskagent.Client, error) {
-	root := azuredevops.NewClientWithOptions(c.conn, c.base, azuredevops.WithHTTPClient(c.http))
+	areas, err := c.Areas(ctx, taskagent.ResourceAreaId)
+	if err != nil {
+		return nil, err
+	}
+	return &taskagent.ClientImpl{Client: areas[0]}, nil
+}
+
+// Root is a client of the collection URL itself (where, for one, the
+// pipelines area is served).
+func (c *Client) Root() azuredevops.Client {
+	return *azuredevops.NewClientWithOptions(c.conn, c.base, azuredevops.WithHTTPClient(c.http))
+}
+
+// Areas asks the collection once where its resource areas are served
+// ({collection}/_apis/ResourceAreas, as Connection.GetClientByResourceAreaId
+// does, but with our HTTP client) and returns a client for each of ids, in
+// their order. An area the answer does not list, or an empty list (Azure
+// DevOps Server), is served on the collection URL.
+func (c *Client) Areas(ctx context.Context, ids ...uuid.UUID) ([]azuredevops.Client, error) {
+	root := c.Root()
 	areas, err := root.GetResourceAreas(ctx)
 	if err != nil {
 		return nil, err
 	}
-	url := c.base
-	for _, a := range *areas {
-		if a.Id != nil && *a.Id == taskagent.ResourceAreaId && a.LocationUrl != nil && *a.LocationUrl != "" {
-			url = *a.LocationUrl
+	out := make([]azuredevops.Client, len(ids))
+	for i, id := range ids {
+		url := c.base
+		for _, a := range *areas {
+			if a.Id != nil && *a.Id == id && a.LocationUrl != nil && *a.LocationUrl != "" {
+				url = strings.TrimRight(*a.LocationUrl, "/")
+			}
 		}
+		out[i] = *azuredevops.NewClientWithOptions(c.conn, url, azuredevops.WithHTTPClient(c.http))
 	}
-	// An empty list means an Azure DevOps Server: every area is on the collection URL.
-	client := azuredevops.NewClientWithOptions(c.conn, strings.TrimRight(url, "/"), azuredevops.WithHTTPClient(c.http))
-	return &taskagent.ClientImpl{Client: *client}, nil
+	return out, nil
 }
 
 func convert(g taskagent.VariableGroup) (*VariableGroup, error) {

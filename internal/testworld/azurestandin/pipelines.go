@@ -592,7 +592,7 @@ func (a *Azure) finishRun(b *buildRun, res AgentResult, runErr error) {
 type recorder struct {
 	b           *buildRun
 	buildURL    string
-	secrets     []string
+	masker      agent.Masker // the agent's masking rules: every form of every secret
 	at          time.Time
 	records     []map[string]any
 	logs        [][]string
@@ -600,20 +600,16 @@ type recorder struct {
 }
 
 func newRecorder(b *buildRun, buildURL string, secrets []string, at time.Time) *recorder {
-	secrets = slices.Clone(secrets)
-	slices.SortFunc(secrets, func(x, y string) int { return len(y) - len(x) })
-	return &recorder{b: b, buildURL: buildURL, secrets: secrets, at: at}
+	c := &recorder{b: b, buildURL: buildURL, at: at}
+	for _, secret := range secrets {
+		c.masker.Add(secret)
+	}
+	return c
 }
 
-// mask hides secrets as the agent's log masker does (***).
-func (c *recorder) mask(s string) string {
-	for _, secret := range c.secrets {
-		if secret != "" {
-			s = strings.ReplaceAll(s, secret, "***")
-		}
-	}
-	return s
-}
+// mask hides secrets as the agent's log masker does (***), with package
+// agent's Masker, which follows the agent's rules.
+func (c *recorder) mask(s string) string { return c.masker.Mask(s) }
 
 // add appends a timeline record (build.TimelineRecord) of typ with a log
 // of lines; it returns the record's id.

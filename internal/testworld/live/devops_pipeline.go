@@ -15,12 +15,12 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/microsoft/azure-devops-go-api/azuredevops/v7"
 	"github.com/microsoft/azure-devops-go-api/azuredevops/v7/build"
 	"github.com/microsoft/azure-devops-go-api/azuredevops/v7/git"
 	"github.com/microsoft/azure-devops-go-api/azuredevops/v7/pipelines"
 
 	"github.com/brickferry/brickferry/internal/agent"
+	"github.com/brickferry/brickferry/internal/devops"
 	"github.com/brickferry/brickferry/internal/testworld/demo"
 	"github.com/brickferry/brickferry/internal/testworld/pipeline"
 )
@@ -196,31 +196,19 @@ type devOpsClients struct {
 	git       git.Client
 }
 
-// newDevOpsClients asks {collection}/_apis/ResourceAreas where the build
-// and Git areas are served, as Connection.GetClientByResourceAreaId does,
-// but with d.HTTP (the library's Connection builds its own HTTP client).
-// The pipelines client works on the collection URL (pipelines.NewClient).
+// newDevOpsClients makes the build, Git and pipelines clients through
+// package devops (one resource-area lookup, d.HTTP for every request). The
+// pipelines client works on the collection URL (pipelines.NewClient).
 func newDevOpsClients(ctx context.Context, d DevOps) (*devOpsClients, error) {
-	base := strings.TrimRight(d.CollectionURL, "/")
-	conn := &azuredevops.Connection{AuthorizationString: "Bearer " + d.Token, BaseUrl: base, SuppressFedAuthRedirect: true, UserAgent: "brickferry-live"}
-	root := azuredevops.NewClientWithOptions(conn, base, azuredevops.WithHTTPClient(d.HTTP))
-	areas, err := root.GetResourceAreas(ctx)
+	c := devops.New(d.CollectionURL, d.Token, d.HTTP)
+	areas, err := c.Areas(ctx, build.ResourceAreaId, git.ResourceAreaId)
 	if err != nil {
-		return nil, fmt.Errorf("asking %s where its services are: %w", base, err)
-	}
-	at := func(id uuid.UUID) azuredevops.Client {
-		where := base
-		for _, a := range *areas {
-			if a.Id != nil && *a.Id == id && a.LocationUrl != nil && *a.LocationUrl != "" {
-				where = strings.TrimRight(*a.LocationUrl, "/")
-			}
-		}
-		return *azuredevops.NewClientWithOptions(conn, where, azuredevops.WithHTTPClient(d.HTTP))
+		return nil, fmt.Errorf("asking %s where its services are: %w", d.CollectionURL, err)
 	}
 	return &devOpsClients{
-		pipelines: &pipelines.ClientImpl{Client: *root},
-		build:     &build.ClientImpl{Client: at(build.ResourceAreaId)},
-		git:       &git.ClientImpl{Client: at(git.ResourceAreaId)},
+		pipelines: &pipelines.ClientImpl{Client: c.Root()},
+		build:     &build.ClientImpl{Client: areas[0]},
+		git:       &git.ClientImpl{Client: areas[1]},
 	}, nil
 }
 
