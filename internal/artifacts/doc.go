@@ -16,13 +16,14 @@
 //     location through ADLS Gen2 Path - List, as MLflow's client lists it);
 //   - [Copier] streams every file from a source URL to a target URL: never a
 //     whole file in memory or on disk, a bounded number of files and blocks in
-//     flight, each file hashed (SHA-256 and MD5) on the way, its length and
-//     digest checked on the target after writing, and a failed file retried
-//     with fresh URLs.
+//     flight, each file hashed (SHA-256) on the way, each request's bytes
+//     checked by the storage (MD5), the file's length and stored MD5 checked
+//     on the target after writing, and a failed file retried with fresh URLs.
 //
 // The URL kinds are those of ArtifactCredentialType: AZURE_SAS_URI (Blob
 // REST through the azblob client: blocks staged in parallel with a
-// transactional MD5 each, then committed with the file's Content-MD5),
+// transactional MD5 each, then committed; a one-block file in one Put Blob
+// with its MD5),
 // AZURE_ADLS_GEN2_SAS_URI (DFS REST: create, append at positions, flush), and
 // AWS_PRESIGNED_URL / GCP_SIGNED_URL (one streamed PUT). The headers the
 // server hands out with a URL go on the requests whose operation takes them,

@@ -63,6 +63,10 @@ type store struct {
 	keep     bool // keep written bytes (off for memory tests)
 	required map[string]string
 
+	// storedMD5 names the sources that answer a Content-MD5 (a stored
+	// property, as Azure's Get Blob and DFS Path - Read answer it).
+	storedMD5 map[string]bool
+
 	mu       sync.Mutex
 	sources  map[string]artifactstest.Source
 	objects  map[string]*object
@@ -76,7 +80,7 @@ func newStore(t *testing.T, keep bool, required map[string]string, handler func(
 // newStoreOn starts the store with start (httptest.NewServer, or
 // NewTLSServer for a store reached through https:// URLs).
 func newStoreOn(t *testing.T, start func(http.Handler) *httptest.Server, keep bool, required map[string]string, handler func(st *store) http.HandlerFunc) *store {
-	st := &store{keep: keep, required: required, sources: map[string]artifactstest.Source{}, objects: map[string]*object{}}
+	st := &store{keep: keep, required: required, storedMD5: map[string]bool{}, sources: map[string]artifactstest.Source{}, objects: map[string]*object{}}
 	st.srv = start(handler(st))
 	t.Cleanup(st.srv.Close)
 	return st
@@ -133,6 +137,9 @@ func (st *store) serveSource(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	w.Header().Set("Content-Length", strconv.FormatInt(f.Size, 10))
+	if st.storedMD5[f.Path] {
+		w.Header().Set("Content-MD5", base64.StdEncoding.EncodeToString(sumOf(md5.New(), f.Open()))) //nolint:gosec // see import
+	}
 	_, _ = io.Copy(w, f.Open())
 	return true
 }

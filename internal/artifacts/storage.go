@@ -35,9 +35,13 @@ const maxSinglePut = 5 << 30
 const xmsVersion = "2023-11-03"
 
 // writer writes one file read from r (exactly size bytes; h sees every byte
-// as it is read).
+// as it is read). stored is the source's stored Content-MD5, nil if it has
+// none.
 type writer interface {
-	write(ctx context.Context, r io.Reader, size int64, h *hasher) error
+	// oneRequest reports whether a file of size bytes goes to storage in one
+	// request, whose MD5 the storage computes: then h computes the MD5 too.
+	oneRequest(size int64) bool
+	write(ctx context.Context, r io.Reader, size int64, h *hasher, stored []byte) error
 }
 
 // writer returns the writer for a signed URL, refusing a file its storage
@@ -90,36 +94,54 @@ func (h headerPolicy) Do(req *policy.Request) (*http.Response, error) {
 	return req.Next()
 }
 
+// source is a source file being read.
+type source struct {
+	body io.ReadCloser
+	// md5 is the file's stored Content-MD5 (Azure Blob, ADLS Gen2), nil if
+	// it has none: Get Blob and Path - Read without a range answer the
+	// property as Content-MD5
+	// (https://learn.microsoft.com/rest/api/storageservices/get-blob,
+	// https://learn.microsoft.com/rest/api/storageservices/datalakestoragegen2/path/read).
+	md5 []byte
+}
+
 // open starts reading a source file.
-func (c *Copier) open(ctx context.Context, cred Credential, size int64) (io.ReadCloser, error) {
+func (c *Copier) open(ctx context.Context, cred Credential, size int64) (source, error) {
 	switch cred.Kind {
 	case AzureSAS:
 		b, err := blob.NewClientWithNoCredential(cred.URL, &blob.ClientOptions{ClientOptions: c.azureOptions(cred.Headers)})
 		if err != nil {
-			return nil, &permanentError{fmt.Errorf("signed URL: %w", scrub(err, cred.URL))}
+			return source{}, &permanentError{fmt.Errorf("signed URL: %w", scrub(err, cred.URL))}
 		}
 		resp, err := b.DownloadStream(ctx, nil)
 		if err != nil {
-			return nil, fmt.Errorf("reading the source: %w", scrub(err, cred.URL))
+			return source{}, fmt.Errorf("reading the source: %w", scrub(err, cred.URL))
 		}
 		if resp.ContentLength != nil && *resp.ContentLength != size {
 			_ = resp.Body.Close()
-			return nil, fmt.Errorf("the source has %d bytes, %d were listed", *resp.ContentLength, size)
+			return source{}, fmt.Errorf("the source has %d bytes, %d were listed", *resp.ContentLength, size)
 		}
 		// The retry reader resumes an interrupted body from where it
 		// stopped (a ranged GET with If-Match on the ETag).
-		return resp.NewRetryReader(ctx, &blob.RetryReaderOptions{MaxRetries: 5}), nil
+		return source{body: resp.NewRetryReader(ctx, &blob.RetryReaderOptions{MaxRetries: 5}), md5: resp.ContentMD5}, nil
 	case AzureADLSSAS, AWSPresigned, GCPSigned, RegistryDownload:
 		resp, err := c.doAgain(ctx, http.MethodGet, cred.URL, cred.Headers, nil)
 		if err != nil {
-			return nil, fmt.Errorf("reading the source: %w", err)
+			return source{}, fmt.Errorf("reading the source: %w", err)
 		}
 		if resp.StatusCode != http.StatusOK {
-			return nil, statusError("reading the source", resp)
+			return source{}, statusError("reading the source", resp)
 		}
-		return resp.Body, nil
+		src := source{body: resp.Body}
+		if cred.Kind == AzureADLSSAS {
+			src.md5, _ = base64.StdEncoding.DecodeString(resp.Header.Get("Content-MD5"))
+			if len(src.md5) != md5.Size {
+				src.md5 = nil
+			}
+		}
+		return src, nil
 	default:
-		return nil, &permanentError{fmt.Errorf("signed URLs of type %q are not supported", cred.Kind)}
+		return source{}, &permanentError{fmt.Errorf("signed URLs of type %q are not supported", cred.Kind)}
 	}
 }
 
@@ -208,8 +230,8 @@ func firstLine(s string) string {
 }
 
 // verify checks a written file through a read URL: its length, and its MD5
-// where the storage keeps one (Azure Content-MD5, S3 single-part ETag, GCS
-// x-goog-hash).
+// where the copy has one (Sum.MD5) and the storage keeps one (Azure
+// Content-MD5, S3 single-part ETag, GCS x-goog-hash).
 func (c *Copier) verify(ctx context.Context, cred Credential, sum Sum) error {
 	method, headers := http.MethodHead, cred.Headers
 	if cred.Kind == AWSPresigned || cred.Kind == GCPSigned {
@@ -245,6 +267,9 @@ func (c *Copier) verify(ctx context.Context, cred Credential, sum Sum) error {
 	want := base64.StdEncoding.EncodeToString(sum.MD5)
 	switch cred.Kind {
 	case AzureSAS, AzureADLSSAS:
+		if sum.MD5 == nil {
+			return nil // written in blocks, each checked by the service as it was staged
+		}
 		got := resp.Header.Get("Content-MD5")
 		if got == "" {
 			return errors.New("the written file has no Content-MD5 to check")
@@ -300,6 +325,8 @@ type blockTarget interface {
 	begin(ctx context.Context) error // before the first block of a large file
 	whole(ctx context.Context, data, md5 []byte) error
 	stage(ctx context.Context, index int, offset int64, data []byte) error
+	// commit makes the staged blocks the file; md5, if not nil, is stored
+	// as its Content-MD5.
 	commit(ctx context.Context, blocks int, size int64, md5 []byte) error
 }
 
@@ -308,10 +335,23 @@ type blocks struct {
 	t blockTarget
 }
 
+func (b *blocks) oneRequest(size int64) bool { return size <= int64(b.c.opts.BlockSize) }
+
 // write reads the file block by block into pooled buffers and stages each
 // block in its own goroutine; reading waits for a free buffer, so memory is
 // bounded by the pool whatever the file size and however many files move.
-func (b *blocks) write(ctx context.Context, r io.Reader, size int64, h *hasher) error {
+//
+// A file of one block goes in one request with its MD5, which the service
+// checks and stores. A larger file is not hashed a second time for the
+// file's Content-MD5: each block carries its own MD5, which the service
+// checks, and the MD5 a commit stores is a property the service does not
+// validate ("this hash isn't validated, because the hashes for the
+// individual blocks were validated when each was uploaded",
+// https://learn.microsoft.com/rest/api/storageservices/put-block-list,
+// x-ms-blob-content-md5; DFS flush stores x-ms-content-md5 alike). The
+// commit stores the source's Content-MD5 where the source has one (stored),
+// as a copy of the same bytes should.
+func (b *blocks) write(ctx context.Context, r io.Reader, size int64, h *hasher, stored []byte) error {
 	bs := int64(b.c.opts.BlockSize)
 	if size <= bs {
 		var buf []byte
@@ -372,7 +412,7 @@ func (b *blocks) write(ctx context.Context, r io.Reader, size int64, h *hasher) 
 	if m, _ := io.ReadFull(r, one[:]); m > 0 {
 		return fmt.Errorf("source is longer than the %d bytes listed", size)
 	}
-	return b.t.commit(ctx, index, size, h.md5Sum())
+	return b.t.commit(ctx, index, size, stored)
 }
 
 type fixedWriter struct {
@@ -395,7 +435,8 @@ func blockMD5(data []byte) []byte {
 
 // azureBlocks is Blob REST: Put Blob for a small file; Put Block for each
 // block with its transactional MD5 (the service rejects a block whose bytes
-// do not match), then Put Block List with the whole file's Content-MD5.
+// do not match), then Put Block List (with the source's Content-MD5 where
+// it has one).
 type azureBlocks struct{ bb *blockblob.Client }
 
 func blockID(i int) string {
@@ -430,7 +471,11 @@ func (a *azureBlocks) commit(ctx context.Context, n int, _ int64, sum []byte) er
 	for i := range ids {
 		ids[i] = blockID(i)
 	}
-	_, err := a.bb.CommitBlockList(ctx, ids, &blockblob.CommitBlockListOptions{HTTPHeaders: &blob.HTTPHeaders{BlobContentMD5: sum}})
+	opts := &blockblob.CommitBlockListOptions{}
+	if sum != nil {
+		opts.HTTPHeaders = &blob.HTTPHeaders{BlobContentMD5: sum}
+	}
+	_, err := a.bb.CommitBlockList(ctx, ids, opts)
 	if err != nil {
 		return fmt.Errorf("committing %d blocks: %w", n, err)
 	}
@@ -439,7 +484,8 @@ func (a *azureBlocks) commit(ctx context.Context, n int, _ int64, sum []byte) er
 
 // adlsBlocks is ADLS Gen2 DFS REST (Path - Create, Update append/flush):
 // create the file, append each block at its position with a transactional
-// Content-MD5, flush at the total length with the file's MD5
+// Content-MD5, flush at the total length (with the file's MD5 when it went
+// in one append, or the source's Content-MD5 where it has one)
 // (https://learn.microsoft.com/rest/api/storageservices/datalakestoragegen2/path/update).
 // Repeating a create (before any append), an append at the same position or
 // a flush has the same effect, so each is sent again after a transient
@@ -499,7 +545,10 @@ func (a *adlsBlocks) stage(ctx context.Context, i int, offset int64, data []byte
 }
 
 func (a *adlsBlocks) commit(ctx context.Context, _ int, size int64, sum []byte) error {
-	h := map[string]string{"x-ms-content-md5": base64.StdEncoding.EncodeToString(sum)}
+	var h map[string]string
+	if sum != nil {
+		h = map[string]string{"x-ms-content-md5": base64.StdEncoding.EncodeToString(sum)}
+	}
 	return a.call(ctx, opADLSFlush, http.MethodPatch, "action=flush&position="+strconv.FormatInt(size, 10), h, nil)
 }
 
@@ -509,7 +558,11 @@ type presignedPut struct {
 	cred Credential
 }
 
-func (p *presignedPut) write(ctx context.Context, r io.Reader, size int64, _ *hasher) error {
+// oneRequest: always; S3's single-part ETag and GCS's x-goog-hash are the
+// MD5 the service computed, checked against ours (verify).
+func (p *presignedPut) oneRequest(int64) bool { return true }
+
+func (p *presignedPut) write(ctx context.Context, r io.Reader, size int64, _ *hasher, _ []byte) error {
 	counted := &countingReader{r: r}
 	resp, err := p.c.do(ctx, http.MethodPut, p.cred.URL, p.cred.Headers, io.NopCloser(counted), size)
 	if err != nil {
