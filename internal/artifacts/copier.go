@@ -324,7 +324,7 @@ func (c *Copier) copyFile(ctx context.Context, f File, creds fileCreds, report f
 	}
 	defer src.body.Close()
 	h := newHasher(f.Path, report, w.oneRequest(f.Size))
-	if err := w.write(ctx, io.TeeReader(src.body, h), f.Size, h, src.md5); err != nil {
+	if err := w.write(ctx, src.body, f.Size, h, src.md5); err != nil {
 		return Sum{}, scrub(err, creds.dst.URL, creds.src.URL)
 	}
 	sum := h.sum(f.Size)

@@ -34,9 +34,9 @@ const maxSinglePut = 5 << 30
 // xmsVersion is the storage REST version sent to ADLS Gen2 (DFS) endpoints.
 const xmsVersion = "2023-11-03"
 
-// writer writes one file read from r (exactly size bytes; h sees every byte
-// as it is read). stored is the source's stored Content-MD5, nil if it has
-// none.
+// writer writes one file read from r (exactly size bytes), passing every
+// byte to h in order before write returns. stored is the source's stored
+// Content-MD5, nil if it has none.
 type writer interface {
 	// oneRequest reports whether a file of size bytes goes to storage in one
 	// request, whose MD5 the storage computes: then h computes the MD5 too.
@@ -365,7 +365,7 @@ func (b *blocks) write(ctx context.Context, r io.Reader, size int64, h *hasher, 
 			defer b.c.putBuf(pooled)
 			buf = pooled[:size]
 		}
-		if err := readExactly(r, &fixedWriter{buf: buf}, size); err != nil {
+		if err := readExactly(io.TeeReader(r, h), &fixedWriter{buf: buf}, size); err != nil {
 			return err
 		}
 		return b.t.whole(ctx, buf, h.md5Sum())
@@ -373,6 +373,19 @@ func (b *blocks) write(ctx context.Context, r io.Reader, size int64, h *hasher, 
 	if err := b.t.begin(ctx); err != nil {
 		return err
 	}
+	// The file's SHA-256 is computed in a goroutine of its own, block after
+	// block in order, so that hashing a block overlaps reading the next one
+	// instead of holding up the read. A buffer goes back to the pool once its
+	// block is both staged and hashed.
+	toHash := make(chan hashBlock, b.c.opts.Buffers) // never more blocks than buffers
+	allHashed := make(chan struct{})
+	go func() {
+		defer close(allHashed)
+		for blk := range toHash {
+			_, _ = h.Write(blk.data)
+			close(blk.done)
+		}
+	}()
 	g, gctx := errgroup.WithContext(ctx)
 	var offset int64
 	index := 0
@@ -395,14 +408,22 @@ func (b *blocks) write(ctx context.Context, r io.Reader, size int64, h *hasher, 
 			break
 		}
 		i, off := index, offset
+		blk := hashBlock{data: buf[:n], done: make(chan struct{})}
+		toHash <- blk
 		g.Go(func() error {
-			defer b.c.putBuf(buf)
+			defer func() {
+				<-blk.done
+				b.c.putBuf(buf)
+			}()
 			return b.t.stage(gctx, i, off, buf[:n])
 		})
 		index++
 		offset += n
 	}
-	if err := g.Wait(); err != nil {
+	close(toHash)
+	err := g.Wait()
+	<-allHashed
+	if err != nil {
 		return err
 	}
 	if readErr != nil {
@@ -413,6 +434,13 @@ func (b *blocks) write(ctx context.Context, r io.Reader, size int64, h *hasher, 
 		return fmt.Errorf("source is longer than the %d bytes listed", size)
 	}
 	return b.t.commit(ctx, index, size, stored)
+}
+
+// hashBlock is a block for the hashing goroutine; done is closed once it
+// is hashed.
+type hashBlock struct {
+	data []byte
+	done chan struct{}
 }
 
 type fixedWriter struct {
@@ -562,7 +590,8 @@ type presignedPut struct {
 // MD5 the service computed, checked against ours (verify).
 func (p *presignedPut) oneRequest(int64) bool { return true }
 
-func (p *presignedPut) write(ctx context.Context, r io.Reader, size int64, _ *hasher, _ []byte) error {
+func (p *presignedPut) write(ctx context.Context, r io.Reader, size int64, h *hasher, _ []byte) error {
+	r = io.TeeReader(r, h)
 	counted := &countingReader{r: r}
 	resp, err := p.c.do(ctx, http.MethodPut, p.cred.URL, p.cred.Headers, io.NopCloser(counted), size)
 	if err != nil {

@@ -102,6 +102,12 @@ type session struct {
 	poll     time.Duration
 	clock    converge.Clock
 	digest   string // the source's content digest, once read (sourceDigest)
+	// The target experiment as this session last saw it (experiment): its
+	// id once read or created, or that it was not there. Each request to a
+	// workspace waits its turn under the SDK's rate limit (15 a second), so
+	// the copy asks once, not at every step that needs the id.
+	expID      string
+	expMissing bool
 }
 
 // Run copies a model version as Options say, writes the task's outputs and

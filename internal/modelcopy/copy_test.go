@@ -138,6 +138,11 @@ func TestWorkspaceToUnityCatalog(t *testing.T) {
 	r := w.copy(t, ctx, w.deps(nil), in)
 	require.NoError(t, r.err, r.stdout)
 	assert.Equal(t, "models:/prod.ml.churn/1", r.outputs["targetModelUri"])
+	// Every request waits its turn under the SDK's rate limit (15 a
+	// second): the experiment is looked up once, found missing, created, and
+	// its id taken from the create's answer.
+	assert.Len(t, w.prd.RequestsTo(http.MethodGet, "/api/2.0/mlflow/experiments/get-by-name"), 1, "experiments/get-by-name in a fresh target")
+	assert.Len(t, w.prd.RequestsTo(http.MethodPost, "/api/2.0/mlflow/experiments/create"), 1)
 	versions := w.prd.UCModelVersions("prod.ml.churn")
 	require.Len(t, versions, 1)
 	assert.Equal(t, catalog.ModelVersionInfoStatusReady, versions[0].Status)

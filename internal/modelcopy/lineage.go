@@ -112,16 +112,16 @@ func (s *session) findExisting(ctx context.Context, sv *sourceVersion) ([]candid
 // lineageRuns finds the runs of the target experiment that earlier copies
 // of this source version made.
 func (s *session) lineageRuns(ctx context.Context, sv *sourceVersion) (map[string]*ml.Run, error) {
-	exp, err := s.tgt.exps.GetByName(ctx, ml.GetByNameRequest{ExperimentName: s.opts.Experiment})
+	expID, err := s.experiment(ctx)
 	if err != nil {
-		if registry.NotFound(err) {
-			return map[string]*ml.Run{}, nil
-		}
-		return nil, fmt.Errorf("reading experiment %s in the target: %w", s.opts.Experiment, err)
+		return nil, err
+	}
+	if expID == "" {
+		return map[string]*ml.Run{}, nil
 	}
 	filter := fmt.Sprintf("tags.`%s` = %s AND tags.`%s` = %s AND tags.`%s` = %s",
 		registry.TagSourceWorkspace, registry.Quote(s.src.Host), registry.TagSourceModel, registry.Quote(sv.name.Full), registry.TagSourceVersion, registry.Quote(strconv.Itoa(sv.number)))
-	found, err := s.tgt.exps.SearchRunsAll(ctx, ml.SearchRuns{ExperimentIds: []string{exp.Experiment.ExperimentId}, Filter: filter})
+	found, err := s.tgt.exps.SearchRunsAll(ctx, ml.SearchRuns{ExperimentIds: []string{expID}, Filter: filter})
 	if err != nil {
 		return nil, fmt.Errorf("searching runs in %s: %w", s.opts.Experiment, err)
 	}

@@ -58,13 +58,33 @@ func (s *session) ensureModel(ctx context.Context) error {
 	return nil
 }
 
-func (s *session) ensureExperiment(ctx context.Context) (string, error) {
-	got, err := s.tgt.exps.GetByName(ctx, ml.GetByNameRequest{ExperimentName: s.opts.Experiment})
-	if err == nil {
-		return got.Experiment.ExperimentId, nil
+// experiment is the id of the target experiment, "" when it does not exist;
+// read once per session (session.expID).
+func (s *session) experiment(ctx context.Context) (string, error) {
+	if s.expID != "" {
+		return s.expID, nil
 	}
-	if !registry.NotFound(err) {
+	got, err := s.tgt.exps.GetByName(ctx, ml.GetByNameRequest{ExperimentName: s.opts.Experiment})
+	switch {
+	case err == nil:
+		s.expID = got.Experiment.ExperimentId
+		return s.expID, nil
+	case registry.NotFound(err):
+		s.expMissing = true
+		return "", nil
+	default:
 		return "", fmt.Errorf("reading experiment %s in the target: %w", s.opts.Experiment, err)
+	}
+}
+
+// ensureExperiment returns the id of the target experiment, creating it
+// (and its folder) when it does not exist.
+func (s *session) ensureExperiment(ctx context.Context) (string, error) {
+	if !s.expMissing {
+		id, err := s.experiment(ctx)
+		if err != nil || id != "" {
+			return id, err
+		}
 	}
 	if err := wsapi.NewWorkspace(s.tgt.Client).Mkdirs(ctx, wsapi.Mkdirs{Path: path.Dir(s.opts.Experiment)}); err != nil {
 		return "", fmt.Errorf("creating folder %s in the target: %w", path.Dir(s.opts.Experiment), err)
@@ -72,22 +92,28 @@ func (s *session) ensureExperiment(ctx context.Context) (string, error) {
 	// CreateOnce: a concurrent copy may create the experiment first (then
 	// the create answers RESOURCE_ALREADY_EXISTS), and an ambiguous failure
 	// is repeated; either way the experiment is read back by name.
+	var id string
 	created, err := converge.CreateOnce(ctx, func(ctx context.Context) error {
-		_, err := s.tgt.exps.CreateExperiment(ctx, ml.CreateExperiment{Name: s.opts.Experiment})
+		made, err := s.tgt.exps.CreateExperiment(ctx, ml.CreateExperiment{Name: s.opts.Experiment})
+		if err == nil {
+			id = made.ExperimentId
+		}
 		return err
 	})
 	if err != nil {
 		return "", fmt.Errorf("creating experiment %s in the target: %w", s.opts.Experiment, err)
 	}
-	got, err = s.tgt.exps.GetByName(ctx, ml.GetByNameRequest{ExperimentName: s.opts.Experiment})
-	if err != nil {
-		return "", fmt.Errorf("reading experiment %s in the target: %w", s.opts.Experiment, err)
+	if id == "" { // made by another copy, or by an attempt whose answer was lost
+		got, err := s.tgt.exps.GetByName(ctx, ml.GetByNameRequest{ExperimentName: s.opts.Experiment})
+		if err != nil {
+			return "", fmt.Errorf("reading experiment %s in the target: %w", s.opts.Experiment, err)
+		}
+		id = got.Experiment.ExperimentId
 	}
-	id := got.Experiment.ExperimentId
-	if !created {
-		return id, nil
+	s.expID, s.expMissing = id, false
+	if created {
+		s.log.Info("Created experiment %s in %s.", s.opts.Experiment, s.tgt.Host)
 	}
-	s.log.Info("Created experiment %s in %s.", s.opts.Experiment, s.tgt.Host)
 	return id, nil
 }
 
