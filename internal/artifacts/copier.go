@@ -91,8 +91,13 @@ func New(o Options) *Copier {
 	return c
 }
 
-// getBuf takes a block buffer, waiting while all are in use.
+// getBuf takes a block buffer, waiting while all are in use. A cancelled
+// context wins over a free buffer (select picks at random among ready
+// cases), so a file whose staging failed stops reading at once.
 func (c *Copier) getBuf(ctx context.Context) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	select {
 	case b := <-c.pool:
 		if b == nil {
@@ -114,9 +119,12 @@ type Sum struct {
 	// MD5 is the file's MD5 where the copy has one to store with the target
 	// and check there: computed from the bytes read when the file goes to
 	// storage in one request (the storage computes its own and they are
-	// compared), otherwise the source's stored Content-MD5, carried over.
-	// Nil when there is neither: a file written in blocks is not hashed a
-	// second time for a property no service validates (storage.go, commit).
+	// compared), otherwise the source's stored Content-MD5, carried over as
+	// the source claims it: unchecked against the bytes (no service
+	// validates it, on either side), so the check after writing only shows
+	// that the commit stored it. Nil when there is neither: a file written
+	// in blocks is not hashed a second time for that property (storage.go,
+	// blocks.write); its blocks' MD5s are what the service checks.
 	MD5 []byte
 }
 

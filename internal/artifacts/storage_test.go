@@ -587,3 +587,29 @@ func TestListPrefixRidesOutABusyStore(t *testing.T) {
 	assert.Contains(t, err.Error(), "503")
 	assert.NotContains(t, err.Error(), "sig=list", "no signature in the message")
 }
+
+// TestABlockSourceEndingEarlyFailsAndFreesTheBuffers: a file written in
+// blocks whose source ends before the listed length fails with that error
+// (no flush: nothing half-written is committed), and every block buffer
+// goes back to the pool: the same Copier, with one buffer, then copies the
+// file whole (a lost buffer would leave it waiting until the context ends).
+func TestABlockSourceEndingEarlyFailsAndFreesTheBuffers(t *testing.T) {
+	const bs = 1 << 20
+	ds := newDFSStore(t, true, nil)
+	source := artifactstest.Random("model.bin", 5*bs+17, 6)
+	files := ds.addSources([]artifactstest.Source{source})
+	src, dst, check := ds.signers()
+	cp := artifacts.New(artifacts.Options{BlockSize: bs, Buffers: 1, Attempts: 1})
+
+	listed := []artifacts.File{{Path: files[0].Path, Size: files[0].Size + 3*bs}}
+	_, err := cp.Copy(ctxFor(t, 30*time.Second), listed, src, dst, check)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "source ended before the "+itoa(listed[0].Size)+" bytes listed")
+	assert.Nil(t, ds.object("/dst/model.bin"), "a file cut short is not flushed")
+
+	m, err := cp.Copy(ctxFor(t, 10*time.Second), files, src, dst, check)
+	require.NoError(t, err, "the buffers of the failed file came back to the pool")
+	data := content(t, source)
+	assert.Equal(t, hexSHA(data), m.Files[0].SHA256, "the digest is the SHA-256 of the whole file")
+	assert.Equal(t, hexSHA(data), hexSHA(ds.object("/dst/model.bin").data))
+}

@@ -25,9 +25,12 @@ func (s *session) plan(ctx context.Context, sv *sourceVersion, existing []candid
 	if err != nil {
 		return err
 	}
-	_, expErr := s.tgt.exps.GetByName(ctx, ml.GetByNameRequest{ExperimentName: o.Experiment})
+	expID, err := s.experiment(ctx)
+	if err != nil {
+		return err
+	}
 	s.log.Info("Target workspace: %s", s.tgt.Host)
-	s.log.Info("  experiment %s: %s", o.Experiment, existsWord(expErr == nil, "exists", "would be created"))
+	s.log.Info("  experiment %s: %s", o.Experiment, existsWord(expID != "", "exists", "would be created"))
 	resume := ""
 	for _, c := range existing {
 		if c.version == 0 && c.run != nil && c.run.Info != nil && c.run.Info.Status != ml.RunInfoStatusFinished && tagOf(c.run, registry.TagCopyStatus) != statusSuperseded {
