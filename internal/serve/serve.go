@@ -343,6 +343,14 @@ func (s *step) settle(ctx context.Context, what string) (*serving.ServingEndpoin
 	ep, err := s.wait.settle(ctx, s.o.Endpoint, s.o.Timeout, true)
 	switch {
 	case ctx.Err() != nil:
+		if ep == nil {
+			// Cancelled before the first reading came back (a GET the
+			// workspace answered, cut off on the way): read the endpoint
+			// once more so that the log says what is left running.
+			cctx, cancel := agent.Cleanup(ctx, s.log, 10*time.Second, "reading endpoint "+s.o.Endpoint+" to say what keeps running")
+			ep, _ = s.api.Get(cctx, serving.GetServingEndpointRequest{Name: s.o.Endpoint})
+			cancel()
+		}
 		s.final = ep
 		if state(ep).ConfigUpdate == serving.EndpointStateConfigUpdateInProgress {
 			// Databricks has no way to cancel a config update, and a new one
