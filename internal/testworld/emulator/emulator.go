@@ -386,15 +386,24 @@ func (ws *Workspace) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Body = io.NopCloser(bytes.NewReader(raw))
 	rec := &Request{Time: ws.clock.Now(), Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Raw: raw}
 	sw := &statusWriter{ResponseWriter: w}
-	defer func() {
-		rec.Status = sw.status
-		if ws.opts.Logf != nil {
-			ws.opts.Logf("emulator %s: %s %s → %d%s", ws.opts.Name, r.Method, r.URL.RequestURI(), sw.status, faultSuffix(rec.Fault))
-		}
-		ws.recMu.Lock()
-		ws.records = append(ws.records, *rec)
-		ws.recMu.Unlock()
-	}()
+	var once sync.Once
+	record := func() {
+		once.Do(func() {
+			rec.Status = sw.status
+			if ws.opts.Logf != nil {
+				ws.opts.Logf("emulator %s: %s %s → %d%s", ws.opts.Name, r.Method, r.URL.RequestURI(), sw.status, faultSuffix(rec.Fault))
+			}
+			ws.recMu.Lock()
+			ws.records = append(ws.records, *rec)
+			ws.recMu.Unlock()
+		})
+	}
+	// A request whose connection is dropped or reset (faults) is recorded
+	// before the connection closes: a client that sees it close finds the
+	// request in the log. Any other is recorded when the handler returns,
+	// before its answer is flushed.
+	sw.beforeHijack = record
+	defer record()
 	r = r.WithContext(context.WithValue(r.Context(), recordKey{}, rec))
 	// Every answer names the workspace: databricks-sdk-go's
 	// WorkspaceClient.CurrentWorkspaceID reads X-Databricks-Org-Id from
@@ -471,7 +480,8 @@ func recordOf(r *http.Request) *Request {
 
 type statusWriter struct {
 	http.ResponseWriter
-	status int
+	status       int
+	beforeHijack func() // records the request (ServeHTTP)
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -490,6 +500,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 // Hijack lets fault injection drop a connection.
 func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if w.beforeHijack != nil {
+		w.beforeHijack()
+	}
 	hj, ok := w.ResponseWriter.(http.Hijacker)
 	if !ok {
 		return nil, nil, errors.New("hijacking not supported")
