@@ -157,6 +157,9 @@ func (rule FaultRule) matches(r *http.Request) bool {
 // answered (or dropped) and must not be served.
 func (ws *Workspace) injectFault(w *statusWriter, r *http.Request) (kind FaultKind, stop bool) {
 	kind, latency := ws.pickFault(r)
+	if rec, ok := r.Context().Value(recordKey{}).(*Request); ok && kind != "" {
+		rec.Fault = kind // before a drop, which records the request (statusWriter.Hijack)
+	}
 	switch kind {
 	case "":
 		return "", false
