@@ -140,7 +140,7 @@ vulncheck:
 # A crasher lands in the package's testdata/fuzz and then runs as a test case.
 # A count of executions, not a duration: a duration-bounded fuzz run can end
 # with a spurious "context deadline exceeded" when the deadline falls mid-run
-# on a loaded machine. 100000 executions take 15 to 50 s per target here
+# on a loaded machine. 100000 executions took 8 to 46 s per target here
 # beside test-go (one core each, 2,000 to 7,000 executions a second): the
 # fuzzing corpus kept in the Go cache grows with every run on a machine (each
 # new interesting input is kept; 484 inputs for jobspec after some weeks), so

@@ -353,7 +353,7 @@ func (b *blocks) oneRequest(size int64) bool { return size <= int64(b.c.opts.Blo
 // as a copy of the same bytes should.
 func (b *blocks) write(ctx context.Context, r io.Reader, size int64, h *hasher, stored []byte) error {
 	bs := int64(b.c.opts.BlockSize)
-	if size <= bs {
+	if b.oneRequest(size) {
 		var buf []byte
 		if size <= smallFile {
 			buf = make([]byte, size)

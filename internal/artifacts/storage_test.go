@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"hash"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -612,4 +613,20 @@ func TestABlockSourceEndingEarlyFailsAndFreesTheBuffers(t *testing.T) {
 	data := content(t, source)
 	assert.Equal(t, hexSHA(data), m.Files[0].SHA256, "the digest is the SHA-256 of the whole file")
 	assert.Equal(t, hexSHA(data), hexSHA(ds.object("/dst/model.bin").data))
+}
+
+// BenchmarkFileHashes measures the two hashes a copy may compute over every
+// byte (docs/copy.md, docs/performance.md quote it): go test -run '^$'
+// -bench FileHashes ./internal/artifacts/.
+func BenchmarkFileHashes(b *testing.B) {
+	block := make([]byte, 8<<20)
+	for name, h := range map[string]func() hash.Hash{"MD5": md5.New, "SHA-256": sha256.New} {
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(block)))
+			s := h()
+			for b.Loop() {
+				s.Write(block)
+			}
+		})
+	}
 }

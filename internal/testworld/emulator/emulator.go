@@ -412,11 +412,8 @@ func (ws *Workspace) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// (rest_store.py _get_workspace_id).
 	w.Header().Set("X-Databricks-Org-Id", strconv.FormatInt(ws.WorkspaceID, 10))
 
-	if kind, stop := ws.injectFault(sw, r); kind != "" {
-		rec.Fault = kind
-		if stop {
-			return
-		}
+	if ws.injectFault(sw, r, rec) {
+		return
 	}
 	if !strings.HasPrefix(r.URL.Path, "/oidc/") {
 		principal, aerr := ws.authenticate(r)

@@ -153,24 +153,24 @@ func (rule FaultRule) matches(r *http.Request) bool {
 	return strings.HasPrefix(r.URL.Path, rule.Prefix)
 }
 
-// injectFault applies the plan to r. stop reports that the request has been
-// answered (or dropped) and must not be served.
-func (ws *Workspace) injectFault(w *statusWriter, r *http.Request) (kind FaultKind, stop bool) {
+// injectFault applies the plan to r and notes the fault on rec, before the
+// fault acts (a drop records the request: statusWriter.Hijack). stop
+// reports that the request has been answered (or dropped) and must not be
+// served.
+func (ws *Workspace) injectFault(w *statusWriter, r *http.Request, rec *Request) (stop bool) {
 	kind, latency := ws.pickFault(r)
-	if rec, ok := r.Context().Value(recordKey{}).(*Request); ok && kind != "" {
-		rec.Fault = kind // before a drop, which records the request (statusWriter.Hijack)
-	}
+	rec.Fault = kind
 	switch kind {
 	case "":
-		return "", false
+		return false
 	case FaultLatency:
 		select {
 		case <-time.After(latency):
 		case <-r.Context().Done():
 		}
-		return kind, false
+		return false
 	case Fault500AfterCommit, FaultDropAfterCommit:
-		return kind, false // ServeHTTP serves it and replaces the answer
+		return false // ServeHTTP serves it and replaces the answer
 	case Fault429:
 		writeError(w, errorf(http.StatusTooManyRequests, "REQUEST_LIMIT_EXCEEDED", "Too many requests. Please wait a moment and try again."))
 	case Fault429RetryAfter:
@@ -186,7 +186,7 @@ func (ws *Workspace) injectFault(w *statusWriter, r *http.Request) (kind FaultKi
 	case FaultDrop:
 		dropConnection(w)
 	}
-	return kind, true
+	return true
 }
 
 // dropConnection closes the connection of w without an answer.
